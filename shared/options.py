@@ -1,0 +1,194 @@
+"""Processing options: one parser shared by the API (forms, JSON), the CLI and the worker.
+
+Names follow API.md's options table. Values arrive as strings (forms, query strings,
+command-line flags) or as JSON values; both parse to the same :class:`Options`. Every
+problem raises :class:`~shared.errors.InvalidOption` naming the option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from shared.errors import InvalidOption
+
+MODELS = ("u2net", "u2netp")
+FORMATS = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
+EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+MAX_CANVAS_SIDE = 10_000
+MAX_MARGIN = 10_000
+
+RGBA = tuple[int, int, int, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Validated processing options with API.md's defaults."""
+
+    model: str = "u2net"
+    format: str = "png"
+    mask_only: bool = False
+    bg_color: RGBA | None = None
+    post_process: bool = False
+    alpha_matting: bool = False
+    alpha_matting_foreground_threshold: int = 240
+    alpha_matting_background_threshold: int = 10
+    alpha_matting_erode_size: int = 10
+    crop: bool = False
+    margin: int = 0
+    canvas: tuple[int, int] | None = None
+    fill: float = 0.85
+    fast: bool = False
+
+    @property
+    def content_type(self) -> str:
+        return FORMATS[self.format]
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.format]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (the job object's ``options``); parses back to the same value."""
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "bg_color" and value is not None:
+                value = "#{:02x}{:02x}{:02x}{:02x}".format(*value)
+            elif field.name == "canvas" and value is not None:
+                value = f"{value[0]}x{value[1]}"
+            out[field.name] = value
+        return out
+
+
+OPTION_NAMES = tuple(f.name for f in dataclasses.fields(Options))
+_TRUE = {"1", "true", "yes", "on", "t", "y"}
+_FALSE = {"0", "false", "no", "off", "f", "n", ""}
+
+
+def parse_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise InvalidOption(f"{name} must be a boolean (true or false), got {value!r}", option=name)
+
+
+def parse_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool):
+        raise InvalidOption(f"{name} must be an integer, got {value!r}", option=name)
+    try:
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None:
+        raise InvalidOption(f"{name} must be an integer, got {value!r}", option=name)
+    if not lo <= number <= hi:
+        raise InvalidOption(f"{name} must be between {lo} and {hi}, got {number}", option=name)
+    return number
+
+
+def parse_color(name: str, value: Any) -> RGBA:
+    """``#RRGGBB``, ``#RRGGBBAA`` or ``r,g,b[,a]`` (also a JSON list of 3 or 4 ints)."""
+    if isinstance(value, list | tuple):
+        parts = list(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"#?[0-9a-fA-F]{6}([0-9a-fA-F]{2})?", text):
+            text = text.lstrip("#")
+            parts = [int(text[i : i + 2], 16) for i in range(0, len(text), 2)]
+        else:
+            parts = [p.strip() for p in text.split(",")]
+    else:
+        parts = []
+    if len(parts) not in (3, 4):
+        raise InvalidOption(
+            f"{name} must be #RRGGBB, #RRGGBBAA or r,g,b[,a], got {value!r}", option=name
+        )
+    channels = [parse_int(name, p, 0, 255) for p in parts]
+    if len(channels) == 3:
+        channels.append(255)
+    return (channels[0], channels[1], channels[2], channels[3])
+
+
+def parse_canvas(name: str, value: Any) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(value))
+    if not match:
+        raise InvalidOption(f"{name} must be WIDTHxHEIGHT, got {value!r}", option=name)
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (1 <= width <= MAX_CANVAS_SIDE and 1 <= height <= MAX_CANVAS_SIDE):
+        raise InvalidOption(
+            f"{name} sides must be between 1 and {MAX_CANVAS_SIDE}, got {width}x{height}",
+            option=name,
+        )
+    return width, height
+
+
+def parse_options(
+    values: Mapping[str, Any] | None,
+    *,
+    base: Options | None = None,
+    ignore_unknown: bool = False,
+) -> Options:
+    """Parse and validate options; ``base`` supplies defaults (batch-level options).
+
+    Raises InvalidOption for an unknown name (unless ``ignore_unknown``), a bad value, or
+    a combination that cannot work (``format=jpeg`` without ``bg_color``).
+    """
+    parsed: dict[str, Any] = (
+        {f.name: getattr(base, f.name) for f in dataclasses.fields(base)} if base else {}
+    )
+    for key, value in (values or {}).items():
+        if key not in OPTION_NAMES:
+            if ignore_unknown:
+                continue
+            raise InvalidOption(f"unknown option {key!r}", option=key)
+        if value is None and key in ("bg_color", "canvas"):
+            parsed[key] = None
+            continue
+        if key == "model":
+            model = str(value).strip()
+            if model not in MODELS:
+                raise InvalidOption(
+                    f"model must be one of {', '.join(MODELS)}, got {value!r}", option=key
+                )
+            parsed[key] = model
+        elif key == "format":
+            fmt = str(value).strip().lower()
+            fmt = "jpeg" if fmt == "jpg" else fmt
+            if fmt not in FORMATS:
+                raise InvalidOption(
+                    f"format must be one of {', '.join(FORMATS)}, got {value!r}", option=key
+                )
+            parsed[key] = fmt
+        elif key in ("mask_only", "post_process", "alpha_matting", "crop", "fast"):
+            parsed[key] = parse_bool(key, value)
+        elif key.startswith("alpha_matting_"):
+            parsed[key] = parse_int(key, value, 0, 255)
+        elif key == "margin":
+            parsed[key] = parse_int(key, value, 0, MAX_MARGIN)
+        elif key == "bg_color":
+            parsed[key] = None if value == "" else parse_color(key, value)
+        elif key == "canvas":
+            parsed[key] = None if value == "" else parse_canvas(key, value)
+        elif key == "fill":
+            try:
+                fill = float(value)
+            except (TypeError, ValueError):
+                raise InvalidOption(f"fill must be a number, got {value!r}", option=key) from None
+            if not 0.0 < fill <= 1.0:
+                raise InvalidOption(f"fill must be in (0, 1], got {fill}", option=key)
+            parsed[key] = fill
+    options = Options(**parsed)
+    if options.format == "jpeg" and options.bg_color is None and not options.mask_only:
+        raise InvalidOption("format jpeg has no alpha channel: it needs bg_color", option="format")
+    if options.fast and options.model != "u2net":
+        raise InvalidOption(
+            f"fast is only offered for u2net; {options.model} loses too much quality in it",
+            option="fast",
+        )
+    return options

@@ -1,0 +1,285 @@
+"""One typed settings object, built from ``CUTOUT_*`` environment variables.
+
+Every process (API, worker, ``cutout up``) builds it once at start with
+:func:`load_settings`. All problems are collected and reported together, each naming its
+variable, and the process stops before doing anything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+PREFIX = "CUTOUT_"
+DEVICES = ("cpu", "cuda")
+
+
+class SettingsError(Exception):
+    """One or more settings are wrong; ``problems`` lists them, each naming its variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid settings:\n  " + "\n  ".join(problems))
+
+
+def default_model_home() -> Path:
+    """A per-user data folder, as ``CUTOUT_MODEL_HOME`` defaults to."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "cutout" / "models"
+
+
+def parse_duration(text: str) -> int:
+    """``90``, ``90s``, ``15m``, ``12h``, ``7d`` → seconds (positive)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
+    if not match:
+        raise ValueError(f"expected a duration like 30s, 15m, 12h or 7d, got {text!r}")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    seconds = int(match.group(1)) * unit
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    return seconds
+
+
+def parse_size(text: str) -> int:
+    """``25MB``, ``10MiB``, ``500k``, ``1000000`` → bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?)[bB]?\s*", text)
+    if not match:
+        raise ValueError(f"expected a size like 25MB or 1000000, got {text!r}")
+    base = 1024 if match.group(3) else 1000
+    power = {"": 0, "k": 1, "m": 2, "g": 3}[match.group(2).lower()]
+    value = int(float(match.group(1)) * base**power)
+    if value <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+def parse_pixels(text: str) -> int:
+    """``50000000``, ``50M`` or ``50MP`` → pixels."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)[pP]?\s*", text)
+    if not match:
+        raise ValueError(f"expected a pixel count like 50M or 50000000, got {text!r}")
+    value = int(float(match.group(1)) * {"": 1, "k": 1000, "m": 1_000_000}[match.group(2).lower()])
+    if value <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+def parse_api_keys(text: str) -> dict[str, str]:
+    """``tenant:key`` pairs, comma- or newline-separated, or ``@path`` to a file of them.
+
+    Returns key → tenant. Keys must be at least 16 characters and unique.
+    """
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ValueError(f"cannot read key file {path}: {exc.strerror}") from None
+    keys: dict[str, str] = {}
+    for raw in re.split(r"[,\n]", text):
+        item = raw.strip()
+        if not item or item.startswith("#"):
+            continue
+        tenant, sep, key = item.partition(":")
+        tenant, key = tenant.strip(), key.strip()
+        if not sep or not tenant or not key:
+            raise ValueError("each entry must be tenant:key")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", tenant):
+            raise ValueError(f"tenant {tenant!r} may only use letters, digits, '_', '.', '-'")
+        if len(key) < 16:
+            raise ValueError(f"the key for tenant {tenant!r} is shorter than 16 characters")
+        if key in keys:
+            raise ValueError(f"a key is listed twice (tenants {keys[key]!r} and {tenant!r})")
+        keys[key] = tenant
+    return keys
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    nets = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a network like 10.0.0.0/8 or ::1/128") from None
+    return tuple(nets)
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise ValueError(f"expected comma-separated seconds, got {text!r}") from None
+    if not delays or any(d < 0 for d in delays):
+        raise ValueError("expected one or more non-negative delays in seconds")
+    return delays
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text.strip())
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return value
+
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _url(text: str) -> str:
+    if not re.match(r"^[a-z][a-z0-9+.-]*://", text.strip()):
+        raise ValueError(f"expected a URL, got {text!r}")
+    return text.strip()
+
+
+def _bucket(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text):
+        raise ValueError("must be a valid S3 bucket name (3-63 lowercase letters, digits, . -)")
+    return text
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".cutout")
+    redis_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "cutout"
+    s3_region: str = "us-east-1"
+    model_home: Path = dataclasses.field(default_factory=default_model_home)
+    api_keys: dict[str, str] = dataclasses.field(default_factory=dict)  # key → tenant
+    auth: str = "auto"  # auto: on when keys are set; off: explicitly open (warns)
+    worker_concurrency: int = 0  # 0: chosen from the CPU count
+    ort_threads: int = 0  # 0: chosen from the CPU count and concurrency
+    device: str = "cpu"
+    batch_size: int = 1
+    max_upload_bytes: int = 25_000_000
+    max_pixels: int = 50_000_000
+    max_side: int = 20_000
+    retention: int = 7 * 86400
+    webhook_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    webhook_timeout: float = 10.0
+    allowed_private_networks: tuple[Any, ...] = ()
+    sync_timeout: float = 60.0
+    task_time_limit: int = 300
+    max_attempts: int = 3
+    max_queued_per_tenant: int = 20_000
+    rate_limit: float = 50.0  # requests per second per tenant (token refill)
+    rate_burst: int = 200
+    models: tuple[str, ...] = ("u2net", "u2netp")
+    log_level: str = "info"
+    log_format: str = "json"
+
+    @property
+    def effective_concurrency(self) -> int:
+        if self.worker_concurrency:
+            return self.worker_concurrency
+        if self.device == "cuda":
+            return 1
+        return _cpu_count()
+
+    @property
+    def effective_ort_threads(self) -> int:
+        if self.ort_threads:
+            return self.ort_threads
+        return max(1, _cpu_count() // self.effective_concurrency)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth != "off" and bool(self.api_keys)
+
+    def tenant_for_key(self, key: str) -> str | None:
+        """Constant-time lookup of a key's tenant."""
+        import hmac
+
+        found = None
+        for known, tenant in self.api_keys.items():
+            if hmac.compare_digest(known.encode(), key.encode()):
+                found = tenant
+        return found
+
+
+# variable suffix → (field, parser)
+_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "HOST": ("host", str.strip),
+    "PORT": ("port", _int_range(1, 65535)),
+    "DATA_DIR": ("data_dir", lambda t: Path(t).expanduser()),
+    "REDIS_URL": ("redis_url", _url),
+    "S3_ENDPOINT_URL": ("s3_endpoint_url", _url),
+    "S3_BUCKET": ("s3_bucket", _bucket),
+    "S3_REGION": ("s3_region", str.strip),
+    "MODEL_HOME": ("model_home", lambda t: Path(t).expanduser()),
+    "API_KEYS": ("api_keys", parse_api_keys),
+    "AUTH": ("auth", _choice("auto", "on", "off")),
+    "WORKER_CONCURRENCY": ("worker_concurrency", _int_range(1, 256)),
+    "ORT_THREADS": ("ort_threads", _int_range(1, 256)),
+    "DEVICE": ("device", _choice(*DEVICES)),
+    "BATCH_SIZE": ("batch_size", _int_range(1, 256)),
+    "MAX_UPLOAD_BYTES": ("max_upload_bytes", parse_size),
+    "MAX_PIXELS": ("max_pixels", parse_pixels),
+    "MAX_SIDE": ("max_side", _int_range(16, 100_000)),
+    "RETENTION": ("retention", parse_duration),
+    "WEBHOOK_RETRY_SCHEDULE": ("webhook_retry_schedule", parse_schedule),
+    "WEBHOOK_TIMEOUT": ("webhook_timeout", lambda t: float(parse_duration(t))),
+    "ALLOWED_PRIVATE_NETWORKS": ("allowed_private_networks", parse_networks),
+    "SYNC_TIMEOUT": ("sync_timeout", lambda t: float(parse_duration(t))),
+    "TASK_TIME_LIMIT": ("task_time_limit", parse_duration),
+    "MAX_ATTEMPTS": ("max_attempts", _int_range(1, 100)),
+    "MAX_QUEUED_PER_TENANT": ("max_queued_per_tenant", _int_range(1, 10_000_000)),
+    "RATE_LIMIT": ("rate_limit", lambda t: float(t) if float(t) > 0 else int("x")),
+    "RATE_BURST": ("rate_burst", _int_range(1, 1_000_000)),
+    "MODELS": ("models", lambda t: tuple(m.strip() for m in t.split(",") if m.strip())),
+    "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
+    "LOG_FORMAT": ("log_format", _choice("json", "text")),
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build :class:`Settings` from ``env`` (default ``os.environ``).
+
+    Raises SettingsError listing every wrong variable, for example
+    ``CUTOUT_PORT: must be between 1 and 65535``.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for suffix, (field, parser) in _PARSERS.items():
+        name = PREFIX + suffix
+        raw = env.get(name)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            values[field] = parser(raw)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{name}: {exc}")
+    values.update(overrides)
+    settings = Settings(**values)
+    from shared.options import MODELS
+
+    unknown = [m for m in settings.models if m not in MODELS]
+    if unknown:
+        problems.append(f"{PREFIX}MODELS: unknown model(s) {', '.join(unknown)}")
+    if problems:
+        raise SettingsError(problems)
+    return settings

@@ -1,0 +1,225 @@
+"""Run the methods over the manifest's items and aggregate the metrics.
+
+The engine is passed in (``worker.engine.Engine``, or anything with ``render``), so this
+module does not load a model by itself. Per-item failures (an undecodable image, a mask of
+another size than its image, an engine error) are recorded on the item and left out of
+the means; they never stop the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from shared.errors import CutoutError
+from shared.options import Options
+from worker.eval.grabcut import grabcut_mask
+from worker.eval.manifest import Item
+from worker.eval.methods import Method
+from worker.eval.metrics import F_BETA2, THRESHOLD, evaluate, mean_metrics
+from worker.eval.refine import guided_filter
+
+THUMB_SIDE = 192
+
+
+class Renderer(Protocol):
+    def render(self, image: Image.Image, options: Options) -> Image.Image: ...
+
+
+Decoder = Callable[[bytes], Image.Image]
+Progress = Callable[[int, int], None]
+
+
+@dataclasses.dataclass
+class ItemThumbs:
+    """Small pictures of one item for the HTML report."""
+
+    image: bytes  # JPEG
+    truth: np.ndarray  # uint8, thumbnail size
+    predictions: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class EvalResult:
+    methods: list[Method]
+    items: list[dict[str, Any]]
+    summary: dict[str, dict[str, Any]]
+    by_category: dict[str, dict[str, dict[str, Any]]]
+    thumbs: dict[int, ItemThumbs] = dataclasses.field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        """Item×method results that are errors."""
+        return sum(s["errors"] for s in self.summary.values())
+
+    def to_json(self, manifest: str | None = None) -> dict[str, Any]:
+        return {
+            "manifest": manifest,
+            "definitions": {
+                "threshold": THRESHOLD,
+                "f_score_beta2": F_BETA2,
+                "boundary_tolerance_px": 3,
+                "mean": "over images",
+            },
+            "methods": [m.describe() for m in self.methods],
+            "summary": self.summary,
+            "by_category": self.by_category,
+            "items": self.items,
+        }
+
+
+def alpha_of(picture: Image.Image) -> np.ndarray:
+    """The alpha of a rendered result: the A channel of a cutout, or the L mask itself."""
+    if "A" in picture.getbands():
+        return np.asarray(picture.getchannel("A"))
+    return np.asarray(picture.convert("L"))
+
+
+def predict(method: Method, image: Image.Image, engine: Renderer | None) -> np.ndarray:
+    """The predicted alpha (uint8, image-sized) of one method for one image."""
+    if method.kind == "baseline":
+        return grabcut_mask(image)
+    if engine is None:
+        raise ValueError(f"{method.name} needs the engine")
+    alpha = alpha_of(engine.render(image, method.render_options()))
+    if method.refine is not None:
+        alpha = guided_filter(image, alpha, method.refine.radius, method.refine.eps)
+    return alpha
+
+
+def load_truth(path: Any) -> np.ndarray:
+    """The truth mask as uint8 greyscale."""
+    with Image.open(path) as mask:
+        return np.asarray(mask.convert("L"))
+
+
+def _thumb(array: np.ndarray) -> np.ndarray:
+    picture = Image.fromarray(array)
+    picture.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
+    return np.asarray(picture)
+
+
+def _jpeg_thumb(image: Image.Image) -> bytes:
+    picture = image.convert("RGB")
+    picture.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=80)
+    return buffer.getvalue()
+
+
+def run_eval(
+    items: list[Item],
+    methods: list[Method],
+    *,
+    decode: Decoder,
+    engine: Renderer | None = None,
+    thumbs: bool = False,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> EvalResult:
+    """Evaluate every method on every item; see the module docstring for failures."""
+    rows: list[dict[str, Any]] = []
+    pictures: dict[int, ItemThumbs] = {}
+    seen_errors: set[tuple[str, str]] = set()
+
+    def note(method: str, message: str) -> None:
+        if warn and (method, message) not in seen_errors:
+            seen_errors.add((method, message))
+            warn(f"{method}: {message}")
+
+    total = len(items) * len(methods)
+    done = 0
+    for index, item in enumerate(items):
+        row: dict[str, Any] = {
+            "image": item.image,
+            "mask": item.mask,
+            "category": item.category,
+            "error": None,
+            "results": {},
+        }
+        rows.append(row)
+        try:
+            image = decode(item.image_path.read_bytes())
+            truth = load_truth(item.mask_path)
+            if truth.shape != (image.height, image.width):
+                raise ValueError(
+                    f"mask is {truth.shape[1]}x{truth.shape[0]} but the image is "
+                    f"{image.width}x{image.height}"
+                )
+        except (CutoutError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            row["error"] = f"{type(exc).__name__}: {exc}"
+            note(item.image, row["error"])
+            done += len(methods)
+            if progress:
+                progress(done, total)
+            continue
+        row["width"], row["height"] = image.width, image.height
+        if thumbs:
+            pictures[index] = ItemThumbs(image=_jpeg_thumb(image), truth=_thumb(truth))
+        for method in methods:
+            start = time.perf_counter()
+            try:
+                pred = predict(method, image, engine)
+                if pred.shape != truth.shape:
+                    raise ValueError(f"prediction {pred.shape} differs from truth {truth.shape}")
+            except (CutoutError, OSError, ValueError) as exc:
+                message = f"{type(exc).__name__}: {exc}"
+                row["results"][method.name] = {"error": message}
+                note(method.name, message)
+            else:
+                seconds = time.perf_counter() - start
+                result: dict[str, Any] = evaluate(pred, truth)
+                result["seconds"] = round(seconds, 4)
+                row["results"][method.name] = result
+                if thumbs:
+                    pictures[index].predictions[method.name] = _thumb(pred)
+            done += 1
+            if progress:
+                progress(done, total)
+    summary, by_category = aggregate(rows, [m.name for m in methods])
+    return EvalResult(methods, rows, summary, by_category, pictures)
+
+
+def _method_rows(rows: Iterable[Mapping[str, Any]], method: str) -> list[Mapping[str, Any]]:
+    out: list[Mapping[str, Any]] = []
+    for row in rows:
+        if row.get("error"):
+            out.append({"error": row["error"]})
+        else:
+            out.append(row["results"].get(method) or {"error": "not run"})
+    return out
+
+
+def aggregate(
+    rows: list[dict[str, Any]], methods: list[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
+    """Means per method overall and per category (means over images, errors skipped).
+
+    Returns (summary, by_category): ``summary[method]`` and
+    ``by_category[category][method]`` hold :func:`mean_metrics` plus
+    ``seconds_per_image``.
+    """
+
+    def block(selected: list[dict[str, Any]], method: str) -> dict[str, Any]:
+        results = _method_rows(selected, method)
+        out = mean_metrics(results)
+        times = [r["seconds"] for r in results if not r.get("error") and "seconds" in r]
+        out["seconds_per_image"] = round(float(np.mean(times)), 4) if times else None
+        return out
+
+    summary = {method: block(rows, method) for method in methods}
+    categories = sorted({row["category"] for row in rows})
+    by_category = {
+        category: {
+            method: block([r for r in rows if r["category"] == category], method)
+            for method in methods
+        }
+        for category in categories
+    }
+    return summary, by_category

@@ -178,3 +178,21 @@ class ModelUnavailable(CutoutError):
     code = "model_unavailable"
     status = 503
     title = "The model weights are not available"
+
+
+def error_for_code(code: str, message: str | None = None) -> CutoutError:
+    """Rebuild an error from a stored job's ``error.code`` (unknown codes stay 500)."""
+    for cls in _all_subclasses(CutoutError):
+        if cls.code == code:
+            return cls(message)
+    error = CutoutError(message)
+    error.code = code
+    return error
+
+
+def _all_subclasses(cls: type[CutoutError]) -> list[type[CutoutError]]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out

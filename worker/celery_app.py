@@ -1,0 +1,48 @@
+"""The worker's Celery application: the contract from shared.tasks, plus our tasks.
+
+Start with ``cutout worker`` (see cutout/commands/service.py). The model weights are
+fetched in the parent before the pool forks; each pool child creates its own ONNX
+Runtime sessions in ``worker_process_init`` (ARCHITECTURE.md: load in the child, so that
+``worker_max_memory_per_child`` can replace a child without a reload loop).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+
+from shared.settings import Settings
+from shared.tasks import make_celery
+
+log = logging.getLogger("cutout.worker")
+
+
+def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
+    from worker import context, tasks
+    from worker.scheduler import Scheduler
+
+    app = make_celery(settings, name="cutout-worker")
+    # a child that grew past this is replaced after its current task (hostile images)
+    app.conf.worker_max_memory_per_child = 2_500_000  # KiB
+    context.configure(settings, app)
+    tasks.register(app)
+
+    @signals.worker_process_init.connect(weak=False)
+    def _init_child(**_: Any) -> None:
+        # after the fork: sessions and the scheduler thread belong to this child only
+        ctx = context.get()
+        ctx.warm()
+        Scheduler(ctx).start()
+
+    if pool != "prefork":
+
+        @signals.worker_init.connect(weak=False)
+        def _init_solo(**_: Any) -> None:
+            # the solo and threads pools never fork (CUDA workers): set up in this process
+            ctx = context.get()
+            ctx.warm()
+            Scheduler(ctx).start()
+
+    return app

@@ -1,0 +1,80 @@
+"""Per-process worker state: settings, store, storage, Celery app and the engine.
+
+Created once per process. The engine (one ONNX Runtime session per model) is created
+lazily in each pool child, never in the parent that forks them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shared.settings import Settings
+from shared.storage import S3Storage
+from shared.store import RedisStore
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from worker.engine import Engine
+
+log = logging.getLogger("cutout.worker")
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    app: Celery
+    store: RedisStore
+    storage: S3Storage
+    _engine: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                from worker.engine import Engine
+
+                self._engine = Engine(
+                    self.settings.model_home,
+                    threads=self.settings.effective_ort_threads,
+                    device=self.settings.device,
+                )
+            return self._engine  # type: ignore[no-any-return]
+
+    def warm(self) -> None:
+        """Create the sessions for every served model (pool child start)."""
+        self.engine.warm(self.settings.models)
+        log.info(
+            "engine ready",
+            extra={
+                "models": list(self.settings.models),
+                "providers": self.engine.providers(self.settings.models[0]),
+                "threads": self.settings.effective_ort_threads,
+            },
+        )
+
+
+_context: WorkerContext | None = None
+
+
+def configure(settings: Settings, app: Celery) -> WorkerContext:
+    global _context
+    _context = WorkerContext(
+        settings=settings,
+        app=app,
+        store=RedisStore.from_url(
+            settings.redis_url or "redis://127.0.0.1:6379/0", settings.retention
+        ),
+        storage=S3Storage.from_settings(settings),
+    )
+    return _context
+
+
+def get() -> WorkerContext:
+    if _context is None:
+        raise RuntimeError("worker context not configured: start with `cutout worker`")
+    return _context

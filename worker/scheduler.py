@@ -1,0 +1,116 @@
+"""Delayed work without Celery ETAs, and the sweeps that keep jobs from getting lost.
+
+Celery's Redis transport keeps an ETA task unacknowledged in the worker until it is due,
+and redelivers it after ``visibility_timeout``: a webhook retry due in 10 h would be
+delivered twice. So delayed tasks live in a Redis sorted set scored by due time, and a
+small thread in every worker's main process moves due entries into their queue. The
+move is one atomic Lua step, so several workers never send one entry twice.
+
+The same thread re-queues jobs stuck in ``processing`` after their worker vanished
+(the task's time limit has passed), and jobs left ``queued`` whose message was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from shared.errors import CutoutError
+from shared.store import PREFIX
+
+log = logging.getLogger("cutout.scheduler")
+
+DUE_KEY = f"{PREFIX}due"
+SWEEP_LOCK = f"{PREFIX}sweep-lock"
+# job id → time its current run started, for jobs in processing
+PROCESSING_KEY = f"{PREFIX}processing"
+
+# pop up to ARGV[2] members due at or before ARGV[1]
+_POP_DUE = """
+local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #items > 0 then redis.call('ZREM', KEYS[1], unpack(items)) end
+return items
+"""
+
+
+def schedule(redis_client: Any, task: str, args: list[Any], queue: str, delay: float) -> None:
+    """Send ``task`` with ``args`` to ``queue`` after ``delay`` seconds (durably, in Redis)."""
+    member = json.dumps({"task": task, "args": args, "queue": queue, "at": time.time()})
+    redis_client.zadd(DUE_KEY, {member: time.time() + delay})
+
+
+class Scheduler(threading.Thread):
+    """Moves due entries into their queues; sweeps stuck jobs now and then."""
+
+    def __init__(self, ctx: Any, interval: float = 0.5, sweep_every: float = 30.0) -> None:
+        super().__init__(name="cutout-scheduler", daemon=True)
+        self.ctx = ctx
+        self.interval = interval
+        self.sweep_every = sweep_every
+        self.stopping = threading.Event()
+        self._pop = ctx.store.r.register_script(_POP_DUE)
+
+    def run(self) -> None:
+        last_sweep = 0.0
+        while not self.stopping.wait(self.interval):
+            try:
+                self.release_due()
+                if time.monotonic() - last_sweep > self.sweep_every:
+                    last_sweep = time.monotonic()
+                    self.sweep()
+            except (CutoutError, OSError, Exception) as exc:  # noqa: BLE001 - keep running
+                log.warning("scheduler pass failed: %s", exc)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def release_due(self) -> int:
+        items = self._pop(keys=[DUE_KEY], args=[time.time(), 100])
+        for raw in items:
+            entry = json.loads(raw)
+            try:
+                self.ctx.app.send_task(entry["task"], args=entry["args"], queue=entry["queue"])
+            except Exception:
+                # put it back so it is not lost; try again on the next pass
+                self.ctx.store.r.zadd(DUE_KEY, {raw: time.time() + 5})
+                raise
+        return len(items)
+
+    def sweep(self) -> int:
+        """Re-queue jobs whose worker vanished: ``processing`` longer than the time limit.
+
+        The job goes back to its queue; the task's attempt counter then fails it with
+        ``processing_failed`` once it has died ``max_attempts`` times.
+        """
+        from shared.tasks import PROCESS_JOB
+
+        r = self.ctx.store.r
+        # one sweeper at a time across all workers
+        if not r.set(SWEEP_LOCK, "1", nx=True, ex=max(5, int(self.sweep_every))):
+            return 0
+        cutoff = time.time() - (self.ctx.settings.task_time_limit + 30)
+        requeued = 0
+        for job_id in r.zrangebyscore(PROCESSING_KEY, "-inf", cutoff, start=0, num=500):
+            job = self.ctx.store.get_job(job_id)
+            if job is None or job["status"] != "processing":
+                r.zrem(PROCESSING_KEY, job_id)
+                continue
+            self.ctx.app.send_task(
+                PROCESS_JOB, args=[job_id], queue=job.get("queue") or "interactive"
+            )
+            # the next sweep waits a whole limit again before re-queueing it once more
+            r.zadd(PROCESSING_KEY, {job_id: time.time()})
+            requeued += 1
+            log.warning("re-queued a job stuck in processing", extra={"job_id": job_id})
+        return requeued
+
+
+def mark_processing(redis_client: Any, job_id: str) -> None:
+    redis_client.zadd(PROCESSING_KEY, {job_id: time.time()})
+
+
+def unmark_processing(redis_client: Any, job_id: str) -> None:
+    redis_client.zrem(PROCESSING_KEY, job_id)

@@ -1,0 +1,161 @@
+"""Celery tasks. Every task is replayable: it reloads state, does nothing when the job
+is already finished, writes under keys derived from the job id, and only then records
+the outcome, so a redelivery after a crash or a lost connection is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from shared import tasks as contract
+from shared.errors import CutoutError, NotFound, ProcessingFailed, ProcessingTimeout
+from shared.ids import now_iso
+from shared.options import parse_options
+from shared.storage import output_key
+from shared.store import TERMINAL, Transition
+from worker import context, scheduler
+
+log = logging.getLogger("cutout.worker")
+
+TRANSIENT_RETRIES = 8
+BACKOFF_CAP = 60.0
+
+
+def backoff(retries: int) -> float:
+    """Exponential backoff with full jitter: 1, 2, 4 ... seconds, capped."""
+    return random.uniform(0.5, 1.0) * min(BACKOFF_CAP, 2.0**retries)
+
+
+def register(app: Celery) -> None:
+    app.task(name=contract.PROCESS_JOB, bind=True, acks_late=True, max_retries=TRANSIENT_RETRIES)(
+        process_job
+    )
+
+
+def process_job(self: Task, job_id: str) -> str:
+    """Run one job: input from storage (or its URL) → engine → result in storage → record."""
+    ctx = context.get()
+    try:
+        return _process(self, ctx, job_id)
+    except CutoutError as exc:
+        if not exc.transient:
+            raise
+        # the store or storage is down: try again later; the job stays queued meanwhile
+        log.warning("transient failure, retrying", extra={"job_id": job_id, "error": exc.code})
+        raise self.retry(countdown=backoff(self.request.retries), exc=exc) from exc
+
+
+def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
+    settings = ctx.settings
+    job = ctx.store.get_job(job_id)
+    if job is None:
+        log.warning("job record missing (expired or deleted)", extra={"job_id": job_id})
+        return "missing"
+    if job["status"] in TERMINAL:
+        return "already-finished"
+    fields = {"job_id": job_id, "tenant": job.get("tenant"), "batch_id": job.get("batch_id")}
+    attempts = job.get("attempts") or 0
+    if job["status"] == "processing" and attempts >= settings.max_attempts:
+        # delivered again after its worker died each time: this input kills workers
+        error = ProcessingFailed(f"processing stopped {attempts} times without finishing")
+        _finish(ctx, job_id, "failed", error=error.to_job_error())
+        log.error("job failed after repeated worker loss", extra=fields)
+        return "failed"
+    started = ctx.store.transition(
+        job_id, "processing", ("queued", "processing"), attempts="+1", started_at=now_iso()
+    )
+    if not started.applied:
+        return "not-runnable"
+    scheduler.mark_processing(ctx.store.r, job_id)
+    begin = time.monotonic()
+    try:
+        options = parse_options(job.get("options") or {})
+        data = _read_input(ctx, job)
+        result = ctx.engine.process(
+            data, options, max_pixels=settings.max_pixels, max_side=settings.max_side
+        )
+        key = output_key(job["tenant"], job_id, options.extension)
+        ctx.storage.put(key, result.data, result.content_type)
+    except CutoutError as exc:
+        if exc.transient and task.request.retries < TRANSIENT_RETRIES:
+            ctx.store.transition(job_id, "queued", ("processing",))
+            scheduler.unmark_processing(ctx.store.r, job_id)
+            raise
+        _finish(ctx, job_id, "failed", error=exc.to_job_error())
+        log.info("job failed", extra={**fields, "error": exc.code})
+        return "failed"
+    except SoftTimeLimitExceeded:
+        error = ProcessingTimeout(f"processing took longer than {settings.task_time_limit}s")
+        _finish(ctx, job_id, "failed", error=error.to_job_error())
+        return "failed"
+    except Exception:
+        # a bug or an input the engine chokes on: fail this job, keep the worker
+        log.exception("unexpected error while processing", extra=fields)
+        error = ProcessingFailed("processing failed unexpectedly")
+        _finish(ctx, job_id, "failed", error=error.to_job_error())
+        return "failed"
+    _finish(
+        ctx,
+        job_id,
+        "succeeded",
+        result={
+            "url": f"/v1/jobs/{job_id}/result",
+            "key": key,
+            "content_type": result.content_type,
+            "width": result.width,
+            "height": result.height,
+            "bytes": len(result.data),
+        },
+    )
+    log.info(
+        "job succeeded",
+        extra={
+            **fields,
+            "ms": round((time.monotonic() - begin) * 1000),
+            "timings": {k: round(v * 1000, 1) for k, v in result.timings.items()},
+        },
+    )
+    return "succeeded"
+
+
+def _read_input(ctx: context.WorkerContext, job: dict[str, Any]) -> bytes:
+    source = job.get("source") or {"kind": "upload"}
+    limit = ctx.settings.max_upload_bytes
+    if source.get("kind") == "url":
+        from shared.netguard import fetch
+
+        return fetch(
+            source["url"],
+            max_bytes=limit,
+            allowed_networks=ctx.settings.allowed_private_networks,
+        ).body
+    try:
+        return ctx.storage.get(job["input_key"], max_bytes=limit)
+    except NotFound:
+        from shared.errors import UploadNotFound
+
+        raise UploadNotFound("the job's input is no longer in storage") from None
+
+
+def _finish(ctx: context.WorkerContext, job_id: str, status: str, **fields: Any) -> Transition:
+    """Record a terminal state (from processing) and announce it."""
+    done = ctx.store.transition(
+        job_id, status, ("processing", "queued"), finished_at=now_iso(), **fields
+    )
+    scheduler.unmark_processing(ctx.store.r, job_id)
+    if done.applied:
+        _announce(ctx, job_id, status, done)
+    return done
+
+
+def _announce(ctx: context.WorkerContext, job_id: str, status: str, done: Transition) -> None:
+    """Queue the webhook deliveries this state change calls for."""
+    from worker import webhooks
+
+    webhooks.after_job_finished(ctx, job_id, status, done.batch_completed)

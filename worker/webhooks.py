@@ -1,0 +1,135 @@
+"""Webhook events: which state changes announce what, and delivery with retries.
+
+Events: ``job.succeeded`` / ``job.failed`` for a job with a ``webhook_url``, and
+``batch.completed`` (exactly once: the store's transition says which finishing job
+completed the batch). One ``webhook-id`` per event, reused on every retry. Retries follow
+``CUTOUT_WEBHOOK_RETRY_SCHEDULE`` through the durable delay set (worker/scheduler.py).
+The body is rebuilt from the finished record on each attempt; the record no longer
+changes once finished, so every attempt carries the same body.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+
+from shared import webhooks as signing
+from shared.store import public_batch, public_job
+from shared.tasks import DELIVER_WEBHOOK, WEBHOOKS
+from worker import context, scheduler
+
+log = logging.getLogger("cutout.webhooks")
+
+
+def after_job_finished(
+    ctx: context.WorkerContext, job_id: str, status: str, batch_completed: bool
+) -> None:
+    """Queue the events a job's terminal state calls for."""
+    job = ctx.store.get_job(job_id)
+    if job is None:
+        return
+    if job.get("webhook") and status in ("succeeded", "failed"):
+        _queue_event(ctx, "job", job_id, f"job.{status}")
+    if batch_completed and job.get("batch_id"):
+        batch = ctx.store.get_batch(job["batch_id"])
+        if batch and batch.get("webhook"):
+            _queue_event(ctx, "batch", job["batch_id"], "batch.completed")
+
+
+def _queue_event(ctx: context.WorkerContext, kind: str, object_id: str, event: str) -> None:
+    msg_id = signing.new_message_id()
+    _update(ctx, kind, object_id, {"id": msg_id, "event": event})
+    ctx.app.send_task(DELIVER_WEBHOOK, args=[kind, object_id, event, msg_id, 0], queue=WEBHOOKS)
+
+
+def _load(ctx: context.WorkerContext, kind: str, object_id: str) -> dict[str, Any] | None:
+    if kind == "job":
+        return ctx.store.get_job(object_id)
+    return ctx.store.get_batch(object_id)
+
+
+def _update(ctx: context.WorkerContext, kind: str, object_id: str, changes: dict[str, Any]) -> None:
+    record = _load(ctx, kind, object_id)
+    if record is None or not record.get("webhook"):
+        return
+    webhook = {**record["webhook"], **changes}
+    if kind == "job":
+        ctx.store.update_job(object_id, webhook=webhook)
+    else:
+        ctx.store.update_batch(object_id, webhook=webhook)
+
+
+def deliver_webhook(
+    self: Task, kind: str, object_id: str, event: str, msg_id: str, attempt: int
+) -> str:
+    """One delivery attempt; schedules the next one after the configured delay."""
+    ctx = context.get()
+    record = _load(ctx, kind, object_id)
+    if record is None or not record.get("webhook"):
+        return "gone"
+    hook = record["webhook"]
+    if hook.get("status") == "delivered" and hook.get("id") == msg_id:
+        return "already-delivered"
+    data = public_job(record) if kind == "job" else public_batch(record)
+    body = signing.event_body(event, data, timestamp=record.get("finished_at"))
+    secret = signing.WebhookSecrets(ctx.store.r).get_or_create(record["tenant"])
+    outcome = signing.deliver(
+        hook["url"],
+        secret,
+        msg_id,
+        body,
+        timeout=ctx.settings.webhook_timeout,
+        allowed_networks=ctx.settings.allowed_private_networks,
+    )
+    schedule = ctx.settings.webhook_retry_schedule
+    attempts = int(hook.get("attempts") or 0) + 1
+    fields = {
+        "log": {
+            "kind": kind,
+            "id": object_id,
+            "event": event,
+            "msg_id": msg_id,
+            "attempt": attempts,
+            "status": outcome.status,
+        }
+    }
+    if outcome.ok:
+        _update(
+            ctx,
+            kind,
+            object_id,
+            {
+                "status": "delivered",
+                "attempts": attempts,
+                "last_status": outcome.status,
+                "last_error": None,
+            },
+        )
+        log.info("webhook delivered", extra=fields)
+        return "delivered"
+    final = attempt >= len(schedule)
+    _update(
+        ctx,
+        kind,
+        object_id,
+        {
+            "status": "failed" if final else "pending",
+            "attempts": attempts,
+            "last_status": outcome.status,
+            "last_error": outcome.error,
+        },
+    )
+    if final:
+        log.warning("webhook failed for good", extra=fields)
+        return "failed"
+    scheduler.schedule(
+        ctx.store.r,
+        DELIVER_WEBHOOK,
+        [kind, object_id, event, msg_id, attempt + 1],
+        WEBHOOKS,
+        schedule[attempt],
+    )
+    log.info("webhook attempt failed, retry scheduled", extra=fields)
+    return "retrying"

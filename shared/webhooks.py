@@ -1,0 +1,203 @@
+"""Webhook events, signed by the Standard Webhooks scheme, and their delivery.
+
+A delivery is one ``POST`` of the event body with the headers ``webhook-id`` (the same
+on every retry of one event), ``webhook-timestamp`` (seconds, fresh on every attempt so
+receivers' replay windows accept retries) and ``webhook-signature``: ``v1,`` + base64
+HMAC-SHA256 over ``"{id}.{timestamp}.{body}"``, keyed with the base64-decoded part of
+the tenant's ``whsec_…`` secret. Receivers verify it with any Standard Webhooks library.
+
+Delivery goes through :mod:`shared.netguard`, so a webhook URL cannot reach our own
+network either. Retries and their schedule belong to the caller (the worker's task).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from shared.errors import CutoutError, Unavailable, UrlNotAllowed
+from shared.netguard import IPNetwork, fetch
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
+SECRET_BYTES = 24
+EVENT_TYPES = frozenset({"job.succeeded", "job.failed", "batch.completed"})
+USER_AGENT = "Cutout-Webhooks/0.1"
+#: a receiver's answer is not needed; read at most this much of it
+_MAX_ANSWER_BYTES = 64 * 1024
+
+
+def new_secret() -> str:
+    """A fresh signing secret: ``whsec_`` + base64 of 24 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def _key(secret: str) -> bytes:
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except ValueError:
+        raise ValueError("a webhook secret is 'whsec_' followed by base64") from None
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256 of id.timestamp.body.
+
+    Raises ValueError if ``secret`` is not ``whsec_`` + base64.
+    """
+    signed = f"{msg_id}.{int(timestamp)}.".encode() + body
+    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers for one delivery attempt of ``body``."""
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(timestamp)),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        "content-type": "application/json",
+    }
+
+
+def new_message_id() -> str:
+    """``msg_`` + 26 base32 characters, time-ordered; one per event, kept across retries."""
+    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, as shared.ids
+    chars = []
+    for _ in range(26):
+        chars.append(alphabet[value & 31])
+        value >>= 5
+    return "msg_" + "".join(reversed(chars))
+
+
+def event_body(type: str, data: dict[str, Any], *, now: datetime | None = None) -> bytes:
+    """The JSON body ``{"type", "timestamp", "data"}`` of an event, compact, UTF-8.
+
+    Raises ValueError for an unknown event type (API.md lists them).
+    """
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown webhook event type {type!r}")
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    stamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    document = {"type": type, "timestamp": stamp, "data": data}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What one delivery attempt came to.
+
+    ``ok`` for any 2xx answer. ``status`` is the receiver's answer (None when there was
+    none); ``error`` a short public reason when not ok. ``retryable`` is False when
+    trying again cannot help (the URL is refused), so the caller may stop early.
+    """
+
+    ok: bool
+    status: int | None
+    error: str | None
+    retryable: bool = True
+
+
+def deliver(
+    url: str,
+    secret: str,
+    msg_id: str,
+    body: bytes,
+    *,
+    timeout: float,
+    allowed_networks: Iterable[IPNetwork] = (),
+    timestamp: int | None = None,
+) -> DeliveryOutcome:
+    """POST ``body`` to ``url`` signed with ``secret``; never raises for network trouble.
+
+    ``timeout`` bounds the whole attempt (connect, send, answer). Redirects are not
+    followed: a 3xx is not delivered (the signed body is not re-sent to another place).
+    """
+    stamp = int(time.time()) if timestamp is None else int(timestamp)
+    send = headers(secret, msg_id, stamp, body)
+    send["user-agent"] = USER_AGENT
+    try:
+        result = fetch(
+            url,
+            max_bytes=_MAX_ANSWER_BYTES,
+            allowed_networks=allowed_networks,
+            timeout=(timeout, timeout),
+            total_timeout=timeout,
+            method="POST",
+            body=body,
+            headers=send,
+            truncate_body=True,  # a long answer does not undo a 2xx
+        )
+    except UrlNotAllowed as exc:
+        return DeliveryOutcome(False, None, exc.message, retryable=False)
+    except CutoutError as exc:  # unreachable, timed out, TLS refused
+        return DeliveryOutcome(False, None, exc.message)
+    if 200 <= result.status < 300:
+        return DeliveryOutcome(True, result.status, None, retryable=False)
+    return DeliveryOutcome(False, result.status, f"the receiver answered {result.status}")
+
+
+class WebhookSecrets:
+    """Each tenant's current signing secret, in Redis (key ``cutout:webhook_secret:<tenant>``).
+
+    Secrets do not expire. Redis failures surface as :class:`Unavailable`.
+    """
+
+    PREFIX = "cutout:webhook_secret:"
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r: Any = client  # works with decode_responses on or off
+
+    def _key(self, tenant: str) -> str:
+        return self.PREFIX + tenant
+
+    def get(self, tenant: str) -> str | None:
+        """The tenant's secret, or None if it has none yet."""
+        with _translated():
+            value = self.r.get(self._key(tenant))
+        return _text(value)
+
+    def get_or_create(self, tenant: str) -> str:
+        """The tenant's secret, made on first use. Concurrent first calls agree (SET NX)."""
+        key = self._key(tenant)
+        with _translated():
+            for _ in range(3):
+                candidate = new_secret()
+                if self.r.set(key, candidate, nx=True):
+                    return candidate
+                existing = _text(self.r.get(key))
+                if existing is not None:  # None only if deleted in between: try again
+                    return existing
+        raise Unavailable("the webhook secret could not be stored")
+
+    def rotate(self, tenant: str) -> str:
+        """Replace the tenant's secret with a new one and return it; the old one is gone."""
+        secret = new_secret()
+        with _translated():
+            self.r.set(self._key(tenant), secret)
+        return secret
+
+
+def _text(value: bytes | str | None) -> str | None:
+    if value is None:
+        return None
+    return value.decode("ascii") if isinstance(value, bytes) else value
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+        raise Unavailable("the webhook secret store (Redis) is unavailable") from exc

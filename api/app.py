@@ -1,0 +1,130 @@
+"""The application factory: ``create_app()`` for gunicorn, ``create_app(settings)`` for tests.
+
+Nothing is created at import time. The factory builds the clients once per app and keeps
+them in ``app.extensions["cutout"]`` (:class:`Services`): the Redis job store, the S3
+storage, the Celery app used only to *send* tasks by name, and the Prometheus metrics.
+Creating them connects to nothing; ``/readyz`` says whether the servers answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+from flask import Flask, Response, g, request
+
+from api import auth, health, jobs, openapi, rembg_compat, uploads
+from api.errors import register_error_handlers
+from api.health import Metrics
+from shared.settings import Settings, SettingsError, load_settings
+from shared.storage import S3Storage
+from shared.store import RedisStore
+from shared.tasks import make_celery
+
+log = logging.getLogger("cutout.api")
+access_log = logging.getLogger("cutout.api.access")
+
+# room for the multipart envelope (boundaries, headers, option fields) around the image
+MULTIPART_ENVELOPE = 64 * 1024
+
+
+@dataclass
+class Services:
+    """What the views use; one set per app."""
+
+    settings: Settings
+    store: RedisStore
+    storage: S3Storage
+    celery: Celery
+    metrics: Metrics
+
+
+def create_app(
+    settings: Settings | None = None, test_config: dict[str, Any] | None = None
+) -> Flask:
+    """Build the Flask app.
+
+    Raises SettingsError when a setting is wrong, ``CUTOUT_REDIS_URL`` is missing, or the
+    server would listen beyond loopback without API keys (see ``auth.check_bind``).
+    """
+    settings = settings or load_settings()
+    if not settings.redis_url:
+        raise SettingsError(
+            [
+                "CUTOUT_REDIS_URL: required by the API (Redis for jobs and the "
+                "queue); `cutout up` sets it for you"
+            ]
+        )
+    auth.check_bind(settings)
+
+    app = Flask(__name__)
+    app.config.update(
+        # werkzeug refuses a larger body from its Content-Length before reading it, and
+        # stops a chunked one once it passes this; the image itself is limited exactly
+        # by intake.read_limited
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + MULTIPART_ENVELOPE,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(test_config or {})
+
+    store = RedisStore.from_url(settings.redis_url, settings.retention)
+    services = Services(
+        settings=settings,
+        store=store,
+        storage=S3Storage.from_settings(settings),
+        celery=make_celery(settings),
+        metrics=Metrics(store.r),
+    )
+    app.extensions["cutout"] = services
+
+    register_error_handlers(app)
+    _register_request_hooks(app, services)
+    for blueprint in (jobs.bp, uploads.bp, rembg_compat.bp, health.bp, openapi.bp):
+        app.register_blueprint(blueprint)
+    return app
+
+
+def _register_request_hooks(app: Flask, services: Services) -> None:
+    max_body = app.config["MAX_CONTENT_LENGTH"]
+
+    @app.before_request
+    def start_request() -> None:
+        g.started = time.perf_counter()
+        g.tenant = None
+        g.job_id = None
+        auth.authenticate(services.settings)
+        # 413 from the declared length before a byte of the body is read (also on routes
+        # that would never read it)
+        if request.content_length is not None and request.content_length > max_body:
+            from shared.errors import PayloadTooLarge
+
+            raise PayloadTooLarge(
+                f"the request body is {request.content_length} bytes, over the limit of {max_body}"
+            )
+
+    @app.after_request
+    def log_request(response: Response) -> Response:
+        started = g.get("started")
+        seconds = time.perf_counter() - started if started is not None else 0.0
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        services.metrics.observe_request(request.method, route, response.status_code, seconds)
+        access_log.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.path,
+            response.status_code,
+            seconds * 1000,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "route": route,
+                "status": response.status_code,
+                "ms": round(seconds * 1000, 1),
+                "tenant": g.get("tenant"),
+                "job_id": g.get("job_id"),
+            },
+        )
+        return response

@@ -1,0 +1,95 @@
+"""Bearer API keys → tenant, and the start-up refusal to serve the world without keys.
+
+Every ``/v1/`` and ``/api/`` request needs ``Authorization: Bearer <key>`` when keys are
+configured; keys are compared in constant time (``Settings.tenant_for_key``). Without
+keys (``cutout up`` on loopback) every request belongs to the tenant ``public``.
+Health, metrics and the OpenAPI document stay open: they hold no tenant data.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from flask import g, request
+
+from shared.errors import Unauthorized
+from shared.settings import Settings, SettingsError
+
+log = logging.getLogger("cutout.api")
+
+PUBLIC_TENANT = "public"
+PROTECTED_PREFIXES = ("/v1/", "/api/")
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def parse_bearer(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        return None
+    return token
+
+
+def tenant_for_request(settings: Settings, header: str | None) -> str:
+    """The tenant of a request with this ``Authorization`` header; raises Unauthorized."""
+    if not settings.auth_enabled:
+        return PUBLIC_TENANT
+    token = parse_bearer(header)
+    if token is None:
+        error = Unauthorized("send your API key as 'Authorization: Bearer <key>'")
+        error.headers = {"WWW-Authenticate": 'Bearer realm="cutout"'}  # type: ignore[attr-defined]
+        raise error
+    tenant = settings.tenant_for_key(token)
+    if tenant is None:
+        error = Unauthorized("the API key is not valid")
+        error.headers = {  # type: ignore[attr-defined]
+            "WWW-Authenticate": 'Bearer realm="cutout", error="invalid_token"'
+        }
+        raise error
+    return tenant
+
+
+def authenticate(settings: Settings) -> None:
+    """before_request hook: set ``g.tenant`` for protected paths (raises Unauthorized)."""
+    if request.path.startswith(PROTECTED_PREFIXES):
+        g.tenant = tenant_for_request(settings, request.headers.get("Authorization"))
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip().strip("[]").lower()
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse to serve a non-loopback address without API keys (API.md, issue 6).
+
+    Raises SettingsError naming the variables; with ``CUTOUT_AUTH=off`` it only warns,
+    at every start, because the operator chose an open server explicitly.
+    """
+    if settings.auth == "on" and not settings.api_keys:
+        raise SettingsError(["CUTOUT_AUTH: is 'on' but CUTOUT_API_KEYS lists no keys"])
+    if settings.auth_enabled or is_loopback(settings.host):
+        return
+    if settings.auth == "off":
+        log.warning(
+            "authentication is OFF (CUTOUT_AUTH=off) on %s: anyone who can reach this "
+            "address can submit jobs and read every result",
+            settings.host,
+        )
+        return
+    raise SettingsError(
+        [
+            f"CUTOUT_API_KEYS: required when CUTOUT_HOST ({settings.host}) is not a loopback "
+            "address; set tenant:key pairs, or CUTOUT_AUTH=off to serve without keys "
+            "deliberately"
+        ]
+    )

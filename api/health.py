@@ -1,0 +1,175 @@
+"""Liveness, readiness and Prometheus metrics.
+
+``/healthz`` says the process answers; ``/readyz`` that Redis and object storage are
+reachable (503 naming what is not, so a load balancer stops sending work); ``/metrics``
+exposes request counts and latencies, jobs created per model, and the depth of each
+Celery queue read from Redis at scrape time.
+
+Metrics live in a registry per app (several apps in one test process must not clash).
+Under gunicorn with several workers set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder
+before the workers start: counters are then summed across workers at scrape time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from api.errors import problem_response
+from api.openapi import doc
+from shared.errors import Unavailable
+from shared.tasks import QUEUES
+
+log = logging.getLogger("cutout.api")
+
+bp = Blueprint("health", __name__)
+
+# kombu's Redis transport keeps one list per priority step: "<queue>" for the default
+# priority, "<queue>\x06\x16<n>" for the others
+_PRIORITY_SEP = "\x06\x16"
+_PRIORITY_STEPS = (3, 6, 9)
+
+
+def queue_keys(queue: str) -> list[str]:
+    return [queue] + [f"{queue}{_PRIORITY_SEP}{step}" for step in _PRIORITY_STEPS]
+
+
+class QueueDepthCollector(Collector):
+    """``cutout_queue_depth{queue}``: tasks waiting in each Celery queue (LLEN at scrape)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "cutout_queue_depth", "Tasks waiting in each Celery queue", labels=["queue"]
+        )
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for queue in QUEUES:
+                for key in queue_keys(queue):
+                    pipe.llen(key)
+            lengths = pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("queue depth unavailable: %s", type(exc).__name__)
+            return
+        step = 1 + len(_PRIORITY_STEPS)
+        for index, queue in enumerate(QUEUES):
+            family.add_metric([queue], float(sum(lengths[index * step : (index + 1) * step])))
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        # no Redis round trip at registration time
+        return iter(())
+
+
+class Metrics:
+    """The app's Prometheus metrics."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "cutout_http_requests",
+            "HTTP requests by route, method and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "cutout_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.jobs_created = Counter(
+            "cutout_jobs_created",
+            "Jobs created by model and queue",
+            ["model", "queue"],
+            registry=self.registry,
+        )
+        self.queue_depth = QueueDepthCollector(client)
+        self.registry.register(self.queue_depth)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def job_created(self, record: dict[str, Any]) -> None:
+        model = (record.get("options") or {}).get("model", "unknown")
+        self.jobs_created.labels(model, record.get("queue") or "interactive").inc()
+
+    def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            registry.register(self.queue_depth)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+@bp.get("/healthz")
+@doc(
+    summary="Liveness: the process answers",
+    tags=["operations"],
+    responses={200: {"description": "alive", "schema": {"type": "object"}}},
+)
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+@doc(
+    summary="Readiness: Redis and object storage are reachable",
+    tags=["operations"],
+    responses={
+        200: {"description": "ready", "schema": {"type": "object"}},
+        503: {"description": "a backing service is unreachable", "problem": True},
+    },
+)
+def readyz() -> Response:
+    services = current_app.extensions["cutout"]
+    started = time.perf_counter()
+    checks = {
+        "redis": "ok" if services.store.ping() else "unreachable",
+        "storage": "ok" if services.storage.ping() else "unreachable",
+    }
+    failed = [name for name, state in checks.items() if state != "ok"]
+    if failed:
+        return problem_response(
+            Unavailable(f"not ready: {', '.join(failed)} unreachable", checks=checks)
+        )
+    return jsonify(
+        {"status": "ok", "checks": checks, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    )
+
+
+@bp.get("/metrics")
+@doc(
+    summary="Prometheus metrics",
+    tags=["operations"],
+    responses={200: {"description": "Prometheus text format", "content_type": "text/plain"}},
+)
+def metrics() -> Response:
+    services = current_app.extensions["cutout"]
+    return Response(
+        services.metrics.render(),
+        mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+        headers={"Content-Type": CONTENT_TYPE_LATEST},
+    )

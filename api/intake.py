@@ -1,0 +1,353 @@
+"""Validating what a client sends and turning it into a durable, queued job.
+
+Shared by ``POST /v1/jobs``, the rembg-compatible ``/api/remove`` and (later) batches:
+limits are checked before any work (bytes while reading, the format from the magic
+numbers, dimensions from the header without decoding pixels), then the input is stored,
+then the record, and only then is the task enqueued, so a worker never sees a job whose
+state is not yet durable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import struct
+import warnings
+from collections.abc import Mapping
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from PIL import Image, UnidentifiedImageError
+
+from shared.errors import (
+    CutoutError,
+    ImageTooLarge,
+    InvalidImage,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedFormat,
+    UploadNotFound,
+    UrlNotAllowed,
+)
+from shared.ids import new_id, now_iso
+from shared.options import Options
+from shared.settings import Settings
+from shared.storage import input_key
+from shared.tasks import INTERACTIVE, enqueue_job
+
+log = logging.getLogger("cutout.api")
+
+MAX_METADATA_BYTES = 16 * 1024
+MAX_URL_LENGTH = 2048
+
+# (magic test, Pillow format name, content type); order matters only for readability
+_FORMATS: tuple[tuple[str, str, str], ...] = (
+    ("jpeg", "JPEG", "image/jpeg"),
+    ("png", "PNG", "image/png"),
+    ("webp", "WEBP", "image/webp"),
+    ("gif", "GIF", "image/gif"),
+    ("bmp", "BMP", "image/bmp"),
+    ("tiff", "TIFF", "image/tiff"),
+)
+CONTENT_TYPES = {name: ctype for name, _, ctype in _FORMATS}
+_PILLOW_FORMATS = {name: pil for name, pil, _ in _FORMATS}
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format named by the magic numbers at the start of ``data``, else None.
+
+    Only the bytes decide: a file's name or declared content type is never trusted.
+    """
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if data.startswith(b"BM") and len(data) >= 26:
+        return "bmp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    return None
+
+
+def header_size(data: bytes, fmt: str) -> tuple[int, int]:
+    """Width and height from the image header only (Pillow opens lazily, no decode).
+
+    Raises ImageTooLarge when Pillow's decompression-bomb guard trips, InvalidImage when
+    the header cannot be parsed.
+    """
+    try:
+        with warnings.catch_warnings():
+            # between 1x and 2x Image.MAX_IMAGE_PIXELS Pillow only warns; our own limits
+            # (checked by the caller) decide, and pytest's warnings-as-errors must not
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[_PILLOW_FORMATS[fmt]]) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        raise ImageTooLarge("the image declares more pixels than this server accepts") from None
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        IndexError,
+        TypeError,
+        KeyError,
+        struct.error,
+    ):
+        raise InvalidImage(f"the {fmt} header cannot be read") from None
+    if width <= 0 or height <= 0:
+        raise InvalidImage(f"the {fmt} header declares an empty image ({width}x{height})")
+    return width, height
+
+
+def check_image(data: bytes, settings: Settings) -> tuple[str, tuple[int, int]]:
+    """Validate an input's bytes before any decoding: (format, (width, height)).
+
+    Raises InvalidImage (empty, unreadable header), UnsupportedFormat (not one of JPEG,
+    PNG, WebP, GIF, BMP, TIFF by its magic numbers), ImageTooLarge (pixels or a side
+    over the settings).
+    """
+    if not data:
+        raise InvalidImage("the file is empty")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise UnsupportedFormat(
+            "the file is not a JPEG, PNG, WebP, GIF, BMP or TIFF image (judged by its content)"
+        )
+    width, height = header_size(data, fmt)
+    if width * height > settings.max_pixels:
+        raise ImageTooLarge(
+            f"the image is {width}x{height} = {width * height} pixels, "
+            f"over the limit of {settings.max_pixels}",
+            width=width,
+            height=height,
+        )
+    if max(width, height) > settings.max_side:
+        raise ImageTooLarge(
+            f"the image is {width}x{height}, a side is over the limit of {settings.max_side}",
+            width=width,
+            height=height,
+        )
+    return fmt, (width, height)
+
+
+def read_limited(stream: IO[bytes], limit: int) -> bytes:
+    """Read at most ``limit`` bytes; PayloadTooLarge if there are more."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the image is larger than {limit} bytes")
+    return data
+
+
+def parse_metadata(value: Any) -> dict[str, Any]:
+    """``metadata``: a JSON object (or its text, from a form) of at most 16 KiB."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidRequest("metadata must be a JSON object", field="metadata") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("metadata must be a JSON object", field="metadata")
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(
+            f"metadata is {size} bytes of JSON, over the limit of {MAX_METADATA_BYTES}",
+            field="metadata",
+        )
+    return value
+
+
+def check_url(value: Any, field: str) -> str:
+    """A syntactically acceptable http(s) URL (the worker checks where it really leads).
+
+    Addresses are judged where the connection is made, after DNS and on every redirect
+    (the SSRF guard); here only the shape: a string, http or https, a host, ≤ 2048 chars.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{field} must be a URL string", field=field)
+    url = value.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidRequest(f"{field} is longer than {MAX_URL_LENGTH} characters", field=field)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise InvalidRequest(f"{field} is not a valid URL", field=field) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise UrlNotAllowed(f"{field} must use http or https", field=field)
+    if not host:
+        raise InvalidRequest(f"{field} has no host", field=field)
+    return url
+
+
+def parse_webhook(value: Any) -> dict[str, Any] | None:
+    if value is None or value == "":
+        return None
+    return {"url": check_url(value, "webhook_url"), "status": "pending", "attempts": 0}
+
+
+def new_job_record(
+    *,
+    job_id: str,
+    tenant: str,
+    options: Options,
+    source: dict[str, Any],
+    input_key: str | None,
+    metadata: dict[str, Any] | None = None,
+    webhook: dict[str, Any] | None = None,
+    queue: str = INTERACTIVE,
+    batch_id: str | None = None,
+) -> dict[str, Any]:
+    """The stored job record the worker reads (status ``queued``)."""
+    return {
+        "id": job_id,
+        "tenant": tenant,
+        "status": "queued",
+        "created_at": now_iso(),
+        "started_at": None,
+        "finished_at": None,
+        "options": options.to_dict(),
+        "result": None,
+        "error": None,
+        "attempts": 0,
+        "batch_id": batch_id,
+        "metadata": metadata or {},
+        "webhook": webhook,
+        "input_key": input_key,
+        "source": source,
+        "queue": queue,
+    }
+
+
+def check_upload_key(storage: Any, settings: Settings, tenant: str, key: Any) -> str:
+    """An ``upload_key`` of this tenant that holds an object within the size limit.
+
+    Another tenant's key answers NotFound, exactly like a key that never existed in any
+    form, so that keys of others cannot be probed.
+    """
+    if not isinstance(key, str) or not key.startswith(f"uploads/{tenant}/") or ".." in key:
+        raise NotFound("no such upload_key", field="upload_key")
+    try:
+        head = storage.head(key)
+    except NotFound:
+        raise UploadNotFound(
+            "nothing was uploaded under this upload_key (or it expired)", field="upload_key"
+        ) from None
+    if head["bytes"] > settings.max_upload_bytes:
+        raise PayloadTooLarge(
+            f"the uploaded object is {head['bytes']} bytes, over the limit of "
+            f"{settings.max_upload_bytes}"
+        )
+    return key
+
+
+def submit(services: Any, record: dict[str, Any]) -> None:
+    """Store the record, then enqueue it; a failed enqueue fails the job, never loses it."""
+    services.store.create_job(record)
+    try:
+        enqueue_job(services.celery, record["id"], record["queue"])
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; all mean "broker down"
+        log.error("enqueue failed for %s: %s", record["id"], type(exc).__name__)
+        error = Unavailable("the queue is unavailable; the job was not started")
+        # if the store is down too, the record simply expires with its TTL
+        with contextlib.suppress(CutoutError):
+            services.store.transition(
+                record["id"],
+                "failed",
+                ["queued"],
+                error=error.to_job_error(),
+                finished_at=now_iso(),
+            )
+        raise error from None
+    services.metrics.job_created(record)
+
+
+def store_input(services: Any, tenant: str, job_id: str, data: bytes, fmt: str) -> str:
+    key = input_key(tenant, job_id)
+    services.storage.put(key, data, CONTENT_TYPES[fmt])
+    return key
+
+
+def job_from_bytes(
+    services: Any,
+    tenant: str,
+    data: bytes,
+    options: Options,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    webhook: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Validate image bytes, store them, create and enqueue the job; returns the record."""
+    fmt, _ = check_image(data, services.settings)
+    job_id = new_id("job")
+    key = store_input(services, tenant, job_id, data, fmt)
+    record = new_job_record(
+        job_id=job_id,
+        tenant=tenant,
+        options=options,
+        source={"kind": "upload"},
+        input_key=key,
+        metadata=dict(metadata or {}),
+        webhook=webhook,
+    )
+    submit(services, record)
+    return record
+
+
+def job_from_url(
+    services: Any,
+    tenant: str,
+    url: str,
+    options: Options,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    webhook: dict[str, Any] | None = None,
+    field: str = "image_url",
+) -> dict[str, Any]:
+    """A job whose input the worker fetches from ``url`` under the SSRF guard."""
+    record = new_job_record(
+        job_id=new_id("job"),
+        tenant=tenant,
+        options=options,
+        source={"kind": "url", "url": check_url(url, field)},
+        input_key=None,
+        metadata=dict(metadata or {}),
+        webhook=webhook,
+    )
+    submit(services, record)
+    return record
+
+
+def job_from_upload(
+    services: Any,
+    tenant: str,
+    key: str,
+    options: Options,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    webhook: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A job on a direct upload; the worker sniffs and limits the bytes again."""
+    key = check_upload_key(services.storage, services.settings, tenant, key)
+    record = new_job_record(
+        job_id=new_id("job"),
+        tenant=tenant,
+        options=options,
+        source={"kind": "upload"},
+        input_key=key,
+        metadata=dict(metadata or {}),
+        webhook=webhook,
+    )
+    submit(services, record)
+    return record

@@ -1,0 +1,251 @@
+"""``/v1/jobs``: submit one image, poll it, fetch its result, cancel or delete it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, redirect, request
+from werkzeug.exceptions import BadRequest
+
+from api.errors import JobRunning, NoResult
+from api.intake import (
+    job_from_bytes,
+    job_from_upload,
+    job_from_url,
+    parse_metadata,
+    parse_webhook,
+    read_limited,
+)
+from api.openapi import doc
+from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.ids import now_iso, valid_id
+from shared.options import EXTENSIONS, parse_options
+from shared.store import public_job
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+
+JSON_FIELDS = {"upload_key", "image_url", "options", "webhook_url", "metadata"}
+FORM_EXTRA_FIELDS = {"webhook_url", "metadata", "options"}
+RESULT_URL_EXPIRY = 300  # seconds a ?redirect=1 signed URL stays valid
+
+
+def services() -> Any:
+    return current_app.extensions["cutout"]
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object; InvalidRequest when it is missing or not an object."""
+    try:
+        body = request.get_json(force=True, silent=False)
+    except BadRequest:
+        raise InvalidRequest("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the JSON body must be an object")
+    return body
+
+
+def load_job(job_id: str) -> dict[str, Any]:
+    """The caller's job, or NotFound (unknown, malformed and other tenants' ids alike)."""
+    if not valid_id(job_id, "job"):
+        raise NotFound("no such job")
+    job = services().store.get_job(job_id, g.tenant)
+    if job is None:
+        raise NotFound("no such job")
+    g.job_id = job_id
+    return job
+
+
+def accepted(job: dict[str, Any]) -> Response:
+    g.job_id = job["id"]
+    response = Response(json.dumps(public_job(job)), status=202, mimetype="application/json")
+    response.headers["Location"] = f"/v1/jobs/{job['id']}"
+    return response
+
+
+@bp.post("")
+@doc(
+    summary="Submit one image",
+    description="Multipart with an `image` file and option fields (plus `webhook_url` and "
+    "`metadata` as a JSON string), or JSON with `upload_key` (from POST /v1/uploads) or "
+    "`image_url`, and `options`. The format is judged from the bytes; size, pixel count "
+    "and dimensions are checked before anything is decoded.",
+    tags=["jobs"],
+    request={"multipart/form-data": "JobMultipart", "application/json": "JobJson"},
+    responses={
+        202: {"description": "queued", "schema": "Job", "headers": {"Location": "/v1/jobs/{id}"}},
+        400: {"description": "malformed request (invalid_request)", "problem": True},
+        404: {"description": "upload_key of no upload of yours (not_found)", "problem": True},
+        413: {"description": "payload_too_large", "problem": True},
+        415: {"description": "unsupported_format", "problem": True},
+        422: {
+            "description": "invalid_option, invalid_image, image_too_large, "
+            "upload_not_found, url_not_allowed",
+            "problem": True,
+        },
+        503: {"description": "unavailable (Redis, storage or the queue)", "problem": True},
+    },
+)
+def create_job() -> Response:
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        return accepted(_create_from_multipart())
+    if mimetype == "application/json" or mimetype.endswith("+json"):
+        return accepted(_create_from_json())
+    raise InvalidRequest(
+        "send multipart/form-data with an `image` file, or application/json with "
+        f"`upload_key` or `image_url` (got Content-Type {mimetype or 'none'!r})"
+    )
+
+
+def _create_from_multipart() -> dict[str, Any]:
+    svc = services()
+    form = request.form
+    upload = request.files.get("image")
+    if upload is None:
+        others = ", ".join(sorted(request.files)) or "none"
+        raise InvalidRequest(f"the multipart body has no `image` file (file fields: {others})")
+    option_values: dict[str, Any] = {}
+    if form.get("options"):
+        try:
+            option_values.update(json.loads(form["options"]))
+        except (ValueError, TypeError):
+            raise InvalidRequest("the `options` field must be a JSON object") from None
+    option_values.update({k: v for k, v in form.items() if k not in FORM_EXTRA_FIELDS})
+    options = parse_options(option_values)
+    metadata = parse_metadata(form.get("metadata"))
+    webhook = parse_webhook(form.get("webhook_url"))
+    data = read_limited(upload.stream, svc.settings.max_upload_bytes)
+    return job_from_bytes(svc, g.tenant, data, options, metadata=metadata, webhook=webhook)
+
+
+def _create_from_json() -> dict[str, Any]:
+    svc = services()
+    body = json_body()
+    unknown = sorted(set(body) - JSON_FIELDS)
+    if unknown:
+        raise InvalidRequest(
+            f"unknown field(s) {', '.join(unknown)}; expected {', '.join(sorted(JSON_FIELDS))}"
+        )
+    if ("upload_key" in body) == ("image_url" in body):
+        raise InvalidRequest("send exactly one of `upload_key` and `image_url`")
+    raw_options = body.get("options") or {}
+    if not isinstance(raw_options, dict):
+        raise InvalidRequest("`options` must be a JSON object")
+    options = parse_options(raw_options)
+    metadata = parse_metadata(body.get("metadata"))
+    webhook = parse_webhook(body.get("webhook_url"))
+    if "upload_key" in body:
+        return job_from_upload(
+            svc, g.tenant, body["upload_key"], options, metadata=metadata, webhook=webhook
+        )
+    return job_from_url(
+        svc, g.tenant, body["image_url"], options, metadata=metadata, webhook=webhook
+    )
+
+
+@bp.get("/<job_id>")
+@doc(
+    summary="Job status",
+    tags=["jobs"],
+    responses={
+        200: {"description": "the job", "schema": "Job"},
+        404: {"description": "not_found", "problem": True},
+    },
+)
+def get_job(job_id: str) -> Response:
+    job = load_job(job_id)
+    return Response(json.dumps(public_job(job)), mimetype="application/json")
+
+
+@bp.get("/<job_id>/result")
+@doc(
+    summary="The result image",
+    description="Streams the result; `?redirect=1` answers 302 to a signed storage URL "
+    "(valid 5 minutes). 409 `not_finished` while queued or processing (with "
+    "`job_status`), 409 `no_result` for a failed or canceled job (with its `error`).",
+    tags=["jobs"],
+    parameters=[
+        {"name": "redirect", "in": "query", "required": False, "schema": {"type": "boolean"}}
+    ],
+    responses={
+        200: {"description": "the image", "content_type": "image/*"},
+        302: {
+            "description": "redirect to a signed storage URL",
+            "headers": {"Location": "signed URL"},
+        },
+        404: {
+            "description": "not_found (also when the result was deleted or expired)",
+            "problem": True,
+        },
+        409: {"description": "not_finished or no_result", "problem": True},
+    },
+)
+def get_result(job_id: str) -> Response:
+    job = load_job(job_id)
+    status = job["status"]
+    if status in ("queued", "processing"):
+        raise Conflict(f"the job is {status}; poll /v1/jobs/{job_id}", job_status=status)
+    if status != "succeeded" or not (job.get("result") or {}).get("key"):
+        raise NoResult(
+            f"the job is {status} and has no result", job_status=status, error=job.get("error")
+        )
+    result = job["result"]
+    key = result["key"]
+    extension = EXTENSIONS.get((job.get("options") or {}).get("format", ""), "") or (
+        key.rsplit(".", 1)[-1] if "." in key else "bin"
+    )
+    filename = f"{job_id}.{extension}"
+    storage = services().storage
+    if request.args.get("redirect", "").lower() in ("1", "true", "yes"):
+        return redirect(storage.presign_get(key, RESULT_URL_EXPIRY, filename), code=302)
+    chunks = storage.stream(key)
+    # the first read raises NotFound/StorageError here, as a proper problem response,
+    # instead of in the middle of a 200
+    first = next(chunks, b"")
+
+    def body() -> Iterator[bytes]:
+        yield first
+        yield from chunks
+
+    response = Response(body(), mimetype=result.get("content_type") or "application/octet-stream")
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    if result.get("bytes"):
+        response.headers["Content-Length"] = str(result["bytes"])
+    return response
+
+
+@bp.delete("/<job_id>")
+@doc(
+    summary="Cancel a job if not started; delete its stored input and result",
+    description="The record stays (status `canceled`, or its terminal status) so polling "
+    "still answers until retention expires; the bytes are deleted at once. A job a "
+    "worker is processing answers 409 `job_running`.",
+    tags=["jobs"],
+    responses={
+        204: {"description": "canceled and/or deleted"},
+        404: {"description": "not_found", "problem": True},
+        409: {"description": "job_running", "problem": True},
+    },
+)
+def delete_job(job_id: str) -> Response:
+    svc = services()
+    job = load_job(job_id)
+    if job["status"] == "queued":
+        transition = svc.store.transition(job_id, "canceled", ["queued"], finished_at=now_iso())
+        if not transition.applied:
+            job = load_job(job_id)  # a worker took it meanwhile
+    if job["status"] == "processing":
+        raise JobRunning(
+            "a worker is processing this job; delete it once it has finished",
+            job_status="processing",
+        )
+    tenant = job["tenant"]
+    svc.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
+    svc.storage.delete_prefix(f"outputs/{tenant}/{job_id}/")
+    # a direct upload is this job's input too; its key carries the tenant (checked at intake)
+    upload = job.get("input_key") or ""
+    if upload.startswith(f"uploads/{tenant}/"):
+        svc.storage.delete_prefix(upload)
+    return Response(status=204)

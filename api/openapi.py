@@ -1,0 +1,371 @@
+"""The OpenAPI 3.1 document, generated from the routes themselves so it cannot drift.
+
+Each view may carry ``@doc(...)`` metadata; :func:`build_document` walks ``app.url_map``,
+so every route appears (an undocumented one with a generic entry, which a unit test
+refuses), with its real methods and path parameters. Schemas of the job, batch,
+problem and options objects come from the code (``shared.options.Options``'s fields).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, current_app, jsonify
+from flask.typing import ResponseReturnValue
+
+from shared.options import FORMATS, MODELS, OPTION_NAMES, Options
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OPENAPI_VERSION = "3.1.0"
+DOC_ATTR = "_openapi"
+PROTECTED_PREFIXES = ("/v1/", "/api/")
+
+bp = Blueprint("openapi", __name__)
+
+
+def doc(
+    summary: str,
+    *,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    request: dict[str, Any] | None = None,
+    responses: dict[int | str, dict[str, Any]] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+) -> Callable[[F], F]:
+    """Attach OpenAPI metadata to a view.
+
+    ``request`` maps content types to schemas; ``responses`` maps status codes to
+    ``{"description", "schema"?, "problem"?: bool, "content_type"?, "headers"?}``.
+    A schema given as a string is a reference to ``components.schemas``.
+    """
+
+    def decorate(view: F) -> F:
+        setattr(
+            view,
+            DOC_ATTR,
+            {
+                "summary": summary,
+                "description": description,
+                "tags": tags or [],
+                "request": request,
+                "responses": responses or {},
+                "parameters": parameters or [],
+            },
+        )
+        return view
+
+    return decorate
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _schema(value: Any) -> dict[str, Any]:
+    return ref(value) if isinstance(value, str) else value
+
+
+_RULE_ARG = re.compile(r"<(?:(?P<conv>[a-zA-Z_]\w*)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+_CONVERTER_TYPES = {"int": {"type": "integer"}, "float": {"type": "number"}}
+
+
+def openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    """werkzeug rule → OpenAPI path template and its path parameters."""
+    params = []
+    for match in _RULE_ARG.finditer(rule):
+        params.append(
+            {
+                "name": match.group("name"),
+                "in": "path",
+                "required": True,
+                "schema": _CONVERTER_TYPES.get(match.group("conv") or "", {"type": "string"}),
+            }
+        )
+    return _RULE_ARG.sub(lambda m: "{" + m.group("name") + "}", rule), params
+
+
+def _response(status: int | str, spec: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": spec.get("description") or str(status)}
+    if spec.get("problem"):
+        out["content"] = {"application/problem+json": {"schema": ref("Problem")}}
+    elif "schema" in spec or "content_type" in spec:
+        content_type = spec.get("content_type", "application/json")
+        schema = (
+            _schema(spec["schema"])
+            if "schema" in spec
+            else (
+                {"type": "string", "contentEncoding": "binary"}
+                if not content_type.startswith("text/")
+                else {"type": "string"}
+            )
+        )
+        out["content"] = {content_type: {"schema": schema}}
+    if spec.get("headers"):
+        out["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in spec["headers"].items()
+        }
+    return out
+
+
+def build_document(app: Flask) -> dict[str, Any]:
+    """The OpenAPI document for every rule in ``app.url_map`` (static files excepted)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint == "static":
+            continue
+        path, path_params = openapi_path(rule.rule)
+        view = app.view_functions.get(rule.endpoint)
+        meta = getattr(view, DOC_ATTR, None) or {
+            "summary": f"{rule.endpoint} (undocumented)",
+            "description": None,
+            "tags": [],
+            "request": None,
+            "responses": {},
+            "parameters": [],
+        }
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        for method in methods:
+            operation: dict[str, Any] = {
+                "operationId": rule.endpoint.replace(".", "_")
+                + ("" if len(methods) == 1 else f"_{method.lower()}"),
+                "summary": meta["summary"],
+            }
+            if meta["description"]:
+                operation["description"] = meta["description"]
+            if meta["tags"]:
+                operation["tags"] = meta["tags"]
+            parameters = path_params + meta["parameters"]
+            if parameters:
+                operation["parameters"] = parameters
+            if meta["request"]:
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {ct: {"schema": _schema(s)} for ct, s in meta["request"].items()},
+                }
+            responses = {
+                str(code): _response(code, spec) for code, spec in meta["responses"].items()
+            }
+            if rule.rule.startswith(PROTECTED_PREFIXES):
+                operation["security"] = [{"bearer": []}]
+                responses.setdefault(
+                    "401",
+                    _response(401, {"description": "missing or invalid API key", "problem": True}),
+                )
+            else:
+                operation["security"] = []
+            responses.setdefault(
+                "default",
+                _response(
+                    "default",
+                    {"description": "an error (problem+json with a stable code)", "problem": True},
+                ),
+            )
+            operation["responses"] = responses
+            paths.setdefault(path, {})[method.lower()] = operation
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Cutout",
+            "version": _version(),
+            "description": "Background removal as a service: asynchronous jobs with "
+            "polling or signed webhooks, and a rembg-compatible synchronous endpoint.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an API key (CUTOUT_API_KEYS)",
+                }
+            },
+        },
+    }
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("cutout")
+    except Exception:  # noqa: BLE001 - not installed (running from a checkout)
+        return "0"
+
+
+def options_schema() -> dict[str, Any]:
+    """JSON Schema of the processing options, from :class:`Options`' fields."""
+    defaults = Options().to_dict()
+    hints = typing.get_type_hints(Options)
+    properties: dict[str, Any] = {}
+    for field in dataclasses.fields(Options):
+        hint = hints[field.name]
+        if field.name == "model":
+            prop: dict[str, Any] = {"type": "string", "enum": list(MODELS)}
+        elif field.name == "format":
+            prop = {"type": "string", "enum": list(FORMATS)}
+        elif field.name == "bg_color":
+            prop = {"type": ["string", "null"], "description": "#RRGGBB, #RRGGBBAA or r,g,b[,a]"}
+        elif field.name == "canvas":
+            prop = {
+                "type": ["string", "null"],
+                "pattern": r"^\d+x\d+$",
+                "description": "WIDTHxHEIGHT",
+            }
+        elif hint is bool:
+            prop = {"type": "boolean"}
+        elif hint is int:
+            prop = {"type": "integer"}
+        elif hint is float:
+            prop = {"type": "number"}
+        else:
+            prop = {}
+        prop["default"] = defaults[field.name]
+        properties[field.name] = prop
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def schemas() -> dict[str, Any]:
+    from api.errors import problem_schema
+
+    nullable_string = {"type": ["string", "null"]}
+    return {
+        "Problem": problem_schema(),
+        "Options": options_schema(),
+        "JobResult": {
+            "type": "object",
+            "properties": {
+                "url": {"type": "string"},
+                "content_type": {"type": "string"},
+                "width": {"type": "integer"},
+                "height": {"type": "integer"},
+                "bytes": {"type": "integer"},
+            },
+        },
+        "JobError": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        },
+        "Webhook": {
+            "type": "object",
+            "properties": {
+                "url": {"type": "string"},
+                "status": {"enum": ["pending", "delivered", "failed"]},
+                "attempts": {"type": "integer"},
+            },
+        },
+        "Job": {
+            "type": "object",
+            "required": ["id", "status", "created_at", "options"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^job_[0-9a-z]{26}$"},
+                "status": {"enum": ["queued", "processing", "succeeded", "failed", "canceled"]},
+                "created_at": {"type": "string", "format": "date-time"},
+                "started_at": nullable_string,
+                "finished_at": nullable_string,
+                "options": ref("Options"),
+                "result": {"oneOf": [ref("JobResult"), {"type": "null"}]},
+                "error": {"oneOf": [ref("JobError"), {"type": "null"}]},
+                "attempts": {"type": "integer"},
+                "batch_id": nullable_string,
+                "metadata": {"type": "object"},
+                "webhook": {"oneOf": [ref("Webhook"), {"type": "null"}]},
+            },
+        },
+        "Batch": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "pattern": "^bat_[0-9a-z]{26}$"},
+                "status": {"enum": ["running", "completed"]},
+                "created_at": {"type": "string", "format": "date-time"},
+                "finished_at": nullable_string,
+                "counts": {
+                    "type": "object",
+                    "properties": {
+                        name: {"type": "integer"}
+                        for name in (
+                            "total",
+                            "queued",
+                            "processing",
+                            "succeeded",
+                            "failed",
+                            "canceled",
+                        )
+                    },
+                },
+            },
+        },
+        "JobMultipart": {
+            "type": "object",
+            "required": ["image"],
+            "properties": {
+                "image": {"type": "string", "contentEncoding": "binary"},
+                "webhook_url": {"type": "string"},
+                "metadata": {"type": "string", "description": "a JSON object, ≤ 16 KiB"},
+                **{name: {"type": "string"} for name in OPTION_NAMES},
+            },
+        },
+        "JobJson": {
+            "type": "object",
+            "properties": {
+                "upload_key": {"type": "string"},
+                "image_url": {"type": "string", "format": "uri"},
+                "options": ref("Options"),
+                "webhook_url": {"type": "string", "format": "uri"},
+                "metadata": {"type": "object"},
+            },
+            "oneOf": [{"required": ["upload_key"]}, {"required": ["image_url"]}],
+            "additionalProperties": False,
+        },
+        "UploadRequest": {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
+                "content_type": {"type": "string", "default": "application/octet-stream"},
+                "bytes": {"type": "integer", "minimum": 1},
+            },
+            "additionalProperties": False,
+        },
+        "Upload": {
+            "type": "object",
+            "properties": {
+                "upload_key": {"type": "string"},
+                "url": {"type": "string", "format": "uri"},
+                "method": {"const": "PUT"},
+                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                "expires_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "RemoveMultipart": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {
+                "file": {"type": "string", "contentEncoding": "binary"},
+                "model": {"type": "string"},
+                "a": {"type": "boolean", "description": "alpha matting"},
+                "af": {"type": "integer", "description": "alpha matting foreground threshold"},
+                "ab": {"type": "integer", "description": "alpha matting background threshold"},
+                "ae": {"type": "integer", "description": "alpha matting erode size"},
+                "om": {"type": "boolean", "description": "only the mask"},
+                "ppm": {"type": "boolean", "description": "post-process the mask"},
+                "bgc": {"type": "string", "description": "background colour: (255,255,255,255)"},
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+@doc(
+    summary="This OpenAPI document",
+    tags=["operations"],
+    responses={200: {"description": "OpenAPI 3.1", "schema": {"type": "object"}}},
+)
+def openapi_json() -> ResponseReturnValue:
+    return jsonify(build_document(current_app))

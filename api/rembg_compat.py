@@ -1,0 +1,164 @@
+"""``/api/remove``: a drop-in for rembg's server (``rembg s``), answering the image itself.
+
+rembg's parameter names are mapped onto ours (``a`` → ``alpha_matting``, ``om`` →
+``mask_only``, ``bgc`` → ``bg_color`` in rembg's ``(r, g, b, a)`` form, …); our own
+option names work too. The request becomes an ordinary interactive job, so the pixels
+come from the same worker and engine as ``/v1/jobs``; the API waits for it up to
+``CUTOUT_SYNC_TIMEOUT`` and then answers 504 ``processing_timeout`` with the job's
+``Location`` so the client can keep polling.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+
+from api.errors import NoResult
+from api.intake import job_from_bytes, job_from_url, read_limited
+from api.openapi import doc
+from shared.errors import InvalidRequest, ProcessingTimeout, error_for_code
+from shared.options import Options, parse_options
+
+bp = Blueprint("rembg", __name__, url_prefix="/api")
+
+# rembg's parameter → ours
+REMBG_NAMES = {
+    "model": "model",
+    "a": "alpha_matting",
+    "af": "alpha_matting_foreground_threshold",
+    "ab": "alpha_matting_background_threshold",
+    "ae": "alpha_matting_erode_size",
+    "om": "mask_only",
+    "ppm": "post_process",
+    "bgc": "bg_color",
+}
+# sent by rembg clients, meaningless for our models: accepted and ignored
+IGNORED = {"extras", "url"}
+
+_PARAMS_DOC = [
+    {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": f"rembg's `{name}` = our `{ours}`",
+    }
+    for name, ours in REMBG_NAMES.items()
+]
+
+
+def parse_bgc(value: str) -> str | None:
+    """rembg's ``bgc`` as its clients send it: ``(255, 255, 255, 255)``, ``[255,255,255]``,
+    ``255,255,255,255`` (or our ``#RRGGBB[AA]``); empty → None."""
+    text = re.sub(r"[\s()\[\]]", "", value)
+    return text or None
+
+
+def rembg_options(params: Mapping[str, Any]) -> Options:
+    """Options from rembg's parameters (and ours); InvalidOption names the bad one."""
+    values: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in IGNORED:
+            continue
+        ours = REMBG_NAMES.get(name, name)
+        if ours == "bg_color" and isinstance(value, str):
+            value = parse_bgc(value)
+        if value == "" and ours not in ("bg_color", "canvas"):
+            continue  # an empty form field means "the default", as in rembg
+        values[ours] = value
+    return parse_options(values)
+
+
+def _params() -> dict[str, Any]:
+    params: dict[str, Any] = dict(request.args.items())
+    params.update(request.form.items())  # form fields win over the query, as rembg's POST
+    return params
+
+
+def _wait_and_answer(job: dict[str, Any]) -> Response:
+    svc = current_app.extensions["cutout"]
+    job_id = job["id"]
+    g.job_id = job_id
+    location = f"/v1/jobs/{job_id}"
+    if not svc.store.wait_finished(job_id, svc.settings.sync_timeout):
+        error = ProcessingTimeout(
+            f"the job did not finish within {svc.settings.sync_timeout:g}s; it goes on: "
+            f"poll {location}",
+            job_id=job_id,
+        )
+        error.headers = {"Location": location}  # type: ignore[attr-defined]
+        raise error
+    done = svc.store.get_job(job_id) or {}
+    if done.get("status") == "succeeded" and (done.get("result") or {}).get("key"):
+        result = done["result"]
+        data = svc.storage.get(result["key"])
+        response = Response(data, mimetype=result.get("content_type") or "image/png")
+        response.headers["Cutout-Job-Id"] = job_id
+        return response
+    error_info = done.get("error") or {}
+    if done.get("status") == "failed" and error_info.get("code"):
+        error = error_for_code(error_info["code"], error_info.get("message"))
+    else:
+        error = NoResult(f"the job is {done.get('status')}", job_status=done.get("status"))
+    error.headers = {"Location": location}  # type: ignore[attr-defined]
+    raise error
+
+
+@bp.post("/remove")
+@doc(
+    summary="Remove the background now (rembg-compatible)",
+    description="Multipart `file` with rembg's parameters as form fields or in the query. "
+    "Waits for the result up to CUTOUT_SYNC_TIMEOUT.",
+    tags=["rembg"],
+    request={"multipart/form-data": "RemoveMultipart"},
+    parameters=_PARAMS_DOC,
+    responses={
+        200: {"description": "the image", "content_type": "image/png"},
+        400: {"description": "invalid_request", "problem": True},
+        422: {"description": "invalid_option, invalid_image, image_too_large", "problem": True},
+        504: {"description": "processing_timeout (Location: the job)", "problem": True},
+    },
+)
+def remove_post() -> Response:
+    svc = current_app.extensions["cutout"]
+    if request.mimetype != "multipart/form-data":
+        raise InvalidRequest("send multipart/form-data with a `file` field (as rembg does)")
+    upload = request.files.get("file")
+    if upload is None:
+        raise InvalidRequest("the multipart body has no `file` field")
+    options = rembg_options(_params())
+    data = read_limited(upload.stream, svc.settings.max_upload_bytes)
+    return _wait_and_answer(job_from_bytes(svc, g.tenant, data, options))
+
+
+@bp.get("/remove")
+@doc(
+    summary="Remove the background of an image at a URL now (rembg-compatible)",
+    description="`url` is fetched by the worker under the same guard as `image_url`.",
+    tags=["rembg"],
+    parameters=[
+        {
+            "name": "url",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "string", "format": "uri"},
+        },
+        *_PARAMS_DOC,
+    ],
+    responses={
+        200: {"description": "the image", "content_type": "image/png"},
+        400: {"description": "invalid_request", "problem": True},
+        422: {"description": "invalid_option, url_not_allowed, url_fetch_failed", "problem": True},
+        504: {"description": "processing_timeout (Location: the job)", "problem": True},
+    },
+)
+def remove_get() -> Response:
+    svc = current_app.extensions["cutout"]
+    url = request.args.get("url")
+    if not url:
+        raise InvalidRequest("the `url` query parameter is required", field="url")
+    options = rembg_options(_params())
+    return _wait_and_answer(job_from_url(svc, g.tenant, url, options, field="url"))

@@ -424,35 +424,10 @@ def fetch(
     With ``truncate_body`` a body over ``max_bytes`` is cut short instead of refused
     (for answers whose status matters and whose body does not).
     """
-    return _fetch(
-        url,
-        max_bytes=max_bytes,
-        allowed_networks=tuple(allowed_networks),
-        timeout=timeout,
-        max_redirects=max_redirects,
-        method=method.upper(),
-        body=body,
-        headers=dict(headers or {}),
-        deadline=_Deadline(total_timeout),
-        tls_context=tls_context,
-        truncate=truncate_body,
-    )
-
-
-def _fetch(
-    url: str,
-    *,
-    max_bytes: int,
-    allowed_networks: tuple[IPNetwork, ...],
-    timeout: tuple[float, float],
-    max_redirects: int,
-    method: str,
-    body: bytes | None,
-    headers: dict[str, str],
-    deadline: _Deadline,
-    tls_context: ssl.SSLContext | None,
-    truncate: bool,
-) -> FetchResult:
+    allowed = tuple(allowed_networks)
+    method = method.upper()
+    send_headers = dict(headers or {})
+    deadline = _Deadline(total_timeout)
     follows = method in ("GET", "HEAD")
     current = url
     redirects = 0
@@ -461,14 +436,14 @@ def _fetch(
         result = _request_once(
             target,
             max_bytes=max_bytes,
-            allowed=allowed_networks,
+            allowed=allowed,
             timeout=timeout,
             method=method,
             body=body,
-            headers=headers,
+            headers=send_headers,
             deadline=deadline,
             tls_context=tls_context,
-            truncate=truncate,
+            truncate=truncate_body,
         )
         if follows and result.status in REDIRECT_STATUSES:
             location = result.headers.get("location", "").strip()
@@ -480,7 +455,9 @@ def _fetch(
             following = urljoin(current, location)
             if urlsplit(following).netloc.lower() != urlsplit(current).netloc.lower():
                 # credentials meant for one host are not handed to the next
-                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+                send_headers = {
+                    k: v for k, v in send_headers.items() if k.lower() not in _CREDENTIAL_HEADERS
+                }
             current = following
             continue
         if follows and result.status >= 300:

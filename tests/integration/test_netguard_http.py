@@ -355,6 +355,24 @@ def test_redirect_to_a_refused_name(
         )
 
 
+def test_credentials_not_carried_to_another_host(
+    server: tuple[str, Seen], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    where, seen = server
+    port = where.rsplit(":", 1)[1]
+    _stand_in_resolver(monkeypatch, {"a.test": ["127.0.0.1"], "b.test": ["127.0.0.1"]})
+    netguard.fetch(
+        f"http://a.test:{port}/to?url=/to%3Furl%3Dhttp://b.test:{port}/ok",
+        max_bytes=1000,
+        allowed_networks=LOOPBACK,
+        headers={"Authorization": "Bearer s3cret", "X-Trace": "1"},
+    )
+    sent = [r["headers"] for r in seen.requests]
+    assert [h["host"] for h in sent] == [f"a.test:{port}", f"a.test:{port}", f"b.test:{port}"]
+    assert [h.get("authorization") for h in sent] == ["Bearer s3cret", "Bearer s3cret", None]
+    assert all(h["x-trace"] == "1" for h in sent)
+
+
 def test_redirect_to_another_scheme_refused(server: tuple[str, Seen]) -> None:
     where, _ = server
     with pytest.raises(UrlNotAllowed, match="only http and https"):

@@ -1,0 +1,188 @@
+"""``cutout eval``: quality metrics (IoU, F-score, MAE, boundary F1) against truth masks.
+
+Exit codes: 0 every item evaluated; 2 usage (bad option, variant or manifest, a listed file
+missing); 1 anything else, including items that failed (their error is in the JSON and the
+means leave them out) and a missing optional dependency or model weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="quality metrics against truth masks",
+        description=(
+            "Measure cutout quality against truth masks: IoU, F-score (β²=0.3) and F1 at "
+            "alpha ≥ 128, MAE of the soft alpha, boundary F1 within 3 px; per image, per "
+            "category and overall. Prints a table; writes JSON and an HTML report on request."
+        ),
+        epilog=(
+            "example: cutout eval --manifest gt/manifest.csv --model u2net --model u2netp "
+            "--variant pp:post_process=true --baseline grabcut --report eval.html"
+        ),
+    )
+    parser.add_argument(
+        "--manifest",
+        required=True,
+        type=Path,
+        metavar="CSV",
+        help="CSV with image, mask, category columns (paths relative to its folder)",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="M",
+        help="a model to evaluate (repeat for several columns; default u2net)",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a processing option for every model column, e.g. post_process=true (repeatable)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:K=V,...",
+        help=(
+            "one more column per model named MODEL+NAME with these options, e.g. "
+            "pp:post_process=true; with model=… in it, a single column NAME (repeatable)"
+        ),
+    )
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        choices=["grabcut"],
+        help="a classical baseline column (GrabCut, as in the seed article)",
+    )
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write every result as JSON")
+    parser.add_argument(
+        "--report", type=Path, metavar="OUT.html", help="write a self-contained HTML report"
+    )
+    parser.add_argument("--limit", type=_positive, metavar="N", help="only the first N items")
+    parser.add_argument("--category", metavar="C", help="only the items of one category")
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        metavar="N",
+        help="ONNX Runtime threads (default CUTOUT_ORT_THREADS, else the CPU count)",
+    )
+    parser.set_defaults(func=handle)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"cutout eval: {message}", file=sys.stderr)
+    return code
+
+
+def handle(args: argparse.Namespace) -> int:
+    # heavy imports here, so that `cutout --help` stays fast
+    from shared.errors import CutoutError, InvalidOption
+    from shared.settings import SettingsError, load_settings
+    from worker.eval.grabcut import OpenCVMissing, require_cv2
+    from worker.eval.manifest import ManifestError, load_manifest
+    from worker.eval.methods import build_methods
+
+    try:
+        methods = build_methods(args.model, args.option, args.variant, args.baseline)
+    except InvalidOption as exc:
+        return _fail(exc.message, 2)
+    try:
+        items = load_manifest(args.manifest, category=args.category, limit=args.limit)
+    except ManifestError as exc:
+        return _fail(str(exc), 2)
+    if any(m.kind == "baseline" for m in methods):
+        try:
+            require_cv2()
+        except OpenCVMissing as exc:
+            return _fail(str(exc), 1)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        return _fail(str(exc), 2)
+
+    from worker.engine import Engine, decode_image
+
+    engine = None
+    models = sorted({m.options.model for m in methods if m.options is not None})
+    if models:
+        threads = args.threads or settings.ort_threads or os.cpu_count() or 1
+        try:
+            engine = Engine(settings.model_home, threads=threads, device=settings.device)
+            engine.warm(models)
+        except CutoutError as exc:
+            return _fail(f"{exc.message} (fetch weights with: cutout models fetch)", 1)
+
+    from worker.eval.report import format_table, render_html
+    from worker.eval.runner import run_eval
+
+    progress = _progress_bar(len(items) * len(methods))
+    try:
+        result = run_eval(
+            items,
+            methods,
+            decode=lambda data: decode_image(
+                data, max_pixels=settings.max_pixels, max_side=settings.max_side
+            ),
+            engine=engine,
+            thumbs=args.report is not None,
+            progress=progress,
+            warn=lambda text: print(f"cutout eval: {text}", file=sys.stderr),
+        )
+    finally:
+        progress.close()  # type: ignore[attr-defined]
+
+    print(format_table(result))
+    command = "cutout eval " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else None
+    try:
+        if args.json is not None:
+            _write(args.json, json.dumps(result.to_json(str(args.manifest)), indent=2) + "\n")
+        if args.report is not None:
+            page = render_html(result, manifest=str(args.manifest), command=command)
+            _write(args.report, page)
+    except OSError as exc:
+        return _fail(f"cannot write the output: {exc}", 1)
+    if result.failed:
+        return _fail(f"{result.failed} item result(s) failed; see the messages above", 1)
+    return 0
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _progress_bar(total: int) -> Any:
+    """A tqdm bar on stderr when it is a terminal; otherwise a silent stand-in."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="img", file=sys.stderr, disable=not sys.stderr.isatty())
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+
+    update.close = bar.close  # type: ignore[attr-defined]
+    return update

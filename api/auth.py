@@ -34,6 +34,10 @@ def parse_bearer(header: str | None) -> str | None:
     return token
 
 
+class BindRefused(SettingsError):
+    """The server would listen beyond loopback without API keys (or ``AUTH=on``, no keys)."""
+
+
 def tenant_for_request(settings: Settings, header: str | None) -> str:
     """The tenant of a request with this ``Authorization`` header; raises Unauthorized."""
     if not settings.auth_enabled:
@@ -72,11 +76,11 @@ def is_loopback(host: str) -> bool:
 def check_bind(settings: Settings) -> None:
     """Refuse to serve a non-loopback address without API keys (API.md, issue 6).
 
-    Raises SettingsError naming the variables; with ``CUTOUT_AUTH=off`` it only warns,
-    at every start, because the operator chose an open server explicitly.
+    Raises BindRefused (a SettingsError) naming the variables; with ``CUTOUT_AUTH=off``
+    it only warns, at every start, because the operator chose an open server explicitly.
     """
     if settings.auth == "on" and not settings.api_keys:
-        raise SettingsError(["CUTOUT_AUTH: is 'on' but CUTOUT_API_KEYS lists no keys"])
+        raise BindRefused(["CUTOUT_AUTH: is 'on' but CUTOUT_API_KEYS lists no keys"])
     if settings.auth_enabled or is_loopback(settings.host):
         return
     if settings.auth == "off":
@@ -86,7 +90,7 @@ def check_bind(settings: Settings) -> None:
             settings.host,
         )
         return
-    raise SettingsError(
+    raise BindRefused(
         [
             f"CUTOUT_API_KEYS: required when CUTOUT_HOST ({settings.host}) is not a loopback "
             "address; set tenant:key pairs, or CUTOUT_AUTH=off to serve without keys "

@@ -17,10 +17,10 @@ import struct
 import warnings
 from collections.abc import Mapping
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
+from shared import netguard
 from shared.errors import (
     CutoutError,
     ImageTooLarge,
@@ -42,7 +42,6 @@ from shared.tasks import INTERACTIVE, enqueue_job
 log = logging.getLogger("cutout.api")
 
 MAX_METADATA_BYTES = 16 * 1024
-MAX_URL_LENGTH = 2048
 
 # (magic test, Pillow format name, content type); order matters only for readability
 _FORMATS: tuple[tuple[str, str, str], ...] = (
@@ -168,33 +167,33 @@ def parse_metadata(value: Any) -> dict[str, Any]:
     return value
 
 
-def check_url(value: Any, field: str) -> str:
-    """A syntactically acceptable http(s) URL (the worker checks where it really leads).
+def check_url(value: Any, field: str, settings: Settings) -> str:
+    """An acceptable http(s) URL; UrlNotAllowed (422) saying why not.
 
-    Addresses are judged where the connection is made, after DNS and on every redirect
-    (the SSRF guard); here only the shape: a string, http or https, a host, ≤ 2048 chars.
+    The shape is checked here with the worker's own SSRF guard (``shared.netguard``), and
+    a literal address (``http://10.0.0.1/``, ``http://2130706433/``) is refused at once;
+    names are judged where the connection is made, after DNS and on every redirect.
     """
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(f"{field} must be a URL string", field=field)
     url = value.strip()
-    if len(url) > MAX_URL_LENGTH:
-        raise InvalidRequest(f"{field} is longer than {MAX_URL_LENGTH} characters", field=field)
     try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        raise InvalidRequest(f"{field} is not a valid URL", field=field) from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise UrlNotAllowed(f"{field} must use http or https", field=field)
-    if not host:
-        raise InvalidRequest(f"{field} has no host", field=field)
+        target = netguard.parse_url(url)
+        if target.literal is not None:
+            why = netguard.refusal(target.literal, settings.allowed_private_networks)
+            if why:
+                raise UrlNotAllowed(f"the address is {why}")
+    except UrlNotAllowed as exc:
+        raise UrlNotAllowed(f"{field}: {exc.message}", field=field) from None
     return url
 
 
-def parse_webhook(value: Any) -> dict[str, Any] | None:
+def parse_webhook(value: Any, settings: Settings) -> dict[str, Any] | None:
+    """The job's ``webhook`` member for a ``webhook_url`` (None when there is none)."""
     if value is None or value == "":
         return None
-    return {"url": check_url(value, "webhook_url"), "status": "pending", "attempts": 0}
+    url = check_url(value, "webhook_url", settings)
+    return {"url": url, "status": "pending", "attempts": 0}
 
 
 def new_job_record(
@@ -320,7 +319,7 @@ def job_from_url(
         job_id=new_id("job"),
         tenant=tenant,
         options=options,
-        source={"kind": "url", "url": check_url(url, field)},
+        source={"kind": "url", "url": check_url(url, field, services.settings)},
         input_key=None,
         metadata=dict(metadata or {}),
         webhook=webhook,

@@ -115,7 +115,7 @@ def _create_from_multipart() -> dict[str, Any]:
     option_values.update({k: v for k, v in form.items() if k not in FORM_EXTRA_FIELDS})
     options = parse_options(option_values)
     metadata = parse_metadata(form.get("metadata"))
-    webhook = parse_webhook(form.get("webhook_url"))
+    webhook = parse_webhook(form.get("webhook_url"), svc.settings)
     data = read_limited(upload.stream, svc.settings.max_upload_bytes)
     return job_from_bytes(svc, g.tenant, data, options, metadata=metadata, webhook=webhook)
 
@@ -135,7 +135,7 @@ def _create_from_json() -> dict[str, Any]:
         raise InvalidRequest("`options` must be a JSON object")
     options = parse_options(raw_options)
     metadata = parse_metadata(body.get("metadata"))
-    webhook = parse_webhook(body.get("webhook_url"))
+    webhook = parse_webhook(body.get("webhook_url"), svc.settings)
     if "upload_key" in body:
         return job_from_upload(
             svc, g.tenant, body["upload_key"], options, metadata=metadata, webhook=webhook

@@ -302,9 +302,20 @@ def test_image_url_job_is_queued_with_url_source(
     )
     assert_problem(
         client.post("/v1/jobs", json={"image_url": "https://x/" + "a" * 3000}),
-        400,
-        "invalid_request",
+        422,
+        "url_not_allowed",
     )
+    # a literal private address is refused at once (names are checked by the worker)
+    body = assert_problem(
+        client.post("/v1/jobs", json={"image_url": "http://10.1.2.3/a.png"}),
+        422,
+        "url_not_allowed",
+    )
+    assert body["field"] == "image_url"
+    hook_to_loopback = {"image_url": "http://a.example/", "webhook_url": "http://[::1]/hook"}
+    body = assert_problem(client.post("/v1/jobs", json=hook_to_loopback), 422, "url_not_allowed")
+    assert body["field"] == "webhook_url"
+    assert rdb.llen("interactive") == 1
 
 
 # -- result and delete -----------------------------------------------------------------

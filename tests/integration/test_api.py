@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import json
 import struct
+import threading
+import time
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
@@ -551,3 +553,99 @@ def test_readyz_names_what_is_down(make_settings: Callable[..., Settings]) -> No
 def test_redis_down_is_503_not_500(make_settings: Callable[..., Settings]) -> None:
     client = create_app(make_settings(redis_url="redis://127.0.0.1:1/0")).test_client()
     assert_problem(client.get("/v1/jobs/job_0000000000000000000000000a"), 503, "unavailable")
+
+
+# -- /api/remove (the worker's part played by a thread; real workers: the service tests) --
+
+
+def play_worker(app: Flask, rdb: redis.Redis, outcome: str) -> threading.Thread:
+    """Finish the first queued job the way the worker would: succeed or fail it."""
+    services = app.extensions["cutout"]
+
+    def run() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for key in rdb.scan_iter("cutout:job:*"):
+                if key.endswith(":done"):
+                    continue
+                job_id = key.rsplit(":", 1)[-1]
+                if not services.store.transition(job_id, "processing", ["queued"]).applied:
+                    continue
+                if outcome == "fail":
+                    services.store.transition(
+                        job_id,
+                        "failed",
+                        ["processing"],
+                        error={"code": "invalid_image", "message": "cannot decode"},
+                    )
+                    return
+                out_key = f"outputs/public/{job_id}/result.png"
+                services.storage.put(out_key, b"\x89PNG-result", "image/png")
+                services.store.transition(
+                    job_id,
+                    "succeeded",
+                    ["processing"],
+                    result={
+                        "url": f"/v1/jobs/{job_id}/result",
+                        "key": out_key,
+                        "content_type": "image/png",
+                        "width": 8,
+                        "height": 6,
+                        "bytes": 12,
+                    },
+                )
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def remove(client: FlaskClient, **fields: Any) -> Any:
+    form = {"file": (io.BytesIO(png_bytes()), "in.png"), **fields}
+    return client.post("/api/remove", data=form, content_type="multipart/form-data")
+
+
+def test_api_remove_answers_the_image(client: FlaskClient, app: Flask, rdb: redis.Redis) -> None:
+    thread = play_worker(app, rdb, "succeed")
+    response = remove(client, a="true", bgc="(255, 255, 255, 255)")
+    thread.join()
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "image/png"
+    assert response.data == b"\x89PNG-result"
+    job = app.extensions["cutout"].store.get_job(response.headers["Cutout-Job-Id"])
+    assert job["options"]["alpha_matting"] is True
+    assert job["options"]["bg_color"] == "#ffffffff"
+
+
+def test_api_remove_failure_carries_the_jobs_code(
+    client: FlaskClient, app: Flask, rdb: redis.Redis
+) -> None:
+    thread = play_worker(app, rdb, "fail")
+    response = remove(client)
+    thread.join()
+    body = assert_problem(response, 422, "invalid_image")
+    assert body["detail"] == "cannot decode"
+
+
+def test_api_remove_timeout_is_504_with_location(
+    make_settings: Callable[..., Settings], rdb: redis.Redis
+) -> None:
+    client = create_app(make_settings(sync_timeout=0.3)).test_client()
+    response = remove(client)
+    assert_problem(response, 504, "processing_timeout")
+    assert response.headers["Location"].startswith("/v1/jobs/job_")
+    assert client.get(response.headers["Location"]).get_json()["status"] == "queued"
+
+
+def test_api_remove_get_queues_a_url_job(
+    make_settings: Callable[..., Settings], rdb: redis.Redis
+) -> None:
+    app = create_app(make_settings(sync_timeout=0.2))
+    response = app.test_client().get("/api/remove?url=https://example.com/a.jpg&om=true")
+    assert_problem(response, 504, "processing_timeout")
+    job = app.extensions["cutout"].store.get_job(response.headers["Location"].rsplit("/", 1)[-1])
+    assert job["source"] == {"kind": "url", "url": "https://example.com/a.jpg"}
+    assert job["options"]["mask_only"] is True
+    assert_problem(app.test_client().get("/api/remove"), 400, "invalid_request")

@@ -1,0 +1,1 @@
+"""The worker side: Celery tasks and the inference engine (``worker.engine``)."""

@@ -1,0 +1,173 @@
+"""From (image, mask, options) to the final picture: pure functions, no model.
+
+The order is rembg's, with our additions after it:
+
+1. ``post_process``: rembg's mask smoothing (opening, Gaussian blur, threshold).
+2. ``mask_only`` → the mask; ``alpha_matting`` → pymatting cutout (falling back to the
+   plain cutout where pymatting gives up, as rembg does); otherwise rembg's plain cutout,
+   ``Image.composite(image, transparent, mask)``.
+3. ``crop`` (+ ``margin``): to the subject's bounding box. The subject is every pixel with
+   alpha above :data:`SUBJECT_ALPHA_THRESHOLD` (10 of 255, rembg's default background
+   threshold for alpha matting): U²-Net leaves faint haze of a few levels far from the
+   subject, which would otherwise stretch the box to the whole image.
+4. ``canvas`` (+ ``fill``, ``margin``): the subject's box (grown by ``margin``) is scaled so
+   that it fills ``fill`` of the canvas along its limiting side, and centred.
+5. ``bg_color``: the result alpha-composited onto the colour (not for ``mask_only``).
+
+rembg differences, on purpose: rembg's background colour is ``paste(img, mask=img)``,
+which leaves edge pixels partly transparent even on an opaque colour; we alpha-composite,
+so an opaque colour gives an opaque image. Alpha matting converts every mode to RGB first
+(rembg passes palette indices or greyscale to pymatting and fails or falls back).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from PIL import Image
+
+from shared.options import Options
+
+log = logging.getLogger("cutout.engine")
+
+SUBJECT_ALPHA_THRESHOLD = 10
+
+
+def post_process_mask(mask: Image.Image) -> Image.Image:
+    """rembg's ``post_process``: 3×3 elliptic opening, Gaussian blur σ=2, threshold 127."""
+    import cv2
+
+    pixels = np.asarray(mask.convert("L"))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    pixels = cv2.morphologyEx(pixels, cv2.MORPH_OPEN, kernel)
+    pixels = cv2.GaussianBlur(pixels, (5, 5), sigmaX=2, sigmaY=2, borderType=cv2.BORDER_DEFAULT)
+    return Image.fromarray(np.where(pixels < 127, 0, 255).astype(np.uint8))
+
+
+def naive_cutout(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """rembg's plain cutout: RGBA, colours and alpha scaled by the mask (Pillow's paste)."""
+    empty = Image.new("RGBA", image.size, 0)
+    return Image.composite(image, empty, mask)
+
+
+def alpha_matting_cutout(
+    image: Image.Image,
+    mask: Image.Image,
+    foreground_threshold: int,
+    background_threshold: int,
+    erode_size: int,
+) -> Image.Image:
+    """rembg's alpha matting: closed-form alpha and ML foreground on a trimap.
+
+    Raises ValueError where pymatting cannot solve it (no unknown or no known region).
+    """
+    from pymatting import estimate_alpha_cf, estimate_foreground_ml, stack_images
+    from scipy.ndimage import binary_erosion
+
+    rgb = np.asarray(image.convert("RGB"))
+    mask_array = np.asarray(mask)
+    is_foreground = mask_array > foreground_threshold
+    is_background = mask_array < background_threshold
+    structure = None
+    if erode_size > 0:
+        structure = np.ones((erode_size, erode_size), dtype=np.uint8)
+    is_foreground = binary_erosion(is_foreground, structure=structure)
+    is_background = binary_erosion(is_background, structure=structure, border_value=1)
+    trimap = np.full(mask_array.shape, dtype=np.uint8, fill_value=128)
+    trimap[is_foreground] = 255
+    trimap[is_background] = 0
+    img_normalized = rgb / 255.0
+    trimap_normalized = trimap / 255.0
+    alpha = estimate_alpha_cf(img_normalized, trimap_normalized)
+    foreground = estimate_foreground_ml(img_normalized, alpha)
+    cutout = stack_images(foreground, alpha)
+    return Image.fromarray(np.clip(cutout * 255, 0, 255).astype(np.uint8), "RGBA")
+
+
+def subject_bbox(alpha: Image.Image, margin: int = 0) -> tuple[int, int, int, int] | None:
+    """The box (left, top, right, bottom) of pixels above the subject threshold, grown by
+    ``margin`` and clamped to the image; None when there is no subject."""
+    pixels = np.asarray(alpha)
+    rows = np.flatnonzero((pixels > SUBJECT_ALPHA_THRESHOLD).any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero((pixels[rows[0] : rows[-1] + 1] > SUBJECT_ALPHA_THRESHOLD).any(axis=0))
+    width, height = alpha.size
+    return (
+        max(0, int(cols[0]) - margin),
+        max(0, int(rows[0]) - margin),
+        min(width, int(cols[-1]) + 1 + margin),
+        min(height, int(rows[-1]) + 1 + margin),
+    )
+
+
+def alpha_of(picture: Image.Image) -> Image.Image:
+    return picture if picture.mode == "L" else picture.getchannel("A")
+
+
+def place_on_canvas(
+    picture: Image.Image,
+    box: tuple[int, int, int, int] | None,
+    canvas: tuple[int, int],
+    fill: float,
+) -> Image.Image:
+    """``picture``'s ``box`` scaled to fill ``fill`` of ``canvas`` (limiting side), centred
+    on a transparent canvas (black for a mask)."""
+    width, height = canvas
+    mode = "L" if picture.mode == "L" else "RGBA"
+    out = Image.new(mode, canvas, 0)
+    if box is None:
+        return out
+    region = picture.crop(box)
+    box_w, box_h = region.size
+    scale = min(fill * width / box_w, fill * height / box_h)
+    size = (max(1, round(box_w * scale)), max(1, round(box_h * scale)))
+    if size != region.size:
+        # Pillow resizes RGBA with premultiplied alpha: no dark fringes
+        region = region.resize(size, Image.Resampling.LANCZOS)
+    out.paste(region, ((width - size[0]) // 2, (height - size[1]) // 2))
+    return out
+
+
+def apply_background(picture: Image.Image, color: tuple[int, int, int, int]) -> Image.Image:
+    """``picture`` (RGBA) alpha-composited onto a solid ``color``; RGBA."""
+    background = Image.new("RGBA", picture.size, tuple(color))
+    return Image.alpha_composite(background, picture.convert("RGBA"))
+
+
+def compose(image: Image.Image, mask: Image.Image, options: Options) -> Image.Image:
+    """The final picture for ``options`` from the decoded image and the model's mask.
+
+    RGBA for a cutout, L for ``mask_only``; RGBA on ``bg_color`` (opaque for JPEG).
+    """
+    if options.post_process:
+        mask = post_process_mask(mask)
+    if options.mask_only:
+        picture = mask
+    elif options.alpha_matting:
+        try:
+            picture = alpha_matting_cutout(
+                image,
+                mask,
+                options.alpha_matting_foreground_threshold,
+                options.alpha_matting_background_threshold,
+                options.alpha_matting_erode_size,
+            )
+        except ValueError as exc:
+            log.info("alpha matting gave up (%s); plain cutout instead", exc)
+            picture = naive_cutout(image, mask)
+    else:
+        picture = naive_cutout(image, mask)
+    if options.crop or options.canvas:
+        box = subject_bbox(alpha_of(picture), options.margin)
+        if options.canvas:
+            picture = place_on_canvas(picture, box, options.canvas, options.fill)
+        elif box is not None:
+            picture = picture.crop(box)
+    if options.bg_color is not None and not options.mask_only:
+        color = options.bg_color
+        if options.format == "jpeg":
+            color = (*color[:3], 255)  # JPEG has no alpha: the colour is opaque
+        picture = apply_background(picture, color)
+    return picture

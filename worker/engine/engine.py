@@ -1,0 +1,165 @@
+"""The engine: one object per process that turns image bytes into a cutout.
+
+It holds one ONNX Runtime session per model, created on first use (or by :meth:`warm`
+at worker start) and shared by every call, including calls from several threads at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from shared.errors import FastModeUnavailable
+from shared.options import Options
+from worker.engine.compose import compose
+from worker.engine.families import FAMILIES, U2NetFamily
+from worker.engine.imageio import decode_image, encode_image
+from worker.engine.models import ensure_model, get_spec
+from worker.engine.session import create_session
+
+
+@dataclasses.dataclass
+class Result:
+    """Encoded output and what it took (seconds per stage: decode, preprocess, inference,
+    postprocess, encode)."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+    timings: dict[str, float]
+
+
+class _Loaded:
+    def __init__(self, session: ort.InferenceSession, family: type[U2NetFamily]) -> None:
+        self.session = session
+        self.family = family
+        self.input_name = session.get_inputs()[0].name
+        self.output_name = session.get_outputs()[0].name
+
+
+class Engine:
+    """Background removal with rembg's behaviour.
+
+    ``threads`` is ONNX Runtime's intra-op thread count per call; ``providers`` overrides
+    the provider list; ``device="cuda"`` fails at session creation unless CUDA is really
+    active. Methods may be called from several threads.
+    """
+
+    def __init__(
+        self,
+        model_home: Path,
+        *,
+        threads: int = 1,
+        providers: list[str] | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.model_home = Path(model_home)
+        self.threads = threads
+        self._providers = providers
+        self.device = device
+        self._loaded: dict[str, _Loaded] = {}
+        self._lock = threading.Lock()
+
+    # sessions -----------------------------------------------------------------------
+
+    def _load(self, model: str) -> _Loaded:
+        loaded = self._loaded.get(model)
+        if loaded is not None:
+            return loaded
+        with self._lock:
+            loaded = self._loaded.get(model)
+            if loaded is None:
+                spec = get_spec(model)
+                path = ensure_model(model, self.model_home)
+                session = create_session(
+                    path, threads=self.threads, providers=self._providers, device=self.device
+                )
+                loaded = self._loaded[model] = _Loaded(session, FAMILIES[spec.family])
+        return loaded
+
+    def session(self, model: str) -> ort.InferenceSession:
+        """The ONNX Runtime session of ``model``, created (and its weights fetched) once.
+
+        Raises ModelUnavailable (weights), DeviceUnavailable (CUDA asked, not active).
+        """
+        return self._load(model).session
+
+    def warm(self, models: Iterable[str]) -> None:
+        """Fetch and load ``models`` now (worker start), so no request waits for them."""
+        for model in models:
+            self._load(model)
+
+    def providers(self, model: str) -> list[str]:
+        """The execution providers the session of ``model`` really uses, in order."""
+        return list(self.session(model).get_providers())
+
+    # pixels -------------------------------------------------------------------------
+
+    def _infer(self, loaded: _Loaded, batch: np.ndarray) -> np.ndarray:
+        return loaded.session.run([loaded.output_name], {loaded.input_name: batch})[0]
+
+    def predict_mask(self, image: Image.Image, model: str) -> Image.Image:
+        """rembg's raw mask of ``image``: mode L, the image's size."""
+        loaded = self._load(model)
+        output = self._infer(loaded, loaded.family.preprocess(image))
+        return loaded.family.postprocess(output, image.size)
+
+    def render(self, image: Image.Image, options: Options) -> Image.Image:
+        """The final picture for ``options`` before encoding (see worker.engine.compose)."""
+        _refuse_fast(options)
+        return compose(image, self.predict_mask(image, options.model), options)
+
+    def process(
+        self,
+        data: bytes,
+        options: Options,
+        *,
+        max_pixels: int = 50_000_000,
+        max_side: int = 20_000,
+    ) -> Result:
+        """Decode ``data``, render it with ``options``, encode it.
+
+        Raises InvalidImage, UnsupportedFormat, ImageTooLarge (input), ModelUnavailable,
+        FastModeUnavailable.
+        """
+        _refuse_fast(options)
+        loaded = self._load(options.model)
+        clock = time.perf_counter
+        t0 = clock()
+        image = decode_image(data, max_pixels=max_pixels, max_side=max_side)
+        t1 = clock()
+        batch = loaded.family.preprocess(image)
+        t2 = clock()
+        output = self._infer(loaded, batch)
+        t3 = clock()
+        mask = loaded.family.postprocess(output, image.size)
+        picture = compose(image, mask, options)
+        t4 = clock()
+        encoded = encode_image(picture, options.format)
+        t5 = clock()
+        return Result(
+            data=encoded,
+            content_type=options.content_type,
+            width=picture.width,
+            height=picture.height,
+            timings={
+                "decode": t1 - t0,
+                "preprocess": t2 - t1,
+                "inference": t3 - t2,
+                "postprocess": t4 - t3,
+                "encode": t5 - t4,
+            },
+        )
+
+
+def _refuse_fast(options: Options) -> None:
+    if options.fast:
+        raise FastModeUnavailable("fast mode is not built yet; leave fast off")

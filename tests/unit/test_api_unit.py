@@ -417,3 +417,24 @@ def test_error_families_are_problem_documents() -> None:
         body = json.loads(problem_response(error).get_data())
         assert body["status"] == error.status
         assert body["code"] == error.code
+
+
+def test_sync_wait_is_sliced_below_the_socket_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from api import rembg_compat
+
+    calls: list[float] = []
+
+    class Store:
+        def wait_finished(self, job_id: str, timeout: float) -> bool:
+            calls.append(timeout)
+            time.sleep(timeout)
+            return len(calls) == 4
+
+    monkeypatch.setattr(rembg_compat, "WAIT_SLICE", 0.01)
+    assert rembg_compat.wait_finished(Store(), "job_x", 1.0) is True
+    assert len(calls) == 4
+    assert all(timeout <= 0.01 for timeout in calls)
+    calls.clear()
+    assert rembg_compat.wait_finished(Store(), "job_x", 0.025) is False

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, redirect, request
 from werkzeug.exceptions import BadRequest
+from werkzeug.wrappers import Response as BaseResponse
 
 from api.errors import JobRunning, NoResult
 from api.intake import (
@@ -182,7 +183,7 @@ def get_job(job_id: str) -> Response:
         409: {"description": "not_finished or no_result", "problem": True},
     },
 )
-def get_result(job_id: str) -> Response:
+def get_result(job_id: str) -> BaseResponse:
     job = load_job(job_id)
     status = job["status"]
     if status in ("queued", "processing"):

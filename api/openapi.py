@@ -192,11 +192,11 @@ def build_document(app: Flask) -> dict[str, Any]:
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         return version("cutout")
-    except Exception:  # noqa: BLE001 - not installed (running from a checkout)
+    except PackageNotFoundError:  # running from a checkout that was never installed
         return "0"
 
 

@@ -20,7 +20,7 @@ from flask import Blueprint, Response, current_app, g, request
 from api.errors import NoResult
 from api.intake import job_from_bytes, job_from_url, read_limited
 from api.openapi import doc
-from shared.errors import InvalidRequest, ProcessingTimeout, error_for_code
+from shared.errors import CutoutError, InvalidRequest, ProcessingTimeout, error_for_code
 from shared.options import Options, parse_options
 
 bp = Blueprint("rembg", __name__, url_prefix="/api")
@@ -100,13 +100,13 @@ def _wait_and_answer(job: dict[str, Any]) -> Response:
     g.job_id = job_id
     location = f"/v1/jobs/{job_id}"
     if not wait_finished(svc.store, job_id, svc.settings.sync_timeout):
-        error = ProcessingTimeout(
+        timeout = ProcessingTimeout(
             f"the job did not finish within {svc.settings.sync_timeout:g}s; it goes on: "
             f"poll {location}",
             job_id=job_id,
         )
-        error.headers = {"Location": location}  # type: ignore[attr-defined]
-        raise error
+        timeout.headers = {"Location": location}  # type: ignore[attr-defined]
+        raise timeout
     done = svc.store.get_job(job_id) or {}
     if done.get("status") == "succeeded" and (done.get("result") or {}).get("key"):
         result = done["result"]
@@ -115,6 +115,7 @@ def _wait_and_answer(job: dict[str, Any]) -> Response:
         response.headers["Cutout-Job-Id"] = job_id
         return response
     error_info = done.get("error") or {}
+    error: CutoutError
     if done.get("status") == "failed" and error_info.get("code"):
         error = error_for_code(error_info["code"], error_info.get("message"))
     else:

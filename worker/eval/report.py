@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 
 import numpy as np
 from PIL import Image
@@ -113,10 +114,14 @@ def bar_chart(result: EvalResult, metric: str) -> str:
         block = result.summary[name] if group == "overall" else result.by_category[group][name]
         return block[metric]
 
-    values = [value(g, n) for g in groups for n in names]
-    top = 1.0 if METRICS[metric] else max([v for v in values if v is not None] + [0.01]) * 1.15
-    bar, gap, left, plot_h, base_y = 14, 18, 44, 180, 200
-    group_w = len(names) * bar + gap
+    values = [v for v in (value(g, n) for g in groups for n in names) if v is not None]
+    if METRICS[metric]:
+        # zoom in on the range the values span (differences of 0.01 matter), ticks say where
+        top, bottom = 1.0, max(0.0, math.floor((min(values, default=0.0) - 0.05) * 10) / 10)
+    else:
+        top, bottom = max([*values, 0.01]) * 1.15, 0.0
+    bar, left, plot_h, base_y = 14, 44, 180, 200
+    group_w = max(len(names) * bar + 18, 96)  # room for the category's name
     width = left + len(groups) * group_w + 10
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
@@ -127,15 +132,16 @@ def bar_chart(result: EvalResult, metric: str) -> str:
         y = base_y - share * plot_h
         parts.append(
             f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{left - 4}" y="{y + 4:.1f}" class="tick">{share * top:.2f}</text>'
+            f'<text x="{left - 4}" y="{y + 4:.1f}" class="tick">'
+            f"{bottom + share * (top - bottom):.2f}</text>"
         )
     for gi, group in enumerate(groups):
-        x0 = left + gi * group_w + gap / 2
+        x0 = left + gi * group_w + (group_w - len(names) * bar) / 2
         for ni, name in enumerate(names):
             v = value(group, name)
             if v is None:
                 continue
-            h = max(0.5, v / top * plot_h)
+            h = max(0.5, (v - bottom) / (top - bottom) * plot_h)
             parts.append(
                 f'<rect x="{x0 + ni * bar:.1f}" y="{base_y - h:.1f}" width="{bar - 2}" '
                 f'height="{h:.1f}" fill="{PALETTE[ni % len(PALETTE)]}">'
@@ -162,10 +168,12 @@ def _summary_table(result: EvalResult) -> str:
     rows = []
     for method in result.methods:
         s = result.summary[method.name]
-        desc = method.describe()
-        detail = ", ".join(f"{k}={v}" for k, v in (desc.get("options") or {}).items())
-        if "refine" in desc:
-            detail = ", ".join(filter(None, [detail, f"refine={desc['refine']}"]))
+        options = method.describe().get("options") or {}
+        detail = ", ".join(f"{k}={v}" for k, v in options.items())
+        if method.refine is not None:
+            refine = method.refine
+            text = f"refine={refine.kind} (radius {refine.radius}, eps {refine.eps:g})"
+            detail = ", ".join(filter(None, [detail, text]))
         cells = "".join(f"<td>{_fmt(s[m])}</td>" for m in METRICS)
         rows.append(
             f"<tr><th>{html.escape(method.name)}</th><td>{html.escape(detail or 'defaults')}</td>"

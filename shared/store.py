@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,9 +32,15 @@ STATUSES = ("queued", "processing", *TERMINAL)
 JSON_FIELDS = ("options", "result", "error", "metadata", "webhook", "source")
 INT_FIELDS = ("attempts", "item_index")
 PREFIX = "cutout:"
+# job id → deadline of its current run, for every job in `processing`
+PROCESSING_KEY = f"{PREFIX}processing"
 
-# KEYS: job, batch counts, batch, done-list     ARGV: new status, allowed-from (csv),
-# now (the batch's finished_at if this completes it), then field/value pairs to set.
+# KEYS: job, batch counts, batch, done-list, processing set
+# ARGV: new status, allowed-from (csv), now (RFC 3339: the batch's finished_at if this
+# completes it), the run's deadline (epoch seconds), then field/value pairs to set.
+# A job in `processing` is also in the processing set, scored by the deadline of its run,
+# in the same atomic step, so a worker that dies at any moment leaves a trace the
+# sweeper (worker/scheduler.py) finds.
 # Returns {applied (1/0/-1 missing), previous status, batch_completed (1/0)}.
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'status')
@@ -44,7 +51,7 @@ for s in string.gmatch(ARGV[2], '[^,]+') do
 end
 if not allowed then return {0, cur, 0} end
 local new = ARGV[1]
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   if ARGV[i] == 'attempts' and ARGV[i + 1] == '+1' then
     redis.call('HINCRBY', KEYS[1], 'attempts', 1)
   else
@@ -52,6 +59,11 @@ for i = 4, #ARGV, 2 do
   end
 end
 redis.call('HSET', KEYS[1], 'status', new)
+if new == 'processing' then
+  redis.call('ZADD', KEYS[5], ARGV[4], redis.call('HGET', KEYS[1], 'id'))
+else
+  redis.call('ZREM', KEYS[5], redis.call('HGET', KEYS[1], 'id'))
+end
 local completed = 0
 local terminal = (new == 'succeeded' or new == 'failed' or new == 'canceled')
 if KEYS[2] ~= '' and cur ~= new then
@@ -192,16 +204,25 @@ class RedisStore:
                 self.r.hset(job_key(job_id), mapping=_encode(fields))
 
     def transition(
-        self, job_id: str, new: str, allowed: Iterable[str], **fields: Any
+        self,
+        job_id: str,
+        new: str,
+        allowed: Iterable[str],
+        *,
+        run_deadline: float | None = None,
+        **fields: Any,
     ) -> Transition:
         """Move a job to ``new`` if its status is one of ``allowed``; set ``fields`` with it.
 
         ``attempts="+1"`` increments the attempt counter. The job's batch counters move
         in the same atomic step; ``batch_completed`` is true for exactly one caller per batch.
+        Entering ``processing``, ``run_deadline`` (epoch seconds, default one hour ahead)
+        says when the run is surely dead if the job is still processing.
         """
         with _translated():
             batch_id = self.r.hget(job_key(job_id), "batch_id") or ""
-            args: list[Any] = [new, ",".join(allowed), now_iso()]
+            deadline = run_deadline if run_deadline is not None else time.time() + 3600
+            args: list[Any] = [new, ",".join(allowed), now_iso(), deadline]
             for name, value in _encode(fields).items():
                 args += [name, value]
             keys = [
@@ -209,24 +230,31 @@ class RedisStore:
                 batch_counts_key(batch_id) if batch_id else "",
                 batch_key(batch_id) if batch_id else "",
                 done_key(job_id),
+                PROCESSING_KEY,
             ]
             applied, previous, completed = self._transition(keys=keys, args=args)
         return Transition(applied == 1, previous or None, bool(completed))
 
     def wait_finished(self, job_id: str, timeout: float) -> bool:
         """Block until the job reaches a terminal state or ``timeout`` passes."""
-        job = self.get_job(job_id)
-        if job is None:
-            return False
-        if job["status"] in TERMINAL:
-            return True
-        with _translated():
-            got = self.r.blpop([done_key(job_id)], timeout=max(0.01, timeout))
-            if got:
-                # leave the marker for other waiters on the same job
-                self.r.rpush(done_key(job_id), got[1])
-                self.r.expire(done_key(job_id), 300)
-        return bool(got)
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get_job(job_id)
+            if job is None:
+                return False
+            if job["status"] in TERMINAL:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            # BLPOP in slices shorter than the client's socket timeout (10 s)
+            with _translated():
+                got = self.r.blpop([done_key(job_id)], timeout=min(5.0, max(0.01, left)))
+                if got:
+                    # leave the marker for other waiters on the same job
+                    self.r.rpush(done_key(job_id), got[1])
+                    self.r.expire(done_key(job_id), 300)
+                    return True
 
     def delete_job(self, job_id: str) -> None:
         with _translated():
@@ -338,7 +366,7 @@ def public_job(job: Mapping[str, Any]) -> dict[str, Any]:
         "started_at": job.get("started_at"),
         "finished_at": job.get("finished_at"),
         "options": job.get("options") or {},
-        "result": job.get("result"),
+        "result": _public_result(job.get("result")),
         "error": job.get("error"),
         "attempts": job.get("attempts") or 0,
         "batch_id": job.get("batch_id"),
@@ -348,6 +376,13 @@ def public_job(job: Mapping[str, Any]) -> dict[str, Any]:
     if job.get("item_index") is not None:
         out["item_index"] = job["item_index"]
     return out
+
+
+def _public_result(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    # the storage key stays internal
+    if not result:
+        return None
+    return {k: result.get(k) for k in ("url", "content_type", "width", "height", "bytes")}
 
 
 def public_batch(batch: Mapping[str, Any]) -> dict[str, Any]:

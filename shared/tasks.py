@@ -50,7 +50,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,
         "result_backend": None,
         "task_time_limit": hard,
-        "task_soft_time_limit": max(1, hard - 15),
+        # the soft limit fails the job with processing_timeout before the hard kill
+        "task_soft_time_limit": hard - min(15, max(1, hard // 5)),
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_soft_shutdown_timeout": 20.0,
         "worker_enable_soft_shutdown_on_idle": True,

@@ -19,14 +19,13 @@ import time
 from typing import Any
 
 from shared.errors import CutoutError
-from shared.store import PREFIX
+from shared.store import PREFIX, PROCESSING_KEY
 
 log = logging.getLogger("cutout.scheduler")
 
 DUE_KEY = f"{PREFIX}due"
 SWEEP_LOCK = f"{PREFIX}sweep-lock"
-# job id → time its current run started, for jobs in processing
-PROCESSING_KEY = f"{PREFIX}processing"
+
 
 # pop up to ARGV[2] members due at or before ARGV[1]
 _POP_DUE = """
@@ -45,11 +44,11 @@ def schedule(redis_client: Any, task: str, args: list[Any], queue: str, delay: f
 class Scheduler(threading.Thread):
     """Moves due entries into their queues; sweeps stuck jobs now and then."""
 
-    def __init__(self, ctx: Any, interval: float = 0.5, sweep_every: float = 30.0) -> None:
+    def __init__(self, ctx: Any, interval: float = 0.5, sweep_every: float | None = None) -> None:
         super().__init__(name="cutout-scheduler", daemon=True)
         self.ctx = ctx
         self.interval = interval
-        self.sweep_every = sweep_every
+        self.sweep_every = sweep_every or min(30.0, ctx.settings.task_time_limit / 2)
         self.stopping = threading.Event()
         self._pop = ctx.store.r.register_script(_POP_DUE)
 
@@ -91,9 +90,9 @@ class Scheduler(threading.Thread):
         # one sweeper at a time across all workers
         if not r.set(SWEEP_LOCK, "1", nx=True, ex=max(5, int(self.sweep_every))):
             return 0
-        cutoff = time.time() - (self.ctx.settings.task_time_limit + 30)
         requeued = 0
-        for job_id in r.zrangebyscore(PROCESSING_KEY, "-inf", cutoff, start=0, num=500):
+        # scored by each run's deadline: past its hard time limit a run is surely dead
+        for job_id in r.zrangebyscore(PROCESSING_KEY, "-inf", time.time(), start=0, num=500):
             job = self.ctx.store.get_job(job_id)
             if job is None or job["status"] != "processing":
                 r.zrem(PROCESSING_KEY, job_id)
@@ -101,16 +100,9 @@ class Scheduler(threading.Thread):
             self.ctx.app.send_task(
                 PROCESS_JOB, args=[job_id], queue=job.get("queue") or "interactive"
             )
-            # the next sweep waits a whole limit again before re-queueing it once more
-            r.zadd(PROCESSING_KEY, {job_id: time.time()})
+            # give the re-queued run a whole time limit before re-queueing it once more
+            limit = self.ctx.settings.task_time_limit + 5
+            r.zadd(PROCESSING_KEY, {job_id: time.time() + limit})
             requeued += 1
             log.warning("re-queued a job stuck in processing", extra={"job_id": job_id})
         return requeued
-
-
-def mark_processing(redis_client: Any, job_id: str) -> None:
-    redis_client.zadd(PROCESSING_KEY, {job_id: time.time()})
-
-
-def unmark_processing(redis_client: Any, job_id: str) -> None:
-    redis_client.zrem(PROCESSING_KEY, job_id)

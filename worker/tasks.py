@@ -19,7 +19,7 @@ from shared.ids import now_iso
 from shared.options import parse_options
 from shared.storage import output_key
 from shared.store import TERMINAL, Transition
-from worker import context, scheduler
+from worker import context
 
 log = logging.getLogger("cutout.worker")
 
@@ -68,11 +68,16 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         log.error("job failed after repeated worker loss", extra=fields)
         return "failed"
     started = ctx.store.transition(
-        job_id, "processing", ("queued", "processing"), attempts="+1", started_at=now_iso()
+        job_id,
+        "processing",
+        ("queued", "processing"),
+        attempts="+1",
+        started_at=now_iso(),
+        # Celery kills the run at the hard limit: past this, the sweeper re-queues the job
+        run_deadline=time.time() + settings.task_time_limit + 5,
     )
     if not started.applied:
         return "not-runnable"
-    scheduler.mark_processing(ctx.store.r, job_id)
     begin = time.monotonic()
     try:
         options = parse_options(job.get("options") or {})
@@ -85,7 +90,6 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
     except CutoutError as exc:
         if exc.transient and task.request.retries < TRANSIENT_RETRIES:
             ctx.store.transition(job_id, "queued", ("processing",))
-            scheduler.unmark_processing(ctx.store.r, job_id)
             raise
         _finish(ctx, job_id, "failed", error=exc.to_job_error())
         log.info("job failed", extra={**fields, "error": exc.code})
@@ -148,7 +152,6 @@ def _finish(ctx: context.WorkerContext, job_id: str, status: str, **fields: Any)
     done = ctx.store.transition(
         job_id, status, ("processing", "queued"), finished_at=now_iso(), **fields
     )
-    scheduler.unmark_processing(ctx.store.r, job_id)
     if done.applied:
         _announce(ctx, job_id, status, done)
     return done

@@ -35,12 +35,15 @@ PREFIX = "cutout:"
 # job id → deadline of its current run, for every job in `processing`
 PROCESSING_KEY = f"{PREFIX}processing"
 
-# KEYS: job, batch counts, batch, done-list, processing set
+# KEYS: job, batch counts, batch, done-list, processing set, the tenant's active set
+# (or '' for a job without a tenant)
 # ARGV: new status, allowed-from (csv), now (RFC 3339: the batch's finished_at if this
 # completes it), the run's deadline (epoch seconds), then field/value pairs to set.
 # A job in `processing` is also in the processing set, scored by the deadline of its run,
 # in the same atomic step, so a worker that dies at any moment leaves a trace the
-# sweeper (worker/scheduler.py) finds.
+# sweeper (worker/scheduler.py) finds. A job reaching a terminal state leaves its
+# tenant's active set (the queue cap, see reserve_active) in the same step; SREM of a
+# job that was never reserved does nothing, so the set stays exact.
 # Returns {applied (1/0/-1 missing), previous status, batch_completed (1/0)}.
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'status')
@@ -79,6 +82,9 @@ if KEYS[2] ~= '' and cur ~= new then
   end
 end
 if terminal then
+  if KEYS[6] and KEYS[6] ~= '' then
+    redis.call('SREM', KEYS[6], redis.call('HGET', KEYS[1], 'id'))
+  end
   redis.call('RPUSH', KEYS[4], new)
   redis.call('EXPIRE', KEYS[4], 300)
 end
@@ -104,6 +110,23 @@ def batch_jobs_key(batch_id: str) -> str:
 
 def done_key(job_id: str) -> str:
     return f"{PREFIX}job:{job_id}:done"
+
+
+def tenant_active_key(tenant: str) -> str:
+    """The set of the tenant's reserved, not yet finished job ids (the queue cap)."""
+    return f"{PREFIX}tenant:{tenant}:active"
+
+
+# KEYS: the tenant's active set. ARGV: cap, TTL seconds, then the job ids to add.
+# All or nothing: the ids join only if the set stays within the cap.
+# Returns {1 reserved / 0 refused, the set's size after}.
+_RESERVE = """
+local size = redis.call('SCARD', KEYS[1])
+if size + (#ARGV - 2) > tonumber(ARGV[1]) then return {0, size} end
+for i = 3, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {1, redis.call('SCARD', KEYS[1])}
+"""
 
 
 @dataclass(frozen=True)
@@ -156,6 +179,7 @@ class RedisStore:
         self.r: Any = client
         self.retention = retention
         self._transition = client.register_script(_TRANSITION)
+        self._reserve = client.register_script(_RESERVE)
 
     @classmethod
     def from_url(cls, url: str, retention: int) -> RedisStore:
@@ -220,7 +244,8 @@ class RedisStore:
         says when the run is surely dead if the job is still processing.
         """
         with _translated():
-            batch_id = self.r.hget(job_key(job_id), "batch_id") or ""
+            batch_id, tenant = self.r.hmget(job_key(job_id), ["batch_id", "tenant"])
+            batch_id = batch_id or ""
             deadline = run_deadline if run_deadline is not None else time.time() + 3600
             args: list[Any] = [new, ",".join(allowed), now_iso(), deadline]
             for name, value in _encode(fields).items():
@@ -231,6 +256,7 @@ class RedisStore:
                 batch_key(batch_id) if batch_id else "",
                 done_key(job_id),
                 PROCESSING_KEY,
+                tenant_active_key(tenant) if tenant else "",
             ]
             applied, previous, completed = self._transition(keys=keys, args=args)
         return Transition(applied == 1, previous or None, bool(completed))
@@ -336,6 +362,33 @@ class RedisStore:
                 if raw:
                     yield _decode(raw)
             start += chunk
+
+    # -- per-tenant queue cap -------------------------------------------------------------
+
+    def reserve_active(self, tenant: str, job_ids: list[str], cap: int) -> tuple[bool, int]:
+        """Count ``job_ids`` among the tenant's active (queued or processing) jobs.
+
+        All or nothing: returns (False, current size) when the tenant would pass ``cap``.
+        Each id leaves the set when its job reaches a terminal state (``transition``), or
+        by :meth:`release_active` when the job is never created.
+        """
+        if not job_ids:
+            return True, self.active_count(tenant)
+        with _translated():
+            ok, size = self._reserve(
+                keys=[tenant_active_key(tenant)], args=[cap, self.retention, *job_ids]
+            )
+        return bool(ok), int(size)
+
+    def release_active(self, tenant: str, job_ids: list[str]) -> None:
+        """Give back reservations of jobs that were never created (intake failed)."""
+        if job_ids:
+            with _translated():
+                self.r.srem(tenant_active_key(tenant), *job_ids)
+
+    def active_count(self, tenant: str) -> int:
+        with _translated():
+            return int(self.r.scard(tenant_active_key(tenant)))
 
     # -- misc ---------------------------------------------------------------------------
 

@@ -185,6 +185,8 @@ class Settings:
     task_time_limit: int = 300
     max_attempts: int = 3
     max_queued_per_tenant: int = 20_000
+    max_batch_items: int = 10_000  # items in one POST /v1/batches
+    max_batch_bytes: int = 200_000_000  # body of one multipart (or JSON) batch request
     rate_limit: float = 50.0  # requests per second per tenant (token refill)
     rate_burst: int = 200
     models: tuple[str, ...] = ("u2net", "u2netp")
@@ -247,6 +249,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TASK_TIME_LIMIT": ("task_time_limit", parse_duration),
     "MAX_ATTEMPTS": ("max_attempts", _int_range(1, 100)),
     "MAX_QUEUED_PER_TENANT": ("max_queued_per_tenant", _int_range(1, 10_000_000)),
+    "MAX_BATCH_ITEMS": ("max_batch_items", _int_range(1, 1_000_000)),
+    "MAX_BATCH_BYTES": ("max_batch_bytes", parse_size),
     "RATE_LIMIT": ("rate_limit", lambda t: float(t) if float(t) > 0 else int("x")),
     "RATE_BURST": ("rate_burst", _int_range(1, 1_000_000)),
     "MODELS": ("models", lambda t: tuple(m.strip() for m in t.split(",") if m.strip())),

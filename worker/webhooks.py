@@ -11,6 +11,7 @@ changes once finished, so every attempt carries the same body.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from celery import Task
@@ -73,7 +74,10 @@ def deliver_webhook(
     if hook.get("status") == "delivered" and hook.get("id") == msg_id:
         return "already-delivered"
     data = public_job(record) if kind == "job" else public_batch(record)
-    body = signing.event_body(event, data, timestamp=record.get("finished_at"))
+    # the event's time is when the object finished, so every retry sends the same body
+    finished = record.get("finished_at")
+    moment = datetime.fromisoformat(finished.replace("Z", "+00:00")) if finished else None
+    body = signing.event_body(event, data, now=moment)
     secret = signing.WebhookSecrets(ctx.store.r).get_or_create(record["tenant"])
     outcome = signing.deliver(
         hook["url"],
@@ -109,7 +113,7 @@ def deliver_webhook(
         )
         log.info("webhook delivered", extra=fields)
         return "delivered"
-    final = attempt >= len(schedule)
+    final = attempt >= len(schedule) or not outcome.retryable
     _update(
         ctx,
         kind,

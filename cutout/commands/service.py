@@ -9,6 +9,7 @@ import secrets
 import signal
 import socket
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -73,10 +74,15 @@ def cmd_api(args: argparse.Namespace) -> int:
     settings = _settings()
     setup_logging(settings.log_level, settings.log_format)
     try:
+        # fail here, once, before gunicorn forks (create_app checks again per process)
         check_bind(settings)
     except BindRefused as exc:
         print(f"cutout api: {exc}", file=sys.stderr)
         return 2
+    # several gunicorn processes: /metrics adds up every process's counters from files
+    # in this folder, which must start empty
+    metrics_dir = Path(tempfile.mkdtemp(prefix="cutout-metrics-"))
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
 
     class Api(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -89,6 +95,7 @@ def cmd_api(args: argparse.Namespace) -> int:
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("accesslog", None)
             self.cfg.set("proc_name", "cutout-api")
+            self.cfg.set("child_exit", _child_exit)
 
         def load(self) -> Any:
             from api.app import create_app
@@ -97,6 +104,12 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     Api().run()
     return 0
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 # -- cutout worker --------------------------------------------------------------------

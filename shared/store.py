@@ -346,6 +346,17 @@ class RedisStore:
         with _translated():
             return list(self.r.lrange(batch_jobs_key(batch_id), start, stop))
 
+    def get_jobs(self, job_ids: list[str]) -> list[dict[str, Any] | None]:
+        """Several jobs in one round trip, in the order asked (None where one is gone)."""
+        if not job_ids:
+            return []
+        with _translated():
+            pipe = self.r.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hgetall(job_key(job_id))
+            rows = pipe.execute()
+        return [_decode(raw) if raw else None for raw in rows]
+
     def iter_batch_jobs(self, batch_id: str, chunk: int = 500) -> Iterator[dict[str, Any]]:
         """Every job of the batch in item order, read in chunks (for zips and listings)."""
         start = 0

@@ -27,11 +27,17 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from api.errors import problem_response
 from api.openapi import doc
+from shared import telemetry
 from shared.errors import Unavailable
 from shared.tasks import QUEUES
 
@@ -78,6 +84,67 @@ class QueueDepthCollector(Collector):
         return iter(())
 
 
+class WorkerStatsCollector(Collector):
+    """What workers recorded in Redis (shared/telemetry.py), read at scrape time."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            stats = telemetry.read_stats(self.client)
+            alive = telemetry.workers(self.client)
+        except redis.RedisError as exc:
+            log.warning("worker stats unavailable: %s", type(exc).__name__)
+            return
+        jobs = CounterMetricFamily(
+            "cutout_jobs_finished", "Jobs finished by model and status", labels=["model", "status"]
+        )
+        for key, value in sorted(stats["jobs"].items()):
+            model, _, status = key.partition("|")
+            jobs.add_metric([model, status], value)
+        yield jobs
+        hooks = CounterMetricFamily(
+            "cutout_webhook_deliveries",
+            "Webhook attempts by event and outcome",
+            labels=["event", "outcome"],
+        )
+        for key, value in sorted(stats["webhooks"].items()):
+            event, _, outcome = key.partition("|")
+            hooks.add_metric([event, outcome], value)
+        yield hooks
+        stages = HistogramMetricFamily(
+            "cutout_stage_seconds", "Worker time per processing stage", labels=["stage"]
+        )
+        names = sorted({key.partition("|")[0] for key in stats["stages"]})
+        for stage in names:
+            buckets = [
+                (str(bound), stats["stages"].get(f"{stage}|{bound}", 0.0))
+                for bound in telemetry.STAGE_BUCKETS
+            ]
+            buckets.append(("+Inf", stats["stages"].get(f"{stage}|+Inf", 0.0)))
+            stages.add_metric([stage], buckets, stats["stages"].get(f"{stage}|sum", 0.0))
+        yield stages
+        workers = GaugeMetricFamily("cutout_workers_alive", "Worker processes with a heartbeat")
+        workers.add_metric([], float(len(alive)))
+        yield workers
+        info = GaugeMetricFamily(
+            "cutout_worker_rss_bytes",
+            "Resident memory of each worker process",
+            labels=["worker", "device", "provider"],
+        )
+        for worker in alive:
+            provider = (worker.get("providers") or ["none"])[0]
+            info.add_metric(
+                [worker["id"], worker.get("device", "cpu"), provider],
+                float(worker.get("rss_bytes") or 0),
+            )
+        yield info
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
 class Metrics:
     """The app's Prometheus metrics."""
 
@@ -104,6 +171,8 @@ class Metrics:
         )
         self.queue_depth = QueueDepthCollector(client)
         self.registry.register(self.queue_depth)
+        self.worker_stats = WorkerStatsCollector(client)
+        self.registry.register(self.worker_stats)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -120,6 +189,7 @@ class Metrics:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
             registry.register(self.queue_depth)
+            registry.register(self.worker_stats)
             return generate_latest(registry)
         return generate_latest(self.registry)
 
@@ -155,8 +225,19 @@ def readyz() -> Response:
         return problem_response(
             Unavailable(f"not ready: {', '.join(failed)} unreachable", checks=checks)
         )
+    # workers are reported, not required: the API stays ready while workers scale to zero
+    # (queue-depth autoscaling starts them when jobs arrive)
+    try:
+        alive = telemetry.workers(services.store.r)
+    except redis.RedisError:
+        alive = []
     return jsonify(
-        {"status": "ok", "checks": checks, "ms": round((time.perf_counter() - started) * 1000, 1)}
+        {
+            "status": "ok",
+            "checks": checks,
+            "workers": {"alive": len(alive), "details": alive},
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        }
     )
 
 

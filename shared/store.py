@@ -34,6 +34,8 @@ INT_FIELDS = ("attempts", "item_index")
 PREFIX = "cutout:"
 # job id → deadline of its current run, for every job in `processing`
 PROCESSING_KEY = f"{PREFIX}processing"
+# stored objects to delete when their job expires: JSON {tenant, job, input} → expiry time
+EXPIRY_KEY = f"{PREFIX}expiry"
 
 # KEYS: job, batch counts, batch, done-list, processing set, the tenant's active set
 # (or '' for a job without a tenant)
@@ -198,17 +200,18 @@ class RedisStore:
         """Store a new job record (``status`` normally ``queued``) with the retention TTL."""
         with _translated():
             pipe = self.r.pipeline()
-            pipe.hset(job_key(job["id"]), mapping=_encode(job))
-            pipe.expire(job_key(job["id"]), self.retention)
+            self._add_job(pipe, job)
             pipe.execute()
 
-    def create_jobs(self, jobs: list[Mapping[str, Any]]) -> None:
-        with _translated():
-            pipe = self.r.pipeline(transaction=False)
-            for job in jobs:
-                pipe.hset(job_key(job["id"]), mapping=_encode(job))
-                pipe.expire(job_key(job["id"]), self.retention)
-            pipe.execute()
+    def _add_job(self, pipe: Any, job: Mapping[str, Any]) -> None:
+        pipe.hset(job_key(job["id"]), mapping=_encode(job))
+        pipe.expire(job_key(job["id"]), self.retention)
+        # the record expires by TTL; its stored bytes are deleted by the sweeper then
+        member = json.dumps(
+            {"tenant": job.get("tenant"), "job": job["id"], "input": job.get("input_key")},
+            separators=(",", ":"),
+        )
+        pipe.zadd(EXPIRY_KEY, {member: time.time() + self.retention})
 
     def get_job(self, job_id: str, tenant: str | None = None) -> dict[str, Any] | None:
         """The job, or None when it does not exist or belongs to another tenant."""
@@ -313,8 +316,7 @@ class RedisStore:
         with _translated():
             pipe = self.r.pipeline()
             for job in jobs:
-                pipe.hset(job_key(job["id"]), mapping=_encode(job))
-                pipe.expire(job_key(job["id"]), self.retention)
+                self._add_job(pipe, job)
             pipe.rpush(batch_jobs_key(batch_id), *[job["id"] for job in jobs])
             pipe.expire(batch_jobs_key(batch_id), self.retention)
             pipe.hincrby(batch_counts_key(batch_id), "queued", len(jobs))
@@ -400,6 +402,16 @@ class RedisStore:
     def active_count(self, tenant: str) -> int:
         with _translated():
             return int(self.r.scard(tenant_active_key(tenant)))
+
+    def pop_expired(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Take up to ``limit`` expired jobs' storage entries (each returned to one caller)."""
+        with _translated():
+            members = self.r.zrangebyscore(EXPIRY_KEY, "-inf", time.time(), start=0, num=limit)
+            taken = []
+            for member in members:
+                if self.r.zrem(EXPIRY_KEY, member):
+                    taken.append(json.loads(member))
+        return taken
 
     # -- misc ---------------------------------------------------------------------------
 

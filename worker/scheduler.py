@@ -14,14 +14,28 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 import time
 from typing import Any
 
+from shared import telemetry
 from shared.errors import CutoutError
 from shared.store import PREFIX, PROCESSING_KEY
 
 log = logging.getLogger("cutout.scheduler")
+
+HEARTBEAT_EVERY = 5.0
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
 
 DUE_KEY = f"{PREFIX}due"
 SWEEP_LOCK = f"{PREFIX}sweep-lock"
@@ -53,15 +67,51 @@ class Scheduler(threading.Thread):
         self._pop = ctx.store.r.register_script(_POP_DUE)
 
     def run(self) -> None:
-        last_sweep = 0.0
+        last_sweep = last_beat = 0.0
         while not self.stopping.wait(self.interval):
             try:
+                if time.monotonic() - last_beat > HEARTBEAT_EVERY:
+                    last_beat = time.monotonic()
+                    self.heartbeat()
                 self.release_due()
                 if time.monotonic() - last_sweep > self.sweep_every:
                     last_sweep = time.monotonic()
                     self.sweep()
+                    self.expire()
             except (CutoutError, OSError, Exception) as exc:  # noqa: BLE001 - keep running
                 log.warning("scheduler pass failed: %s", exc)
+
+    def heartbeat(self) -> None:
+        """Tell /readyz and /metrics this worker process is alive, and what it runs on."""
+        settings = self.ctx.settings
+        engine = self.ctx._engine
+        info = {
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "device": settings.device,
+            "models": list(settings.models),
+            "threads": settings.effective_ort_threads,
+            "providers": engine.providers(settings.models[0]) if engine is not None else [],
+            "rss_bytes": _rss(),
+        }
+        telemetry.heartbeat(self.ctx.store.r, f"{socket.gethostname()}.{os.getpid()}", info)
+
+    def expire(self) -> int:
+        """Delete the stored input and result of jobs past ``CUTOUT_RETENTION``.
+
+        Their Redis records expire by TTL on their own; the storage keys of each expired
+        job are listed in a sorted set by expiry time (shared/store.py).
+        """
+        removed = 0
+        for entry in self.ctx.store.pop_expired():
+            tenant, job_id = entry["tenant"], entry["job"]
+            removed += self.ctx.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
+            removed += self.ctx.storage.delete_prefix(f"outputs/{tenant}/{job_id}/")
+            if entry.get("input") and entry["input"].startswith(f"uploads/{tenant}/"):
+                removed += self.ctx.storage.delete_prefix(entry["input"])
+        if removed:
+            log.info("retention: deleted stored objects", extra={"objects": removed})
+        return removed
 
     def stop(self) -> None:
         self.stopping.set()

@@ -14,6 +14,7 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from shared import tasks as contract
+from shared import telemetry
 from shared.errors import CutoutError, NotFound, ProcessingFailed, ProcessingTimeout
 from shared.ids import now_iso
 from shared.options import parse_options
@@ -36,6 +37,15 @@ def register(app: Celery) -> None:
     app.task(name=contract.PROCESS_JOB, bind=True, acks_late=True, max_retries=TRANSIENT_RETRIES)(
         process_job
     )
+    from worker import batches, webhooks
+
+    app.task(name=contract.ENQUEUE_BATCH, bind=True, acks_late=True, max_retries=batches.RETRIES)(
+        batches.enqueue_batch
+    )
+    # a delivery waits at most CUTOUT_WEBHOOK_TIMEOUT; its retries go through the delay set
+    app.task(
+        name=contract.DELIVER_WEBHOOK, bind=True, acks_late=True, max_retries=TRANSIENT_RETRIES
+    )(webhooks.deliver_webhook)
 
 
 def process_job(self: Task, job_id: str) -> str:
@@ -61,10 +71,11 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         return "already-finished"
     fields = {"job_id": job_id, "tenant": job.get("tenant"), "batch_id": job.get("batch_id")}
     attempts = job.get("attempts") or 0
+    model = str((job.get("options") or {}).get("model", "unknown"))
     if job["status"] == "processing" and attempts >= settings.max_attempts:
         # delivered again after its worker died each time: this input kills workers
         error = ProcessingFailed(f"processing stopped {attempts} times without finishing")
-        _finish(ctx, job_id, "failed", error=error.to_job_error())
+        _finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
         log.error("job failed after repeated worker loss", extra=fields)
         return "failed"
     started = ctx.store.transition(
@@ -82,32 +93,42 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
     try:
         options = parse_options(job.get("options") or {})
         data = _read_input(ctx, job)
+        fetched = time.monotonic()
         result = ctx.engine.process(
             data, options, max_pixels=settings.max_pixels, max_side=settings.max_side
         )
+        processed = time.monotonic()
         key = output_key(job["tenant"], job_id, options.extension)
         ctx.storage.put(key, result.data, result.content_type)
+        timings = {
+            **result.timings,
+            "fetch": fetched - begin,
+            "store": time.monotonic() - processed,
+            "total": time.monotonic() - begin,
+        }
     except CutoutError as exc:
         if exc.transient and task.request.retries < TRANSIENT_RETRIES:
             ctx.store.transition(job_id, "queued", ("processing",))
             raise
-        _finish(ctx, job_id, "failed", error=exc.to_job_error())
+        _finish(ctx, job_id, "failed", model=model, error=exc.to_job_error())
         log.info("job failed", extra={**fields, "error": exc.code})
         return "failed"
     except SoftTimeLimitExceeded:
         error = ProcessingTimeout(f"processing took longer than {settings.task_time_limit}s")
-        _finish(ctx, job_id, "failed", error=error.to_job_error())
+        _finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
         return "failed"
     except Exception:
         # a bug or an input the engine chokes on: fail this job, keep the worker
         log.exception("unexpected error while processing", extra=fields)
         error = ProcessingFailed("processing failed unexpectedly")
-        _finish(ctx, job_id, "failed", error=error.to_job_error())
+        _finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
         return "failed"
     _finish(
         ctx,
         job_id,
         "succeeded",
+        model=model,
+        timings=timings,
         result={
             "url": f"/v1/jobs/{job_id}/result",
             "key": key,
@@ -122,7 +143,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         extra={
             **fields,
             "ms": round((time.monotonic() - begin) * 1000),
-            "timings": {k: round(v * 1000, 1) for k, v in result.timings.items()},
+            "timings_ms": {k: round(v * 1000, 1) for k, v in timings.items()},
         },
     )
     return "succeeded"
@@ -147,12 +168,24 @@ def _read_input(ctx: context.WorkerContext, job: dict[str, Any]) -> bytes:
         raise UploadNotFound("the job's input is no longer in storage") from None
 
 
-def _finish(ctx: context.WorkerContext, job_id: str, status: str, **fields: Any) -> Transition:
+def _finish(
+    ctx: context.WorkerContext,
+    job_id: str,
+    status: str,
+    *,
+    model: str = "unknown",
+    timings: dict[str, float] | None = None,
+    **fields: Any,
+) -> Transition:
     """Record a terminal state (from processing) and announce it."""
     done = ctx.store.transition(
         job_id, status, ("processing", "queued"), finished_at=now_iso(), **fields
     )
     if done.applied:
+        try:
+            telemetry.record_job(ctx.store.r, model, status, timings or {})
+        except Exception:  # noqa: BLE001 - metrics never fail a job
+            log.warning("could not record job metrics", extra={"job_id": job_id})
         _announce(ctx, job_id, status, done)
     return done
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from celery import Task
 
+from shared import telemetry
 from shared import webhooks as signing
 from shared.store import public_batch, public_job
 from shared.tasks import DELIVER_WEBHOOK, WEBHOOKS
@@ -99,6 +100,7 @@ def deliver_webhook(
             "status": outcome.status,
         }
     }
+    telemetry.record_webhook(ctx.store.r, event, "delivered" if outcome.ok else "failed_attempt")
     if outcome.ok:
         _update(
             ctx,

@@ -1,0 +1,77 @@
+"""Worker telemetry kept in Redis, so the API's ``/metrics`` and ``/readyz`` can report
+on workers that run anywhere (prefork children, other machines) without scraping them.
+
+- job outcomes by model and status, stage durations as histogram buckets, webhook
+  outcomes: Redis hashes incremented by workers (HINCRBY / HINCRBYFLOAT, atomic);
+- heartbeats: one key per worker process with a short TTL, holding what it runs on
+  (device, execution providers, models, threads, RSS).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from shared.store import PREFIX
+
+STAGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+JOBS_KEY = f"{PREFIX}stats:jobs"
+WEBHOOKS_KEY = f"{PREFIX}stats:webhooks"
+STAGES_KEY = f"{PREFIX}stats:stages"
+WORKER_PREFIX = f"{PREFIX}worker:"
+HEARTBEAT_TTL = 30
+
+
+def record_job(client: Any, model: str, status: str, timings: Mapping[str, float]) -> None:
+    """Count a finished job and add its stage durations (seconds) to the histograms."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hincrby(JOBS_KEY, f"{model}|{status}", 1)
+    for stage, seconds in timings.items():
+        for bound in STAGE_BUCKETS:
+            if seconds <= bound:
+                pipe.hincrby(STAGES_KEY, f"{stage}|{bound}", 1)
+        pipe.hincrby(STAGES_KEY, f"{stage}|+Inf", 1)
+        pipe.hincrbyfloat(STAGES_KEY, f"{stage}|sum", seconds)
+    pipe.execute()
+
+
+def record_webhook(client: Any, event: str, outcome: str) -> None:
+    client.hincrby(WEBHOOKS_KEY, f"{event}|{outcome}", 1)
+
+
+def heartbeat(client: Any, worker_id: str, info: Mapping[str, Any]) -> None:
+    client.set(
+        WORKER_PREFIX + worker_id, json.dumps({**info, "seen": time.time()}), ex=HEARTBEAT_TTL
+    )
+
+
+def workers(client: Any) -> list[dict[str, Any]]:
+    """Every worker process that sent a heartbeat in the last HEARTBEAT_TTL seconds."""
+    keys = list(client.scan_iter(match=WORKER_PREFIX + "*", count=200))
+    if not keys:
+        return []
+    out = []
+    for key, raw in zip(keys, client.mget(keys), strict=True):
+        if raw:
+            info = json.loads(raw)
+            info["id"] = (key.decode() if isinstance(key, bytes) else key)[len(WORKER_PREFIX) :]
+            out.append(info)
+    return sorted(out, key=lambda w: w["id"])
+
+
+def read_stats(client: Any) -> dict[str, dict[str, float]]:
+    pipe = client.pipeline(transaction=False)
+    for key in (JOBS_KEY, STAGES_KEY, WEBHOOKS_KEY):
+        pipe.hgetall(key)
+    jobs, stages, hooks = pipe.execute()
+
+    def text(value: Any) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    return {
+        "jobs": {text(k): float(v) for k, v in jobs.items()},
+        "stages": {text(k): float(v) for k, v in stages.items()},
+        "webhooks": {text(k): float(v) for k, v in hooks.items()},
+    }

@@ -1,0 +1,96 @@
+"""The operator's view: metrics, readiness with worker heartbeats, retention."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from shared.ids import new_id, now_iso
+from shared.settings import load_settings
+from shared.storage import input_key, output_key
+from shared.store import RedisStore
+from tests.integration.conftest import http, wait_for
+from tests.integration.test_service import poll, submit
+from tests.integration.test_worker import photo_bytes
+from worker.scheduler import Scheduler
+
+pytestmark = pytest.mark.integration
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_and_readiness_report_workers_and_jobs(api_server, worker) -> None:
+    job = submit(api_server.url, photo_bytes(), {"model": "u2netp"})
+    finished, _ = poll(api_server.url, job["id"])
+    assert finished["status"] == "succeeded"
+
+    status, _, raw = http("GET", f"{api_server.url}/readyz")
+    assert status == 200
+    ready = json.loads(raw)
+    assert ready["checks"] == {"redis": "ok", "storage": "ok"}
+    workers = wait_for(
+        lambda: (
+            json.loads(http("GET", f"{api_server.url}/readyz")[2])["workers"]
+            if json.loads(http("GET", f"{api_server.url}/readyz")[2])["workers"]["alive"]
+            else None
+        ),
+        30,
+    )
+    assert workers["alive"] >= 1
+    assert workers["details"][0]["providers"] == ["CPUExecutionProvider"]
+    assert workers["details"][0]["rss_bytes"] > 50_000_000
+
+    status, _, raw = http("GET", f"{api_server.url}/metrics")
+    assert status == 200
+    text = raw.decode()
+    assert metric(text, "cutout_jobs_finished_total", model="u2netp", status="succeeded") >= 1
+    assert metric(text, "cutout_stage_seconds_count", stage="inference") >= 1
+    assert metric(text, "cutout_workers_alive") >= 1
+    assert re.search(r'cutout_queue_depth\{queue="bulk"\} \d', text)
+    assert (
+        metric(text, "cutout_http_requests_total", method="POST", route="/v1/jobs", status="202")
+        >= 1
+    )
+
+
+def test_retention_deletes_records_and_stored_bytes(redis_url, storage, service_env) -> None:
+    settings = load_settings(service_env)
+    store = RedisStore.from_url(redis_url, retention=1)
+    job_id = new_id("job")
+    in_key, out_key = input_key("t9", job_id), output_key("t9", job_id, "png")
+    storage.put(in_key, b"input", "image/jpeg")
+    storage.put(out_key, b"output", "image/png")
+    store.create_job(
+        {
+            "id": job_id,
+            "tenant": "t9",
+            "status": "succeeded",
+            "created_at": now_iso(),
+            "input_key": in_key,
+        }
+    )
+    ctx = SimpleNamespace(settings=settings, store=store, storage=storage, app=None, _engine=None)
+    sweeper = Scheduler(ctx)
+    # before expiry nothing of this job is removed
+    sweeper.expire()
+    assert storage.head(in_key)["bytes"] == 5
+    time.sleep(2.1)
+    assert store.get_job(job_id) is None
+    assert sweeper.expire() >= 2
+    from shared.errors import NotFound
+
+    for key in (in_key, out_key):
+        with pytest.raises(NotFound):
+            storage.get(key)

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
+from api.ratelimit import queue_slots
 from shared import netguard
 from shared.errors import (
     CutoutError,
@@ -290,17 +291,19 @@ def job_from_bytes(
     """Validate image bytes, store them, create and enqueue the job; returns the record."""
     fmt, _ = check_image(data, services.settings)
     job_id = new_id("job")
-    key = store_input(services, tenant, job_id, data, fmt)
-    record = new_job_record(
-        job_id=job_id,
-        tenant=tenant,
-        options=options,
-        source={"kind": "upload"},
-        input_key=key,
-        metadata=dict(metadata or {}),
-        webhook=webhook,
-    )
-    submit(services, record)
+    # the tenant's queue cap, before any bytes are stored
+    with queue_slots(services, tenant, [job_id]):
+        key = store_input(services, tenant, job_id, data, fmt)
+        record = new_job_record(
+            job_id=job_id,
+            tenant=tenant,
+            options=options,
+            source={"kind": "upload"},
+            input_key=key,
+            metadata=dict(metadata or {}),
+            webhook=webhook,
+        )
+        submit(services, record)
     return record
 
 
@@ -324,7 +327,8 @@ def job_from_url(
         metadata=dict(metadata or {}),
         webhook=webhook,
     )
-    submit(services, record)
+    with queue_slots(services, tenant, [record["id"]]):
+        submit(services, record)
     return record
 
 
@@ -348,5 +352,6 @@ def job_from_upload(
         metadata=dict(metadata or {}),
         webhook=webhook,
     )
-    submit(services, record)
+    with queue_slots(services, tenant, [record["id"]]):
+        submit(services, record)
     return record

@@ -11,6 +11,7 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response as BaseResponse
 
 from api.errors import JobRunning, NoResult
+from api.idempotency import idempotent
 from api.intake import (
     job_from_bytes,
     job_from_upload,
@@ -74,26 +75,48 @@ def accepted(job: dict[str, Any]) -> Response:
     "and dimensions are checked before anything is decoded.",
     tags=["jobs"],
     request={"multipart/form-data": "JobMultipart", "application/json": "JobJson"},
+    parameters=[
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "the same key and request within 24 h answer the same job; "
+            "the same key with another request is 422 idempotency_key_reused",
+            "schema": {"type": "string", "maxLength": 255},
+        }
+    ],
     responses={
         202: {"description": "queued", "schema": "Job", "headers": {"Location": "/v1/jobs/{id}"}},
+        409: {"description": "idempotency_in_progress (retry shortly)", "problem": True},
+        429: {"description": "rate_limited or queue_full (see Retry-After)", "problem": True},
         400: {"description": "malformed request (invalid_request)", "problem": True},
         404: {"description": "upload_key of no upload of yours (not_found)", "problem": True},
         413: {"description": "payload_too_large", "problem": True},
         415: {"description": "unsupported_format", "problem": True},
         422: {
             "description": "invalid_option, invalid_image, image_too_large, "
-            "upload_not_found, url_not_allowed",
+            "upload_not_found, url_not_allowed, idempotency_key_reused",
             "problem": True,
         },
         503: {"description": "unavailable (Redis, storage or the queue)", "problem": True},
     },
 )
 def create_job() -> Response:
+    # Idempotency-Key (api/idempotency.py): a repeat answers the job the key created
+    with idempotent(services(), g.tenant) as slot:
+        if slot.replay is not None:
+            return accepted(load_job(slot.replay.id))
+        job = _create_job()
+        slot.save(job["id"], f"/v1/jobs/{job['id']}")
+    return accepted(job)
+
+
+def _create_job() -> dict[str, Any]:
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
-        return accepted(_create_from_multipart())
+        return _create_from_multipart()
     if mimetype == "application/json" or mimetype.endswith("+json"):
-        return accepted(_create_from_json())
+        return _create_from_json()
     raise InvalidRequest(
         "send multipart/form-data with an `image` file, or application/json with "
         f"`upload_key` or `image_url` (got Content-Type {mimetype or 'none'!r})"

@@ -103,8 +103,9 @@ def decode_image(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[fmt])
         check_dimensions(*image.size, max_pixels=max_pixels, max_side=max_side)
-        if getattr(image, "n_frames", 1) > 1:
-            image.seek(0)
+        # Pillow opens at the first frame or page, and that is the one we use; never ask
+        # for n_frames or is_animated: for GIF and TIFF they walk the frames or the page
+        # chain, as many as the file claims (a hostile file claims millions)
         image.load()
         image = _upright(image)
         image = _normalise_mode(image)

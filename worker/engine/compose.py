@@ -85,6 +85,17 @@ def alpha_matting_cutout(
     return Image.fromarray(np.clip(cutout * 255, 0, 255).astype(np.uint8), "RGBA")
 
 
+def warm_alpha_matting() -> None:
+    """Run alpha matting once on a tiny image: numba compiles pymatting on first use
+    (tens of seconds, cached on disk afterwards), better at worker start than in a job."""
+    image = Image.new("RGB", (16, 16), (0, 0, 255))
+    image.paste((255, 0, 0), (4, 4, 12, 12))
+    mask = Image.new("L", (16, 16), 0)
+    mask.paste(255, (5, 5, 11, 11))
+    mask.paste(128, (4, 4, 12, 5))
+    alpha_matting_cutout(image, mask, 240, 10, 1)
+
+
 def subject_bbox(alpha: Image.Image, margin: int = 0) -> tuple[int, int, int, int] | None:
     """The box (left, top, right, bottom) of pixels above the subject threshold, grown by
     ``margin`` and clamped to the image; None when there is no subject."""

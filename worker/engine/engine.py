@@ -18,7 +18,7 @@ from PIL import Image
 
 from shared.errors import FastModeUnavailable
 from shared.options import Options
-from worker.engine.compose import compose
+from worker.engine.compose import compose, warm_alpha_matting
 from worker.engine.families import FAMILIES, U2NetFamily
 from worker.engine.imageio import decode_image, encode_image
 from worker.engine.models import ensure_model, get_spec
@@ -96,6 +96,11 @@ class Engine:
         """Fetch and load ``models`` now (worker start), so no request waits for them."""
         for model in models:
             self._load(model)
+
+    def warm_alpha_matting(self) -> None:
+        """Compile pymatting's numba code now (worker start) rather than in the first job
+        that asks for alpha matting."""
+        warm_alpha_matting()
 
     def providers(self, model: str) -> list[str]:
         """The execution providers the session of ``model`` really uses, in order."""

@@ -316,9 +316,11 @@ def _try_source(spec: ModelSpec, source: Source, path: Path, progress: bool) -> 
 
 
 def _report(message: str, progress: bool) -> None:
-    log.warning("%s", message)
+    # on the command line (progress) the operator reads stderr; in a worker, the log
     if progress:
         print(message, file=sys.stderr)
+    else:
+        log.warning("%s", message)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,286 @@
+"""Benchmark: our engine against rembg, same photos, same weights, one run.
+
+    python bench/engine.py [--photos DIR] [--models u2net u2netp] [--passes 1] [--rounds 2]
+
+rembg is installed from the package index into its own virtual environment
+(``bench/.rembg-venv``, created on first use) and runs in a subprocess of it with
+``U2NET_HOME`` pointed at our model home, so both read the same pinned files. Every
+configuration runs in its own fresh process (so peak RSS is its own), loads its model
+once, processes one warm-up image untimed, then times ``passes`` passes over the photos
+(bytes in memory → encoded PNG bytes, default options). The configurations run in
+``rounds`` interleaved rounds and each reports its best. Configurations per model:
+
+- ``rembg``: ``rembg.remove(data, session=new_session(model))``, rembg's own defaults
+  (ONNX Runtime picks its thread count);
+- ``ours 1x2``: one process, one stream, 2 intra-op threads (what ``cutout remove`` does
+  for one file);
+- ``ours 2x1 threads``: one process, one shared session, two Python threads each calling
+  it with 1 intra-op thread (what ``cutout remove`` does for a folder);
+- ``ours 2 procs x1``: two processes of one 1-thread stream each, both over all photos at
+  once (a worker with concurrency 2); images/s over the span of both.
+
+Printed: images/s of each, the ratio to rembg, our per-stage times (mean milliseconds per
+image, as the engine's Result.timings measure them), peak RSS per process, model load
+time. The machine must be otherwise idle for absolute numbers;
+the ratios come from the same run. Timings are wall-clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PHOTOS = ROOT.parent / "shared" / "eval" / "photos"
+DEFAULT_VENV = ROOT / "bench" / ".rembg-venv"
+STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
+
+REMBG_CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+from rembg import new_session, remove
+model, passes = sys.argv[1], int(sys.argv[2])
+paths = sys.argv[3:]
+images = [Path(p).read_bytes() for p in paths]
+t = time.perf_counter()
+session = new_session(model)
+load = time.perf_counter() - t
+remove(images[0], session=session)  # warm-up
+start_wall = time.time(); t = time.perf_counter()
+for _ in range(passes):
+    for data in images:
+        remove(data, session=session)
+elapsed = time.perf_counter() - t
+print(json.dumps({"n": passes * len(images), "elapsed": elapsed, "start": start_wall,
+                  "end": time.time(), "load": load,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def ensure_rembg_venv(venv: Path) -> Path | None:
+    """The venv's python, creating the venv and installing rembg on first use."""
+    python = venv / "bin" / "python"
+    if python.exists():
+        check = subprocess.run([python, "-c", "import rembg"], capture_output=True, check=False)
+        if check.returncode == 0:
+            return python
+    print(f"creating {venv} and installing rembg onnxruntime from the package index ...")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [python, "-m", "pip", "install", "-q", "rembg", "onnxruntime"],
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"rembg could not be installed ({exc}); comparing without it")
+        return None
+    return python
+
+
+def run_ours_child(args: argparse.Namespace) -> None:
+    """One measured configuration of our engine (run in its own process)."""
+    sys.path.insert(0, str(ROOT))
+    from shared.options import Options
+    from shared.settings import load_settings
+    from worker.engine import Engine
+
+    images = [Path(p).read_bytes() for p in args.paths]
+    engine = Engine(load_settings().model_home, threads=args.threads)
+    options = Options(model=args.model)
+    t = time.perf_counter()
+    engine.warm([args.model])
+    load = time.perf_counter() - t
+    engine.process(images[0], options)  # warm-up
+    work = [data for _ in range(args.passes) for data in images]
+    start_wall = time.time()
+    t = time.perf_counter()
+    if args.streams == 1:
+        results = [engine.process(data, options) for data in work]
+    else:
+        with ThreadPoolExecutor(args.streams) as pool:
+            results = list(pool.map(lambda data: engine.process(data, options), work))
+    elapsed = time.perf_counter() - t
+    stages = {s: sum(r.timings[s] for r in results) / len(results) for s in STAGES}
+    print(
+        json.dumps(
+            {
+                "n": len(work),
+                "elapsed": elapsed,
+                "start": start_wall,
+                "end": time.time(),
+                "load": load,
+                "stages": stages,
+                "bytes": sum(len(r.data) for r in results) / len(results),
+                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+def _ours_cmd(model: str, threads: int, streams: int, passes: int, paths: list[str]) -> list[str]:
+    return [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        "--model",
+        model,
+        "--threads",
+        str(threads),
+        "--streams",
+        str(streams),
+        "--passes",
+        str(passes),
+        "--paths",
+        *paths,
+    ]
+
+
+def _collect(procs: list[subprocess.Popen]) -> list[dict]:
+    out = []
+    for proc in procs:
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{stderr[-3000:]}")
+        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    return out
+
+
+def measure(cmds: list[list[str]], env: dict[str, str] | None = None) -> dict:
+    """Run the commands at the same time; images/s over the union of their timed spans."""
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for cmd in cmds
+    ]
+    results = _collect(procs)
+    n = sum(r["n"] for r in results)
+    span = max(r["end"] for r in results) - min(r["start"] for r in results)
+    if len(results) == 1:
+        span = results[0]["elapsed"]
+    return {"ips": n / span, "results": results}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
+    parser.add_argument("--models", nargs="+", default=["u2net", "u2netp"])
+    parser.add_argument("--passes", type=int, default=1, help="passes over the photos")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved repeats")
+    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
+    parser.add_argument("--no-rembg", action="store_true")
+    # child mode (internal)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--streams", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--paths", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        run_ours_child(args)
+        return 0
+
+    sys.path.insert(0, str(ROOT))
+    from shared.settings import load_settings
+    from worker.engine import fetch_models
+
+    home = load_settings().model_home
+    fetch_models(args.models, home, progress=False)
+    paths = sorted(str(p) for p in args.photos.glob("*.jpg"))
+    if not paths:
+        print(f"no photos in {args.photos}")
+        return 1
+    rembg_python = None if args.no_rembg else ensure_rembg_venv(args.venv)
+    print(
+        f"{len(paths)} photos from {args.photos}, {args.passes} passes, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, weights in {home}"
+    )
+    env = {**os.environ, "U2NET_HOME": str(home)}
+    env.pop("OMP_NUM_THREADS", None)
+    for model in args.models:
+        print(f"\n== {model} ==")
+        configs: dict[str, list[list[str]]] = {}
+        if rembg_python:
+            configs["rembg 2.0.86"] = [
+                [str(rembg_python), "-c", REMBG_CHILD, model, str(args.passes), *paths]
+            ]
+        configs["ours 1x2"] = [_ours_cmd(model, 2, 1, args.passes, paths)]
+        configs["ours 2x1 threads"] = [_ours_cmd(model, 1, 2, args.passes, paths)]
+        configs["ours 2 procs x1"] = [_ours_cmd(model, 1, 1, args.passes, paths)] * 2
+        # rounds interleave the configurations so that a burst of load elsewhere on the
+        # machine hits all of them; each configuration's best round is reported
+        rounds: dict[str, list[dict]] = {name: [] for name in configs}
+        for _ in range(args.rounds):
+            for name, cmds in configs.items():
+                rounds[name].append(measure(cmds, env if name.startswith("rembg") else None))
+        best = {name: max(runs, key=lambda r: r["ips"]) for name, runs in rounds.items()}
+        base = best["rembg 2.0.86"]["ips"] if rembg_python else None
+        header = f"{'config':<18}{'img/s':>7}{'ratio':>7}{'s/img':>7}{'RSS MB':>10}{'load s':>7}"
+        print(header + "  rounds img/s")
+        for name, row in best.items():
+            ratio = f"{row['ips'] / base:.2f}x" if base else "-"
+            rss = "+".join(f"{r['rss_mb']:.0f}" for r in row["results"])
+            load = max(r["load"] for r in row["results"])
+            each = " ".join(f"{r['ips']:.2f}" for r in rounds[name])
+            print(
+                f"{name:<18}{row['ips']:>7.2f}{ratio:>7}{1 / row['ips']:>7.3f}"
+                f"{rss:>10}{load:>7.2f}  {each}"
+            )
+        for name, row in best.items():
+            if name.startswith("ours"):
+                stages = row["results"][0]["stages"]
+                text = "  ".join(f"{s} {stages[s] * 1000:.0f}" for s in STAGES)
+                print(f"  {name} ms/img: {text}")
+    png_comparison(args.photos)
+    return 0
+
+
+def png_comparison(photos: Path) -> None:
+    """Our PNG writer against Pillow's default (what rembg uses) and Pillow at level 1."""
+    import io
+
+    from PIL import Image
+
+    from worker.engine.imageio import encode_png
+
+    cutouts = []
+    for path in sorted(photos.glob("*.u2net.png")):
+        image = Image.open(path)
+        image.load()
+        cutouts.append(image)
+    if not cutouts:
+        return
+
+    def pillow(level: int | None) -> object:
+        def save(image: Image.Image) -> bytes:
+            out = io.BytesIO()
+            image.save(out, "PNG", **({} if level is None else {"compress_level": level}))
+            return out.getvalue()
+
+        return save
+
+    print(f"\n== PNG encoding of {len(cutouts)} RGBA cutouts (best of 3) ==")
+    for name, encode in (
+        ("Pillow default (rembg)", pillow(None)),
+        ("Pillow level 1", pillow(1)),
+        ("ours (Up filter, zlib 1)", encode_png),
+    ):
+        seconds, size = 0.0, 0
+        for image in cutouts:
+            times = []
+            for _ in range(3):
+                t = time.perf_counter()
+                data = encode(image)
+                times.append(time.perf_counter() - t)
+            seconds += min(times)
+            size += len(data)
+        print(f"  {name:<26}{seconds * 1000 / len(cutouts):>7.1f} ms/img{size / 1e6:>8.2f} MB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""``cutout models fetch [NAME...]`` and ``cutout models list``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "models",
+        help="fetch and verify model weights",
+        description="Model weights in CUTOUT_MODEL_HOME (pinned files, verified by sha256).",
+    )
+    sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    fetch = sub.add_parser(
+        "fetch",
+        help="download and verify weights (all configured models by default)",
+        description="Download and verify model weights. Files already present and valid "
+        "need no network; a file that does not match its sha256 is deleted and fetched "
+        "again.",
+    )
+    fetch.add_argument("names", nargs="*", metavar="NAME", help="models (default: CUTOUT_MODELS)")
+    fetch.add_argument("--home", type=Path, help="model folder (default: CUTOUT_MODEL_HOME)")
+    fetch.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    fetch.set_defaults(func=fetch_handler)
+    listing = sub.add_parser("list", help="known models: path, present, verified")
+    listing.add_argument("--home", type=Path, help="model folder (default: CUTOUT_MODEL_HOME)")
+    listing.set_defaults(func=list_handler)
+
+
+def _settings_or_exit() -> Settings:
+    from shared.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"cutout: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def fetch_handler(args: argparse.Namespace) -> int:
+    from shared.errors import ModelUnavailable
+    from worker.engine.models import MODEL_SPECS, fetch_models
+
+    settings = _settings_or_exit()
+    home = args.home or settings.model_home
+    names = args.names or list(settings.models)
+    unknown = [n for n in names if n not in MODEL_SPECS]
+    if unknown:
+        print(
+            f"cutout models fetch: unknown model(s) {', '.join(unknown)} "
+            f"(known: {', '.join(MODEL_SPECS)})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        paths = fetch_models(names, home, progress=not args.quiet)
+    except ModelUnavailable as exc:
+        print(f"cutout models fetch: {exc.message}", file=sys.stderr)
+        return 1
+    for name, path in paths.items():
+        print(f"{name}\t{path}\tverified")
+    return 0
+
+
+def list_handler(args: argparse.Namespace) -> int:
+    from worker.engine.models import MODEL_SPECS, verify
+
+    settings = _settings_or_exit()
+    home = Path(args.home or settings.model_home)
+    print("name\tpresent\tverified\tpath")
+    for name, spec in MODEL_SPECS.items():
+        path = home / spec.filename
+        present = path.exists()
+        problem = verify(spec, path) if present else "missing"
+        verified = "yes" if problem is None else f"no ({problem})" if present else "no"
+        print(f"{name}\t{'yes' if present else 'no'}\t{verified}\t{path}")
+    return 0

@@ -1,0 +1,233 @@
+"""``cutout remove IN [IN...] OUT``: background removal on this machine, no server.
+
+- one file into a file (``-`` for stdin or stdout); the format comes from ``--format``,
+  else from OUT's extension, else PNG;
+- one or more files or folders into a folder (created if missing): each result is
+  ``OUT/<input stem>.<format extension>``; a folder contributes its image files (by
+  extension, not recursive).
+
+The model is loaded once. Exit codes: 0 done; 2 usage error (bad option, missing input,
+two inputs that would write the same file); 3 an input is not a usable image (each one is
+named with the reason, the others are still processed); 1 anything else (weights
+unavailable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.options import Options
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif"}
+FORMAT_BY_SUFFIX = {".png": "png", ".webp": "webp", ".jpg": "jpeg", ".jpeg": "jpeg"}
+
+# flag → option name (shared.options); every option of API.md's table
+_VALUE_OPTIONS = {
+    "model": "model",
+    "format": "format",
+    "bg_color": "bg_color",
+    "alpha_matting_foreground_threshold": "alpha_matting_foreground_threshold",
+    "alpha_matting_background_threshold": "alpha_matting_background_threshold",
+    "alpha_matting_erode_size": "alpha_matting_erode_size",
+    "margin": "margin",
+    "canvas": "canvas",
+    "fill": "fill",
+}
+_FLAG_OPTIONS = ("mask_only", "post_process", "alpha_matting", "crop", "fast")
+
+
+class UsageError(Exception):
+    pass
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "remove",
+        help="remove the background of local images (no server)",
+        usage="%(prog)s [options] IN [IN ...] OUT",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="input files or folders ('-': stdin), then OUT"
+    )
+    parser.add_argument("-m", "--model", help="u2net (default) or u2netp")
+    parser.add_argument("-f", "--format", help="png (default), webp or jpeg (needs --bg-color)")
+    parser.add_argument("--bg-color", "-bgc", help="#RRGGBB, #RRGGBBAA or r,g,b[,a]")
+    parser.add_argument("--mask-only", "-om", action="store_true", help="the 8-bit mask only")
+    parser.add_argument("--post-process", "-ppm", action="store_true", help="smooth the mask")
+    parser.add_argument("--alpha-matting", "-a", action="store_true", help="refine edges")
+    parser.add_argument(
+        "--alpha-matting-foreground-threshold", "-af", metavar="N", help="default 240"
+    )
+    parser.add_argument(
+        "--alpha-matting-background-threshold", "-ab", metavar="N", help="default 10"
+    )
+    parser.add_argument("--alpha-matting-erode-size", "-ae", metavar="N", help="default 10")
+    parser.add_argument("--crop", action="store_true", help="crop to the subject")
+    parser.add_argument("--margin", metavar="PX", help="pixels kept around the subject")
+    parser.add_argument("--canvas", metavar="WxH", help="place the subject on a canvas")
+    parser.add_argument("--fill", metavar="F", help="share of the canvas the subject fills")
+    parser.add_argument("--fast", action="store_true", help="faster approximate engine")
+    parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all CPUs)")
+    parser.add_argument("--model-home", type=Path, help="default: CUTOUT_MODEL_HOME")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(func=handler)
+
+
+def _options(args: argparse.Namespace, out: str, single: bool) -> Options:
+    from shared.options import parse_options
+
+    values: dict[str, object] = {}
+    for attr, name in _VALUE_OPTIONS.items():
+        value = getattr(args, attr)
+        if value is not None:
+            values[name] = value
+    for name in _FLAG_OPTIONS:
+        if getattr(args, name):
+            values[name] = True
+    if "format" not in values and single and out != "-":
+        guessed = FORMAT_BY_SUFFIX.get(Path(out).suffix.lower())
+        if guessed:
+            values["format"] = guessed
+    return parse_options(values)
+
+
+def _plan(paths: list[str], out: str) -> tuple[list[tuple[str, Path | None]], bool]:
+    """(input, output path or None for stdout) pairs, and whether OUT is a folder."""
+    inputs, target = paths[:-1], paths[-1]
+    files: list[str] = []
+    folder_mode = len(inputs) > 1
+    for item in inputs:
+        if item == "-":
+            if len(inputs) > 1:
+                raise UsageError("'-' (stdin) cannot be combined with other inputs")
+            files.append(item)
+            continue
+        path = Path(item)
+        if path.is_dir():
+            folder_mode = True
+            found = sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            files.extend(str(p) for p in found)
+        elif path.is_file():
+            files.append(item)
+        else:
+            raise UsageError(f"{item}: no such file or folder")
+    if folder_mode:
+        if target == "-":
+            raise UsageError("several inputs need a folder as OUT, not '-'")
+        if Path(target).exists() and not Path(target).is_dir():
+            raise UsageError(f"{target}: several inputs need a folder as OUT")
+        return [(f, None) for f in files], True
+    if target != "-" and Path(target).is_dir():
+        if files[0] == "-":
+            raise UsageError("stdin needs an output file name or '-', not a folder")
+        return [(files[0], None)], True
+    return [(files[0], None if target == "-" else Path(target))], False
+
+
+def handler(args: argparse.Namespace) -> int:
+    from shared.errors import CutoutError, FastModeUnavailable, InvalidOption
+    from shared.settings import SettingsError, load_settings
+
+    prog = "cutout remove"
+    if len(args.paths) < 2:
+        print(
+            f"{prog}: give an input and an output (IN... OUT; '-' for stdin/stdout)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        settings = load_settings()
+        plan, folder = _plan(args.paths, args.paths[-1])
+        options = _options(args, args.paths[-1], single=not folder)
+    except SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except (UsageError, InvalidOption) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    out_dir = Path(args.paths[-1]) if folder else None
+    if out_dir is not None:
+        names: dict[str, str] = {}
+        for source, _ in plan:
+            name = f"{Path(source).stem}.{options.extension}"
+            if name in names:
+                print(
+                    f"{prog}: {names[name]} and {source} would both write {out_dir / name}",
+                    file=sys.stderr,
+                )
+                return 2
+            names[name] = source
+        plan = [
+            (source, out_dir / f"{Path(source).stem}.{options.extension}") for source, _ in plan
+        ]
+        if not plan:
+            print(f"{prog}: no image files in the input", file=sys.stderr)
+            return 2
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    from worker.engine import Engine, ensure_model
+
+    home = args.model_home or settings.model_home
+    threads = args.threads or settings.ort_threads or os.cpu_count() or 1
+    engine = Engine(home, threads=threads, device=settings.device)
+    try:
+        if options.fast:
+            raise FastModeUnavailable("fast mode is not built yet; leave --fast off")
+        ensure_model(options.model, home, progress=not args.quiet)
+        engine.warm([options.model])
+    except FastModeUnavailable as exc:
+        print(f"{prog}: {exc.message}", file=sys.stderr)
+        return 2
+    except CutoutError as exc:
+        print(f"{prog}: {exc.message}", file=sys.stderr)
+        return 1
+
+    unusable = 0
+    show = folder and not args.quiet and sys.stderr.isatty()
+    for index, (source, target) in enumerate(plan, 1):
+        label = "stdin" if source == "-" else source
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        try:
+            result = engine.process(
+                data, options, max_pixels=settings.max_pixels, max_side=settings.max_side
+            )
+        except CutoutError as exc:
+            if exc.status >= 500:
+                print(f"{prog}: {label}: {exc.message}", file=sys.stderr)
+                return 1
+            print(f"{prog}: {label}: {exc.message} ({exc.code})", file=sys.stderr)
+            unusable += 1
+            continue
+        if target is None:
+            sys.stdout.buffer.write(result.data)
+            sys.stdout.buffer.flush()
+        else:
+            _write_atomic(target, result.data)
+        if show:
+            print(f"[{index}/{len(plan)}] {label} -> {target}", file=sys.stderr)
+    return 3 if unusable else 0
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

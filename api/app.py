@@ -86,6 +86,11 @@ def create_app(
     ratelimit.register(app, services)
     for blueprint in (jobs.bp, uploads.bp, rembg_compat.bp, health.bp, openapi.bp):
         app.register_blueprint(blueprint)
+    # batches and webhook secrets
+    from api import batches, webhooks
+
+    for blueprint in (batches.bp, webhooks.bp):
+        app.register_blueprint(blueprint)
     return app
 
 
@@ -100,11 +105,16 @@ def _register_request_hooks(app: Flask, services: Services) -> None:
         auth.authenticate(services.settings)
         # 413 from the declared length before a byte of the body is read (also on routes
         # that would never read it)
-        if request.content_length is not None and request.content_length > max_body:
+        limit = max_body
+        if request.endpoint == "batches.create_batch":
+            # a batch carries many images (CUTOUT_MAX_BATCH_BYTES); werkzeug enforces it too
+            limit = services.settings.max_batch_bytes + MULTIPART_ENVELOPE
+            request.max_content_length = limit
+        if request.content_length is not None and request.content_length > limit:
             from shared.errors import PayloadTooLarge
 
             raise PayloadTooLarge(
-                f"the request body is {request.content_length} bytes, over the limit of {max_body}"
+                f"the request body is {request.content_length} bytes, over the limit of {limit}"
             )
 
     @app.after_request

@@ -4,8 +4,10 @@ Events: ``job.succeeded`` / ``job.failed`` for a job with a ``webhook_url``, and
 ``batch.completed`` (exactly once: the store's transition says which finishing job
 completed the batch). One ``webhook-id`` per event, reused on every retry. Retries follow
 ``CUTOUT_WEBHOOK_RETRY_SCHEDULE`` through the durable delay set (worker/scheduler.py).
-The body is rebuilt from the finished record on each attempt; the record no longer
-changes once finished, so every attempt carries the same body.
+The body is rebuilt from the finished record on each attempt, with the event's
+``timestamp`` fixed to the object's ``finished_at``; only the ``webhook`` member (the
+delivery's own status and attempt count) differs between attempts. An event is queued
+once per object (a Redis claim on its ``webhook-id``), so announcing it again is harmless.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import redis
 from celery import Task
 
 from shared import telemetry
 from shared import webhooks as signing
-from shared.store import public_batch, public_job
+from shared.errors import CutoutError
+from shared.store import PREFIX, public_batch, public_job
 from shared.tasks import DELIVER_WEBHOOK, WEBHOOKS
 from worker import context, scheduler
 
@@ -40,10 +44,31 @@ def after_job_finished(
             _queue_event(ctx, "batch", job["batch_id"], "batch.completed")
 
 
-def _queue_event(ctx: context.WorkerContext, kind: str, object_id: str, event: str) -> None:
+def event_key(kind: str, object_id: str, event: str) -> str:
+    """Holds the ``webhook-id`` of an object's event once the event is queued."""
+    return f"{PREFIX}webhook-event:{kind}:{object_id}:{event}"
+
+
+def _queue_event(ctx: context.WorkerContext, kind: str, object_id: str, event: str) -> bool:
+    """Queue the event's first delivery, once per object and event; False if it already was.
+
+    The claim (SET NX) makes a second announcement of the same event (a redelivered task
+    that finds its job already finished) a no-op, so there is one ``webhook-id`` per event.
+    """
     msg_id = signing.new_message_id()
+    claimed = ctx.store.r.set(
+        event_key(kind, object_id, event), msg_id, nx=True, ex=ctx.store.retention
+    )
+    if not claimed:
+        return False
     _update(ctx, kind, object_id, {"id": msg_id, "event": event})
-    ctx.app.send_task(DELIVER_WEBHOOK, args=[kind, object_id, event, msg_id, 0], queue=WEBHOOKS)
+    args = [kind, object_id, event, msg_id, 0]
+    try:
+        ctx.app.send_task(DELIVER_WEBHOOK, args=args, queue=WEBHOOKS)
+    except Exception:  # noqa: BLE001 - kombu/redis raise many types; the delay set is Redis too
+        log.warning("webhook not queued, handed to the delay set", extra={"msg_id": msg_id})
+        scheduler.schedule(ctx.store.r, DELIVER_WEBHOOK, args, WEBHOOKS, 1.0)
+    return True
 
 
 def _load(ctx: context.WorkerContext, kind: str, object_id: str) -> dict[str, Any] | None:
@@ -66,7 +91,23 @@ def _update(ctx: context.WorkerContext, kind: str, object_id: str, changes: dict
 def deliver_webhook(
     self: Task, kind: str, object_id: str, event: str, msg_id: str, attempt: int
 ) -> str:
-    """One delivery attempt; schedules the next one after the configured delay."""
+    """One delivery attempt; schedules the next one after the configured delay.
+
+    Our own store being down is not the receiver's fault: the attempt is retried with
+    backoff and counts nothing.
+    """
+    try:
+        return _deliver(kind, object_id, event, msg_id, attempt)
+    except (CutoutError, redis.RedisError) as exc:
+        if isinstance(exc, CutoutError) and not exc.transient:
+            raise
+        from worker.tasks import backoff
+
+        log.warning("webhook attempt could not run, retrying", extra={"msg_id": msg_id})
+        raise self.retry(countdown=backoff(self.request.retries), exc=exc) from exc
+
+
+def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -> str:
     ctx = context.get()
     record = _load(ctx, kind, object_id)
     if record is None or not record.get("webhook"):

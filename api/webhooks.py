@@ -1,0 +1,56 @@
+"""``/v1/webhooks/secret``: the tenant's Standard Webhooks signing secret, and its rotation.
+
+Deliveries (worker/webhooks.py) are signed with the secret current at each attempt, so
+after a rotation the retries of earlier events carry the new signature.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, current_app, g
+
+from api.openapi import doc
+from shared.webhooks import WebhookSecrets
+
+bp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
+
+SECRET_SCHEMA = {
+    "type": "object",
+    "required": ["secret"],
+    "properties": {"secret": {"type": "string", "pattern": "^whsec_"}},
+}
+
+
+def _secrets() -> WebhookSecrets:
+    return WebhookSecrets(current_app.extensions["cutout"].store.r)
+
+
+def _answer(secret: str) -> Response:
+    response = Response(json.dumps({"secret": secret}), mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/secret")
+@doc(
+    summary="The webhook signing secret",
+    description="`whsec_…` (made on first use). Verify deliveries with any Standard "
+    "Webhooks library: HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{body}`.",
+    tags=["webhooks"],
+    responses={200: {"description": "the secret", "schema": SECRET_SCHEMA}},
+)
+def get_secret() -> Response:
+    return _answer(_secrets().get_or_create(g.tenant))
+
+
+@bp.post("/secret/rotate")
+@doc(
+    summary="Replace the webhook signing secret",
+    description="The old secret stops at once: deliveries from now on, retries of earlier "
+    "events included, are signed with the new one.",
+    tags=["webhooks"],
+    responses={200: {"description": "the new secret", "schema": SECRET_SCHEMA}},
+)
+def rotate_secret() -> Response:
+    return _answer(_secrets().rotate(g.tenant))

@@ -19,9 +19,11 @@ once, processes one warm-up image untimed, then times ``passes`` passes over the
 - ``ours 2 procs x1``: two processes of one 1-thread stream each, both over all photos at
   once (a worker with concurrency 2); images/s over the span of both.
 
-Printed: images/s of each, the ratio to rembg, our per-stage times (mean milliseconds per
-image, as the engine's Result.timings measure them), peak RSS per process, model load
-time. The machine must be otherwise idle for absolute numbers;
+Printed: images/s of each, the ratio to rembg, CPU seconds per image (user+system of the
+timed part: what a user pays for, and steadier than wall time when the machine is
+shared), our per-stage times (mean milliseconds per image, as the engine's
+Result.timings measure them), peak RSS per process, model load time. The machine must be
+otherwise idle for absolute numbers;
 the ratios come from the same run. Timings are wall-clock.
 """
 
@@ -53,12 +55,16 @@ t = time.perf_counter()
 session = new_session(model)
 load = time.perf_counter() - t
 remove(images[0], session=session)  # warm-up
-start_wall = time.time(); t = time.perf_counter()
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+start_wall = time.time(); t = time.perf_counter(); c = cpu()
 for _ in range(passes):
     for data in images:
         remove(data, session=session)
 elapsed = time.perf_counter() - t
 print(json.dumps({"n": passes * len(images), "elapsed": elapsed, "start": start_wall,
+                  "cpu": cpu() - c,
                   "end": time.time(), "load": load,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -84,6 +90,11 @@ def ensure_rembg_venv(venv: Path) -> Path | None:
     return python
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_ours_child(args: argparse.Namespace) -> None:
     """One measured configuration of our engine (run in its own process)."""
     sys.path.insert(0, str(ROOT))
@@ -101,6 +112,7 @@ def run_ours_child(args: argparse.Namespace) -> None:
     work = [data for _ in range(args.passes) for data in images]
     start_wall = time.time()
     t = time.perf_counter()
+    c = _cpu()
     if args.streams == 1:
         results = [engine.process(data, options) for data in work]
     else:
@@ -113,6 +125,7 @@ def run_ours_child(args: argparse.Namespace) -> None:
             {
                 "n": len(work),
                 "elapsed": elapsed,
+                "cpu": _cpu() - c,
                 "start": start_wall,
                 "end": time.time(),
                 "load": load,
@@ -220,15 +233,19 @@ def main() -> int:
                 rounds[name].append(measure(cmds, env if name.startswith("rembg") else None))
         best = {name: max(runs, key=lambda r: r["ips"]) for name, runs in rounds.items()}
         base = best["rembg 2.0.86"]["ips"] if rembg_python else None
-        header = f"{'config':<18}{'img/s':>7}{'ratio':>7}{'s/img':>7}{'RSS MB':>10}{'load s':>7}"
+        header = (
+            f"{'config':<18}{'img/s':>7}{'ratio':>7}{'s/img':>7}{'CPU s/img':>10}"
+            f"{'RSS MB':>10}{'load s':>7}"
+        )
         print(header + "  rounds img/s")
         for name, row in best.items():
             ratio = f"{row['ips'] / base:.2f}x" if base else "-"
             rss = "+".join(f"{r['rss_mb']:.0f}" for r in row["results"])
             load = max(r["load"] for r in row["results"])
             each = " ".join(f"{r['ips']:.2f}" for r in rounds[name])
+            cpu = sum(r["cpu"] for r in row["results"]) / sum(r["n"] for r in row["results"])
             print(
-                f"{name:<18}{row['ips']:>7.2f}{ratio:>7}{1 / row['ips']:>7.3f}"
+                f"{name:<18}{row['ips']:>7.2f}{ratio:>7}{1 / row['ips']:>7.3f}{cpu:>10.3f}"
                 f"{rss:>10}{load:>7.2f}  {each}"
             )
         for name, row in best.items():

@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,7 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--canvas", metavar="WxH", help="place the subject on a canvas")
     parser.add_argument("--fill", metavar="F", help="share of the canvas the subject fills")
     parser.add_argument("--fast", action="store_true", help="faster approximate engine")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all CPUs)")
+    parser.add_argument(
+        "--jobs", "-j", type=int, help="images at once (default: one per CPU for several inputs)"
+    )
+    parser.add_argument(
+        "--threads", type=int, help="ONNX Runtime threads per image (default: CPUs / jobs)"
+    )
     parser.add_argument("--model-home", type=Path, help="default: CUTOUT_MODEL_HOME")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=handler)
@@ -180,7 +186,12 @@ def handler(args: argparse.Namespace) -> int:
     from worker.engine import Engine, ensure_model
 
     home = args.model_home or settings.model_home
-    threads = args.threads or settings.ort_threads or os.cpu_count() or 1
+    cpus = os.cpu_count() or 1
+    # several inputs: one stream per core, each with one ONNX Runtime thread, sharing one
+    # session (two 1-thread streams out-run one 2-thread stream on small CPUs; see
+    # bench/README.md). One input: all cores on it.
+    streams = args.jobs or (min(cpus, len(plan)) if len(plan) > 1 else 1)
+    threads = args.threads or settings.ort_threads or max(1, cpus // streams)
     engine = Engine(home, threads=threads, device=settings.device)
     try:
         if options.fast:
@@ -194,9 +205,9 @@ def handler(args: argparse.Namespace) -> int:
         print(f"{prog}: {exc.message}", file=sys.stderr)
         return 1
 
-    unusable = 0
-    show = folder and not args.quiet and sys.stderr.isatty()
-    for index, (source, target) in enumerate(plan, 1):
+    def one(item: tuple[str, Path | None]) -> str | None:
+        """Process one input; None when done, else the message of an unusable input."""
+        source, target = item
         label = "stdin" if source == "-" else source
         data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
         try:
@@ -205,18 +216,31 @@ def handler(args: argparse.Namespace) -> int:
             )
         except CutoutError as exc:
             if exc.status >= 500:
-                print(f"{prog}: {label}: {exc.message}", file=sys.stderr)
-                return 1
-            print(f"{prog}: {label}: {exc.message} ({exc.code})", file=sys.stderr)
-            unusable += 1
-            continue
+                raise
+            return f"{label}: {exc.message} ({exc.code})"
         if target is None:
             sys.stdout.buffer.write(result.data)
             sys.stdout.buffer.flush()
         else:
             _write_atomic(target, result.data)
-        if show:
-            print(f"[{index}/{len(plan)}] {label} -> {target}", file=sys.stderr)
+        return None
+
+    unusable = 0
+    show = folder and not args.quiet and sys.stderr.isatty()
+    with ThreadPoolExecutor(streams) as pool:
+        try:
+            for index, ((source, _), problem) in enumerate(
+                zip(plan, pool.map(one, plan), strict=True), 1
+            ):
+                if problem:
+                    unusable += 1
+                    print(f"{prog}: {problem}", file=sys.stderr)
+                elif show:
+                    print(f"[{index}/{len(plan)}] {source}", file=sys.stderr)
+        except CutoutError as exc:
+            pool.shutdown(cancel_futures=True)
+            print(f"{prog}: {exc.message}", file=sys.stderr)
+            return 1
     return 3 if unusable else 0
 
 

@@ -193,6 +193,11 @@ def test_corpus_case_outcome_in_process(case) -> None:  # type: ignore[no-untype
             intake = exc.code
         if case.stage == "api" and case.code is not None:
             assert intake == case.code
+            # the worker's decoder says the same of the bytes (direct uploads reach it
+            # without the API's look)
+            with pytest.raises(CutoutError) as caught:
+                decode_image(data, max_pixels=MAX_PIXELS, max_side=MAX_SIDE)
+            assert caught.value.code == case.code
             return
         assert intake is None, f"refused at intake with {intake}"
         try:

@@ -33,6 +33,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.datastructures import FileStorage
 
+from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
+from api.idempotency import idempotent
 from api.intake import (
     CONTENT_TYPES,
     check_image,
@@ -124,6 +126,7 @@ def item_errors(index: int) -> Iterator[None]:
 @bp.post("")
 @doc(
     summary="Submit many images as one batch",
+    parameters=[IDEMPOTENCY_PARAMETER],
     description='JSON `{"items": [{"image_url" | "upload_key", "options"?, '
     '"metadata"?}], "options"?, "webhook_url"?, "metadata"?}` (item options override the '
     "batch's), or multipart with repeated `images` files plus batch-level option fields, "
@@ -186,11 +189,28 @@ def item_errors(index: int) -> Iterator[None]:
             "upload_not_found, url_not_allowed; `item` is the item's index",
             "problem": True,
         },
+        409: {"description": "idempotency_in_progress (retry shortly)", "problem": True},
         429: {"description": "queue_full, rate_limited", "problem": True},
         503: {"description": "unavailable", "problem": True},
     },
 )
 def create_batch() -> Response:
+    # Idempotency-Key (api/idempotency.py): a repeat answers the batch the key created
+    with idempotent(services(), g.tenant) as slot:
+        if slot.replay is not None:
+            return _accepted(load_batch(slot.replay.id))
+        batch = _create_batch()
+        slot.save(batch["id"], f"/v1/batches/{batch['id']}")
+    return _accepted(batch)
+
+
+def _accepted(batch: dict[str, Any]) -> Response:
+    response = Response(json.dumps(public_batch(batch)), status=202, mimetype="application/json")
+    response.headers["Location"] = f"/v1/batches/{batch['id']}"
+    return response
+
+
+def _create_batch() -> dict[str, Any]:
     svc = services()
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
@@ -216,9 +236,7 @@ def create_batch() -> Response:
         "batch accepted",
         extra={"batch_id": batch_id, "tenant": tenant, "items": len(parsed.items)},
     )
-    response = Response(json.dumps(public_batch(batch)), status=202, mimetype="application/json")
-    response.headers["Location"] = f"/v1/batches/{batch_id}"
-    return response
+    return dict(batch)
 
 
 def _batch_options(raw: Any) -> Options:

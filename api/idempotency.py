@@ -63,6 +63,18 @@ return 0
 """
 
 
+#: the OpenAPI description of the header, for the views that honour it
+OPENAPI_PARAMETER: dict[str, Any] = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": "the same key and request within 24 h answer the same object (202, same "
+    "Location); the same key with another request is 422 idempotency_key_reused; while the "
+    "first request runs, a duplicate waits, then 409 idempotency_in_progress",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
 class IdempotencyInProgress(CutoutError):
     code = "idempotency_in_progress"
     status = 409

@@ -11,6 +11,7 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response as BaseResponse
 
 from api.errors import JobRunning, NoResult
+from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from api.idempotency import idempotent
 from api.intake import (
     job_from_bytes,
@@ -75,16 +76,7 @@ def accepted(job: dict[str, Any]) -> Response:
     "and dimensions are checked before anything is decoded.",
     tags=["jobs"],
     request={"multipart/form-data": "JobMultipart", "application/json": "JobJson"},
-    parameters=[
-        {
-            "name": "Idempotency-Key",
-            "in": "header",
-            "required": False,
-            "description": "the same key and request within 24 h answer the same job; "
-            "the same key with another request is 422 idempotency_key_reused",
-            "schema": {"type": "string", "maxLength": 255},
-        }
-    ],
+    parameters=[IDEMPOTENCY_PARAMETER],
     responses={
         202: {"description": "queued", "schema": "Job", "headers": {"Location": "/v1/jobs/{id}"}},
         409: {"description": "idempotency_in_progress (retry shortly)", "problem": True},

@@ -469,9 +469,8 @@ def test_idempotency_on_batches(client: FlaskClient, rdb: redis.Redis) -> None:
     first = client.post("/v1/batches", json=body, headers=headers)
     assert first.status_code == 202, first.get_data(as_text=True)
     again = client.post("/v1/batches", json=body, headers=headers)
-    if again.get_json()["id"] != first.get_json()["id"]:
-        pytest.xfail("api/batches.py does not use api.idempotency.idempotent yet")
     assert again.status_code == 202
+    assert again.get_json()["id"] == first.get_json()["id"]
     assert again.headers["Location"] == first.headers["Location"]
     other = client.post("/v1/batches", json={**body, "items": body["items"] * 2}, headers=headers)
     assert_problem(other, 422, "idempotency_key_reused")

@@ -555,6 +555,33 @@ def test_body_over_the_limit_that_is_sent_is_413(keyed_api: ApiProcess) -> None:
     assert json.loads(answer)["code"] == "payload_too_large"
 
 
+def test_chunked_body_over_the_limit_is_413(keyed_api: ApiProcess) -> None:
+    """Without a Content-Length the body is cut off once it passes the limit."""
+    big = b"\x89PNG\r\n\x1a\n" + os.urandom(3_000_000)
+    body, ctype = multipart_body({"model": "u2netp"}, {"image": ("big.png", big, "image/png")})
+    head = (
+        f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY_A}\r\n"
+        f"Content-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", keyed_api.port), timeout=60) as sock:
+        sock.sendall(head.encode())
+        try:
+            for at in range(0, len(body), 65536):
+                piece = body[at : at + 65536]
+                sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before the whole body was sent
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b"payload_too_large" in answer
+
+
 def test_secrets_never_reach_logs_or_error_bodies(keyed_api: ApiProcess, rdb: redis.Redis) -> None:
     image = normal_image()
     marker = image[-64:]

@@ -223,3 +223,23 @@ def test_corpus_writes_files(tmp_path: io.BytesIO) -> None:  # type: ignore[type
     paths = write(tmp_path, small)  # type: ignore[arg-type]
     assert sorted(paths) == ["empty", "one_pixel", "svg"]
     assert paths["empty"].read_bytes() == b""
+
+
+# -- the worker's bounds ---------------------------------------------------------------------
+
+
+def test_worker_children_are_bounded_in_memory_and_time() -> None:
+    """A hostile image can cost one pool child, never the machine: a child past the memory
+    bound is replaced after its task, and every task has a hard time limit."""
+    from worker.celery_app import create_worker_app
+
+    settings = load_settings(
+        {
+            "CUTOUT_REDIS_URL": "redis://127.0.0.1:1/0",
+            "CUTOUT_S3_ENDPOINT_URL": "http://127.0.0.1:1",
+        }
+    )
+    conf = create_worker_app(settings).conf
+    assert 0 < conf.worker_max_memory_per_child <= 4_000_000  # KiB
+    assert conf.task_time_limit == settings.task_time_limit
+    assert conf.task_soft_time_limit < conf.task_time_limit

@@ -47,6 +47,42 @@ class UsageError(Exception):
     pass
 
 
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """The processing options of API.md's table as flags (shared with ``cutout submit``)."""
+    group = parser.add_argument_group("processing options (API.md)")
+    group.add_argument("-m", "--model", help="u2net (default) or u2netp")
+    group.add_argument("-f", "--format", help="png (default), webp or jpeg (needs --bg-color)")
+    group.add_argument("--bg-color", "-bgc", help="#RRGGBB, #RRGGBBAA or r,g,b[,a]")
+    group.add_argument("--mask-only", "-om", action="store_true", help="the 8-bit mask only")
+    group.add_argument("--post-process", "-ppm", action="store_true", help="smooth the mask")
+    group.add_argument("--alpha-matting", "-a", action="store_true", help="refine edges")
+    group.add_argument(
+        "--alpha-matting-foreground-threshold", "-af", metavar="N", help="default 240"
+    )
+    group.add_argument(
+        "--alpha-matting-background-threshold", "-ab", metavar="N", help="default 10"
+    )
+    group.add_argument("--alpha-matting-erode-size", "-ae", metavar="N", help="default 10")
+    group.add_argument("--crop", action="store_true", help="crop to the subject")
+    group.add_argument("--margin", metavar="PX", help="pixels kept around the subject")
+    group.add_argument("--canvas", metavar="WxH", help="place the subject on a canvas")
+    group.add_argument("--fill", metavar="F", help="share of the canvas the subject fills")
+    group.add_argument("--fast", action="store_true", help="faster approximate engine")
+
+
+def option_values(args: argparse.Namespace) -> dict[str, object]:
+    """The options given by :func:`add_option_flags`' flags (unset ones left out)."""
+    values: dict[str, object] = {}
+    for attr, name in _VALUE_OPTIONS.items():
+        value = getattr(args, attr)
+        if value is not None:
+            values[name] = value
+    for name in _FLAG_OPTIONS:
+        if getattr(args, name):
+            values[name] = True
+    return values
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "remove",
@@ -58,24 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "paths", nargs="+", metavar="PATH", help="input files or folders ('-': stdin), then OUT"
     )
-    parser.add_argument("-m", "--model", help="u2net (default) or u2netp")
-    parser.add_argument("-f", "--format", help="png (default), webp or jpeg (needs --bg-color)")
-    parser.add_argument("--bg-color", "-bgc", help="#RRGGBB, #RRGGBBAA or r,g,b[,a]")
-    parser.add_argument("--mask-only", "-om", action="store_true", help="the 8-bit mask only")
-    parser.add_argument("--post-process", "-ppm", action="store_true", help="smooth the mask")
-    parser.add_argument("--alpha-matting", "-a", action="store_true", help="refine edges")
-    parser.add_argument(
-        "--alpha-matting-foreground-threshold", "-af", metavar="N", help="default 240"
-    )
-    parser.add_argument(
-        "--alpha-matting-background-threshold", "-ab", metavar="N", help="default 10"
-    )
-    parser.add_argument("--alpha-matting-erode-size", "-ae", metavar="N", help="default 10")
-    parser.add_argument("--crop", action="store_true", help="crop to the subject")
-    parser.add_argument("--margin", metavar="PX", help="pixels kept around the subject")
-    parser.add_argument("--canvas", metavar="WxH", help="place the subject on a canvas")
-    parser.add_argument("--fill", metavar="F", help="share of the canvas the subject fills")
-    parser.add_argument("--fast", action="store_true", help="faster approximate engine")
+    add_option_flags(parser)
     parser.add_argument(
         "--jobs", "-j", type=int, help="images at once (default: one per CPU for several inputs)"
     )
@@ -90,14 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _options(args: argparse.Namespace, out: str, single: bool) -> Options:
     from shared.options import parse_options
 
-    values: dict[str, object] = {}
-    for attr, name in _VALUE_OPTIONS.items():
-        value = getattr(args, attr)
-        if value is not None:
-            values[name] = value
-    for name in _FLAG_OPTIONS:
-        if getattr(args, name):
-            values[name] = True
+    values = option_values(args)
     if "format" not in values and single and out != "-":
         guessed = FORMAT_BY_SUFFIX.get(Path(out).suffix.lower())
         if guessed:

@@ -195,6 +195,9 @@ def item_errors(index: int) -> Iterator[None]:
     },
 )
 def create_batch() -> Response:
+    # werkzeug counts every file as a form part (default cap 1000); raised before anything
+    # (the Idempotency-Key fingerprint first) parses the form
+    request.max_form_parts = services().settings.max_batch_items + 100
     # Idempotency-Key (api/idempotency.py): a repeat answers the batch the key created
     with idempotent(services(), g.tenant) as slot:
         if slot.replay is not None:
@@ -347,8 +350,6 @@ def _check_upload_keys(svc: Any, items: list[Item]) -> None:
 
 def _parse_multipart(svc: Any) -> Request:
     settings = svc.settings
-    # werkzeug counts every file as a form part (default cap 1000)
-    request.max_form_parts = settings.max_batch_items + 100
     form = request.form
     uploads = request.files.getlist("images")
     if not uploads:

@@ -599,3 +599,20 @@ def test_enqueue_batch_sends_in_chunks_and_resumes(
     record = services.store.get_job(ids[0])
     assert record["queue"] == "bulk"
     assert record["item_index"] == 0
+
+
+def test_multipart_batch_over_a_thousand_files(
+    redis_url: str, s3_endpoint: str, s3_credentials: dict[str, str], api_rdb: redis.Redis
+) -> None:
+    """werkzeug's default cap of 1000 form parts does not limit a batch, also with an
+    Idempotency-Key (whose fingerprint reads the form before the view does)."""
+    client = make_app(db_url(redis_url, API_DB), s3_endpoint, max_batch_items=2000).test_client()
+    tiny = photo((8, 8))
+    response = client.post(
+        "/v1/batches",
+        data={"images": [(io.BytesIO(tiny), f"{i}.png") for i in range(1005)]},
+        content_type="multipart/form-data",
+        headers={**AUTH_A, "Idempotency-Key": "many-files-1"},
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert response.get_json()["counts"]["total"] == 1005

@@ -60,7 +60,8 @@ def create_app(
         )
     auth.check_bind(settings)
 
-    app = Flask(__name__)
+    # no Flask static route: api.web serves api/static with its CSP and caching headers
+    app = Flask(__name__, static_folder=None)
     app.config.update(
         # werkzeug refuses a larger body from its Content-Length before reading it, and
         # stops a chunked one once it passes this; the image itself is limited exactly
@@ -91,6 +92,10 @@ def create_app(
 
     for blueprint in (batches.bp, webhooks.bp):
         app.register_blueprint(blueprint)
+    # the web page at / and its files (api/static), on the public API above
+    from api import web
+
+    app.register_blueprint(web.bp)
     return app
 
 

@@ -1,0 +1,913 @@
+// Cutout web page: plain JavaScript on the public API, no build step, no other hosts.
+//
+// How an image travels from here:
+//  1. POST /v1/uploads gives a signed URL; the file is PUT straight to storage ONCE and
+//     its upload_key kept, so "Process again" creates new jobs on the same key without
+//     uploading again. When storage cannot be reached from the browser (another host,
+//     CORS, the CSP), the page falls back to multipart for the rest of the session and
+//     keeps the File in memory to send it again.
+//     Files the browser does not know as images go multipart at once: the API judges
+//     the bytes and answers with a problem detail the page shows.
+//  2. One file: POST /v1/jobs. Several: POST /v1/batches (items with upload_key, or
+//     multipart `images`), or single jobs when the server has no batches.
+//  3. Polls with backoff (250 ms growing to 2 s), then fetches the result as a blob
+//     (so that the API key header is sent) for the preview and the download link.
+"use strict";
+
+(() => {
+  const KEY_STORAGE = "cutout.apiKey";
+  const POLL_FIRST_MS = 250;
+  const POLL_MAX_MS = 2000;
+  const POLL_GROWTH = 1.5;
+  const REQUEST_TIMEOUT_MS = 30000;
+  const JOB_DEADLINE_MS = 10 * 60 * 1000; // stop waiting for a job after this long
+  const OFFLINE_GIVE_UP_MS = 90 * 1000; // polling keeps retrying a lost connection this long
+  const PARALLEL_UPLOADS = 3;
+  const UPLOAD_TYPES = new Set([
+    "image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff",
+  ]);
+  const EXTENSIONS = { png: "png", webp: "webp", jpeg: "jpg" };
+  const MODEL_LABELS = { u2net: "u2net — best quality", u2netp: "u2netp — fast, lighter" };
+  const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    keyForm: $("key-form"), keyInput: $("api-key"), keyForget: $("key-forget"), keyHelp: $("key-help"),
+    dropzone: $("dropzone"), fileInput: $("file-input"),
+    status: $("status"), alert: $("alert"),
+    compare: $("compare"),
+    originalImg: $("original-img"), originalNone: $("original-none"), originalMeta: $("original-meta"),
+    resultStage: $("result-stage"), resultImg: $("result-img"), resultMeta: $("result-meta"),
+    resultProgress: $("result-progress"), resultProgressText: $("result-progress-text"),
+    resultError: $("result-error"),
+    actions: $("actions"), download: $("download"), downloadAll: $("download-all"), clear: $("clear"),
+    items: $("items"), itemTemplate: $("item-template"),
+    options: $("options"), apply: $("apply"),
+    model: $("model"), format: $("format"), formatHint: $("format-hint"),
+    transparent: $("transparent"), bgColor: $("bg-color"), bgColorValue: $("bg-color-value"),
+    maskOnly: $("mask-only"), postProcess: $("post-process"),
+    alphaMatting: $("alpha-matting"), amFg: $("am-fg"), amBg: $("am-bg"), amErode: $("am-erode"),
+    crop: $("crop"), margin: $("margin"),
+    canvasW: $("canvas-w"), canvasH: $("canvas-h"), fill: $("fill"),
+  };
+
+  const state = {
+    info: null,
+    key: sessionStorage.getItem(KEY_STORAGE) || "",
+    direct: true, // direct upload to storage works, until a PUT fails
+    batches: true, // the server has POST /v1/batches, until it answers 404/405
+    items: [],
+    selected: null,
+    run: 0, // each processing run has a number; an older run's loops stop when it changes
+    busy: false,
+    batchId: null,
+    offline: false,
+  };
+
+  // ---------------------------------------------------------------------------------
+  // HTTP
+
+  class ApiError extends Error {
+    constructor(message, { kind = "http", status = 0, code = "", item = null } = {}) {
+      super(message);
+      this.kind = kind; // http | network | timeout | client
+      this.status = status;
+      this.code = code;
+      this.item = item; // a batch problem names the item by index
+    }
+    get transient() {
+      return this.kind === "network" || this.kind === "timeout" ||
+        this.status === 429 || this.status === 502 || this.status === 503 || this.status === 504;
+    }
+  }
+
+  function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  function uploadTimeout(bytes) {
+    // 30 s plus one second per 100 kB: generous for slow links, still an end
+    return REQUEST_TIMEOUT_MS + Math.ceil(bytes / 100000) * 1000;
+  }
+
+  async function problemOf(response) {
+    let body = null;
+    const type = response.headers.get("Content-Type") || "";
+    if (type.includes("json")) {
+      try { body = await response.json(); } catch (_) { body = null; }
+    }
+    const message = (body && (body.detail || body.title)) ||
+      `The server answered ${response.status} ${response.statusText || ""}`.trim();
+    return new ApiError(message, {
+      status: response.status,
+      code: (body && body.code) || "",
+      item: body && Number.isInteger(body.item) ? body.item : null,
+    });
+  }
+
+  // fetch with the API key, a timeout and errors as ApiError; `as`: json | blob | none
+  async function api(path, { method = "GET", body, json, as = "json", timeout = REQUEST_TIMEOUT_MS } = {}) {
+    const headers = new Headers();
+    if (state.key) headers.set("Authorization", `Bearer ${state.key}`);
+    if (json !== undefined) {
+      headers.set("Content-Type", "application/json");
+      body = JSON.stringify(json);
+    }
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeout);
+    try {
+      let response;
+      try {
+        response = await fetch(path, { method, body, headers, signal: controller.signal, cache: "no-store" });
+      } catch (_) {
+        throw controller.signal.aborted
+          ? new ApiError(`The server did not answer within ${Math.round(timeout / 1000)} seconds.`, { kind: "timeout" })
+          : new ApiError("Cannot reach the Cutout server. Check your network connection.", { kind: "network" });
+      }
+      if (!response.ok) {
+        const error = await problemOf(response);
+        if (response.status === 401) askForKey(error.message);
+        throw error;
+      }
+      setOffline(false);
+      if (as === "json") return await response.json();
+      if (as === "blob") return await response.blob();
+      return response;
+    } catch (error) {
+      if (error instanceof ApiError) throw error;
+      // the body was cut off while reading
+      throw controller.signal.aborted
+        ? new ApiError(`The server did not answer within ${Math.round(timeout / 1000)} seconds.`, { kind: "timeout" })
+        : new ApiError("The connection to the server was lost.", { kind: "network" });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
+  // API key (only when the server asks for one)
+
+  function showKeyForm(message) {
+    el.keyForm.hidden = false;
+    el.keyInput.value = state.key;
+    el.keyForget.hidden = !state.key;
+    el.keyHelp.textContent = message ||
+      "This server needs an API key. It is kept in this browser tab only (session storage).";
+  }
+
+  function askForKey(message) {
+    showKeyForm(state.key
+      ? `The API key was not accepted: ${message}`
+      : "This server needs an API key. It is kept in this browser tab only (session storage).");
+    if (!state.key) el.keyInput.focus();
+  }
+
+  async function useKey(key) {
+    state.key = key.trim();
+    if (state.key) sessionStorage.setItem(KEY_STORAGE, state.key);
+    else sessionStorage.removeItem(KEY_STORAGE);
+    await loadInfo();
+  }
+
+  // ---------------------------------------------------------------------------------
+  // server facts: GET /v1/info (401 means keys are on and ours is missing or wrong)
+
+  async function loadInfo() {
+    try {
+      state.info = await api("/v1/info");
+    } catch (error) {
+      if (error.status === 401) return false;
+      if (error.status === 404) {
+        state.info = { auth: false, models: ["u2net", "u2netp"], max_upload_bytes: 0 };
+      } else {
+        showAlert("The server is not answering", error.message);
+        return false;
+      }
+    }
+    if (state.info.auth) {
+      showKeyForm("Key accepted. It is kept in this browser tab only (session storage).");
+    } else {
+      el.keyForm.hidden = true;
+    }
+    applyModels(state.info.models);
+    if (state.info.max_upload_bytes) {
+      $("dropzone-hint").textContent =
+        `JPEG, PNG, WebP, GIF, BMP or TIFF up to ${formatBytes(state.info.max_upload_bytes)} · one or many · you can also paste`;
+    }
+    hideAlert();
+    return true;
+  }
+
+  function applyModels(models) {
+    if (!Array.isArray(models) || !models.length) return;
+    const current = el.model.value;
+    el.model.replaceChildren(...models.map((name) => {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = MODEL_LABELS[name] || name;
+      return option;
+    }));
+    el.model.value = models.includes(current) ? current : models[0];
+  }
+
+  // ---------------------------------------------------------------------------------
+  // options form → the API's options object
+
+  function readOptions() {
+    const options = { model: el.model.value, format: el.format.value };
+    const int = (input, label) => {
+      const value = Number(input.value);
+      if (input.value === "" || !Number.isInteger(value) || value < Number(input.min) || value > Number(input.max)) {
+        throw new ApiError(`${label} must be a whole number from ${input.min} to ${input.max}.`, { kind: "client" });
+      }
+      return value;
+    };
+    if (!el.transparent.checked || options.format === "jpeg") options.bg_color = el.bgColor.value;
+    if (el.maskOnly.checked) options.mask_only = true;
+    if (el.postProcess.checked) options.post_process = true;
+    if (el.alphaMatting.checked) {
+      options.alpha_matting = true;
+      options.alpha_matting_foreground_threshold = int(el.amFg, "Foreground threshold");
+      options.alpha_matting_background_threshold = int(el.amBg, "Background threshold");
+      options.alpha_matting_erode_size = int(el.amErode, "Erode size");
+    }
+    if (el.crop.checked) {
+      options.crop = true;
+      options.margin = int(el.margin, "Margin");
+    }
+    const w = el.canvasW.value.trim();
+    const h = el.canvasH.value.trim();
+    if (w || h) {
+      if (!w || !h) throw new ApiError("Give both the canvas width and height, or neither.", { kind: "client" });
+      options.canvas = `${int(el.canvasW, "Canvas width")}x${int(el.canvasH, "Canvas height")}`;
+      const fill = Number(el.fill.value);
+      if (!(fill > 0 && fill <= 1)) throw new ApiError("Fill must be a number above 0 and at most 1.", { kind: "client" });
+      options.fill = fill;
+    }
+    return options;
+  }
+
+  function syncOptionControls() {
+    const jpeg = el.format.value === "jpeg";
+    if (jpeg) el.transparent.checked = false;
+    el.transparent.disabled = jpeg;
+    el.formatHint.hidden = !jpeg;
+    el.bgColor.disabled = el.transparent.checked;
+    el.bgColorValue.textContent = el.transparent.checked ? "none" : el.bgColor.value;
+    for (const input of [el.amFg, el.amBg, el.amErode]) input.disabled = !el.alphaMatting.checked;
+    el.margin.disabled = !el.crop.checked;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // items: one per chosen file
+
+  let nextItemId = 1;
+
+  function makeItem(file) {
+    const dot = file.name.lastIndexOf(".");
+    const stem = (dot > 0 ? file.name.slice(0, dot) : file.name) || "image";
+    return {
+      id: nextItemId++,
+      file,
+      name: file.name || "image",
+      stem,
+      originalUrl: URL.createObjectURL(file),
+      uploadKey: null,
+      job: null,
+      status: "waiting", // waiting | uploading | queued | processing | succeeded | failed
+      message: "",
+      resultUrl: null,
+      resultName: "",
+      startedAt: 0,
+      seconds: 0,
+      node: null,
+    };
+  }
+
+  function releaseItem(item) {
+    URL.revokeObjectURL(item.originalUrl);
+    if (item.resultUrl) URL.revokeObjectURL(item.resultUrl);
+  }
+
+  function setItem(item, status, message = "") {
+    item.status = status;
+    item.message = message;
+    render();
+  }
+
+  // ---------------------------------------------------------------------------------
+  // uploading
+
+  function imageType(file) {
+    return UPLOAD_TYPES.has((file.type || "").toLowerCase());
+  }
+
+  // PUT the file to storage once; false when the browser cannot reach storage
+  async function uploadDirect(item) {
+    const type = item.file.type.toLowerCase();
+    const [slot] = await api("/v1/uploads", {
+      method: "POST",
+      json: { count: 1, content_type: type, bytes: item.file.size },
+    });
+    const headers = new Headers();
+    // the browser sets Content-Length itself (it may not be set by a script)
+    for (const [name, value] of Object.entries(slot.headers || {})) {
+      if (name.toLowerCase() !== "content-length") headers.set(name, value);
+    }
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), uploadTimeout(item.file.size));
+    try {
+      const response = await fetch(slot.url, {
+        method: slot.method || "PUT", headers, body: item.file, signal: controller.signal,
+        credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer",
+      });
+      await response.arrayBuffer(); // storage's (empty) answer, read to the end
+      if (!response.ok) return false;
+    } catch (_) {
+      return false; // unreachable host, CORS or the CSP: the API will take the bytes instead
+    } finally {
+      clearTimeout(timer);
+    }
+    item.uploadKey = slot.upload_key;
+    return true;
+  }
+
+  async function ensureUploads(items, run) {
+    const queue = items.filter((item) => !item.uploadKey && imageType(item.file));
+    const worker = async () => {
+      while (queue.length && state.direct && run === state.run) {
+        const item = queue.shift();
+        setItem(item, "uploading");
+        if (!(await uploadDirect(item))) {
+          state.direct = false;
+          console.info("cutout: direct upload to storage failed; sending images through the API");
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL_UPLOADS, queue.length) }, worker));
+  }
+
+  // ---------------------------------------------------------------------------------
+  // submitting
+
+  function multipartBody(field, files, options) {
+    const form = new FormData();
+    form.append("options", JSON.stringify(options));
+    for (const file of files) form.append(field, file, file.name || "image");
+    return form;
+  }
+
+  async function submitJob(item, options) {
+    if (item.uploadKey) {
+      try {
+        return await api("/v1/jobs", { method: "POST", json: { upload_key: item.uploadKey, options } });
+      } catch (error) {
+        if (error.code !== "upload_not_found" && !(error.status === 404 && error.code === "not_found")) throw error;
+        item.uploadKey = null; // expired: upload again below
+        if (state.direct && imageType(item.file) && (await uploadDirect(item))) {
+          return api("/v1/jobs", { method: "POST", json: { upload_key: item.uploadKey, options } });
+        }
+      }
+    }
+    return api("/v1/jobs", {
+      method: "POST",
+      body: multipartBody("image", [item.file], options),
+      timeout: uploadTimeout(item.file.size),
+    });
+  }
+
+  async function submitBatch(items, options) {
+    let batch;
+    if (items.every((item) => item.uploadKey)) {
+      batch = await api("/v1/batches", {
+        method: "POST",
+        json: {
+          items: items.map((item) => ({ upload_key: item.uploadKey, metadata: { name: item.name } })),
+          options,
+        },
+      });
+    } else {
+      const bytes = items.reduce((sum, item) => sum + item.file.size, 0);
+      batch = await api("/v1/batches", {
+        method: "POST",
+        body: multipartBody("images", items.map((item) => item.file), options),
+        timeout: uploadTimeout(bytes),
+      });
+    }
+    // the batch's jobs, in item order
+    const jobs = [];
+    let cursor = "";
+    do {
+      const page = await api(`/v1/batches/${batch.id}/jobs?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      jobs.push(...page.items);
+      cursor = page.next_cursor || "";
+    } while (cursor);
+    jobs.forEach((job, index) => {
+      const item = items[Number.isInteger(job.item_index) ? job.item_index : index];
+      if (item) item.job = job;
+    });
+    return batch;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // waiting and fetching results
+
+  function describe(item) {
+    const model = item.job && item.job.options ? item.job.options.model : el.model.value;
+    switch (item.status) {
+      case "waiting": return "Waiting…";
+      case "uploading": return "Uploading…";
+      case "queued": return "Queued…";
+      case "processing": return `Removing the background (${model})…`;
+      case "fetching": return "Fetching the result…";
+      case "succeeded": return item.seconds ? `Done in ${item.seconds.toFixed(1)} s` : "Done";
+      case "failed": return item.message || "Failed";
+      default: return item.status;
+    }
+  }
+
+  function jobFailure(job) {
+    const error = job.error || {};
+    if (job.status === "canceled") return "The job was canceled.";
+    return error.message || `The job failed (${error.code || "unknown error"}).`;
+  }
+
+  async function receive(item, job, run) {
+    item.job = job;
+    if (job.status === "succeeded") {
+      setItem(item, "fetching");
+      const blob = await api(job.result.url, { as: "blob", timeout: uploadTimeout(job.result.bytes || 0) });
+      if (run !== state.run) return;
+      if (item.resultUrl) URL.revokeObjectURL(item.resultUrl);
+      item.resultUrl = URL.createObjectURL(blob);
+      const format = (job.options && job.options.format) || "png";
+      item.resultName = `${item.stem}-cutout.${EXTENSIONS[format] || "png"}`;
+      item.seconds = (performance.now() - item.startedAt) / 1000;
+      setItem(item, "succeeded");
+    } else if (TERMINAL.has(job.status)) {
+      setItem(item, "failed", jobFailure(job));
+    } else if (job.status !== item.status) {
+      setItem(item, job.status);
+    }
+  }
+
+  // one loop polls every unfinished job: the batch's job list, or each single job
+  async function pollUntilDone(items, run, batchId) {
+    let delay = POLL_FIRST_MS;
+    const deadline = performance.now() + JOB_DEADLINE_MS;
+    let lostSince = 0;
+    const pending = () => items.filter((item) => item.job && !TERMINAL.has(item.job.status) && item.status !== "failed");
+    while (run === state.run && pending().length) {
+      await sleep(delay);
+      if (run !== state.run) return;
+      try {
+        if (batchId) {
+          let cursor = "";
+          do {
+            const page = await api(`/v1/batches/${batchId}/jobs?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+            for (const job of page.items) {
+              const item = items.find((candidate) => candidate.job && candidate.job.id === job.id);
+              if (item && !TERMINAL.has(item.job.status)) await receive(item, job, run);
+            }
+            cursor = page.next_cursor || "";
+          } while (cursor && run === state.run);
+        } else {
+          for (const item of pending()) {
+            const job = await api(`/v1/jobs/${item.job.id}`);
+            if (run !== state.run) return;
+            await receive(item, job, run);
+          }
+        }
+        lostSince = 0;
+        if (state.offline) setOffline(false);
+      } catch (error) {
+        if (!error.transient) throw error;
+        lostSince = lostSince || performance.now();
+        setOffline(true, error.message);
+        if (performance.now() - lostSince > OFFLINE_GIVE_UP_MS) {
+          throw new ApiError(`${error.message} Stopped waiting after ${OFFLINE_GIVE_UP_MS / 1000} seconds; use "Process again" to retry.`, { kind: error.kind });
+        }
+      }
+      if (performance.now() > deadline) {
+        for (const item of pending()) {
+          setItem(item, "failed", `Timed out: the job was still ${item.job.status} after ${JOB_DEADLINE_MS / 60000} minutes.`);
+        }
+        return;
+      }
+      delay = Math.min(POLL_MAX_MS, delay * POLL_GROWTH);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
+  // one processing run over the current items
+
+  async function processItems(items) {
+    let options;
+    try {
+      options = readOptions();
+    } catch (error) {
+      showAlert("Check the options", error.message);
+      return;
+    }
+    const run = ++state.run;
+    state.busy = true;
+    state.batchId = null;
+    hideAlert();
+    const started = performance.now();
+    const limit = state.info && state.info.max_upload_bytes;
+    const live = [];
+    for (const item of items) {
+      item.job = null;
+      item.seconds = 0;
+      item.startedAt = started;
+      if (limit && item.file.size > limit) {
+        setItem(item, "failed", `${item.name} is ${formatBytes(item.file.size)}, over this server's limit of ${formatBytes(limit)}.`);
+      } else {
+        setItem(item, "waiting");
+        live.push(item);
+      }
+    }
+    try {
+      if (state.direct) await ensureUploads(live, run);
+      if (run !== state.run) return;
+      // files the browser does not know as images are judged by the API one by one
+      const singles = live.filter((item) => !imageType(item.file));
+      let grouped = live.filter((item) => imageType(item.file));
+      if (grouped.length < 2 || !state.batches) {
+        singles.push(...grouped);
+        grouped = [];
+      }
+      let batchId = null;
+      while (grouped.length > 1) {
+        grouped.forEach((item) => setItem(item, "uploading"));
+        try {
+          const batch = await submitBatch(grouped, options);
+          batchId = batch.id;
+          state.batchId = batch.id;
+          grouped.forEach((item) => setItem(item, item.job ? item.job.status : "queued"));
+          break;
+        } catch (error) {
+          if (error.status === 404 || error.status === 405) {
+            state.batches = false; // an older server: single jobs
+            singles.push(...grouped);
+            grouped = [];
+          } else if (error.item !== null && grouped[error.item]) {
+            // one bad item refuses the batch: mark it and send the others
+            const [bad] = grouped.splice(error.item, 1);
+            setItem(bad, "failed", error.message.replace(/^items\[\d+\]: /, ""));
+          } else {
+            throw error;
+          }
+        }
+      }
+      if (grouped.length === 1) singles.push(grouped.pop());
+      for (const item of singles) {
+        if (run !== state.run) return;
+        setItem(item, "uploading");
+        try {
+          const job = await submitJob(item, options);
+          item.job = job;
+          setItem(item, job.status);
+        } catch (error) {
+          if (error.transient || error.status === 401) throw error;
+          setItem(item, "failed", error.message);
+        }
+      }
+      if (run !== state.run) return;
+      await Promise.all([
+        batchId ? pollUntilDone(live.filter((item) => item.job && item.job.batch_id === batchId), run, batchId) : null,
+        pollUntilDone(live.filter((item) => item.job && (!batchId || item.job.batch_id !== batchId)), run, null),
+      ]);
+    } catch (error) {
+      if (run !== state.run) return;
+      for (const item of live) {
+        if (item.status !== "succeeded" && item.status !== "failed") setItem(item, "failed", error.message);
+      }
+      if (error.status === 401) return; // the key form says it
+      showAlert(error.kind === "network" ? "Connection lost" : error.kind === "timeout" ? "Timed out" : "Something went wrong", error.message);
+    } finally {
+      if (run === state.run) {
+        state.busy = false;
+        render();
+        announceSummary();
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
+  // rendering
+
+  function formatBytes(bytes) {
+    if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+    if (bytes >= 1e3) return `${Math.round(bytes / 1e3)} kB`;
+    return `${bytes} B`;
+  }
+
+  function setStatus(text, ok = false, error = false) {
+    el.status.textContent = text;
+    el.status.classList.toggle("is-ok", ok);
+    el.status.classList.toggle("is-error", error);
+  }
+
+  function showAlert(title, detail) {
+    el.alert.replaceChildren();
+    const strong = document.createElement("strong");
+    strong.textContent = title;
+    const span = document.createElement("span");
+    span.className = "alert-detail";
+    span.textContent = detail;
+    el.alert.append(strong, span);
+    el.alert.hidden = false;
+  }
+
+  function hideAlert() {
+    el.alert.hidden = true;
+    el.alert.replaceChildren();
+  }
+
+  function setOffline(offline, message = "") {
+    if (state.offline === offline) return;
+    state.offline = offline;
+    if (offline) {
+      showAlert("Connection lost", `${message || "The server cannot be reached."} Retrying…`);
+    } else {
+      hideAlert();
+    }
+  }
+
+  function announceSummary() {
+    const items = state.items;
+    if (!items.length) { setStatus(""); return; }
+    if (items.length === 1) {
+      const item = items[0];
+      if (item.status === "failed") setStatus(`${item.name} was not processed: ${item.message}`, false, true);
+      else setStatus(describe(item), item.status === "succeeded");
+      return;
+    }
+    const done = items.filter((item) => item.status === "succeeded").length;
+    const failed = items.filter((item) => item.status === "failed").length;
+    const working = items.length - done - failed;
+    let text = `${done} of ${items.length} done`;
+    if (failed) text += ` · ${failed} failed`;
+    if (working) text += ` · ${working} in progress…`;
+    setStatus(text, !working && !failed, !working && failed > 0);
+  }
+
+  let lastAnnounced = "";
+
+  function render() {
+    const items = state.items;
+    const has = items.length > 0;
+    el.compare.hidden = !has;
+    el.actions.hidden = !has;
+    el.dropzone.classList.toggle("is-compact", has);
+    el.apply.disabled = !has;
+    el.apply.textContent = "Process again";
+
+    const item = state.selected;
+    if (item) {
+      el.compare.dataset.item = String(item.id);
+      if (el.originalImg.dataset.src !== item.originalUrl) {
+        el.originalImg.dataset.src = item.originalUrl;
+        el.originalImg.hidden = false;
+        el.originalNone.hidden = true;
+        el.originalMeta.textContent = item.name;
+        el.originalImg.src = item.originalUrl;
+      }
+      const done = item.status === "succeeded" && item.resultUrl;
+      const failed = item.status === "failed";
+      const working = !done && !failed;
+      el.resultStage.setAttribute("aria-busy", String(working));
+      el.resultStage.dataset.jobId = item.job ? item.job.id : "";
+      el.resultStage.dataset.status = item.status;
+      el.resultProgress.hidden = !working;
+      el.resultProgressText.textContent = describe(item);
+      el.resultError.hidden = !failed;
+      el.resultStage.classList.toggle("is-failed", failed);
+      el.resultError.textContent = failed ? item.message : "";
+      if (done) {
+        if (el.resultImg.dataset.src !== item.resultUrl) {
+          el.resultImg.dataset.src = item.resultUrl;
+          el.resultImg.dataset.owner = String(item.id);
+          el.resultImg.src = item.resultUrl;
+        }
+        el.resultImg.hidden = false;
+        const r = item.job.result || {};
+        const parts = [];
+        if (r.width && r.height) parts.push(`${r.width}×${r.height}`);
+        if (r.bytes) parts.push(formatBytes(r.bytes));
+        parts.push(item.job.options.model);
+        el.resultMeta.textContent = parts.join(" · ");
+        el.download.href = item.resultUrl;
+        el.download.download = item.resultName;
+        el.download.removeAttribute("aria-disabled");
+        el.download.removeAttribute("tabindex");
+        el.download.textContent = `Download ${item.resultName.slice(item.resultName.lastIndexOf(".") + 1).toUpperCase()}`;
+      } else {
+        // keep a previous result visible (dimmed by the progress layer) while working
+        el.resultImg.hidden = failed || el.resultImg.dataset.owner !== String(item.id);
+        if (failed) el.resultMeta.textContent = "";
+        el.download.removeAttribute("href");
+        el.download.setAttribute("aria-disabled", "true");
+        el.download.setAttribute("tabindex", "-1");
+        el.download.textContent = "Download";
+      }
+    } else {
+      el.originalImg.removeAttribute("src");
+      delete el.originalImg.dataset.src;
+      el.resultImg.removeAttribute("src");
+      delete el.resultImg.dataset.src;
+      delete el.resultImg.dataset.owner;
+      el.resultImg.hidden = true;
+    }
+
+    el.downloadAll.hidden = !(state.batchId && items.length > 1 && items.some((i) => i.status === "succeeded"));
+    renderList();
+
+    if (state.busy) {
+      // announce progress, not every internal step
+      const text = items.length === 1 ? describe(items[0]) : null;
+      if (text && text !== lastAnnounced) {
+        lastAnnounced = text;
+        setStatus(text);
+      } else if (!text) {
+        announceSummary();
+      }
+    }
+  }
+
+  function renderList() {
+    const items = state.items;
+    el.items.hidden = items.length < 2;
+    if (items.length < 2) {
+      el.items.replaceChildren();
+      return;
+    }
+    for (const item of items) {
+      if (!item.node) {
+        const node = el.itemTemplate.content.firstElementChild.cloneNode(true);
+        node.querySelector(".item-name").textContent = item.name;
+        node.querySelector(".item-select").addEventListener("click", () => select(item));
+        item.node = node;
+      }
+      const node = item.node;
+      node.dataset.status = item.status;
+      node.classList.toggle("is-selected", item === state.selected);
+      const button = node.querySelector(".item-select");
+      button.setAttribute("aria-pressed", String(item === state.selected));
+      button.setAttribute("aria-label", `${item.name}: ${describe(item)}`);
+      const img = node.querySelector("img");
+      const src = item.resultUrl && item.status === "succeeded" ? item.resultUrl : item.originalUrl;
+      if (img.getAttribute("src") !== src) img.src = src;
+      const stateText = node.querySelector(".item-state");
+      stateText.textContent = describe(item);
+      stateText.classList.toggle("is-failed", item.status === "failed");
+      stateText.classList.toggle("is-done", item.status === "succeeded");
+      const link = node.querySelector(".item-download");
+      link.hidden = item.status !== "succeeded";
+      if (item.status === "succeeded") {
+        link.href = item.resultUrl;
+        link.download = item.resultName;
+        link.setAttribute("aria-label", `Download ${item.resultName}`);
+      }
+    }
+    if (el.items.children.length !== items.length) el.items.replaceChildren(...items.map((item) => item.node));
+  }
+
+  function select(item) {
+    state.selected = item;
+    render();
+  }
+
+  // ---------------------------------------------------------------------------------
+  // choosing files
+
+  function chooseFiles(fileList) {
+    const files = Array.from(fileList || []).filter((file) => file && file.size !== undefined);
+    if (!files.length) return;
+    state.run++; // stop following the previous images
+    for (const item of state.items) releaseItem(item);
+    el.resultImg.removeAttribute("src");
+    delete el.resultImg.dataset.src;
+    delete el.resultImg.dataset.owner;
+    state.items = files.map(makeItem);
+    state.selected = state.items[0];
+    state.batchId = null;
+    lastAnnounced = "";
+    render();
+    processItems(state.items);
+  }
+
+  function startOver() {
+    state.run++;
+    state.busy = false;
+    for (const item of state.items) releaseItem(item);
+    state.items = [];
+    state.selected = null;
+    state.batchId = null;
+    hideAlert();
+    setStatus("");
+    render();
+    el.fileInput.value = "";
+    el.fileInput.focus();
+  }
+
+  async function downloadAll() {
+    if (!state.batchId) return;
+    el.downloadAll.disabled = true;
+    try {
+      const blob = await api(`/v1/batches/${state.batchId}/results.zip`, { as: "blob", timeout: 5 * 60 * 1000 });
+      const url = URL.createObjectURL(blob);
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = "cutouts.zip";
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (error) {
+      showAlert("Download failed", error.message);
+    } finally {
+      el.downloadAll.disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
+  // events
+
+  function bind() {
+    el.fileInput.addEventListener("change", () => chooseFiles(el.fileInput.files));
+
+    let depth = 0;
+    const hasFiles = (event) => event.dataTransfer && Array.from(event.dataTransfer.types || []).includes("Files");
+    document.addEventListener("dragenter", (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      depth++;
+      el.dropzone.classList.add("is-dragging");
+    });
+    document.addEventListener("dragleave", () => {
+      depth = Math.max(0, depth - 1);
+      if (!depth) el.dropzone.classList.remove("is-dragging");
+    });
+    // dropping anywhere on the page takes the files (instead of the browser opening them)
+    document.addEventListener("dragover", (event) => {
+      if (hasFiles(event)) event.preventDefault();
+    });
+    document.addEventListener("drop", (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      depth = 0;
+      el.dropzone.classList.remove("is-dragging");
+      chooseFiles(event.dataTransfer.files);
+    });
+    document.addEventListener("paste", (event) => {
+      const files = event.clipboardData && event.clipboardData.files;
+      if (files && files.length) {
+        event.preventDefault();
+        chooseFiles(files);
+      }
+    });
+
+    el.originalImg.addEventListener("load", () => {
+      const item = state.selected;
+      if (!item) return;
+      el.originalMeta.textContent = `${el.originalImg.naturalWidth}×${el.originalImg.naturalHeight} · ${formatBytes(item.file.size)}`;
+    });
+    el.originalImg.addEventListener("error", () => {
+      if (!el.originalImg.getAttribute("src")) return;
+      el.originalImg.hidden = true;
+      el.originalNone.hidden = false;
+    });
+
+    el.options.addEventListener("change", syncOptionControls);
+    el.options.addEventListener("input", (event) => {
+      if (event.target === el.bgColor) {
+        el.bgColorValue.textContent = el.bgColor.value;
+      }
+    });
+    el.options.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (state.items.length) processItems(state.items);
+    });
+    el.clear.addEventListener("click", startOver);
+    el.downloadAll.addEventListener("click", downloadAll);
+
+    el.keyForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      useKey(el.keyInput.value);
+    });
+    el.keyForget.addEventListener("click", () => {
+      el.keyInput.value = "";
+      useKey("");
+    });
+
+    window.addEventListener("offline", () => setOffline(true, "Your device is offline."));
+    window.addEventListener("online", () => { if (state.offline) setOffline(false); });
+  }
+
+  bind();
+  syncOptionControls();
+  render();
+  loadInfo();
+})();

@@ -495,7 +495,7 @@ def keyed_api(
     )
     api = ApiProcess(env, tmp_path / "api.log")
     try:
-        api.wait_ready()
+        api.wait_ready(timeout=180)  # gunicorn starts slowly on a loaded 2-core machine
         yield api
     finally:
         api.stop()

@@ -8,6 +8,7 @@ means leave them out) and a missing optional dependency or model weights.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -140,18 +141,20 @@ def handle(args: argparse.Namespace) -> int:
     from worker.eval.runner import run_eval
 
     progress = _progress_bar(len(items) * len(methods))
+    # pymatting prints solver warnings to stdout; keep stdout for the table alone
     try:
-        result = run_eval(
-            items,
-            methods,
-            decode=lambda data: decode_image(
-                data, max_pixels=settings.max_pixels, max_side=settings.max_side
-            ),
-            engine=engine,
-            thumbs=args.report is not None,
-            progress=progress,
-            warn=lambda text: print(f"cutout eval: {text}", file=sys.stderr),
-        )
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_eval(
+                items,
+                methods,
+                decode=lambda data: decode_image(
+                    data, max_pixels=settings.max_pixels, max_side=settings.max_side
+                ),
+                engine=engine,
+                thumbs=args.report is not None,
+                progress=progress,
+                warn=lambda text: print(f"cutout eval: {text}", file=sys.stderr),
+            )
     finally:
         progress.close()  # type: ignore[attr-defined]
 

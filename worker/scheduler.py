@@ -7,7 +7,9 @@ small thread in every worker's main process moves due entries into their queue. 
 move is one atomic Lua step, so several workers never send one entry twice.
 
 The same thread re-queues jobs stuck in ``processing`` after their worker vanished
-(the task's time limit has passed), and jobs left ``queued`` whose message was lost.
+(the task's time limit has passed). A message a dead worker held but had not started
+(its job still ``queued``) stays in the broker's unacked set and is delivered again by
+kombu after ``visibility_timeout``: late, never lost.
 """
 
 from __future__ import annotations
@@ -129,30 +131,55 @@ class Scheduler(threading.Thread):
         return len(items)
 
     def sweep(self) -> int:
-        """Re-queue jobs whose worker vanished: ``processing`` longer than the time limit.
+        """Take up jobs whose worker vanished: ``processing`` past their run's deadline.
 
-        The job goes back to its queue; the task's attempt counter then fails it with
-        ``processing_failed`` once it has died ``max_attempts`` times.
+        Such a job goes back to ``queued`` (its batch counts with it) and then its message
+        to its queue, so one dead run is re-queued exactly once, however long the queue
+        it waits in: while it stays ``queued`` this sweep no longer sees it. (Leaving it
+        ``processing`` re-sent it on every sweep until a worker took it up; behind a long
+        queue the copies ran side by side, and the third copy failed the job with
+        ``processing_failed`` although its worker had died once.) The dead run already
+        counted in ``attempts``; a job started ``max_attempts`` times fails here with
+        ``processing_failed`` instead of going round again.
         """
         from shared.tasks import PROCESS_JOB
+        from worker.tasks import fail_after_worker_loss
 
-        r = self.ctx.store.r
+        store = self.ctx.store
+        r = store.r
         # one sweeper at a time across all workers
         if not r.set(SWEEP_LOCK, "1", nx=True, ex=max(5, int(self.sweep_every))):
             return 0
-        requeued = 0
+        taken = 0
         # scored by each run's deadline: past its hard time limit a run is surely dead
         for job_id in r.zrangebyscore(PROCESSING_KEY, "-inf", time.time(), start=0, num=500):
-            job = self.ctx.store.get_job(job_id)
+            job = store.get_job(job_id)
             if job is None or job["status"] != "processing":
                 r.zrem(PROCESSING_KEY, job_id)
                 continue
-            self.ctx.app.send_task(
-                PROCESS_JOB, args=[job_id], queue=job.get("queue") or "interactive"
+            fields = {
+                "job_id": job_id,
+                "batch_id": job.get("batch_id"),
+                "tenant": job.get("tenant"),
+            }
+            if (job.get("attempts") or 0) >= self.ctx.settings.max_attempts:
+                fail_after_worker_loss(self.ctx, job)
+                taken += 1
+                continue
+            # state first, then the message: a job is never running while it says queued
+            if not store.transition(job_id, "queued", ("processing",)).applied:
+                continue
+            try:
+                self.ctx.app.send_task(
+                    PROCESS_JOB, args=[job_id], queue=job.get("queue") or "interactive"
+                )
+            except Exception:
+                # no message went out: back to processing, due now, for the next sweep
+                store.transition(job_id, "processing", ("queued",), run_deadline=time.time())
+                raise
+            taken += 1
+            log.warning(
+                "re-queued a job stuck in processing",
+                extra={**fields, "attempts": job.get("attempts")},
             )
-            # give the re-queued run a whole time limit before re-queueing it once more
-            limit = self.ctx.settings.task_time_limit + 5
-            r.zadd(PROCESSING_KEY, {job_id: time.time() + limit})
-            requeued += 1
-            log.warning("re-queued a job stuck in processing", extra={"job_id": job_id})
-        return requeued
+        return taken

@@ -74,9 +74,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
     model = str((job.get("options") or {}).get("model", "unknown"))
     if job["status"] == "processing" and attempts >= settings.max_attempts:
         # delivered again after its worker died each time: this input kills workers
-        error = ProcessingFailed(f"processing stopped {attempts} times without finishing")
-        _finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
-        log.error("job failed after repeated worker loss", extra=fields)
+        fail_after_worker_loss(ctx, job)
         return "failed"
     started = ctx.store.transition(
         job_id,
@@ -147,6 +145,29 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         },
     )
     return "succeeded"
+
+
+def fail_after_worker_loss(ctx: context.WorkerContext, job: dict[str, Any]) -> bool:
+    """Fail a job whose runs kept dying with ``processing_failed``; True if this call did.
+
+    Called when a job found in ``processing`` (its last run died) has already been
+    started ``CUTOUT_MAX_ATTEMPTS`` times: by a redelivered task, or by the sweeper.
+    """
+    attempts = job.get("attempts") or 0
+    model = str((job.get("options") or {}).get("model", "unknown"))
+    error = ProcessingFailed(f"processing stopped {attempts} times without finishing")
+    done = _finish(ctx, job["id"], "failed", model=model, error=error.to_job_error())
+    if done.applied:
+        log.error(
+            "job failed after repeated worker loss",
+            extra={
+                "job_id": job["id"],
+                "tenant": job.get("tenant"),
+                "batch_id": job.get("batch_id"),
+                "attempts": attempts,
+            },
+        )
+    return done.applied
 
 
 def _read_input(ctx: context.WorkerContext, job: dict[str, Any]) -> bytes:

@@ -27,6 +27,7 @@
     "image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff",
   ]);
   const EXTENSIONS = { png: "png", webp: "webp", jpeg: "jpg" };
+  const FORMAT_LABELS = { png: "PNG", webp: "WebP", jpeg: "JPEG" };
   const MODEL_LABELS = { u2net: "u2net — best quality", u2netp: "u2netp — fast, lighter" };
   const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 
@@ -702,7 +703,7 @@
         el.download.download = item.resultName;
         el.download.removeAttribute("aria-disabled");
         el.download.removeAttribute("tabindex");
-        el.download.textContent = `Download ${item.resultName.slice(item.resultName.lastIndexOf(".") + 1).toUpperCase()}`;
+        el.download.textContent = `Download ${FORMAT_LABELS[item.job.options.format] || ""}`.trim();
       } else {
         // keep a previous result visible (dimmed by the progress layer) while working
         el.resultImg.hidden = failed || el.resultImg.dataset.owner !== String(item.id);

@@ -11,6 +11,7 @@ import io
 import json
 import re
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +167,12 @@ def test_photo_to_cutout_and_download_equals_the_api(
     reference = api_job(api_server, photo.read_bytes(), photo.name, {"model": "u2net"})
     assert_same_pixels(data, job_result(api_server, reference["id"]), shots, "u2net")
 
-    # the image went to storage once, straight from the browser
+    # the image went to storage once, straight from the browser (a CORS preflighted PUT)
     assert len(session.calls("POST", "/v1/uploads")) == 1
-    assert session.calls("PUT", "/cutout-test/uploads/"), [r.url for r in session.requests]
+    puts = session.calls("PUT", "/cutout-test/uploads/")
+    assert len(puts) == 1, [r.url for r in session.requests]
+    assert puts[0].response().status == 200
+    assert not session.failed, session.failed
     no_console_errors(session)
 
 
@@ -325,9 +329,14 @@ def test_several_files_become_one_batch(
     assert statuses == ["succeeded"] * 3, page.locator("#items").inner_text()
     wait_result(session)
     session.shot("done")
-    assert len(session.calls("POST", "/v1/batches")) == 1
+    batches = session.calls("POST", "/v1/batches")
+    assert len(batches) == 1
     assert not session.calls("POST", "/v1/jobs")
     assert "3 of 3 done" in page.locator("#status").inner_text()
+    # one upload each, then a JSON batch of their keys, named for results.zip
+    assert len(session.calls("PUT", "/uploads/")) == 3
+    items_sent = json.loads(batches[0].post_data or "{}")["items"]
+    assert [i["metadata"]["name"] for i in items_sent] == [p.name for p in photos]
 
     # choose the second image: its own result and download name
     items.nth(1).locator(".item-select").click()
@@ -335,7 +344,62 @@ def test_several_files_become_one_batch(
     assert name == f"{photos[1].stem}-cutout.png"
     with Image.open(io.BytesIO(data)) as image:
         assert image.size == Image.open(photos[1]).size
+
+    # all results at once, as the batch's zip
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download all (.zip)").click()
+    target = tmp_path / "all.zip"
+    info.value.save_as(target)
+    with zipfile.ZipFile(target) as archive:
+        names = sorted(archive.namelist())
+    assert names == sorted([f"{p.stem}.png" for p in photos] + ["manifest.csv"])
+
+    # process again: a new batch on the same upload keys, nothing uploaded again
+    session.requests.clear()
+    page.get_by_label("Format").select_option("webp")
+    page.get_by_role("button", name="Process again").click()
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.includes('3 of 3 done')"
+    )
+    again = session.calls("POST", "/v1/batches")
+    assert len(again) == 1
+    assert [i["upload_key"] for i in json.loads(again[0].post_data or "{}")["items"]] == [
+        i["upload_key"] for i in items_sent
+    ]
+    assert not session.calls("PUT", "/uploads/")
+    assert not session.calls("POST", "/v1/uploads")
+    session.shot("again-webp")
     no_console_errors(session)
+
+
+def test_unreachable_storage_falls_back_to_multipart(
+    api_server: ApiProcess, open_page, photos: list[Path]
+) -> None:
+    session = open_page(api_server.url)
+    page = session.page
+    # as when the signed URL names a host the browser cannot reach (or CORS refuses)
+    page.route("**/cutout-test/uploads/**", lambda route: route.abort("addressunreachable"))
+    page.get_by_label("Model").select_option("u2netp")
+    page.locator("#file-input").set_input_files(str(photos[0]))
+    first = wait_result(session)
+    posts = session.calls("POST", "/v1/jobs")
+    assert len(posts) == 1
+    assert (posts[0].headers.get("content-type") or "").startswith("multipart/form-data")
+
+    # process again sends the File it kept (there is no upload_key to reuse)
+    session.requests.clear()
+    page.get_by_label("Model").select_option("u2net")
+    page.get_by_role("button", name="Process again").click()
+    page.wait_for_function(
+        f"() => {{ const s = document.getElementById('result-stage');"
+        f" return s.dataset.jobId !== '{first}' && s.dataset.status === 'succeeded'; }}"
+    )
+    assert not session.calls("POST", "/v1/uploads"), "it keeps to multipart once storage failed"
+    posts = session.calls("POST", "/v1/jobs")
+    assert len(posts) == 1
+    assert (posts[0].headers.get("content-type") or "").startswith("multipart/form-data")
+    session.shot("result")
+    no_console_errors(session, allowed=("ERR_ADDRESS_UNREACHABLE",))
 
 
 def test_narrow_screen_375px(api_server: ApiProcess, open_page, photos: list[Path]) -> None:

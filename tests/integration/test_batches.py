@@ -616,3 +616,44 @@ def test_multipart_batch_over_a_thousand_files(
     )
     assert response.status_code == 202, response.get_data(as_text=True)
     assert response.get_json()["counts"]["total"] == 1005
+
+
+def test_many_upload_keys_are_checked_by_listing(
+    redis_url: str, s3_endpoint: str, s3_credentials: dict[str, str], api_rdb: redis.Redis
+) -> None:
+    """Over LIST_ABOVE keys the API lists the tenant's uploads instead of one HEAD each:
+    the same answers (missing, too large, another tenant's) with the item's index."""
+    from api.batches import LIST_ABOVE
+    from shared.ids import new_id
+    from shared.storage import upload_key
+
+    api_app = make_app(db_url(redis_url, API_DB), s3_endpoint, max_upload_bytes=5000)
+    api = api_app.test_client()
+    storage = api_app.extensions["cutout"].storage
+    count = LIST_ABOVE + 5
+    keys = [upload_key("a", new_id("upl")) for _ in range(count)]
+    for key in keys:
+        storage.put(key, photo((8, 8)), "image/png")
+    theirs = upload_key("b", new_id("upl"))
+    storage.put(theirs, photo((8, 8)), "image/png")
+    big = upload_key("a", new_id("upl"))
+    storage.put(big, b"\x00" * 5001, "image/png")
+
+    def post(batch_keys: list[str], headers: dict[str, str] = AUTH_A) -> Any:
+        items = [{"upload_key": key} for key in batch_keys]
+        return api.post("/v1/batches", json={"items": items}, headers=headers)
+
+    ok = post(keys)
+    assert ok.status_code == 202, ok.get_data(as_text=True)
+    assert ok.get_json()["counts"]["total"] == count
+    missing = upload_key("a", new_id("upl"))
+    for bad, status, code in (
+        (missing, 422, "upload_not_found"),
+        (theirs, 422, "upload_not_found"),
+        (big, 413, "payload_too_large"),
+    ):
+        body = assert_problem(post([*keys[:7], bad, *keys[7:]]), status, code)
+        assert body["item"] == 7
+    # tenant b listing its own prefix finds none of a's keys
+    body = assert_problem(post(keys, AUTH_B), 422, "upload_not_found")
+    assert body["item"] == 0

@@ -26,6 +26,7 @@ from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ids import now_iso, valid_id
 from shared.options import EXTENSIONS, parse_options
 from shared.store import public_job
+from shared.tasks import ANNOUNCE, WEBHOOKS
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
@@ -252,6 +253,9 @@ def delete_job(job_id: str) -> Response:
         transition = svc.store.transition(job_id, "canceled", ["queued"], finished_at=now_iso())
         if not transition.applied:
             job = load_job(job_id)  # a worker took it meanwhile
+        elif transition.batch_completed:
+            # this cancel finished its batch: a worker sends batch.completed
+            svc.celery.send_task(ANNOUNCE, args=[job_id, "canceled", True], queue=WEBHOOKS)
     if job["status"] == "processing":
         raise JobRunning(
             "a worker is processing this job; delete it once it has finished",

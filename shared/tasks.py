@@ -18,13 +18,17 @@ PROCESS_JOB = "cutout.process_job"
 DELIVER_WEBHOOK = "cutout.deliver_webhook"
 ENQUEUE_BATCH = "cutout.enqueue_batch"
 CLEANUP = "cutout.cleanup"
+# announce a job's terminal state (webhooks) when it was reached outside a worker, e.g. a
+# DELETE that cancels the last queued item of a batch
+ANNOUNCE = "cutout.announce_finished"
 
 INTERACTIVE = "interactive"
 BULK = "bulk"
 WEBHOOKS = "webhooks"
 # listed in priority order: with queue_order_strategy=priority a worker empties
-# `interactive` before it takes from `bulk`
-QUEUES = (INTERACTIVE, BULK, WEBHOOKS)
+# `interactive` before it takes from `bulk`; webhooks go before bulk so that a catalogue
+# backlog does not hold every delivery (and retry) back until it drains
+QUEUES = (INTERACTIVE, WEBHOOKS, BULK)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -15,7 +15,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from shared import tasks as contract
 from shared import telemetry
-from shared.errors import CutoutError, NotFound, ProcessingFailed, ProcessingTimeout
+from shared.errors import (
+    CutoutError,
+    NotFound,
+    ProcessingFailed,
+    ProcessingTimeout,
+    StorageError,
+)
 from shared.ids import now_iso
 from shared.options import parse_options
 from shared.storage import output_key
@@ -46,6 +52,14 @@ def register(app: Celery) -> None:
     app.task(
         name=contract.DELIVER_WEBHOOK, bind=True, acks_late=True, max_retries=TRANSIENT_RETRIES
     )(webhooks.deliver_webhook)
+    app.task(name=contract.ANNOUNCE, acks_late=True)(announce_finished)
+
+
+def announce_finished(job_id: str, status: str, batch_completed: bool) -> None:
+    """Queue the webhooks of a state reached outside a worker (an API cancel)."""
+    from worker import webhooks
+
+    webhooks.after_job_finished(context.get(), job_id, status, batch_completed)
 
 
 def process_job(self: Task, job_id: str) -> str:
@@ -68,6 +82,9 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         log.warning("job record missing (expired or deleted)", extra={"job_id": job_id})
         return "missing"
     if job["status"] in TERMINAL:
+        # a run that died between recording the outcome and queueing its webhooks lost
+        # them; each event is claimed once (worker/webhooks.py), so announcing is harmless
+        _reannounce(ctx, job)
         return "already-finished"
     fields = {"job_id": job_id, "tenant": job.get("tenant"), "batch_id": job.get("batch_id")}
     attempts = job.get("attempts") or 0
@@ -88,16 +105,22 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
     if not started.applied:
         return "not-runnable"
     begin = time.monotonic()
+    # whether the run is waiting on object storage now (see SoftTimeLimitExceeded below)
+    on_storage = False
     try:
         options = parse_options(job.get("options") or {})
+        on_storage = (job.get("source") or {}).get("kind") != "url"
         data = _read_input(ctx, job)
+        on_storage = False
         fetched = time.monotonic()
         result = ctx.engine.process(
             data, options, max_pixels=settings.max_pixels, max_side=settings.max_side
         )
         processed = time.monotonic()
         key = output_key(job["tenant"], job_id, options.extension)
+        on_storage = True
         ctx.storage.put(key, result.data, result.content_type)
+        on_storage = False
         timings = {
             **result.timings,
             "fetch": fetched - begin,
@@ -112,8 +135,19 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         log.info("job failed", extra={**fields, "error": exc.code})
         return "failed"
     except SoftTimeLimitExceeded:
-        error = ProcessingTimeout(f"processing took longer than {settings.task_time_limit}s")
+        error: CutoutError
+        if on_storage:
+            # the time went waiting on a storage call that hung (a server restarting, a
+            # stalled connection: boto3's own timeouts can outlast a short task limit),
+            # not on this image: a transient storage failure, retried like the others
+            error = StorageError("object storage did not answer within the time limit")
+            if task.request.retries < TRANSIENT_RETRIES:
+                ctx.store.transition(job_id, "queued", ("processing",))
+                raise error from None
+        else:
+            error = ProcessingTimeout(f"processing took longer than {settings.task_time_limit}s")
         _finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
+        log.info("job failed", extra={**fields, "error": error.code})
         return "failed"
     except Exception:
         # a bug or an input the engine chokes on: fail this job, keep the worker
@@ -209,6 +243,15 @@ def _finish(
             log.warning("could not record job metrics", extra={"job_id": job_id})
         _announce(ctx, job_id, status, done)
     return done
+
+
+def _reannounce(ctx: context.WorkerContext, job: dict[str, Any]) -> None:
+    batch = ctx.store.get_batch(job["batch_id"]) if job.get("batch_id") else None
+    completed = bool(batch) and batch.get("status") == "completed"  # type: ignore[union-attr]
+    if job.get("webhook") or completed:
+        from worker import webhooks
+
+        webhooks.after_job_finished(ctx, job["id"], job["status"], completed)
 
 
 def _announce(ctx: context.WorkerContext, job_id: str, status: str, done: Transition) -> None:

@@ -15,6 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from shared.tasks import QUEUES
+
 log = logging.getLogger("cutout")
 
 
@@ -35,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     worker = subparsers.add_parser("worker", help="run one Celery worker (CPU or GPU)")
     worker.add_argument(
-        "--queues", default="interactive,bulk,webhooks", help="queues to consume, in priority order"
+        "--queues", default=",".join(QUEUES), help="queues to consume, in priority order"
     )
     worker.add_argument(
         "--concurrency",

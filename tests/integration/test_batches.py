@@ -657,3 +657,31 @@ def test_many_upload_keys_are_checked_by_listing(
     # tenant b listing its own prefix finds none of a's keys
     body = assert_problem(post(keys, AUTH_B), 422, "upload_not_found")
     assert body["item"] == 0
+
+
+def test_canceling_the_last_items_completes_the_batch_and_announces_it(
+    api: FlaskClient, api_rdb: redis.Redis
+) -> None:
+    # no worker consumes this database: the items stay queued until canceled
+    batch = api.post(
+        "/v1/batches",
+        json={
+            "items": [{"image_url": f"https://images.example.com/{i}.jpg"} for i in range(3)],
+            "webhook_url": "https://hooks.example.com/cutout",
+        },
+        headers=AUTH_A,
+    ).get_json()
+    jobs = all_jobs(api, batch["id"])
+    for job in jobs:
+        assert api.delete(f"/v1/jobs/{job['id']}", headers=AUTH_A).status_code == 204
+    done = api.get(f"/v1/batches/{batch['id']}", headers=AUTH_A).get_json()
+    assert done["status"] == "completed"
+    assert done["counts"]["canceled"] == 3
+    # exactly one announcement, by the cancel that finished the batch, for a worker to send
+    messages = [json.loads(raw) for raw in api_rdb.lrange("webhooks", 0, -1)]
+    announced = [m for m in messages if m["headers"]["task"] == "cutout.announce_finished"]
+    assert len(announced) == 1
+    assert (
+        json.loads(announced[0]["headers"]["argsrepr"].replace("'", '"').replace("True", "true"))[0]
+        == jobs[-1]["id"]
+    )

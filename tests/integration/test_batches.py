@@ -681,7 +681,4 @@ def test_canceling_the_last_items_completes_the_batch_and_announces_it(
     messages = [json.loads(raw) for raw in api_rdb.lrange("webhooks", 0, -1)]
     announced = [m for m in messages if m["headers"]["task"] == "cutout.announce_finished"]
     assert len(announced) == 1
-    assert (
-        json.loads(announced[0]["headers"]["argsrepr"].replace("'", '"').replace("True", "true"))[0]
-        == jobs[-1]["id"]
-    )
+    assert jobs[-1]["id"] in announced[0]["headers"]["argsrepr"]

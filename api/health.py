@@ -113,6 +113,23 @@ class WorkerStatsCollector(Collector):
             event, _, outcome = key.partition("|")
             hooks.add_metric([event, outcome], value)
         yield hooks
+        errors = CounterMetricFamily(
+            "cutout_job_errors",
+            "Failed jobs by model and error code",
+            labels=["model", "code"],
+        )
+        for key, value in sorted(stats.get("errors", {}).items()):
+            model, _, code = key.partition("|")
+            errors.add_metric([model, code], value)
+        yield errors
+        retries = CounterMetricFamily(
+            "cutout_job_retries",
+            "Job runs tried again, by reason (a transient error code, or worker_lost)",
+            labels=["reason"],
+        )
+        for reason, value in sorted(stats.get("retries", {}).items()):
+            retries.add_metric([reason], value)
+        yield retries
         stages = HistogramMetricFamily(
             "cutout_stage_seconds", "Worker time per processing stage", labels=["stage"]
         )

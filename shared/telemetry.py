@@ -19,15 +19,28 @@ from shared.store import PREFIX
 STAGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 JOBS_KEY = f"{PREFIX}stats:jobs"
 WEBHOOKS_KEY = f"{PREFIX}stats:webhooks"
+# failed jobs by model and error code; retries by reason (a transient error's code, or
+# worker_lost for a run the sweeper took up again)
+ERRORS_KEY = f"{PREFIX}stats:errors"
+RETRIES_KEY = f"{PREFIX}stats:retries"
 STAGES_KEY = f"{PREFIX}stats:stages"
 WORKER_PREFIX = f"{PREFIX}worker:"
 HEARTBEAT_TTL = 30
 
 
-def record_job(client: Any, model: str, status: str, timings: Mapping[str, float]) -> None:
-    """Count a finished job and add its stage durations (seconds) to the histograms."""
+def record_job(
+    client: Any,
+    model: str,
+    status: str,
+    timings: Mapping[str, float],
+    error_code: str | None = None,
+) -> None:
+    """Count a finished job (a failed one also by its error code) and add its stage
+    durations (seconds) to the histograms."""
     pipe = client.pipeline(transaction=False)
     pipe.hincrby(JOBS_KEY, f"{model}|{status}", 1)
+    if error_code:
+        pipe.hincrby(ERRORS_KEY, f"{model}|{error_code}", 1)
     for stage, seconds in timings.items():
         for bound in STAGE_BUCKETS:
             if seconds <= bound:
@@ -39,6 +52,12 @@ def record_job(client: Any, model: str, status: str, timings: Mapping[str, float
 
 def record_webhook(client: Any, event: str, outcome: str) -> None:
     client.hincrby(WEBHOOKS_KEY, f"{event}|{outcome}", 1)
+
+
+def record_retry(client: Any, reason: str) -> None:
+    """Count a job run that will be tried again: ``reason`` is the transient error's code
+    (``storage_error``, ``unavailable``) or ``worker_lost``."""
+    client.hincrby(RETRIES_KEY, reason, 1)
 
 
 def heartbeat(client: Any, worker_id: str, info: Mapping[str, Any]) -> None:
@@ -63,9 +82,9 @@ def workers(client: Any) -> list[dict[str, Any]]:
 
 def read_stats(client: Any) -> dict[str, dict[str, float]]:
     pipe = client.pipeline(transaction=False)
-    for key in (JOBS_KEY, STAGES_KEY, WEBHOOKS_KEY):
+    for key in (JOBS_KEY, STAGES_KEY, WEBHOOKS_KEY, ERRORS_KEY, RETRIES_KEY):
         pipe.hgetall(key)
-    jobs, stages, hooks = pipe.execute()
+    jobs, stages, hooks, errors, retries = pipe.execute()
 
     def text(value: Any) -> str:
         return value.decode() if isinstance(value, bytes) else str(value)
@@ -74,4 +93,6 @@ def read_stats(client: Any) -> dict[str, dict[str, float]]:
         "jobs": {text(k): float(v) for k, v in jobs.items()},
         "stages": {text(k): float(v) for k, v in stages.items()},
         "webhooks": {text(k): float(v) for k, v in hooks.items()},
+        "errors": {text(k): float(v) for k, v in errors.items()},
+        "retries": {text(k): float(v) for k, v in retries.items()},
     }

@@ -178,6 +178,7 @@ class Scheduler(threading.Thread):
                 store.transition(job_id, "processing", ("queued",), run_deadline=time.time())
                 raise
             taken += 1
+            telemetry.record_retry(r, "worker_lost")
             log.warning(
                 "re-queued a job stuck in processing",
                 extra={**fields, "attempts": job.get("attempts")},

@@ -72,6 +72,7 @@ def process_job(self: Task, job_id: str) -> str:
             raise
         # the store or storage is down: try again later; the job stays queued meanwhile
         log.warning("transient failure, retrying", extra={"job_id": job_id, "error": exc.code})
+        _count_retry(ctx, exc.code)
         raise self.retry(countdown=backoff(self.request.retries), exc=exc) from exc
 
 
@@ -238,11 +239,19 @@ def _finish(
     )
     if done.applied:
         try:
-            telemetry.record_job(ctx.store.r, model, status, timings or {})
+            code = (fields.get("error") or {}).get("code")
+            telemetry.record_job(ctx.store.r, model, status, timings or {}, error_code=code)
         except Exception:  # noqa: BLE001 - metrics never fail a job
             log.warning("could not record job metrics", extra={"job_id": job_id})
         _announce(ctx, job_id, status, done)
     return done
+
+
+def _count_retry(ctx: context.WorkerContext, reason: str) -> None:
+    try:
+        telemetry.record_retry(ctx.store.r, reason)
+    except Exception:  # noqa: BLE001 - metrics never fail a job (Redis may be the reason)
+        log.debug("could not count a retry")
 
 
 def _reannounce(ctx: context.WorkerContext, job: dict[str, Any]) -> None:

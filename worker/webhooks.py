@@ -169,6 +169,7 @@ def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -
         },
     )
     if final:
+        telemetry.record_webhook(ctx.store.r, event, "gave_up")
         log.warning("webhook failed for good", extra=fields)
         return "failed"
     scheduler.schedule(

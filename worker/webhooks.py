@@ -139,7 +139,10 @@ def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -
             "msg_id": msg_id,
             "attempt": attempts,
             "status": outcome.status,
-        }
+        },
+        # top level too, so one search by job_id / batch_id / tenant finds these lines
+        f"{kind}_id": object_id,
+        "tenant": record.get("tenant"),
     }
     telemetry.record_webhook(ctx.store.r, event, "delivered" if outcome.ok else "failed_attempt")
     if outcome.ok:

@@ -37,8 +37,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_url": settings.redis_url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
-            # above the longest task, so a slow task is not redelivered while it runs
-            "visibility_timeout": max(3600, hard * 4),
+            # Above the longest a live worker holds a message: a run (at most the hard
+            # limit) after a wait in its prefetch (at most one more run) or a retry's
+            # countdown (at most 60 s). Past it kombu hands the message back: this is how
+            # a message taken by a worker that died before starting it comes back (its
+            # job still `queued`, which the stuck-job sweeper does not see), so it should
+            # not be longer than it must (it was 1 h: a crash delayed such jobs that long).
+            "visibility_timeout": hard * 2 + 120,
             "queue_order_strategy": "priority",
             "socket_timeout": 10,
             "socket_connect_timeout": 5,

@@ -306,7 +306,7 @@ class FaultStack:
         """Until at least ``succeeded`` items are done: the batch is well in flight."""
         wait_for(lambda: self.batch(batch_id)["counts"]["succeeded"] >= succeeded, timeout, 0.05)
 
-    def wait_completed(self, batch_id: str, timeout: float = 180) -> dict[str, Any]:
+    def wait_completed(self, batch_id: str, timeout: float = 300) -> dict[str, Any]:
         """Until the batch is completed and its batch.completed event is delivered."""
 
         def done() -> dict[str, Any] | None:
@@ -431,6 +431,7 @@ def assert_exact_accounting(
     # the operator's view agrees
     text = stack.metrics()
     assert metric(text, "cutout_jobs_finished_total", model="u2netp", status="failed") == 0
+    assert "cutout_job_errors_total{" not in text  # no failed job, so no error code
     succeeded = metric(text, "cutout_jobs_finished_total", model="u2netp", status="succeeded")
     if exact_metrics:
         assert succeeded == count

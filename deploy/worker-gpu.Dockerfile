@@ -44,6 +44,7 @@ RUN pip install \
         "prometheus-client>=0.20" \
         "${ONNXRUNTIME_GPU}" \
         "pymatting>=1.1.12" \
+        "opencv-python-headless>=4.9" \
         "scipy>=1.11" \
         "tqdm>=4.66"
 

@@ -28,6 +28,7 @@ RUN pip install \
         "prometheus-client>=0.20" \
         "onnxruntime>=1.18" \
         "pymatting>=1.1.12" \
+        "opencv-python-headless>=4.9" \
         "scipy>=1.11" \
         "tqdm>=4.66"
 

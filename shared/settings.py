@@ -174,6 +174,7 @@ class Settings:
     ort_threads: int = 0  # 0: chosen from the CPU count and concurrency
     device: str = "cpu"
     batch_size: int = 1
+    fast: str = "auto"  # fast mode at worker start: auto (load if built), build, off
     max_upload_bytes: int = 25_000_000
     max_pixels: int = 50_000_000
     max_side: int = 20_000
@@ -238,6 +239,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ORT_THREADS": ("ort_threads", _int_range(1, 256)),
     "DEVICE": ("device", _choice(*DEVICES)),
     "BATCH_SIZE": ("batch_size", _int_range(1, 256)),
+    "FAST": ("fast", _choice("auto", "build", "off")),
     "MAX_UPLOAD_BYTES": ("max_upload_bytes", parse_size),
     "MAX_PIXELS": ("max_pixels", parse_pixels),
     "MAX_SIDE": ("max_side", _int_range(16, 100_000)),

@@ -16,8 +16,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from shared.errors import FastModeUnavailable
 from shared.options import Options
+from worker.engine.batching import BatchCollector, symbolic_batch
 from worker.engine.compose import compose, warm_alpha_matting
 from worker.engine.families import FAMILIES, U2NetFamily
 from worker.engine.imageio import decode_image, encode_image
@@ -67,6 +67,8 @@ class Engine:
         self.device = device
         self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
+        # set by the worker when CUTOUT_BATCH_SIZE > 1: concurrent calls share inference
+        self.collector: BatchCollector | None = None
 
     # sessions -----------------------------------------------------------------------
 
@@ -79,8 +81,12 @@ class Engine:
             if loaded is None:
                 spec = get_spec(model)
                 path = ensure_model(model, self.model_home)
+                # batch dimension made symbolic: N images in one call (batching.py)
                 session = create_session(
-                    path, threads=self.threads, providers=self._providers, device=self.device
+                    symbolic_batch(path),
+                    threads=self.threads,
+                    providers=self._providers,
+                    device=self.device,
                 )
                 loaded = self._loaded[model] = _Loaded(session, FAMILIES[spec.family])
         return loaded
@@ -102,6 +108,32 @@ class Engine:
         that asks for alpha matting."""
         warm_alpha_matting()
 
+    # fast mode (worker/engine/fast.py): int8 u2net on OpenVINO, beside the exact sessions
+    _fast: _Loaded | None = None
+
+    def _load_fast(self, *, build: bool = False) -> _Loaded:
+        if self._fast is None:
+            with self._lock:
+                if self._fast is None:
+                    from worker.engine.fast import fast_family, load_fast_session
+
+                    session = load_fast_session(self.model_home, threads=self.threads, build=build)
+                    self._fast = _Loaded(session, fast_family())  # type: ignore[arg-type]
+        return self._fast
+
+    def warm_fast(self, *, build: bool = True) -> None:
+        """Load (building it first when ``build`` and it is missing or stale) the fast
+        model now. Raises FastModeUnavailable without the fast extra."""
+        self._load_fast(build=build)
+
+    def _loaded_for(self, options: Options) -> _Loaded:
+        return self._load_fast() if options.fast else self._load(options.model)
+
+    def _infer_for(self, loaded: _Loaded, batch: np.ndarray) -> np.ndarray:
+        if loaded is self._fast:  # one image per call: never through the batch collector
+            return loaded.session.run([loaded.output_name], {loaded.input_name: batch})[0]
+        return self._infer(loaded, batch)
+
     def providers(self, model: str) -> list[str]:
         """The execution providers the session of ``model`` really uses, in order."""
         return list(self.session(model).get_providers())
@@ -109,7 +141,30 @@ class Engine:
     # pixels -------------------------------------------------------------------------
 
     def _infer(self, loaded: _Loaded, batch: np.ndarray) -> np.ndarray:
+        def run(inputs: np.ndarray) -> np.ndarray:
+            return loaded.session.run([loaded.output_name], {loaded.input_name: inputs})[0]
+
+        if self.collector is None:
+            return run(batch)
+        return self.collector.run(str(id(loaded)), batch, run)
+
+    def predict_outputs(self, images: list[Image.Image], model: str) -> np.ndarray:
+        """The model's raw first output for ``images``, N×1×H×W, from one session call."""
+        loaded = self._load(model)
+        batch = np.concatenate([loaded.family.preprocess(image) for image in images])
         return loaded.session.run([loaded.output_name], {loaded.input_name: batch})[0]
+
+    def predict_masks(self, images: list[Image.Image], model: str) -> list[Image.Image]:
+        """:meth:`predict_mask` of each of ``images``, with one inference for all of them;
+        each mask is bit-identical to the mask of that image alone (on CPU)."""
+        if not images:
+            return []
+        loaded = self._load(model)
+        output = self.predict_outputs(images, model)
+        return [
+            loaded.family.postprocess(output[i : i + 1], image.size)
+            for i, image in enumerate(images)
+        ]
 
     def predict_mask(self, image: Image.Image, model: str) -> Image.Image:
         """rembg's raw mask of ``image``: mode L, the image's size."""
@@ -119,8 +174,11 @@ class Engine:
 
     def render(self, image: Image.Image, options: Options) -> Image.Image:
         """The final picture for ``options`` before encoding (see worker.engine.compose)."""
-        _refuse_fast(options)
-        return compose(image, self.predict_mask(image, options.model), options)
+        if not options.fast:
+            return compose(image, self.predict_mask(image, options.model), options)
+        loaded = self._load_fast()
+        output = self._infer_for(loaded, loaded.family.preprocess(image))
+        return compose(image, loaded.family.postprocess(output, image.size), options)
 
     def process(
         self,
@@ -135,15 +193,14 @@ class Engine:
         Raises InvalidImage, UnsupportedFormat, ImageTooLarge (input), ModelUnavailable,
         FastModeUnavailable.
         """
-        _refuse_fast(options)
-        loaded = self._load(options.model)
+        loaded = self._loaded_for(options)
         clock = time.perf_counter
         t0 = clock()
         image = decode_image(data, max_pixels=max_pixels, max_side=max_side)
         t1 = clock()
         batch = loaded.family.preprocess(image)
         t2 = clock()
-        output = self._infer(loaded, batch)
+        output = self._infer_for(loaded, batch)
         t3 = clock()
         mask = loaded.family.postprocess(output, image.size)
         picture = compose(image, mask, options)
@@ -163,8 +220,3 @@ class Engine:
                 "encode": t5 - t4,
             },
         )
-
-
-def _refuse_fast(options: Options) -> None:
-    if options.fast:
-        raise FastModeUnavailable("fast mode is not built yet; leave fast off")

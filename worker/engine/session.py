@@ -49,7 +49,7 @@ def choose_providers(device: str = "cpu", providers: list[str] | None = None) ->
 
 
 def create_session(
-    path: Path,
+    path: Path | bytes,
     *,
     threads: int = 1,
     providers: list[str] | None = None,
@@ -68,7 +68,9 @@ def create_session(
     # quieter: ORT warns about every CUDA->CPU node placement otherwise
     options.log_severity_level = 3
     wanted = choose_providers(device, providers)
-    session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
+    # bytes: a serialized model (worker.engine.batching.symbolic_batch)
+    source = path if isinstance(path, bytes) else str(path)
+    session = ort.InferenceSession(source, sess_options=options, providers=wanted)
     if device == "cuda" and CUDA not in session.get_providers():
         raise DeviceUnavailable(
             "CUDA was asked for but onnxruntime runs on "

@@ -48,6 +48,7 @@ class WorkerContext:
     def warm(self) -> None:
         """Create the sessions for every served model (pool child start)."""
         self.engine.warm(self.settings.models)
+        self.warm_fast()
         log.info(
             "engine ready",
             extra={
@@ -56,6 +57,26 @@ class WorkerContext:
                 "threads": self.settings.effective_ort_threads,
             },
         )
+
+    def warm_fast(self) -> None:
+        """Load the fast int8 model at start when the fast extra is installed and u2net is
+        served (CUTOUT_FAST): ``auto`` loads it when a matching one is built, ``build``
+        builds it first when missing or stale (once; pool children serialise on the
+        build's lock file), ``off`` never. Without it, fast jobs fail with
+        fast_mode_unavailable saying what to run; no request ever builds it."""
+        from shared.errors import FastModeUnavailable
+        from worker.engine import fast
+
+        mode = self.settings.fast
+        if mode == "off" or "u2net" not in self.settings.models or not fast.available():
+            log.info("fast mode off", extra={"fast": mode, "fast_extra": fast.available()})
+            return
+        try:
+            self.engine.warm_fast(build=mode == "build")
+        except FastModeUnavailable as exc:
+            log.warning("fast mode unavailable", extra={"reason": exc.message})
+            return
+        log.info("fast model ready", extra={"fast_input_size": fast.FAST_INPUT_SIZE})
 
 
 _context: WorkerContext | None = None

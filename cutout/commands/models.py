@@ -1,4 +1,4 @@
-"""``cutout models fetch [NAME...]`` and ``cutout models list``."""
+"""``cutout models fetch [NAME...]``, ``cutout models build-fast`` and ``cutout models list``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("--home", type=Path, help="model folder (default: CUTOUT_MODEL_HOME)")
     fetch.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     fetch.set_defaults(func=fetch_handler)
+    build = sub.add_parser(
+        "build-fast",
+        help="build the fast (int8) u2net from the pinned weights (needs the fast extra)",
+        description="Quantize the pinned u2net.onnx to int8 with OpenVINO + NNCF, "
+        "calibrated on the project's generated image set, and record what was built "
+        "beside it. Nothing happens when a matching fast model is already there.",
+    )
+    build.add_argument("--home", type=Path, help="model folder (default: CUTOUT_MODEL_HOME)")
+    build.add_argument("--force", action="store_true", help="rebuild even when it matches")
+    build.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    build.set_defaults(func=build_fast_handler)
     listing = sub.add_parser("list", help="known models: path, present, verified")
     listing.add_argument("--home", type=Path, help="model folder (default: CUTOUT_MODEL_HOME)")
     listing.set_defaults(func=list_handler)
@@ -66,6 +77,24 @@ def fetch_handler(args: argparse.Namespace) -> int:
         return 1
     for name, path in paths.items():
         print(f"{name}\t{path}\tverified")
+    return 0
+
+
+def build_fast_handler(args: argparse.Namespace) -> int:
+    from shared.errors import FastModeUnavailable, ModelUnavailable
+    from worker.engine.fast import build_fast_model, fast_paths
+
+    settings = _settings_or_exit()
+    home = Path(args.home or settings.model_home)
+    try:
+        xml = build_fast_model(home, progress=not args.quiet, force=args.force)
+    except FastModeUnavailable as exc:
+        print(f"cutout models build-fast: {exc.message} ({exc.code})", file=sys.stderr)
+        return 2
+    except ModelUnavailable as exc:
+        print(f"cutout models build-fast: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"u2net-fast\t{xml}\trecord {fast_paths(home)[2]}")
     return 0
 
 

@@ -161,6 +161,11 @@ def test_process_end_to_end(
         assert out.width < 480 or out.height < 360
 
 
-def test_fast_mode_is_refused_for_now(engine, eval_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_fast_mode_without_a_built_fast_model_is_refused(eval_dir: Path, tmp_path: Path) -> None:
+    # no fast extra, or no fast model built in this home: a clear error, never exact mode
+    from worker.engine import Engine
+
     with pytest.raises(FastModeUnavailable):
-        engine.process((eval_dir / "photos" / "car-1.jpg").read_bytes(), Options(fast=True))
+        Engine(tmp_path).process(
+            (eval_dir / "photos" / "car-1.jpg").read_bytes(), Options(fast=True)
+        )

@@ -187,8 +187,12 @@ def test_same_output_name_twice_exits_2(photo: Path, tmp_path: Path) -> None:
     assert run(str(photo), str(twin), str(tmp_path / "out")) == 2
 
 
-def test_fast_is_refused_as_a_usage_error(weights: Path, photo: Path, tmp_path: Path) -> None:
-    assert main(["remove", "-q", "--fast", str(photo), str(tmp_path / "x.png")]) == 2
+def test_fast_with_u2netp_is_refused_as_a_usage_error(
+    weights: Path, photo: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "x.png"
+    assert main(["remove", "-q", "--fast", "-m", "u2netp", str(photo), str(out)]) == 2
+    assert not out.exists()
 
 
 def _alpha(path: Path) -> np.ndarray:

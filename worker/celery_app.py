@@ -42,6 +42,11 @@ def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
         def _init_solo(**_: Any) -> None:
             # the solo and threads pools never fork (CUDA workers): set up in this process
             ctx = context.get()
+            if settings.batch_size > 1:
+                # the pool's threads share inference calls (worker/engine/batching.py)
+                from worker.engine.batching import BatchCollector
+
+                ctx.engine.collector = BatchCollector(settings.batch_size)
             ctx.warm()
             Scheduler(ctx).start()
 

@@ -135,14 +135,42 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except ModelUnavailable as exc:
         print(f"cutout worker: {exc}", file=sys.stderr)
         return 1
-    pool = args.pool or ("solo" if settings.device == "cuda" else "prefork")
+    # CUTOUT_BATCH_SIZE > 1: threads meet at inference (worker.engine.batching), which
+    # needs them in one process
+    batching = settings.batch_size > 1
+    pool = args.pool or (
+        "threads" if batching else "solo" if settings.device == "cuda" else "prefork"
+    )
     if settings.device == "cuda" and pool == "prefork":
         print(
             "cutout worker: CUDA does not survive fork; use --pool solo or threads", file=sys.stderr
         )
         return 2
     concurrency = args.concurrency or settings.effective_concurrency
+    if batching and pool == "threads":
+        # one thread per job of a batch, at least
+        concurrency = max(concurrency, settings.batch_size)
+    elif batching:
+        print(
+            f"cutout worker: CUTOUT_BATCH_SIZE needs --pool threads; {pool} runs one job per call",
+            file=sys.stderr,
+        )
     app = create_worker_app(settings, pool=pool)
+    if settings.device == "cuda":
+        # create the sessions now, before Celery starts and says ready: ONNX Runtime falls
+        # back to CPU silently, and a GPU worker on CPU must not take jobs
+        from worker import context
+        from worker.engine import DeviceUnavailable
+
+        try:
+            context.get().warm()
+        except DeviceUnavailable as exc:
+            print(
+                "cutout worker: CUTOUT_DEVICE=cuda but the CUDAExecutionProvider is not "
+                f"active: {exc}",
+                file=sys.stderr,
+            )
+            return 1
     argv = [
         "worker",
         "--queues",

@@ -17,7 +17,10 @@ once, processes one warm-up image untimed, then times ``passes`` passes over the
 - ``ours 2x1 threads``: one process, one shared session, two Python threads each calling
   it with 1 intra-op thread (what ``cutout remove`` does for a folder);
 - ``ours 2 procs x1``: two processes of one 1-thread stream each, both over all photos at
-  once (a worker with concurrency 2); images/s over the span of both.
+  once (a worker with concurrency 2); images/s over the span of both;
+- ``fast 1x2`` and ``fast 2 procs x1`` (u2net, when the fast extra is installed and the
+  fast model is built: ``cutout models build-fast``): the same with ``fast=true``, the
+  int8 OpenVINO model (docs/fast.md). ``--no-fast`` leaves them out.
 
 Printed: images/s of each, the ratio to rembg, CPU seconds per image (user+system of the
 timed part: what a user pays for, and steadier than wall time when the machine is
@@ -116,9 +119,12 @@ def run_ours_child(args: argparse.Namespace) -> None:
 
     images = [Path(p).read_bytes() for p in args.paths]
     engine = Engine(load_settings().model_home, threads=args.threads)
-    options = Options(model=args.model)
+    options = Options(model=args.model, fast=args.fast_child)
     t = time.perf_counter()
-    engine.warm([args.model])
+    if args.fast_child:
+        engine.warm_fast(build=False)
+    else:
+        engine.warm([args.model])
     load = time.perf_counter() - t
     engine.process(images[0], options)  # warm-up
     work = [data for _ in range(args.passes) for data in images]
@@ -149,7 +155,9 @@ def run_ours_child(args: argparse.Namespace) -> None:
     )
 
 
-def _ours_cmd(model: str, threads: int, streams: int, passes: int, paths: list[str]) -> list[str]:
+def _ours_cmd(
+    model: str, threads: int, streams: int, passes: int, paths: list[str], fast: bool = False
+) -> list[str]:
     return [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -162,6 +170,7 @@ def _ours_cmd(model: str, threads: int, streams: int, passes: int, paths: list[s
         str(streams),
         "--passes",
         str(passes),
+        *(["--fast-child"] if fast else []),
         "--paths",
         *paths,
     ]
@@ -199,12 +208,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repeats")
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--no-rembg", action="store_true")
+    parser.add_argument("--no-fast", action="store_true", help="leave out fast mode")
     # child mode (internal)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--streams", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--paths", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--fast-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         run_ours_child(args)
@@ -237,6 +248,9 @@ def main() -> int:
         configs["ours 1x2"] = [_ours_cmd(model, 2, 1, args.passes, paths)]
         configs["ours 2x1 threads"] = [_ours_cmd(model, 1, 2, args.passes, paths)]
         configs["ours 2 procs x1"] = [_ours_cmd(model, 1, 1, args.passes, paths)] * 2
+        if model == "u2net" and not args.no_fast and _fast_ready(home):
+            configs["fast 1x2"] = [_ours_cmd(model, 2, 1, args.passes, paths, fast=True)]
+            configs["fast 2 procs x1"] = [_ours_cmd(model, 1, 1, args.passes, paths, fast=True)] * 2
         # rounds interleave the configurations so that a burst of load elsewhere on the
         # machine hits all of them; each configuration's best round is reported
         rounds: dict[str, list[dict]] = {name: [] for name in configs}
@@ -281,12 +295,24 @@ def main() -> int:
                 line += f"; with {idle:.2f} s idle inference: {projected:.2f}x rembg"
             print(line)
         for name, row in best.items():
-            if name.startswith("ours"):
+            if name.startswith(("ours", "fast")):
                 stages = row["results"][0]["stages"]
                 text = "  ".join(f"{s} {stages[s] * 1000:.0f}" for s in STAGES)
                 print(f"  {name} ms/img: {text}")
     png_comparison(args.photos)
     return 0
+
+
+def _fast_ready(home: Path) -> bool:
+    from worker.engine import fast
+
+    if not fast.available():
+        print("fast mode left out: the fast extra is not installed")
+        return False
+    problem = fast.check_record(home)
+    if problem:
+        print(f"fast mode left out: {problem}; run `cutout models build-fast`")
+    return problem is None
 
 
 def png_comparison(photos: Path) -> None:

@@ -57,8 +57,10 @@ RECIPE_VERSION = 1
 INSTALL_HINT = "install the fast extra: pip install 'cutout[fast]'"
 
 
-def fast_family(size: int = FAST_INPUT_SIZE) -> type[U2NetFamily]:
-    """Exact mode's U²-Net pre/post-processing at a ``size``×``size`` input."""
+def fast_family(size: int | None = None) -> type[U2NetFamily]:
+    """Exact mode's U²-Net pre/post-processing at a ``size``×``size`` input (default
+    :data:`FAST_INPUT_SIZE`)."""
+    size = size or FAST_INPUT_SIZE
     if size == U2NetFamily.input_size[0] == U2NetFamily.input_size[1]:
         return U2NetFamily
     return type(f"U2NetFamily{size}", (U2NetFamily,), {"input_size": (size, size)})
@@ -87,8 +89,9 @@ def available() -> bool:
 
 def fast_paths(home: Path, size: int = FAST_INPUT_SIZE) -> tuple[Path, Path, Path]:
     """(model .xml, weights .bin, record .json) of the fast model in ``home``."""
-    stem = Path(home) / f"{SOURCE_MODEL}.fast-int8-{size}"
-    return stem.with_suffix(".xml"), stem.with_suffix(".bin"), stem.with_suffix(".json")
+    stem = f"{SOURCE_MODEL}-fast-int8-{size}"
+    home = Path(home)
+    return home / f"{stem}.xml", home / f"{stem}.bin", home / f"{stem}.json"
 
 
 def expected_inputs(size: int = FAST_INPUT_SIZE, count: int = DEFAULT_COUNT) -> dict[str, Any]:
@@ -260,11 +263,12 @@ class FastSession:
 
 
 def load_fast_session(
-    home: Path, *, threads: int = 1, size: int = FAST_INPUT_SIZE, build: bool = False
+    home: Path, *, threads: int = 1, size: int | None = None, build: bool = False
 ) -> FastSession:
     """The fast session from ``home``; with ``build`` it is built first when missing or
     stale (worker start, CLI), without it a missing or stale model raises
     FastModeUnavailable saying what to run."""
+    size = size or FAST_INPUT_SIZE
     if build:
         xml = build_fast_model(home, size=size)
     else:

@@ -25,6 +25,7 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from api.app import create_app
+from api.openapi import openapi_path
 from shared.settings import Settings, load_settings
 from shared.store import public_job
 
@@ -538,7 +539,7 @@ def test_health_ready_metrics_openapi(client: FlaskClient, app: Flask) -> None:
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
+        path, _ = openapi_path(rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert method.lower() in document["paths"][path], (method, path)
 

@@ -4,6 +4,7 @@ input size, and the record check that decides whether a built fast model may be 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,15 @@ def test_fast_family_changes_only_the_input_size() -> None:
     assert small.std == U2NetFamily.std
     image = calibration.calibration_image(0)
     assert small.preprocess(image).shape == (1, 3, 256, 256)
+
+
+def test_without_the_extra_fast_mode_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.engine import fast
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
+    assert not fast.available()
+    with pytest.raises(FastModeUnavailable, match=r"pip install 'cutout\[fast\]'"):
+        fast.toolkit_versions()
 
 
 openvino = pytest.importorskip("openvino", reason="the fast extra is not installed")

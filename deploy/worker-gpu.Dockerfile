@@ -43,6 +43,7 @@ RUN pip install \
         "numpy>=1.26" \
         "prometheus-client>=0.20" \
         "${ONNXRUNTIME_GPU}" \
+        "onnx>=1.16" \
         "pymatting>=1.1.12" \
         "opencv-python-headless>=4.9" \
         "scipy>=1.11" \

@@ -27,6 +27,7 @@ RUN pip install \
         "numpy>=1.26" \
         "prometheus-client>=0.20" \
         "onnxruntime>=1.18" \
+        "onnx>=1.16" \
         "pymatting>=1.1.12" \
         "opencv-python-headless>=4.9" \
         "scipy>=1.11" \

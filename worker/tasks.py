@@ -5,13 +5,14 @@ the outcome, so a redelivery after a crash or a lost connection is harmless.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
 from typing import Any
 
 from celery import Celery, Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from shared import tasks as contract
 from shared import telemetry
@@ -62,18 +63,49 @@ def announce_finished(job_id: str, status: str, batch_completed: bool) -> None:
     webhooks.after_job_finished(context.get(), job_id, status, batch_completed)
 
 
+class _RetryStarted(Exception):
+    """A transient failure of a run that had moved its job to ``processing``."""
+
+    def __init__(self, error: CutoutError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 def process_job(self: Task, job_id: str) -> str:
     """Run one job: input from storage (or its URL) → engine → result in storage → record."""
     ctx = context.get()
     try:
         return _process(self, ctx, job_id)
+    except _RetryStarted as started:
+        _retry(self, ctx, job_id, started.error, started=True)
     except CutoutError as exc:
         if not exc.transient:
             raise
-        # the store or storage is down: try again later; the job stays queued meanwhile
-        log.warning("transient failure, retrying", extra={"job_id": job_id, "error": exc.code})
-        _count_retry(ctx, exc.code)
-        raise self.retry(countdown=backoff(self.request.retries), exc=exc) from exc
+        _retry(self, ctx, job_id, exc, started=False)
+    raise AssertionError("unreachable: _retry raises")
+
+
+def _retry(
+    task: Task, ctx: context.WorkerContext, job_id: str, exc: CutoutError, *, started: bool
+) -> None:
+    """The store or storage is down: run again after a backoff; the job waits in queued.
+
+    The retry's message is sent first, and only then does the job go back to ``queued``.
+    A run killed in between (its hard time limit, which acks its own message) leaves the
+    job ``processing``, which the sweeper takes up; the other order left it ``queued``
+    with no message anywhere, for good (seen in the fault test that freezes S3).
+    """
+    log.warning("transient failure, retrying", extra={"job_id": job_id, "error": exc.code})
+    _count_retry(ctx, exc.code)
+    try:
+        task.retry(countdown=backoff(task.request.retries), exc=exc)
+    except Retry:
+        if started:
+            # if Redis refuses, the job stays processing: the sweeper re-queues it (a
+            # duplicate of the retry's message is harmless)
+            with contextlib.suppress(CutoutError):
+                ctx.store.transition(job_id, "queued", ("processing",))
+        raise
 
 
 def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
@@ -130,8 +162,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         }
     except CutoutError as exc:
         if exc.transient and task.request.retries < TRANSIENT_RETRIES:
-            ctx.store.transition(job_id, "queued", ("processing",))
-            raise
+            raise _RetryStarted(exc) from exc
         _finish(ctx, job_id, "failed", model=model, error=exc.to_job_error())
         log.info("job failed", extra={**fields, "error": exc.code})
         return "failed"
@@ -143,8 +174,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
             # not on this image: a transient storage failure, retried like the others
             error = StorageError("object storage did not answer within the time limit")
             if task.request.retries < TRANSIENT_RETRIES:
-                ctx.store.transition(job_id, "queued", ("processing",))
-                raise error from None
+                raise _RetryStarted(error) from None
         else:
             error = ProcessingTimeout(f"processing took longer than {settings.task_time_limit}s")
         _finish(ctx, job_id, "failed", model=model, error=error.to_job_error())

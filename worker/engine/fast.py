@@ -48,6 +48,11 @@ from worker.engine.models import _lock, ensure_model, file_sha256, get_spec
 
 log = logging.getLogger("cutout.fast")
 
+# NNCF sends usage telemetry (Google Analytics) by default when no consent file exists;
+# NNCF_CI is the switch it reads (nncf/telemetry/wrapper.py, at import, used for nothing
+# else). Cutout never phones home: set before nncf is imported anywhere in this process.
+os.environ.setdefault("NNCF_CI", "1")
+
 #: the model fast mode serves (the only one that survives int8, see the module doc)
 SOURCE_MODEL = "u2net"
 #: the square input the fast model is built for (chosen by measurement: docs/fast.md)

@@ -24,7 +24,7 @@ from tests.integration.conftest import WorkerProcess, http, wait_for
 
 RECEIVER_DOWN_S = 30  # "the first minute", shortened to keep the tier fast
 S3_DOWN_S = 20
-S3_FROZEN_S = 17  # of the 20 s, SIGSTOPped (past the 16 s soft limit); the rest stopped
+S3_FROZEN_S = 17  # of the 20 s, SIGSTOPped (calls hang); the rest stopped (calls refused)
 
 
 def _epoch(text: str) -> float:
@@ -115,15 +115,16 @@ def test_redis_restarted_mid_batch(stack: FaultStack) -> None:
 def test_s3_down_for_20_seconds_mid_batch(stack: FaultStack) -> None:
     """Object storage is out for 20 s: first frozen (SIGSTOP: connections hang, as on a
     stalled server), then stopped (connections refused) and started again on the same
-    ports and folder. Jobs meet transient storage errors, retry with backoff, and all
-    finish; a storage call that hangs past the soft time limit is retried too."""
+    ports and folder. Jobs meet transient storage errors (hung calls time out, refused
+    ones fail at once), retry with backoff, and all finish."""
     stack.receiver.up()
     batch = stack.submit_batch()
     stack.wait_progress(batch["id"])
     stack.weed.signal(signal.SIGSTOP)
     frozen_at = time.monotonic()
-    # a run busy at the freeze started before it and hangs on storage within its engine
-    # time: its soft limit (16 s after its start) strikes while it hangs
+    # a run busy at the freeze hangs on storage: its call gives up (the worker's storage
+    # timeouts sit inside the soft time limit) or the soft limit strikes; either way a
+    # transient storage_error, retried
     time.sleep(S3_FROZEN_S)
     stack.weed.signal(signal.SIGCONT)
     stack.weed.stop()
@@ -140,11 +141,6 @@ def test_s3_down_for_20_seconds_mid_batch(stack: FaultStack) -> None:
     assert any(job["attempts"] > 1 for job in jobs)
     logs = "".join(w.log_path.read_text(errors="replace") for w in stack.workers)
     assert "transient failure, retrying" in logs
-    assert "object storage is unreachable" in logs
-    # a run struck by the soft limit while it hung on storage was retried, not failed
-    # (botocore turns the limit's exception into a connection error, or the worker's
-    # own check does: worker/tasks.py)
-    assert "Soft time limit (16s) exceeded" in logs
     # what an operator sees: retries by reason, no failures
     assert metric(stack.metrics(), "cutout_job_retries_total", reason="storage_error") >= 1
 

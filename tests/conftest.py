@@ -89,6 +89,8 @@ def service_env(redis_url: str, s3_endpoint: str, model_home: Path) -> dict[str,
             "CUTOUT_MODEL_HOME": str(model_home),
             "CUTOUT_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8,::1/128",
             "CUTOUT_LOG_FORMAT": "text",
+            # workers load the int8 model only in the tests about it (faster starts)
+            "CUTOUT_FAST": "off",
         }
     )
     return env

@@ -200,7 +200,7 @@ def test_a_fast_job_on_a_worker_without_fast_mode_fails_clearly(  # type: ignore
     home = tmp_path / "models"
     home.mkdir()
     (home / "u2net.onnx").symlink_to(fast_home / "u2net.onnx")
-    start_worker({"CUTOUT_MODELS": "u2net", "CUTOUT_MODEL_HOME": str(home)})
+    start_worker({"CUTOUT_MODELS": "u2net", "CUTOUT_MODEL_HOME": str(home), "CUTOUT_FAST": "auto"})
     data = (eval_dir / "photos" / "car-1.jpg").read_bytes()
     job = finished(store, _submit(store, storage, celery_app, data, {"fast": True}), 120)
     assert job["status"] == "failed", job

@@ -88,7 +88,8 @@ def test_retention_deletes_records_and_stored_bytes(redis_url, storage, service_
     assert storage.head(in_key)["bytes"] == 5
     time.sleep(2.1)
     assert store.get_job(job_id) is None
-    assert sweeper.expire() >= 2
+    # this sweeper or a running worker's (both run the same code) deletes them
+    sweeper.expire()
     from shared.errors import NotFound
 
     for key in (in_key, out_key):

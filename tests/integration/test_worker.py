@@ -96,18 +96,18 @@ def test_worker_killed_mid_job_is_replaced_and_job_completes(
     store, storage, celery_app, start_worker
 ) -> None:
     # a dedicated queue-consumer pair with a short time limit, so the sweep re-queues fast
-    env = {"CUTOUT_TASK_TIME_LIMIT": "10"}
+    env = {"CUTOUT_TASK_TIME_LIMIT": "20"}
     first = start_worker(env, args=["--queues", "crashtest"])
     job_id = new_id("job")
     key = input_key("t1", job_id)
-    storage.put(key, photo_bytes((2400, 1800)), "image/jpeg")
+    storage.put(key, photo_bytes((1600, 1200)), "image/jpeg")
     store.create_job(
         {
             "id": job_id,
             "tenant": "t1",
             "status": "queued",
             "created_at": now_iso(),
-            "options": parse_options({"model": "u2net"}).to_dict(),
+            "options": parse_options({"model": "u2netp"}).to_dict(),
             "attempts": 0,
             "metadata": {},
             "input_key": key,

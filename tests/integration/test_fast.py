@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from PIL import Image
 
 from shared.errors import FastModeUnavailable
 from shared.options import Options, parse_options
+from tests.conftest import ROOT
 
 pytest.importorskip("openvino", reason="the fast extra is not installed")
 pytest.importorskip("nncf", reason="the fast extra is not installed")
@@ -104,10 +107,18 @@ def test_fast_quality_is_within_the_limits_on_eval_gt(
 
 
 def test_the_build_is_deterministic(fast_home: Path, tmp_path: Path) -> None:
-    from worker.engine.fast import build_fast_model, fast_paths
+    from worker.engine.fast import fast_paths
 
     (tmp_path / "u2net.onnx").symlink_to(fast_home / "u2net.onnx")
-    build_fast_model(tmp_path)
+    # a fresh process, as `cutout models build-fast` runs: OpenVINO names the nodes it
+    # creates from process-wide counters, so a second build inside a process that already
+    # ran OpenVINO writes other names into the XML (same graph, same weights)
+    subprocess.run(
+        [sys.executable, "-m", "cutout", "models", "build-fast", "--home", str(tmp_path), "-q"],
+        check=True,
+        cwd=ROOT,
+        timeout=1200,
+    )
     ours = json.loads(fast_paths(tmp_path)[2].read_text())
     theirs = json.loads(fast_paths(fast_home)[2].read_text())
     ours.pop("built_seconds")
@@ -167,10 +178,11 @@ def celery_app(service_env):  # type: ignore[no-untyped-def]
     return make_celery(load_settings(service_env))
 
 
-def _submit(store, storage, celery_app, data: bytes, options: dict) -> str:  # type: ignore[no-untyped-def]
+def _submit(store, storage, celery_app, data: bytes, options: dict, queue: str) -> str:  # type: ignore[no-untyped-def]
     from tests.integration.test_worker import submit
 
-    return submit(store, storage, celery_app, data, options)
+    # a queue of the test's own worker: the session's shared worker must not take it
+    return submit(store, storage, celery_app, data, options, queue=queue)
 
 
 def test_a_fast_job_through_the_worker(  # type: ignore[no-untyped-def]
@@ -179,9 +191,9 @@ def test_a_fast_job_through_the_worker(  # type: ignore[no-untyped-def]
     from tests.integration.test_worker import finished
     from worker.engine import Engine
 
-    start_worker({"CUTOUT_MODELS": "u2net", "CUTOUT_FAST": "auto"})
+    start_worker({"CUTOUT_MODELS": "u2net", "CUTOUT_FAST": "auto"}, args=["--queues", "fastyes"])
     data = (eval_dir / "photos" / "car-1.jpg").read_bytes()
-    job = finished(store, _submit(store, storage, celery_app, data, {"fast": True}), 300)
+    job = finished(store, _submit(store, storage, celery_app, data, {"fast": True}, "fastyes"), 300)
     assert job["status"] == "succeeded", job
     assert job["options"]["fast"] is True
     ours = np.asarray(Image.open(io.BytesIO(storage.get(job["result"]["key"]))).getchannel("A"))
@@ -200,9 +212,12 @@ def test_a_fast_job_on_a_worker_without_fast_mode_fails_clearly(  # type: ignore
     home = tmp_path / "models"
     home.mkdir()
     (home / "u2net.onnx").symlink_to(fast_home / "u2net.onnx")
-    start_worker({"CUTOUT_MODELS": "u2net", "CUTOUT_MODEL_HOME": str(home), "CUTOUT_FAST": "auto"})
+    start_worker(
+        {"CUTOUT_MODELS": "u2net", "CUTOUT_MODEL_HOME": str(home), "CUTOUT_FAST": "auto"},
+        args=["--queues", "fastno"],
+    )
     data = (eval_dir / "photos" / "car-1.jpg").read_bytes()
-    job = finished(store, _submit(store, storage, celery_app, data, {"fast": True}), 120)
+    job = finished(store, _submit(store, storage, celery_app, data, {"fast": True}, "fastno"), 120)
     assert job["status"] == "failed", job
     assert job["error"]["code"] == "fast_mode_unavailable"
     assert not (home / "u2net.fast-int8-320.xml").exists()

@@ -208,11 +208,9 @@ def test_interrupted_run_resumes_without_a_second_batch(
     state = read_state(out)
     assert len(state["batches"]) == 1
     assert state["batches"][0]["id"]
-    downloaded = {
-        name
-        for name, entry in state["files"].items()
-        if entry["downloaded"] and (out / f"{Path(name).stem}.png").exists()
-    }
+    # after SIGKILL the state may not have recorded the last downloads yet: what is on
+    # disk counts (the resume recognises a complete file by its size)
+    downloaded = {name for name in state["files"] if (out / f"{Path(name).stem}.png").exists()}
     assert 0 < len(downloaded) < 20, "the run was not interrupted half-way"
     kept = {name: (out / f"{Path(name).stem}.png").stat().st_mtime_ns for name in downloaded}
     assert not (out / "report.csv").exists()

@@ -34,7 +34,15 @@ def celery_app(service_env):
     return make_celery(load_settings(service_env))
 
 
-def submit(store, storage, celery_app, data: bytes, options: dict, tenant: str = "t1") -> str:
+def submit(
+    store,
+    storage,
+    celery_app,
+    data: bytes,
+    options: dict,
+    tenant: str = "t1",
+    queue: str = "interactive",
+) -> str:
     job_id = new_id("job")
     key = input_key(tenant, job_id)
     storage.put(key, data, "application/octet-stream")
@@ -49,10 +57,10 @@ def submit(store, storage, celery_app, data: bytes, options: dict, tenant: str =
             "metadata": {},
             "input_key": key,
             "source": {"kind": "upload"},
-            "queue": "interactive",
+            "queue": queue,
         }
     )
-    enqueue_job(celery_app, job_id)
+    enqueue_job(celery_app, job_id, queue)
     return job_id
 
 

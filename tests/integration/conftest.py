@@ -2,7 +2,7 @@
 
 Rules: Redis is a real redis-server, S3 is a real SeaweedFS (`weed mini`), workers are
 real `cutout worker` processes, and the model weights are the real pinned files. No
-fakeredis, no moto, no mocked boto3, no stub model. Servers start once per session on
+in-memory Redis or S3 stand-ins, no mocked boto3, no stub model. Servers start once per session on
 free ports (tests/conftest.py); each test uses fresh ids so tests do not see each other.
 Use u2netp where the model does not matter (speed), u2net where it does.
 """

@@ -41,6 +41,8 @@ class Options:
     canvas: tuple[int, int] | None = None
     fill: float = 0.85
     fast: bool = False
+    #: the refined cutout (worker/engine/refine.py, docs/refine.md); not rembg-identical
+    refine: bool = False
 
     @property
     def content_type(self) -> str:
@@ -64,6 +66,7 @@ class Options:
 
 
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(Options))
+_BOOLS = ("mask_only", "post_process", "alpha_matting", "crop", "fast", "refine")
 _TRUE = {"1", "true", "yes", "on", "t", "y"}
 _FALSE = {"0", "false", "no", "off", "f", "n", ""}
 
@@ -165,7 +168,7 @@ def parse_options(
                     f"format must be one of {', '.join(FORMATS)}, got {value!r}", option=key
                 )
             parsed[key] = fmt
-        elif key in ("mask_only", "post_process", "alpha_matting", "crop", "fast"):
+        elif key in _BOOLS:
             parsed[key] = parse_bool(key, value)
         elif key.startswith("alpha_matting_"):
             parsed[key] = parse_int(key, value, 0, 255)
@@ -190,5 +193,12 @@ def parse_options(
         raise InvalidOption(
             f"fast is only offered for u2net; {options.model} loses too much quality in it",
             option="fast",
+        )
+    if options.refine and (options.fast or options.alpha_matting):
+        other = "fast" if options.fast else "alpha_matting"
+        raise InvalidOption(
+            f"refine replaces {other}: it runs both exact models and refines the edge "
+            "itself; choose one",
+            option="refine",
         )
     return options

@@ -40,7 +40,7 @@ _VALUE_OPTIONS = {
     "canvas": "canvas",
     "fill": "fill",
 }
-_FLAG_OPTIONS = ("mask_only", "post_process", "alpha_matting", "crop", "fast")
+_FLAG_OPTIONS = ("mask_only", "post_process", "alpha_matting", "crop", "fast", "refine")
 
 
 class UsageError(Exception):
@@ -71,6 +71,12 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
         "--fast",
         action="store_true",
         help="int8 u2net: about 2x faster, a slightly different cutout (needs the fast extra)",
+    )
+    group.add_argument(
+        "--refine",
+        action="store_true",
+        help="a better edge than rembg's: both models fused, edge fitted to the photo, "
+        "edge colours cleaned (docs/refine.md)",
     )
 
 

@@ -22,6 +22,7 @@ from worker.engine.compose import compose, warm_alpha_matting
 from worker.engine.families import FAMILIES, U2NetFamily
 from worker.engine.imageio import decode_image, encode_image
 from worker.engine.models import ensure_model, get_spec
+from worker.engine.refine import refine_image, refine_probability
 from worker.engine.session import create_session
 
 
@@ -172,8 +173,21 @@ class Engine:
         output = self._infer(loaded, loaded.family.preprocess(image))
         return loaded.family.postprocess(output, image.size)
 
+    def _refine_probability(self, image: Image.Image) -> np.ndarray:
+        def infer(model: str, batch: np.ndarray) -> np.ndarray:
+            return self._infer(self._load(model), batch)
+
+        return refine_probability(image, infer)
+
+    def refined(self, image: Image.Image) -> tuple[Image.Image, Image.Image]:
+        """``refine``'s alpha (mode L) and foreground colours (RGB) of ``image``."""
+        return refine_image(image, self._refine_probability(image))
+
     def render(self, image: Image.Image, options: Options) -> Image.Image:
         """The final picture for ``options`` before encoding (see worker.engine.compose)."""
+        if options.refine:
+            mask, colours = self.refined(image)
+            return compose(image, mask, options, colours)
         if not options.fast:
             return compose(image, self.predict_mask(image, options.model), options)
         loaded = self._load_fast()
@@ -193,17 +207,24 @@ class Engine:
         Raises InvalidImage, UnsupportedFormat, ImageTooLarge (input), ModelUnavailable,
         FastModeUnavailable.
         """
-        loaded = self._loaded_for(options)
+        loaded = None if options.refine else self._loaded_for(options)
         clock = time.perf_counter
         t0 = clock()
         image = decode_image(data, max_pixels=max_pixels, max_side=max_side)
         t1 = clock()
-        batch = loaded.family.preprocess(image)
-        t2 = clock()
-        output = self._infer_for(loaded, batch)
-        t3 = clock()
-        mask = loaded.family.postprocess(output, image.size)
-        picture = compose(image, mask, options)
+        if loaded is None:  # refine: preprocessing is counted in inference
+            t2 = t1
+            probability = self._refine_probability(image)
+            t3 = clock()
+            mask, colours = refine_image(image, probability)
+            picture = compose(image, mask, options, colours)
+        else:
+            batch = loaded.family.preprocess(image)
+            t2 = clock()
+            output = self._infer_for(loaded, batch)
+            t3 = clock()
+            mask = loaded.family.postprocess(output, image.size)
+            picture = compose(image, mask, options)
         t4 = clock()
         encoded = encode_image(picture, options.format)
         t5 = clock()

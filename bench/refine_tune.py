@@ -34,7 +34,7 @@ from worker.eval.manifest import load_manifest  # noqa: E402
 from worker.eval.metrics import evaluate  # noqa: E402
 
 CACHE = ROOT / "bench" / "out" / "maps"
-MAPS = ("u2net", "u2netp", "u2net_flip", "u2netp_flip")
+MAPS = ("u2net", "u2netp", "u2netp_flip")
 
 
 def maps_for(engine: Engine, image: Image.Image, data: bytes) -> dict[str, np.ndarray]:
@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int)
     parser.add_argument("--cache-only", action="store_true", help="compute the maps, no scores")
+    parser.add_argument(
+        "--cached", action="store_true", help="score only the items whose maps are cached"
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     engine = Engine(settings.model_home, threads=2)
@@ -93,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[tuple[str, dict[str, float]]]] = {}
     for item in items:
         data = item.image_path.read_bytes()
+        if args.cached and not (CACHE / f"{hashlib.sha256(data).hexdigest()[:20]}.npz").exists():
+            continue
         image = decode_image(data)
         truth = np.asarray(Image.open(item.mask_path).convert("L"))
         maps = maps_for(engine, image, data)

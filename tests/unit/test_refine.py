@@ -141,7 +141,21 @@ def test_fully_transparent_pixels_carry_no_colour() -> None:
     assert not out[..., :3][out[..., 3] == 0].any()
 
 
-def test_refine_probability_runs_each_model_once_with_the_flip_in_the_batch() -> None:
+def test_refine_probability_by_default_is_u2nets_normalised_map() -> None:
+    def infer(model: str, batch: np.ndarray) -> np.ndarray:
+        assert model == "u2net"
+        assert batch.shape == (1, 3, 320, 320)
+        return np.linspace(2, 4, 320 * 320, dtype=np.float32).reshape(1, 1, 320, 320)
+
+    prob = refine_probability(Image.new("RGB", (50, 40), "white"), infer)
+    assert prob.min() == 0.0
+    assert prob.max() == 1.0
+
+
+def test_refine_probability_runs_each_model_once_with_the_flip_in_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("worker.engine.refine.FUSION", ("u2net", "u2netp", "u2netp_flip"))
     calls: list[tuple[str, int]] = []
 
     def infer(model: str, batch: np.ndarray) -> np.ndarray:

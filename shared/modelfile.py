@@ -76,7 +76,9 @@ def check_io(data: bytes | Path) -> None:
         raise ModelFileError(f"input must be float32 {INPUT[0]} {INPUT[1]}, got {got_in}")
     # the pinned files leave some output dims symbolic: a symbolic dim matches any size
     fits = len(got_out) == len(OUTPUTS) and all(
-        name == want and kind == _FLOAT and len(dims) == 4
+        name == want
+        and kind == _FLOAT
+        and len(dims) == 4
         and all(isinstance(d, str) or d == w for d, w in zip(dims, shape, strict=True))
         for (name, dims, kind), (want, shape) in zip(got_out, OUTPUTS, strict=True)
     )
@@ -103,7 +105,22 @@ def check_record(record: Any, *, sha256: str) -> dict[str, Any]:
     if base_name not in BUILTIN_MODELS:
         raise ModelFileError(f"the record's base must be one of {', '.join(BUILTIN_MODELS)}")
     if record["sha256"] != sha256:
-        raise ModelFileError(
-            f"the record names sha256 {record['sha256']}, the file's is {sha256}"
-        )
+        raise ModelFileError(f"the record names sha256 {record['sha256']}, the file's is {sha256}")
     return record
+
+
+from shared.errors import CutoutError, ModelUnavailable  # noqa: E402 (errors after the helpers)
+
+
+class ModelIntegrityError(CutoutError):
+    """A custom model's bytes do not match the sha256 it was registered with: never loaded."""
+
+    code = "model_integrity"
+    status = 500
+    title = "The model file does not match its registered sha256"
+
+
+class UnknownModel(ModelUnavailable):
+    """No model of that name is registered (or it was removed)."""
+
+    code = "model_unavailable"

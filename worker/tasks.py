@@ -28,6 +28,7 @@ from shared.options import parse_options
 from shared.storage import output_key
 from shared.store import TERMINAL, Transition
 from worker import context
+from worker.serving import serving_tenant
 
 log = logging.getLogger("cutout.worker")
 
@@ -146,9 +147,10 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         data = _read_input(ctx, job)
         on_storage = False
         fetched = time.monotonic()
-        result = ctx.engine.process(
-            data, options, max_pixels=settings.max_pixels, max_side=settings.max_side
-        )
+        with serving_tenant(job["tenant"]):  # whose custom models (docs/tune.md)
+            result = ctx.engine.process(
+                data, options, max_pixels=settings.max_pixels, max_side=settings.max_side
+            )
         processed = time.monotonic()
         key = output_key(job["tenant"], job_id, options.extension)
         on_storage = True

@@ -54,6 +54,7 @@ def main() -> int:
         help="a tune to run (repeatable; default u2netp:decoder:3)",
     )
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--threads", type=int, help="passed to cutout tune --threads")
     parser.add_argument("--model-home", type=Path, help="default: OUT/models (weights linked)")
     args = parser.parse_args()
     out = args.out

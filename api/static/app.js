@@ -190,13 +190,24 @@
     } else {
       el.keyForm.hidden = true;
     }
-    applyModels(state.info.models);
+    applyModels(await loadModels(state.info.models));
     if (state.info.max_upload_bytes) {
       $("dropzone-hint").textContent =
         `JPEG, PNG, WebP, GIF, BMP or TIFF up to ${formatBytes(state.info.max_upload_bytes)} · one or many · you can also paste`;
     }
     hideAlert();
     return true;
+  }
+
+  // the models this caller may use: built-in, global and the tenant's own (GET /v1/models)
+  async function loadModels(fallback) {
+    try {
+      const listed = await api("/v1/models");
+      const names = (listed.models || []).map((model) => model.name);
+      return names.length ? names : fallback;
+    } catch (_error) {
+      return fallback;
+    }
   }
 
   function applyModels(models) {

@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=float, help="learning rate (default by --layers)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     parser.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
     parser.add_argument(
         "--allow-worse",

@@ -8,8 +8,8 @@ same function as the original in eval mode, and what fine-tuning trains.
 Weights are mapped by order: the ONNX graph lists its Conv nodes in the order the exporter
 traced the forward pass; :func:`load_onnx_weights` runs this forward once with hooks to get
 its own convolution order and copies each initializer into the convolution of the same
-rank, checking every shape. The torch outputs match ONNX Runtime's within 2e-5 (checked
-by ``tests/unit/test_tune_net.py`` and on every export).
+rank, checking every shape. The torch outputs match ONNX Runtime's within 5e-4 (1.4e-4
+seen on a photo; checked by ``tests/unit/test_tune_net.py`` and on every export).
 """
 
 from __future__ import annotations

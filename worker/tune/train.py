@@ -68,6 +68,8 @@ class TuneConfig:
     allow_worse: bool = False
     #: stop after this many training steps in total (tests, smoke runs); None: all
     max_steps: int | None = None
+    #: torch CPU threads; None: torch's default (every core)
+    threads: int | None = None
 
 
 def pick_device(device: str) -> torch.device:
@@ -168,6 +170,8 @@ def tune(config: TuneConfig, say: Callable[[str], None] = lambda s: print(s, fil
     """
     check_name(config.name)
     device = pick_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)

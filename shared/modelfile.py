@@ -5,8 +5,8 @@ give exactly what the pinned U²-Net files do, so that the same pre- and post-pr
 apply unchanged: one float32 input ``input.1`` of 1×3×320×320 and seven float32 outputs
 ``1959``…``1965`` of 1×1×320×320 (the first is the fused mask the engine reads).
 
-The check reads the graph with the ``onnx`` package only (never onnxruntime: the API
-runs it too). Both sides import this module; it imports neither.
+The check reads the graph's I/O straight from the protobuf (the API image has neither
+onnxruntime nor the ``onnx`` package). Both sides import this module; it imports neither.
 """
 
 from __future__ import annotations
@@ -52,26 +52,96 @@ def sha256_of(data: bytes | Path) -> str:
     return digest.hexdigest()
 
 
-def _dims(value_info: Any) -> tuple[int | str, ...]:
-    dims = value_info.type.tensor_type.shape.dim
-    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
+# A reader of the few ONNX protobuf fields the check needs (onnx.proto: ModelProto.graph=7;
+# GraphProto.initializer=5, input=11, output=12; ValueInfoProto.name=1, type=2;
+# TypeProto.tensor_type=1; Tensor.elem_type=1, shape=2; TensorShapeProto.dim=1;
+# Dimension.dim_value=1, dim_param=2; TensorProto.name=8). The API image has no onnx
+# package, and this reads a 176 MB file's I/O without parsing its weights.
+
+
+def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ModelFileError("not an ONNX model (truncated or corrupt protobuf)")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _fields(buf: memoryview) -> list[tuple[int, Any]]:
+    """(field number, value) pairs: ints for varints, memoryviews for bytes; others skipped."""
+    out: list[tuple[int, Any]] = []
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+            out.append((number, value))
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            if pos + length > len(buf):
+                raise ModelFileError("not an ONNX model (truncated or corrupt protobuf)")
+            out.append((number, buf[pos : pos + length]))
+            pos += length
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ModelFileError(f"not an ONNX model (protobuf wire type {wire})")
+    return out
+
+
+def _one(fields: list[tuple[int, Any]], number: int) -> Any:
+    return next((v for n, v in fields if n == number), None)
+
+
+def _value_info(buf: memoryview) -> tuple[str, tuple[int | str, ...], int]:
+    fields = _fields(buf)
+    name = bytes(_one(fields, 1) or b"").decode("utf-8", "replace")
+    type_proto = _one(fields, 2)
+    tensor = _one(_fields(type_proto), 1) if type_proto is not None else None
+    if tensor is None:
+        return name, (), 0
+    tensor_fields = _fields(tensor)
+    shape = _one(tensor_fields, 2)
+    dims: list[int | str] = []
+    for number, dim in _fields(shape) if shape is not None else []:
+        if number != 1:
+            continue
+        dim_fields = _fields(dim)
+        value = _one(dim_fields, 1)
+        param = _one(dim_fields, 2)
+        dims.append(value if value is not None else bytes(param or b"?").decode() or "?")
+    return name, tuple(dims), int(_one(tensor_fields, 1) or 0)
+
+
+def read_io(data: bytes) -> tuple[list[tuple[str, tuple[int | str, ...], int]], ...]:
+    """(inputs without initializers, outputs) of a serialized ONNX model: (name, dims,
+    element type) each. Raises ModelFileError when the bytes are not an ONNX model."""
+    graph = _one(_fields(memoryview(data)), 7)
+    if not isinstance(graph, memoryview):
+        raise ModelFileError("not an ONNX model (no graph)")
+    fields = _fields(graph)
+    weights = set()
+    for number, tensor in fields:
+        if number == 5:
+            weights.add(bytes(_one(_fields(tensor), 8) or b"").decode("utf-8", "replace"))
+    inputs = [_value_info(v) for n, v in fields if n == 11]
+    outputs = [_value_info(v) for n, v in fields if n == 12]
+    return [i for i in inputs if i[0] not in weights], outputs
 
 
 def check_io(data: bytes | Path) -> None:
     """Raise ModelFileError unless the ONNX model has exactly the U²-Net input and outputs."""
-    import onnx
-
-    try:
-        raw = Path(data).read_bytes() if isinstance(data, Path) else data
-        model = onnx.load_model_from_string(raw)
-    except Exception as exc:  # noqa: BLE001 (protobuf raises its own kinds for bad bytes)
-        raise ModelFileError(f"not an ONNX model ({type(exc).__name__})") from None
-    graph = model.graph
-    weights = {t.name for t in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in weights]
-    got_in = [(i.name, _dims(i), i.type.tensor_type.elem_type) for i in inputs]
+    raw = Path(data).read_bytes() if isinstance(data, Path) else data
+    got_in, got_out = read_io(raw)
     want_in = [(INPUT[0], INPUT[1], _FLOAT)]
-    got_out = [(o.name, _dims(o), o.type.tensor_type.elem_type) for o in graph.output]
     if got_in != want_in:
         raise ModelFileError(f"input must be float32 {INPUT[0]} {INPUT[1]}, got {got_in}")
     # the pinned files leave some output dims symbolic: a symbolic dim matches any size

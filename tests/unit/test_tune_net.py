@@ -83,3 +83,33 @@ def test_split_is_seeded_and_disjoint() -> None:
     assert len(val) == 2
     assert not set(train) & set(val)
     assert split_items(items, 0.2, seed=3) == (train, val)  # type: ignore[arg-type]
+
+
+def test_a_model_no_better_than_its_base_is_not_registered(
+    u2netp_path: Path, tmp_path: Path
+) -> None:
+    """lr=0 keeps the base's weights: validation ties the base, so nothing is written."""
+    from tests.vertical.make import write
+    from worker.tune.train import TuneConfig, TuneError, tune
+
+    manifests = write(tmp_path / "data", 3, seed=4, test_share=0.34)
+    home = tmp_path / "models"
+    home.mkdir()
+    (home / "u2netp.onnx").symlink_to(u2netp_path)
+    said: list[str] = []
+    config = TuneConfig(
+        manifest=manifests["all"],
+        base="u2netp",
+        name="same",
+        home=home,
+        val_split=0.34,
+        layers="head",
+        epochs=1,
+        batch_size=2,
+        lr=0.0,
+        max_steps=1,
+    )
+    with pytest.raises(TuneError, match=r"not registered: no epoch beat u2netp .*ΔIoU \+0\.0000"):
+        tune(config, say=said.append)
+    assert not (home / "custom" / "same.onnx").exists()
+    assert any(line.startswith("base on validation: IoU") for line in said)

@@ -187,7 +187,7 @@ def tune(config: TuneConfig, say: Callable[[str], None] = lambda s: print(s, fil
     base_path = ensure_model(config.base, config.home, progress=True)
     model = from_onnx(config.base, base_path).to(device)
     params = set_trainable(model, config.layers)
-    lr = config.lr or DEFAULT_LR[config.layers]
+    lr = config.lr if config.lr is not None else DEFAULT_LR[config.layers]
     optimizer = torch.optim.Adam(params, lr=lr)
     n_params = sum(p.numel() for p in params)
     say(

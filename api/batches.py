@@ -46,6 +46,7 @@ from api.intake import (
     read_limited,
 )
 from api.jobs import json_body
+from api.jsonbody import loads
 from api.openapi import doc, ref
 from api.ratelimit import queue_slots
 from shared.errors import (
@@ -409,10 +410,10 @@ def _parse_multipart(svc: Any) -> Request:
     _check_count(len(uploads), settings.max_batch_items)
     option_values: dict[str, Any] = {}
     if form.get("options"):
-        try:
-            option_values.update(json.loads(form["options"]))
-        except (ValueError, TypeError):
-            raise InvalidRequest("the `options` field must be a JSON object") from None
+        options_field = loads(form["options"], "the `options` field", field="options")
+        if not isinstance(options_field, dict):
+            raise InvalidRequest("the `options` field must be a JSON object", field="options")
+        option_values.update(options_field)
     option_values.update({k: v for k, v in form.items() if k not in FORM_EXTRA_FIELDS})
     options = parse_options(option_values)
     metadata = parse_metadata(form.get("metadata"))

@@ -44,6 +44,7 @@ from typing import Any
 
 from flask import Request, request
 
+from api.jsonbody import body_bytes, loads
 from shared.errors import CutoutError, IdempotencyMismatch, InvalidRequest, Unavailable
 
 HEADER = "Idempotency-Key"
@@ -144,16 +145,18 @@ def request_fingerprint(req: Request, tenant: str) -> str:
         for name, filename, sha in sorted(files):
             digest.update(_framed("file", name, f"{filename}\0{sha}".encode()))
         return digest.hexdigest()
-    data = req.get_data(cache=True)
+    data = body_bytes(req)  # 413 for a chunked body over the limit
     if req.mimetype == "application/json" or req.mimetype.endswith("+json"):
         try:
             canonical = json.dumps(
-                json.loads(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+                loads(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False
             )
-        except ValueError:
-            pass
+        except InvalidRequest:
+            pass  # not JSON, or too deep: hashed raw; the view refuses it
         else:
-            digest.update(b"json\0" + canonical.encode())
+            # surrogatepass: a lone surrogate (\ud800) is hashed, not a 500; the view
+            # refuses it where it matters
+            digest.update(b"json\0" + canonical.encode("utf-8", "surrogatepass"))
             return digest.hexdigest()
     digest.update(b"raw\0" + data)
     return digest.hexdigest()

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
+from api.jsonbody import depth, loads
 from api.ratelimit import queue_slots
 from shared import netguard
 from shared.errors import (
@@ -43,6 +44,7 @@ from shared.tasks import INTERACTIVE, enqueue_job
 log = logging.getLogger("cutout.api")
 
 MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 8  # levels of objects and arrays, the top object included
 
 # (magic test, Pillow format name, content type); order matters only for readability
 _FORMATS: tuple[tuple[str, str, str], ...] = (
@@ -153,13 +155,26 @@ def parse_metadata(value: Any) -> dict[str, Any]:
     if value is None or value == "":
         return {}
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise InvalidRequest("metadata must be a JSON object", field="metadata") from None
+        if len(value.encode("utf-8", "surrogatepass")) > MAX_METADATA_BYTES * 6:
+            # the text is read before its size is judged; refuse the absurd first
+            raise InvalidRequest(
+                f"metadata is over the limit of {MAX_METADATA_BYTES} bytes", field="metadata"
+            )
+        value = loads(value, "metadata", field="metadata")
     if not isinstance(value, dict):
         raise InvalidRequest("metadata must be a JSON object", field="metadata")
-    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if depth(value) > MAX_METADATA_DEPTH:
+        raise InvalidRequest(
+            f"metadata nests deeper than {MAX_METADATA_DEPTH} levels", field="metadata"
+        )
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    except UnicodeEncodeError:
+        # a lone surrogate ("\ud800") is valid JSON but no text: it would break every
+        # place that writes the metadata out as UTF-8 (results.zip's manifest, file names)
+        raise InvalidRequest(
+            "metadata holds a lone UTF-16 surrogate, which is not text", field="metadata"
+        ) from None
     if size > MAX_METADATA_BYTES:
         raise InvalidRequest(
             f"metadata is {size} bytes of JSON, over the limit of {MAX_METADATA_BYTES}",
@@ -178,6 +193,13 @@ def check_url(value: Any, field: str, settings: Settings) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(f"{field} must be a URL string", field=field)
     url = value.strip()
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        # "\ud800" in JSON parses into a str that no URL library can encode
+        raise UrlNotAllowed(
+            f"{field}: holds a lone UTF-16 surrogate, which is not text", field=field
+        ) from None
     try:
         target = netguard.parse_url(url)
         if target.literal is not None:

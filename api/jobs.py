@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, redirect, request
-from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response as BaseResponse
 
 from api.errors import JobRunning, NoResult
@@ -21,6 +20,7 @@ from api.intake import (
     parse_webhook,
     read_limited,
 )
+from api.jsonbody import loads, request_json
 from api.openapi import doc
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ids import now_iso, valid_id
@@ -41,10 +41,7 @@ def services() -> Any:
 
 def json_body() -> dict[str, Any]:
     """The request's JSON object; InvalidRequest when it is missing or not an object."""
-    try:
-        body = request.get_json(force=True, silent=False)
-    except BadRequest:
-        raise InvalidRequest("the body is not valid JSON") from None
+    body = request_json()
     if not isinstance(body, dict):
         raise InvalidRequest("the JSON body must be an object")
     return body
@@ -125,10 +122,10 @@ def _create_from_multipart() -> dict[str, Any]:
         raise InvalidRequest(f"the multipart body has no `image` file (file fields: {others})")
     option_values: dict[str, Any] = {}
     if form.get("options"):
-        try:
-            option_values.update(json.loads(form["options"]))
-        except (ValueError, TypeError):
-            raise InvalidRequest("the `options` field must be a JSON object") from None
+        options_field = loads(form["options"], "the `options` field", field="options")
+        if not isinstance(options_field, dict):
+            raise InvalidRequest("the `options` field must be a JSON object", field="options")
+        option_values.update(options_field)
     option_values.update({k: v for k, v in form.items() if k not in FORM_EXTRA_FIELDS})
     options = parse_options(option_values)
     metadata = parse_metadata(form.get("metadata"))

@@ -2,7 +2,8 @@
 
 The same key with the same request within 24 hours answers the object the first request
 created (``202``, the same ``Location``, the object as it is now); the same key with
-another request is ``422 idempotency_key_reused``. Keys are scoped to the tenant.
+another request is ``422 idempotency_key_reused``. Keys are scoped to the tenant and
+the path: the same key on another path is another key.
 
 "The same request" is a SHA-256 over the method, the path, the tenant and the body:
 
@@ -168,9 +169,13 @@ def _framed(kind: str, name: str, value: bytes) -> bytes:
     return head + value
 
 
-def redis_key(tenant: str, key: str) -> str:
-    # hashed: the client's key may be long and hold any visible character
-    return f"{PREFIX}{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+def redis_key(tenant: str, path: str, key: str) -> str:
+    """Where a key lives: one per tenant, path and key, so that the same key on
+    ``/v1/jobs`` and ``/v1/batches`` names two independent requests (API.md)."""
+    # hashed: the client's key may be long and hold any visible character; the path and
+    # the key are framed by a NUL, which neither can hold
+    digest = hashlib.sha256(f"{path}\0{key}".encode()).hexdigest()
+    return f"{PREFIX}{tenant}:{digest}"
 
 
 @contextlib.contextmanager
@@ -193,7 +198,7 @@ def idempotent(services: Any, tenant: str, req: Request | None = None) -> Iterat
         )
     client = services.store.r
     fingerprint = request_fingerprint(req, tenant)
-    name = redis_key(tenant, key)
+    name = redis_key(tenant, req.path, key)
     token = secrets.token_hex(16)
     with _translated():
         slot = _claim_or_replay(client, name, fingerprint, token)

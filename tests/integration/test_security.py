@@ -474,8 +474,18 @@ def test_idempotency_on_batches(client: FlaskClient, rdb: redis.Redis) -> None:
     assert again.headers["Location"] == first.headers["Location"]
     other = client.post("/v1/batches", json={**body, "items": body["items"] * 2}, headers=headers)
     assert_problem(other, 422, "idempotency_key_reused")
-    # the key is scoped to the path: the same key on /v1/jobs is "another request"
-    assert_problem(submit(client, headers), 422, "idempotency_key_reused")
+    # the key is scoped to the path: the same key on /v1/jobs is another key, and makes
+    # a job of its own (it used to answer 422 idempotency_key_reused)
+    job = submit(client, headers)
+    assert job.status_code == 202, job.get_data(as_text=True)
+    assert job.get_json()["id"].startswith("job_")
+    again = submit(client, headers, data=png())
+    assert again.get_json()["id"] == job.get_json()["id"]
+    # and the batch's key still answers the batch
+    assert (
+        client.post("/v1/batches", json=body, headers=headers).get_json()["id"]
+        == (first.get_json()["id"])
+    )
 
 
 # -- the real HTTP server: body limit before reading, start-up refusal, secrets in logs --

@@ -131,9 +131,10 @@ def test_idempotency_key_shape(key: str, ok: bool) -> None:
     assert bool(_KEY_RE.fullmatch(key)) is ok
 
 
-def test_idempotency_redis_key_is_per_tenant_and_hashed() -> None:
-    assert redis_key("a", "k") != redis_key("b", "k")
-    assert "secret-looking-key" not in redis_key("a", "secret-looking-key")
+def test_idempotency_redis_key_is_per_tenant_path_and_hashed() -> None:
+    assert redis_key("a", "/v1/jobs", "k") != redis_key("b", "/v1/jobs", "k")
+    assert redis_key("a", "/v1/jobs", "k") != redis_key("a", "/v1/batches", "k")
+    assert "secret-looking-key" not in redis_key("a", "/v1/jobs", "secret-looking-key")
 
 
 # -- frames: only the first is ever touched -------------------------------------------------

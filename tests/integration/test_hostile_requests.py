@@ -121,9 +121,7 @@ def _complete(answer: bytes) -> bool:
     return False
 
 
-@pytest.mark.parametrize(
-    "case", raw_cases(MAX_UPLOAD + MULTIPART_ENVELOPE), ids=lambda c: c.name
-)
+@pytest.mark.parametrize("case", raw_cases(MAX_UPLOAD + MULTIPART_ENVELOPE), ids=lambda c: c.name)
 def test_raw_request_gets_problem_json_from_the_real_server(
     small_api: ApiProcess, case: RawCase
 ) -> None:

@@ -232,11 +232,12 @@ class ApiClient:
 
     # -- the endpoints cutout submit uses --------------------------------------------------
 
-    def create_uploads(self, count: int, content_type: str) -> list[dict[str, Any]]:
-        """``POST /v1/uploads``: ``count`` signed PUT slots for ``content_type``."""
-        resp = self.call("POST", "/v1/uploads", {"count": count, "content_type": content_type})
-        slots = resp.json()
-        if not isinstance(slots, list) or len(slots) != count:
+    def create_uploads(self, sizes: list[int], content_type: str) -> list[dict[str, Any]]:
+        """``POST /v1/uploads``: one signed PUT slot per size (the exact byte count, which
+        the signature binds) for ``content_type``."""
+        body = {"sizes": list(sizes), "content_type": content_type}
+        slots = self.call("POST", "/v1/uploads", body).json()
+        if not isinstance(slots, list) or len(slots) != len(sizes):
             raise ClientError("POST /v1/uploads answered an unexpected body", "bad_response")
         return slots
 

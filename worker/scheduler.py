@@ -107,8 +107,9 @@ class Scheduler(threading.Thread):
         removed = 0
         for entry in self.ctx.store.pop_expired():
             tenant, job_id = entry["tenant"], entry["job"]
-            removed += self.ctx.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
-            removed += self.ctx.storage.delete_prefix(f"outputs/{tenant}/{job_id}/")
+            if job_id:  # None: an upload slot that no job took up in time
+                removed += self.ctx.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
+                removed += self.ctx.storage.delete_prefix(f"outputs/{tenant}/{job_id}/")
             if entry.get("input") and entry["input"].startswith(f"uploads/{tenant}/"):
                 removed += self.ctx.storage.delete_prefix(entry["input"])
         if removed:

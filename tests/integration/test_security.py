@@ -163,7 +163,9 @@ def test_tenant_b_cannot_reach_tenant_a_jobs_results_or_uploads(client: FlaskCli
     assert client.get(f"/v1/jobs/{job_id}/result", headers=A).status_code == 200
 
     # an upload key of A, used by B: 404 exactly like a key that never existed
-    slot = client.post("/v1/uploads", json={"content_type": "image/png"}, headers=A).get_json()[0]
+    slot = client.post(
+        "/v1/uploads", json={"content_type": "image/png", "bytes": len(png())}, headers=A
+    ).get_json()[0]
     request = urllib.request.Request(
         slot["url"], data=png(), method="PUT", headers=slot.get("headers") or {}
     )

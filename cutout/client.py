@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import tempfile
 import threading
 import time
@@ -51,6 +52,13 @@ class TransportError(ClientError):
     """The server could not be reached, or kept answering with a transient error."""
 
     code = "unreachable"
+
+
+class ServiceUnreachable(ClientError):
+    """Nothing listens at the API's address (refused, unknown host, no route)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "unreachable")
 
 
 class ApiError(ClientError):
@@ -203,6 +211,25 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.http = http or Http()
+
+    def check_reachable(self, timeout: float = 3.0) -> None:
+        """Raise ServiceUnreachable at once when nothing listens at ``base_url``.
+
+        Only a TCP connection is tried (a refused one fails at once; a busy server still
+        accepts), so a slow API is not mistaken for an absent one. Without this the first
+        request retried for about 25 s in silence and ended in a bare
+        ConnectionRefusedError.
+        """
+        parts = urllib.parse.urlsplit(self.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "", port), timeout=timeout).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ServiceUnreachable(
+                f"nothing answers at {self.base_url} ({reason.lower()}); start the service "
+                "with `cutout up` (it prints its URL), or give its address with --api URL"
+            ) from None
 
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}

@@ -148,6 +148,11 @@ def handler(args: argparse.Namespace) -> int:
         with _locked(out):
             client = ApiClient(args.api, args.api_key)
             try:
+                client.check_reachable()
+            except ClientError as exc:
+                print(f"{PROG}: {exc}", file=sys.stderr)
+                return 1
+            try:
                 state = State.open(out, args, source, given)
                 files = list_images(source, out, args.recursive)
                 run = Submit(args, client, state, source, out)

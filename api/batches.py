@@ -33,6 +33,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.datastructures import FileStorage
 
+from api.capabilities import check_fast
 from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from api.idempotency import idempotent
 from api.intake import (
@@ -227,6 +228,7 @@ def _create_batch() -> dict[str, Any]:
             "send application/json with `items`, or multipart/form-data with `images` "
             f"files (got Content-Type {mimetype or 'none'!r})"
         )
+    check_fast(svc, (item.options for item in parsed.items))
     tenant = g.tenant
     batch_id = new_id("bat")
     job_ids = [item.job_id for item in parsed.items]

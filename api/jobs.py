@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from api.capabilities import check_fast
 from api.errors import JobRunning, NoResult
 from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from api.idempotency import idempotent
@@ -128,6 +129,7 @@ def _create_from_multipart() -> dict[str, Any]:
         option_values.update(options_field)
     option_values.update({k: v for k, v in form.items() if k not in FORM_EXTRA_FIELDS})
     options = parse_options(option_values)
+    check_fast(svc, [options])
     metadata = parse_metadata(form.get("metadata"))
     webhook = parse_webhook(form.get("webhook_url"), svc.settings)
     data = read_limited(upload.stream, svc.settings.max_upload_bytes)
@@ -148,6 +150,7 @@ def _create_from_json() -> dict[str, Any]:
     if not isinstance(raw_options, dict):
         raise InvalidRequest("`options` must be a JSON object")
     options = parse_options(raw_options)
+    check_fast(svc, [options])
     metadata = parse_metadata(body.get("metadata"))
     webhook = parse_webhook(body.get("webhook_url"), svc.settings)
     if "upload_key" in body:

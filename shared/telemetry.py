@@ -80,6 +80,17 @@ def workers(client: Any) -> list[dict[str, Any]]:
     return sorted(out, key=lambda w: w["id"])
 
 
+def serves_fast(client: Any) -> bool | None:
+    """Whether a live worker serves fast mode: True, False, or None when no worker is
+    alive (or none says: workers from before the ``fast`` heartbeat field)."""
+    alive = workers(client)
+    if any(worker.get("fast") for worker in alive):
+        return True
+    if not alive or any("fast" not in worker for worker in alive):
+        return None
+    return False
+
+
 def read_stats(client: Any) -> dict[str, dict[str, float]]:
     pipe = client.pipeline(transaction=False)
     for key in (JOBS_KEY, STAGES_KEY, WEBHOOKS_KEY, ERRORS_KEY, RETRIES_KEY):

@@ -95,6 +95,8 @@ class Scheduler(threading.Thread):
             "threads": settings.effective_ort_threads,
             "providers": engine.providers(settings.models[0]) if engine is not None else [],
             "rss_bytes": _rss(),
+            # the API refuses fast jobs while no live worker serves them (api/capabilities.py)
+            "fast": bool(engine is not None and engine.fast_ready),
         }
         telemetry.heartbeat(self.ctx.store.r, f"{socket.gethostname()}.{os.getpid()}", info)
 

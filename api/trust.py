@@ -59,7 +59,7 @@ def host_name(host: str) -> str:
     """The name part of a ``Host`` header value (``[::1]:8080`` → ``::1``)."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
+        return host[1 : host.find("]")] if "]" in host else ""  # malformed: no name
     name, sep, port = host.rpartition(":")
     return name if sep and port.isdigit() else host
 

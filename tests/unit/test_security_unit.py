@@ -244,3 +244,32 @@ def test_worker_children_are_bounded_in_memory_and_time() -> None:
     assert 0 < conf.worker_max_memory_per_child <= 4_000_000  # KiB
     assert conf.task_time_limit == settings.task_time_limit
     assert conf.task_soft_time_limit < conf.task_time_limit
+
+
+# -- keyless mode: which Host names are loopback (api/trust.py) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("localhost", True),
+        ("LOCALHOST:8080", True),
+        ("localhost.:8080", True),
+        ("app.localhost:3000", True),
+        ("127.0.0.1", True),
+        ("127.1.2.3:80", True),
+        ("[::1]:8080", True),
+        ("[::1]", True),
+        ("evil.example", False),
+        ("localhost.evil.example", False),
+        ("127.0.0.1.nip.io", False),
+        ("[::ffff:10.0.0.1]:80", False),
+        ("10.0.0.5:8080", False),
+        ("", False),
+        ("[::1", False),
+    ],
+)
+def test_loopback_host_names(host: str, ok: bool) -> None:
+    from api.trust import loopback_host
+
+    assert loopback_host(host) is ok

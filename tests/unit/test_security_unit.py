@@ -273,3 +273,25 @@ def test_loopback_host_names(host: str, ok: bool) -> None:
     from api.trust import loopback_host
 
     assert loopback_host(host) is ok
+
+
+def test_request_corpus_keeps_the_inputs_that_once_answered_500() -> None:
+    """Issue 17's inputs stay in the corpus (tests/integration/test_hostile_requests.py
+    sends them through the app and a real gunicorn)."""
+    from tests.corpus.make import DEEP, REQUEST_CASES, raw_cases
+
+    deep_paths = {c.path for c in REQUEST_CASES if "deep" in c.name}
+    assert deep_paths == {"/v1/jobs", "/v1/batches", "/v1/uploads"}
+    names = {c.name for c in REQUEST_CASES}
+    assert {"jobs_form_metadata_deep", "batches_form_metadata_deep"} <= names
+    assert {
+        "jobs_image_url_surrogate",
+        "jobs_webhook_url_surrogate",
+        "batches_item_image_url_surrogate",
+        "batches_webhook_url_surrogate",
+    } <= names
+    assert DEEP >= 100_000
+    assert all(c.status < 500 for c in REQUEST_CASES)
+    raw = {c.name: c for c in raw_cases(1000)}
+    assert {c.status for c in raw.values()} >= {400, 413, 414, 431}
+    assert raw["chunked_json_over_limit"].code == "payload_too_large"

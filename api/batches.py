@@ -42,6 +42,7 @@ from api.intake import (
     check_upload_key,
     check_url,
     new_job_record,
+    own_upload_key,
     parse_metadata,
     parse_webhook,
     read_limited,
@@ -315,7 +316,7 @@ def _json_item(settings: Any, tenant: str, index: int, raw: Any, base: Options) 
         return Item(index, job_id, options, metadata, {"kind": "url", "url": url})
     key = raw["upload_key"]
     # another tenant's key reads exactly like a key that never held anything
-    if not isinstance(key, str) or not key.startswith(f"uploads/{tenant}/") or ".." in key:
+    if not own_upload_key(tenant, key):
         raise UploadNotFound("no upload of yours under this upload_key", field="upload_key")
     return Item(index, job_id, options, metadata, {"kind": "upload"}, input_key=key)
 

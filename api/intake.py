@@ -252,13 +252,25 @@ def new_job_record(
     }
 
 
+def own_upload_key(tenant: str, key: Any) -> bool:
+    """Whether ``key`` can be an upload of ``tenant``: under its prefix, no ``..``, and
+    printable ASCII (a lone surrogate would break the storage client: a 500)."""
+    return (
+        isinstance(key, str)
+        and key.isascii()
+        and key.isprintable()
+        and key.startswith(f"uploads/{tenant}/")
+        and ".." not in key
+    )
+
+
 def check_upload_key(storage: Any, settings: Settings, tenant: str, key: Any) -> str:
     """An ``upload_key`` of this tenant that holds an object within the size limit.
 
     Another tenant's key answers NotFound, exactly like a key that never existed in any
     form, so that keys of others cannot be probed.
     """
-    if not isinstance(key, str) or not key.startswith(f"uploads/{tenant}/") or ".." in key:
+    if not own_upload_key(tenant, key):
         raise NotFound("no such upload_key", field="upload_key")
     try:
         head = storage.head(key)

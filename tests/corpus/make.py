@@ -773,6 +773,31 @@ REQUEST_CASES: tuple[RequestCase, ...] = (
     ),
 )
 
+REQUEST_CASES += (
+    RequestCase(
+        "jobs_upload_key_surrogate",
+        "/v1/jobs",
+        _dumps({"upload_key": "uploads/public/upl_\ud800"}),
+        404,
+        "not_found",
+        note="the storage client cannot encode it: refused before it is asked",
+    ),
+    RequestCase(
+        "batches_item_upload_key_surrogate",
+        "/v1/batches",
+        _dumps({"items": [{"upload_key": "uploads/public/upl_\ud800"}]}),
+        422,
+        "upload_not_found",
+    ),
+    RequestCase(
+        "jobs_option_surrogate",
+        "/v1/jobs",
+        _dumps({"image_url": _URL, "options": {"model": "\ud800", "bg_color": "\ud800"}}),
+        422,
+        "invalid_option",
+    ),
+)
+
 REQUESTS_BY_NAME = {case.name: case for case in REQUEST_CASES}
 assert len(REQUESTS_BY_NAME) == len(REQUEST_CASES), "request case names must be unique"
 

@@ -148,7 +148,7 @@ def parse_position(name: str, value: Any) -> tuple[float, float] | None:
     if text in ("center", "centre"):
         return (0.5, 0.5)
     parts = [p for p in re.split(r"[\s,]+", text) if p]
-    fractions = []
+    fractions: list[float] = []
     for part in parts:
         try:
             number = float(part[:-1]) / 100 if part.endswith("%") else float(part)

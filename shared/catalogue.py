@@ -210,5 +210,6 @@ def parse_upload_key(name: str, value: Any) -> str | None:
 
 
 def background_key_allowed(key: str, tenant: str) -> bool:
-    """Whether ``key`` lies in ``tenant``'s upload area (another's answers not found)."""
-    return key.startswith(f"uploads/{tenant}/") and ".." not in key
+    """Whether ``key`` lies in ``tenant``'s uploads (``POST /v1/uploads``) or inputs
+    (where ``/v1.0/removebg`` keeps a ``bg_image_file``); another's reads as missing."""
+    return key.startswith((f"uploads/{tenant}/", f"inputs/{tenant}/")) and ".." not in key

@@ -327,11 +327,12 @@ def job_from_url(
     metadata: Mapping[str, Any] | None = None,
     webhook: dict[str, Any] | None = None,
     field: str = "image_url",
+    job_id: str | None = None,
 ) -> dict[str, Any]:
     """A job whose input the worker fetches from ``url`` under the SSRF guard."""
     check_background(tenant, options)
     record = new_job_record(
-        job_id=new_id("job"),
+        job_id=job_id or new_id("job"),
         tenant=tenant,
         options=options,
         source={"kind": "url", "url": check_url(url, field, services.settings)},

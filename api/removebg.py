@@ -294,6 +294,11 @@ def removebg() -> Response:
             + (f" (got {', '.join(sources)})" if sources else ""),
             field="image_file",
         )
+    if _given(params.get("bg_image_file")) and bg_bytes is None:
+        raise InvalidRequest(
+            "bg_image_file must be a file of a multipart body (or send bg_image_url)",
+            field="bg_image_file",
+        )
     options = removebg_options(params)
     tenant = g.tenant
     job_id = new_id("job")
@@ -305,20 +310,25 @@ def removebg() -> Response:
         # beside the job's input: deleted with it when the job expires
         background_key = f"inputs/{tenant}/{job_id}/background"
         options = parse_options({"bg_upload_key": background_key}, base=options)
-    if sources[0] == "image_url":
-        job = job_from_url(svc, tenant, str(params["image_url"]), options, field="image_url")
-    else:
-        if sources[0] == "image_file_b64":
-            image_bytes = _decode_b64(params["image_file_b64"], svc.settings.max_upload_bytes)
-        assert image_bytes is not None
-        if background_key is not None:
-            svc.storage.put(background_key, bg_bytes, "application/octet-stream")
-        try:
+    if sources[0] == "image_file_b64":
+        image_bytes = _decode_b64(params["image_file_b64"], svc.settings.max_upload_bytes)
+    elif sources[0] == "image_file" and image_bytes is None:
+        raise InvalidRequest(
+            "image_file must be a file of a multipart body (or send image_file_b64)",
+            field="image_file",
+        )
+    if background_key is not None:
+        svc.storage.put(background_key, bg_bytes, "application/octet-stream")
+    try:
+        if sources[0] == "image_url":
+            url = str(params["image_url"])
+            job = job_from_url(svc, tenant, url, options, field="image_url", job_id=job_id)
+        else:
             job = job_from_bytes(svc, tenant, image_bytes, options, job_id=job_id)
-        except CutoutError:
-            if background_key is not None:
-                svc.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
-            raise
+    except CutoutError:
+        if background_key is not None:
+            svc.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
+        raise
     return _answer(finished_job(job), params)
 
 

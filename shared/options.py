@@ -241,8 +241,10 @@ def _check_catalogue(options: Options) -> None:
             f"one background at a time: {' and '.join(sources)} were both given",
             option=sources[1],
         )
-    if options.mask_only and (options.format == "zip" or options.shadow or sources):
+    # (bg_color beside mask_only is ignored, as it always was: rembg's om + bgc)
+    images = options.bg_image_url or options.bg_upload_key
+    if options.mask_only and (options.format == "zip" or options.shadow or images):
         raise InvalidOption(
-            "mask_only gives the mask alone: no zip, shadow or background with it",
+            "mask_only gives the mask alone: no zip, shadow or background image with it",
             option="mask_only",
         )

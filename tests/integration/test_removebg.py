@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -304,8 +305,6 @@ def test_another_tenants_background_key_reads_as_missing(keyed_api) -> None:
 
 
 def poll_keyed(api: ApiProcess, job_id: str) -> dict:
-    import time
-
     for _ in range(1800):
         status, _, raw = http("GET", f"{api.url}/v1/jobs/{job_id}", headers={"X-Api-Key": KEY})
         assert status == 200, raw
@@ -314,3 +313,45 @@ def poll_keyed(api: ApiProcess, job_id: str) -> dict:
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_catalogue_options_through_a_batch(keyed_api, worker, files) -> None:
+    headers = {"Content-Type": "application/json", "X-Api-Key": KEY}
+    body = json.dumps(
+        {
+            "options": {"model": "u2netp", "shadow": True},
+            "items": [
+                {
+                    "image_url": files("photo.jpg"),
+                    "options": {"bg_image_url": files("backdrop.png"), "format": "zip"},
+                },
+                {"image_url": files("photo.jpg"), "options": {"scale": "100%", "crop": True}},
+            ],
+        }
+    ).encode()
+    status, _, raw = http("POST", f"{keyed_api.url}/v1/batches", body, headers)
+    assert status == 202, raw
+    batch_id = json.loads(raw)["id"]
+    for _ in range(1800):
+        _, _, raw = http("GET", f"{keyed_api.url}/v1/batches/{batch_id}", headers=headers)
+        if json.loads(raw)["status"] == "completed":
+            break
+        time.sleep(0.1)
+    _, _, raw = http("GET", f"{keyed_api.url}/v1/batches/{batch_id}/jobs", headers=headers)
+    jobs = sorted(json.loads(raw)["items"], key=lambda job: job["item_index"])
+    assert [job["status"] for job in jobs] == ["succeeded", "succeeded"], jobs
+    assert jobs[0]["result"]["content_type"] == "application/zip"
+    assert jobs[0]["options"]["shadow"] is True
+    for job in jobs:
+        assert abs(job["result"]["subject"]["left"] - 120) <= 6
+    # cropped and scaled to fill the crop: the foreground is the whole result
+    second = jobs[1]["result"]
+    assert second["foreground"]["width"] >= second["width"] - 2
+    status, _, archive = http(
+        "GET", f"{keyed_api.url}/v1/batches/{batch_id}/results.zip", headers=headers
+    )
+    assert status == 200
+    with zipfile.ZipFile(io.BytesIO(archive)) as results:
+        names = results.namelist()
+    assert any(name.endswith(".zip") for name in names), names
+    assert any(name.endswith(".png") for name in names), names

@@ -916,6 +916,9 @@
       const item = state.selected;
       if (!item) return;
       el.originalMeta.textContent = `${el.originalImg.naturalWidth}×${el.originalImg.naturalHeight} · ${formatBytes(item.file.size)}`;
+      // remove.bg's advice, measured here too (docs/api.md): ZIP above 10 megapixels
+      const pixels = el.originalImg.naturalWidth * el.originalImg.naturalHeight;
+      $("large-hint").hidden = pixels <= 10_000_000 || el.format.value === "zip";
       render(); // the subject's box needs the image's displayed size
     });
     window.addEventListener("resize", () => render());

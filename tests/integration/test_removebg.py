@@ -56,7 +56,11 @@ def backdrop_bytes(size: tuple[int, int] = (200, 100)) -> bytes:
 @pytest.fixture(scope="module")
 def files() -> Iterator[Callable[[str], str]]:
     """A local HTTP server of /photo.jpg and /backdrop.png; returns name → URL."""
-    content = {"/photo.jpg": photo_bytes(), "/backdrop.png": backdrop_bytes()}
+    content = {
+        "/photo.jpg": photo_bytes(),
+        "/backdrop.png": backdrop_bytes(),
+        "/notes.txt": b"not an image\n" * 20,
+    }
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -355,3 +359,15 @@ def test_catalogue_options_through_a_batch(keyed_api, worker, files) -> None:
         names = results.namelist()
     assert any(name.endswith(".zip") for name in names), names
     assert any(name.endswith(".png") for name in names), names
+
+
+def test_a_background_that_is_not_an_image_fails_the_job_saying_so(
+    keyed_api, worker, files
+) -> None:
+    status, _, raw = removebg(
+        keyed_api, {"bg_image_url": files("notes.txt"), "model": "u2netp"}, photo_file()
+    )
+    assert status == 400, raw[:300]
+    error = json.loads(raw)["errors"][0]
+    assert error["code"] == "unsupported_format"
+    assert error["title"].startswith("the background image:")

@@ -239,3 +239,10 @@ def test_zip_holds_color_jpeg_and_alpha_png_that_compose_to_the_png() -> None:
         # JPEG is lossy: the colour is close, not equal
         diff = np.abs(pixels(color) - pixels(picture)[..., :3])
         assert diff[14:34, 18:46].max() <= 8
+
+
+def test_background_decode_errors_name_the_background() -> None:
+    from shared.errors import UnsupportedFormat
+
+    with pytest.raises(UnsupportedFormat, match=r"^the background image: "):
+        catalogue.decode_background(b"plain text, not a picture", 100, 100)

@@ -29,6 +29,7 @@ from typing import Any
 from PIL import Image, ImageFilter
 
 from shared.catalogue import margin_sides, roi_box
+from shared.errors import CutoutError
 from shared.options import Options
 from worker.engine.compose import (
     alpha_matting_cutout,
@@ -40,7 +41,7 @@ from worker.engine.compose import (
     post_process_mask,
     subject_bbox,
 )
-from worker.engine.imageio import JPEG_QUALITY, encode_image, encode_png
+from worker.engine.imageio import JPEG_QUALITY, decode_image, encode_image, encode_png
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom
 
@@ -59,6 +60,15 @@ class Rendered:
     picture: Image.Image
     subject: Box | None
     foreground: Box | None
+
+
+def decode_background(data: bytes, max_pixels: int, max_side: int) -> Image.Image:
+    """The background image's bytes decoded under the input's limits; its errors say
+    that it is the background (InvalidImage, UnsupportedFormat, ImageTooLarge)."""
+    try:
+        return decode_image(data, max_pixels=max_pixels, max_side=max_side)
+    except CutoutError as exc:
+        raise type(exc)(f"the background image: {exc.message}", **exc.extra) from None
 
 
 def fit_megapixels(image: Image.Image, megapixels: float | None) -> Image.Image:

@@ -203,17 +203,21 @@ class Engine:
         loaded = self._loaded_for(options)
         clock = time.perf_counter
         t0 = clock()
-        original = decode_image(data, max_pixels=max_pixels, max_side=max_side)
-        backdrop = None
-        if background is not None:
-            backdrop = decode_image(background, max_pixels=max_pixels, max_side=max_side)
-        image = catalogue.fit_megapixels(original, options.max_megapixels)
+        image = decode_image(data, max_pixels=max_pixels, max_side=max_side)
+        original_size = image.size
+        # the downscaled copy replaces the original (one full-size image in memory)
+        image = catalogue.fit_megapixels(image, options.max_megapixels)
         t1 = clock()
         batch = loaded.family.preprocess(image)
         t2 = clock()
         output = self._infer_for(loaded, batch)
         t3 = clock()
         mask = loaded.family.postprocess(output, image.size)
+        backdrop = None
+        if background is not None:
+            # decoded only now, under the input's limits: never two full decodes at once
+            # with the model's buffers
+            backdrop = catalogue.decode_background(background, max_pixels, max_side)
         rendered = catalogue.render(image, mask, options, backdrop)
         picture = rendered.picture
         t4 = clock()
@@ -224,7 +228,7 @@ class Engine:
             content_type=options.content_type,
             width=picture.width,
             height=picture.height,
-            subject=catalogue.subject_fields(rendered.subject, image.size, original.size),
+            subject=catalogue.subject_fields(rendered.subject, image.size, original_size),
             foreground=catalogue.box_fields(rendered.foreground),
             timings={
                 "decode": t1 - t0,

@@ -105,11 +105,11 @@ class InsufficientCredits(CutoutError):
 
 
 def removebg_status(error: CutoutError) -> int:
-    """remove.bg's status for one of our errors: 403 for the key, 429 and 402 as they
-    are, 5xx as they are, every other client error 400."""
+    """remove.bg's status for one of our errors: 403 for the key; 402, 405, 429 and 5xx
+    as they are; every other client error 400."""
     if error.status == 401:
         return 403
-    if error.status in (402, 429) or error.status >= 500:
+    if error.status in (402, 405, 429) or error.status >= 500:
         return error.status
     return 400
 

@@ -10,6 +10,7 @@ from api.removebg import error_response, parse_bg_color, removebg_options, remov
 from shared.errors import (
     InvalidImage,
     InvalidOption,
+    MethodNotAllowed,
     PayloadTooLarge,
     RateLimited,
     Unauthorized,
@@ -133,6 +134,7 @@ def test_bad_values_name_the_parameter(params: dict[str, object], option: str) -
         (Unauthorized("x"), 403),
         (RateLimited("x"), 429),
         (Unavailable("x"), 503),
+        (MethodNotAllowed("x"), 405),
     ],
 )
 def test_statuses_are_removebgs(error: Exception, status: int) -> None:

@@ -217,12 +217,17 @@ def parse_options(
                 raise InvalidOption(f"fill must be in (0, 1], got {fill}", option=key)
             parsed[key] = fill
     options = Options(**parsed)
+    # a base that already had a scale already decided its position (batch-level options)
+    parsed_keys = set(values or {}) | ({"position"} if base and base.scale is not None else set())
     if options.format == "jpeg" and not options.has_background and not options.mask_only:
         raise InvalidOption(
             "format jpeg has no alpha channel: it needs bg_color or a background image",
             option="format",
         )
     _check_catalogue(options)
+    if options.scale is not None and options.position is None and "position" not in parsed_keys:
+        # remove.bg's rule: scaling implies centring, unless a position (original) is given
+        options = dataclasses.replace(options, position=(0.5, 0.5))
     if options.fast and options.model != "u2net":
         raise InvalidOption(
             f"fast is only offered for u2net; {options.model} loses too much quality in it",

@@ -246,3 +246,14 @@ def test_background_decode_errors_name_the_background() -> None:
 
     with pytest.raises(UnsupportedFormat, match=r"^the background image: "):
         catalogue.decode_background(b"plain text, not a picture", 100, 100)
+
+
+def test_scale_implies_centre_unless_position_original() -> None:
+    off_centre = box_mask((64, 48), (0, 0, 16, 12))
+    centred = catalogue.render(scene(), off_centre, parse_options({"scale": "50%"})).picture
+    assert centred.getchannel("A").getbbox() == (16, 12, 48, 36)
+    options = parse_options({"scale": "50%", "position": "original"})
+    assert options.position is None
+    kept = catalogue.render(scene(), off_centre, options).picture
+    # 16x12 scaled to 32x24 around its old centre (8, 6), clipped by the canvas
+    assert kept.getchannel("A").getbbox() == (0, 0, 24, 18)

@@ -98,12 +98,6 @@ class UnknownForeground(CutoutError):
     title = "Could not identify foreground in image"
 
 
-class InsufficientCredits(CutoutError):
-    code = "insufficient_credits"
-    status = 402
-    title = "Insufficient credits"
-
-
 def removebg_status(error: CutoutError) -> int:
     """remove.bg's status for one of our errors: 403 for the key; 402, 405, 429 and 5xx
     as they are; every other client error 400."""

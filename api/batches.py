@@ -38,6 +38,7 @@ from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from api.idempotency import idempotent
 from api.intake import (
     CONTENT_TYPES,
+    check_background,
     check_image,
     check_upload_key,
     check_url,
@@ -231,6 +232,8 @@ def _create_batch() -> dict[str, Any]:
         )
     check_fast(svc, (item.options for item in parsed.items))
     tenant = g.tenant
+    for item in parsed.items:
+        check_background(tenant, item.options)
     batch_id = new_id("bat")
     job_ids = [item.job_id for item in parsed.items]
     with queue_slots(svc, tenant, job_ids):

@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from api.jsonbody import depth, loads
 from api.ratelimit import queue_slots
 from shared import netguard
+from shared.catalogue import background_key_allowed
 from shared.errors import (
     CutoutError,
     ImageTooLarge,
@@ -286,6 +287,14 @@ def check_upload_key(storage: Any, settings: Settings, tenant: str, key: Any) ->
     return key
 
 
+def check_background(tenant: str, options: Options) -> None:
+    """A ``bg_upload_key`` must be this tenant's (another's reads like a missing one);
+    the worker checks it again and reads it with the input's byte limit."""
+    key = options.bg_upload_key
+    if key and not background_key_allowed(key, tenant):
+        raise UploadNotFound("no upload of yours under this bg_upload_key", field="bg_upload_key")
+
+
 def submit(services: Any, record: dict[str, Any]) -> None:
     """Store the record, then enqueue it; a failed enqueue fails the job, never loses it."""
     services.store.create_job(record)
@@ -321,10 +330,12 @@ def job_from_bytes(
     *,
     metadata: Mapping[str, Any] | None = None,
     webhook: dict[str, Any] | None = None,
+    job_id: str | None = None,
 ) -> dict[str, Any]:
     """Validate image bytes, store them, create and enqueue the job; returns the record."""
+    check_background(tenant, options)
     fmt, _ = check_image(data, services.settings)
-    job_id = new_id("job")
+    job_id = job_id or new_id("job")
     # the tenant's queue cap, before any bytes are stored
     with queue_slots(services, tenant, [job_id]):
         key = store_input(services, tenant, job_id, data, fmt)
@@ -350,10 +361,12 @@ def job_from_url(
     metadata: Mapping[str, Any] | None = None,
     webhook: dict[str, Any] | None = None,
     field: str = "image_url",
+    job_id: str | None = None,
 ) -> dict[str, Any]:
     """A job whose input the worker fetches from ``url`` under the SSRF guard."""
+    check_background(tenant, options)
     record = new_job_record(
-        job_id=new_id("job"),
+        job_id=job_id or new_id("job"),
         tenant=tenant,
         options=options,
         source={"kind": "url", "url": check_url(url, field, services.settings)},
@@ -376,6 +389,7 @@ def job_from_upload(
     webhook: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A job on a direct upload; the worker sniffs and limits the bytes again."""
+    check_background(tenant, options)
     key = check_upload_key(services.storage, services.settings, tenant, key)
     record = new_job_record(
         job_id=new_id("job"),

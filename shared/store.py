@@ -480,7 +480,8 @@ def _public_result(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
     # the storage key stays internal
     if not result:
         return None
-    return {k: result.get(k) for k in ("url", "content_type", "width", "height", "bytes")}
+    keys = ("url", "content_type", "width", "height", "bytes", "subject", "foreground")
+    return {k: result.get(k) for k in keys}
 
 
 def public_batch(batch: Mapping[str, Any]) -> dict[str, Any]:

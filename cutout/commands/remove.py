@@ -30,7 +30,13 @@ if TYPE_CHECKING:
     from shared.options import Options
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif"}
-FORMAT_BY_SUFFIX = {".png": "png", ".webp": "webp", ".jpg": "jpeg", ".jpeg": "jpeg"}
+FORMAT_BY_SUFFIX = {
+    ".png": "png",
+    ".webp": "webp",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".zip": "zip",
+}
 
 # flag → option name (shared.options); every option of API.md's table
 _VALUE_OPTIONS = {
@@ -43,8 +49,10 @@ _VALUE_OPTIONS = {
     "margin": "margin",
     "canvas": "canvas",
     "fill": "fill",
+    **{name: name for name in ("bg_image_url", "bg_upload_key", "scale", "position")},
+    **{name: name for name in ("crop_margin", "roi", "max_megapixels")},
 }
-_FLAG_OPTIONS = ("mask_only", "post_process", "alpha_matting", "crop", "fast")
+_FLAG_OPTIONS = ("mask_only", "post_process", "alpha_matting", "crop", "fast", "shadow")
 
 
 class UsageError(Exception):
@@ -74,7 +82,9 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
     """The processing options of API.md's table as flags (shared with ``cutout submit``)."""
     group = parser.add_argument_group("processing options (API.md)")
     group.add_argument("-m", "--model", help="u2net (default) or u2netp")
-    group.add_argument("-f", "--format", help="png (default), webp or jpeg (needs --bg-color)")
+    group.add_argument(
+        "-f", "--format", help="png (default), webp, jpeg (needs a background) or zip"
+    )
     group.add_argument("--bg-color", "-bgc", help="#RRGGBB, #RRGGBBAA or r,g,b[,a]")
     group.add_argument("--mask-only", "-om", action="store_true", help="the 8-bit mask only")
     group.add_argument("--post-process", "-ppm", action="store_true", help="smooth the mask")
@@ -95,6 +105,19 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="int8 u2net: about 2x faster, a slightly different cutout (needs the fast extra)",
     )
+    add_catalogue_flags(group)
+
+
+def add_catalogue_flags(group: argparse._ArgumentGroup) -> None:
+    """The catalogue options of issue 16 (docs/api.md)."""
+    group.add_argument("--bg-image-url", metavar="URL", help="a background image, scaled to cover")
+    group.add_argument("--bg-upload-key", metavar="KEY", help="a background from POST /v1/uploads")
+    group.add_argument("--shadow", action="store_true", help="a soft drop shadow under the subject")
+    group.add_argument("--scale", metavar="PCT", help="subject's share of the canvas, 10%%-100%%")
+    group.add_argument("--position", metavar="POS", help="center, or 'X%% Y%%' of the free space")
+    group.add_argument("--crop-margin", metavar="M", help="with --crop: 30px, 10%% or 2/4 values")
+    group.add_argument("--roi", metavar="BOX", help="'x1 y1 x2 y2' (px or %%): only there")
+    group.add_argument("--max-megapixels", metavar="MP", help="downscale the input to this size")
 
 
 def option_values(args: argparse.Namespace) -> dict[str, object]:
@@ -149,7 +172,7 @@ def _options(args: argparse.Namespace, out: str, single: bool) -> Options:
         guessed = FORMAT_BY_SUFFIX.get(suffix)
         if guessed is None:
             raise UsageError(
-                f"{out}: cannot write {suffix} files; name the output .png, .webp or .jpg"
+                f"{out}: cannot write {suffix} files; name the output .png, .webp, .jpg or .zip"
             )
         given = values.get("format")
         if given is not None and str(given).lower() not in (guessed, suffix.lstrip(".")):
@@ -201,6 +224,22 @@ def _plan(paths: list[str], out: str) -> tuple[list[tuple[str, Path | None]], bo
     return [(files[0], None if target == "-" else Path(target))], False
 
 
+def read_background(options: Options, settings: object) -> bytes | None:
+    """The local run's background: ``--bg-image-url`` fetched under the SSRF guard;
+    ``--bg-upload-key`` needs a server (UsageError)."""
+    if options.bg_upload_key:
+        raise UsageError("--bg-upload-key names a server's upload; use --bg-image-url here")
+    if not options.bg_image_url:
+        return None
+    from shared.netguard import fetch
+
+    return fetch(
+        options.bg_image_url,
+        max_bytes=settings.max_upload_bytes,  # type: ignore[attr-defined]
+        allowed_networks=settings.allowed_private_networks,  # type: ignore[attr-defined]
+    ).body
+
+
 def handler(args: argparse.Namespace) -> int:
     from shared.errors import CutoutError, FastModeUnavailable, InvalidOption
     from shared.settings import SettingsError, load_settings
@@ -217,11 +256,15 @@ def handler(args: argparse.Namespace) -> int:
         check_flag_pairs(args)
         plan, folder = _plan(args.paths, args.paths[-1])
         options = _options(args, args.paths[-1], single=not folder)
+        background = read_background(options, settings)
     except SettingsError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     except (UsageError, InvalidOption) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except CutoutError as exc:  # the background URL could not be fetched
+        print(f"{prog}: {exc.message} ({exc.code})", file=sys.stderr)
         return 2
     out_dir = Path(args.paths[-1]) if folder else None
     if out_dir is not None:
@@ -277,7 +320,11 @@ def handler(args: argparse.Namespace) -> int:
         data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
         try:
             result = engine.process(
-                data, options, max_pixels=settings.max_pixels, max_side=settings.max_side
+                data,
+                options,
+                max_pixels=settings.max_pixels,
+                max_side=settings.max_side,
+                background=background,
             )
         except CutoutError as exc:
             if exc.status >= 500:

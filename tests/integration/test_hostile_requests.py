@@ -144,3 +144,12 @@ def test_server_log_has_no_traceback(small_api: ApiProcess) -> None:
     # after the cases above ran on the same server
     log = Path(small_api.log_path).read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_removebg_endpoint_bounds_its_json_too(client: FlaskClient) -> None:
+    """/v1.0/removebg answers remove.bg's error shape, not problem+json; deep JSON is
+    its 400 like everywhere else (it was a 500)."""
+    data, ctype = REQUEST_CASES[0].build()  # 100,000 levels of arrays
+    response = client.post("/v1.0/removebg", data=data, content_type=ctype)
+    assert response.status_code == 400, response.data[:300]
+    assert response.get_json()["errors"][0]["code"] == "invalid_request"

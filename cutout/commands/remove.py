@@ -74,6 +74,8 @@ def check_flag_pairs(args: argparse.Namespace) -> None:
     """Flags that only mean something with another: refused rather than ignored."""
     if getattr(args, "margin", None) is not None and not getattr(args, "crop", False):
         raise UsageError("--margin only applies with --crop (it is the margin of the crop)")
+    if getattr(args, "crop_margin", None) is not None and not getattr(args, "crop", False):
+        raise UsageError("--crop-margin only applies with --crop")
     if getattr(args, "fill", None) is not None and getattr(args, "canvas", None) is None:
         raise UsageError("--fill only applies with --canvas (the share of the canvas)")
 

@@ -63,7 +63,11 @@ def test_several_inputs_into_an_image_file_name_are_refused(
 
 @pytest.mark.parametrize(
     ("flags", "needs"),
-    [(["--margin", "5"], "--crop"), (["--fill", "0.5"], "--canvas")],
+    [
+        (["--margin", "5"], "--crop"),
+        (["--crop-margin", "10px"], "--crop"),
+        (["--fill", "0.5"], "--canvas"),
+    ],
 )
 def test_a_flag_without_the_flag_it_belongs_to_is_refused(
     photos: list[Path],

@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery
 from flask import Flask, Response, g, request
 
-from api import auth, health, jobs, openapi, ratelimit, rembg_compat, removebg, uploads
+from api import auth, health, jobs, openapi, ratelimit, rembg_compat, removebg, trust, uploads
 from api.errors import register_error_handlers
 from api.health import Metrics
 from shared.settings import Settings, SettingsError, load_settings
@@ -107,6 +107,8 @@ def _register_request_hooks(app: Flask, services: Services) -> None:
         g.started = time.perf_counter()
         g.tenant = None
         g.job_id = None
+        # keyless loopback mode: loopback Host names only, no cross-site side effects
+        trust.check_request(services.settings)
         auth.authenticate(services.settings)
         # 413 from the declared length before a byte of the body is read (also on routes
         # that would never read it)

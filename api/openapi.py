@@ -336,6 +336,12 @@ def schemas() -> dict[str, Any]:
                 "count": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
                 "content_type": {"type": "string", "default": "application/octet-stream"},
                 "bytes": {"type": "integer", "minimum": 1},
+                "sizes": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1},
+                    "minItems": 1,
+                    "maxItems": 100,
+                },
             },
             "additionalProperties": False,
         },

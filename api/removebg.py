@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.errors import from_http_exception
 from api.intake import check_image, job_from_bytes, job_from_url, read_limited
+from api.jsonbody import request_json
 from api.openapi import doc
 from api.rembg_compat import finished_job
 from shared.errors import CutoutError, InvalidImage, InvalidOption, InvalidRequest
@@ -218,7 +219,11 @@ def _params() -> tuple[dict[str, Any], bytes | None, bytes | None]:
     limit = svc.settings.max_upload_bytes
     mimetype = request.mimetype
     if mimetype == "application/json" or mimetype.endswith("+json"):
-        body = request.get_json(silent=True)
+        # bounded like every client JSON (api/jsonbody.py): 100,000 `[` were a 500 here
+        try:
+            body = request_json()
+        except InvalidRequest:
+            body = None
         if not isinstance(body, dict):
             raise InvalidRequest("the body must be a JSON object of remove.bg's parameters")
         return dict(body), None, None

@@ -192,6 +192,10 @@
       el.keyForm.hidden = true;
     }
     applyModels(state.info.models);
+    // fast: false means no worker serves fast mode; such a job would be refused
+    const fastBox = el.fast.closest("label");
+    fastBox.hidden = state.info.fast === false;
+    if (fastBox.hidden) el.fast.checked = false;
     if (state.info.max_upload_bytes) {
       $("dropzone-hint").textContent =
         `JPEG, PNG, WebP, GIF, BMP or TIFF up to ${formatBytes(state.info.max_upload_bytes)} · one or many · you can also paste`;

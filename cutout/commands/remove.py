@@ -1,10 +1,14 @@
 """``cutout remove IN [IN...] OUT``: background removal on this machine, no server.
 
-- one file into a file (``-`` for stdin or stdout); the format comes from ``--format``,
-  else from OUT's extension, else PNG;
-- one or more files or folders into a folder (created if missing): each result is
-  ``OUT/<input stem>.<format extension>``; a folder contributes its image files (by
-  extension, not recursive).
+- one file into a file (``-`` for stdin or stdout); the format comes from OUT's
+  extension (.png, .webp, .jpg/.jpeg; any other extension is refused, and ``--format``
+  must agree with it), else from ``--format``, else PNG;
+- one or more files or folders into a folder (created if missing; a name with an image
+  extension is refused): each result is ``OUT/<input stem>.<format extension>``; a
+  folder contributes its image files (by extension, not recursive).
+
+``--margin`` without ``--crop``, ``--fill`` without ``--canvas`` and ``--jobs``/``--threads``
+below 1 are usage errors, not silently ignored.
 
 The model is loaded once. Exit codes: 0 done; 2 usage error (bad option, missing input,
 two inputs that would write the same file); 3 an input is not a usable image (each one is
@@ -53,6 +57,27 @@ _FLAG_OPTIONS = ("mask_only", "post_process", "alpha_matting", "crop", "fast", "
 
 class UsageError(Exception):
     pass
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (``--jobs 0`` is a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def check_flag_pairs(args: argparse.Namespace) -> None:
+    """Flags that only mean something with another: refused rather than ignored."""
+    if getattr(args, "margin", None) is not None and not getattr(args, "crop", False):
+        raise UsageError("--margin only applies with --crop (it is the margin of the crop)")
+    if getattr(args, "crop_margin", None) is not None and not getattr(args, "crop", False):
+        raise UsageError("--crop-margin only applies with --crop")
+    if getattr(args, "fill", None) is not None and getattr(args, "canvas", None) is None:
+        raise UsageError("--fill only applies with --canvas (the share of the canvas)")
 
 
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
@@ -123,10 +148,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_option_flags(parser)
     parser.add_argument(
-        "--jobs", "-j", type=int, help="images at once (default: one per CPU for several inputs)"
+        "--jobs",
+        "-j",
+        type=positive_int,
+        help="images at once (default: one per CPU for several inputs)",
     )
     parser.add_argument(
-        "--threads", type=int, help="ONNX Runtime threads per image (default: CPUs / jobs)"
+        "--threads",
+        type=positive_int,
+        help="ONNX Runtime threads per image (default: CPUs / jobs)",
     )
     parser.add_argument("--model-home", type=Path, help="default: CUTOUT_MODEL_HOME")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -137,10 +167,19 @@ def _options(args: argparse.Namespace, out: str, single: bool) -> Options:
     from shared.options import parse_options
 
     values = option_values(args)
-    if "format" not in values and single and out != "-":
-        guessed = FORMAT_BY_SUFFIX.get(Path(out).suffix.lower())
-        if guessed:
-            values["format"] = guessed
+    suffix = Path(out).suffix.lower() if single and out != "-" else ""
+    if suffix:
+        # the output's extension decides the format; one we cannot write is refused
+        # (writing PNG bytes into x.gif would lie about the file)
+        guessed = FORMAT_BY_SUFFIX.get(suffix)
+        if guessed is None:
+            raise UsageError(
+                f"{out}: cannot write {suffix} files; name the output .png, .webp, .jpg or .zip"
+            )
+        given = values.get("format")
+        if given is not None and str(given).lower() not in (guessed, suffix.lstrip(".")):
+            raise UsageError(f"{out}: the extension says {guessed}, --format says {given}")
+        values["format"] = guessed
     return parse_options(values)
 
 
@@ -173,6 +212,12 @@ def _plan(paths: list[str], out: str) -> tuple[list[tuple[str, Path | None]], bo
             raise UsageError("several inputs need a folder as OUT, not '-'")
         if Path(target).exists() and not Path(target).is_dir():
             raise UsageError(f"{target}: several inputs need a folder as OUT")
+        if not Path(target).exists() and Path(target).suffix.lower() in IMAGE_SUFFIXES:
+            # `cutout remove a.jpg b.jpg out/two.png` would make a folder named two.png
+            raise UsageError(
+                f"{target}: several inputs need a folder as OUT, and this names an image "
+                "file; give a folder (created if missing)"
+            )
         return [(f, None) for f in files], True
     if target != "-" and Path(target).is_dir():
         if files[0] == "-":
@@ -210,6 +255,7 @@ def handler(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = load_settings()
+        check_flag_pairs(args)
         plan, folder = _plan(args.paths, args.paths[-1])
         options = _options(args, args.paths[-1], single=not folder)
         background = read_background(options, settings)

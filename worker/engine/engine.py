@@ -131,6 +131,11 @@ class Engine:
         model now. Raises FastModeUnavailable without the fast extra."""
         self._load_fast(build=build)
 
+    @property
+    def fast_ready(self) -> bool:
+        """Whether the fast model is loaded (what the worker's heartbeat advertises)."""
+        return self._fast is not None
+
     def _loaded_for(self, options: Options) -> _Loaded:
         return self._load_fast() if options.fast else self._load(options.model)
 

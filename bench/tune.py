@@ -135,8 +135,16 @@ def main() -> int:
             cmd += ["--model", name]
         code, wall, _ = run(cmd, env, out / "eval.log")
         report = json.loads((out / "eval.json").read_text()) if code in (0, 1) else {}
-        overall = dict(report.get("overall") or {})
-        summary["test"] = {"eval_exit": code, "overall": overall}
+        means = report.get("summary") or {}
+        gains = {
+            name: {
+                metric: round(means[name][metric] - means[base][metric], 4)
+                for metric in ("iou", "boundary_f1")
+            }
+            for base, name in names
+            if name in means and base in means
+        }
+        summary["test"] = {"eval_exit": code, "means": means, "gain_over_base": gains}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     return 0

@@ -92,6 +92,10 @@ def create_app(
 
     for blueprint in (batches.bp, webhooks.bp):
         app.register_blueprint(blueprint)
+    # custom models (api/models.py): registration, listing, the submit-time model check
+    from api import models
+
+    models.install(app)
     # the web page at / and its files (api/static), on the public API above
     from api import web
 
@@ -116,6 +120,11 @@ def _register_request_hooks(app: Flask, services: Services) -> None:
         if request.endpoint == "batches.create_batch":
             # a batch carries many images (CUTOUT_MAX_BATCH_BYTES); werkzeug enforces it too
             limit = services.settings.max_batch_bytes + MULTIPART_ENVELOPE
+            request.max_content_length = limit
+        elif request.endpoint == "models.register_model":
+            from api.models import BODY_LIMIT
+
+            limit = BODY_LIMIT
             request.max_content_length = limit
         if request.content_length is not None and request.content_length > limit:
             from shared.errors import PayloadTooLarge

@@ -214,7 +214,12 @@ def options_schema() -> dict[str, Any]:
     for field in dataclasses.fields(Options):
         hint = hints[field.name]
         if field.name == "model":
-            prop: dict[str, Any] = {"type": "string", "enum": list(MODELS)}
+            # a built-in, or a custom model registered for the caller (GET /v1/models)
+            prop: dict[str, Any] = {
+                "type": "string",
+                "examples": list(MODELS),
+                "description": f"{', '.join(MODELS)}, or a custom model of GET /v1/models",
+            }
         elif field.name == "format":
             prop = {"type": "string", "enum": list(FORMATS)}
         elif field.name == "bg_color":

@@ -7,15 +7,30 @@ problem raises :class:`~shared.errors.InvalidOption` naming the option.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared import catalogue
 from shared.errors import InvalidOption
 
 MODELS = ("u2net", "u2netp")
+#: which custom model names (shared/modelfile.py) may be used: the API sets it per request
+#: (the caller's registered models), the worker and the CLI once per process
+#: (set_custom_model_check); unset, only MODELS are accepted
+CUSTOM_MODEL_CHECK: contextvars.ContextVar[Callable[[str], bool] | None] = contextvars.ContextVar(
+    "custom_model_check", default=None
+)
+_process_check: list[Callable[[str], bool]] = []
+
+
+def set_custom_model_check(check: Callable[[str], bool] | None) -> None:
+    """The whole process's check of custom model names (a worker, a command)."""
+    _process_check[:] = [check] if check else []
+
+
 FORMATS = {
     "png": "image/png",
     "webp": "image/webp",
@@ -185,9 +200,12 @@ def parse_options(
             continue
         if key == "model":
             model = str(value).strip()
-            if model not in MODELS:
+            check = CUSTOM_MODEL_CHECK.get() or (_process_check[0] if _process_check else None)
+            if model not in MODELS and not (check and check(model)):
                 raise InvalidOption(
-                    f"model must be one of {', '.join(MODELS)}, got {value!r}", option=key
+                    f"model must be one of {', '.join(MODELS)} or a model registered for "
+                    f"you, got {value!r}",
+                    option=key,
                 )
             parsed[key] = model
         elif key == "format":

@@ -29,6 +29,7 @@ from shared.storage import output_key
 from shared.store import TERMINAL, Transition
 from worker import context
 from worker.background import read_background
+from worker.serving import serving_tenant
 
 log = logging.getLogger("cutout.worker")
 
@@ -148,13 +149,14 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         background = read_background(ctx, job["tenant"], options)
         on_storage = False
         fetched = time.monotonic()
-        result = ctx.engine.process(
-            data,
-            options,
-            max_pixels=settings.max_pixels,
-            max_side=settings.max_side,
-            background=background,
-        )
+        with serving_tenant(job["tenant"]):  # whose custom models (docs/tune.md)
+            result = ctx.engine.process(
+                data,
+                options,
+                max_pixels=settings.max_pixels,
+                max_side=settings.max_side,
+                background=background,
+            )
         processed = time.monotonic()
         key = output_key(job["tenant"], job_id, options.extension)
         on_storage = True

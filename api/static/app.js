@@ -191,7 +191,7 @@
     } else {
       el.keyForm.hidden = true;
     }
-    applyModels(state.info.models);
+    applyModels(await loadModels(state.info.models));
     // fast: false means no worker serves fast mode; such a job would be refused
     const fastBox = el.fast.closest("label");
     fastBox.hidden = state.info.fast === false;
@@ -202,6 +202,17 @@
     }
     hideAlert();
     return true;
+  }
+
+  // the models this caller may use: built-in, global and the tenant's own (GET /v1/models)
+  async function loadModels(fallback) {
+    try {
+      const listed = await api("/v1/models");
+      const names = (listed.models || []).map((model) => model.name);
+      return names.length ? names : fallback;
+    } catch (_error) {
+      return fallback;
+    }
   }
 
   function applyModels(models) {

@@ -83,7 +83,9 @@ def check_flag_pairs(args: argparse.Namespace) -> None:
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
     """The processing options of API.md's table as flags (shared with ``cutout submit``)."""
     group = parser.add_argument_group("processing options (API.md)")
-    group.add_argument("-m", "--model", help="u2net (default) or u2netp")
+    group.add_argument(
+        "-m", "--model", help="u2net (default), u2netp, or a custom model (cutout models list)"
+    )
     group.add_argument(
         "-f", "--format", help="png (default), webp, jpeg (needs a background) or zip"
     )
@@ -253,6 +255,9 @@ def handler(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from cutout.commands.models import allow_local_models
+
+    allow_local_models(args.model_home)  # tuned and added models (cutout tune, models add)
     try:
         settings = load_settings()
         check_flag_pairs(args)
@@ -289,6 +294,7 @@ def handler(args: argparse.Namespace) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
 
     from worker.engine import Engine, ensure_model
+    from worker.engine.models import MODEL_SPECS
 
     home = args.model_home or settings.model_home
     cpus = os.cpu_count() or 1
@@ -306,7 +312,8 @@ def handler(args: argparse.Namespace) -> int:
             build_fast_model(home, progress=not args.quiet)
             engine.warm_fast(build=False)
         else:
-            ensure_model(options.model, home, progress=not args.quiet)
+            if options.model in MODEL_SPECS:
+                ensure_model(options.model, home, progress=not args.quiet)
             engine.warm([options.model])
     except FastModeUnavailable as exc:
         print(f"{prog}: {exc.message} ({exc.code})", file=sys.stderr)

@@ -21,9 +21,10 @@ from shared.options import Options
 from worker.engine import catalogue
 from worker.engine.batching import BatchCollector, symbolic_batch
 from worker.engine.compose import compose, warm_alpha_matting
+from worker.engine.custom import LRU, CustomModels, LocalResolver
 from worker.engine.families import FAMILIES, U2NetFamily
 from worker.engine.imageio import decode_image
-from worker.engine.models import ensure_model, get_spec
+from worker.engine.models import MODEL_SPECS, ensure_model, get_spec
 from worker.engine.session import create_session
 
 
@@ -65,8 +66,13 @@ class Engine:
         threads: int = 1,
         providers: list[str] | None = None,
         device: str = "cpu",
+        custom: CustomModels | None = None,
+        custom_sessions: int = 4,
     ) -> None:
         self.model_home = Path(model_home)
+        # models other than the built-ins: tuned or added (worker/engine/custom.py)
+        self.custom: CustomModels = custom or LocalResolver(self.model_home)
+        self._custom_loaded: LRU[_Loaded] = LRU(custom_sessions)
         self.threads = threads
         self._providers = providers
         self.device = device
@@ -77,7 +83,27 @@ class Engine:
 
     # sessions -----------------------------------------------------------------------
 
+    def _load_custom(self, model: str) -> _Loaded:
+        # keyed by the file's sha256: a re-registered name never reuses an old session
+        key, materialize = self.custom.lookup(model)
+        loaded = self._custom_loaded.get(key)
+        if loaded is None:
+            with self._lock:
+                loaded = self._custom_loaded.get(key)
+                if loaded is None:
+                    session = create_session(
+                        symbolic_batch(materialize()),
+                        threads=self.threads,
+                        providers=self._providers,
+                        device=self.device,
+                    )
+                    loaded = _Loaded(session, U2NetFamily)
+                    self._custom_loaded.put(key, loaded)
+        return loaded
+
     def _load(self, model: str) -> _Loaded:
+        if model not in MODEL_SPECS:
+            return self._load_custom(model)
         loaded = self._loaded.get(model)
         if loaded is not None:
             return loaded

@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery
 from flask import Flask, Response, g, request
 
-from api import auth, health, jobs, openapi, ratelimit, rembg_compat, uploads
+from api import auth, health, jobs, openapi, ratelimit, rembg_compat, removebg, trust, uploads
 from api.errors import register_error_handlers
 from api.health import Metrics
 from shared.settings import Settings, SettingsError, load_settings
@@ -85,13 +85,17 @@ def create_app(
     _register_request_hooks(app, services)
     # after authentication (registered above): per-tenant rate limit on /v1 and /api
     ratelimit.register(app, services)
-    for blueprint in (jobs.bp, uploads.bp, rembg_compat.bp, health.bp, openapi.bp):
+    for blueprint in (jobs.bp, uploads.bp, rembg_compat.bp, removebg.bp, health.bp, openapi.bp):
         app.register_blueprint(blueprint)
     # batches and webhook secrets
     from api import batches, webhooks
 
     for blueprint in (batches.bp, webhooks.bp):
         app.register_blueprint(blueprint)
+    # custom models (api/models.py): registration, listing, the submit-time model check
+    from api import models
+
+    models.install(app)
     # the web page at / and its files (api/static), on the public API above
     from api import web
 
@@ -107,6 +111,8 @@ def _register_request_hooks(app: Flask, services: Services) -> None:
         g.started = time.perf_counter()
         g.tenant = None
         g.job_id = None
+        # keyless loopback mode: loopback Host names only, no cross-site side effects
+        trust.check_request(services.settings)
         auth.authenticate(services.settings)
         # 413 from the declared length before a byte of the body is read (also on routes
         # that would never read it)
@@ -114,6 +120,11 @@ def _register_request_hooks(app: Flask, services: Services) -> None:
         if request.endpoint == "batches.create_batch":
             # a batch carries many images (CUTOUT_MAX_BATCH_BYTES); werkzeug enforces it too
             limit = services.settings.max_batch_bytes + MULTIPART_ENVELOPE
+            request.max_content_length = limit
+        elif request.endpoint == "models.register_model":
+            from api.models import BODY_LIMIT
+
+            limit = BODY_LIMIT
             request.max_content_length = limit
         if request.content_length is not None and request.content_length > limit:
             from shared.errors import PayloadTooLarge

@@ -16,9 +16,9 @@ import sys
 
 from cutout import __version__
 
-COMMANDS = ("up", "api", "worker", "models", "remove", "submit", "eval")
+COMMANDS = ("up", "api", "worker", "models", "remove", "submit", "eval", "tune")
 # which module registers which command (one module may register several)
-MODULES = ("service", "models", "remove", "submit", "eval")
+MODULES = ("service", "models", "remove", "submit", "eval", "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:

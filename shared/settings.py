@@ -191,6 +191,9 @@ class Settings:
     rate_limit: float = 50.0  # requests per second per tenant (token refill)
     rate_burst: int = 200
     models: tuple[str, ...] = ("u2net", "u2netp")
+    # custom models (docs/tune.md): sessions a worker keeps (LRU), who registers global ones
+    custom_model_sessions: int = 4
+    operator_tenants: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = "json"
 
@@ -256,6 +259,11 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "RATE_LIMIT": ("rate_limit", lambda t: float(t) if float(t) > 0 else int("x")),
     "RATE_BURST": ("rate_burst", _int_range(1, 1_000_000)),
     "MODELS": ("models", lambda t: tuple(m.strip() for m in t.split(",") if m.strip())),
+    "CUSTOM_MODEL_SESSIONS": ("custom_model_sessions", _int_range(1, 256)),
+    "OPERATOR_TENANTS": (
+        "operator_tenants",
+        lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),
+    ),
     "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
     "LOG_FORMAT": ("log_format", _choice("json", "text")),
 }

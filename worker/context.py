@@ -36,12 +36,19 @@ class WorkerContext:
     def engine(self) -> Engine:
         with self._lock:
             if self._engine is None:
+                from shared.modelstore import ModelRegistry
                 from worker.engine import Engine
+                from worker.engine.custom import RegistryResolver
 
                 self._engine = Engine(
                     self.settings.model_home,
                     threads=self.settings.effective_ort_threads,
                     device=self.settings.device,
+                    # custom models registered with the service (docs/tune.md)
+                    custom=RegistryResolver(
+                        self.settings.model_home, ModelRegistry(self.store.r, self.storage)
+                    ),
+                    custom_sessions=self.settings.custom_model_sessions,
                 )
             return self._engine  # type: ignore[no-any-return]
 
@@ -106,6 +113,12 @@ def worker_storage(settings: Settings) -> S3Storage:
 
 def configure(settings: Settings, app: Celery) -> WorkerContext:
     global _context
+    from shared.modelfile import NAME_RE
+    from shared.options import set_custom_model_check
+
+    # a custom model name in a job was checked against the registry at submit; the
+    # engine resolves it again (and fails the job clearly if it is gone)
+    set_custom_model_check(lambda name: NAME_RE.fullmatch(name) is not None)
     _context = WorkerContext(
         settings=settings,
         app=app,

@@ -1,4 +1,5 @@
-"""``cutout models fetch [NAME...]``, ``cutout models build-fast`` and ``cutout models list``."""
+"""``cutout models fetch [NAME...]``, ``build-fast``, ``list``, and custom models:
+``add NAME FILE``, ``remove NAME``, ``push NAME --api URL`` (worker/engine/custom.py)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--force", action="store_true", help="rebuild even when it matches")
     build.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     build.set_defaults(func=build_fast_handler)
-    listing = sub.add_parser("list", help="known models: path, present, verified")
+    listing = sub.add_parser("list", help="built-in and custom models: path, verified, record")
     listing.add_argument("--home", type=Path, help="model folder (default: CUTOUT_MODEL_HOME)")
+    listing.add_argument("--json", action="store_true", help="custom models' full records")
     listing.set_defaults(func=list_handler)
+    from cutout.commands.custom_models import register_custom
+
+    register_custom(sub)
+
+
+def allow_local_models(home: Path | None) -> None:
+    """Let this process's option parser accept the custom models of the local store."""
+    from shared.options import set_custom_model_check
+    from worker.engine.custom import LocalModels
+
+    def check(name: str) -> bool:
+        from shared.settings import SettingsError, load_settings
+
+        try:
+            folder = home or load_settings().model_home
+        except SettingsError:
+            return False
+        return LocalModels(Path(folder)).record(name) is not None
+
+    set_custom_model_check(check)
 
 
 def _settings_or_exit() -> Settings:
@@ -110,4 +132,7 @@ def list_handler(args: argparse.Namespace) -> int:
         problem = verify(spec, path) if present else "missing"
         verified = "yes" if problem is None else f"no ({problem})" if present else "no"
         print(f"{name}\t{'yes' if present else 'no'}\t{verified}\t{path}")
+    from cutout.commands.custom_models import list_custom
+
+    list_custom(home, as_json=args.json)
     return 0

@@ -1,0 +1,111 @@
+"""``cutout tune``: fine-tune U²-Net on labelled photos of one vertical (needs the tune extra).
+
+Exit codes: 0 tuned and registered in CUTOUT_MODEL_HOME; 2 usage (bad option, manifest,
+name, no CUDA for ``--device cuda``, the tune extra missing); 1 the result was refused
+(not better than the base on validation) or anything else failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "tune",
+        help="fine-tune a model on labelled photos of one product vertical",
+        description="Fine-tune u2net or u2netp on labelled photos (a manifest in cutout "
+        "eval's format: image, mask, category), keep the best epoch on validation photos, "
+        "and register it in CUTOUT_MODEL_HOME under NAME only when it beats the base there. "
+        "Needs the tune extra: pip install 'cutout[tune]'.",
+        epilog="example: cutout tune --manifest watches.csv --base u2netp --name watches "
+        "--layers decoder --epochs 4",
+    )
+    parser.add_argument("--manifest", required=True, type=Path, metavar="CSV")
+    parser.add_argument("--base", required=True, choices=("u2net", "u2netp"))
+    parser.add_argument("--name", required=True, help="the new model's name (a-z, 0-9, _ -)")
+    parser.add_argument("--val", type=Path, metavar="CSV", help="validation photos (else a split)")
+    parser.add_argument(
+        "--val-split",
+        type=float,
+        default=0.2,
+        metavar="SHARE",
+        help="share of the manifest held out for validation (seeded; 0.2)",
+    )
+    parser.add_argument(
+        "--layers",
+        choices=("head", "decoder", "all"),
+        default="decoder",
+        help="what is trained: head (the side outputs and fusion: the "
+        "'last layer'), decoder (+ the decoder stages), all (default decoder)",
+    )
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, help="learning rate (default by --layers)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
+    parser.add_argument(
+        "--allow-worse",
+        action="store_true",
+        help="register even when validation is not better (tests only)",
+    )
+    parser.add_argument("--model-home", type=Path, help="default: CUTOUT_MODEL_HOME")
+    parser.add_argument("--record", type=Path, metavar="JSON", help="also write the record here")
+    parser.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from cutout.commands.models import _settings_or_exit
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("cutout tune: needs PyTorch: pip install 'cutout[tune]'", file=sys.stderr)
+        return 2
+    from shared.errors import ModelUnavailable
+    from shared.modelfile import ModelFileError
+    from worker.eval.manifest import ManifestError
+    from worker.tune.train import TuneConfig, TuneError, record_json, tune
+
+    if args.epochs < 1 or args.batch_size < 1 or not 0 < args.val_split < 1:
+        print(
+            "cutout tune: --epochs and --batch-size must be ≥ 1, --val-split in (0, 1)",
+            file=sys.stderr,
+        )
+        return 2
+    home = args.model_home or _settings_or_exit().model_home
+    config = TuneConfig(
+        manifest=args.manifest,
+        base=args.base,
+        name=args.name,
+        home=Path(home),
+        val=args.val,
+        val_split=args.val_split,
+        layers=args.layers,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device=args.device,
+        seed=args.seed,
+        allow_worse=args.allow_worse,
+        max_steps=args.max_steps,
+    )
+    try:
+        record = tune(config)
+    except (ManifestError, ModelFileError) as exc:
+        print(f"cutout tune: {exc}", file=sys.stderr)
+        return 2
+    except TuneError as exc:
+        print(f"cutout tune: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except ModelUnavailable as exc:
+        print(f"cutout tune: {exc.message}", file=sys.stderr)
+        return 1
+    if args.record:
+        args.record.write_text(record_json(record))
+    print(f"{record['name']}\t{record['sha256']}")
+    return 0

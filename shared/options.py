@@ -257,7 +257,7 @@ def parse_options(
     if options.refine and (options.fast or options.alpha_matting):
         other = "fast" if options.fast else "alpha_matting"
         raise InvalidOption(
-            f"refine replaces {other}: it runs both exact models and refines the edge "
+            f"refine replaces {other}: it runs the exact u2net and refines the edge "
             "itself; choose one",
             option="refine",
         )

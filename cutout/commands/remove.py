@@ -112,8 +112,8 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--refine",
         action="store_true",
-        help="a better edge than rembg's: both models fused, edge fitted to the photo, "
-        "edge colours cleaned (docs/refine.md)",
+        help="a better edge than rembg's: edge fitted to the photo, edge colours cleaned "
+        "(docs/refine.md)",
     )
     add_catalogue_flags(group)
 

@@ -209,3 +209,11 @@ def test_eval_option_refine_gives_exact_and_refined_columns() -> None:
     guided = build_methods(["u2net"], ["refine=guided"], [], [])
     assert [m.name for m in guided] == ["u2net"]
     assert guided[0].refine is not None
+
+
+def test_api_remove_takes_refine_as_a_field_or_query_value() -> None:
+    from api.rembg_compat import rembg_options
+
+    assert rembg_options({"refine": "true"}).refine is True
+    assert rembg_options({"om": "true", "refine": "1"}).mask_only is True
+    assert rembg_options({}).refine is False

@@ -164,6 +164,7 @@ class Settings:
     port: int = 8080
     data_dir: Path = Path(".cutout")
     redis_url: str | None = None
+    broker_url: str | None = None  # Celery's queues; unset: the same Redis as redis_url
     s3_endpoint_url: str | None = None
     s3_bucket: str = "cutout"
     s3_region: str = "us-east-1"
@@ -193,6 +194,11 @@ class Settings:
     models: tuple[str, ...] = ("u2net", "u2netp")
     log_level: str = "info"
     log_format: str = "json"
+
+    @property
+    def effective_broker_url(self) -> str | None:
+        """Where Celery's queues live: CUTOUT_BROKER_URL, else CUTOUT_REDIS_URL."""
+        return self.broker_url or self.redis_url
 
     @property
     def effective_concurrency(self) -> int:
@@ -229,6 +235,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PORT": ("port", _int_range(1, 65535)),
     "DATA_DIR": ("data_dir", lambda t: Path(t).expanduser()),
     "REDIS_URL": ("redis_url", _url),
+    "BROKER_URL": ("broker_url", _url),
     "S3_ENDPOINT_URL": ("s3_endpoint_url", _url),
     "S3_BUCKET": ("s3_bucket", _bucket),
     "S3_REGION": ("s3_region", str.strip),

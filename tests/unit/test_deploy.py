@@ -565,7 +565,9 @@ def test_k8s_keda_scales_workers_on_the_queues(
     assert find(objects, "Deployment", spec["scaleTargetRef"]["name"])
     assert 0 <= spec["minReplicaCount"] < spec["maxReplicaCount"]
     (container,) = find(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"]
-    redis_url = container_env(objects, container)["CUTOUT_REDIS_URL"]
+    env = container_env(objects, container)
+    # the queues live in the broker's Redis (CUTOUT_BROKER_URL, else CUTOUT_REDIS_URL)
+    redis_url = env.get("CUTOUT_BROKER_URL") or env["CUTOUT_REDIS_URL"]
     database = re.search(r"/(\d+)$", redis_url)
     lengths = {}
     for trigger in spec["triggers"]:

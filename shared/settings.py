@@ -189,6 +189,7 @@ class Settings:
     max_queued_per_tenant: int = 20_000
     max_batch_items: int = 10_000  # items in one POST /v1/batches
     max_batch_bytes: int = 200_000_000  # body of one multipart (or JSON) batch request
+    bulk_window: int = 200  # one tenant's batch items in flight in `bulk` (worker/fair.py)
     rate_limit: float = 50.0  # requests per second per tenant (token refill)
     rate_burst: int = 200
     models: tuple[str, ...] = ("u2net", "u2netp")
@@ -260,6 +261,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MAX_QUEUED_PER_TENANT": ("max_queued_per_tenant", _int_range(1, 10_000_000)),
     "MAX_BATCH_ITEMS": ("max_batch_items", _int_range(1, 1_000_000)),
     "MAX_BATCH_BYTES": ("max_batch_bytes", parse_size),
+    "BULK_WINDOW": ("bulk_window", _int_range(1, 1_000_000)),
     "RATE_LIMIT": ("rate_limit", lambda t: float(t) if float(t) > 0 else int("x")),
     "RATE_BURST": ("rate_burst", _int_range(1, 1_000_000)),
     "MODELS": ("models", lambda t: tuple(m.strip() for m in t.split(",") if m.strip())),

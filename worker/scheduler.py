@@ -6,7 +6,8 @@ delivered twice. So delayed tasks live in a Redis sorted set scored by due time,
 small thread in every worker's main process moves due entries into their queue. The
 move is one atomic Lua step, so several workers never send one entry twice.
 
-The same thread re-queues jobs stuck in ``processing`` after their worker vanished
+The same thread sends batch items to ``bulk``, a window per tenant (worker/fair.py), and
+re-queues jobs stuck in ``processing`` after their worker vanished
 (the task's time limit has passed). A message a dead worker held but had not started
 (its job still ``queued``) stays in the broker's unacked set and is delivered again by
 kombu after ``visibility_timeout``: late, never lost.
@@ -67,6 +68,10 @@ class Scheduler(threading.Thread):
         self.sweep_every = sweep_every or min(30.0, ctx.settings.task_time_limit / 2)
         self.stopping = threading.Event()
         self._pop = ctx.store.r.register_script(_POP_DUE)
+        from worker.fair import Dispatcher
+
+        # batch items into `bulk`, a window per tenant (worker/fair.py)
+        self.dispatcher = Dispatcher(ctx)
 
     def run(self) -> None:
         last_sweep = last_beat = 0.0
@@ -76,6 +81,7 @@ class Scheduler(threading.Thread):
                     last_beat = time.monotonic()
                     self.heartbeat()
                 self.release_due()
+                self.dispatcher.dispatch()
                 if time.monotonic() - last_sweep > self.sweep_every:
                     last_sweep = time.monotonic()
                     self.sweep()

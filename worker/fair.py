@@ -18,18 +18,23 @@ batch records: the cursor ``enqueued`` (items sent, in item order) and the count
 (items finished), so in flight = ``enqueued - finished``. Items cancelled before they
 were sent count as finished, so a tenant may briefly have that many more in flight.
 
-A message is sent before the cursor moves past it: a dispatcher that dies in between
-makes the next one send those items again (harmless: ``process_job`` runs a job at
-most once to a terminal state and does nothing for a finished one).
+State first, then the message (as everywhere): the cursor moves past a chunk, and its
+jobs join the queued index (``cutout:queued``), in one step before their messages are
+sent. So a message lost afterwards (a dispatcher killed in the middle, a Redis crash that
+loses its last writes, a broker lost on its own) leaves a job that is ``queued``, listed
+since its dispatch, and absent from the broker: the reconciler (worker/reconcile.py)
+re-sends it. (Sending first would lose nothing either on one Redis, but with a separate
+broker a message could then vanish with nothing left that says it was sent.)
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 from typing import Any
 
-from shared.store import PREFIX, batch_key
+from shared.store import PREFIX, QUEUED_KEY, batch_key
 from shared.tasks import BULK, PROCESS_JOB
 
 log = logging.getLogger("cutout.fair")
@@ -149,10 +154,10 @@ class Dispatcher:
             ids = store.batch_job_ids(batch_id, cursor + sent, cursor + sent + step - 1)
             if not ids:
                 break
+            self.mark_sent(batch_id, cursor + sent + len(ids), ids)
             for job_id in ids:
                 self.ctx.app.send_task(PROCESS_JOB, args=[job_id], queue=BULK)
             sent += len(ids)
-            self.after_send(batch_id, cursor + sent, ids)
         if sent:
             log.debug(
                 "batch items sent to bulk",
@@ -160,9 +165,14 @@ class Dispatcher:
             )
         return sent
 
-    def after_send(self, batch_id: str, cursor: int, job_ids: list[str]) -> None:
-        """Record that the batch's items up to ``cursor`` have their messages."""
-        self.ctx.store.update_batch(batch_id, enqueued=cursor)
+    def mark_sent(self, batch_id: str, cursor: int, job_ids: list[str]) -> None:
+        """Move the batch's cursor to ``cursor`` and list ``job_ids`` in the queued index,
+        in one step, before their messages go out."""
+        now = time.time()
+        pipe = self.ctx.store.r.pipeline(transaction=True)
+        pipe.hset(batch_key(batch_id), "enqueued", cursor)
+        pipe.zadd(QUEUED_KEY, dict.fromkeys(job_ids, now))
+        pipe.execute()
 
 
 def pending(store: Any) -> int:

@@ -186,6 +186,7 @@ class Settings:
     sync_timeout: float = 60.0
     task_time_limit: int = 300
     max_attempts: int = 3
+    worker_heartbeat_file: Path | None = None  # touched by the consumer (worker/health.py)
     reconcile_after: int = 300  # seconds queued before the broker is asked for the message
     max_queued_per_tenant: int = 20_000
     max_batch_items: int = 10_000  # items in one POST /v1/batches
@@ -260,6 +261,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TASK_TIME_LIMIT": ("task_time_limit", parse_duration),
     "MAX_ATTEMPTS": ("max_attempts", _int_range(1, 100)),
     "RECONCILE_AFTER": ("reconcile_after", parse_duration),
+    "WORKER_HEARTBEAT_FILE": ("worker_heartbeat_file", lambda t: Path(t).expanduser()),
     "MAX_QUEUED_PER_TENANT": ("max_queued_per_tenant", _int_range(1, 10_000_000)),
     "MAX_BATCH_ITEMS": ("max_batch_items", _int_range(1, 1_000_000)),
     "MAX_BATCH_BYTES": ("max_batch_bytes", parse_size),

@@ -42,6 +42,17 @@ class Services:
     metrics: Metrics
 
 
+def broker_client(settings: Settings) -> Any:
+    """A client of Celery's own Redis when CUTOUT_BROKER_URL names one (None otherwise)."""
+    if not settings.broker_url or settings.broker_url == settings.redis_url:
+        return None
+    import redis
+
+    return redis.Redis.from_url(
+        settings.broker_url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
+    )
+
+
 def create_app(
     settings: Settings | None = None, test_config: dict[str, Any] | None = None
 ) -> Flask:
@@ -77,7 +88,8 @@ def create_app(
         store=store,
         storage=S3Storage.from_settings(settings),
         celery=make_celery(settings),
-        metrics=Metrics(store.r),
+        # queue depths come from the broker's Redis (CUTOUT_BROKER_URL, when separate)
+        metrics=Metrics(store.r, broker_client(settings) or store.r),
     )
     app.extensions["cutout"] = services
 

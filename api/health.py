@@ -166,7 +166,8 @@ class WorkerStatsCollector(Collector):
 class Metrics:
     """The app's Prometheus metrics."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, broker: redis.Redis | None = None) -> None:
+        self.broker = broker
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "cutout_http_requests",
@@ -187,7 +188,7 @@ class Metrics:
             ["model", "queue"],
             registry=self.registry,
         )
-        self.queue_depth = QueueDepthCollector(client)
+        self.queue_depth = QueueDepthCollector(broker if broker is not None else client)
         self.registry.register(self.queue_depth)
         self.worker_stats = WorkerStatsCollector(client)
         self.registry.register(self.worker_stats)
@@ -238,6 +239,10 @@ def readyz() -> Response:
         "redis": "ok" if services.store.ping() else "unreachable",
         "storage": "ok" if services.storage.ping() else "unreachable",
     }
+    broker = services.metrics.broker
+    if broker is not None and broker is not services.store.r:
+        # a separate Redis for Celery's queues (CUTOUT_BROKER_URL)
+        checks["broker"] = "ok" if _ping(broker) else "unreachable"
     failed = [name for name, state in checks.items() if state != "ok"]
     if failed:
         return problem_response(
@@ -261,6 +266,13 @@ def readyz() -> Response:
             "ms": round((time.perf_counter() - started) * 1000, 1),
         }
     )
+
+
+def _ping(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
 
 
 @bp.get("/metrics")

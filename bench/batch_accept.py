@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import os
 import pstats
 import statistics
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace, redis_url: str, endpoint: str, redis: Any) -> 
     from api.app import create_app
     from shared.settings import load_settings
     from worker import batches, context
+    from worker.fair import Dispatcher
 
     settings = load_settings(
         {
@@ -123,7 +125,8 @@ def run(args: argparse.Namespace, redis_url: str, endpoint: str, redis: Any) -> 
         f"{args.items} {'upload_key' if keys else 'image_url'} items, "
         f"request body {len(raw) / 1e6:.2f} MB"
     )
-    ctx = context.configure(settings, services.celery)
+    # the whole batch in one window: this measures sending, not the fair dispatcher's pacing
+    ctx = context.configure(dataclasses.replace(settings, bulk_window=args.items), services.celery)
     accepts, enqueues = [], []
     profile = cProfile.Profile() if args.profile else None
     for round_no in range(args.rounds):
@@ -143,8 +146,10 @@ def run(args: argparse.Namespace, redis_url: str, endpoint: str, redis: Any) -> 
         memory = r.info("memory")["used_memory"]
         started = time.perf_counter()
         runs = 0
-        while batches._enqueue(ctx, batch_id) != "enqueued":
+        batches._enqueue(ctx, batch_id)
+        while r.llen("bulk") < args.items:
             runs += 1
+            Dispatcher(ctx).dispatch()
         enqueued = time.perf_counter() - started
         assert r.llen("bulk") == args.items, r.llen("bulk")
         accepts.append(accepted)
@@ -152,7 +157,7 @@ def run(args: argparse.Namespace, redis_url: str, endpoint: str, redis: Any) -> 
         print(
             f"round {round_no + 1}: accepted in {accepted:.3f} s "
             f"({args.items / accepted:,.0f} items/s), all {args.items} messages in `bulk` "
-            f"{enqueued:.3f} s later ({runs + 1} enqueue runs); "
+            f"{enqueued:.3f} s later ({runs + 1} dispatch passes); "
             f"Redis {memory / args.items:,.0f} bytes/item after accepting"
         )
     print(

@@ -164,6 +164,7 @@ class Settings:
     port: int = 8080
     data_dir: Path = Path(".cutout")
     redis_url: str | None = None
+    broker_url: str | None = None  # Celery's queues; unset: the same Redis as redis_url
     s3_endpoint_url: str | None = None
     s3_bucket: str = "cutout"
     s3_region: str = "us-east-1"
@@ -185,9 +186,12 @@ class Settings:
     sync_timeout: float = 60.0
     task_time_limit: int = 300
     max_attempts: int = 3
+    worker_heartbeat_file: Path | None = None  # touched by the consumer (worker/health.py)
+    reconcile_after: int = 300  # seconds queued before the broker is asked for the message
     max_queued_per_tenant: int = 20_000
     max_batch_items: int = 10_000  # items in one POST /v1/batches
     max_batch_bytes: int = 200_000_000  # body of one multipart (or JSON) batch request
+    bulk_window: int = 200  # one tenant's batch items in flight in `bulk` (worker/fair.py)
     rate_limit: float = 50.0  # requests per second per tenant (token refill)
     rate_burst: int = 200
     models: tuple[str, ...] = ("u2net", "u2netp")
@@ -196,6 +200,11 @@ class Settings:
     operator_tenants: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = "json"
+
+    @property
+    def effective_broker_url(self) -> str | None:
+        """Where Celery's queues live: CUTOUT_BROKER_URL, else CUTOUT_REDIS_URL."""
+        return self.broker_url or self.redis_url
 
     @property
     def effective_concurrency(self) -> int:
@@ -232,6 +241,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PORT": ("port", _int_range(1, 65535)),
     "DATA_DIR": ("data_dir", lambda t: Path(t).expanduser()),
     "REDIS_URL": ("redis_url", _url),
+    "BROKER_URL": ("broker_url", _url),
     "S3_ENDPOINT_URL": ("s3_endpoint_url", _url),
     "S3_BUCKET": ("s3_bucket", _bucket),
     "S3_REGION": ("s3_region", str.strip),
@@ -253,9 +263,12 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SYNC_TIMEOUT": ("sync_timeout", lambda t: float(parse_duration(t))),
     "TASK_TIME_LIMIT": ("task_time_limit", parse_duration),
     "MAX_ATTEMPTS": ("max_attempts", _int_range(1, 100)),
+    "RECONCILE_AFTER": ("reconcile_after", parse_duration),
+    "WORKER_HEARTBEAT_FILE": ("worker_heartbeat_file", lambda t: Path(t).expanduser()),
     "MAX_QUEUED_PER_TENANT": ("max_queued_per_tenant", _int_range(1, 10_000_000)),
     "MAX_BATCH_ITEMS": ("max_batch_items", _int_range(1, 1_000_000)),
     "MAX_BATCH_BYTES": ("max_batch_bytes", parse_size),
+    "BULK_WINDOW": ("bulk_window", _int_range(1, 1_000_000)),
     "RATE_LIMIT": ("rate_limit", lambda t: float(t) if float(t) > 0 else int("x")),
     "RATE_BURST": ("rate_burst", _int_range(1, 1_000_000)),
     "MODELS": ("models", lambda t: tuple(m.strip() for m in t.split(",") if m.strip())),

@@ -34,6 +34,11 @@ INT_FIELDS = ("attempts", "item_index")
 PREFIX = "cutout:"
 # job id → deadline of its current run, for every job in `processing`
 PROCESSING_KEY = f"{PREFIX}processing"
+# job id → when it became queued with a message expected in the broker: single jobs from
+# their creation, batch items from their dispatch (worker/fair.py), re-queued jobs from
+# the re-queue. The reconciler (worker/reconcile.py) re-sends a job found here long after
+# whose message the broker does not hold (a Redis crash lost it).
+QUEUED_KEY = f"{PREFIX}queued"
 # stored objects to delete when their job expires: JSON {tenant, job, input} → expiry time
 # (``job`` null: an upload slot, see expire_uploads)
 EXPIRY_KEY = f"{PREFIX}expiry"
@@ -45,7 +50,7 @@ def upload_member(tenant: str | None, key: str) -> str:
 
 
 # KEYS: job, batch counts, batch, done-list, processing set, the tenant's active set
-# (or '' for a job without a tenant)
+# (or '' for a job without a tenant), the queued index
 # ARGV: new status, allowed-from (csv), now (RFC 3339: the batch's finished_at if this
 # completes it), the run's deadline (epoch seconds), then field/value pairs to set.
 # A job in `processing` is also in the processing set, scored by the deadline of its run,
@@ -75,6 +80,14 @@ if new == 'processing' then
   redis.call('ZADD', KEYS[5], ARGV[4], redis.call('HGET', KEYS[1], 'id'))
 else
   redis.call('ZREM', KEYS[5], redis.call('HGET', KEYS[1], 'id'))
+end
+-- the queued index: a job (re-)entering queued gets a message right after (or before)
+if KEYS[7] then
+  if new == 'queued' then
+    redis.call('ZADD', KEYS[7], redis.call('TIME')[1], redis.call('HGET', KEYS[1], 'id'))
+  else
+    redis.call('ZREM', KEYS[7], redis.call('HGET', KEYS[1], 'id'))
+  end
 end
 local completed = 0
 local terminal = (new == 'succeeded' or new == 'failed' or new == 'canceled')
@@ -204,10 +217,15 @@ class RedisStore:
     # -- jobs ---------------------------------------------------------------------------
 
     def create_job(self, job: Mapping[str, Any]) -> None:
-        """Store a new job record (``status`` normally ``queued``) with the retention TTL."""
+        """Store a new job record (``status`` normally ``queued``) with the retention TTL.
+
+        A queued job joins the queued index in the same step: its message is sent next.
+        """
         with _translated():
             pipe = self.r.pipeline()
             self._add_job(pipe, job)
+            if job.get("status") == "queued":
+                pipe.zadd(QUEUED_KEY, {job["id"]: time.time()})
             pipe.execute()
 
     def _add_job(self, pipe: Any, job: Mapping[str, Any]) -> None:
@@ -282,6 +300,7 @@ class RedisStore:
                 done_key(job_id),
                 PROCESSING_KEY,
                 tenant_active_key(tenant) if tenant else "",
+                QUEUED_KEY,
             ]
             applied, previous, completed = self._transition(keys=keys, args=args)
         return Transition(applied == 1, previous or None, bool(completed))

@@ -34,7 +34,7 @@ QUEUES = (INTERACTIVE, WEBHOOKS, BULK)
 def celery_config(settings: Settings) -> dict[str, Any]:
     hard = settings.task_time_limit
     return {
-        "broker_url": settings.redis_url,
+        "broker_url": settings.effective_broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             # Above the longest a live worker holds a message: a run (at most the hard

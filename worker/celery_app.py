@@ -28,6 +28,11 @@ def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
     app.conf.worker_max_memory_per_child = 2_500_000  # KiB
     context.configure(settings, app)
     tasks.register(app)
+    if settings.worker_heartbeat_file is not None:
+        # liveness: the consumer touches this file while it consumes (worker/health.py)
+        from worker.health import consumer_step
+
+        app.steps["consumer"].add(consumer_step(settings.worker_heartbeat_file))
 
     @signals.worker_process_init.connect(weak=False)
     def _init_child(**_: Any) -> None:

@@ -6,10 +6,12 @@ delivered twice. So delayed tasks live in a Redis sorted set scored by due time,
 small thread in every worker's main process moves due entries into their queue. The
 move is one atomic Lua step, so several workers never send one entry twice.
 
-The same thread re-queues jobs stuck in ``processing`` after their worker vanished
-(the task's time limit has passed). A message a dead worker held but had not started
-(its job still ``queued``) stays in the broker's unacked set and is delivered again by
-kombu after ``visibility_timeout``: late, never lost.
+The same thread sends batch items to ``bulk``, a window per tenant (worker/fair.py), and
+re-queues jobs stuck in ``processing`` after their worker vanished
+(the task's time limit has passed), and, in the same sweep, re-sends jobs ``queued`` for
+long whose message the broker lost (worker/reconcile.py). A message a dead worker held
+but had not started (its job still ``queued``) stays in the broker's unacked set and is
+delivered again by kombu after ``visibility_timeout``: late, never lost.
 """
 
 from __future__ import annotations
@@ -67,6 +69,15 @@ class Scheduler(threading.Thread):
         self.sweep_every = sweep_every or min(30.0, ctx.settings.task_time_limit / 2)
         self.stopping = threading.Event()
         self._pop = ctx.store.r.register_script(_POP_DUE)
+        from worker.fair import Dispatcher
+
+        # batch items into `bulk`, a window per tenant (worker/fair.py)
+        self.dispatcher = Dispatcher(ctx)
+        from worker.reconcile import Reconciler
+
+        # queued jobs whose message the broker lost (worker/reconcile.py); a suspect is
+        # confirmed by a scan at least half a sweep later
+        self.reconciler = Reconciler(ctx, confirm_after=self.sweep_every / 2)
 
     def run(self) -> None:
         last_sweep = last_beat = 0.0
@@ -76,6 +87,7 @@ class Scheduler(threading.Thread):
                     last_beat = time.monotonic()
                     self.heartbeat()
                 self.release_due()
+                self.dispatcher.dispatch()
                 if time.monotonic() - last_sweep > self.sweep_every:
                     last_sweep = time.monotonic()
                     self.sweep()
@@ -145,14 +157,23 @@ class Scheduler(threading.Thread):
         counted in ``attempts``; a job started ``max_attempts`` times fails here with
         ``processing_failed`` instead of going round again.
         """
+        r = self.ctx.store.r
+        # one sweeper at a time across all workers
+        if not r.set(SWEEP_LOCK, "1", nx=True, ex=max(5, int(self.sweep_every))):
+            return 0
+        taken = self._sweep_processing()
+        try:
+            self.reconciler.reconcile()
+        except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+            log.warning("reconcile pass failed: %s", exc)
+        return taken
+
+    def _sweep_processing(self) -> int:
         from shared.tasks import PROCESS_JOB
         from worker.tasks import fail_after_worker_loss
 
         store = self.ctx.store
         r = store.r
-        # one sweeper at a time across all workers
-        if not r.set(SWEEP_LOCK, "1", nx=True, ex=max(5, int(self.sweep_every))):
-            return 0
         taken = 0
         # scored by each run's deadline: past its hard time limit a run is surely dead
         for job_id in r.zrangebyscore(PROCESSING_KEY, "-inf", time.time(), start=0, num=500):

@@ -20,7 +20,9 @@ Rules:
 - Short knobs keep the tier fast (about a minute a test on 2 cores):
   ``CUTOUT_TASK_TIME_LIMIT=20`` (soft limit 16 s, room for a loaded machine; the sweeper
   re-queues a dead run 25-35 s after it started),
-  ``CUTOUT_WEBHOOK_RETRY_SCHEDULE=2,4,8,16,30,60``.
+  ``CUTOUT_WEBHOOK_RETRY_SCHEDULE=2,4,8,16,30,60``, ``CUTOUT_RECONCILE_AFTER=5`` (the
+  reconciler looks at every job queued over 5 s, so every fault test also checks that it
+  never re-sends a job whose message waits or is held by a worker).
 """
 
 from __future__ import annotations
@@ -204,6 +206,7 @@ class FaultStack:
                 "CUTOUT_ORT_THREADS": "1",
                 "CUTOUT_TASK_TIME_LIMIT": str(TASK_TIME_LIMIT),
                 "CUTOUT_WEBHOOK_RETRY_SCHEDULE": RETRY_SCHEDULE,
+                "CUTOUT_RECONCILE_AFTER": "5",
                 "CUTOUT_LOG_FORMAT": "json",
             }
         )

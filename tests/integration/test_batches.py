@@ -551,57 +551,6 @@ def test_listing_pages_filters_and_cursor_errors(api: FlaskClient, api_app: Flas
     assert len(manifest) == 25
 
 
-def test_enqueue_batch_sends_in_chunks_and_resumes(
-    api: FlaskClient, api_app: Flask, api_rdb: redis.Redis
-) -> None:
-    """The enqueue task, run in this process against the real Redis: chunks, the cursor,
-    the continuation, the lock."""
-    from shared.tasks import ENQUEUE_BATCH
-    from worker import batches, context
-
-    services = api_app.extensions["cutout"]
-    api_app.config["TESTING"] = True
-    items = [{"image_url": f"https://images.example.com/{i}.jpg"} for i in range(50)]
-    batch = api.post("/v1/batches", json={"items": items}, headers=AUTH_A).get_json()
-    # the API queued one enqueue task on interactive and no item yet
-    assert api_rdb.llen("interactive") == 1
-    assert json.loads(api_rdb.lindex("interactive", 0))["headers"]["task"] == ENQUEUE_BATCH
-    assert api_rdb.llen("bulk") == 0
-
-    saved = context._context
-    ctx = context.configure(services.settings, services.celery)
-    try:
-        # a run that died after 20 items: the cursor says so, the next run sends the rest
-        services.store.update_batch(batch["id"], enqueued=20)
-        old_slice = batches.SLICE
-        batches.SLICE = 25
-        try:
-            assert batches._enqueue(ctx, batch["id"]) == "continued"
-        finally:
-            batches.SLICE = old_slice
-        assert api_rdb.llen("bulk") == 25
-        assert api_rdb.llen("interactive") == 2  # the continuation
-        # a second run while the first holds the lock: looks again later, sends nothing
-        api_rdb.set(batches.lock_key(batch["id"]), "someone-else", ex=60)
-        assert batches._enqueue(ctx, batch["id"]) == "busy"
-        assert api_rdb.zcard("cutout:due") == 1
-        api_rdb.delete(batches.lock_key(batch["id"]))
-        assert batches._enqueue(ctx, batch["id"]) == "enqueued"
-        assert api_rdb.llen("bulk") == 30
-        # redelivered once finished: nothing more
-        assert batches._enqueue(ctx, batch["id"]) == "enqueued"
-        assert api_rdb.llen("bulk") == 30
-    finally:
-        context._context = saved
-    sent = [json.loads(m)["headers"]["argsrepr"] for m in api_rdb.lrange("bulk", 0, -1)]
-    ids = services.store.batch_job_ids(batch["id"])
-    # LPUSH queues: the oldest message is last in the list
-    assert sorted(sent) == sorted(repr([job_id]) for job_id in ids[20:])
-    record = services.store.get_job(ids[0])
-    assert record["queue"] == "bulk"
-    assert record["item_index"] == 0
-
-
 def test_multipart_batch_over_a_thousand_files(
     redis_url: str, s3_endpoint: str, s3_credentials: dict[str, str], api_rdb: redis.Redis
 ) -> None:

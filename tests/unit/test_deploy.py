@@ -565,7 +565,9 @@ def test_k8s_keda_scales_workers_on_the_queues(
     assert find(objects, "Deployment", spec["scaleTargetRef"]["name"])
     assert 0 <= spec["minReplicaCount"] < spec["maxReplicaCount"]
     (container,) = find(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"]
-    redis_url = container_env(objects, container)["CUTOUT_REDIS_URL"]
+    env = container_env(objects, container)
+    # the queues live in the broker's Redis (CUTOUT_BROKER_URL, else CUTOUT_REDIS_URL)
+    redis_url = env.get("CUTOUT_BROKER_URL") or env["CUTOUT_REDIS_URL"]
     database = re.search(r"/(\d+)$", redis_url)
     lengths = {}
     for trigger in spec["triggers"]:
@@ -615,3 +617,37 @@ def test_settings_doc_lists_every_setting() -> None:
         f"docs/settings.md: undocumented {sorted(SETTING_NAMES - documented)}, "
         f"not settings {sorted(documented - SETTING_NAMES)}"
     )
+
+
+@pytest.mark.parametrize("name", ["cutout-worker", "cutout-worker-gpu"])
+def test_k8s_workers_have_a_consumer_liveness_probe(
+    objects: list[tuple[Path, dict[str, Any]]], name: str
+) -> None:
+    """The probe runs `python -m worker.health` on the consumer's heartbeat file, which
+    lies on a writable volume, with a bound the heartbeat can meet (worker/health.py)."""
+    from worker.health import INTERVAL
+
+    pod = find(objects, "Deployment", name)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    settings = load_settings(container_env(objects, container))
+    heartbeat = settings.worker_heartbeat_file
+    assert heartbeat is not None, f"{name}: CUTOUT_WORKER_HEARTBEAT_FILE not set"
+    mounts = [Path(m["mountPath"]) for m in container.get("volumeMounts", [])]
+    assert any(m in heartbeat.parents for m in mounts), f"{name}: {heartbeat} is not writable"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    for kind in ("livenessProbe", "startupProbe"):
+        probe = container[kind]
+        command = probe["exec"]["command"]
+        assert command[:3] == ["python", "-m", "worker.health"], f"{name} {kind}: {command}"
+        max_age = float(command[command.index("--max-age") + 1])
+        assert max_age >= 3 * INTERVAL, "a bound the 5 s heartbeat cannot always meet"
+        assert probe["timeoutSeconds"] >= 5
+    liveness = container["livenessProbe"]
+    max_age = float(liveness["exec"]["command"][-1])
+    if settings.batch_size == 1 and settings.device == "cuda":
+        # the solo pool runs jobs on the consumer's event loop
+        assert max_age > settings.task_time_limit
+    if name == "cutout-worker-gpu":
+        assert max_age > settings.task_time_limit, "the GPU worker may run the solo pool"
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, "room to load models"

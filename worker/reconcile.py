@@ -1,0 +1,191 @@
+"""Re-send jobs whose message the broker lost.
+
+Redis with ``appendfsync everysec`` that dies with its machine (power loss, a kernel
+crash; a SIGKILL of the process alone loses nothing already written, since that sits in
+the page cache) may come back without its last second of writes; a separate broker
+(``CUTOUT_BROKER_URL``) may come back without any of its messages. State is always
+written before the message it causes, so what can be left is a job ``queued`` in its
+record with no message anywhere: nothing would ever run it.
+
+Every job that is ``queued`` with a message expected is listed in the queued index
+(``cutout:queued``, job id → since when; shared/store.py keeps it with the record). Each
+sweep (worker/scheduler.py, one sweeper at a time) looks at the jobs listed for longer
+than ``CUTOUT_RECONCILE_AFTER`` (at most :data:`CANDIDATES` per pass) and asks the broker
+whether their message is there: in their queue's lists, or in kombu's ``unacked`` hash
+(taken by a worker and not yet acknowledged, including retries waiting for their
+countdown). Only a job whose message is absent in two scans a sweep apart, and still
+``queued``, is re-sent; a job whose message is there is listed again from now. A
+message is in neither place only for the moment between a worker's ``BRPOP`` and its
+``unacked`` write, far shorter than a sweep, so a waiting batch of 10,000 items is never
+re-sent wholesale because it waits. If a duplicate still happens it is harmless: a
+task does nothing for a job that has finished, and a job reaches a terminal state once.
+
+Cost: nothing while no job has waited that long. Otherwise one pass reads the candidate
+records and every message in the lists of the candidates' queues plus ``unacked`` (the
+``bulk`` list holds at most a window per tenant, worker/fair.py); if those hold more than
+:data:`SCAN_MAX` messages the pass proves nothing and re-sends nothing (logged), since
+absence cannot be shown without reading them all.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from typing import Any
+
+import redis
+
+from shared import telemetry
+from shared.store import PREFIX, QUEUED_KEY
+from shared.tasks import INTERACTIVE, PROCESS_JOB
+
+log = logging.getLogger("cutout.scheduler")
+
+SUSPECTS_KEY = f"{PREFIX}reconcile:suspects"  # job id → when its message was first missed
+CANDIDATES = 1000  # jobs looked at per pass
+SCAN_MAX = 50_000  # messages read per pass at most
+READ_CHUNK = 1000
+# kombu's Redis transport: one list per priority step, "<queue>" for the default one
+PRIORITY_SEP = "\x06\x16"
+PRIORITY_STEPS = (3, 6, 9)
+UNACKED = "unacked"
+
+
+def queue_lists(queue: str) -> list[str]:
+    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
+
+
+def job_of(raw: str | bytes) -> str | None:
+    """The job id of a ``process_job`` message as kombu stores it (None for others)."""
+    try:
+        message = json.loads(raw)
+        if isinstance(message, list):  # an unacked entry: [message, exchange, routing key]
+            message = message[0]
+        if (message.get("headers") or {}).get("task") != PROCESS_JOB:
+            return None
+        body = message["body"]
+        if (message.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return str(args[0]) if args else None
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+
+
+class Reconciler:
+    """Finds queued jobs whose message is gone, and sends it again."""
+
+    def __init__(self, ctx: Any, confirm_after: float = 5.0) -> None:
+        self.ctx = ctx
+        self.confirm_after = confirm_after
+        settings = ctx.settings
+        if settings.broker_url and settings.broker_url != settings.redis_url:
+            self.broker: Any = redis.Redis.from_url(
+                settings.broker_url, decode_responses=True, socket_timeout=10
+            )
+        else:
+            self.broker = ctx.store.r
+
+    def reconcile(self, now: float | None = None) -> int:
+        """One pass; returns the jobs re-sent."""
+        now = time.time() if now is None else now
+        store = self.ctx.store
+        r = store.r
+        bound = self.ctx.settings.reconcile_after
+        ids = r.zrangebyscore(QUEUED_KEY, "-inf", now - bound, start=0, num=CANDIDATES)
+        # forget suspicions nobody confirmed for a long time (their jobs moved on)
+        r.zremrangebyscore(SUSPECTS_KEY, "-inf", now - 10 * bound - 60)
+        if not ids:
+            return 0
+        waiting = []
+        for job_id, job in zip(ids, store.get_jobs(ids), strict=True):
+            if job is None or job["status"] != "queued":
+                # started, finished or expired: the index only keeps queued jobs
+                r.zrem(QUEUED_KEY, job_id)
+                r.zrem(SUSPECTS_KEY, job_id)
+            else:
+                waiting.append(job)
+        if not waiting:
+            return 0
+        queues = {job.get("queue") or INTERACTIVE for job in waiting}
+        present = self.messages(queues)
+        if present is None:
+            log.warning(
+                "reconcile skipped: too many messages to read",
+                extra={"limit": SCAN_MAX, "candidates": len(waiting)},
+            )
+            return 0
+        suspects = dict(
+            zip(
+                [job["id"] for job in waiting],
+                r.zmscore(SUSPECTS_KEY, [job["id"] for job in waiting]),
+                strict=True,
+            )
+        )
+        resent = 0
+        for job in waiting:
+            job_id = job["id"]
+            if job_id in present:
+                # waiting in its queue (or held by a worker): look again after the bound
+                r.zadd(QUEUED_KEY, {job_id: now}, xx=True)
+                r.zrem(SUSPECTS_KEY, job_id)
+                continue
+            first_missed = suspects.get(job_id)
+            if first_missed is None:
+                r.zadd(SUSPECTS_KEY, {job_id: now})
+                continue
+            if now - first_missed < self.confirm_after:
+                continue
+            if self.resend(job):
+                resent += 1
+        return resent
+
+    def resend(self, job: dict[str, Any]) -> bool:
+        store = self.ctx.store
+        r = store.r
+        current = store.get_job(job["id"])
+        r.zrem(SUSPECTS_KEY, job["id"])
+        if current is None or current["status"] != "queued":
+            return False
+        # listed from now, before the message (state first): lost again, found again
+        r.zadd(QUEUED_KEY, {job["id"]: time.time()}, xx=True)
+        self.ctx.app.send_task(PROCESS_JOB, args=[job["id"]], queue=job.get("queue") or INTERACTIVE)
+        telemetry.record_retry(r, "message_lost")
+        log.warning(
+            "re-sent a queued job whose message was lost",
+            extra={
+                "job_id": job["id"],
+                "tenant": job.get("tenant"),
+                "batch_id": job.get("batch_id"),
+                "queue": job.get("queue"),
+            },
+        )
+        return True
+
+    def messages(self, queues: set[str]) -> set[str] | None:
+        """The job ids of every ``process_job`` message in ``queues`` and ``unacked``;
+        None when they hold more than :data:`SCAN_MAX` messages."""
+        broker = self.broker
+        lists = [key for queue in sorted(queues) for key in queue_lists(queue)]
+        pipe = broker.pipeline(transaction=False)
+        for key in lists:
+            pipe.llen(key)
+        pipe.hlen(UNACKED)
+        *lengths, unacked = pipe.execute()
+        if sum(lengths) + unacked > SCAN_MAX:
+            return None
+        found: set[str] = set()
+        for key, length in zip(lists, lengths, strict=True):
+            for start in range(0, length, READ_CHUNK):
+                for raw in broker.lrange(key, start, start + READ_CHUNK - 1):
+                    job_id = job_of(raw)
+                    if job_id:
+                        found.add(job_id)
+        if unacked:
+            for raw in broker.hvals(UNACKED):
+                job_id = job_of(raw)
+                if job_id:
+                    found.add(job_id)
+        return found

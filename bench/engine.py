@@ -1,6 +1,7 @@
 """Benchmark: our engine against rembg, same photos, same weights, one run.
 
     python bench/engine.py [--photos DIR] [--models u2net u2netp] [--passes 1] [--rounds 2]
+        [--size 1000] [--only "ours 1x2" "refine 1x2"]
 
 rembg is installed from the package index into its own virtual environment
 (``bench/.rembg-venv``, created on first use) and runs in a subprocess of it with
@@ -18,6 +19,8 @@ once, processes one warm-up image untimed, then times ``passes`` passes over the
   it with 1 intra-op thread (what ``cutout remove`` does for a folder);
 - ``ours 2 procs x1``: two processes of one 1-thread stream each, both over all photos at
   once (a worker with concurrency 2); images/s over the span of both;
+- ``refine 1x2`` (u2net): the same as ``ours 1x2`` with ``refine=true`` (docs/refine.md):
+  its CPU s/img over ``ours 1x2``'s is refine's cost ratio (target ≤ 2.0×);
 - ``fast 1x2`` and ``fast 2 procs x1`` (u2net, when the fast extra is installed and the
   fast model is built: ``cutout models build-fast``): the same with ``fast=true``, the
   int8 OpenVINO model (docs/fast.md). ``--no-fast`` leaves them out.
@@ -119,12 +122,12 @@ def run_ours_child(args: argparse.Namespace) -> None:
 
     images = [Path(p).read_bytes() for p in args.paths]
     engine = Engine(load_settings().model_home, threads=args.threads)
-    options = Options(model=args.model, fast=args.fast_child)
+    options = Options(model=args.model, fast=args.fast_child, refine=args.refine_child)
     t = time.perf_counter()
     if args.fast_child:
         engine.warm_fast(build=False)
     else:
-        engine.warm([args.model])
+        engine.warm(["u2net", "u2netp"] if args.refine_child else [args.model])
     load = time.perf_counter() - t
     engine.process(images[0], options)  # warm-up
     work = [data for _ in range(args.passes) for data in images]
@@ -156,7 +159,13 @@ def run_ours_child(args: argparse.Namespace) -> None:
 
 
 def _ours_cmd(
-    model: str, threads: int, streams: int, passes: int, paths: list[str], fast: bool = False
+    model: str,
+    threads: int,
+    streams: int,
+    passes: int,
+    paths: list[str],
+    fast: bool = False,
+    refine: bool = False,
 ) -> list[str]:
     return [
         sys.executable,
@@ -171,6 +180,7 @@ def _ours_cmd(
         "--passes",
         str(passes),
         *(["--fast-child"] if fast else []),
+        *(["--refine-child"] if refine else []),
         "--paths",
         *paths,
     ]
@@ -216,6 +226,11 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--paths", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--fast-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--refine-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--size", type=int, help="scale every photo to SIZE×SIZE first (refine's 1000×1000)"
+    )
+    parser.add_argument("--only", nargs="+", metavar="CONFIG", help="run only these configs")
     args = parser.parse_args()
     if args.child:
         run_ours_child(args)
@@ -231,7 +246,14 @@ def main() -> int:
     if not paths:
         print(f"no photos in {args.photos}")
         return 1
-    rembg_python = None if args.no_rembg else ensure_rembg_venv(args.venv)
+    if args.size:
+        paths = _resized(paths, args.size)
+    wanted = set(args.only or [])
+    rembg_python = (
+        None
+        if args.no_rembg or (wanted and "rembg 2.0.86" not in wanted)
+        else ensure_rembg_venv(args.venv)
+    )
     print(
         f"{len(paths)} photos from {args.photos}, {args.passes} passes, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, weights in {home}"
@@ -248,7 +270,16 @@ def main() -> int:
         configs["ours 1x2"] = [_ours_cmd(model, 2, 1, args.passes, paths)]
         configs["ours 2x1 threads"] = [_ours_cmd(model, 1, 2, args.passes, paths)]
         configs["ours 2 procs x1"] = [_ours_cmd(model, 1, 1, args.passes, paths)] * 2
-        if model == "u2net" and not args.no_fast and _fast_ready(home):
+        if model == "u2net":
+            configs["refine 1x2"] = [_ours_cmd(model, 2, 1, args.passes, paths, refine=True)]
+        if wanted:
+            configs = {name: cmds for name, cmds in configs.items() if name in wanted}
+        if (
+            model == "u2net"
+            and not args.no_fast
+            and (not wanted or "fast 1x2" in wanted)
+            and (_fast_ready(home))
+        ):
             configs["fast 1x2"] = [_ours_cmd(model, 2, 1, args.passes, paths, fast=True)]
             configs["fast 2 procs x1"] = [_ours_cmd(model, 1, 1, args.passes, paths, fast=True)] * 2
         # rounds interleave the configurations so that a burst of load elsewhere on the
@@ -295,12 +326,30 @@ def main() -> int:
                 line += f"; with {idle:.2f} s idle inference: {projected:.2f}x rembg"
             print(line)
         for name, row in best.items():
-            if name.startswith(("ours", "fast")):
+            if name.startswith(("ours", "fast", "refine")):
                 stages = row["results"][0]["stages"]
                 text = "  ".join(f"{s} {stages[s] * 1000:.0f}" for s in STAGES)
                 print(f"  {name} ms/img: {text}")
     png_comparison(args.photos)
     return 0
+
+
+def _resized(paths: list[str], size: int) -> list[str]:
+    """Copies of the photos scaled to size×size (JPEG q95) in bench/out/resized-SIZE."""
+    from PIL import Image
+
+    folder = ROOT / "bench" / "out" / f"resized-{size}"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for path in paths:
+        target = folder / Path(path).name
+        if not target.exists():
+            with Image.open(path) as image:
+                image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS).save(
+                    target, quality=95
+                )
+        out.append(str(target))
+    return out
 
 
 def _fast_ready(home: Path) -> bool:

@@ -62,6 +62,8 @@ class Options:
     canvas: tuple[int, int] | None = None
     fill: float = 0.85
     fast: bool = False
+    #: the refined cutout (worker/engine/refine.py, docs/refine.md); not rembg-identical
+    refine: bool = False
     # catalogue outputs (issue 16; parsers in shared/catalogue.py)
     bg_image_url: str | None = None
     bg_upload_key: str | None = None
@@ -100,6 +102,7 @@ class Options:
 
 
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(Options))
+_BOOLS = ("mask_only", "post_process", "alpha_matting", "crop", "fast", "shadow", "refine")
 _CATALOGUE: dict[str, Any] = {
     "bg_image_url": catalogue.parse_bg_image_url,
     "bg_upload_key": catalogue.parse_upload_key,
@@ -216,7 +219,7 @@ def parse_options(
                     f"format must be one of {', '.join(FORMATS)}, got {value!r}", option=key
                 )
             parsed[key] = fmt
-        elif key in ("mask_only", "post_process", "alpha_matting", "crop", "fast", "shadow"):
+        elif key in _BOOLS:
             parsed[key] = parse_bool(key, value)
         elif key.startswith("alpha_matting_"):
             parsed[key] = parse_int(key, value, 0, 255)
@@ -250,6 +253,13 @@ def parse_options(
         raise InvalidOption(
             f"fast is only offered for u2net; {options.model} loses too much quality in it",
             option="fast",
+        )
+    if options.refine and (options.fast or options.alpha_matting):
+        other = "fast" if options.fast else "alpha_matting"
+        raise InvalidOption(
+            f"refine replaces {other}: it runs the exact u2net and refines the edge "
+            "itself; choose one",
+            option="refine",
         )
     return options
 

@@ -46,7 +46,7 @@
     options: $("options"), apply: $("apply"),
     model: $("model"), format: $("format"), formatHint: $("format-hint"),
     transparent: $("transparent"), bgColor: $("bg-color"), bgColorValue: $("bg-color-value"),
-    maskOnly: $("mask-only"), postProcess: $("post-process"), fast: $("fast"),
+    maskOnly: $("mask-only"), postProcess: $("post-process"), fast: $("fast"), refine: $("refine"),
     alphaMatting: $("alpha-matting"), amFg: $("am-fg"), amBg: $("am-bg"), amErode: $("am-erode"),
     crop: $("crop"), margin: $("margin"),
     canvasW: $("canvas-w"), canvasH: $("canvas-h"), fill: $("fill"),
@@ -244,6 +244,7 @@
     if (el.maskOnly.checked) options.mask_only = true;
     if (el.postProcess.checked) options.post_process = true;
     if (el.fast.checked) options.fast = true;
+    if (el.refine.checked) options.refine = true;
     if (el.alphaMatting.checked) {
       options.alpha_matting = true;
       options.alpha_matting_foreground_threshold = int(el.amFg, "Foreground threshold");

@@ -96,10 +96,20 @@ def apply_roi(mask: Image.Image, roi: str | None) -> Image.Image:
     return out
 
 
-def cutout(image: Image.Image, mask: Image.Image, options: Options) -> Image.Image:
-    """Step 2 of compose(): the mask, the alpha-matted or the plain cutout."""
+def cutout(
+    image: Image.Image,
+    mask: Image.Image,
+    options: Options,
+    colours: Image.Image | None = None,
+) -> Image.Image:
+    """Step 2 of compose(): the mask, the alpha-matted or the plain cutout (with
+    ``colours``, refine's foreground colours, in place of the photo's)."""
     if options.mask_only:
         return mask
+    if colours is not None:
+        picture = colours.convert("RGB")
+        picture.putalpha(mask)
+        return picture
     if options.alpha_matting:
         try:
             return alpha_matting_cutout(
@@ -194,16 +204,18 @@ def render(
     mask: Image.Image,
     options: Options,
     background: Image.Image | None = None,
+    colours: Image.Image | None = None,
 ) -> Rendered:
     """The final picture for ``options`` and the subject's boxes (see the module doc).
 
     ``background`` is the decoded ``bg_image_url`` / ``bg_upload_key`` image; a
-    background option without it raises ValueError (the caller fetches it).
+    background option without it raises ValueError (the caller fetches it). ``colours``:
+    refine's foreground colours (worker.engine.refine).
     """
     if options.post_process:
         mask = post_process_mask(mask)
     mask = apply_roi(mask, options.roi)
-    picture = cutout(image, mask, options)
+    picture = cutout(image, mask, options, colours)
     subject = subject_bbox(alpha_of(picture))
     if options.crop or options.canvas:
         if options.canvas:

@@ -147,10 +147,17 @@ def apply_background(picture: Image.Image, color: tuple[int, int, int, int]) -> 
     return Image.alpha_composite(background, picture.convert("RGBA"))
 
 
-def compose(image: Image.Image, mask: Image.Image, options: Options) -> Image.Image:
+def compose(
+    image: Image.Image,
+    mask: Image.Image,
+    options: Options,
+    colours: Image.Image | None = None,
+) -> Image.Image:
     """The final picture for ``options`` from the decoded image and the model's mask.
 
-    RGBA for a cutout, L for ``mask_only``; RGBA on ``bg_color`` (opaque for JPEG).
+    ``colours`` (RGB, ``refine``'s decontaminated foreground colours) replaces the
+    plain cutout's colours when given. RGBA for a cutout, L for ``mask_only``; RGBA on
+    ``bg_color`` (opaque for JPEG).
     """
     if options.post_process:
         mask = post_process_mask(mask)
@@ -168,6 +175,9 @@ def compose(image: Image.Image, mask: Image.Image, options: Options) -> Image.Im
         except ValueError as exc:
             log.info("alpha matting gave up (%s); plain cutout instead", exc)
             picture = naive_cutout(image, mask)
+    elif colours is not None:
+        picture = colours.convert("RGB")
+        picture.putalpha(mask)
     else:
         picture = naive_cutout(image, mask)
     if options.crop or options.canvas:

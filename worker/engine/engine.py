@@ -25,6 +25,7 @@ from worker.engine.custom import LRU, CustomModels, LocalResolver
 from worker.engine.families import FAMILIES, U2NetFamily
 from worker.engine.imageio import decode_image
 from worker.engine.models import MODEL_SPECS, ensure_model, get_spec
+from worker.engine.refine import refine_image, refine_probability
 from worker.engine.session import create_session
 
 
@@ -208,8 +209,21 @@ class Engine:
         output = self._infer(loaded, loaded.family.preprocess(image))
         return loaded.family.postprocess(output, image.size)
 
+    def _refine_probability(self, image: Image.Image) -> np.ndarray:
+        def infer(model: str, batch: np.ndarray) -> np.ndarray:
+            return self._infer(self._load(model), batch)
+
+        return refine_probability(image, infer)
+
+    def refined(self, image: Image.Image) -> tuple[Image.Image, Image.Image]:
+        """``refine``'s alpha (mode L) and foreground colours (RGB) of ``image``."""
+        return refine_image(image, self._refine_probability(image))
+
     def render(self, image: Image.Image, options: Options) -> Image.Image:
         """The final picture for ``options`` before encoding (see worker.engine.compose)."""
+        if options.refine:
+            mask, colours = self.refined(image)
+            return compose(image, mask, options, colours)
         if not options.fast:
             return compose(image, self.predict_mask(image, options.model), options)
         loaded = self._load_fast()
@@ -231,7 +245,7 @@ class Engine:
         the same limits as the input. Raises InvalidImage, UnsupportedFormat,
         ImageTooLarge (input or background), ModelUnavailable, FastModeUnavailable.
         """
-        loaded = self._loaded_for(options)
+        loaded = None if options.refine else self._loaded_for(options)
         clock = time.perf_counter
         t0 = clock()
         image = decode_image(data, max_pixels=max_pixels, max_side=max_side)
@@ -239,17 +253,24 @@ class Engine:
         # the downscaled copy replaces the original (one full-size image in memory)
         image = catalogue.fit_megapixels(image, options.max_megapixels)
         t1 = clock()
-        batch = loaded.family.preprocess(image)
-        t2 = clock()
-        output = self._infer_for(loaded, batch)
-        t3 = clock()
-        mask = loaded.family.postprocess(output, image.size)
+        colours = None
+        if loaded is None:  # refine: preprocessing is counted in inference
+            t2 = t1
+            probability = self._refine_probability(image)
+            t3 = clock()
+            mask, colours = refine_image(image, probability)
+        else:
+            batch = loaded.family.preprocess(image)
+            t2 = clock()
+            output = self._infer_for(loaded, batch)
+            t3 = clock()
+            mask = loaded.family.postprocess(output, image.size)
         backdrop = None
         if background is not None:
             # decoded only now, under the input's limits: never two full decodes at once
             # with the model's buffers
             backdrop = catalogue.decode_background(background, max_pixels, max_side)
-        rendered = catalogue.render(image, mask, options, backdrop)
+        rendered = catalogue.render(image, mask, options, backdrop, colours)
         picture = rendered.picture
         t4 = clock()
         encoded = catalogue.encode_output(picture, options.format)

@@ -7,15 +7,17 @@ Command-line forms:
 
 - ``--model M`` (repeatable): one column per model, with the options of ``--option``;
 - ``--option k=v`` (repeatable): processing options (API.md's names, ``-`` or ``_``)
-  applied to every model column;
+  applied to every model column; ``--option refine=true`` instead gives each model two
+  columns, ``MODEL`` (exact, refine off) and ``MODEL+refine``, so one run compares them;
 - ``--variant NAME:k=v,k=v`` (repeatable): one more column per model, named
   ``MODEL+NAME``, with these options on top of ``--option``'s; a variant that sets
   ``model`` is a single column named ``NAME``;
 - ``--baseline grabcut``.
 
 Eval-only keys (not processing options, so not available in the service):
-``refine=guided`` with ``refine_radius`` (px, default 8) and ``refine_eps`` (default 1e-4):
-a colour guided filter of the model's alpha with the image as guide (see refine.py).
+``refine=guided`` (``refine=true``/``false`` is the processing option) with
+``refine_radius`` (px, default 8) and ``refine_eps`` (default 1e-4): a colour guided filter
+of the model's alpha with the image as guide (see refine.py).
 """
 
 from __future__ import annotations
@@ -99,15 +101,17 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 
 def _split_refinement(values: dict[str, str]) -> tuple[dict[str, str], Refinement | None]:
     values = dict(values)
-    kind = values.pop("refine", None)
+    kind = values.get("refine")
+    if kind is not None and kind.strip().lower() in REFINEMENTS:
+        kind = values.pop("refine").strip().lower()
+    else:
+        kind = None  # absent, or the processing option refine=true/false
     radius = values.pop("refine_radius", None)
     eps = values.pop("refine_eps", None)
     if kind is None:
         if radius is not None or eps is not None:
             raise InvalidOption("refine_radius and refine_eps need refine=guided")
         return values, None
-    if kind not in REFINEMENTS:
-        raise InvalidOption(f"refine must be one of {', '.join(REFINEMENTS)}, got {kind!r}")
     refine = Refinement(kind)
     try:
         if radius is not None:
@@ -148,6 +152,10 @@ def build_methods(
     common = dict(parse_pair(text) for text in options)
     if "model" in common:
         raise InvalidOption("choose models with --model, not --option model=…", option="model")
+    # --option refine=true: the exact column AND the refined one, side by side
+    refined = common.get("refine", "").strip().lower() not in ("", *REFINEMENTS) and (
+        parse_options({"refine": common["refine"]}).refine
+    )
     parsed = [parse_variant(text) for text in variants]
     crossed = [(n, v) for n, v in parsed if "model" not in v]
     standalone = [(n, v) for n, v in parsed if "model" in v]
@@ -155,7 +163,12 @@ def build_methods(
         models = [Options().model]
     methods: list[Method] = []
     for model in models:
-        methods.append(_model_method(model, {**common, "model": model}))
+        if refined:
+            exact = {**common, "refine": "false", "model": model}
+            methods.append(_model_method(model, exact))
+            methods.append(_model_method(f"{model}+refine", {**common, "model": model}))
+        else:
+            methods.append(_model_method(model, {**common, "model": model}))
         for name, values in crossed:
             methods.append(_model_method(f"{model}+{name}", {**common, **values, "model": model}))
     if crossed and not models:

@@ -11,6 +11,7 @@ import math
 import numpy as np
 from PIL import Image
 
+from worker.eval import changes
 from worker.eval.metrics import METRICS
 from worker.eval.runner import EvalResult
 
@@ -275,5 +276,6 @@ def render_html(result: EvalResult, *, manifest: str, command: str | None = None
         f"<h2>By category</h2><p>{_legend(result)}</p>{charts}"
         "<h2>Worst images</h2><p>Errors: <span style='color:#e63c3c'>red</span> false "
         "foreground, <span style='color:#3c78f0'>blue</span> missed foreground.</p>"
-        f"{worst}<h2>All images (IoU)</h2>{_items_table(result)}</body></html>"
+        f"{worst}{changes.section(result, _png, _jpeg, error_map)}"
+        f"<h2>All images (IoU)</h2>{_items_table(result)}</body></html>"
     )

@@ -35,6 +35,7 @@ from shared.errors import (
     UrlNotAllowed,
 )
 from shared.ids import new_id, now_iso
+from shared.limits import check_input, check_options
 from shared.options import Options
 from shared.settings import Settings
 from shared.storage import input_key
@@ -289,7 +290,9 @@ def job_from_bytes(
     webhook: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validate image bytes, store them, create and enqueue the job; returns the record."""
-    fmt, _ = check_image(data, services.settings)
+    check_options(options, services.settings)
+    fmt, size = check_image(data, services.settings)
+    check_input(options, size, services.settings)
     job_id = new_id("job")
     # the tenant's queue cap, before any bytes are stored
     with queue_slots(services, tenant, [job_id]):
@@ -318,6 +321,7 @@ def job_from_url(
     field: str = "image_url",
 ) -> dict[str, Any]:
     """A job whose input the worker fetches from ``url`` under the SSRF guard."""
+    check_options(options, services.settings)
     record = new_job_record(
         job_id=new_id("job"),
         tenant=tenant,
@@ -342,6 +346,7 @@ def job_from_upload(
     webhook: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A job on a direct upload; the worker sniffs and limits the bytes again."""
+    check_options(options, services.settings)
     key = check_upload_key(services.storage, services.settings, tenant, key)
     record = new_job_record(
         job_id=new_id("job"),

@@ -147,7 +147,11 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         on_storage = False
         fetched = time.monotonic()
         result = ctx.engine.process(
-            data, options, max_pixels=settings.max_pixels, max_side=settings.max_side
+            data,
+            options,
+            max_pixels=settings.max_pixels,
+            max_side=settings.max_side,
+            max_matting_pixels=settings.max_matting_pixels,
         )
         processed = time.monotonic()
         key = output_key(job["tenant"], job_id, options.extension)

@@ -233,7 +233,11 @@ def handler(args: argparse.Namespace) -> int:
         data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
         try:
             result = engine.process(
-                data, options, max_pixels=settings.max_pixels, max_side=settings.max_side
+                data,
+                options,
+                max_pixels=settings.max_pixels,
+                max_side=settings.max_side,
+                max_matting_pixels=settings.max_matting_pixels,
             )
         except CutoutError as exc:
             if exc.status >= 500:

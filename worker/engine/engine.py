@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from shared.limits import check_input, check_options
 from shared.options import Options
 from worker.engine.batching import BatchCollector, symbolic_batch
 from worker.engine.compose import compose, warm_alpha_matting
@@ -35,6 +36,12 @@ class Result:
     width: int
     height: int
     timings: dict[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_pixels: int
+    max_matting_pixels: int
 
 
 class _Loaded:
@@ -187,16 +194,21 @@ class Engine:
         *,
         max_pixels: int = 50_000_000,
         max_side: int = 20_000,
+        max_matting_pixels: int = 500_000,
     ) -> Result:
         """Decode ``data``, render it with ``options``, encode it.
 
-        Raises InvalidImage, UnsupportedFormat, ImageTooLarge (input), ModelUnavailable,
-        FastModeUnavailable.
+        Raises InvalidImage, UnsupportedFormat, ImageTooLarge (input; alpha matting's
+        input over ``max_matting_pixels``), InvalidOption (a canvas over ``max_pixels``),
+        ModelUnavailable, FastModeUnavailable.
         """
+        limits = Limits(max_pixels, max_matting_pixels)
+        check_options(options, limits)
         loaded = self._loaded_for(options)
         clock = time.perf_counter
         t0 = clock()
         image = decode_image(data, max_pixels=max_pixels, max_side=max_side)
+        check_input(options, image.size, limits)
         t1 = clock()
         batch = loaded.family.preprocess(image)
         t2 = clock()

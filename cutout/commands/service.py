@@ -155,6 +155,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
             f"cutout worker: CUTOUT_BATCH_SIZE needs --pool threads; {pool} runs one job per call",
             file=sys.stderr,
         )
+    from worker.warmup import preload_alpha_matting
+
+    # before the pool forks: every child inherits pymatting's compiled code
+    preload_alpha_matting(pool)
     app = create_worker_app(settings, pool=pool)
     if settings.device == "cuda":
         # create the sessions now, before Celery starts and says ready: ONNX Runtime falls

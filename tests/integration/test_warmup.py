@@ -1,0 +1,66 @@
+"""A worker whose start is slow still gets working pool children, and alpha matting is
+ready before the first job asks for it (worker/warmup.py).
+
+The slow start is real: both models (u2net's session takes seconds to create) loading
+in two pool children while CPU hogs keep every core busy. Before the fix each child
+created its sessions before reporting to its parent, Celery killed those that took over
+``worker_proc_alive_timeout`` (4 s) and started others, which were killed in turn.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.test_worker import celery_app, finished, photo_bytes, submit
+
+__all__ = ["celery_app"]  # the fixture, used by name below
+
+HOGS = 4
+
+
+@pytest.fixture
+def cpu_hogs() -> Iterator[None]:
+    """Busy loops on every core while the worker starts (stopped at the end)."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(HOGS)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(10)
+
+
+def test_slow_warm_up_still_gives_working_children(
+    cpu_hogs: None, store, storage, celery_app, start_worker, model_home
+) -> None:
+    if not (model_home / "u2net.onnx").exists():
+        pytest.skip("u2net weights missing: run `cutout models fetch`")
+    worker = start_worker(
+        {"CUTOUT_MODELS": "u2net,u2netp"},
+        args=["--queues", "warmtest", "--concurrency", "2"],
+    )
+    jobs = [
+        submit(store, storage, celery_app, photo_bytes((320, 240)), options, queue="warmtest")
+        for options in (
+            {"model": "u2net"},
+            {"model": "u2netp"},
+            {"model": "u2net", "alpha_matting": True},
+            {"model": "u2netp", "alpha_matting": True},
+        )
+    ]
+    for job_id in jobs:
+        job = finished(store, job_id, timeout=600)
+        assert job["status"] == "succeeded", job
+    log = worker.log_path.read_text(errors="replace")
+    # no child was killed for reporting late, and the children warmed up on their own
+    assert "Timed out waiting for UP message" not in log
+    assert log.count("warm-up done") >= 2, worker.tail()
+    # pymatting was prepared once, in the parent, before the pool forked
+    assert log.count("alpha matting ready") == 1
+    assert worker.proc.poll() is None
+    os.killpg(worker.proc.pid, 0)  # the worker is still there

@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery
 from flask import Flask, Response, g, request
 
-from api import auth, health, jobs, openapi, ratelimit, rembg_compat, uploads
+from api import auth, health, jobs, openapi, ratelimit, rembg_compat, removebg, trust, uploads
 from api.errors import register_error_handlers
 from api.health import Metrics
 from shared.settings import Settings, SettingsError, load_settings
@@ -85,7 +85,7 @@ def create_app(
     _register_request_hooks(app, services)
     # after authentication (registered above): per-tenant rate limit on /v1 and /api
     ratelimit.register(app, services)
-    for blueprint in (jobs.bp, uploads.bp, rembg_compat.bp, health.bp, openapi.bp):
+    for blueprint in (jobs.bp, uploads.bp, rembg_compat.bp, removebg.bp, health.bp, openapi.bp):
         app.register_blueprint(blueprint)
     # batches and webhook secrets
     from api import batches, webhooks
@@ -107,6 +107,8 @@ def _register_request_hooks(app: Flask, services: Services) -> None:
         g.started = time.perf_counter()
         g.tenant = None
         g.job_id = None
+        # keyless loopback mode: loopback Host names only, no cross-site side effects
+        trust.check_request(services.settings)
         auth.authenticate(services.settings)
         # 413 from the declared length before a byte of the body is read (also on routes
         # that would never read it)

@@ -19,7 +19,8 @@ from shared.settings import Settings, SettingsError
 log = logging.getLogger("cutout.api")
 
 PUBLIC_TENANT = "public"
-PROTECTED_PREFIXES = ("/v1/", "/api/")
+# /v1.0/: the remove.bg-compatible endpoint (api/removebg.py)
+PROTECTED_PREFIXES = ("/v1/", "/api/", "/v1.0/")
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
@@ -60,7 +61,12 @@ def tenant_for_request(settings: Settings, header: str | None) -> str:
 def authenticate(settings: Settings) -> None:
     """before_request hook: set ``g.tenant`` for protected paths (raises Unauthorized)."""
     if request.path.startswith(PROTECTED_PREFIXES):
-        g.tenant = tenant_for_request(settings, request.headers.get("Authorization"))
+        header = request.headers.get("Authorization")
+        api_key = request.headers.get("X-Api-Key")
+        if header is None and api_key is not None:
+            # remove.bg's header: the same keys, the same tenants
+            header = f"Bearer {api_key.strip()}"
+        g.tenant = tenant_for_request(settings, header)
 
 
 def is_loopback(host: str) -> bool:

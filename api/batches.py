@@ -33,19 +33,23 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.datastructures import FileStorage
 
+from api.capabilities import check_fast
 from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from api.idempotency import idempotent
 from api.intake import (
     CONTENT_TYPES,
+    check_background,
     check_image,
     check_upload_key,
     check_url,
     new_job_record,
+    own_upload_key,
     parse_metadata,
     parse_webhook,
     read_limited,
 )
 from api.jobs import json_body
+from api.jsonbody import loads
 from api.openapi import doc, ref
 from api.ratelimit import queue_slots
 from shared.errors import (
@@ -227,7 +231,10 @@ def _create_batch() -> dict[str, Any]:
             "send application/json with `items`, or multipart/form-data with `images` "
             f"files (got Content-Type {mimetype or 'none'!r})"
         )
+    check_fast(svc, (item.options for item in parsed.items))
     tenant = g.tenant
+    for item in parsed.items:
+        check_background(tenant, item.options)
     batch_id = new_id("bat")
     job_ids = [item.job_id for item in parsed.items]
     with queue_slots(svc, tenant, job_ids):
@@ -316,7 +323,7 @@ def _json_item(settings: Any, tenant: str, index: int, raw: Any, base: Options) 
         return Item(index, job_id, options, metadata, {"kind": "url", "url": url})
     key = raw["upload_key"]
     # another tenant's key reads exactly like a key that never held anything
-    if not isinstance(key, str) or not key.startswith(f"uploads/{tenant}/") or ".." in key:
+    if not own_upload_key(tenant, key):
         raise UploadNotFound("no upload of yours under this upload_key", field="upload_key")
     return Item(index, job_id, options, metadata, {"kind": "upload"}, input_key=key)
 
@@ -413,10 +420,10 @@ def _parse_multipart(svc: Any) -> Request:
     _check_count(len(uploads), settings.max_batch_items)
     option_values: dict[str, Any] = {}
     if form.get("options"):
-        try:
-            option_values.update(json.loads(form["options"]))
-        except (ValueError, TypeError):
-            raise InvalidRequest("the `options` field must be a JSON object") from None
+        options_field = loads(form["options"], "the `options` field", field="options")
+        if not isinstance(options_field, dict):
+            raise InvalidRequest("the `options` field must be a JSON object", field="options")
+        option_values.update(options_field)
     option_values.update({k: v for k, v in form.items() if k not in FORM_EXTRA_FIELDS})
     options = parse_options(option_values)
     check_options(options, settings)

@@ -35,6 +35,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from api import trust
 from api.errors import problem_response
 from api.openapi import doc
 from shared import telemetry
@@ -248,11 +249,15 @@ def readyz() -> Response:
         alive = telemetry.workers(services.store.r)
     except redis.RedisError:
         alive = []
+    workers: dict[str, Any] = {"alive": len(alive)}
+    if trust.may_see_details(services.settings):
+        # host names, pids and memory: for callers with a key, or local ones
+        workers["details"] = alive
     return jsonify(
         {
             "status": "ok",
             "checks": checks,
-            "workers": {"alive": len(alive), "details": alive},
+            "workers": workers,
             "ms": round((time.perf_counter() - started) * 1000, 1),
         }
     )

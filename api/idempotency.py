@@ -2,7 +2,8 @@
 
 The same key with the same request within 24 hours answers the object the first request
 created (``202``, the same ``Location``, the object as it is now); the same key with
-another request is ``422 idempotency_key_reused``. Keys are scoped to the tenant.
+another request is ``422 idempotency_key_reused``. Keys are scoped to the tenant and
+the path: the same key on another path is another key.
 
 "The same request" is a SHA-256 over the method, the path, the tenant and the body:
 
@@ -44,6 +45,7 @@ from typing import Any
 
 from flask import Request, request
 
+from api.jsonbody import body_bytes, loads
 from shared.errors import CutoutError, IdempotencyMismatch, InvalidRequest, Unavailable
 
 HEADER = "Idempotency-Key"
@@ -144,16 +146,18 @@ def request_fingerprint(req: Request, tenant: str) -> str:
         for name, filename, sha in sorted(files):
             digest.update(_framed("file", name, f"{filename}\0{sha}".encode()))
         return digest.hexdigest()
-    data = req.get_data(cache=True)
+    data = body_bytes(req)  # 413 for a chunked body over the limit
     if req.mimetype == "application/json" or req.mimetype.endswith("+json"):
         try:
             canonical = json.dumps(
-                json.loads(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+                loads(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False
             )
-        except ValueError:
-            pass
+        except InvalidRequest:
+            pass  # not JSON, or too deep: hashed raw; the view refuses it
         else:
-            digest.update(b"json\0" + canonical.encode())
+            # surrogatepass: a lone surrogate (\ud800) is hashed, not a 500; the view
+            # refuses it where it matters
+            digest.update(b"json\0" + canonical.encode("utf-8", "surrogatepass"))
             return digest.hexdigest()
     digest.update(b"raw\0" + data)
     return digest.hexdigest()
@@ -165,9 +169,13 @@ def _framed(kind: str, name: str, value: bytes) -> bytes:
     return head + value
 
 
-def redis_key(tenant: str, key: str) -> str:
-    # hashed: the client's key may be long and hold any visible character
-    return f"{PREFIX}{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+def redis_key(tenant: str, path: str, key: str) -> str:
+    """Where a key lives: one per tenant, path and key, so that the same key on
+    ``/v1/jobs`` and ``/v1/batches`` names two independent requests (API.md)."""
+    # hashed: the client's key may be long and hold any visible character; the path and
+    # the key are framed by a NUL, which neither can hold
+    digest = hashlib.sha256(f"{path}\0{key}".encode()).hexdigest()
+    return f"{PREFIX}{tenant}:{digest}"
 
 
 @contextlib.contextmanager
@@ -190,7 +198,7 @@ def idempotent(services: Any, tenant: str, req: Request | None = None) -> Iterat
         )
     client = services.store.r
     fingerprint = request_fingerprint(req, tenant)
-    name = redis_key(tenant, key)
+    name = redis_key(tenant, req.path, key)
     token = secrets.token_hex(16)
     with _translated():
         slot = _claim_or_replay(client, name, fingerprint, token)

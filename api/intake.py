@@ -20,8 +20,10 @@ from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
+from api.jsonbody import depth, loads
 from api.ratelimit import queue_slots
 from shared import netguard
+from shared.catalogue import background_key_allowed
 from shared.errors import (
     CutoutError,
     ImageTooLarge,
@@ -44,6 +46,7 @@ from shared.tasks import INTERACTIVE, enqueue_job
 log = logging.getLogger("cutout.api")
 
 MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 8  # levels of objects and arrays, the top object included
 
 # (magic test, Pillow format name, content type); order matters only for readability
 _FORMATS: tuple[tuple[str, str, str], ...] = (
@@ -154,13 +157,26 @@ def parse_metadata(value: Any) -> dict[str, Any]:
     if value is None or value == "":
         return {}
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise InvalidRequest("metadata must be a JSON object", field="metadata") from None
+        if len(value.encode("utf-8", "surrogatepass")) > MAX_METADATA_BYTES * 6:
+            # the text is read before its size is judged; refuse the absurd first
+            raise InvalidRequest(
+                f"metadata is over the limit of {MAX_METADATA_BYTES} bytes", field="metadata"
+            )
+        value = loads(value, "metadata", field="metadata")
     if not isinstance(value, dict):
         raise InvalidRequest("metadata must be a JSON object", field="metadata")
-    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if depth(value) > MAX_METADATA_DEPTH:
+        raise InvalidRequest(
+            f"metadata nests deeper than {MAX_METADATA_DEPTH} levels", field="metadata"
+        )
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    except UnicodeEncodeError:
+        # a lone surrogate ("\ud800") is valid JSON but no text: it would break every
+        # place that writes the metadata out as UTF-8 (results.zip's manifest, file names)
+        raise InvalidRequest(
+            "metadata holds a lone UTF-16 surrogate, which is not text", field="metadata"
+        ) from None
     if size > MAX_METADATA_BYTES:
         raise InvalidRequest(
             f"metadata is {size} bytes of JSON, over the limit of {MAX_METADATA_BYTES}",
@@ -179,6 +195,13 @@ def check_url(value: Any, field: str, settings: Settings) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(f"{field} must be a URL string", field=field)
     url = value.strip()
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        # "\ud800" in JSON parses into a str that no URL library can encode
+        raise UrlNotAllowed(
+            f"{field}: holds a lone UTF-16 surrogate, which is not text", field=field
+        ) from None
     try:
         target = netguard.parse_url(url)
         if target.literal is not None:
@@ -231,13 +254,25 @@ def new_job_record(
     }
 
 
+def own_upload_key(tenant: str, key: Any) -> bool:
+    """Whether ``key`` can be an upload of ``tenant``: under its prefix, no ``..``, and
+    printable ASCII (a lone surrogate would break the storage client: a 500)."""
+    return (
+        isinstance(key, str)
+        and key.isascii()
+        and key.isprintable()
+        and key.startswith(f"uploads/{tenant}/")
+        and ".." not in key
+    )
+
+
 def check_upload_key(storage: Any, settings: Settings, tenant: str, key: Any) -> str:
     """An ``upload_key`` of this tenant that holds an object within the size limit.
 
     Another tenant's key answers NotFound, exactly like a key that never existed in any
     form, so that keys of others cannot be probed.
     """
-    if not isinstance(key, str) or not key.startswith(f"uploads/{tenant}/") or ".." in key:
+    if not own_upload_key(tenant, key):
         raise NotFound("no such upload_key", field="upload_key")
     try:
         head = storage.head(key)
@@ -251,6 +286,14 @@ def check_upload_key(storage: Any, settings: Settings, tenant: str, key: Any) ->
             f"{settings.max_upload_bytes}"
         )
     return key
+
+
+def check_background(tenant: str, options: Options) -> None:
+    """A ``bg_upload_key`` must be this tenant's (another's reads like a missing one);
+    the worker checks it again and reads it with the input's byte limit."""
+    key = options.bg_upload_key
+    if key and not background_key_allowed(key, tenant):
+        raise UploadNotFound("no upload of yours under this bg_upload_key", field="bg_upload_key")
 
 
 def submit(services: Any, record: dict[str, Any]) -> None:
@@ -288,12 +331,14 @@ def job_from_bytes(
     *,
     metadata: Mapping[str, Any] | None = None,
     webhook: dict[str, Any] | None = None,
+    job_id: str | None = None,
 ) -> dict[str, Any]:
     """Validate image bytes, store them, create and enqueue the job; returns the record."""
+    check_background(tenant, options)
     check_options(options, services.settings)
     fmt, size = check_image(data, services.settings)
     check_input(options, size, services.settings)
-    job_id = new_id("job")
+    job_id = job_id or new_id("job")
     # the tenant's queue cap, before any bytes are stored
     with queue_slots(services, tenant, [job_id]):
         key = store_input(services, tenant, job_id, data, fmt)
@@ -319,11 +364,13 @@ def job_from_url(
     metadata: Mapping[str, Any] | None = None,
     webhook: dict[str, Any] | None = None,
     field: str = "image_url",
+    job_id: str | None = None,
 ) -> dict[str, Any]:
     """A job whose input the worker fetches from ``url`` under the SSRF guard."""
+    check_background(tenant, options)
     check_options(options, services.settings)
     record = new_job_record(
-        job_id=new_id("job"),
+        job_id=job_id or new_id("job"),
         tenant=tenant,
         options=options,
         source={"kind": "url", "url": check_url(url, field, services.settings)},
@@ -346,6 +393,7 @@ def job_from_upload(
     webhook: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A job on a direct upload; the worker sniffs and limits the bytes again."""
+    check_background(tenant, options)
     check_options(options, services.settings)
     key = check_upload_key(services.storage, services.settings, tenant, key)
     record = new_job_record(

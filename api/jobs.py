@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, redirect, request
-from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response as BaseResponse
 
+from api.capabilities import check_fast
 from api.errors import JobRunning, NoResult
 from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from api.idempotency import idempotent
@@ -21,6 +21,7 @@ from api.intake import (
     parse_webhook,
     read_limited,
 )
+from api.jsonbody import loads, request_json
 from api.openapi import doc
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ids import now_iso, valid_id
@@ -41,10 +42,7 @@ def services() -> Any:
 
 def json_body() -> dict[str, Any]:
     """The request's JSON object; InvalidRequest when it is missing or not an object."""
-    try:
-        body = request.get_json(force=True, silent=False)
-    except BadRequest:
-        raise InvalidRequest("the body is not valid JSON") from None
+    body = request_json()
     if not isinstance(body, dict):
         raise InvalidRequest("the JSON body must be an object")
     return body
@@ -125,12 +123,13 @@ def _create_from_multipart() -> dict[str, Any]:
         raise InvalidRequest(f"the multipart body has no `image` file (file fields: {others})")
     option_values: dict[str, Any] = {}
     if form.get("options"):
-        try:
-            option_values.update(json.loads(form["options"]))
-        except (ValueError, TypeError):
-            raise InvalidRequest("the `options` field must be a JSON object") from None
+        options_field = loads(form["options"], "the `options` field", field="options")
+        if not isinstance(options_field, dict):
+            raise InvalidRequest("the `options` field must be a JSON object", field="options")
+        option_values.update(options_field)
     option_values.update({k: v for k, v in form.items() if k not in FORM_EXTRA_FIELDS})
     options = parse_options(option_values)
+    check_fast(svc, [options])
     metadata = parse_metadata(form.get("metadata"))
     webhook = parse_webhook(form.get("webhook_url"), svc.settings)
     data = read_limited(upload.stream, svc.settings.max_upload_bytes)
@@ -151,6 +150,7 @@ def _create_from_json() -> dict[str, Any]:
     if not isinstance(raw_options, dict):
         raise InvalidRequest("`options` must be a JSON object")
     options = parse_options(raw_options)
+    check_fast(svc, [options])
     metadata = parse_metadata(body.get("metadata"))
     webhook = parse_webhook(body.get("webhook_url"), svc.settings)
     if "upload_key" in body:

@@ -23,7 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 OPENAPI_VERSION = "3.1.0"
 DOC_ATTR = "_openapi"
-PROTECTED_PREFIXES = ("/v1/", "/api/")
+PROTECTED_PREFIXES = ("/v1/", "/api/", "/v1.0/")
 
 bp = Blueprint("openapi", __name__)
 
@@ -152,7 +152,7 @@ def build_document(app: Flask) -> dict[str, Any]:
                 str(code): _response(code, spec) for code, spec in meta["responses"].items()
             }
             if rule.rule.startswith(PROTECTED_PREFIXES):
-                operation["security"] = [{"bearer": []}]
+                operation["security"] = [{"bearer": []}, {"x_api_key": []}]
                 responses.setdefault(
                     "401",
                     _response(401, {"description": "missing or invalid API key", "problem": True}),
@@ -185,7 +185,13 @@ def build_document(app: Flask) -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "an API key (CUTOUT_API_KEYS)",
-                }
+                },
+                "x_api_key": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Api-Key",
+                    "description": "the same API keys, as remove.bg's clients send them",
+                },
             },
         },
     }
@@ -330,6 +336,12 @@ def schemas() -> dict[str, Any]:
                 "count": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
                 "content_type": {"type": "string", "default": "application/octet-stream"},
                 "bytes": {"type": "integer", "minimum": 1},
+                "sizes": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1},
+                    "minItems": 1,
+                    "maxItems": 100,
+                },
             },
             "additionalProperties": False,
         },

@@ -94,7 +94,12 @@ def _params() -> dict[str, Any]:
     return params
 
 
-def _wait_and_answer(job: dict[str, Any]) -> Response:
+def finished_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Wait (up to CUTOUT_SYNC_TIMEOUT) for ``job`` and return its succeeded record.
+
+    Raises ProcessingTimeout (it goes on; ``Location`` names it), the job's own error
+    when it failed, NoResult when it was canceled.
+    """
     svc = current_app.extensions["cutout"]
     job_id = job["id"]
     g.job_id = job_id
@@ -109,11 +114,7 @@ def _wait_and_answer(job: dict[str, Any]) -> Response:
         raise timeout
     done = svc.store.get_job(job_id) or {}
     if done.get("status") == "succeeded" and (done.get("result") or {}).get("key"):
-        result = done["result"]
-        data = svc.storage.get(result["key"])
-        response = Response(data, mimetype=result.get("content_type") or "image/png")
-        response.headers["Cutout-Job-Id"] = job_id
-        return response
+        return dict(done)
     error_info = done.get("error") or {}
     error: CutoutError
     if done.get("status") == "failed" and error_info.get("code"):
@@ -122,6 +123,25 @@ def _wait_and_answer(job: dict[str, Any]) -> Response:
         error = NoResult(f"the job is {done.get('status')}", job_status=done.get("status"))
     error.headers = {"Location": location}  # type: ignore[attr-defined]
     raise error
+
+
+def subject_headers(result: dict[str, Any]) -> dict[str, str]:
+    """``result.subject`` as headers: the box in the original's pixels and its share."""
+    subject = result.get("subject")
+    if not subject:
+        return {}
+    names = ("left", "top", "width", "height", "share")
+    return {f"Cutout-Subject-{name.title()}": str(subject[name]) for name in names}
+
+
+def _wait_and_answer(job: dict[str, Any]) -> Response:
+    svc = current_app.extensions["cutout"]
+    result = finished_job(job)["result"]
+    data = svc.storage.get(result["key"])
+    response = Response(data, mimetype=result.get("content_type") or "image/png")
+    response.headers["Cutout-Job-Id"] = job["id"]
+    response.headers.update(subject_headers(result))
+    return response
 
 
 @bp.post("/remove")

@@ -1,9 +1,14 @@
 """``POST /v1/uploads``: signed S3 PUT URLs so bulk clients send bytes straight to storage.
 
 The key carries the tenant (``uploads/<tenant>/<upl_id>``) and jobs accept only their
-own tenant's keys. The signature binds the content type (and the length, when the
-client declares ``bytes``), and expires after 15 minutes; the size is checked again
-when a job uses the key, and the worker sniffs the bytes like any other input.
+own tenant's keys. The signature binds the content type and the exact length (the
+client declares ``bytes`` for every slot, or ``sizes`` for each one): storage refuses a
+PUT of any other length (SeaweedFS answers 403 SignatureDoesNotMatch, tested), so a slot
+can never store more than the upload limit. URLs expire after 15 minutes; the size is
+checked again when a job uses the key, and the worker sniffs the bytes like any other
+input. Every slot is listed for deletion after ``CUTOUT_RETENTION`` (the worker's
+retention sweep), so uploads that no job uses do not stay forever; a job that uses one
+pushes that back to the job's own retention (shared/store.py).
 """
 
 from __future__ import annotations
@@ -34,13 +39,11 @@ CONTENT_TYPES = {
     "image/bmp",
     "image/tiff",
 }
-FIELDS = {"count", "content_type", "bytes"}
+FIELDS = {"count", "content_type", "bytes", "sizes"}
 
 
-def presign_put(storage: Any, key: str, content_type: str, length: int | None) -> str:
-    """A signed PUT URL; with ``length`` the Content-Length header is signed too."""
-    if length is None:
-        return str(storage.presign_put(key, content_type, EXPIRES))
+def presign_put(storage: Any, key: str, content_type: str, length: int) -> str:
+    """A signed PUT URL whose signature covers the Content-Length header."""
     return str(
         storage.client.generate_presigned_url(
             "put_object",
@@ -64,12 +67,51 @@ def _int_field(body: dict[str, Any], name: str, default: int | None) -> int | No
     return value
 
 
+def _sizes(body: dict[str, Any], limit: int) -> list[int]:
+    """One declared length per slot, from ``sizes``, or ``bytes`` × ``count``."""
+    if "sizes" in body:
+        raw = body["sizes"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_COUNT:
+            raise InvalidRequest(
+                f"`sizes` must be a list of 1 to {MAX_COUNT} byte counts", field="sizes"
+            )
+        if "bytes" in body:
+            raise InvalidRequest("send `bytes` or `sizes`, not both", field="sizes")
+        if "count" in body and body["count"] != len(raw):
+            raise InvalidRequest("`count` must equal the length of `sizes`", field="count")
+        sizes = [_size(value, "sizes", limit) for value in raw]
+    else:
+        count = _int_field(body, "count", 1) or 0
+        if not 1 <= count <= MAX_COUNT:
+            raise InvalidRequest(f"`count` must be between 1 and {MAX_COUNT}", field="count")
+        if body.get("bytes") is None:
+            raise InvalidRequest(
+                "`bytes` (the exact size of each file) or `sizes` (one per file) is "
+                "required: the size is signed into the upload URL",
+                field="bytes",
+            )
+        sizes = [_size(body["bytes"], "bytes", limit)] * count
+    return sizes
+
+
+def _size(value: Any, name: str, limit: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"`{name}` must hold integers", field=name)
+    if value < 1:
+        raise InvalidRequest(f"`{name}` must be positive", field=name)
+    if value > limit:
+        raise PayloadTooLarge(f"`{name}`: {value} bytes is over the upload limit of {limit}")
+    return value
+
+
 @bp.post("")
 @doc(
     summary="Signed URLs for direct upload to storage",
-    description="Body (optional): `count` (1-100), `content_type` (the Content-Type the "
-    "PUT must send), `bytes` (the exact size; signed when given). Each URL expires after "
-    "15 minutes. Use the `upload_key` in POST /v1/jobs or /v1/batches.",
+    description="Body: `bytes` (the exact size of each file) with `count` (1-100, default "
+    "1), or `sizes` (one exact size per slot, 1-100 of them); `content_type` (the "
+    "Content-Type the PUT must send). The size is signed into the URL: storage refuses a "
+    "PUT of any other length. Each URL expires after 15 minutes; an upload no job uses is "
+    "deleted after CUTOUT_RETENTION. Use the `upload_key` in POST /v1/jobs or /v1/batches.",
     tags=["uploads"],
     request={"application/json": "UploadRequest"},
     responses={
@@ -78,7 +120,7 @@ def _int_field(body: dict[str, Any], name: str, default: int | None) -> int | No
             "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Upload"}},
         },
         400: {"description": "invalid_request", "problem": True},
-        413: {"description": "payload_too_large (declared bytes)", "problem": True},
+        413: {"description": "payload_too_large (a declared size)", "problem": True},
     },
 )
 def create_uploads() -> Response:
@@ -89,9 +131,7 @@ def create_uploads() -> Response:
         raise InvalidRequest(
             f"unknown field(s) {', '.join(unknown)}; expected {', '.join(sorted(FIELDS))}"
         )
-    count = _int_field(body, "count", 1) or 0
-    if not 1 <= count <= MAX_COUNT:
-        raise InvalidRequest(f"`count` must be between 1 and {MAX_COUNT}", field="count")
+    sizes = _sizes(body, svc.settings.max_upload_bytes)
     content_type = body.get("content_type") or DEFAULT_CONTENT_TYPE
     if not isinstance(content_type, str) or content_type.lower() not in CONTENT_TYPES:
         raise InvalidRequest(
@@ -99,32 +139,23 @@ def create_uploads() -> Response:
             field="content_type",
         )
     content_type = content_type.lower()
-    length = _int_field(body, "bytes", None)
-    if length is not None:
-        if length < 1:
-            raise InvalidRequest("`bytes` must be positive", field="bytes")
-        if length > svc.settings.max_upload_bytes:
-            raise PayloadTooLarge(
-                f"`bytes` is over the upload limit of {svc.settings.max_upload_bytes}"
-            )
     expires_at = (
         (datetime.now(UTC) + timedelta(seconds=EXPIRES))
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z")
     )
-    headers = {"Content-Type": content_type}
-    if length is not None:
-        headers["Content-Length"] = str(length)
     slots = []
-    for _ in range(count):
+    for length in sizes:
         key = upload_key(g.tenant, new_id("upl"))
         slots.append(
             {
                 "upload_key": key,
                 "url": presign_put(svc.storage, key, content_type, length),
                 "method": "PUT",
-                "headers": headers,
+                "headers": {"Content-Type": content_type, "Content-Length": str(length)},
                 "expires_at": expires_at,
             }
         )
+    # deleted after the retention unless a job takes them up (then with the job)
+    svc.store.expire_uploads(g.tenant, [slot["upload_key"] for slot in slots])
     return Response(json.dumps(slots), status=201, mimetype="application/json")

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, request
 
+from api.capabilities import fast_available
 from api.openapi import doc
 from shared.options import FORMATS
 
@@ -169,7 +170,8 @@ def static_file(name: str) -> Response:
 @doc(
     summary="What this server offers the page and clients",
     description="`auth` (whether API keys are required), the `models` this deployment "
-    "serves, the output `formats`, and `max_upload_bytes`. Like every `/v1/` path it "
+    "serves, the output `formats`, `max_upload_bytes`, and `fast` (false when the live "
+    "workers do not serve fast mode: a fast job would be refused). Like every `/v1/` path it "
     "needs the API key when keys are on, so a 401 here tells a client to ask for one.",
     tags=["web"],
     responses={
@@ -182,6 +184,7 @@ def static_file(name: str) -> Response:
                     "models": {"type": "array", "items": {"type": "string"}},
                     "formats": {"type": "array", "items": {"type": "string"}},
                     "max_upload_bytes": {"type": "integer"},
+                    "fast": {"type": "boolean"},
                 },
             },
         }
@@ -194,6 +197,8 @@ def info() -> Response:
         "models": list(settings.models),
         "formats": list(FORMATS),
         "max_upload_bytes": settings.max_upload_bytes,
+        # false: live workers exist and none serves fast mode (the page hides its box)
+        "fast": fast_available(current_app.extensions["cutout"]) is not False,
     }
     response = Response(json.dumps(body), mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"

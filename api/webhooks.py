@@ -10,6 +10,7 @@ import json
 
 from flask import Blueprint, Response, current_app, g
 
+from api import trust
 from api.openapi import doc
 from shared.webhooks import WebhookSecrets
 
@@ -38,9 +39,14 @@ def _answer(secret: str) -> Response:
     description="`whsec_…` (made on first use). Verify deliveries with any Standard "
     "Webhooks library: HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{body}`.",
     tags=["webhooks"],
-    responses={200: {"description": "the secret", "schema": SECRET_SCHEMA}},
+    responses={
+        200: {"description": "the secret", "schema": SECRET_SCHEMA},
+        403: {"description": "api_key_required (a server without API keys)", "problem": True},
+    },
 )
 def get_secret() -> Response:
+    # without keys anyone who reaches the server could read it: never handed out then
+    trust.require_key(current_app.extensions["cutout"].settings, "the webhook secret")
     return _answer(_secrets().get_or_create(g.tenant))
 
 
@@ -50,7 +56,11 @@ def get_secret() -> Response:
     description="The old secret stops at once: deliveries from now on, retries of earlier "
     "events included, are signed with the new one.",
     tags=["webhooks"],
-    responses={200: {"description": "the new secret", "schema": SECRET_SCHEMA}},
+    responses={
+        200: {"description": "the new secret", "schema": SECRET_SCHEMA},
+        403: {"description": "api_key_required (a server without API keys)", "problem": True},
+    },
 )
 def rotate_secret() -> Response:
+    trust.require_key(current_app.extensions["cutout"].settings, "the webhook secret")
     return _answer(_secrets().rotate(g.tenant))

@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import tempfile
 import threading
 import time
@@ -51,6 +52,13 @@ class TransportError(ClientError):
     """The server could not be reached, or kept answering with a transient error."""
 
     code = "unreachable"
+
+
+class ServiceUnreachable(ClientError):
+    """Nothing listens at the API's address (refused, unknown host, no route)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "unreachable")
 
 
 class ApiError(ClientError):
@@ -204,6 +212,25 @@ class ApiClient:
         self.api_key = api_key
         self.http = http or Http()
 
+    def check_reachable(self, timeout: float = 3.0) -> None:
+        """Raise ServiceUnreachable at once when nothing listens at ``base_url``.
+
+        Only a TCP connection is tried (a refused one fails at once; a busy server still
+        accepts), so a slow API is not mistaken for an absent one. Without this the first
+        request retried for about 25 s in silence and ended in a bare
+        ConnectionRefusedError.
+        """
+        parts = urllib.parse.urlsplit(self.base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "", port), timeout=timeout).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ServiceUnreachable(
+                f"nothing answers at {self.base_url} ({reason.lower()}); start the service "
+                "with `cutout up` (it prints its URL), or give its address with --api URL"
+            ) from None
+
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         if self.api_key:
@@ -232,11 +259,12 @@ class ApiClient:
 
     # -- the endpoints cutout submit uses --------------------------------------------------
 
-    def create_uploads(self, count: int, content_type: str) -> list[dict[str, Any]]:
-        """``POST /v1/uploads``: ``count`` signed PUT slots for ``content_type``."""
-        resp = self.call("POST", "/v1/uploads", {"count": count, "content_type": content_type})
-        slots = resp.json()
-        if not isinstance(slots, list) or len(slots) != count:
+    def create_uploads(self, sizes: list[int], content_type: str) -> list[dict[str, Any]]:
+        """``POST /v1/uploads``: one signed PUT slot per size (the exact byte count, which
+        the signature binds) for ``content_type``."""
+        body = {"sizes": list(sizes), "content_type": content_type}
+        slots = self.call("POST", "/v1/uploads", body).json()
+        if not isinstance(slots, list) or len(slots) != len(sizes):
             raise ClientError("POST /v1/uploads answered an unexpected body", "bad_response")
         return slots
 

@@ -41,11 +41,15 @@ def check_options(options: Options, limits: _Limits) -> None:
 
 def check_input(options: Options, size: tuple[int, int], limits: _Limits) -> None:
     """An input of ``size`` may be processed with ``options``: alpha matting needs about
-    2.5 kB per pixel, so its input is bounded by ``CUTOUT_MAX_MATTING_PIXELS``.
-    Raises ImageTooLarge."""
+    2.5 kB per pixel, so its input (after ``max_megapixels``) is bounded by
+    ``CUTOUT_MAX_MATTING_PIXELS``. Raises ImageTooLarge."""
     width, height = size
+    pixels = width * height
+    if options.max_megapixels:
+        # the worker mats the input after max_megapixels has downscaled it
+        pixels = min(pixels, int(options.max_megapixels * 1_000_000))
     matting = options.alpha_matting and not options.mask_only
-    if matting and width * height > limits.max_matting_pixels:
+    if matting and pixels > limits.max_matting_pixels:
         raise ImageTooLarge(
             f"alpha matting is limited to {limits.max_matting_pixels:,} pixels "
             f"(CUTOUT_MAX_MATTING_PIXELS); the image is {width}x{height} = "

@@ -12,11 +12,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from shared import catalogue
 from shared.errors import InvalidOption
 
 MODELS = ("u2net", "u2netp")
-FORMATS = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
-EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+FORMATS = {
+    "png": "image/png",
+    "webp": "image/webp",
+    "jpeg": "image/jpeg",
+    "zip": "application/zip",  # color.jpg + alpha.png, as remove.bg's ZIP format
+}
+EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg", "zip": "zip"}
 MAX_CANVAS_SIDE = 10_000
 MAX_MARGIN = 10_000
 
@@ -41,6 +47,19 @@ class Options:
     canvas: tuple[int, int] | None = None
     fill: float = 0.85
     fast: bool = False
+    # catalogue outputs (issue 16; parsers in shared/catalogue.py)
+    bg_image_url: str | None = None
+    bg_upload_key: str | None = None
+    shadow: bool = False
+    scale: float | None = None
+    position: tuple[float, float] | None = None
+    crop_margin: str | None = None
+    roi: str | None = None
+    max_megapixels: float | None = None
+
+    @property
+    def has_background(self) -> bool:
+        return self.bg_color is not None or bool(self.bg_image_url or self.bg_upload_key)
 
     @property
     def content_type(self) -> str:
@@ -59,11 +78,22 @@ class Options:
                 value = "#{:02x}{:02x}{:02x}{:02x}".format(*value)
             elif field.name == "canvas" and value is not None:
                 value = f"{value[0]}x{value[1]}"
+            elif field.name == "position" and value is not None:
+                value = f"{value[0] * 100:g}% {value[1] * 100:g}%"
             out[field.name] = value
         return out
 
 
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(Options))
+_CATALOGUE: dict[str, Any] = {
+    "bg_image_url": catalogue.parse_bg_image_url,
+    "bg_upload_key": catalogue.parse_upload_key,
+    "scale": catalogue.parse_scale,
+    "position": catalogue.parse_position,
+    "crop_margin": catalogue.parse_crop_margin,
+    "roi": catalogue.parse_roi,
+    "max_megapixels": catalogue.parse_megapixels,
+}
 _TRUE = {"1", "true", "yes", "on", "t", "y"}
 _FALSE = {"0", "false", "no", "off", "f", "n", ""}
 
@@ -147,6 +177,9 @@ def parse_options(
             if ignore_unknown:
                 continue
             raise InvalidOption(f"unknown option {key!r}", option=key)
+        if key in _CATALOGUE:
+            parsed[key] = _CATALOGUE[key](key, value)
+            continue
         if value is None and key in ("bg_color", "canvas"):
             parsed[key] = None
             continue
@@ -165,7 +198,7 @@ def parse_options(
                     f"format must be one of {', '.join(FORMATS)}, got {value!r}", option=key
                 )
             parsed[key] = fmt
-        elif key in ("mask_only", "post_process", "alpha_matting", "crop", "fast"):
+        elif key in ("mask_only", "post_process", "alpha_matting", "crop", "fast", "shadow"):
             parsed[key] = parse_bool(key, value)
         elif key.startswith("alpha_matting_"):
             parsed[key] = parse_int(key, value, 0, 255)
@@ -184,11 +217,39 @@ def parse_options(
                 raise InvalidOption(f"fill must be in (0, 1], got {fill}", option=key)
             parsed[key] = fill
     options = Options(**parsed)
-    if options.format == "jpeg" and options.bg_color is None and not options.mask_only:
-        raise InvalidOption("format jpeg has no alpha channel: it needs bg_color", option="format")
+    # a base that already had a scale already decided its position (batch-level options)
+    parsed_keys = set(values or {}) | ({"position"} if base and base.scale is not None else set())
+    if options.format == "jpeg" and not options.has_background and not options.mask_only:
+        raise InvalidOption(
+            "format jpeg has no alpha channel: it needs bg_color or a background image",
+            option="format",
+        )
+    _check_catalogue(options)
+    if options.scale is not None and options.position is None and "position" not in parsed_keys:
+        # remove.bg's rule: scaling implies centring, unless a position (original) is given
+        options = dataclasses.replace(options, position=(0.5, 0.5))
     if options.fast and options.model != "u2net":
         raise InvalidOption(
             f"fast is only offered for u2net; {options.model} loses too much quality in it",
             option="fast",
         )
     return options
+
+
+def _check_catalogue(options: Options) -> None:
+    """Combinations of the catalogue options that cannot work (InvalidOption)."""
+    sources = [
+        name for name in ("bg_color", "bg_image_url", "bg_upload_key") if getattr(options, name)
+    ]
+    if len(sources) > 1:
+        raise InvalidOption(
+            f"one background at a time: {' and '.join(sources)} were both given",
+            option=sources[1],
+        )
+    # (bg_color beside mask_only is ignored, as it always was: rembg's om + bgc)
+    images = options.bg_image_url or options.bg_upload_key
+    if options.mask_only and (options.format == "zip" or options.shadow or images):
+        raise InvalidOption(
+            "mask_only gives the mask alone: no zip, shadow or background image with it",
+            option="mask_only",
+        )

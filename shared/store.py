@@ -35,7 +35,14 @@ PREFIX = "cutout:"
 # job id → deadline of its current run, for every job in `processing`
 PROCESSING_KEY = f"{PREFIX}processing"
 # stored objects to delete when their job expires: JSON {tenant, job, input} → expiry time
+# (``job`` null: an upload slot, see expire_uploads)
 EXPIRY_KEY = f"{PREFIX}expiry"
+
+
+def upload_member(tenant: str | None, key: str) -> str:
+    """The expiry entry of an upload slot (one per key: re-adding it moves its date)."""
+    return json.dumps({"tenant": tenant, "job": None, "input": key}, separators=(",", ":"))
+
 
 # KEYS: job, batch counts, batch, done-list, processing set, the tenant's active set
 # (or '' for a job without a tenant)
@@ -214,6 +221,21 @@ class RedisStore:
             separators=(",", ":"),
         )
         pipe.zadd(EXPIRY_KEY, {member: time.time() + self.retention})
+        key = job.get("input_key") or ""
+        if key.startswith("uploads/"):
+            # a direct upload a job uses lives as long as the job (not its slot's date)
+            pipe.zadd(
+                EXPIRY_KEY, {upload_member(job.get("tenant"), key): time.time() + self.retention}
+            )
+
+    def expire_uploads(self, tenant: str, keys: list[str]) -> None:
+        """List upload slots for deletion after the retention (an unused upload must not
+        stay forever); a job using one moves that to the job's own expiry."""
+        if not keys:
+            return
+        deadline = time.time() + self.retention
+        with _translated():
+            self.r.zadd(EXPIRY_KEY, {upload_member(tenant, key): deadline for key in keys})
 
     def get_job(self, job_id: str, tenant: str | None = None) -> dict[str, Any] | None:
         """The job, or None when it does not exist or belongs to another tenant."""
@@ -461,7 +483,8 @@ def _public_result(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
     # the storage key stays internal
     if not result:
         return None
-    return {k: result.get(k) for k in ("url", "content_type", "width", "height", "bytes")}
+    keys = ("url", "content_type", "width", "height", "bytes", "subject", "foreground")
+    return {k: result.get(k) for k in keys}
 
 
 def public_batch(batch: Mapping[str, Any]) -> dict[str, Any]:

@@ -60,10 +60,20 @@ def record_retry(client: Any, reason: str) -> None:
     client.hincrby(RETRIES_KEY, reason, 1)
 
 
+# what any live worker serves, readable in one round trip (no SCAN per request): set by
+# every heartbeat with the heartbeat's TTL
+ALIVE_KEY = f"{PREFIX}workers-alive"
+FAST_KEY = f"{PREFIX}workers-fast"
+
+
 def heartbeat(client: Any, worker_id: str, info: Mapping[str, Any]) -> None:
-    client.set(
-        WORKER_PREFIX + worker_id, json.dumps({**info, "seen": time.time()}), ex=HEARTBEAT_TTL
-    )
+    pipe = client.pipeline(transaction=False)
+    pipe.set(WORKER_PREFIX + worker_id, json.dumps({**info, "seen": time.time()}), ex=HEARTBEAT_TTL)
+    if "fast" in info:
+        pipe.set(ALIVE_KEY, "1", ex=HEARTBEAT_TTL)
+        if info["fast"]:
+            pipe.set(FAST_KEY, "1", ex=HEARTBEAT_TTL)
+    pipe.execute()
 
 
 def workers(client: Any) -> list[dict[str, Any]]:
@@ -78,6 +88,16 @@ def workers(client: Any) -> list[dict[str, Any]]:
             info["id"] = (key.decode() if isinstance(key, bytes) else key)[len(WORKER_PREFIX) :]
             out.append(info)
     return sorted(out, key=lambda w: w["id"])
+
+
+def serves_fast(client: Any) -> bool | None:
+    """Whether a live worker serves fast mode: True, False, or None when no worker is
+    alive (or none says: workers from before the ``fast`` heartbeat field). Two GETs'
+    worth of work, whatever the number of keys: it runs on every fast submission."""
+    alive, fast = client.mget([ALIVE_KEY, FAST_KEY])
+    if fast:
+        return True
+    return False if alive else None
 
 
 def read_stats(client: Any) -> dict[str, dict[str, float]]:

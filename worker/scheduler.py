@@ -95,6 +95,8 @@ class Scheduler(threading.Thread):
             "threads": settings.effective_ort_threads,
             "providers": engine.providers(settings.models[0]) if engine is not None else [],
             "rss_bytes": _rss(),
+            # the API refuses fast jobs while no live worker serves them (api/capabilities.py)
+            "fast": bool(engine is not None and engine.fast_ready),
         }
         telemetry.heartbeat(self.ctx.store.r, f"{socket.gethostname()}.{os.getpid()}", info)
 
@@ -107,8 +109,9 @@ class Scheduler(threading.Thread):
         removed = 0
         for entry in self.ctx.store.pop_expired():
             tenant, job_id = entry["tenant"], entry["job"]
-            removed += self.ctx.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
-            removed += self.ctx.storage.delete_prefix(f"outputs/{tenant}/{job_id}/")
+            if job_id:  # None: an upload slot that no job took up in time
+                removed += self.ctx.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
+                removed += self.ctx.storage.delete_prefix(f"outputs/{tenant}/{job_id}/")
             if entry.get("input") and entry["input"].startswith(f"uploads/{tenant}/"):
                 removed += self.ctx.storage.delete_prefix(entry["input"])
         if removed:

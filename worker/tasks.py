@@ -28,6 +28,7 @@ from shared.options import parse_options
 from shared.storage import output_key
 from shared.store import TERMINAL, Transition
 from worker import context
+from worker.background import read_background
 from worker.stops import STOP_TYPES, hand_back, stopping
 
 log = logging.getLogger("cutout.worker")
@@ -145,6 +146,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         options = parse_options(job.get("options") or {})
         on_storage = (job.get("source") or {}).get("kind") != "url"
         data = _read_input(ctx, job)
+        background = read_background(ctx, job["tenant"], options)
         on_storage = False
         fetched = time.monotonic()
         result = ctx.engine.process(
@@ -153,6 +155,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
             max_pixels=settings.max_pixels,
             max_side=settings.max_side,
             max_matting_pixels=settings.max_matting_pixels,
+            background=background,
         )
         processed = time.monotonic()
         key = output_key(job["tenant"], job_id, options.extension)
@@ -213,6 +216,8 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
             "width": result.width,
             "height": result.height,
             "bytes": len(result.data),
+            "subject": result.subject,
+            "foreground": result.foreground,
         },
     )
     log.info(

@@ -26,8 +26,8 @@
   const UPLOAD_TYPES = new Set([
     "image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff",
   ]);
-  const EXTENSIONS = { png: "png", webp: "webp", jpeg: "jpg" };
-  const FORMAT_LABELS = { png: "PNG", webp: "WebP", jpeg: "JPEG" };
+  const EXTENSIONS = { png: "png", webp: "webp", jpeg: "jpg", zip: "zip" };
+  const FORMAT_LABELS = { png: "PNG", webp: "WebP", jpeg: "JPEG", zip: "ZIP" };
   const MODEL_LABELS = { u2net: "u2net — best quality", u2netp: "u2netp — fast, lighter" };
   const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 
@@ -50,6 +50,7 @@
     alphaMatting: $("alpha-matting"), amFg: $("am-fg"), amBg: $("am-bg"), amErode: $("am-erode"),
     crop: $("crop"), margin: $("margin"),
     canvasW: $("canvas-w"), canvasH: $("canvas-h"), fill: $("fill"),
+    subjectBox: $("subject-box"), resultNote: $("result-note"), bgImage: $("bg-image"), shadow: $("shadow"),
   };
 
   const state = {
@@ -191,6 +192,10 @@
       el.keyForm.hidden = true;
     }
     applyModels(state.info.models);
+    // fast: false means no worker serves fast mode; such a job would be refused
+    const fastBox = el.fast.closest("label");
+    fastBox.hidden = state.info.fast === false;
+    if (fastBox.hidden) el.fast.checked = false;
     if (state.info.max_upload_bytes) {
       $("dropzone-hint").textContent =
         `JPEG, PNG, WebP, GIF, BMP or TIFF up to ${formatBytes(state.info.max_upload_bytes)} · one or many · you can also paste`;
@@ -224,6 +229,7 @@
       return value;
     };
     if (!el.transparent.checked || options.format === "jpeg") options.bg_color = el.bgColor.value;
+    if (el.shadow.checked) options.shadow = true;
     if (el.maskOnly.checked) options.mask_only = true;
     if (el.postProcess.checked) options.post_process = true;
     if (el.fast.checked) options.fast = true;
@@ -511,6 +517,19 @@
       showAlert("Check the options", error.message);
       return;
     }
+    const bgFile = el.bgImage.files && el.bgImage.files[0];
+    if (bgFile) {
+      // the background goes to storage like an image; the job names it by its key
+      const bg = { file: bgFile };
+      try {
+        if (!(await uploadDirect(bg))) throw new Error("direct upload to storage failed");
+      } catch (error) {
+        showAlert("The background image could not be uploaded", error.message);
+        return;
+      }
+      delete options.bg_color;
+      options.bg_upload_key = bg.uploadKey;
+    }
     const run = ++state.run;
     state.busy = true;
     state.batchId = null;
@@ -657,6 +676,28 @@
 
   let lastAnnounced = "";
 
+  // the detected subject's box (result.subject, in the original's pixels) on the original
+  function drawSubjectBox(result) {
+    const subject = result && result.subject;
+    const img = el.originalImg;
+    if (!subject || !img.naturalWidth || img.hidden) {
+      el.subjectBox.hidden = true;
+      return;
+    }
+    const stage = img.parentElement.getBoundingClientRect();
+    const shown = img.getBoundingClientRect();
+    const sx = shown.width / img.naturalWidth;
+    const sy = shown.height / img.naturalHeight;
+    const box = el.subjectBox;
+    box.style.left = `${shown.left - stage.left + subject.left * sx}px`;
+    box.style.top = `${shown.top - stage.top + subject.top * sy}px`;
+    box.style.width = `${subject.width * sx}px`;
+    box.style.height = `${subject.height * sy}px`;
+    box.dataset.box = [subject.left, subject.top, subject.width, subject.height].join(",");
+    box.title = `Subject: ${subject.width}×${subject.height} px, ${Math.round(subject.share * 100)}% of the image`;
+    box.hidden = false;
+  }
+
   function render() {
     const items = state.items;
     const has = items.length > 0;
@@ -693,7 +734,9 @@
           el.resultImg.dataset.owner = String(item.id);
           el.resultImg.src = item.resultUrl;
         }
-        el.resultImg.hidden = false;
+        const zip = item.job.options.format === "zip";
+        el.resultImg.hidden = zip; // a ZIP is not an image: it is downloaded
+        el.resultNote.hidden = !zip;
         const r = item.job.result || {};
         const parts = [];
         if (r.width && r.height) parts.push(`${r.width}×${r.height}`);
@@ -706,6 +749,7 @@
         el.download.removeAttribute("tabindex");
         el.download.textContent = `Download ${FORMAT_LABELS[item.job.options.format] || ""}`.trim();
       } else {
+        el.resultNote.hidden = true;
         // keep a previous result visible (dimmed by the progress layer) while working
         el.resultImg.hidden = failed || el.resultImg.dataset.owner !== String(item.id);
         if (failed) el.resultMeta.textContent = "";
@@ -723,6 +767,7 @@
       el.resultImg.hidden = true;
     }
 
+    drawSubjectBox(item && item.status === "succeeded" && item.job ? item.job.result : null);
     el.downloadAll.hidden = !(state.batchId && items.length > 1 && items.some((i) => i.status === "succeeded"));
     renderList();
 
@@ -875,7 +920,12 @@
       const item = state.selected;
       if (!item) return;
       el.originalMeta.textContent = `${el.originalImg.naturalWidth}×${el.originalImg.naturalHeight} · ${formatBytes(item.file.size)}`;
+      // remove.bg's advice, measured here too (docs/api.md): ZIP above 10 megapixels
+      const pixels = el.originalImg.naturalWidth * el.originalImg.naturalHeight;
+      $("large-hint").hidden = pixels <= 10_000_000 || el.format.value === "zip";
+      render(); // the subject's box needs the image's displayed size
     });
+    window.addEventListener("resize", () => render());
     el.originalImg.addEventListener("error", () => {
       if (!el.originalImg.getAttribute("src")) return;
       el.originalImg.hidden = true;

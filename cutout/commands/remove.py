@@ -1,10 +1,14 @@
 """``cutout remove IN [IN...] OUT``: background removal on this machine, no server.
 
-- one file into a file (``-`` for stdin or stdout); the format comes from ``--format``,
-  else from OUT's extension, else PNG;
-- one or more files or folders into a folder (created if missing): each result is
-  ``OUT/<input stem>.<format extension>``; a folder contributes its image files (by
-  extension, not recursive).
+- one file into a file (``-`` for stdin or stdout); the format comes from OUT's
+  extension (.png, .webp, .jpg/.jpeg; any other extension is refused, and ``--format``
+  must agree with it), else from ``--format``, else PNG;
+- one or more files or folders into a folder (created if missing; a name with an image
+  extension is refused): each result is ``OUT/<input stem>.<format extension>``; a
+  folder contributes its image files (by extension, not recursive).
+
+``--margin`` without ``--crop``, ``--fill`` without ``--canvas`` and ``--jobs``/``--threads``
+below 1 are usage errors, not silently ignored.
 
 The model is loaded once. Exit codes: 0 done; 2 usage error (bad option, missing input,
 two inputs that would write the same file); 3 an input is not a usable image (each one is
@@ -26,7 +30,13 @@ if TYPE_CHECKING:
     from shared.options import Options
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif"}
-FORMAT_BY_SUFFIX = {".png": "png", ".webp": "webp", ".jpg": "jpeg", ".jpeg": "jpeg"}
+FORMAT_BY_SUFFIX = {
+    ".png": "png",
+    ".webp": "webp",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".zip": "zip",
+}
 
 # flag → option name (shared.options); every option of API.md's table
 _VALUE_OPTIONS = {
@@ -39,19 +49,44 @@ _VALUE_OPTIONS = {
     "margin": "margin",
     "canvas": "canvas",
     "fill": "fill",
+    **{name: name for name in ("bg_image_url", "bg_upload_key", "scale", "position")},
+    **{name: name for name in ("crop_margin", "roi", "max_megapixels")},
 }
-_FLAG_OPTIONS = ("mask_only", "post_process", "alpha_matting", "crop", "fast")
+_FLAG_OPTIONS = ("mask_only", "post_process", "alpha_matting", "crop", "fast", "shadow")
 
 
 class UsageError(Exception):
     pass
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (``--jobs 0`` is a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def check_flag_pairs(args: argparse.Namespace) -> None:
+    """Flags that only mean something with another: refused rather than ignored."""
+    if getattr(args, "margin", None) is not None and not getattr(args, "crop", False):
+        raise UsageError("--margin only applies with --crop (it is the margin of the crop)")
+    if getattr(args, "crop_margin", None) is not None and not getattr(args, "crop", False):
+        raise UsageError("--crop-margin only applies with --crop")
+    if getattr(args, "fill", None) is not None and getattr(args, "canvas", None) is None:
+        raise UsageError("--fill only applies with --canvas (the share of the canvas)")
+
+
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
     """The processing options of API.md's table as flags (shared with ``cutout submit``)."""
     group = parser.add_argument_group("processing options (API.md)")
     group.add_argument("-m", "--model", help="u2net (default) or u2netp")
-    group.add_argument("-f", "--format", help="png (default), webp or jpeg (needs --bg-color)")
+    group.add_argument(
+        "-f", "--format", help="png (default), webp, jpeg (needs a background) or zip"
+    )
     group.add_argument("--bg-color", "-bgc", help="#RRGGBB, #RRGGBBAA or r,g,b[,a]")
     group.add_argument("--mask-only", "-om", action="store_true", help="the 8-bit mask only")
     group.add_argument("--post-process", "-ppm", action="store_true", help="smooth the mask")
@@ -72,6 +107,19 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="int8 u2net: about 2x faster, a slightly different cutout (needs the fast extra)",
     )
+    add_catalogue_flags(group)
+
+
+def add_catalogue_flags(group: argparse._ArgumentGroup) -> None:
+    """The catalogue options of issue 16 (docs/api.md)."""
+    group.add_argument("--bg-image-url", metavar="URL", help="a background image, scaled to cover")
+    group.add_argument("--bg-upload-key", metavar="KEY", help="a background from POST /v1/uploads")
+    group.add_argument("--shadow", action="store_true", help="a soft drop shadow under the subject")
+    group.add_argument("--scale", metavar="PCT", help="subject's share of the canvas, 10%%-100%%")
+    group.add_argument("--position", metavar="POS", help="center, or 'X%% Y%%' of the free space")
+    group.add_argument("--crop-margin", metavar="M", help="with --crop: 30px, 10%% or 2/4 values")
+    group.add_argument("--roi", metavar="BOX", help="'x1 y1 x2 y2' (px or %%): only there")
+    group.add_argument("--max-megapixels", metavar="MP", help="downscale the input to this size")
 
 
 def option_values(args: argparse.Namespace) -> dict[str, object]:
@@ -100,10 +148,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_option_flags(parser)
     parser.add_argument(
-        "--jobs", "-j", type=int, help="images at once (default: one per CPU for several inputs)"
+        "--jobs",
+        "-j",
+        type=positive_int,
+        help="images at once (default: one per CPU for several inputs)",
     )
     parser.add_argument(
-        "--threads", type=int, help="ONNX Runtime threads per image (default: CPUs / jobs)"
+        "--threads",
+        type=positive_int,
+        help="ONNX Runtime threads per image (default: CPUs / jobs)",
     )
     parser.add_argument("--model-home", type=Path, help="default: CUTOUT_MODEL_HOME")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -114,10 +167,19 @@ def _options(args: argparse.Namespace, out: str, single: bool) -> Options:
     from shared.options import parse_options
 
     values = option_values(args)
-    if "format" not in values and single and out != "-":
-        guessed = FORMAT_BY_SUFFIX.get(Path(out).suffix.lower())
-        if guessed:
-            values["format"] = guessed
+    suffix = Path(out).suffix.lower() if single and out != "-" else ""
+    if suffix:
+        # the output's extension decides the format; one we cannot write is refused
+        # (writing PNG bytes into x.gif would lie about the file)
+        guessed = FORMAT_BY_SUFFIX.get(suffix)
+        if guessed is None:
+            raise UsageError(
+                f"{out}: cannot write {suffix} files; name the output .png, .webp, .jpg or .zip"
+            )
+        given = values.get("format")
+        if given is not None and str(given).lower() not in (guessed, suffix.lstrip(".")):
+            raise UsageError(f"{out}: the extension says {guessed}, --format says {given}")
+        values["format"] = guessed
     return parse_options(values)
 
 
@@ -150,12 +212,34 @@ def _plan(paths: list[str], out: str) -> tuple[list[tuple[str, Path | None]], bo
             raise UsageError("several inputs need a folder as OUT, not '-'")
         if Path(target).exists() and not Path(target).is_dir():
             raise UsageError(f"{target}: several inputs need a folder as OUT")
+        if not Path(target).exists() and Path(target).suffix.lower() in IMAGE_SUFFIXES:
+            # `cutout remove a.jpg b.jpg out/two.png` would make a folder named two.png
+            raise UsageError(
+                f"{target}: several inputs need a folder as OUT, and this names an image "
+                "file; give a folder (created if missing)"
+            )
         return [(f, None) for f in files], True
     if target != "-" and Path(target).is_dir():
         if files[0] == "-":
             raise UsageError("stdin needs an output file name or '-', not a folder")
         return [(files[0], None)], True
     return [(files[0], None if target == "-" else Path(target))], False
+
+
+def read_background(options: Options, settings: object) -> bytes | None:
+    """The local run's background: ``--bg-image-url`` fetched under the SSRF guard;
+    ``--bg-upload-key`` needs a server (UsageError)."""
+    if options.bg_upload_key:
+        raise UsageError("--bg-upload-key names a server's upload; use --bg-image-url here")
+    if not options.bg_image_url:
+        return None
+    from shared.netguard import fetch
+
+    return fetch(
+        options.bg_image_url,
+        max_bytes=settings.max_upload_bytes,  # type: ignore[attr-defined]
+        allowed_networks=settings.allowed_private_networks,  # type: ignore[attr-defined]
+    ).body
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -171,13 +255,18 @@ def handler(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = load_settings()
+        check_flag_pairs(args)
         plan, folder = _plan(args.paths, args.paths[-1])
         options = _options(args, args.paths[-1], single=not folder)
+        background = read_background(options, settings)
     except SettingsError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     except (UsageError, InvalidOption) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except CutoutError as exc:  # the background URL could not be fetched
+        print(f"{prog}: {exc.message} ({exc.code})", file=sys.stderr)
         return 2
     out_dir = Path(args.paths[-1]) if folder else None
     if out_dir is not None:
@@ -238,6 +327,7 @@ def handler(args: argparse.Namespace) -> int:
                 max_pixels=settings.max_pixels,
                 max_side=settings.max_side,
                 max_matting_pixels=settings.max_matting_pixels,
+                background=background,
             )
         except CutoutError as exc:
             if exc.status >= 500:

@@ -90,7 +90,8 @@ def cmd_api(args: argparse.Namespace) -> int:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", args.workers or 2)
-            self.cfg.set("worker_class", "gthread")
+            # gthread, with gunicorn's own 400/414/431 answers as problem+json
+            self.cfg.set("worker_class", "api.server.ProblemThreadWorker")
             self.cfg.set("threads", args.threads)
             # /api/remove waits for its job; keep the worker alive past that wait
             self.cfg.set("timeout", int(settings.sync_timeout) + 30)

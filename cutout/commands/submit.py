@@ -148,6 +148,11 @@ def handler(args: argparse.Namespace) -> int:
         with _locked(out):
             client = ApiClient(args.api, args.api_key)
             try:
+                client.check_reachable()
+            except ClientError as exc:
+                print(f"{PROG}: {exc}", file=sys.stderr)
+                return 1
+            try:
                 state = State.open(out, args, source, given)
                 files = list_images(source, out, args.recursive)
                 run = Submit(args, client, state, source, out)
@@ -534,10 +539,10 @@ class Submit:
             by_type.setdefault(content_type, []).append(name)
         work: list[tuple[str, dict[str, Any]]] = []
         for content_type, group in by_type.items():
-            for start in range(0, len(group), UPLOAD_SLOTS):
-                chunk = group[start : start + UPLOAD_SLOTS]
-                slots = self.client.create_uploads(len(chunk), content_type)
-                work.extend(zip(chunk, slots, strict=True))
+            sized = self._sized(group)
+            for start in range(0, len(sized), UPLOAD_SLOTS):
+                chunk = sized[start : start + UPLOAD_SLOTS]
+                work.extend(self._slots(chunk, content_type))
         progress = Progress("upload", len(work), 0, self.args.quiet)
         self.progress = progress
         failed = 0
@@ -570,6 +575,49 @@ class Submit:
         self.state.flush()
         if failed:
             self._say(f"{failed} upload(s) failed; they are listed in {REPORT_NAME}")
+
+    def _sized(self, names: list[str]) -> list[tuple[str, int]]:
+        """(name, bytes) of the files to upload; an empty or unreadable one gets its error
+        here (an upload URL is signed for an exact, positive size)."""
+        out = []
+        for name in names:
+            try:
+                size = (self.source / name).stat().st_size
+            except OSError as exc:
+                self._refuse(name, "read_error", f"cannot read it: {exc.strerror or exc}")
+                continue
+            if size == 0:
+                self._refuse(name, "invalid_image", "the file is empty")
+                continue
+            out.append((name, size))
+        return out
+
+    def _slots(
+        self, chunk: list[tuple[str, int]], content_type: str
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Upload slots for ``chunk``; when the API refuses a size (over its limit), the
+        files are asked for one by one and the refused ones get the API's error."""
+        from cutout.client import ApiError
+
+        try:
+            slots = self.client.create_uploads([size for _, size in chunk], content_type)
+            return list(zip([name for name, _ in chunk], slots, strict=True))
+        except ApiError as exc:
+            if exc.status != 413:
+                raise
+            if len(chunk) == 1:
+                self._refuse(chunk[0][0], exc.code or "payload_too_large", exc.detail)
+                return []
+        out = []
+        for item in chunk:
+            out.extend(self._slots([item], content_type))
+        return out
+
+    def _refuse(self, name: str, code: str, message: str) -> None:
+        with self.state.lock:
+            self.state.files[name]["error"] = {"code": code, "message": message}
+            self.state.touch()
+        self._say(f"{name}: not uploaded ({code}: {message})")
 
     # -- the batch ------------------------------------------------------------------
 

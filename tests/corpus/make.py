@@ -18,6 +18,7 @@ Nothing here is a committed binary: every case is built from a few lines of Pill
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import struct
@@ -619,6 +620,240 @@ CASES: tuple[Case, ...] = (
 
 BY_NAME = {case.name: case for case in CASES}
 assert len(BY_NAME) == len(CASES), "case names must be unique"
+
+
+# -- hostile requests (not files): bodies and heads that once answered 500 or HTML -------
+
+DEEP = 100_000  # levels of nesting: far past Python's recursion limit
+
+
+@dataclass(frozen=True)
+class RequestCase:
+    """One hostile request to the API and the problem+json answer it must get.
+
+    ``build`` returns (body, content type). The Flask app answers these in-process
+    (tests/integration/test_bad_inputs.py); nothing about them needs a worker.
+    """
+
+    name: str
+    path: str
+    build: Callable[[], tuple[bytes, str]]
+    status: int
+    code: str
+    note: str = ""
+
+
+def _json(text: str) -> Callable[[], tuple[bytes, str]]:
+    return lambda: (text.encode(), "application/json")
+
+
+def _form(fields: dict[str, str], file_field: str = "image") -> Callable[[], tuple[bytes, str]]:
+    def build() -> tuple[bytes, str]:
+        image = encode(photo((32, 24)), "PNG")
+        return multipart_body(fields, {file_field: ("p.png", image, "image/png")})
+
+    return build
+
+
+_URL = "http://127.0.0.1:9/a.png"
+
+
+def _dumps(value: object) -> Callable[[], tuple[bytes, str]]:
+    # ensure_ascii writes a lone surrogate as the escape "\\ud800", as a client would
+    return _json(json.dumps(value))
+
+
+def _with_metadata(metadata_json: str) -> str:
+    return '{"image_url": "' + _URL + '", "metadata": ' + metadata_json + "}"
+
+
+_SURROGATE_URL = "http://example.com/\ud800.png"  # a lone surrogate (JSON: "\\ud800")
+_DEEP_ARRAY = "[" * DEEP + "]" * DEEP
+_DEEP_OBJECT = '{"a":' * DEEP + "1" + "}" * DEEP
+
+REQUEST_CASES: tuple[RequestCase, ...] = (
+    RequestCase("jobs_deep_array", "/v1/jobs", _json(_DEEP_ARRAY), 400, "invalid_request"),
+    RequestCase("jobs_deep_array_unclosed", "/v1/jobs", _json("[" * DEEP), 400, "invalid_request"),
+    RequestCase("jobs_deep_object", "/v1/jobs", _json(_DEEP_OBJECT), 400, "invalid_request"),
+    RequestCase(
+        "jobs_33_levels",
+        "/v1/jobs",
+        _json(_with_metadata('{"a":' * 32 + "1" + "}" * 32)),
+        400,
+        "invalid_request",
+        note="within the recursion limit, past MAX_DEPTH",
+    ),
+    RequestCase(
+        "jobs_metadata_9_levels",
+        "/v1/jobs",
+        _json(_with_metadata('{"a":' * 9 + "1" + "}" * 9)),
+        400,
+        "invalid_request",
+        note="metadata nests at most 8 levels",
+    ),
+    RequestCase("batches_deep_array", "/v1/batches", _json(_DEEP_ARRAY), 400, "invalid_request"),
+    RequestCase(
+        "batches_deep_items",
+        "/v1/batches",
+        _json('{"items": ' + _DEEP_ARRAY + "}"),
+        400,
+        "invalid_request",
+    ),
+    RequestCase("uploads_deep_array", "/v1/uploads", _json(_DEEP_ARRAY), 400, "invalid_request"),
+    RequestCase(
+        "jobs_form_metadata_deep",
+        "/v1/jobs",
+        _form({"model": "u2netp", "metadata": _DEEP_ARRAY}),
+        400,
+        "invalid_request",
+    ),
+    RequestCase(
+        "jobs_form_options_deep",
+        "/v1/jobs",
+        _form({"options": _DEEP_ARRAY}),
+        400,
+        "invalid_request",
+    ),
+    RequestCase(
+        "jobs_form_field_600k",
+        "/v1/jobs",
+        _form({"options": _DEEP_OBJECT}),
+        413,
+        "payload_too_large",
+        note="a form field (not a file) over werkzeug's 500 KB max_form_memory_size",
+    ),
+    RequestCase(
+        "batches_form_metadata_deep",
+        "/v1/batches",
+        _form({"model": "u2netp", "metadata": "{" * DEEP}, "images"),
+        400,
+        "invalid_request",
+    ),
+    RequestCase(
+        "jobs_form_metadata_huge",
+        "/v1/jobs",
+        _form({"metadata": '{"a": "%s"}' % ("x" * 200_000)}),
+        400,
+        "invalid_request",
+    ),
+    RequestCase(
+        "jobs_image_url_surrogate",
+        "/v1/jobs",
+        _dumps({"image_url": _SURROGATE_URL}),
+        422,
+        "url_not_allowed",
+    ),
+    RequestCase(
+        "jobs_webhook_url_surrogate",
+        "/v1/jobs",
+        _dumps({"image_url": _URL, "webhook_url": _SURROGATE_URL}),
+        422,
+        "url_not_allowed",
+    ),
+    RequestCase(
+        "jobs_metadata_surrogate",
+        "/v1/jobs",
+        _dumps({"image_url": _URL, "metadata": {"name": "\udc80.png"}}),
+        400,
+        "invalid_request",
+    ),
+    RequestCase(
+        "batches_item_image_url_surrogate",
+        "/v1/batches",
+        _dumps({"items": [{"image_url": _SURROGATE_URL}]}),
+        422,
+        "url_not_allowed",
+    ),
+    RequestCase(
+        "batches_webhook_url_surrogate",
+        "/v1/batches",
+        _dumps({"items": [{"image_url": _URL}], "webhook_url": _SURROGATE_URL}),
+        422,
+        "url_not_allowed",
+    ),
+)
+
+REQUEST_CASES += (
+    RequestCase(
+        "jobs_upload_key_surrogate",
+        "/v1/jobs",
+        _dumps({"upload_key": "uploads/public/upl_\ud800"}),
+        404,
+        "not_found",
+        note="the storage client cannot encode it: refused before it is asked",
+    ),
+    RequestCase(
+        "batches_item_upload_key_surrogate",
+        "/v1/batches",
+        _dumps({"items": [{"upload_key": "uploads/public/upl_\ud800"}]}),
+        422,
+        "upload_not_found",
+    ),
+    RequestCase(
+        "jobs_option_surrogate",
+        "/v1/jobs",
+        _dumps({"image_url": _URL, "options": {"model": "\ud800", "bg_color": "\ud800"}}),
+        422,
+        "invalid_option",
+    ),
+)
+
+REQUESTS_BY_NAME = {case.name: case for case in REQUEST_CASES}
+assert len(REQUESTS_BY_NAME) == len(REQUEST_CASES), "request case names must be unique"
+
+
+@dataclass(frozen=True)
+class RawCase:
+    """A request written byte by byte for a real HTTP server (gunicorn), where the
+    server's own parser answers before Flask: what ``cutout api`` must answer."""
+
+    name: str
+    head: bytes
+    status: int
+    code: str
+    body: bytes = b""
+    chunked_json_bytes: int = 0  # > 0: send a chunked JSON body of this many bytes
+
+
+def raw_cases(max_body: int) -> tuple[RawCase, ...]:
+    """The raw cases for a server whose JSON body limit is ``max_body`` bytes."""
+    return (
+        RawCase(
+            "request_line_20k",
+            b"GET /v1/jobs/" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            414,
+            "uri_too_long",
+        ),
+        RawCase(
+            "header_64k",
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"b" * 65_536 + b"\r\n\r\n",
+            431,
+            "header_too_large",
+        ),
+        RawCase(
+            "header_count_500",
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + b"".join(b"X-H%d: v\r\n" % i for i in range(500))
+            + b"\r\n",
+            431,
+            "header_too_large",
+        ),
+        RawCase("bad_request_line", b"NONSENSE\r\n\r\n", 400, "bad_request"),
+        RawCase(
+            "bad_header_line",
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n",
+            400,
+            "bad_request",
+        ),
+        RawCase(
+            "chunked_json_over_limit",
+            b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+            b"\r\nTransfer-Encoding: chunked\r\n\r\n",
+            413,
+            "payload_too_large",
+            chunked_json_bytes=max_body + 200_000,
+        ),
+    )
 
 
 def normal_image() -> bytes:

@@ -521,3 +521,22 @@ def test_page_headers_and_caching(api_server: ApiProcess) -> None:
     assert info["auth"] is False
     assert set(info["models"]) == {"u2net", "u2netp"}
     assert info["max_upload_bytes"] > 0
+
+
+def test_fast_box_is_hidden_when_no_worker_serves_it(api_server: ApiProcess, open_page) -> None:
+    """The tier's worker runs with CUTOUT_FAST=off: its heartbeat says it serves no fast
+    mode, /v1/info says so, and the page offers no Fast box (the API would refuse it)."""
+    from tests.integration.conftest import wait_for
+
+    def info() -> dict[str, Any]:
+        return json.loads(http("GET", api_server.url + "/v1/info")[2])  # type: ignore[no-any-return]
+
+    # the worker's first heartbeat comes once its pool child has loaded the models
+    wait_for(lambda: info()["fast"] is False, timeout=120, interval=0.5)
+    session = open_page(api_server.url)
+    page = session.page
+    page.locator("#advanced summary").click()
+    page.locator("#fast").wait_for(state="hidden")
+    assert page.locator("#mask-only").is_visible()
+    session.shot("fast-hidden")
+    no_console_errors(session)

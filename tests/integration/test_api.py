@@ -466,8 +466,11 @@ def test_upload_then_job_from_upload_key(
     tenant_client: FlaskClient, make_settings: Callable[..., Settings], rdb: redis.Redis
 ) -> None:
     client = tenant_client
+    data = png_bytes()
     response = client.post(
-        "/v1/uploads", json={"count": 2, "content_type": "image/png"}, headers=bearer(KEY_A)
+        "/v1/uploads",
+        json={"count": 2, "content_type": "image/png", "bytes": len(data)},
+        headers=bearer(KEY_A),
     )
     assert response.status_code == 201, response.get_data(as_text=True)
     slots = response.get_json()
@@ -475,9 +478,8 @@ def test_upload_then_job_from_upload_key(
     slot = slots[0]
     assert slot["method"] == "PUT"
     assert slot["upload_key"].startswith("uploads/tenant-a/upl_")
-    assert slot["headers"] == {"Content-Type": "image/png"}
+    assert slot["headers"] == {"Content-Type": "image/png", "Content-Length": str(len(data))}
     assert slot["expires_at"].endswith("Z")
-    data = png_bytes()
     assert put(slot["url"], data, slot["headers"]) == 200
 
     created = client.post(

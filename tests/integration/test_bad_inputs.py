@@ -193,7 +193,9 @@ def test_refused_cases_fail_the_same_way_when_uploaded_directly(
     import urllib.request
 
     cases = [c for c in CASES if c.code is not None and c.stage == "api"]
-    slots = client.post("/v1/uploads", json={"count": len(cases)}).get_json()
+    # an empty file cannot be uploaded at all: the signed length is at least 1
+    cases = [c for c in cases if c.build()]
+    slots = client.post("/v1/uploads", json={"sizes": [len(c.build()) for c in cases]}).get_json()
     assert len(slots) == len(cases)
     jobs: dict[str, str] = {}
     for case, slot in zip(cases, slots, strict=True):

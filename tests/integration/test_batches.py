@@ -288,8 +288,9 @@ def test_multipart_batch_names_results_after_files(
 def test_upload_key_batch(client: FlaskClient, batch_worker: WorkerProcess) -> None:
     keys = []
     for i in range(2):
-        slot = client.post("/v1/uploads", json={}, headers=AUTH_A).get_json()[0]
-        put = requests.put(slot["url"], data=photo(seed=i), headers=slot["headers"], timeout=30)
+        data = photo(seed=i)
+        slot = client.post("/v1/uploads", json={"bytes": len(data)}, headers=AUTH_A).get_json()[0]
+        put = requests.put(slot["url"], data=data, headers=slot["headers"], timeout=30)
         assert put.status_code == 200
         keys.append(slot["upload_key"])
     response = client.post(

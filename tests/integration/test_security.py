@@ -163,7 +163,9 @@ def test_tenant_b_cannot_reach_tenant_a_jobs_results_or_uploads(client: FlaskCli
     assert client.get(f"/v1/jobs/{job_id}/result", headers=A).status_code == 200
 
     # an upload key of A, used by B: 404 exactly like a key that never existed
-    slot = client.post("/v1/uploads", json={"content_type": "image/png"}, headers=A).get_json()[0]
+    slot = client.post(
+        "/v1/uploads", json={"content_type": "image/png", "bytes": len(png())}, headers=A
+    ).get_json()[0]
     request = urllib.request.Request(
         slot["url"], data=png(), method="PUT", headers=slot.get("headers") or {}
     )
@@ -474,8 +476,18 @@ def test_idempotency_on_batches(client: FlaskClient, rdb: redis.Redis) -> None:
     assert again.headers["Location"] == first.headers["Location"]
     other = client.post("/v1/batches", json={**body, "items": body["items"] * 2}, headers=headers)
     assert_problem(other, 422, "idempotency_key_reused")
-    # the key is scoped to the path: the same key on /v1/jobs is "another request"
-    assert_problem(submit(client, headers), 422, "idempotency_key_reused")
+    # the key is scoped to the path: the same key on /v1/jobs is another key, and makes
+    # a job of its own (it used to answer 422 idempotency_key_reused)
+    job = submit(client, headers)
+    assert job.status_code == 202, job.get_data(as_text=True)
+    assert job.get_json()["id"].startswith("job_")
+    again = submit(client, headers, data=png())
+    assert again.get_json()["id"] == job.get_json()["id"]
+    # and the batch's key still answers the batch
+    assert (
+        client.post("/v1/batches", json=body, headers=headers).get_json()["id"]
+        == (first.get_json()["id"])
+    )
 
 
 # -- the real HTTP server: body limit before reading, start-up refusal, secrets in logs --

@@ -387,10 +387,15 @@ def test_unreachable_api_exits_1_with_a_message(tmp_path) -> None:
 
     src, out = tmp_path / "in", tmp_path / "out"
     make_images(src, 1)
-    done = run_submit(src, out, f"http://127.0.0.1:{free_port()}", timeout=120)
+    url = f"http://127.0.0.1:{free_port()}"
+    done = run_submit(src, out, url, timeout=120)
     assert done.returncode == 1
-    assert "ConnectionRefusedError" in done.stderr
-    assert "run the same command to resume" in done.stderr
+    # said at once, in words, with what to do (it used to retry 25 s in silence and end
+    # in a raw ConnectionRefusedError)
+    assert f"nothing answers at {url}" in done.stderr
+    assert "cutout up" in done.stderr
+    assert "ConnectionRefusedError" not in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_uploads_of_an_interrupted_run_are_not_sent_again(api_server, worker, tmp_path) -> None:

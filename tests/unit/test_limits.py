@@ -40,6 +40,9 @@ def test_alpha_matting_is_bounded_by_its_input_pixels() -> None:
     # limits alone apply
     check_input(parse_options({}), (7000, 7000), LIMITS)
     check_input(parse_options({"alpha_matting": True, "mask_only": True}), (7000, 7000), LIMITS)
+    # max_megapixels downscales the input before matting
+    capped = parse_options({"alpha_matting": True, "max_megapixels": 0.5})
+    check_input(capped, (4000, 3000), LIMITS)
 
 
 def test_the_matting_limit_is_a_setting() -> None:

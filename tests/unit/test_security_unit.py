@@ -131,9 +131,10 @@ def test_idempotency_key_shape(key: str, ok: bool) -> None:
     assert bool(_KEY_RE.fullmatch(key)) is ok
 
 
-def test_idempotency_redis_key_is_per_tenant_and_hashed() -> None:
-    assert redis_key("a", "k") != redis_key("b", "k")
-    assert "secret-looking-key" not in redis_key("a", "secret-looking-key")
+def test_idempotency_redis_key_is_per_tenant_path_and_hashed() -> None:
+    assert redis_key("a", "/v1/jobs", "k") != redis_key("b", "/v1/jobs", "k")
+    assert redis_key("a", "/v1/jobs", "k") != redis_key("a", "/v1/batches", "k")
+    assert "secret-looking-key" not in redis_key("a", "/v1/jobs", "secret-looking-key")
 
 
 # -- frames: only the first is ever touched -------------------------------------------------
@@ -243,3 +244,54 @@ def test_worker_children_are_bounded_in_memory_and_time() -> None:
     assert 0 < conf.worker_max_memory_per_child <= 4_000_000  # KiB
     assert conf.task_time_limit == settings.task_time_limit
     assert conf.task_soft_time_limit < conf.task_time_limit
+
+
+# -- keyless mode: which Host names are loopback (api/trust.py) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("localhost", True),
+        ("LOCALHOST:8080", True),
+        ("localhost.:8080", True),
+        ("app.localhost:3000", True),
+        ("127.0.0.1", True),
+        ("127.1.2.3:80", True),
+        ("[::1]:8080", True),
+        ("[::1]", True),
+        ("evil.example", False),
+        ("localhost.evil.example", False),
+        ("127.0.0.1.nip.io", False),
+        ("[::ffff:10.0.0.1]:80", False),
+        ("10.0.0.5:8080", False),
+        ("", False),
+        ("[::1", False),
+    ],
+)
+def test_loopback_host_names(host: str, ok: bool) -> None:
+    from api.trust import loopback_host
+
+    assert loopback_host(host) is ok
+
+
+def test_request_corpus_keeps_the_inputs_that_once_answered_500() -> None:
+    """Issue 17's inputs stay in the corpus (tests/integration/test_hostile_requests.py
+    sends them through the app and a real gunicorn)."""
+    from tests.corpus.make import DEEP, REQUEST_CASES, raw_cases
+
+    deep_paths = {c.path for c in REQUEST_CASES if "deep" in c.name}
+    assert deep_paths == {"/v1/jobs", "/v1/batches", "/v1/uploads"}
+    names = {c.name for c in REQUEST_CASES}
+    assert {"jobs_form_metadata_deep", "batches_form_metadata_deep"} <= names
+    assert {
+        "jobs_image_url_surrogate",
+        "jobs_webhook_url_surrogate",
+        "batches_item_image_url_surrogate",
+        "batches_webhook_url_surrogate",
+    } <= names
+    assert DEEP >= 100_000
+    assert all(c.status < 500 for c in REQUEST_CASES)
+    raw = {c.name: c for c in raw_cases(1000)}
+    assert {c.status for c in raw.values()} >= {400, 413, 414, 431}
+    assert raw["chunked_json_over_limit"].code == "payload_too_large"

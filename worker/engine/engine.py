@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -18,10 +19,11 @@ from PIL import Image
 
 from shared.limits import check_input, check_options
 from shared.options import Options
+from worker.engine import catalogue
 from worker.engine.batching import BatchCollector, symbolic_batch
 from worker.engine.compose import compose, warm_alpha_matting
 from worker.engine.families import FAMILIES, U2NetFamily
-from worker.engine.imageio import decode_image, encode_image
+from worker.engine.imageio import decode_image
 from worker.engine.models import ensure_model, get_spec
 from worker.engine.session import create_session
 
@@ -36,6 +38,9 @@ class Result:
     width: int
     height: int
     timings: dict[str, float]
+    #: ``result.subject`` and ``result.foreground`` (worker/engine/catalogue.py)
+    subject: dict[str, Any] | None = None
+    foreground: dict[str, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +138,11 @@ class Engine:
         model now. Raises FastModeUnavailable without the fast extra."""
         self._load_fast(build=build)
 
+    @property
+    def fast_ready(self) -> bool:
+        """Whether the fast model is loaded (what the worker's heartbeat advertises)."""
+        return self._fast is not None
+
     def _loaded_for(self, options: Options) -> _Loaded:
         return self._load_fast() if options.fast else self._load(options.model)
 
@@ -195,11 +205,14 @@ class Engine:
         max_pixels: int = 50_000_000,
         max_side: int = 20_000,
         max_matting_pixels: int = 500_000,
+        background: bytes | None = None,
     ) -> Result:
         """Decode ``data``, render it with ``options``, encode it.
 
-        Raises InvalidImage, UnsupportedFormat, ImageTooLarge (input; alpha matting's
-        input over ``max_matting_pixels``), InvalidOption (a canvas over ``max_pixels``),
+        ``background``: the bytes of ``bg_image_url`` / ``bg_upload_key``, decoded under
+        the same limits as the input. Raises InvalidImage, UnsupportedFormat,
+        ImageTooLarge (input or background; alpha matting's input over
+        ``max_matting_pixels``), InvalidOption (a canvas over ``max_pixels``),
         ModelUnavailable, FastModeUnavailable.
         """
         limits = Limits(max_pixels, max_matting_pixels)
@@ -208,6 +221,10 @@ class Engine:
         clock = time.perf_counter
         t0 = clock()
         image = decode_image(data, max_pixels=max_pixels, max_side=max_side)
+        original_size = image.size
+        # the downscaled copy replaces the original (one full-size image in memory)
+        image = catalogue.fit_megapixels(image, options.max_megapixels)
+        # matting runs on what is left after max_megapixels
         check_input(options, image.size, limits)
         t1 = clock()
         batch = loaded.family.preprocess(image)
@@ -215,15 +232,23 @@ class Engine:
         output = self._infer_for(loaded, batch)
         t3 = clock()
         mask = loaded.family.postprocess(output, image.size)
-        picture = compose(image, mask, options)
+        backdrop = None
+        if background is not None:
+            # decoded only now, under the input's limits: never two full decodes at once
+            # with the model's buffers
+            backdrop = catalogue.decode_background(background, max_pixels, max_side)
+        rendered = catalogue.render(image, mask, options, backdrop)
+        picture = rendered.picture
         t4 = clock()
-        encoded = encode_image(picture, options.format)
+        encoded = catalogue.encode_output(picture, options.format)
         t5 = clock()
         return Result(
             data=encoded,
             content_type=options.content_type,
             width=picture.width,
             height=picture.height,
+            subject=catalogue.subject_fields(rendered.subject, image.size, original_size),
+            foreground=catalogue.box_fields(rendered.foreground),
             timings={
                 "decode": t1 - t0,
                 "preprocess": t2 - t1,

@@ -280,7 +280,8 @@ def load_fast_session(
         problem = check_record(home, size)
         if problem is not None:
             raise FastModeUnavailable(
-                f"the fast model in {home} is not usable ({problem}); "
+                # no path here: the message reaches API clients as the job's error
+                f"this installation's fast model is not usable ({problem}); "
                 "build it with `cutout models build-fast`"
             )
         xml = fast_paths(home, size)[0]

@@ -1,0 +1,42 @@
+"""What the workers of this deployment can serve, as the API sees it from their heartbeats.
+
+Fast mode needs the fast extra and a built int8 model on the worker. A job with
+``fast: true`` on a deployment where no worker has it used to be accepted and then fail
+(``fast_mode_unavailable``); now the API refuses it at submit when live workers exist and
+none advertises fast mode (``"fast": true`` in its heartbeat, shared/telemetry.py). With no
+live worker at all (scaled to zero, or still starting) the job is accepted and waits, as
+every job does: there is nobody to ask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+from shared import telemetry
+from shared.errors import FastModeUnavailable
+from shared.options import Options
+
+
+def fast_available(services: Any) -> bool | None:
+    """True / False as the live workers say; None when no worker is alive to say."""
+    try:
+        return telemetry.serves_fast(services.store.r)
+    except redis.RedisError:
+        return None  # the store is down: the view itself answers 503 soon enough
+
+
+def check_fast(services: Any, options: Iterable[Options]) -> None:
+    """FastModeUnavailable (422) when any of ``options`` asks for fast mode and the live
+    workers say none of them serves it."""
+    if not any(option.fast for option in options):
+        return
+    if fast_available(services) is False:
+        raise FastModeUnavailable(
+            "no worker of this service serves fast mode; send the job without `fast`, or "
+            "have the operator install the fast extra (pip install 'cutout[fast]'), run "
+            "`cutout models build-fast` and restart the workers",
+            option="fast",
+        )

@@ -1,0 +1,368 @@
+"""``POST /v1.0/removebg``: a drop-in for remove.bg's API (docs/removebg.md).
+
+remove.bg's parameters are mapped onto our options (:func:`removebg_options`); the
+request becomes an ordinary interactive job through the same intake as ``/api/remove``
+(limits, tenants, rate limit, queue cap) and the API waits for it the same bounded time
+(``CUTOUT_SYNC_TIMEOUT``). The answer is remove.bg's: the image with ``X-Width``,
+``X-Height``, ``X-Foreground-*`` (and ``X-Type``, ``X-Credits-Charged: 0``), or with
+``Accept: application/json`` ``{"data": {"result_b64", "foreground_top", ...}}``; every
+error is ``{"errors": [{"title", "code", "detail"}]}`` with remove.bg's status codes
+(400 for anything wrong with the request or image, 402, 403 for the key, 429).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+from PIL import ImageColor
+from werkzeug.exceptions import HTTPException
+
+from api.errors import from_http_exception
+from api.intake import check_image, job_from_bytes, job_from_url, read_limited
+from api.jsonbody import request_json
+from api.openapi import doc
+from api.rembg_compat import finished_job
+from shared.errors import CutoutError, InvalidImage, InvalidOption, InvalidRequest
+from shared.ids import new_id
+from shared.options import Options, parse_bool, parse_options
+
+bp = Blueprint("removebg", __name__, url_prefix="/v1.0")
+
+#: remove.bg's ``size`` → at most this many megapixels (their documented caps)
+SIZES: dict[str, float] = {
+    "preview": 0.25,
+    "small": 0.25,
+    "regular": 0.25,
+    "medium": 1.5,
+    "hd": 4.0,
+    "full": 25.0,
+    "4k": 25.0,
+    "auto": 25.0,
+    "50mp": 50.0,
+}
+TYPES = {
+    "auto",
+    "person",
+    "product",
+    "animal",
+    "car",
+    "car_interior",
+    "car_part",
+    "transportation",
+    "graphic",
+    "graphics",
+    "other",
+}
+TYPE_LEVELS = {"none", "1", "2", "latest"}
+FORMATS = {"auto": None, "png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp", "zip": "zip"}
+SOURCES = ("image_file", "image_file_b64", "image_url")
+# remove.bg's name → ours, for those that only change name
+RENAMED = {
+    "crop_margin": "crop_margin",
+    "scale": "scale",
+    "position": "position",
+    "roi": "roi",
+    "add_shadow": "shadow",
+    "bg_image_url": "bg_image_url",
+    "model": "model",  # ours, not remove.bg's: u2net (default) or u2netp
+}
+# accepted and validated, with no effect on the pixels (docs/removebg.md says why)
+ACCEPTED = {"type", "type_level", "semitransparency"}
+KNOWN = (
+    set(SOURCES)
+    | set(RENAMED)
+    | ACCEPTED
+    | {
+        "size",
+        "format",
+        "channels",
+        "bg_color",
+        "bg_image_file",
+        "crop",
+    }
+)
+# a body of JSON null or an empty value means "not given" (clients send every key)
+_UNSET = (None, "", "undefined", "null")
+
+
+class UnknownForeground(CutoutError):
+    """remove.bg's answer when no subject is found; ours only on /v1.0/removebg."""
+
+    code = "unknown_foreground"
+    status = 400
+    title = "Could not identify foreground in image"
+
+
+def removebg_status(error: CutoutError) -> int:
+    """remove.bg's status for one of our errors: 403 for the key; 402, 405, 429 and 5xx
+    as they are; every other client error 400."""
+    if error.status == 401:
+        return 403
+    if error.status in (402, 405, 429) or error.status >= 500:
+        return error.status
+    return 400
+
+
+def error_response(error: CutoutError) -> Response:
+    body = {"errors": [{"title": error.message, "code": error.code, "detail": error.title}]}
+    option = error.extra.get("option") or error.extra.get("field")
+    if option:
+        body["errors"][0]["source"] = {"parameter": option}
+    response = Response(
+        json.dumps(body), status=removebg_status(error), mimetype="application/json"
+    )
+    for name, value in (getattr(error, "headers", None) or {}).items():
+        if name.lower() != "www-authenticate":
+            response.headers[name] = value
+    return response
+
+
+@bp.errorhandler(CutoutError)
+def _cutout_error(error: CutoutError) -> Response:
+    return error_response(error)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    return error_response(from_http_exception(exc))
+
+
+@bp.after_request
+def _ratelimit_headers(response: Response) -> Response:
+    """remove.bg's X-RateLimit-* beside our RateLimit-* (its reset is a Unix time)."""
+    decision = g.get("rate_limit")
+    if decision is not None:
+        response.headers["X-RateLimit-Limit"] = str(decision.burst)
+        response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
+        response.headers["X-RateLimit-Reset"] = str(int(time.time()) + decision.reset)
+    return response
+
+
+def _given(value: Any) -> bool:
+    return not (value is None or (isinstance(value, str) and value.strip() in _UNSET))
+
+
+def parse_bg_color(value: Any) -> str:
+    """remove.bg's colours: hex with or without ``#`` in 3, 4, 6 or 8 digits, or a colour
+    name (``green``); our ``r,g,b[,a]`` too. Returns our ``#RRGGBBAA``."""
+    text = str(value).strip()
+    digits = text.lstrip("#")
+    if re.fullmatch(r"[0-9a-fA-F]{3,4}", digits):
+        digits = "".join(c * 2 for c in digits)
+    if re.fullmatch(r"[0-9a-fA-F]{6}([0-9a-fA-F]{2})?", digits):
+        return "#" + digits.lower() + ("" if len(digits) == 8 else "ff")
+    if re.fullmatch(r"[a-zA-Z]+", text):
+        try:
+            rgb = ImageColor.getrgb(text)
+        except ValueError:
+            raise InvalidOption(f"bg_color: unknown colour {text!r}", option="bg_color") from None
+        return "#{:02x}{:02x}{:02x}ff".format(*rgb[:3])
+    return text  # r,g,b[,a]: our parser judges it
+
+
+def removebg_options(params: dict[str, Any]) -> Options:
+    """Our options for remove.bg's parameters (InvalidOption names the bad one)."""
+    unknown = sorted(k for k, v in params.items() if k not in KNOWN and _given(v))
+    if unknown:
+        raise InvalidOption(f"unknown parameter(s): {', '.join(unknown)}", option=unknown[0])
+    given = {k: v for k, v in params.items() if _given(v)}
+    values: dict[str, Any] = {}
+    size = str(given.get("size", "preview")).strip().lower()
+    if size not in SIZES:
+        raise InvalidOption(f"size must be one of {', '.join(SIZES)}, got {size!r}", option="size")
+    values["max_megapixels"] = SIZES[size]
+    kind = str(given.get("type", "auto")).strip().lower()
+    if kind not in TYPES:
+        raise InvalidOption(f"type must be one of {', '.join(sorted(TYPES))}", option="type")
+    if str(given.get("type_level", "1")).strip().lower() not in TYPE_LEVELS:
+        raise InvalidOption("type_level must be none, 1, 2 or latest", option="type_level")
+    if "semitransparency" in given:
+        parse_bool("semitransparency", given["semitransparency"])
+    channels = str(given.get("channels", "rgba")).strip().lower()
+    if channels not in ("rgba", "alpha"):
+        raise InvalidOption("channels must be rgba or alpha", option="channels")
+    values["mask_only"] = channels == "alpha"
+    if "crop" in given:
+        values["crop"] = parse_bool("crop", given["crop"])
+    for theirs, ours in RENAMED.items():
+        if theirs in given:
+            values[ours] = given[theirs]
+    if "bg_color" in given:
+        values["bg_color"] = parse_bg_color(given["bg_color"])
+    fmt = str(given.get("format", "auto")).strip().lower()
+    if fmt not in FORMATS:
+        raise InvalidOption(f"format must be one of {', '.join(FORMATS)}", option="format")
+    opaque = "bg_image_url" in given or "bg_image_file" in given
+    if "bg_color" in values and values["bg_color"].startswith("#"):
+        opaque = opaque or values["bg_color"].endswith("ff")
+    if FORMATS[fmt] is None:
+        # auto: PNG where the result has transparent regions, JPG where it has none
+        values["format"] = "jpeg" if opaque and not values["mask_only"] else "png"
+    else:
+        values["format"] = FORMATS[fmt]
+        plain = not values["mask_only"] and "bg_color" not in values and not opaque
+        if values["format"] == "jpeg" and plain:
+            values["bg_color"] = "#ffffffff"  # JPG has no transparency: white, as a page
+    return parse_options(values)
+
+
+def _params() -> tuple[dict[str, Any], bytes | None, bytes | None]:
+    """(parameters, image_file bytes, bg_image_file bytes) of a multipart, form or JSON
+    request."""
+    svc = current_app.extensions["cutout"]
+    limit = svc.settings.max_upload_bytes
+    mimetype = request.mimetype
+    if mimetype == "application/json" or mimetype.endswith("+json"):
+        # bounded like every client JSON (api/jsonbody.py): 100,000 `[` were a 500 here
+        try:
+            body = request_json()
+        except InvalidRequest:
+            body = None
+        if not isinstance(body, dict):
+            raise InvalidRequest("the body must be a JSON object of remove.bg's parameters")
+        return dict(body), None, None
+    if mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise InvalidRequest(
+            "send multipart/form-data, application/x-www-form-urlencoded or application/json "
+            f"(got Content-Type {mimetype or 'none'!r})"
+        )
+    params: dict[str, Any] = dict(request.form.items())
+    image = request.files.get("image_file")
+    background = request.files.get("bg_image_file")
+    image_bytes = read_limited(image.stream, limit) if image is not None else None
+    bg_bytes = read_limited(background.stream, limit) if background is not None else None
+    if image_bytes is not None:
+        params["image_file"] = "<file>"
+    if bg_bytes is not None:
+        params["bg_image_file"] = "<file>"
+    return params, image_bytes, bg_bytes
+
+
+def _decode_b64(value: Any, limit: int) -> bytes:
+    text = str(value).strip()
+    if text.startswith("data:") and "," in text:
+        text = text.split(",", 1)[1]  # a data URL
+    if len(text) > limit * 4 // 3 + 8:
+        from shared.errors import PayloadTooLarge
+
+        raise PayloadTooLarge(f"the image is larger than {limit} bytes")
+    try:
+        return base64.b64decode(text, validate=False)
+    except (binascii.Error, ValueError):
+        raise InvalidImage("image_file_b64 is not valid base64") from None
+
+
+@bp.post("/removebg")
+@doc(
+    summary="Remove the background (remove.bg-compatible)",
+    description="remove.bg's `POST /v1.0/removebg`: `image_file` (multipart), "
+    "`image_file_b64` or `image_url`, with remove.bg's parameters (docs/removebg.md). The "
+    "key goes in `X-Api-Key` (or `Authorization: Bearer`). Answers the image, or "
+    '`{"data": {"result_b64", "foreground_top", ...}}` with `Accept: application/json`; '
+    'errors are `{"errors": [{"title", "code", "detail"}]}`.',
+    tags=["remove.bg"],
+    request={
+        "multipart/form-data": {"type": "object"},
+        "application/json": {"type": "object"},
+        "application/x-www-form-urlencoded": {"type": "object"},
+    },
+    responses={
+        200: {
+            "description": "the image (X-Width, X-Height, X-Foreground-*)",
+            "content_type": "image/png",
+        },
+        400: {"description": "invalid parameter or image: {errors: [...]}"},
+        403: {"description": "missing or invalid API key: {errors: [...]}"},
+        429: {"description": "rate limited or queue full: {errors: [...]}"},
+        504: {"description": "processing_timeout (Location: the job)"},
+    },
+)
+def removebg() -> Response:
+    svc = current_app.extensions["cutout"]
+    params, image_bytes, bg_bytes = _params()
+    sources = [name for name in SOURCES if _given(params.get(name))]
+    if len(sources) != 1:
+        raise InvalidRequest(
+            "send exactly one of image_file, image_file_b64 and image_url"
+            + (f" (got {', '.join(sources)})" if sources else ""),
+            field="image_file",
+        )
+    if _given(params.get("bg_image_file")) and bg_bytes is None:
+        raise InvalidRequest(
+            "bg_image_file must be a file of a multipart body (or send bg_image_url)",
+            field="bg_image_file",
+        )
+    options = removebg_options(params)
+    tenant = g.tenant
+    job_id = new_id("job")
+    background_key = None
+    if bg_bytes is not None:
+        if options.has_background:
+            raise InvalidOption("one background at a time", option="bg_image_file")
+        check_image(bg_bytes, svc.settings)
+        # beside the job's input: deleted with it when the job expires
+        background_key = f"inputs/{tenant}/{job_id}/background"
+        options = parse_options({"bg_upload_key": background_key}, base=options)
+    if sources[0] == "image_file_b64":
+        image_bytes = _decode_b64(params["image_file_b64"], svc.settings.max_upload_bytes)
+    elif sources[0] == "image_file" and image_bytes is None:
+        raise InvalidRequest(
+            "image_file must be a file of a multipart body (or send image_file_b64)",
+            field="image_file",
+        )
+    if background_key is not None:
+        svc.storage.put(background_key, bg_bytes, "application/octet-stream")
+    try:
+        if sources[0] == "image_url":
+            url = str(params["image_url"])
+            job = job_from_url(svc, tenant, url, options, field="image_url", job_id=job_id)
+        else:
+            job = job_from_bytes(svc, tenant, image_bytes, options, job_id=job_id)
+    except CutoutError:
+        if background_key is not None:
+            svc.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
+        raise
+    return _answer(finished_job(job), params)
+
+
+def _answer(job: dict[str, Any], params: dict[str, Any]) -> Response:
+    svc = current_app.extensions["cutout"]
+    result = job["result"]
+    if not result.get("subject"):
+        raise UnknownForeground("Could not identify foreground in image")
+    foreground = result.get("foreground") or {"left": 0, "top": 0, "width": 0, "height": 0}
+    data = svc.storage.get(result["key"])
+    headers = {
+        "X-Width": str(result["width"]),
+        "X-Height": str(result["height"]),
+        "X-Foreground-Top": str(foreground["top"]),
+        "X-Foreground-Left": str(foreground["left"]),
+        "X-Foreground-Width": str(foreground["width"]),
+        "X-Foreground-Height": str(foreground["height"]),
+        "X-Credits-Charged": "0",
+        "Cutout-Job-Id": job["id"],
+    }
+    kind = str(params.get("type") or "auto").strip().lower()
+    if kind != "auto" and str(params.get("type_level") or "1").lower() != "none":
+        headers["X-Type"] = kind
+    if request.accept_mimetypes.best == "application/json":
+        body = {
+            "data": {
+                "result_b64": base64.b64encode(data).decode("ascii"),
+                "foreground_top": foreground["top"],
+                "foreground_left": foreground["left"],
+                "foreground_width": foreground["width"],
+                "foreground_height": foreground["height"],
+            }
+        }
+        response = Response(json.dumps(body), mimetype="application/json")
+    else:
+        response = Response(data, mimetype=result.get("content_type") or "image/png")
+    response.headers.update(headers)
+    return response

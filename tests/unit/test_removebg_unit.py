@@ -1,0 +1,153 @@
+"""remove.bg's parameters → our options, and its error shape (no servers)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from api.removebg import error_response, parse_bg_color, removebg_options, removebg_status
+from shared.errors import (
+    InvalidImage,
+    InvalidOption,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
+
+
+def test_defaults_are_removebgs_preview_png() -> None:
+    options = removebg_options({})
+    assert options.max_megapixels == 0.25
+    assert options.format == "png"
+    assert not options.mask_only
+    assert options.bg_color is None
+
+
+@pytest.mark.parametrize(
+    ("size", "megapixels"),
+    [
+        ("preview", 0.25),
+        ("small", 0.25),
+        ("regular", 0.25),
+        ("medium", 1.5),
+        ("hd", 4.0),
+        ("full", 25.0),
+        ("4k", 25.0),
+        ("auto", 25.0),
+        ("50MP", 50.0),
+    ],
+)
+def test_sizes_cap_megapixels(size: str, megapixels: float) -> None:
+    assert removebg_options({"size": size}).max_megapixels == megapixels
+
+
+def test_names_and_values_map_onto_ours() -> None:
+    options = removebg_options(
+        {
+            "crop": "true",
+            "crop_margin": "10px 5%",
+            "scale": "50%",
+            "position": "center",
+            "roi": "0% 0% 50% 100%",
+            "add_shadow": True,
+            "channels": "rgba",
+            "type": "product",
+            "type_level": "2",
+            "semitransparency": "false",
+            "bg_image_url": "https://example.com/b.jpg",
+        }
+    )
+    assert options.crop
+    assert options.crop_margin == "10px 5% 10px 5%"
+    assert options.scale == 0.5
+    assert options.position == (0.5, 0.5)
+    assert options.roi == "0% 0% 50% 100%"
+    assert options.shadow
+    assert options.bg_image_url == "https://example.com/b.jpg"
+    # format auto with an opaque background image: JPG
+    assert options.format == "jpeg"
+
+
+def test_format_auto_and_jpg() -> None:
+    assert removebg_options({"bg_color": "fff"}).format == "jpeg"
+    assert removebg_options({"bg_color": "81d4fa77"}).format == "png"  # translucent
+    assert removebg_options({"channels": "alpha"}).mask_only
+    assert removebg_options({"channels": "alpha", "bg_color": "fff"}).format == "png"
+    jpg = removebg_options({"format": "jpg"})
+    assert jpg.format == "jpeg"
+    assert jpg.bg_color == (255, 255, 255, 255)  # white where it would be transparent
+    assert removebg_options({"format": "zip"}).format == "zip"
+    assert removebg_options({"format": "webp"}).format == "webp"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("fff", "#ffffffff"),
+        ("81d4fa", "#81d4faff"),
+        ("#81d4fa77", "#81d4fa77"),
+        ("f0a8", "#ff00aa88"),
+        ("green", "#008000ff"),
+        ("10,20,30", "10,20,30"),
+    ],
+)
+def test_bg_colours_as_removebg_writes_them(value: str, expected: str) -> None:
+    assert parse_bg_color(value) == expected
+
+
+def test_unset_values_are_ignored_as_the_npm_client_sends_them() -> None:
+    options = removebg_options({"scale": None, "position": "", "roi": "undefined", "crop": False})
+    assert options.scale is None
+    assert options.position is None
+    assert options.roi is None
+
+
+@pytest.mark.parametrize(
+    ("params", "option"),
+    [
+        ({"size": "huge"}, "size"),
+        ({"type": "building"}, "type"),
+        ({"type_level": "3"}, "type_level"),
+        ({"channels": "rgb"}, "channels"),
+        ({"format": "gif"}, "format"),
+        ({"semitransparency": "maybe"}, "semitransparency"),
+        ({"bg_color": "notacolour"}, "bg_color"),
+        ({"shadow_type": "3D"}, "shadow_type"),
+        ({"bg_color": "fff", "bg_image_url": "https://example.com/b.jpg"}, "bg_image_url"),
+    ],
+)
+def test_bad_values_name_the_parameter(params: dict[str, object], option: str) -> None:
+    with pytest.raises(InvalidOption) as caught:
+        removebg_options(params)
+    assert caught.value.extra["option"] == option
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (InvalidOption("x", option="size"), 400),
+        (InvalidImage("x"), 400),
+        (PayloadTooLarge("x"), 400),
+        (Unauthorized("x"), 403),
+        (RateLimited("x"), 429),
+        (Unavailable("x"), 503),
+        (MethodNotAllowed("x"), 405),
+    ],
+)
+def test_statuses_are_removebgs(error: Exception, status: int) -> None:
+    assert removebg_status(error) == status  # type: ignore[arg-type]
+
+
+def test_error_body_is_removebgs_errors_array() -> None:
+    error = RateLimited("slow down")
+    error.headers = {"Retry-After": "3", "WWW-Authenticate": "Bearer"}  # type: ignore[attr-defined]
+    response = error_response(error)
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "3"
+    assert "WWW-Authenticate" not in response.headers
+    assert json.loads(response.get_data()) == {
+        "errors": [{"title": "slow down", "code": "rate_limited", "detail": "Too many requests"}]
+    }

@@ -54,7 +54,8 @@ def main() -> None:
     options = parse_options(case["options"])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
-    result = engine.process(data, options, **limits)
+    background = Path(case["background"]).read_bytes() if case.get("background") else None
+    result = engine.process(data, options, background=background, **limits)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.conftest import ROOT
 from tests.integration.conftest import ApiProcess, http, multipart
@@ -26,10 +27,11 @@ FIXED = 64 * MB  # allocator slack, encoder buffers, the model's output at 320×
 PER_INPUT_PIXEL = 32  # decode, mask, cutout and the encoded result (measured 21-23)
 PER_CANVAS_PIXEL = 24  # the canvas, its background and the encoded result (16-20)
 PER_MATTING_PIXEL = 3000  # pymatting's Laplacian, its preconditioner, the CG (1.4-2.5k)
+PER_BACKGROUND_PIXEL = 8  # a background image, decoded, then fitted to the output (~4)
 
 
-def bound(input_px: int, options: dict[str, Any]) -> int:
-    total = FIXED + PER_INPUT_PIXEL * input_px
+def bound(input_px: int, options: dict[str, Any], background_px: int = 0) -> int:
+    total = FIXED + PER_INPUT_PIXEL * input_px + PER_BACKGROUND_PIXEL * background_px
     if options.get("canvas"):
         width, height = (int(n) for n in options["canvas"].split("x"))
         total += PER_CANVAS_PIXEL * width * height
@@ -55,6 +57,29 @@ CASES = {
             "margin": 10_000,
         },
     ),
+    # a background image at the pixel limit behind a canvas at the limit, with a shadow
+    "canvas-background": (
+        (1, 1),
+        {
+            "canvas": "7071x7071",
+            "bg_upload_key": "uploads/acme/upl_background",
+            "shadow": True,
+            "background": (7071, 7071),
+        },
+    ),
+    # the catalogue options (issue 16) together, at their largest
+    "catalogue": (
+        (2000, 2000),
+        {
+            "shadow": True,
+            "format": "zip",
+            "scale": "100%",
+            "position": "center",
+            "crop": True,
+            "crop_margin": "500px",
+            "roi": "0% 0% 100% 100%",
+        },
+    ),
     # the largest erosion on a small image: scipy's erosion added ~760 MB at 100 and
     # ran out of memory at 255
     "erode-255": ((64, 64), {"alpha_matting": True, "alpha_matting_erode_size": 255}),
@@ -74,10 +99,16 @@ def test_each_option_at_its_maximum_stays_within_the_bound(
     if not (model_home / "u2netp.onnx").exists():
         pytest.skip("u2netp weights missing: run `cutout models fetch`")
     size, values = CASES[name]
-    options = {k: v for k, v in values.items() if k != "max_matting_pixels"}
+    options = {k: v for k, v in values.items() if k not in ("max_matting_pixels", "background")}
     source = tmp_path / "input.png"
     source.write_bytes(photo(*size))
     case: dict[str, Any] = {"input": str(source), "options": {"model": "u2netp", **options}}
+    background_px = 0
+    if "background" in values:
+        width, height = values["background"]
+        background_px = width * height
+        case["background"] = str(tmp_path / "background.jpg")
+        Image.new("RGB", (width, height), (10, 200, 30)).save(case["background"], quality=80)
     if "max_matting_pixels" in values:
         case["max_matting_pixels"] = values["max_matting_pixels"]
     done = subprocess.run(
@@ -90,7 +121,7 @@ def test_each_option_at_its_maximum_stays_within_the_bound(
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     added = report["added_kb"] * 1024
-    limit = bound(size[0] * size[1], options)
+    limit = bound(size[0] * size[1], options, background_px)
     print(f"{name}: added {added / MB:.0f} MB of peak RSS, bound {limit / MB:.0f} MB, {report}")
     assert added <= limit, f"{name} added {added / MB:.0f} MB, over {limit / MB:.0f} MB"
     if options.get("canvas"):

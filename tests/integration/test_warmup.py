@@ -60,7 +60,9 @@ def test_slow_warm_up_still_gives_working_children(
     for job_id in jobs:
         job = finished(store, job_id, timeout=600)
         assert job["status"] == "succeeded", job
-    # a child dies: its replacement warms up under the same load
+    # both children have warmed up; then one dies and its replacement warms up under the
+    # same load
+    wait_for(lambda: worker.log_path.read_text(errors="replace").count("warm-up done") >= 2, 600)
     child = psutil.Process(worker.proc.pid).children()[0]
     child.kill()
     child.wait(30)

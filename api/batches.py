@@ -62,6 +62,7 @@ from shared.errors import (
     UploadNotFound,
 )
 from shared.ids import new_id, now_iso, valid_id
+from shared.limits import check_input, check_options
 from shared.options import EXTENSIONS, Options, parse_options
 from shared.storage import input_key
 from shared.store import STATUSES, public_batch, public_job
@@ -255,7 +256,9 @@ def _batch_options(raw: Any) -> Options:
         raw = {}
     if not isinstance(raw, dict):
         raise InvalidRequest("`options` must be a JSON object", field="options")
-    return parse_options(raw)
+    options = parse_options(raw)
+    check_options(options, services().settings)
+    return options
 
 
 def _check_count(count: int, max_items: int) -> None:
@@ -310,6 +313,7 @@ def _json_item(settings: Any, tenant: str, index: int, raw: Any, base: Options) 
         options = base
     elif isinstance(raw_options, dict):
         options = parse_options(raw_options, base=base) if raw_options else base
+        check_options(options, settings)
     else:
         raise InvalidRequest("`options` must be a JSON object", field="options")
     metadata = parse_metadata(raw.get("metadata"))
@@ -422,13 +426,15 @@ def _parse_multipart(svc: Any) -> Request:
         option_values.update(options_field)
     option_values.update({k: v for k, v in form.items() if k not in FORM_EXTRA_FIELDS})
     options = parse_options(option_values)
+    check_options(options, settings)
     metadata = parse_metadata(form.get("metadata"))
     webhook = parse_webhook(form.get("webhook_url"), settings)
     items = []
     for index, upload in enumerate(uploads):
         with item_errors(index):
             data = read_limited(upload.stream, settings.max_upload_bytes)
-            fmt, _ = check_image(data, settings)
+            fmt, size = check_image(data, settings)
+            check_input(options, size, settings)
         source: dict[str, Any] = {"kind": "upload"}
         name = _client_filename(upload.filename)
         if name:

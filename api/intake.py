@@ -37,6 +37,7 @@ from shared.errors import (
     UrlNotAllowed,
 )
 from shared.ids import new_id, now_iso
+from shared.limits import check_input, check_options
 from shared.options import Options
 from shared.settings import Settings
 from shared.storage import input_key
@@ -334,7 +335,9 @@ def job_from_bytes(
 ) -> dict[str, Any]:
     """Validate image bytes, store them, create and enqueue the job; returns the record."""
     check_background(tenant, options)
-    fmt, _ = check_image(data, services.settings)
+    check_options(options, services.settings)
+    fmt, size = check_image(data, services.settings)
+    check_input(options, size, services.settings)
     job_id = job_id or new_id("job")
     # the tenant's queue cap, before any bytes are stored
     with queue_slots(services, tenant, [job_id]):
@@ -365,6 +368,7 @@ def job_from_url(
 ) -> dict[str, Any]:
     """A job whose input the worker fetches from ``url`` under the SSRF guard."""
     check_background(tenant, options)
+    check_options(options, services.settings)
     record = new_job_record(
         job_id=job_id or new_id("job"),
         tenant=tenant,
@@ -390,6 +394,7 @@ def job_from_upload(
 ) -> dict[str, Any]:
     """A job on a direct upload; the worker sniffs and limits the bytes again."""
     check_background(tenant, options)
+    check_options(options, services.settings)
     key = check_upload_key(services.storage, services.settings, tenant, key)
     record = new_job_record(
         job_id=new_id("job"),

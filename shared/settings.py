@@ -179,6 +179,8 @@ class Settings:
     max_upload_bytes: int = 25_000_000
     max_pixels: int = 50_000_000
     max_side: int = 20_000
+    # alpha matting costs ~2.5 kB per input pixel (docs/security.md, memory per job)
+    max_matting_pixels: int = 500_000
     retention: int = 7 * 86400
     webhook_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     webhook_timeout: float = 10.0
@@ -256,6 +258,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MAX_UPLOAD_BYTES": ("max_upload_bytes", parse_size),
     "MAX_PIXELS": ("max_pixels", parse_pixels),
     "MAX_SIDE": ("max_side", _int_range(16, 100_000)),
+    "MAX_MATTING_PIXELS": ("max_matting_pixels", parse_pixels),
     "RETENTION": ("retention", parse_duration),
     "WEBHOOK_RETRY_SCHEDULE": ("webhook_retry_schedule", parse_schedule),
     "WEBHOOK_TIMEOUT": ("webhook_timeout", lambda t: float(parse_duration(t))),

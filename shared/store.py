@@ -71,6 +71,8 @@ local new = ARGV[1]
 for i = 5, #ARGV, 2 do
   if ARGV[i] == 'attempts' and ARGV[i + 1] == '+1' then
     redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  elseif ARGV[i] == 'attempts' and ARGV[i + 1] == '-1' then
+    redis.call('HINCRBY', KEYS[1], 'attempts', -1)
   else
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   end
@@ -281,8 +283,9 @@ class RedisStore:
     ) -> Transition:
         """Move a job to ``new`` if its status is one of ``allowed``; set ``fields`` with it.
 
-        ``attempts="+1"`` increments the attempt counter. The job's batch counters move
-        in the same atomic step; ``batch_completed`` is true for exactly one caller per batch.
+        ``attempts="+1"`` increments the attempt counter (``"-1"``: a run handed back).
+        The job's batch counters move in the same atomic step; ``batch_completed`` is true
+        for exactly one caller per batch.
         Entering ``processing``, ``run_deadline`` (epoch seconds, default one hour ahead)
         says when the run is surely dead if the job is still processing.
         """

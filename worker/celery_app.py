@@ -20,7 +20,7 @@ log = logging.getLogger("cutout.worker")
 
 
 def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
-    from worker import context, tasks
+    from worker import context, tasks, warmup
     from worker.scheduler import Scheduler
 
     app = make_celery(settings, name="cutout-worker")
@@ -34,11 +34,15 @@ def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
 
         app.steps["consumer"].add(consumer_step(settings.worker_heartbeat_file))
 
+    # the child reports before it warms up (worker/warmup.py)
+    app.conf.worker_proc_alive_timeout = warmup.PROC_ALIVE_TIMEOUT
+
     @signals.worker_process_init.connect(weak=False)
     def _init_child(**_: Any) -> None:
-        # after the fork: sessions and the scheduler thread belong to this child only
+        # after the fork: sessions and the scheduler thread belong to this child only;
+        # the sessions are created after the child reports to its parent
         ctx = context.get()
-        ctx.warm()
+        warmup.warm_in_background(ctx)
         Scheduler(ctx).start()
 
     if pool != "prefork":

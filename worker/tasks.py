@@ -30,6 +30,7 @@ from shared.store import TERMINAL, Transition
 from worker import context
 from worker.background import read_background
 from worker.serving import serving_tenant
+from worker.stops import STOP_TYPES, hand_back, stopping
 
 log = logging.getLogger("cutout.worker")
 
@@ -155,6 +156,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
                 options,
                 max_pixels=settings.max_pixels,
                 max_side=settings.max_side,
+                max_matting_pixels=settings.max_matting_pixels,
                 background=background,
             )
         processed = time.monotonic()
@@ -168,13 +170,19 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
             "store": time.monotonic() - processed,
             "total": time.monotonic() - begin,
         }
+    except STOP_TYPES as exc:
+        hand_back(ctx, job_id, exc)
     except CutoutError as exc:
+        if stopping(exc):
+            hand_back(ctx, job_id, exc)
         if exc.transient and task.request.retries < TRANSIENT_RETRIES:
             raise _RetryStarted(exc) from exc
         _finish(ctx, job_id, "failed", model=model, error=exc.to_job_error())
         log.info("job failed", extra={**fields, "error": exc.code})
         return "failed"
-    except SoftTimeLimitExceeded:
+    except SoftTimeLimitExceeded as exc:
+        if stopping(exc):
+            hand_back(ctx, job_id, exc)
         error: CutoutError
         if on_storage:
             # the time went waiting on a storage call that hung (a server restarting, a
@@ -188,7 +196,10 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         _finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
         log.info("job failed", extra={**fields, "error": error.code})
         return "failed"
-    except Exception:
+    except Exception as exc:
+        if stopping(exc):
+            # a stop that surfaced as another exception (worker/stops.py)
+            hand_back(ctx, job_id, exc)
         # a bug or an input the engine chokes on: fail this job, keep the worker
         log.exception("unexpected error while processing", extra=fields)
         error = ProcessingFailed("processing failed unexpectedly")

@@ -339,6 +339,7 @@ def handler(args: argparse.Namespace) -> int:
                 options,
                 max_pixels=settings.max_pixels,
                 max_side=settings.max_side,
+                max_matting_pixels=settings.max_matting_pixels,
                 background=background,
             )
         except CutoutError as exc:

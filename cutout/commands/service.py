@@ -156,6 +156,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
             f"cutout worker: CUTOUT_BATCH_SIZE needs --pool threads; {pool} runs one job per call",
             file=sys.stderr,
         )
+    from worker.warmup import preload_alpha_matting
+
+    # before the pool forks: every child inherits pymatting's compiled code
+    preload_alpha_matting(pool)
     app = create_worker_app(settings, pool=pool)
     if settings.device == "cuda":
         # create the sessions now, before Celery starts and says ready: ONNX Runtime falls
@@ -225,6 +229,10 @@ def _wait_http(url: str, timeout: float, servers: list[Any]) -> bool:
     return False
 
 
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from cutout.stack import (
         Server,
@@ -237,6 +245,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         s3_ready,
         weed_server,
     )
+    from cutout.supervise import Keeper
     from shared.logs import setup_logging
 
     settings = _settings()
@@ -297,9 +306,14 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 1
         print(f"\nCutout is running at {url}  (API docs: {url}/openapi.json)")
         print(f"logs in {logs}; press Ctrl-C to stop", flush=True)
+        # the worker and the API are restarted when they exit (cutout/supervise.py);
+        # Redis and storage hold the data, and their exit stops the stack
+        keepers = {s.name: Keeper(s, say=_say) for s in (worker, api)}
         while not stopping:
             for server in servers:
-                if not server.alive:
+                if server.name in keepers:
+                    keepers[server.name].poll()
+                elif not server.alive:
                     print(
                         f"cutout up: {server.name} exited unexpectedly; stopping\n" + server.tail(),
                         file=sys.stderr,

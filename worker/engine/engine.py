@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from shared.limits import check_input, check_options
 from shared.options import Options
 from worker.engine import catalogue
 from worker.engine.batching import BatchCollector, symbolic_batch
@@ -42,6 +43,12 @@ class Result:
     #: ``result.subject`` and ``result.foreground`` (worker/engine/catalogue.py)
     subject: dict[str, Any] | None = None
     foreground: dict[str, int] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_pixels: int
+    max_matting_pixels: int
 
 
 class _Loaded:
@@ -237,14 +244,19 @@ class Engine:
         *,
         max_pixels: int = 50_000_000,
         max_side: int = 20_000,
+        max_matting_pixels: int = 500_000,
         background: bytes | None = None,
     ) -> Result:
         """Decode ``data``, render it with ``options``, encode it.
 
         ``background``: the bytes of ``bg_image_url`` / ``bg_upload_key``, decoded under
         the same limits as the input. Raises InvalidImage, UnsupportedFormat,
-        ImageTooLarge (input or background), ModelUnavailable, FastModeUnavailable.
+        ImageTooLarge (input or background; alpha matting's input over
+        ``max_matting_pixels``), InvalidOption (a canvas over ``max_pixels``),
+        ModelUnavailable, FastModeUnavailable.
         """
+        limits = Limits(max_pixels, max_matting_pixels)
+        check_options(options, limits)
         loaded = None if options.refine else self._loaded_for(options)
         clock = time.perf_counter
         t0 = clock()
@@ -252,6 +264,8 @@ class Engine:
         original_size = image.size
         # the downscaled copy replaces the original (one full-size image in memory)
         image = catalogue.fit_megapixels(image, options.max_megapixels)
+        # matting runs on what is left after max_megapixels
+        check_input(options, image.size, limits)
         t1 = clock()
         colours = None
         if loaded is None:  # refine: preprocessing is counted in inference

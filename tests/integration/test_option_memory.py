@@ -1,0 +1,178 @@
+"""Every option at its maximum, in a fresh process, within the documented memory bound
+(docs/security.md, "Memory per job"), and the limits that keep it there refused at submit.
+
+Each case runs the real engine (u2netp) in its own child process
+(tests/integration/memory_probe.py), which reports what the job added to the process's
+peak RSS (``ru_maxrss``) over a warmed engine. The bound is the documented formula.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT
+from tests.integration.conftest import ApiProcess, http, multipart
+from tests.integration.memory_probe import photo
+
+MB = 1 << 20
+# the documented bound of what one job adds to a warmed worker child, in bytes
+FIXED = 64 * MB  # allocator slack, encoder buffers, the model's output at 320×320
+PER_INPUT_PIXEL = 32  # decode, mask, cutout and the encoded result (measured 21-23)
+PER_CANVAS_PIXEL = 24  # the canvas, its background and the encoded result (16-20)
+PER_MATTING_PIXEL = 3000  # pymatting's Laplacian, its preconditioner, the CG (1.4-2.5k)
+PER_BACKGROUND_PIXEL = 8  # a background image, decoded, then fitted to the output (~4)
+
+
+def bound(input_px: int, options: dict[str, Any], background_px: int = 0) -> int:
+    total = FIXED + PER_INPUT_PIXEL * input_px + PER_BACKGROUND_PIXEL * background_px
+    if options.get("canvas"):
+        width, height = (int(n) for n in options["canvas"].split("x"))
+        total += PER_CANVAS_PIXEL * width * height
+    if options.get("alpha_matting"):
+        total += PER_MATTING_PIXEL * input_px
+    return total
+
+
+CASES = {
+    # canvas at its maximum under the default CUTOUT_MAX_PIXELS (49,999,041 pixels) on a
+    # 1×1 input: 10000x10000 added 1.5-1.7 GB before it was refused
+    "canvas-png": ((1, 1), {"canvas": "7071x7071", "bg_color": "#ffffff"}),
+    "canvas-webp": ((1, 1), {"canvas": "7071x7071", "bg_color": "#ffffff", "format": "webp"}),
+    "canvas-mask": ((1, 1), {"canvas": "7071x7071", "mask_only": True, "fill": 1.0}),
+    # every other option together, at its largest value
+    "the-rest": (
+        (2000, 2000),
+        {
+            "post_process": True,
+            "bg_color": "#10203040",
+            "format": "jpeg",
+            "crop": True,
+            "margin": 10_000,
+        },
+    ),
+    # a background image at the pixel limit behind a canvas at the limit, with a shadow
+    "canvas-background": (
+        (1, 1),
+        {
+            "canvas": "7071x7071",
+            "bg_upload_key": "uploads/acme/upl_background",
+            "shadow": True,
+            "background": (7071, 7071),
+        },
+    ),
+    # the catalogue options (issue 16) together, at their largest
+    "catalogue": (
+        (2000, 2000),
+        {
+            "shadow": True,
+            "format": "zip",
+            "scale": "100%",
+            "position": "center",
+            "crop": True,
+            "crop_margin": "500px",
+            "roi": "0% 0% 100% 100%",
+        },
+    ),
+    # the largest erosion on a small image: scipy's erosion added ~760 MB at 100 and
+    # ran out of memory at 255
+    "erode-255": ((64, 64), {"alpha_matting": True, "alpha_matting_erode_size": 255}),
+    # matting at its input limit (lowered for the test's time; the cost per pixel is
+    # what the bound states), with an erosion that leaves most of the image unknown
+    "matting-at-limit": (
+        (500, 500),
+        {"alpha_matting": True, "alpha_matting_erode_size": 100, "max_matting_pixels": 250_000},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_option_at_its_maximum_stays_within_the_bound(
+    name: str, tmp_path: Path, model_home: Path
+) -> None:
+    if not (model_home / "u2netp.onnx").exists():
+        pytest.skip("u2netp weights missing: run `cutout models fetch`")
+    size, values = CASES[name]
+    options = {k: v for k, v in values.items() if k not in ("max_matting_pixels", "background")}
+    source = tmp_path / "input.png"
+    source.write_bytes(photo(*size))
+    case: dict[str, Any] = {"input": str(source), "options": {"model": "u2netp", **options}}
+    background_px = 0
+    if "background" in values:
+        width, height = values["background"]
+        background_px = width * height
+        case["background"] = str(tmp_path / "background.jpg")
+        Image.new("RGB", (width, height), (10, 200, 30)).save(case["background"], quality=80)
+    if "max_matting_pixels" in values:
+        case["max_matting_pixels"] = values["max_matting_pixels"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.integration.memory_probe", json.dumps(case)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    added = report["added_kb"] * 1024
+    limit = bound(size[0] * size[1], options, background_px)
+    print(f"{name}: added {added / MB:.0f} MB of peak RSS, bound {limit / MB:.0f} MB, {report}")
+    assert added <= limit, f"{name} added {added / MB:.0f} MB, over {limit / MB:.0f} MB"
+    if options.get("canvas"):
+        assert report["output"] == [7071, 7071]
+
+
+def test_over_the_limits_is_refused_at_submit(api_server: ApiProcess) -> None:
+    """A canvas over CUTOUT_MAX_PIXELS and alpha matting on an input over
+    CUTOUT_MAX_MATTING_PIXELS answer 422 before a job exists, with a clear message."""
+    status, _, raw = http(
+        "POST",
+        f"{api_server.url}/v1/jobs",
+        json.dumps(
+            {"image_url": "http://127.0.0.1:9/x.png", "options": {"canvas": "10000x10000"}}
+        ).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert status == 422, raw
+    problem = json.loads(raw)
+    assert problem["code"] == "invalid_option"
+    assert problem["option"] == "canvas"
+    assert "CUTOUT_MAX_PIXELS" in problem["detail"]
+
+    body, ctype = multipart(
+        {"canvas": "10000x10000"}, {"image": ("a.png", photo(4, 4), "image/png")}
+    )
+    status, _, raw = http("POST", f"{api_server.url}/v1/jobs", body, {"Content-Type": ctype})
+    assert status == 422, raw
+    assert json.loads(raw)["code"] == "invalid_option"
+
+    body, ctype = multipart(
+        {"alpha_matting": "true"}, {"image": ("a.png", photo(1000, 1000), "image/png")}
+    )
+    status, _, raw = http("POST", f"{api_server.url}/v1/jobs", body, {"Content-Type": ctype})
+    assert status == 422, raw
+    problem = json.loads(raw)
+    assert problem["code"] == "image_too_large"
+    assert "CUTOUT_MAX_MATTING_PIXELS" in problem["detail"]
+
+    # a batch item's own options are checked too
+    status, _, raw = http(
+        "POST",
+        f"{api_server.url}/v1/batches",
+        json.dumps(
+            {
+                "items": [
+                    {"image_url": "http://127.0.0.1:9/x.png", "options": {"canvas": "9000x9000"}}
+                ]
+            }
+        ).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert status == 422, raw
+    assert json.loads(raw)["code"] == "invalid_option"

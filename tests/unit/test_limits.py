@@ -1,0 +1,50 @@
+"""What one job may cost: the canvas against CUTOUT_MAX_PIXELS, alpha matting's input
+against CUTOUT_MAX_MATTING_PIXELS (shared/limits.py), pure."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import ImageTooLarge, InvalidOption
+from shared.limits import check_input, check_options
+from shared.options import parse_options
+from shared.settings import load_settings
+
+LIMITS = load_settings({}, max_pixels=50_000_000, max_matting_pixels=500_000)
+
+
+def test_canvas_is_bounded_by_the_output_pixels() -> None:
+    check_options(parse_options({"canvas": "7071x7071"}), LIMITS)  # 49,999,041 pixels
+    check_options(parse_options({"canvas": "10000x5000"}), LIMITS)  # exactly the limit
+    with pytest.raises(InvalidOption) as refused:
+        check_options(parse_options({"canvas": "10000x10000"}), LIMITS)
+    assert refused.value.extra["option"] == "canvas"
+    assert "100,000,000 pixels" in refused.value.message
+    assert "CUTOUT_MAX_PIXELS" in refused.value.message
+    with pytest.raises(InvalidOption):
+        check_options(parse_options({"canvas": "7072x7071"}), LIMITS)
+
+
+def test_other_options_never_grow_the_output() -> None:
+    for values in ({}, {"crop": True, "margin": 10_000}, {"post_process": True}):
+        check_options(parse_options(values), LIMITS)
+
+
+def test_alpha_matting_is_bounded_by_its_input_pixels() -> None:
+    matting = parse_options({"alpha_matting": True, "alpha_matting_erode_size": 255})
+    check_input(matting, (1000, 500), LIMITS)
+    with pytest.raises(ImageTooLarge) as refused:
+        check_input(matting, (1000, 501), LIMITS)
+    assert "CUTOUT_MAX_MATTING_PIXELS" in refused.value.message
+    # without matting (or when only the mask is asked for, which skips it) the input
+    # limits alone apply
+    check_input(parse_options({}), (7000, 7000), LIMITS)
+    check_input(parse_options({"alpha_matting": True, "mask_only": True}), (7000, 7000), LIMITS)
+    # max_megapixels downscales the input before matting
+    capped = parse_options({"alpha_matting": True, "max_megapixels": 0.5})
+    check_input(capped, (4000, 3000), LIMITS)
+
+
+def test_the_matting_limit_is_a_setting() -> None:
+    assert load_settings({}).max_matting_pixels == 500_000
+    assert load_settings({"CUTOUT_MAX_MATTING_PIXELS": "2M"}).max_matting_pixels == 2_000_000

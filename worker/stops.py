@@ -1,0 +1,92 @@
+"""A stop of the worker (SIGTERM to the pool, Ctrl-C on ``cutout up``, a deploy) is not
+a bad job: a run it interrupts goes back to ``queued`` and its message is redelivered.
+
+Billiard's pool children handle SIGTERM by raising ``SystemExit`` wherever the child is:
+inside pymatting, ONNX Runtime, boto3 or an HTTP read. Some of those turn it into
+another exception on its way out (a C extension that returns with the error set raises
+``SystemError`` whose context is the ``SystemExit``; a library may wrap it), which the
+task's handlers used to record as ``processing_failed``. :func:`stopping` recognises a
+stop by billiard's own flag (the child's terminate handler ran) or by a ``SystemExit`` /
+``KeyboardInterrupt`` anywhere in the exception's chain; :func:`hand_back` then puts the
+job back in ``queued``, without counting the interrupted run as an attempt, and lets the
+process go on stopping. The message comes back by itself: the dying child is a lost
+worker to its parent, which rejects the late-acknowledged message with requeue
+(``task_reject_on_worker_lost``), and a message the broker still holds unacknowledged is
+restored when the worker's connection closes (or after ``visibility_timeout``).
+
+A soft time limit is not a stop (the job took too long: ``processing_timeout``), nor is
+``MemoryError`` (the input's fault, bounded by shared/limits.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import traceback
+from typing import TYPE_CHECKING, NoReturn
+
+from shared.errors import CutoutError
+
+if TYPE_CHECKING:
+    from worker.context import WorkerContext
+
+log = logging.getLogger("cutout.worker")
+
+STOP_TYPES = (SystemExit, KeyboardInterrupt)
+
+
+def _terminate_handler_fired() -> bool:
+    try:
+        from billiard.common import terminate_handler_fired
+    except ImportError:  # an older billiard: only the exception chain tells
+        return False
+    return bool(terminate_handler_fired())
+
+
+def stop_in_chain(exc: BaseException | None) -> BaseException | None:
+    """The SystemExit or KeyboardInterrupt that ``exc`` is or came from, if any."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, STOP_TYPES):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def stopping(exc: BaseException | None = None) -> bool:
+    """Whether this process is being stopped (and ``exc`` is the stop's doing)."""
+    return _terminate_handler_fired() or stop_in_chain(exc) is not None
+
+
+def stage_of(exc: BaseException) -> str:
+    """Where the run was when the stop came, read from the traceback (for the log)."""
+    names = " ".join(
+        f"{frame.filename}:{frame.name}" for frame in traceback.extract_tb(exc.__traceback__)
+    )
+    if "pymatting" in names or "alpha_matting" in names:
+        return "matting"
+    if "onnxruntime" in names or ":_infer" in names or "openvino" in names:
+        return "inference"
+    if ":_read_input" in names or "netguard" in names:
+        return "download"
+    if "storage.py:put" in names:
+        return "upload"
+    if "engine" in names:
+        return "engine"
+    return "other"
+
+
+def hand_back(ctx: WorkerContext, job_id: str, exc: BaseException) -> NoReturn:
+    """Put ``job_id`` back in ``queued`` (the interrupted run is not an attempt) and
+    re-raise the stop, so that the process goes on exiting and the message is redelivered.
+    """
+    stage = stage_of(exc)
+    # a job already finished (or handed back) is left as it is
+    with contextlib.suppress(CutoutError):
+        ctx.store.transition(job_id, "queued", ("processing",), attempts="-1")
+    log.warning("job handed back: the worker is stopping", extra={"job_id": job_id, "stage": stage})
+    stop = stop_in_chain(exc)
+    if stop is not None:
+        raise stop
+    raise SystemExit(1) from exc

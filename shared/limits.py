@@ -1,5 +1,5 @@
-"""What one job may cost, checked before the work: the output's pixels and alpha
-matting's input pixels (docs/security.md, "Memory per job").
+"""What one job may cost, checked before the work: the output's pixels, alpha matting's
+input pixels, and the whole job's memory (docs/security.md, "Memory per job").
 
 The API checks at submit (the canvas from the option alone; the matting bound once the
 input's header is read, for uploads sent with the request), and the worker checks again
@@ -19,6 +19,39 @@ from shared.options import Options
 class _Limits(Protocol):
     max_pixels: int
     max_matting_pixels: int
+    max_job_bytes: int
+
+
+# What a job adds to a warmed worker child, per pixel of what it holds at once (measured
+# by tests/integration/test_option_memory.py; docs/security.md has the table).
+JOB_BASE_BYTES = 64_000_000
+INPUT_BYTES_PER_PIXEL = 32  # decode, 320 map upsampled, mask, cutout, encoder buffers
+DECODED_BYTES_PER_PIXEL = 8  # a full-size decode that max_megapixels shrinks at once
+REFINE_BYTES_PER_PIXEL = 20  # refine's guided filter, band and colour planes
+CANVAS_BYTES_PER_PIXEL = 24  # the canvas, its composite and the encoder's copy
+BACKGROUND_BYTES_PER_PIXEL = 8  # a background image, decoded, before it is fitted
+
+
+def job_bytes(
+    options: Options, size: tuple[int, int], background: tuple[int, int] | None = None
+) -> int:
+    """The most memory one job of ``options`` on an input of ``size`` (and a background
+    image of ``background``, when known) adds to a worker child, in bytes."""
+    pixels = size[0] * size[1]
+    worked = pixels
+    if options.max_megapixels:
+        worked = min(pixels, int(options.max_megapixels * 1_000_000))
+    total = JOB_BASE_BYTES + INPUT_BYTES_PER_PIXEL * worked
+    if worked < pixels:
+        # max_megapixels: the full-size decode and its resampling, then only the copy
+        total += DECODED_BYTES_PER_PIXEL * pixels
+    if options.refine:
+        total += REFINE_BYTES_PER_PIXEL * worked
+    if options.canvas is not None:
+        total += CANVAS_BYTES_PER_PIXEL * options.canvas[0] * options.canvas[1]
+    if background is not None:
+        total += BACKGROUND_BYTES_PER_PIXEL * background[0] * background[1]
+    return total
 
 
 def check_options(options: Options, limits: _Limits) -> None:
@@ -39,11 +72,35 @@ def check_options(options: Options, limits: _Limits) -> None:
         )
 
 
-def check_input(options: Options, size: tuple[int, int], limits: _Limits) -> None:
+def check_input(
+    options: Options,
+    size: tuple[int, int],
+    limits: _Limits,
+    background: tuple[int, int] | None = None,
+) -> None:
     """An input of ``size`` may be processed with ``options``: alpha matting needs about
     2.5 kB per pixel, so its input (after ``max_megapixels``) is bounded by
-    ``CUTOUT_MAX_MATTING_PIXELS``. Raises ImageTooLarge."""
+    ``CUTOUT_MAX_MATTING_PIXELS``; the whole job (input, ``refine``, ``canvas``, a
+    background image of ``background``) by ``CUTOUT_MAX_JOB_MEMORY``. Raises
+    ImageTooLarge."""
     width, height = size
+    need = job_bytes(options, size, background)
+    if need > limits.max_job_bytes:
+        parts = [f"the image is {width}x{height}"]
+        if options.canvas is not None:
+            parts.append(f"canvas {options.canvas[0]}x{options.canvas[1]}")
+        if background is not None:
+            parts.append(f"background {background[0]}x{background[1]}")
+        if options.refine:
+            parts.append("refine")
+        raise ImageTooLarge(
+            f"this job would need about {need / 1e9:.1f} GB ({', '.join(parts)}), over "
+            f"the {limits.max_job_bytes / 1e9:.1f} GB one job may use "
+            "(CUTOUT_MAX_JOB_MEMORY): send a smaller image, a smaller canvas or "
+            "max_megapixels",
+            width=width,
+            height=height,
+        )
     pixels = width * height
     if options.max_megapixels:
         # the worker mats the input after max_megapixels has downscaled it

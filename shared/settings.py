@@ -181,6 +181,9 @@ class Settings:
     max_side: int = 20_000
     # alpha matting costs ~2.5 kB per input pixel (docs/security.md, memory per job)
     max_matting_pixels: int = 500_000
+    # one job's memory (shared/limits.py): the 2.5 GB per-child bound less ~0.6 GB of
+    # model sessions
+    max_job_bytes: int = 1_900_000_000
     retention: int = 7 * 86400
     webhook_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     webhook_timeout: float = 10.0
@@ -259,6 +262,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MAX_PIXELS": ("max_pixels", parse_pixels),
     "MAX_SIDE": ("max_side", _int_range(16, 100_000)),
     "MAX_MATTING_PIXELS": ("max_matting_pixels", parse_pixels),
+    "MAX_JOB_MEMORY": ("max_job_bytes", parse_size),
     "RETENTION": ("retention", parse_duration),
     "WEBHOOK_RETRY_SCHEDULE": ("webhook_retry_schedule", parse_schedule),
     "WEBHOOK_TIMEOUT": ("webhook_timeout", lambda t: float(parse_duration(t))),

@@ -157,6 +157,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
                 max_pixels=settings.max_pixels,
                 max_side=settings.max_side,
                 max_matting_pixels=settings.max_matting_pixels,
+                max_job_bytes=settings.max_job_bytes,
                 background=background,
             )
         processed = time.monotonic()

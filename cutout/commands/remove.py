@@ -340,6 +340,7 @@ def handler(args: argparse.Namespace) -> int:
                 max_pixels=settings.max_pixels,
                 max_side=settings.max_side,
                 max_matting_pixels=settings.max_matting_pixels,
+                max_job_bytes=settings.max_job_bytes,
                 background=background,
             )
         except CutoutError as exc:

@@ -8,6 +8,7 @@ peak RSS (``ru_maxrss``) over a warmed engine. The bound is the documented formu
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -176,3 +177,18 @@ def test_over_the_limits_is_refused_at_submit(api_server: ApiProcess) -> None:
     )
     assert status == 422, raw
     assert json.loads(raw)["code"] == "invalid_option"
+
+
+def test_a_job_over_the_memory_bound_is_refused_at_submit(api_server: ApiProcess) -> None:
+    """Each option within its own limit, together over CUTOUT_MAX_JOB_MEMORY: a 50 MP
+    input on a 50 MP canvas answers 422 image_too_large before a job exists."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (10_000, 5_000), (200, 30, 30)).save(buffer, "PNG")  # ~60 kB
+    body, ctype = multipart(
+        {"canvas": "7071x7071"}, {"image": ("big.png", buffer.getvalue(), "image/png")}
+    )
+    status, _, raw = http("POST", f"{api_server.url}/v1/jobs", body, {"Content-Type": ctype})
+    assert status == 422, raw
+    problem = json.loads(raw)
+    assert problem["code"] == "image_too_large"
+    assert "CUTOUT_MAX_JOB_MEMORY" in problem["detail"]

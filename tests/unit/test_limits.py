@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import ImageTooLarge, InvalidOption
-from shared.limits import check_input, check_options
+from shared.limits import check_input, check_options, job_bytes
 from shared.options import parse_options
 from shared.settings import load_settings
 
@@ -48,3 +48,39 @@ def test_alpha_matting_is_bounded_by_its_input_pixels() -> None:
 def test_the_matting_limit_is_a_setting() -> None:
     assert load_settings({}).max_matting_pixels == 500_000
     assert load_settings({"CUTOUT_MAX_MATTING_PIXELS": "2M"}).max_matting_pixels == 2_000_000
+
+
+def test_a_job_is_bounded_as_a_whole() -> None:
+    # each option within its own limit, together over the per-job memory bound
+    plain = parse_options({})
+    check_input(plain, (10_000, 5_000), LIMITS)  # a 50 MP input alone fits
+    on_canvas = parse_options({"canvas": "7071x7071"})
+    check_input(on_canvas, (1, 1), LIMITS)
+    check_input(on_canvas, (4000, 3000), LIMITS)  # 12 MP on a 50 MP canvas
+    with pytest.raises(ImageTooLarge) as refused:
+        check_input(on_canvas, (10_000, 5_000), LIMITS)
+    assert "CUTOUT_MAX_JOB_MEMORY" in refused.value.message
+    assert "canvas 7071x7071" in refused.value.message
+    # a background image of known size counts too
+    check_input(on_canvas, (1, 1), LIMITS, background=(7071, 7071))
+    with pytest.raises(ImageTooLarge):
+        check_input(on_canvas, (5000, 5000), LIMITS, background=(7071, 7071))
+    # refine's planes: ~35 MP fit, 50 MP do not unless max_megapixels shrinks them
+    refine = parse_options({"refine": True})
+    check_input(refine, (7000, 5000), LIMITS)
+    with pytest.raises(ImageTooLarge):
+        check_input(refine, (10_000, 5_000), LIMITS)
+    check_input(parse_options({"refine": True, "max_megapixels": 12}), (10_000, 5_000), LIMITS)
+
+
+def test_the_job_estimate_grows_with_every_buffer() -> None:
+    base = job_bytes(parse_options({}), (1000, 1000))
+    assert job_bytes(parse_options({"refine": True}), (1000, 1000)) > base
+    assert job_bytes(parse_options({"canvas": "1000x1000"}), (1000, 1000)) > base
+    assert job_bytes(parse_options({}), (1000, 1000), background=(1000, 1000)) > base
+    assert job_bytes(parse_options({}), (2000, 1000)) > base
+
+
+def test_the_job_bound_is_a_setting() -> None:
+    assert load_settings({}).max_job_bytes == 1_900_000_000
+    assert load_settings({"CUTOUT_MAX_JOB_MEMORY": "3GB"}).max_job_bytes == 3_000_000_000

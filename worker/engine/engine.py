@@ -49,6 +49,7 @@ class Result:
 class Limits:
     max_pixels: int
     max_matting_pixels: int
+    max_job_bytes: int
 
 
 class _Loaded:
@@ -245,6 +246,7 @@ class Engine:
         max_pixels: int = 50_000_000,
         max_side: int = 20_000,
         max_matting_pixels: int = 500_000,
+        max_job_bytes: int = 1_900_000_000,
         background: bytes | None = None,
     ) -> Result:
         """Decode ``data``, render it with ``options``, encode it.
@@ -252,10 +254,10 @@ class Engine:
         ``background``: the bytes of ``bg_image_url`` / ``bg_upload_key``, decoded under
         the same limits as the input. Raises InvalidImage, UnsupportedFormat,
         ImageTooLarge (input or background; alpha matting's input over
-        ``max_matting_pixels``), InvalidOption (a canvas over ``max_pixels``),
-        ModelUnavailable, FastModeUnavailable.
+        ``max_matting_pixels``; a job over ``max_job_bytes``), InvalidOption (a canvas
+        over ``max_pixels``), ModelUnavailable, FastModeUnavailable.
         """
-        limits = Limits(max_pixels, max_matting_pixels)
+        limits = Limits(max_pixels, max_matting_pixels, max_job_bytes)
         check_options(options, limits)
         loaded = None if options.refine else self._loaded_for(options)
         clock = time.perf_counter
@@ -284,6 +286,7 @@ class Engine:
             # decoded only now, under the input's limits: never two full decodes at once
             # with the model's buffers
             backdrop = catalogue.decode_background(background, max_pixels, max_side)
+            check_input(options, original_size, limits, backdrop.size)
         rendered = catalogue.render(image, mask, options, backdrop, colours)
         picture = rendered.picture
         t4 = clock()

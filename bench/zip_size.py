@@ -1,6 +1,6 @@
 """Size of ``format=zip`` (color.jpg + alpha.png) against an RGBA PNG at 12 MP.
 
-Data: the rembg cutouts of /work/shared/eval/photos (``<name>.u2net.png``, rembg's MIT
+Data: the rembg cutouts of ../shared/eval/photos (``<name>.u2net.png``, rembg's MIT
 example photos), each scaled (Lanczos, RGBA) to 4000x3000 = 12 MP, so that the sizes are
 those of a real cutout at a catalogue photo's resolution. Upscaled pixels are smoother
 than a camera's, which favours PNG (lossless) more than JPEG: the ratios below are a
@@ -25,7 +25,9 @@ SIZE = (4000, 3000)
 
 
 def main() -> None:
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/eval/photos")
+    folder = Path(
+        sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parents[2] / "shared/eval/photos"
+    )
     rows = []
     for path in sorted(folder.glob("*.u2net.png")):
         cutout = Image.open(path).convert("RGBA").resize(SIZE, Image.Resampling.LANCZOS)

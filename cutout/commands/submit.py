@@ -148,11 +148,6 @@ def handler(args: argparse.Namespace) -> int:
         with _locked(out):
             client = ApiClient(args.api, args.api_key)
             try:
-                client.check_reachable()
-            except ClientError as exc:
-                print(f"{PROG}: {exc}", file=sys.stderr)
-                return 1
-            try:
                 state = State.open(out, args, source, given)
                 files = list_images(source, out, args.recursive)
                 run = Submit(args, client, state, source, out)
@@ -161,6 +156,12 @@ def handler(args: argparse.Namespace) -> int:
                 message = exc.message if isinstance(exc, InvalidOption) else str(exc)
                 print(f"{PROG}: {message}", file=sys.stderr)
                 return 2
+            # usage errors first (they need no server), then whether anything answers
+            try:
+                client.check_reachable()
+            except ClientError as exc:
+                print(f"{PROG}: {exc}", file=sys.stderr)
+                return 1
             try:
                 return run.execute()
             except KeyboardInterrupt:
@@ -466,7 +467,9 @@ class Submit:
             if name not in self.present and entry["batch"] is None:
                 entry["error"] = {"code": "missing", "message": "the file is no longer in DIR"}
         self.processed_before = sum(1 for e in files.values() if _outcome(e) != "pending")
-        if self.processed_before:
+        # a batch already created is a resume, even when a SIGKILL came before the state
+        # recorded any download (the files on disk are recognised by their size later)
+        if self.processed_before or self.state.batches:
             done = sum(1 for e in files.values() if _outcome(e) == "succeeded")
             self._say(f"resuming: {done} of {len(files)} results already downloaded")
         self.state.save()

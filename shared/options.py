@@ -15,6 +15,7 @@ from typing import Any
 
 from shared import catalogue
 from shared.errors import InvalidOption
+from shared.modelfile import NAME_RE
 
 MODELS = ("u2net", "u2netp")
 #: which custom model names (shared/modelfile.py) may be used: the API sets it per request
@@ -204,7 +205,10 @@ def parse_options(
         if key == "model":
             model = str(value).strip()
             check = CUSTOM_MODEL_CHECK.get() or (_process_check[0] if _process_check else None)
-            if model not in MODELS and not (check and check(model)):
+            # a registered name is short and plain (shared/modelfile.py): anything else is
+            # refused here, before it reaches a store lookup
+            plain = NAME_RE.fullmatch(model) is not None
+            if model not in MODELS and not (check is not None and plain and check(model)):
                 raise InvalidOption(
                     f"model must be one of {', '.join(MODELS)} or a model registered for "
                     f"you, got {value!r}",

@@ -22,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from api.jsonbody import depth, loads
 from api.ratelimit import queue_slots
-from shared import netguard
+from shared import keys, netguard
 from shared.catalogue import background_key_allowed
 from shared.errors import (
     CutoutError,
@@ -37,10 +37,10 @@ from shared.errors import (
     UrlNotAllowed,
 )
 from shared.ids import new_id, now_iso
+from shared.keys import input_key
 from shared.limits import check_input, check_options
 from shared.options import Options
 from shared.settings import Settings
-from shared.storage import input_key
 from shared.tasks import INTERACTIVE, enqueue_job
 
 log = logging.getLogger("cutout.api")
@@ -261,7 +261,7 @@ def own_upload_key(tenant: str, key: Any) -> bool:
         isinstance(key, str)
         and key.isascii()
         and key.isprintable()
-        and key.startswith(f"uploads/{tenant}/")
+        and keys.is_upload_of(key, tenant)
         and ".." not in key
     )
 

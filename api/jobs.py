@@ -23,6 +23,7 @@ from api.intake import (
 )
 from api.jsonbody import loads, request_json
 from api.openapi import doc
+from shared import keys
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ids import now_iso, valid_id
 from shared.options import EXTENSIONS, parse_options
@@ -262,10 +263,10 @@ def delete_job(job_id: str) -> Response:
             job_status="processing",
         )
     tenant = job["tenant"]
-    svc.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
-    svc.storage.delete_prefix(f"outputs/{tenant}/{job_id}/")
+    for prefix in keys.job_prefixes(tenant, job_id):
+        svc.storage.delete_prefix(prefix)
     # a direct upload is this job's input too; its key carries the tenant (checked at intake)
     upload = job.get("input_key") or ""
-    if upload.startswith(f"uploads/{tenant}/"):
+    if keys.is_upload_of(upload, tenant):
         svc.storage.delete_prefix(upload)
     return Response(status=204)

@@ -28,6 +28,7 @@ from api.intake import check_image, job_from_bytes, job_from_url, read_limited
 from api.jsonbody import request_json
 from api.openapi import doc
 from api.rembg_compat import finished_job
+from shared import keys
 from shared.errors import CutoutError, InvalidImage, InvalidOption, InvalidRequest
 from shared.ids import new_id
 from shared.options import Options, parse_bool, parse_options
@@ -307,7 +308,7 @@ def removebg() -> Response:
             raise InvalidOption("one background at a time", option="bg_image_file")
         check_image(bg_bytes, svc.settings)
         # beside the job's input: deleted with it when the job expires
-        background_key = f"inputs/{tenant}/{job_id}/background"
+        background_key = keys.background_key(tenant, job_id)
         options = parse_options({"bg_upload_key": background_key}, base=options)
     if sources[0] == "image_file_b64":
         image_bytes = _decode_b64(params["image_file_b64"], svc.settings.max_upload_bytes)
@@ -326,7 +327,7 @@ def removebg() -> Response:
             job = job_from_bytes(svc, tenant, image_bytes, options, job_id=job_id)
     except CutoutError:
         if background_key is not None:
-            svc.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
+            svc.storage.delete_prefix(keys.job_prefixes(tenant, job_id)[0])
         raise
     return _answer(finished_job(job), params)
 

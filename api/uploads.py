@@ -23,7 +23,7 @@ from api.jobs import json_body
 from api.openapi import doc
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.ids import new_id
-from shared.storage import upload_key
+from shared.keys import upload_key
 
 bp = Blueprint("uploads", __name__, url_prefix="/v1/uploads")
 

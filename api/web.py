@@ -27,6 +27,7 @@ from flask import Blueprint, Response, abort, current_app, request
 
 from api.capabilities import fast_available
 from api.openapi import doc
+from shared.keys import upload_key
 from shared.options import FORMATS
 
 bp = Blueprint("web", __name__)
@@ -73,7 +74,7 @@ def storage_origin() -> str | None:
     services = current_app.extensions["cutout"]
     try:
         # presigning is local arithmetic: no request leaves the process
-        url = services.storage.presign_put("uploads/_/probe", "application/octet-stream", 60)
+        url = services.storage.presign_put(upload_key("_", "probe"), "application/octet-stream", 60)
     except Exception:  # noqa: BLE001 - no credentials yet: the configured endpoint, if any
         url = services.settings.s3_endpoint_url or ""
     return _origin(url)

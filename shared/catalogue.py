@@ -14,6 +14,7 @@ from typing import Any
 
 from shared import netguard
 from shared.errors import InvalidOption, UrlNotAllowed
+from shared.keys import is_input_of, is_upload_of
 
 #: a crop margin side is clamped to this many pixels (and to half the subject's size),
 #: as remove.bg documents for ``crop_margin``; it also bounds the output's growth
@@ -212,4 +213,4 @@ def parse_upload_key(name: str, value: Any) -> str | None:
 def background_key_allowed(key: str, tenant: str) -> bool:
     """Whether ``key`` lies in ``tenant``'s uploads (``POST /v1/uploads``) or inputs
     (where ``/v1.0/removebg`` keeps a ``bg_image_file``); another's reads as missing."""
-    return key.startswith((f"uploads/{tenant}/", f"inputs/{tenant}/")) and ".." not in key
+    return (is_upload_of(key, tenant) or is_input_of(key, tenant)) and ".." not in key

@@ -12,7 +12,8 @@ ID_RE = re.compile(r"^(job|bat|upl)_[0-9a-z]{26}$")
 
 
 def new_id(prefix: str) -> str:
-    """``<prefix>_`` + 26 base32 chars: 48 bits of milliseconds, then 80 random bits.
+    """``<prefix>_`` (``job``, ``bat``, ``upl``, ``msg``) + 26 base32 chars: 48 bits of
+    milliseconds, then 80 random bits.
 
     Time-ordered, so ids of one tenant sort by creation; unguessable, so an id alone
     grants nothing (access is still checked against the tenant).
@@ -23,6 +24,11 @@ def new_id(prefix: str) -> str:
         chars.append(_ALPHABET[value & 31])
         value >>= 5
     return f"{prefix}_{''.join(reversed(chars))}"
+
+
+def new_token() -> str:
+    """An unguessable token (a lock's owner): 16 hex characters, 64 random bits."""
+    return secrets.token_hex(8)
 
 
 def valid_id(value: str, prefix: str) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 from shared.errors import NotFound
 from shared.ids import now_iso
+from shared.keys import model_file_key
 from shared.storage import Storage
 from shared.store import PREFIX, _translated
 
@@ -34,7 +35,7 @@ def tenant_scope(tenant: str) -> str:
 
 
 def file_key(scope: str, name: str, sha256: str) -> str:
-    return f"models/{scope.replace(':', '/')}/{name}/{sha256}.onnx"
+    return model_file_key(scope, name, sha256)
 
 
 class ModelRegistry:

@@ -1,11 +1,6 @@
 """Object storage on any S3 API through boto3; vendor errors become ours at this edge.
 
-Keys are derived from the tenant and the job, so a retried task overwrites its own
-output instead of leaving a second copy:
-
-    inputs/<tenant>/<job>/source
-    outputs/<tenant>/<job>/result.<ext>
-    uploads/<tenant>/<upload id>
+The key layout is shared/keys.py (re-exported here for the callers that import it here).
 """
 
 from __future__ import annotations
@@ -19,18 +14,9 @@ import botocore.exceptions
 from botocore.config import Config
 
 from shared.errors import NotFound, PayloadTooLarge, StorageError
+from shared.keys import input_key, output_key, upload_key
 
-
-def input_key(tenant: str, job_id: str) -> str:
-    return f"inputs/{tenant}/{job_id}/source"
-
-
-def output_key(tenant: str, job_id: str, extension: str) -> str:
-    return f"outputs/{tenant}/{job_id}/result.{extension}"
-
-
-def upload_key(tenant: str, upload_id: str) -> str:
-    return f"uploads/{tenant}/{upload_id}"
+__all__ = ["S3Storage", "Storage", "input_key", "output_key", "upload_key"]
 
 
 class Storage(Protocol):

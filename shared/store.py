@@ -26,6 +26,7 @@ import redis
 
 from shared.errors import Unavailable
 from shared.ids import now_iso
+from shared.keys import is_upload
 
 TERMINAL = ("succeeded", "failed", "canceled")
 STATUSES = ("queued", "processing", *TERMINAL)
@@ -240,7 +241,7 @@ class RedisStore:
         )
         pipe.zadd(EXPIRY_KEY, {member: time.time() + self.retention})
         key = job.get("input_key") or ""
-        if key.startswith("uploads/"):
+        if is_upload(key):
             # a direct upload a job uses lives as long as the job (not its slot's date)
             pipe.zadd(
                 EXPIRY_KEY, {upload_member(job.get("tenant"), key): time.time() + self.retention}

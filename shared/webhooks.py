@@ -27,6 +27,7 @@ from typing import Any
 import redis
 
 from shared.errors import CutoutError, Unavailable, UrlNotAllowed
+from shared.ids import new_id
 from shared.netguard import IPNetwork, fetch
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
@@ -72,13 +73,7 @@ def headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, 
 
 def new_message_id() -> str:
     """``msg_`` + 26 base32 characters, time-ordered; one per event, kept across retries."""
-    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
-    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, as shared.ids
-    chars = []
-    for _ in range(26):
-        chars.append(alphabet[value & 31])
-        value >>= 5
-    return "msg_" + "".join(reversed(chars))
+    return new_id("msg")
 
 
 def event_body(type: str, data: dict[str, Any], *, now: datetime | None = None) -> bytes:

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from celery import Task
 
 from shared.errors import CutoutError
+from shared.workerstore import STORE_ERROR
 from worker import context
 from worker.fair import Dispatcher
+from worker.retry import TRANSIENT_RETRIES, backoff
 
 log = logging.getLogger("cutout.worker")
 
-RETRIES = 8
+RETRIES = TRANSIENT_RETRIES
 
 
 def enqueue_batch(self: Task, batch_id: str) -> str:
@@ -31,11 +32,9 @@ def enqueue_batch(self: Task, batch_id: str) -> str:
     ctx = context.get()
     try:
         return _enqueue(ctx, batch_id)
-    except (CutoutError, redis.RedisError) as exc:
+    except (CutoutError, STORE_ERROR) as exc:
         if isinstance(exc, CutoutError) and not exc.transient:
             raise
-        from worker.tasks import backoff
-
         log.warning("enqueue of batch failed, retrying", extra={"batch_id": batch_id})
         raise self.retry(countdown=backoff(self.request.retries), exc=exc) from exc
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.settings import Settings
-from shared.storage import S3Storage
+from shared.storage import S3Storage, Storage
 from shared.store import RedisStore
+from shared.workerstore import RedisWorkerStore, WorkerStore
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -27,8 +28,8 @@ log = logging.getLogger("cutout.worker")
 class WorkerContext:
     settings: Settings
     app: Celery
-    store: RedisStore
-    storage: S3Storage
+    store: WorkerStore
+    storage: Storage
     _engine: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -36,7 +37,6 @@ class WorkerContext:
     def engine(self) -> Engine:
         with self._lock:
             if self._engine is None:
-                from shared.modelstore import ModelRegistry
                 from worker.engine import Engine
                 from worker.engine.custom import RegistryResolver
 
@@ -46,7 +46,7 @@ class WorkerContext:
                     device=self.settings.device,
                     # custom models registered with the service (docs/tune.md)
                     custom=RegistryResolver(
-                        self.settings.model_home, ModelRegistry(self.store.r, self.storage)
+                        self.settings.model_home, self.store.model_registry(self.storage)
                     ),
                     custom_sessions=self.settings.custom_model_sessions,
                 )
@@ -122,8 +122,10 @@ def configure(settings: Settings, app: Celery) -> WorkerContext:
     _context = WorkerContext(
         settings=settings,
         app=app,
-        store=RedisStore.from_url(
-            settings.redis_url or "redis://127.0.0.1:6379/0", settings.retention
+        store=RedisWorkerStore.of(
+            RedisStore.from_url(
+                settings.redis_url or "redis://127.0.0.1:6379/0", settings.retention
+            )
         ),
         storage=worker_storage(settings),
     )

@@ -30,57 +30,27 @@ broker a message could then vanish with nothing left that says it was sent.)
 from __future__ import annotations
 
 import logging
-import secrets
-import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-from shared.store import PREFIX, QUEUED_KEY, batch_key
+from shared.fairstate import LOCK_KEY, TENANTS_KEY, pending, tenant_key
 from shared.tasks import BULK, PROCESS_JOB
+from shared.workerstore import WorkerStore
+
+if TYPE_CHECKING:
+    from worker.context import WorkerContext
 
 log = logging.getLogger("cutout.fair")
 
-TENANTS_KEY = f"{PREFIX}fair:tenants"
-LOCK_KEY = f"{PREFIX}fair:lock"
-LOCK_TTL = 30  # seconds; far above one pass
 SCAN = 50  # batches of one tenant looked at per pass (see _top_up)
 CHUNK = 500  # messages between cursor updates
-
-
-def tenant_key(tenant: str) -> str:
-    return f"{PREFIX}fair:tenant:{tenant}"
-
-
-# KEYS: batch, tenant's batch list, tenants set. ARGV: batch id, tenant.
-# Registers a batch once (a redelivered enqueue task registers nothing new).
-_REGISTER = """
-if redis.call('HSETNX', KEYS[1], 'fair', '1') == 0 then return 0 end
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('SADD', KEYS[3], ARGV[2])
-return 1
-"""
-
-# KEYS: tenant's batch list, tenants set. ARGV: tenant. A tenant leaves the set only
-# when its list is empty, in one step, so a batch registering meanwhile is never missed.
-_FORGET_TENANT = """
-if redis.call('LLEN', KEYS[1]) == 0 then return redis.call('SREM', KEYS[2], ARGV[1]) end
-return 0
-"""
-
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class Dispatcher:
     """Moves batch items into ``bulk``, at most a window per tenant in flight."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
-        r = ctx.store.r
-        self._register = r.register_script(_REGISTER)
-        self._forget = r.register_script(_FORGET_TENANT)
-        self._unlock = r.register_script(_UNLOCK)
+        self.store: WorkerStore = ctx.store
 
     @property
     def window(self) -> int:
@@ -88,31 +58,27 @@ class Dispatcher:
 
     def register(self, batch_id: str, tenant: str) -> bool:
         """Put a stored batch in line; True the first time, False when already there."""
-        keys = [batch_key(batch_id), tenant_key(tenant), TENANTS_KEY]
-        return bool(self._register(keys=keys, args=[batch_id, tenant]))
+        return self.store.fair_register(batch_id, tenant)
 
     def dispatch(self) -> int:
         """One pass over every tenant with work; returns the messages sent (0 if another
         dispatcher holds the lock)."""
-        r = self.ctx.store.r
-        token = secrets.token_hex(8)
-        if not r.set(LOCK_KEY, token, nx=True, ex=LOCK_TTL):
+        token = self.store.fair_lock()
+        if token is None:
             return 0
         sent = 0
         try:
-            for tenant in sorted(r.smembers(TENANTS_KEY)):
+            for tenant in self.store.fair_tenants():
                 sent += self._top_up(tenant)
         finally:
-            self._unlock(keys=[LOCK_KEY], args=[token])
+            self.store.fair_unlock(token)
         return sent
 
     def _top_up(self, tenant: str) -> int:
-        store = self.ctx.store
-        r = store.r
-        key = tenant_key(tenant)
-        batch_ids = r.lrange(key, 0, SCAN - 1)
+        store = self.store
+        batch_ids = store.fair_batches(tenant, SCAN)
         if not batch_ids:
-            self._forget(keys=[key, TENANTS_KEY], args=[tenant])
+            store.fair_forget_tenant(tenant)
             return 0
         # Only the first SCAN batches are looked at. Batches are sent oldest first, so
         # every batch with items in flight comes before the first with items unsent; if
@@ -122,14 +88,14 @@ class Dispatcher:
         for batch_id in batch_ids:
             batch = store.get_batch(batch_id)
             if batch is None:  # expired (retention) or never stored
-                r.lrem(key, 1, batch_id)
+                store.fair_drop(tenant, batch_id)
                 continue
             counts = batch["counts"]
             total = int(counts["total"])
             cursor = min(total, int(batch.get("enqueued") or 0))
             finished = counts["succeeded"] + counts["failed"] + counts["canceled"]
             if cursor >= total and finished >= total:
-                r.lrem(key, 1, batch_id)  # every item sent and finished
+                store.fair_drop(tenant, batch_id)  # every item sent and finished
                 continue
             in_flight += max(0, cursor - finished)
             if cursor < total:
@@ -147,7 +113,7 @@ class Dispatcher:
 
     def _send(self, batch_id: str, cursor: int, count: int) -> int:
         """Send items ``cursor`` … ``cursor + count - 1`` of the batch, then move its cursor."""
-        store = self.ctx.store
+        store = self.store
         sent = 0
         while sent < count:
             step = min(CHUNK, count - sent)
@@ -168,23 +134,7 @@ class Dispatcher:
     def mark_sent(self, batch_id: str, cursor: int, job_ids: list[str]) -> None:
         """Move the batch's cursor to ``cursor`` and list ``job_ids`` in the queued index,
         in one step, before their messages go out."""
-        now = time.time()
-        pipe = self.ctx.store.r.pipeline(transaction=True)
-        pipe.hset(batch_key(batch_id), "enqueued", cursor)
-        pipe.zadd(QUEUED_KEY, dict.fromkeys(job_ids, now))
-        pipe.execute()
+        self.store.fair_mark_sent(batch_id, cursor, job_ids)
 
 
-def pending(store: Any) -> int:
-    """Batch items registered and not yet sent to ``bulk`` (for tests and benchmarks)."""
-    r = store.r
-    left = 0
-    for tenant in r.smembers(TENANTS_KEY):
-        for batch_id in r.lrange(tenant_key(tenant), 0, -1):
-            batch = store.get_batch(batch_id)
-            if batch is not None:
-                left += max(0, int(batch["counts"]["total"]) - int(batch.get("enqueued") or 0))
-    return left
-
-
-__all__ = ["Dispatcher", "pending", "tenant_key"]
+__all__ = ["LOCK_KEY", "TENANTS_KEY", "Dispatcher", "pending", "tenant_key"]

@@ -29,82 +29,48 @@ absence cannot be shown without reading them all.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
-
-from shared import telemetry
-from shared.store import PREFIX, QUEUED_KEY
+from shared.brokerscan import SCAN_MAX, BrokerScan, job_of, queue_lists
+from shared.sweepstate import SUSPECTS_KEY
 from shared.tasks import INTERACTIVE, PROCESS_JOB
+from shared.workerstore import WorkerStore
+
+if TYPE_CHECKING:
+    from worker.context import WorkerContext
 
 log = logging.getLogger("cutout.scheduler")
 
-SUSPECTS_KEY = f"{PREFIX}reconcile:suspects"  # job id → when its message was first missed
 CANDIDATES = 1000  # jobs looked at per pass
-SCAN_MAX = 50_000  # messages read per pass at most
-READ_CHUNK = 1000
-# kombu's Redis transport: one list per priority step, "<queue>" for the default one
-PRIORITY_SEP = "\x06\x16"
-PRIORITY_STEPS = (3, 6, 9)
-UNACKED = "unacked"
-
-
-def queue_lists(queue: str) -> list[str]:
-    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
-
-
-def job_of(raw: str | bytes) -> str | None:
-    """The job id of a ``process_job`` message as kombu stores it (None for others)."""
-    try:
-        message = json.loads(raw)
-        if isinstance(message, list):  # an unacked entry: [message, exchange, routing key]
-            message = message[0]
-        if (message.get("headers") or {}).get("task") != PROCESS_JOB:
-            return None
-        body = message["body"]
-        if (message.get("properties") or {}).get("body_encoding") == "base64":
-            body = base64.b64decode(body)
-        args = json.loads(body)[0]
-        return str(args[0]) if args else None
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return None
 
 
 class Reconciler:
     """Finds queued jobs whose message is gone, and sends it again."""
 
-    def __init__(self, ctx: Any, confirm_after: float = 5.0) -> None:
+    def __init__(self, ctx: WorkerContext, confirm_after: float = 5.0) -> None:
         self.ctx = ctx
+        self.store: WorkerStore = ctx.store
         self.confirm_after = confirm_after
         settings = ctx.settings
-        if settings.broker_url and settings.broker_url != settings.redis_url:
-            self.broker: Any = redis.Redis.from_url(
-                settings.broker_url, decode_responses=True, socket_timeout=10
-            )
-        else:
-            self.broker = ctx.store.r
+        self.broker = BrokerScan.for_broker(settings.broker_url, settings.redis_url, ctx.store)
 
     def reconcile(self, now: float | None = None) -> int:
         """One pass; returns the jobs re-sent."""
         now = time.time() if now is None else now
-        store = self.ctx.store
-        r = store.r
+        store = self.store
         bound = self.ctx.settings.reconcile_after
-        ids = r.zrangebyscore(QUEUED_KEY, "-inf", now - bound, start=0, num=CANDIDATES)
+        ids = store.queued_before(now - bound, CANDIDATES)
         # forget suspicions nobody confirmed for a long time (their jobs moved on)
-        r.zremrangebyscore(SUSPECTS_KEY, "-inf", now - 10 * bound - 60)
+        store.prune_suspects(now - 10 * bound - 60)
         if not ids:
             return 0
         waiting = []
         for job_id, job in zip(ids, store.get_jobs(ids), strict=True):
             if job is None or job["status"] != "queued":
                 # started, finished or expired: the index only keeps queued jobs
-                r.zrem(QUEUED_KEY, job_id)
-                r.zrem(SUSPECTS_KEY, job_id)
+                store.forget_queued(job_id)
             else:
                 waiting.append(job)
         if not waiting:
@@ -120,7 +86,7 @@ class Reconciler:
         suspects = dict(
             zip(
                 [job["id"] for job in waiting],
-                r.zmscore(SUSPECTS_KEY, [job["id"] for job in waiting]),
+                store.suspected_since([job["id"] for job in waiting]),
                 strict=True,
             )
         )
@@ -129,12 +95,12 @@ class Reconciler:
             job_id = job["id"]
             if job_id in present:
                 # waiting in its queue (or held by a worker): look again after the bound
-                r.zadd(QUEUED_KEY, {job_id: now}, xx=True)
-                r.zrem(SUSPECTS_KEY, job_id)
+                store.relist_queued(job_id, now)
+                store.clear_suspect(job_id)
                 continue
             first_missed = suspects.get(job_id)
             if first_missed is None:
-                r.zadd(SUSPECTS_KEY, {job_id: now})
+                store.suspect(job_id, now)
                 continue
             if now - first_missed < self.confirm_after:
                 continue
@@ -143,16 +109,15 @@ class Reconciler:
         return resent
 
     def resend(self, job: dict[str, Any]) -> bool:
-        store = self.ctx.store
-        r = store.r
+        store = self.store
         current = store.get_job(job["id"])
-        r.zrem(SUSPECTS_KEY, job["id"])
+        store.clear_suspect(job["id"])
         if current is None or current["status"] != "queued":
             return False
         # listed from now, before the message (state first): lost again, found again
-        r.zadd(QUEUED_KEY, {job["id"]: time.time()}, xx=True)
+        store.relist_queued(job["id"], time.time())
         self.ctx.app.send_task(PROCESS_JOB, args=[job["id"]], queue=job.get("queue") or INTERACTIVE)
-        telemetry.record_retry(r, "message_lost")
+        store.record_retry("message_lost")
         log.warning(
             "re-sent a queued job whose message was lost",
             extra={
@@ -167,25 +132,7 @@ class Reconciler:
     def messages(self, queues: set[str]) -> set[str] | None:
         """The job ids of every ``process_job`` message in ``queues`` and ``unacked``;
         None when they hold more than :data:`SCAN_MAX` messages."""
-        broker = self.broker
-        lists = [key for queue in sorted(queues) for key in queue_lists(queue)]
-        pipe = broker.pipeline(transaction=False)
-        for key in lists:
-            pipe.llen(key)
-        pipe.hlen(UNACKED)
-        *lengths, unacked = pipe.execute()
-        if sum(lengths) + unacked > SCAN_MAX:
-            return None
-        found: set[str] = set()
-        for key, length in zip(lists, lengths, strict=True):
-            for start in range(0, length, READ_CHUNK):
-                for raw in broker.lrange(key, start, start + READ_CHUNK - 1):
-                    job_id = job_of(raw)
-                    if job_id:
-                        found.add(job_id)
-        if unacked:
-            for raw in broker.hvals(UNACKED):
-                job_id = job_of(raw)
-                if job_id:
-                    found.add(job_id)
-        return found
+        return self.broker.messages(queues, SCAN_MAX)
+
+
+__all__ = ["SUSPECTS_KEY", "Reconciler", "job_of", "queue_lists"]

@@ -3,8 +3,10 @@
 Celery's Redis transport keeps an ETA task unacknowledged in the worker until it is due,
 and redelivers it after ``visibility_timeout``: a webhook retry due in 10 h would be
 delivered twice. So delayed tasks live in a Redis sorted set scored by due time, and a
-small thread in every worker's main process moves due entries into their queue. The
-move is one atomic Lua step, so several workers never send one entry twice.
+small thread moves due entries into their queue: one per pool child of a prefork worker
+(started in ``worker_process_init``, since a thread does not survive the fork), one in
+the worker's own process for the solo and threads pools (worker/celery_app.py). The move
+is one atomic Lua step, so several threads never send one entry twice.
 
 The same thread sends batch items to ``bulk``, a window per tenant (worker/fair.py), and
 re-queues jobs stuck in ``processing`` after their worker vanished
@@ -22,11 +24,19 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-from shared import telemetry
 from shared.errors import CutoutError
-from shared.store import PREFIX, PROCESSING_KEY
+from shared.keys import is_upload_of, job_prefixes
+from shared.sweepstate import DUE_KEY, SWEEP_LOCK
+from shared.tasks import PROCESS_JOB
+from shared.workerstore import WorkerStore
+from worker.fair import Dispatcher
+from worker.outcome import fail_after_worker_loss
+from worker.reconcile import Reconciler
+
+if TYPE_CHECKING:
+    from worker.context import WorkerContext
 
 log = logging.getLogger("cutout.scheduler")
 
@@ -41,40 +51,20 @@ def _rss() -> int:
         return 0
 
 
-DUE_KEY = f"{PREFIX}due"
-SWEEP_LOCK = f"{PREFIX}sweep-lock"
-
-
-# pop up to ARGV[2] members due at or before ARGV[1]
-_POP_DUE = """
-local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-if #items > 0 then redis.call('ZREM', KEYS[1], unpack(items)) end
-return items
-"""
-
-
-def schedule(redis_client: Any, task: str, args: list[Any], queue: str, delay: float) -> None:
-    """Send ``task`` with ``args`` to ``queue`` after ``delay`` seconds (durably, in Redis)."""
-    member = json.dumps({"task": task, "args": args, "queue": queue, "at": time.time()})
-    redis_client.zadd(DUE_KEY, {member: time.time() + delay})
-
-
 class Scheduler(threading.Thread):
     """Moves due entries into their queues; sweeps stuck jobs now and then."""
 
-    def __init__(self, ctx: Any, interval: float = 0.5, sweep_every: float | None = None) -> None:
+    def __init__(
+        self, ctx: WorkerContext, interval: float = 0.5, sweep_every: float | None = None
+    ) -> None:
         super().__init__(name="cutout-scheduler", daemon=True)
         self.ctx = ctx
+        self.store: WorkerStore = ctx.store
         self.interval = interval
         self.sweep_every = sweep_every or min(30.0, ctx.settings.task_time_limit / 2)
         self.stopping = threading.Event()
-        self._pop = ctx.store.r.register_script(_POP_DUE)
-        from worker.fair import Dispatcher
-
         # batch items into `bulk`, a window per tenant (worker/fair.py)
         self.dispatcher = Dispatcher(ctx)
-        from worker.reconcile import Reconciler
-
         # queued jobs whose message the broker lost (worker/reconcile.py); a suspect is
         # confirmed by a scan at least half a sweep later
         self.reconciler = Reconciler(ctx, confirm_after=self.sweep_every / 2)
@@ -110,7 +100,7 @@ class Scheduler(threading.Thread):
             # the API refuses fast jobs while no live worker serves them (api/capabilities.py)
             "fast": bool(engine is not None and engine.fast_ready),
         }
-        telemetry.heartbeat(self.ctx.store.r, f"{socket.gethostname()}.{os.getpid()}", info)
+        self.store.heartbeat(f"{socket.gethostname()}.{os.getpid()}", info)
 
     def expire(self) -> int:
         """Delete the stored input and result of jobs past ``CUTOUT_RETENTION``.
@@ -119,12 +109,12 @@ class Scheduler(threading.Thread):
         job are listed in a sorted set by expiry time (shared/store.py).
         """
         removed = 0
-        for entry in self.ctx.store.pop_expired():
+        for entry in self.store.pop_expired():
             tenant, job_id = entry["tenant"], entry["job"]
             if job_id:  # None: an upload slot that no job took up in time
-                removed += self.ctx.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
-                removed += self.ctx.storage.delete_prefix(f"outputs/{tenant}/{job_id}/")
-            if entry.get("input") and entry["input"].startswith(f"uploads/{tenant}/"):
+                for prefix in job_prefixes(tenant, job_id):
+                    removed += self.ctx.storage.delete_prefix(prefix)
+            if entry.get("input") and is_upload_of(entry["input"], tenant):
                 removed += self.ctx.storage.delete_prefix(entry["input"])
         if removed:
             log.info("retention: deleted stored objects", extra={"objects": removed})
@@ -134,14 +124,14 @@ class Scheduler(threading.Thread):
         self.stopping.set()
 
     def release_due(self) -> int:
-        items = self._pop(keys=[DUE_KEY], args=[time.time(), 100])
+        items = self.store.pop_due(100)
         for raw in items:
             entry = json.loads(raw)
             try:
                 self.ctx.app.send_task(entry["task"], args=entry["args"], queue=entry["queue"])
             except Exception:
                 # put it back so it is not lost; try again on the next pass
-                self.ctx.store.r.zadd(DUE_KEY, {raw: time.time() + 5})
+                self.store.put_back_due(raw, 5)
                 raise
         return len(items)
 
@@ -157,9 +147,8 @@ class Scheduler(threading.Thread):
         counted in ``attempts``; a job started ``max_attempts`` times fails here with
         ``processing_failed`` instead of going round again.
         """
-        r = self.ctx.store.r
         # one sweeper at a time across all workers
-        if not r.set(SWEEP_LOCK, "1", nx=True, ex=max(5, int(self.sweep_every))):
+        if not self.store.take_sweep_lock(max(5, int(self.sweep_every))):
             return 0
         taken = self._sweep_processing()
         try:
@@ -169,17 +158,13 @@ class Scheduler(threading.Thread):
         return taken
 
     def _sweep_processing(self) -> int:
-        from shared.tasks import PROCESS_JOB
-        from worker.tasks import fail_after_worker_loss
-
-        store = self.ctx.store
-        r = store.r
+        store = self.store
         taken = 0
         # scored by each run's deadline: past its hard time limit a run is surely dead
-        for job_id in r.zrangebyscore(PROCESSING_KEY, "-inf", time.time(), start=0, num=500):
+        for job_id in store.overdue_runs(500):
             job = store.get_job(job_id)
             if job is None or job["status"] != "processing":
-                r.zrem(PROCESSING_KEY, job_id)
+                store.forget_run(job_id)
                 continue
             fields = {
                 "job_id": job_id,
@@ -202,9 +187,12 @@ class Scheduler(threading.Thread):
                 store.transition(job_id, "processing", ("queued",), run_deadline=time.time())
                 raise
             taken += 1
-            telemetry.record_retry(r, "worker_lost")
+            store.record_retry("worker_lost")
             log.warning(
                 "re-queued a job stuck in processing",
                 extra={**fields, "attempts": job.get("attempts")},
             )
         return taken
+
+
+__all__ = ["DUE_KEY", "SWEEP_LOCK", "Scheduler"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import time
 from typing import Any
 
@@ -15,40 +14,35 @@ from celery import Celery, Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from shared import tasks as contract
-from shared import telemetry
 from shared.errors import (
     CutoutError,
     NotFound,
     ProcessingFailed,
     ProcessingTimeout,
     StorageError,
+    UploadNotFound,
 )
 from shared.ids import now_iso
+from shared.keys import output_key
+from shared.netguard import fetch
 from shared.options import parse_options
-from shared.storage import output_key
-from shared.store import TERMINAL, Transition
-from worker import context
+from shared.store import TERMINAL
+from worker import batches, context, webhooks
 from worker.background import read_background
+from worker.outcome import count_retry, fail_after_worker_loss, finish, reannounce
+from worker.retry import TRANSIENT_RETRIES, backoff
 from worker.serving import serving_tenant
 from worker.stops import STOP_TYPES, hand_back, stopping
 
 log = logging.getLogger("cutout.worker")
 
-TRANSIENT_RETRIES = 8
-BACKOFF_CAP = 60.0
-
-
-def backoff(retries: int) -> float:
-    """Exponential backoff with full jitter: 1, 2, 4 ... seconds, capped."""
-    return random.uniform(0.5, 1.0) * min(BACKOFF_CAP, 2.0**retries)
+__all__ = ["backoff", "fail_after_worker_loss", "process_job", "register"]
 
 
 def register(app: Celery) -> None:
     app.task(name=contract.PROCESS_JOB, bind=True, acks_late=True, max_retries=TRANSIENT_RETRIES)(
         process_job
     )
-    from worker import batches, webhooks
-
     app.task(name=contract.ENQUEUE_BATCH, bind=True, acks_late=True, max_retries=batches.RETRIES)(
         batches.enqueue_batch
     )
@@ -61,8 +55,6 @@ def register(app: Celery) -> None:
 
 def announce_finished(job_id: str, status: str, batch_completed: bool) -> None:
     """Queue the webhooks of a state reached outside a worker (an API cancel)."""
-    from worker import webhooks
-
     webhooks.after_job_finished(context.get(), job_id, status, batch_completed)
 
 
@@ -99,7 +91,7 @@ def _retry(
     with no message anywhere, for good (seen in the fault test that freezes S3).
     """
     log.warning("transient failure, retrying", extra={"job_id": job_id, "error": exc.code})
-    _count_retry(ctx, exc.code)
+    count_retry(ctx, exc.code)
     try:
         task.retry(countdown=backoff(task.request.retries), exc=exc)
     except Retry:
@@ -120,7 +112,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
     if job["status"] in TERMINAL:
         # a run that died between recording the outcome and queueing its webhooks lost
         # them; each event is claimed once (worker/webhooks.py), so announcing is harmless
-        _reannounce(ctx, job)
+        reannounce(ctx, job)
         return "already-finished"
     fields = {"job_id": job_id, "tenant": job.get("tenant"), "batch_id": job.get("batch_id")}
     attempts = job.get("attempts") or 0
@@ -178,7 +170,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
             hand_back(ctx, job_id, exc)
         if exc.transient and task.request.retries < TRANSIENT_RETRIES:
             raise _RetryStarted(exc) from exc
-        _finish(ctx, job_id, "failed", model=model, error=exc.to_job_error())
+        finish(ctx, job_id, "failed", model=model, error=exc.to_job_error())
         log.info("job failed", extra={**fields, "error": exc.code})
         return "failed"
     except SoftTimeLimitExceeded as exc:
@@ -194,7 +186,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
                 raise _RetryStarted(error) from None
         else:
             error = ProcessingTimeout(f"processing took longer than {settings.task_time_limit}s")
-        _finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
+        finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
         log.info("job failed", extra={**fields, "error": error.code})
         return "failed"
     except Exception as exc:
@@ -204,9 +196,9 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         # a bug or an input the engine chokes on: fail this job, keep the worker
         log.exception("unexpected error while processing", extra=fields)
         error = ProcessingFailed("processing failed unexpectedly")
-        _finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
+        finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
         return "failed"
-    _finish(
+    finish(
         ctx,
         job_id,
         "succeeded",
@@ -234,35 +226,10 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
     return "succeeded"
 
 
-def fail_after_worker_loss(ctx: context.WorkerContext, job: dict[str, Any]) -> bool:
-    """Fail a job whose runs kept dying with ``processing_failed``; True if this call did.
-
-    Called when a job found in ``processing`` (its last run died) has already been
-    started ``CUTOUT_MAX_ATTEMPTS`` times: by a redelivered task, or by the sweeper.
-    """
-    attempts = job.get("attempts") or 0
-    model = str((job.get("options") or {}).get("model", "unknown"))
-    error = ProcessingFailed(f"processing stopped {attempts} times without finishing")
-    done = _finish(ctx, job["id"], "failed", model=model, error=error.to_job_error())
-    if done.applied:
-        log.error(
-            "job failed after repeated worker loss",
-            extra={
-                "job_id": job["id"],
-                "tenant": job.get("tenant"),
-                "batch_id": job.get("batch_id"),
-                "attempts": attempts,
-            },
-        )
-    return done.applied
-
-
 def _read_input(ctx: context.WorkerContext, job: dict[str, Any]) -> bytes:
     source = job.get("source") or {"kind": "upload"}
     limit = ctx.settings.max_upload_bytes
     if source.get("kind") == "url":
-        from shared.netguard import fetch
-
         return fetch(
             source["url"],
             max_bytes=limit,
@@ -271,52 +238,4 @@ def _read_input(ctx: context.WorkerContext, job: dict[str, Any]) -> bytes:
     try:
         return ctx.storage.get(job["input_key"], max_bytes=limit)
     except NotFound:
-        from shared.errors import UploadNotFound
-
         raise UploadNotFound("the job's input is no longer in storage") from None
-
-
-def _finish(
-    ctx: context.WorkerContext,
-    job_id: str,
-    status: str,
-    *,
-    model: str = "unknown",
-    timings: dict[str, float] | None = None,
-    **fields: Any,
-) -> Transition:
-    """Record a terminal state (from processing) and announce it."""
-    done = ctx.store.transition(
-        job_id, status, ("processing", "queued"), finished_at=now_iso(), **fields
-    )
-    if done.applied:
-        try:
-            code = (fields.get("error") or {}).get("code")
-            telemetry.record_job(ctx.store.r, model, status, timings or {}, error_code=code)
-        except Exception:  # noqa: BLE001 - metrics never fail a job
-            log.warning("could not record job metrics", extra={"job_id": job_id})
-        _announce(ctx, job_id, status, done)
-    return done
-
-
-def _count_retry(ctx: context.WorkerContext, reason: str) -> None:
-    try:
-        telemetry.record_retry(ctx.store.r, reason)
-    except Exception:  # noqa: BLE001 - metrics never fail a job (Redis may be the reason)
-        log.debug("could not count a retry")
-
-
-def _reannounce(ctx: context.WorkerContext, job: dict[str, Any]) -> None:
-    batch = ctx.store.get_batch(job["batch_id"]) if job.get("batch_id") else None
-    completed = bool(batch) and batch.get("status") == "completed"  # type: ignore[union-attr]
-    if job.get("webhook") or completed:
-        from worker import webhooks
-
-        webhooks.after_job_finished(ctx, job["id"], job["status"], completed)
-
-
-def _announce(ctx: context.WorkerContext, job_id: str, status: str, done: Transition) -> None:
-    """Queue the webhook deliveries this state change calls for."""
-    from worker import webhooks
-
-    webhooks.after_job_finished(ctx, job_id, status, done.batch_completed)

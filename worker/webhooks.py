@@ -16,15 +16,15 @@ import logging
 from datetime import datetime
 from typing import Any
 
-import redis
 from celery import Task
 
-from shared import telemetry
 from shared import webhooks as signing
 from shared.errors import CutoutError
-from shared.store import PREFIX, public_batch, public_job
+from shared.store import public_batch, public_job
 from shared.tasks import DELIVER_WEBHOOK, WEBHOOKS
-from worker import context, scheduler
+from shared.workerstore import STORE_ERROR
+from worker import context
+from worker.retry import backoff
 
 log = logging.getLogger("cutout.webhooks")
 
@@ -44,11 +44,6 @@ def after_job_finished(
             _queue_event(ctx, "batch", job["batch_id"], "batch.completed")
 
 
-def event_key(kind: str, object_id: str, event: str) -> str:
-    """Holds the ``webhook-id`` of an object's event once the event is queued."""
-    return f"{PREFIX}webhook-event:{kind}:{object_id}:{event}"
-
-
 def _queue_event(ctx: context.WorkerContext, kind: str, object_id: str, event: str) -> bool:
     """Queue the event's first delivery, once per object and event; False if it already was.
 
@@ -56,10 +51,7 @@ def _queue_event(ctx: context.WorkerContext, kind: str, object_id: str, event: s
     that finds its job already finished) a no-op, so there is one ``webhook-id`` per event.
     """
     msg_id = signing.new_message_id()
-    claimed = ctx.store.r.set(
-        event_key(kind, object_id, event), msg_id, nx=True, ex=ctx.store.retention
-    )
-    if not claimed:
+    if not ctx.store.claim_event(kind, object_id, event, msg_id):
         return False
     _update(ctx, kind, object_id, {"id": msg_id, "event": event})
     args = [kind, object_id, event, msg_id, 0]
@@ -67,7 +59,7 @@ def _queue_event(ctx: context.WorkerContext, kind: str, object_id: str, event: s
         ctx.app.send_task(DELIVER_WEBHOOK, args=args, queue=WEBHOOKS)
     except Exception:  # noqa: BLE001 - kombu/redis raise many types; the delay set is Redis too
         log.warning("webhook not queued, handed to the delay set", extra={"msg_id": msg_id})
-        scheduler.schedule(ctx.store.r, DELIVER_WEBHOOK, args, WEBHOOKS, 1.0)
+        ctx.store.schedule(DELIVER_WEBHOOK, args, WEBHOOKS, 1.0)
     return True
 
 
@@ -98,11 +90,9 @@ def deliver_webhook(
     """
     try:
         return _deliver(kind, object_id, event, msg_id, attempt)
-    except (CutoutError, redis.RedisError) as exc:
+    except (CutoutError, STORE_ERROR) as exc:
         if isinstance(exc, CutoutError) and not exc.transient:
             raise
-        from worker.tasks import backoff
-
         log.warning("webhook attempt could not run, retrying", extra={"msg_id": msg_id})
         raise self.retry(countdown=backoff(self.request.retries), exc=exc) from exc
 
@@ -120,7 +110,7 @@ def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -
     finished = record.get("finished_at")
     moment = datetime.fromisoformat(finished.replace("Z", "+00:00")) if finished else None
     body = signing.event_body(event, data, now=moment)
-    secret = signing.WebhookSecrets(ctx.store.r).get_or_create(record["tenant"])
+    secret = ctx.store.webhook_secret(record["tenant"])
     outcome = signing.deliver(
         hook["url"],
         secret,
@@ -144,7 +134,7 @@ def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -
         f"{kind}_id": object_id,
         "tenant": record.get("tenant"),
     }
-    telemetry.record_webhook(ctx.store.r, event, "delivered" if outcome.ok else "failed_attempt")
+    ctx.store.record_webhook(event, "delivered" if outcome.ok else "failed_attempt")
     if outcome.ok:
         _update(
             ctx,
@@ -172,11 +162,10 @@ def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -
         },
     )
     if final:
-        telemetry.record_webhook(ctx.store.r, event, "gave_up")
+        ctx.store.record_webhook(event, "gave_up")
         log.warning("webhook failed for good", extra=fields)
         return "failed"
-    scheduler.schedule(
-        ctx.store.r,
+    ctx.store.schedule(
         DELIVER_WEBHOOK,
         [kind, object_id, event, msg_id, attempt + 1],
         WEBHOOKS,

@@ -22,6 +22,7 @@ from shared.ids import new_id, now_iso
 from shared.settings import load_settings
 from shared.store import QUEUED_KEY, RedisStore
 from shared.tasks import make_celery
+from shared.workerstore import RedisWorkerStore
 from worker.fair import Dispatcher
 from worker.reconcile import SUSPECTS_KEY, Reconciler, job_of
 
@@ -39,7 +40,7 @@ def url(redis_url: str) -> str:
 @pytest.fixture
 def ctx(url: str) -> Any:
     settings = load_settings({"CUTOUT_REDIS_URL": url, "CUTOUT_RECONCILE_AFTER": str(BOUND)})
-    store = RedisStore.from_url(url, retention=600)
+    store = RedisWorkerStore.from_url(url, retention=600)
     return SimpleNamespace(settings=settings, store=store, app=make_celery(settings))
 
 

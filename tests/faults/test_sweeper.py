@@ -18,6 +18,7 @@ from shared.ids import new_id, now_iso
 from shared.settings import load_settings
 from shared.store import PROCESSING_KEY, RedisStore
 from shared.tasks import make_celery
+from shared.workerstore import RedisWorkerStore
 from worker.scheduler import SWEEP_LOCK, Scheduler
 
 DB = 14  # a database of our own: the sweep looks at every job in it
@@ -33,7 +34,7 @@ def url(redis_url: str) -> str:
 @pytest.fixture
 def sweeper(url: str) -> Scheduler:
     settings = load_settings({"CUTOUT_REDIS_URL": url, "CUTOUT_MAX_ATTEMPTS": "3"})
-    store = RedisStore.from_url(url, retention=600)
+    store = RedisWorkerStore.from_url(url, retention=600)
     ctx = SimpleNamespace(
         settings=settings, store=store, storage=None, app=make_celery(settings), _engine=None
     )

@@ -12,7 +12,7 @@ import pytest
 from shared.ids import new_id, now_iso
 from shared.settings import load_settings
 from shared.storage import input_key, output_key
-from shared.store import RedisStore
+from shared.workerstore import RedisWorkerStore
 from tests.integration.conftest import http, wait_for
 from tests.integration.test_service import poll, submit
 from tests.integration.test_worker import photo_bytes
@@ -67,7 +67,7 @@ def test_metrics_and_readiness_report_workers_and_jobs(api_server, worker) -> No
 
 def test_retention_deletes_records_and_stored_bytes(redis_url, storage, service_env) -> None:
     settings = load_settings(service_env)
-    store = RedisStore.from_url(redis_url, retention=1)
+    store = RedisWorkerStore.from_url(redis_url, retention=1)
     job_id = new_id("job")
     in_key, out_key = input_key("t9", job_id), output_key("t9", job_id, "png")
     storage.put(in_key, b"input", "image/jpeg")

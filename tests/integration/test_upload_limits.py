@@ -24,6 +24,7 @@ from api.app import create_app
 from shared.errors import NotFound
 from shared.settings import load_settings
 from shared.store import EXPIRY_KEY, upload_member
+from shared.workerstore import RedisWorkerStore
 from tests.corpus.make import encode, photo
 from tests.integration.conftest import wait_for
 from worker.scheduler import Scheduler
@@ -123,7 +124,7 @@ def test_unused_uploads_are_deleted_after_the_retention(make_app: Callable[..., 
     sweeper = Scheduler(
         SimpleNamespace(
             settings=services.settings,
-            store=services.store,
+            store=RedisWorkerStore.of(services.store),
             storage=services.storage,
             app=services.celery,
             _engine=None,

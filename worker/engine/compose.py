@@ -64,6 +64,7 @@ def erode(region: np.ndarray, size: int, *, border: int) -> np.ndarray:
     """
     import cv2
 
+    kernel: np.ndarray
     if size > 0:
         kernel = np.ones((size, size), dtype=np.uint8)
     else:

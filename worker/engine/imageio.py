@@ -101,7 +101,7 @@ def decode_image(
         with warnings.catch_warnings():
             # our own limit is checked right below; the warning would only duplicate it
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[fmt])
+            image: Image.Image = Image.open(io.BytesIO(data), formats=[fmt])
         check_dimensions(*image.size, max_pixels=max_pixels, max_side=max_side)
         # Pillow opens at the first frame or page, and that is the one we use; never ask
         # for n_frames or is_animated: for GIF and TIFF they walk the frames or the page

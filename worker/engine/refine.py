@@ -128,8 +128,8 @@ def pull_push(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``values`` (H×W×C) where ``weights`` (H×W, 0..1) is high, filled in elsewhere from
     the nearest weighted values (a pull–push pyramid); zeros when no weight at all."""
     levels: list[tuple[np.ndarray, np.ndarray]] = []
-    vw = values * weights[..., None]
-    w = weights.astype(np.float32)
+    vw: np.ndarray = values * weights[..., None]
+    w: np.ndarray = weights.astype(np.float32)
     while True:
         levels.append((vw, w))
         h, wd = w.shape
@@ -178,7 +178,9 @@ def _remap(
 
 def _remove_specks(solid: np.ndarray, fraction: float) -> np.ndarray:
     """A mask of the pieces of ``solid`` (bool) smaller than ``fraction`` of the largest."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(solid.astype(np.uint8), 8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        solid.astype(np.uint8), connectivity=8
+    )
     if count <= 2 or fraction <= 0:
         return np.zeros(solid.shape, dtype=bool)
     areas = stats[1:, cv2.CC_STAT_AREA]
@@ -200,7 +202,7 @@ def refine(rgb: np.ndarray, prob: np.ndarray, params: RefineParams = DEFAULT_PAR
     coef = guided_coefficients(guide, p_c, params.radius, params.eps)
     q_c = np.einsum("hwc,hwc->hw", coef[..., :3], guide) + coef[..., 3]
 
-    unknown = ((p_c > params.lo) & (p_c < params.hi)).astype(np.uint8)
+    unknown: np.ndarray = ((p_c > params.lo) & (p_c < params.hi)).astype(np.uint8)
     if params.band > 0:
         k = 2 * params.band + 1
         unknown = cv2.dilate(unknown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
@@ -230,8 +232,8 @@ def refine(rgb: np.ndarray, prob: np.ndarray, params: RefineParams = DEFAULT_PAR
         alpha = (p_full >= 0.5).astype(np.float32)
         rgb_out = image
         if band.any():
-            k = _remap(coef, sx, sy, xs, ys)
-            q = np.einsum("hwc,hwc->hw", k[..., :3], image) + k[..., 3]
+            kc = _remap(coef, sx, sy, xs, ys)
+            q = np.einsum("hwc,hwc->hw", kc[..., :3], image) + kc[..., 3]
             if params.gain != 1.0:
                 q = (q - 0.5) * params.gain + 0.5
             alpha = np.where(band, np.clip(q, 0.0, 1.0), alpha)

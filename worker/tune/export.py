@@ -49,7 +49,7 @@ def export_onnx(model: U2Net) -> bytes:
         torch.onnx.export(
             model,
             (torch.zeros(INPUT[1]),),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # torch's stub omits file objects
             input_names=["x"],
             output_names=[f"d{i}" for i in range(len(OUTPUTS))],
             opset_version=11,

@@ -15,6 +15,7 @@ seen on a photo; checked by ``tests/unit/test_tune_net.py`` and on every export)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -161,7 +162,7 @@ class U2Net(nn.Module):
 
     def logits(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The seven maps before the sigmoid (for a numerically stable BCE)."""
-        m = self._modules
+        m: Any = self._modules  # name → module (typed Optional by torch)
         hx1 = m["stage1"](x)
         hx2 = m["stage2"](_pool(hx1))
         hx3 = m["stage3"](_pool(hx2))

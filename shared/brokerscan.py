@@ -1,0 +1,85 @@
+"""Which ``process_job`` messages the broker holds, read from kombu's Redis transport.
+
+The reconciler (worker/reconcile.py) asks this before it re-sends a job: a message is
+either waiting in its queue's lists (one per priority step) or taken by a worker and not
+yet acknowledged (kombu's ``unacked`` hash, retries waiting for their countdown too).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import redis
+
+from shared.tasks import PROCESS_JOB
+
+SCAN_MAX = 50_000  # messages read per scan at most
+READ_CHUNK = 1000
+# kombu's Redis transport: one list per priority step, "<queue>" for the default one
+PRIORITY_SEP = "\x06\x16"
+PRIORITY_STEPS = (3, 6, 9)
+UNACKED = "unacked"
+
+
+def queue_lists(queue: str) -> list[str]:
+    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
+
+
+def job_of(raw: str | bytes) -> str | None:
+    """The job id of a ``process_job`` message as kombu stores it (None for others)."""
+    try:
+        message = json.loads(raw)
+        if isinstance(message, list):  # an unacked entry: [message, exchange, routing key]
+            message = message[0]
+        if (message.get("headers") or {}).get("task") != PROCESS_JOB:
+            return None
+        body = message["body"]
+        if (message.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return str(args[0]) if args else None
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+
+
+class BrokerScan:
+    """Reads the broker's Redis (the store's own client when they are one server)."""
+
+    def __init__(self, client: Any) -> None:
+        self.r: Any = client
+
+    @classmethod
+    def for_broker(cls, broker_url: str | None, redis_url: str | None, store: Any) -> BrokerScan:
+        """The broker's scan: a client of its own for a separate ``broker_url``, else the
+        store's (``store`` is a :class:`shared.store.RedisStore`)."""
+        if broker_url and broker_url != redis_url:
+            return cls(redis.Redis.from_url(broker_url, decode_responses=True, socket_timeout=10))
+        return cls(store.r)
+
+    def messages(self, queues: set[str], limit: int = SCAN_MAX) -> set[str] | None:
+        """The job ids of every ``process_job`` message in ``queues`` and ``unacked``;
+        None when they hold more than ``limit`` messages."""
+        broker = self.r
+        lists = [key for queue in sorted(queues) for key in queue_lists(queue)]
+        pipe = broker.pipeline(transaction=False)
+        for key in lists:
+            pipe.llen(key)
+        pipe.hlen(UNACKED)
+        *lengths, unacked = pipe.execute()
+        if sum(lengths) + unacked > limit:
+            return None
+        found: set[str] = set()
+        for key, length in zip(lists, lengths, strict=True):
+            for start in range(0, length, READ_CHUNK):
+                for raw in broker.lrange(key, start, start + READ_CHUNK - 1):
+                    job_id = job_of(raw)
+                    if job_id:
+                        found.add(job_id)
+        if unacked:
+            for raw in broker.hvals(UNACKED):
+                job_id = job_of(raw)
+                if job_id:
+                    found.add(job_id)
+        return found

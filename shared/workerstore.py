@@ -1,0 +1,131 @@
+"""The record store as the worker sees it: :class:`WorkerStore`, and its Redis adapter.
+
+The worker reaches Redis only through these operations (no module in ``worker/`` holds
+the client): the job and batch records of :class:`shared.store.RedisStore`, plus the
+scheduler's state (shared/sweepstate.py), the fair dispatcher's (shared/fairstate.py),
+telemetry, webhook event claims and secrets, and the custom model registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import redis
+
+from shared import telemetry
+from shared.fairstate import FairState
+from shared.modelstore import ModelRegistry
+from shared.storage import Storage
+from shared.store import PREFIX, RedisStore, Transition
+from shared.sweepstate import SweepState
+from shared.webhooks import WebhookSecrets
+
+# what a task retries as a failure of the store (redis-py raises more than it translates:
+# a Redis out of memory answers ResponseError, which a retry may well get past)
+STORE_ERROR: type[Exception] = redis.RedisError
+
+
+def event_key(kind: str, object_id: str, event: str) -> str:
+    """Holds the ``webhook-id`` of an object's event once the event is queued."""
+    return f"{PREFIX}webhook-event:{kind}:{object_id}:{event}"
+
+
+class WorkerStore(Protocol):
+    """What the worker needs from the record store."""
+
+    retention: int
+
+    # -- records (shared/store.py) ------------------------------------------------------
+    def get_job(self, job_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
+    def get_jobs(self, job_ids: list[str]) -> list[dict[str, Any] | None]: ...
+    def update_job(self, job_id: str, **fields: Any) -> None: ...
+    def transition(
+        self, job_id: str, new: str, allowed: Iterable[str], **fields: Any
+    ) -> Transition: ...
+    def get_batch(self, batch_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
+    def update_batch(self, batch_id: str, **fields: Any) -> None: ...
+    def batch_job_ids(self, batch_id: str, start: int = 0, stop: int = -1) -> list[str]: ...
+    def pop_expired(self, limit: int = 200) -> list[dict[str, Any]]: ...
+
+    # -- telemetry, webhooks, custom models ---------------------------------------------
+    def record_job(
+        self,
+        model: str,
+        status: str,
+        timings: Mapping[str, float],
+        error_code: str | None = None,
+    ) -> None: ...
+    def record_retry(self, reason: str) -> None: ...
+    def record_webhook(self, event: str, outcome: str) -> None: ...
+    def heartbeat(self, worker_id: str, info: Mapping[str, Any]) -> None: ...
+    def claim_event(self, kind: str, object_id: str, event: str, msg_id: str) -> bool: ...
+    def webhook_secret(self, tenant: str) -> str: ...
+    def model_registry(self, storage: Storage) -> ModelRegistry: ...
+
+    # -- the scheduler (shared/sweepstate.py) --------------------------------------------
+    def schedule(self, task: str, args: list[Any], queue: str, delay: float) -> None: ...
+    def pop_due(self, limit: int = 100) -> list[str]: ...
+    def put_back_due(self, raw: str, delay: float) -> None: ...
+    def take_sweep_lock(self, ttl: int) -> bool: ...
+    def overdue_runs(self, limit: int = 500) -> list[str]: ...
+    def forget_run(self, job_id: str) -> None: ...
+    def queued_before(self, before: float, limit: int) -> list[str]: ...
+    def forget_queued(self, job_id: str) -> None: ...
+    def relist_queued(self, job_id: str, now: float) -> None: ...
+    def prune_suspects(self, before: float) -> None: ...
+    def suspected_since(self, job_ids: list[str]) -> list[float | None]: ...
+    def suspect(self, job_id: str, now: float) -> None: ...
+    def clear_suspect(self, job_id: str) -> None: ...
+
+    # -- the fair dispatcher (shared/fairstate.py) ---------------------------------------
+    def fair_register(self, batch_id: str, tenant: str) -> bool: ...
+    def fair_lock(self) -> str | None: ...
+    def fair_unlock(self, token: str) -> None: ...
+    def fair_tenants(self) -> list[str]: ...
+    def fair_batches(self, tenant: str, limit: int = -1) -> list[str]: ...
+    def fair_drop(self, tenant: str, batch_id: str) -> None: ...
+    def fair_forget_tenant(self, tenant: str) -> None: ...
+    def fair_mark_sent(self, batch_id: str, cursor: int, job_ids: list[str]) -> None: ...
+
+
+class RedisWorkerStore(SweepState, FairState, RedisStore):
+    """:class:`WorkerStore` on Redis."""
+
+    @classmethod
+    def of(cls, store: RedisStore) -> RedisWorkerStore:
+        """The worker's view of an existing store (same client and retention)."""
+        if isinstance(store, RedisWorkerStore):
+            return store
+        return cls(store.r, store.retention)
+
+    def record_job(
+        self,
+        model: str,
+        status: str,
+        timings: Mapping[str, float],
+        error_code: str | None = None,
+    ) -> None:
+        telemetry.record_job(self.r, model, status, timings, error_code=error_code)
+
+    def record_retry(self, reason: str) -> None:
+        telemetry.record_retry(self.r, reason)
+
+    def record_webhook(self, event: str, outcome: str) -> None:
+        telemetry.record_webhook(self.r, event, outcome)
+
+    def heartbeat(self, worker_id: str, info: Mapping[str, Any]) -> None:
+        telemetry.heartbeat(self.r, worker_id, info)
+
+    def claim_event(self, kind: str, object_id: str, event: str, msg_id: str) -> bool:
+        """Claim an object's event for ``msg_id``; False when it was claimed before (SET NX,
+        so a second announcement of the same event queues nothing)."""
+        key = event_key(kind, object_id, event)
+        return bool(self.r.set(key, msg_id, nx=True, ex=self.retention))
+
+    def webhook_secret(self, tenant: str) -> str:
+        """The tenant's signing secret, made on first use."""
+        return WebhookSecrets(self.r).get_or_create(tenant)
+
+    def model_registry(self, storage: Storage) -> ModelRegistry:
+        return ModelRegistry(self.r, storage)

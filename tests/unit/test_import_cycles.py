@@ -1,0 +1,130 @@
+"""No import cycle among the modules of ``worker/`` and ``shared/``.
+
+A cycle held together by imports inside functions (``tasks → webhooks → scheduler →
+tasks`` was one) works until someone moves an import to the top, and makes the order in
+which modules load matter. The graph here counts every import: at the top, inside
+functions, and under ``TYPE_CHECKING``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("worker", "shared")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            found[_module_name(path)] = path
+    return found
+
+
+def _resolve(node: ast.ImportFrom, current: str, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    base = current.split(".")
+    base = base if is_package else base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module → the project modules it imports (a ``from pkg import mod`` counts as mod)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(node, name, path.name == "__init__.py")
+                for alias in node.names:
+                    sub = f"{base}.{alias.name}"
+                    targets.append(sub if sub in modules else base)
+            for target in targets:
+                # the nearest project module that the dotted name names
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle as a list of modules (first repeated last), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state:
+            found = visit(start)
+            if found:
+                return found
+    return None
+
+
+def is_package_init(name: str, graph: dict[str, set[str]]) -> bool:
+    return any(other.startswith(name + ".") for other in graph)
+
+
+def test_worker_and_shared_have_no_import_cycle() -> None:
+    graph = import_graph()
+    # a package's __init__ that re-exports its submodules is not a cycle with them: the
+    # edges from a submodule to its own package's __init__ are left out
+    for name in graph:
+        graph[name] = {
+            target
+            for target in graph[name]
+            if not (is_package_init(target, graph) and name.startswith(target + "."))
+        }
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " → ".join(cycle or [])
+
+
+def test_the_checker_finds_a_cycle_made_by_an_import_inside_a_function() -> None:
+    graph = {"worker.a": {"worker.b"}, "worker.b": {"worker.c"}, "worker.c": {"worker.a"}}
+    assert find_cycle(graph) == ["worker.a", "worker.b", "worker.c", "worker.a"]
+    assert find_cycle({"worker.a": {"worker.b"}, "worker.b": set()}) is None
+
+
+def test_the_graph_counts_imports_inside_functions() -> None:
+    graph = import_graph()
+    # worker.context imports the engine inside a property (created lazily per child)
+    assert "worker.engine" in graph["worker.context"]
+
+
+def test_backoff_doubles_with_equal_jitter_up_to_the_cap() -> None:
+    from worker.retry import BACKOFF_CAP, backoff
+
+    for retries in range(12):
+        base = min(BACKOFF_CAP, 2.0**retries)
+        drawn = [backoff(retries) for _ in range(200)]
+        assert all(base / 2 <= d <= base for d in drawn)
+        assert max(drawn) - min(drawn) > base / 10  # jittered, not fixed

@@ -1,0 +1,85 @@
+"""Recording a job's outcome: its terminal state, its metrics, and the webhooks it calls
+for. Used by the task (worker/tasks.py) and the sweeper (worker/scheduler.py), so it
+imports neither."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import ProcessingFailed
+from shared.ids import now_iso
+from shared.store import Transition
+from worker import webhooks
+
+if TYPE_CHECKING:
+    from worker.context import WorkerContext
+
+log = logging.getLogger("cutout.worker")
+
+
+def finish(
+    ctx: WorkerContext,
+    job_id: str,
+    status: str,
+    *,
+    model: str = "unknown",
+    timings: dict[str, float] | None = None,
+    **fields: Any,
+) -> Transition:
+    """Record a terminal state (from processing or queued) and announce it."""
+    done = ctx.store.transition(
+        job_id, status, ("processing", "queued"), finished_at=now_iso(), **fields
+    )
+    if done.applied:
+        try:
+            code = (fields.get("error") or {}).get("code")
+            ctx.store.record_job(model, status, timings or {}, error_code=code)
+        except Exception:  # noqa: BLE001 - metrics never fail a job
+            log.warning("could not record job metrics", extra={"job_id": job_id})
+        announce(ctx, job_id, status, done)
+    return done
+
+
+def fail_after_worker_loss(ctx: WorkerContext, job: dict[str, Any]) -> bool:
+    """Fail a job whose runs kept dying with ``processing_failed``; True if this call did.
+
+    Called when a job found in ``processing`` (its last run died) has already been
+    started ``CUTOUT_MAX_ATTEMPTS`` times: by a redelivered task, or by the sweeper.
+    """
+    attempts = job.get("attempts") or 0
+    model = str((job.get("options") or {}).get("model", "unknown"))
+    error = ProcessingFailed(f"processing stopped {attempts} times without finishing")
+    done = finish(ctx, job["id"], "failed", model=model, error=error.to_job_error())
+    if done.applied:
+        log.error(
+            "job failed after repeated worker loss",
+            extra={
+                "job_id": job["id"],
+                "tenant": job.get("tenant"),
+                "batch_id": job.get("batch_id"),
+                "attempts": attempts,
+            },
+        )
+    return done.applied
+
+
+def count_retry(ctx: WorkerContext, reason: str) -> None:
+    """Count a run that will be tried again (never raises)."""
+    try:
+        ctx.store.record_retry(reason)
+    except Exception:  # noqa: BLE001 - metrics never fail a job (Redis may be the reason)
+        log.debug("could not count a retry")
+
+
+def reannounce(ctx: WorkerContext, job: dict[str, Any]) -> None:
+    """Queue again the webhooks of a job found finished (each event is claimed once)."""
+    batch = ctx.store.get_batch(job["batch_id"]) if job.get("batch_id") else None
+    completed = batch is not None and batch.get("status") == "completed"
+    if job.get("webhook") or completed:
+        webhooks.after_job_finished(ctx, job["id"], job["status"], completed)
+
+
+def announce(ctx: WorkerContext, job_id: str, status: str, done: Transition) -> None:
+    """Queue the webhook deliveries this state change calls for."""
+    webhooks.after_job_finished(ctx, job_id, status, done.batch_completed)

@@ -10,29 +10,21 @@ state is not yet durable.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
-import struct
-import warnings
 from collections.abc import Mapping
 from typing import IO, Any
 
-from PIL import Image, UnidentifiedImageError
-
 from api.jsonbody import depth, loads
 from api.ratelimit import queue_slots
-from shared import keys, netguard
+from shared import imagecheck, keys, netguard
 from shared.catalogue import background_key_allowed
 from shared.errors import (
     CutoutError,
-    ImageTooLarge,
-    InvalidImage,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
     Unavailable,
-    UnsupportedFormat,
     UploadNotFound,
     UrlNotAllowed,
 )
@@ -48,100 +40,20 @@ log = logging.getLogger("cutout.api")
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 8  # levels of objects and arrays, the top object included
 
-# (magic test, Pillow format name, content type); order matters only for readability
-_FORMATS: tuple[tuple[str, str, str], ...] = (
-    ("jpeg", "JPEG", "image/jpeg"),
-    ("png", "PNG", "image/png"),
-    ("webp", "WEBP", "image/webp"),
-    ("gif", "GIF", "image/gif"),
-    ("bmp", "BMP", "image/bmp"),
-    ("tiff", "TIFF", "image/tiff"),
-)
-CONTENT_TYPES = {name: ctype for name, _, ctype in _FORMATS}
-_PILLOW_FORMATS = {name: pil for name, pil, _ in _FORMATS}
-
-
-def sniff_format(data: bytes) -> str | None:
-    """The image format named by the magic numbers at the start of ``data``, else None.
-
-    Only the bytes decide: a file's name or declared content type is never trusted.
-    """
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if data.startswith(b"BM") and len(data) >= 26:
-        return "bmp"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tiff"
-    return None
-
-
-def header_size(data: bytes, fmt: str) -> tuple[int, int]:
-    """Width and height from the image header only (Pillow opens lazily, no decode).
-
-    Raises ImageTooLarge when Pillow's decompression-bomb guard trips, InvalidImage when
-    the header cannot be parsed.
-    """
-    try:
-        with warnings.catch_warnings():
-            # between 1x and 2x Image.MAX_IMAGE_PIXELS Pillow only warns; our own limits
-            # (checked by the caller) decide, and pytest's warnings-as-errors must not
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[_PILLOW_FORMATS[fmt]]) as image:
-                width, height = image.size
-    except Image.DecompressionBombError:
-        raise ImageTooLarge("the image declares more pixels than this server accepts") from None
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        EOFError,
-        IndexError,
-        TypeError,
-        KeyError,
-        struct.error,
-    ):
-        raise InvalidImage(f"the {fmt} header cannot be read") from None
-    if width <= 0 or height <= 0:
-        raise InvalidImage(f"the {fmt} header declares an empty image ({width}x{height})")
-    return width, height
+# the format and limit checks are shared with the engine (shared/imagecheck.py)
+sniff_format = imagecheck.sniff
+header_size = imagecheck.header_size
+CONTENT_TYPES = imagecheck.CONTENT_TYPES
 
 
 def check_image(data: bytes, settings: Settings) -> tuple[str, tuple[int, int]]:
     """Validate an input's bytes before any decoding: (format, (width, height)).
 
     Raises InvalidImage (empty, unreadable header), UnsupportedFormat (not one of JPEG,
-    PNG, WebP, GIF, BMP, TIFF by its magic numbers), ImageTooLarge (pixels or a side
-    over the settings).
+    PNG, WebP, GIF, BMP, TIFF by its magic numbers), ImageTooLarge (a side or the pixels
+    over the settings). See shared/imagecheck.py.
     """
-    if not data:
-        raise InvalidImage("the file is empty")
-    fmt = sniff_format(data)
-    if fmt is None:
-        raise UnsupportedFormat(
-            "the file is not a JPEG, PNG, WebP, GIF, BMP or TIFF image (judged by its content)"
-        )
-    width, height = header_size(data, fmt)
-    if width * height > settings.max_pixels:
-        raise ImageTooLarge(
-            f"the image is {width}x{height} = {width * height} pixels, "
-            f"over the limit of {settings.max_pixels}",
-            width=width,
-            height=height,
-        )
-    if max(width, height) > settings.max_side:
-        raise ImageTooLarge(
-            f"the image is {width}x{height}, a side is over the limit of {settings.max_side}",
-            width=width,
-            height=height,
-        )
-    return fmt, (width, height)
+    return imagecheck.check_image(data, max_pixels=settings.max_pixels, max_side=settings.max_side)
 
 
 def read_limited(stream: IO[bytes], limit: int) -> bytes:

@@ -21,6 +21,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from api.jobs import json_body
 from api.openapi import doc
+from shared import imagecheck
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.ids import new_id
 from shared.keys import upload_key
@@ -30,15 +31,8 @@ bp = Blueprint("uploads", __name__, url_prefix="/v1/uploads")
 MAX_COUNT = 100
 EXPIRES = 900  # seconds
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-CONTENT_TYPES = {
-    DEFAULT_CONTENT_TYPE,
-    "image/jpeg",
-    "image/png",
-    "image/webp",
-    "image/gif",
-    "image/bmp",
-    "image/tiff",
-}
+# what a slot may declare: the types of the formats we read (shared/imagecheck.py)
+CONTENT_TYPES = {DEFAULT_CONTENT_TYPE, *imagecheck.CONTENT_TYPES.values()}
 FIELDS = {"count", "content_type", "bytes", "sizes"}
 
 

@@ -2,8 +2,9 @@
 
 Decoding checks, in order: the format sniffed from the first bytes (JPEG, PNG, WebP, GIF,
 BMP, TIFF; anything else is ``unsupported_format``), then the dimensions in the header
-against the limits (``image_too_large``) before any pixel is decoded, then the full
-decode (a truncated or corrupt file is ``invalid_image``). Pillow is only asked to open
+against the limits (``image_too_large``) before any pixel is decoded (these two are
+shared/imagecheck.py, the API's own checks), then the full decode (a truncated or
+corrupt file is ``invalid_image``). Pillow is only asked to open
 the sniffed format, its decompression-bomb guard stays on, and no raw Pillow exception
 leaves this module.
 
@@ -20,24 +21,14 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 import zlib
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from shared.errors import ImageTooLarge, InvalidImage, UnsupportedFormat
-
-#: Pillow format name by leading bytes (checked in order)
-_MAGIC: tuple[tuple[bytes, int, str], ...] = (
-    (b"\xff\xd8\xff", 0, "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", 0, "PNG"),
-    (b"GIF87a", 0, "GIF"),
-    (b"GIF89a", 0, "GIF"),
-    (b"BM", 0, "BMP"),
-    (b"II*\x00", 0, "TIFF"),
-    (b"MM\x00*", 0, "TIFF"),
-)
+from shared import imagecheck
+from shared.errors import ImageTooLarge, InvalidImage
+from shared.imagecheck import check_dimensions
 
 PNG_COMPRESS_LEVEL = 1
 WEBP_QUALITY = 90
@@ -49,30 +40,8 @@ _NATIVE_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "RG
 
 def sniff_format(data: bytes) -> str | None:
     """Pillow's name for the format of ``data`` by its magic bytes, or None."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    for magic, offset, name in _MAGIC:
-        if data[offset : offset + len(magic)] == magic:
-            return name
-    return None
-
-
-def check_dimensions(width: int, height: int, *, max_pixels: int, max_side: int) -> None:
-    if width <= 0 or height <= 0:
-        raise InvalidImage(f"the image has no pixels ({width}x{height})")
-    if width > max_side or height > max_side:
-        raise ImageTooLarge(
-            f"the image is {width}x{height}; the largest side allowed is {max_side} pixels",
-            width=width,
-            height=height,
-        )
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"the image is {width}x{height} ({width * height:,} pixels); "
-            f"the limit is {max_pixels:,} pixels",
-            width=width,
-            height=height,
-        )
+    fmt = imagecheck.sniff(data)
+    return imagecheck.PILLOW_FORMATS[fmt] if fmt else None
 
 
 def decode_image(
@@ -89,19 +58,10 @@ def decode_image(
     the limits, or Pillow's decompression-bomb guard), InvalidImage (empty, truncated or
     corrupt).
     """
-    if not data:
-        raise InvalidImage("the input is empty (0 bytes)")
-    fmt = sniff_format(data)
-    if fmt is None:
-        raise UnsupportedFormat(
-            "the input is not a JPEG, PNG, WebP, GIF, BMP or TIFF image"
-            + (" (it looks like text)" if _looks_like_text(data) else "")
-        )
+    fmt = imagecheck.PILLOW_FORMATS[imagecheck.check_format(data)]
     try:
-        with warnings.catch_warnings():
-            # our own limit is checked right below; the warning would only duplicate it
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image: Image.Image = Image.open(io.BytesIO(data), formats=[fmt])
+        # the header only, checked against the limits before any pixel is decoded
+        image: Image.Image = imagecheck.open_header(data, fmt.lower())
         check_dimensions(*image.size, max_pixels=max_pixels, max_side=max_side)
         # Pillow opens at the first frame or page, and that is the one we use; never ask
         # for n_frames or is_animated: for GIF and TIFF they walk the frames or the page
@@ -145,15 +105,6 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
     if mode in ("La", "RGBa"):
         return image.convert("RGBA" if mode == "RGBa" else "LA")
     return image.convert("RGB")  # YCbCr, LAB, HSV, 1-bit variants ...
-
-
-def _looks_like_text(data: bytes) -> bool:
-    head = data[:512]
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _why(exc: BaseException) -> str:

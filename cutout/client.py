@@ -14,13 +14,10 @@ Errors: :class:`ApiError` for an answer the API refused (with the problem's ``co
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
-import os
 import random
 import socket
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -30,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cutout import __version__
+from shared.atomicfile import atomic_file  # standard library only, like this module
 
 USER_AGENT = f"cutout-submit/{__version__}"
 RETRY_STATUSES = {429, 502, 503, 504}
@@ -188,18 +186,11 @@ def _retry_after(value: str | None) -> float | None:
 
 def _save_stream(answer: http.client.HTTPResponse, path: Path) -> None:
     """Write a response body to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_file(path) as target:
+        with open(target.tmp, "wb") as out:
             while chunk := answer.read(CHUNK):
                 out.write(chunk)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        target.commit()
 
 
 class ApiClient:

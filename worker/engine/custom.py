@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import collections
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from shared.atomicfile import atomic_write
 from shared.modelfile import (
     ModelFileError,
     ModelIntegrityError,
@@ -36,15 +35,7 @@ T = TypeVar("T")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(path, data)
 
 
 class LocalModels:

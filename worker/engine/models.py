@@ -17,7 +17,6 @@ import dataclasses
 import fcntl
 import hashlib
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from shared.atomicfile import atomic_file
 from shared.errors import ModelUnavailable
 
 log = logging.getLogger("cutout.models")
@@ -295,10 +295,8 @@ def fetch_models(names: Iterable[str], home: Path, *, progress: bool = True) -> 
 
 
 def _try_source(spec: ModelSpec, source: Source, path: Path, progress: bool) -> str | None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_file(path) as out:
+        tmp = out.tmp
         if progress:
             print(f"{spec.name}: fetching from {source.describe()}", file=sys.stderr)
         try:
@@ -308,11 +306,8 @@ def _try_source(spec: ModelSpec, source: Source, path: Path, progress: bool) -> 
         problem = verify(spec, tmp)
         if problem is not None:
             return f"wrong bytes ({problem})"
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        out.commit()
         return None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _report(message: str, progress: bool) -> None:

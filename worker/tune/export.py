@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shared.atomicfile import atomic_write
 from shared.modelfile import INPUT, OUTPUTS, check_io
 from worker.tune.net import U2Net
 
@@ -82,7 +83,4 @@ def check_parity(model: U2Net, data: bytes, probes: list[np.ndarray]) -> float:
 
 
 def write_model(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic_write(path, data)

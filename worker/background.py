@@ -8,14 +8,18 @@ bytes under the input pixel limits.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shared.catalogue import background_key_allowed
 from shared.errors import NotFound, UploadNotFound
+from shared.netguard import fetch
 from shared.options import Options
 
+if TYPE_CHECKING:
+    from worker.context import WorkerContext
 
-def read_background(ctx: Any, tenant: str, options: Options) -> bytes | None:
+
+def read_background(ctx: WorkerContext, tenant: str, options: Options) -> bytes | None:
     """The background's bytes, or None when the options name none.
 
     Raises UrlNotAllowed / UrlFetchFailed / PayloadTooLarge (URL), UploadNotFound (key
@@ -23,8 +27,6 @@ def read_background(ctx: Any, tenant: str, options: Options) -> bytes | None:
     """
     limit = ctx.settings.max_upload_bytes
     if options.bg_image_url:
-        from shared.netguard import fetch
-
         return fetch(
             options.bg_image_url,
             max_bytes=limit,
@@ -35,7 +37,7 @@ def read_background(ctx: Any, tenant: str, options: Options) -> bytes | None:
         if not background_key_allowed(key, tenant):
             raise UploadNotFound("nothing was uploaded under bg_upload_key", field="bg_upload_key")
         try:
-            return ctx.storage.get(key, max_bytes=limit)  # type: ignore[no-any-return]
+            return ctx.storage.get(key, max_bytes=limit)
         except NotFound:
             raise UploadNotFound(
                 "nothing was uploaded under bg_upload_key (or it expired)", field="bg_upload_key"

@@ -15,14 +15,14 @@ from celery import Celery, signals
 
 from shared.settings import Settings
 from shared.tasks import make_celery
+from worker import context, tasks, warmup
+from worker.health import consumer_step
+from worker.scheduler import Scheduler
 
 log = logging.getLogger("cutout.worker")
 
 
 def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
-    from worker import context, tasks, warmup
-    from worker.scheduler import Scheduler
-
     app = make_celery(settings, name="cutout-worker")
     # a child that grew past this is replaced after its current task (hostile images)
     app.conf.worker_max_memory_per_child = 2_500_000  # KiB
@@ -30,8 +30,6 @@ def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
     tasks.register(app)
     if settings.worker_heartbeat_file is not None:
         # liveness: the consumer touches this file while it consumes (worker/health.py)
-        from worker.health import consumer_step
-
         app.steps["consumer"].add(consumer_step(settings.worker_heartbeat_file))
 
     # the child reports before it warms up (worker/warmup.py)
@@ -52,7 +50,8 @@ def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
             # the solo and threads pools never fork (CUDA workers): set up in this process
             ctx = context.get()
             if settings.batch_size > 1:
-                # the pool's threads share inference calls (worker/engine/batching.py)
+                # the pool's threads share inference calls (worker/engine/batching.py);
+                # the engine is imported where it is used, never in a prefork parent
                 from worker.engine.batching import BatchCollector
 
                 ctx.engine.collector = BatchCollector(settings.batch_size)

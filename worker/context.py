@@ -11,9 +11,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shared.errors import FastModeUnavailable
+from shared.modelfile import NAME_RE
+from shared.options import set_custom_model_check
 from shared.settings import Settings
 from shared.storage import S3Storage, Storage
 from shared.store import RedisStore
+from shared.tasks import celery_config
 from shared.workerstore import RedisWorkerStore, WorkerStore
 
 if TYPE_CHECKING:
@@ -37,6 +41,8 @@ class WorkerContext:
     def engine(self) -> Engine:
         with self._lock:
             if self._engine is None:
+                # imported here: onnxruntime and the image libraries load in the pool
+                # child that runs jobs, not in the parent that forks it
                 from worker.engine import Engine
                 from worker.engine.custom import RegistryResolver
 
@@ -71,7 +77,6 @@ class WorkerContext:
         builds it first when missing or stale (once; pool children serialise on the
         build's lock file), ``off`` never. Without it, fast jobs fail with
         fast_mode_unavailable saying what to run; no request ever builds it."""
-        from shared.errors import FastModeUnavailable
         from worker.engine import fast
 
         mode = self.settings.fast
@@ -98,8 +103,6 @@ def worker_storage(settings: Settings) -> S3Storage:
     Here one call takes at most 2 × (connect + read) + ~1 s of backoff, under the soft
     limit: a hang becomes a StorageError, retried with backoff like any other.
     """
-    from shared.tasks import celery_config
-
     soft = float(celery_config(settings)["task_soft_time_limit"])
     return S3Storage(
         settings.s3_endpoint_url,
@@ -113,9 +116,6 @@ def worker_storage(settings: Settings) -> S3Storage:
 
 def configure(settings: Settings, app: Celery) -> WorkerContext:
     global _context
-    from shared.modelfile import NAME_RE
-    from shared.options import set_custom_model_check
-
     # a custom model name in a job was checked against the registry at submit; the
     # engine resolves it again (and fails the job clearly if it is gone)
     set_custom_model_check(lambda name: NAME_RE.fullmatch(name) is not None)

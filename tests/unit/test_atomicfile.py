@@ -22,9 +22,14 @@ def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) 
 def test_a_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
     target = tmp_path / "state.json"
     atomic_write(target, b"old")
-    with pytest.raises(RuntimeError), atomic_file(target) as out:
-        out.tmp.write_bytes(b"half")
-        raise RuntimeError("interrupted")
+
+    def interrupted() -> None:
+        with atomic_file(target) as out:
+            out.tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        interrupted()
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 

@@ -1,4 +1,5 @@
-"""No import cycle among the modules of ``worker/`` and ``shared/``.
+"""The worker's structure: no import cycle among the modules of ``worker/`` and
+``shared/``, Redis and S3 only through ``shared/``, and the retry backoff's range.
 
 A cycle held together by imports inside functions (``tasks → webhooks → scheduler →
 tasks`` was one) works until someone moves an import to the top, and makes the order in
@@ -128,3 +129,21 @@ def test_backoff_doubles_with_equal_jitter_up_to_the_cap() -> None:
         drawn = [backoff(retries) for _ in range(200)]
         assert all(base / 2 <= d <= base for d in drawn)
         assert max(drawn) - min(drawn) > base / 10  # jittered, not fixed
+
+
+def test_the_worker_reaches_redis_and_s3_only_through_shared() -> None:
+    """No module in worker/ imports redis or boto3, or takes the store's raw client."""
+    offences = []
+    for path in sorted((ROOT / "worker").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] in ("redis", "boto3", "botocore"):
+                    offences.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+            if isinstance(node, ast.Attribute) and node.attr in ("r", "client"):
+                offences.append(f"{path.relative_to(ROOT)}:{node.lineno} uses .{node.attr}")
+    assert offences == []

@@ -8,7 +8,7 @@ telemetry, webhook event claims and secrets, and the custom model registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import redis
@@ -17,7 +17,7 @@ from shared import telemetry
 from shared.fairstate import FairState
 from shared.modelstore import ModelRegistry
 from shared.storage import Storage
-from shared.store import PREFIX, RedisStore, Transition
+from shared.store import PREFIX, JobStore, RedisStore
 from shared.sweepstate import SweepState
 from shared.webhooks import WebhookSecrets
 
@@ -31,18 +31,14 @@ def event_key(kind: str, object_id: str, event: str) -> str:
     return f"{PREFIX}webhook-event:{kind}:{object_id}:{event}"
 
 
-class WorkerStore(Protocol):
-    """What the worker needs from the record store."""
+class WorkerStore(JobStore, Protocol):
+    """What the worker needs from the record store: :class:`JobStore` and more."""
 
     retention: int
 
     # -- records (shared/store.py) ------------------------------------------------------
-    def get_job(self, job_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
     def get_jobs(self, job_ids: list[str]) -> list[dict[str, Any] | None]: ...
     def update_job(self, job_id: str, **fields: Any) -> None: ...
-    def transition(
-        self, job_id: str, new: str, allowed: Iterable[str], **fields: Any
-    ) -> Transition: ...
     def get_batch(self, batch_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
     def update_batch(self, batch_id: str, **fields: Any) -> None: ...
     def batch_job_ids(self, batch_id: str, start: int = 0, stop: int = -1) -> list[str]: ...

@@ -86,8 +86,9 @@ def check_dimensions(width: int, height: int, *, max_pixels: int, max_side: int)
         )
     if width * height > max_pixels:
         raise ImageTooLarge(
-            f"the image is {width}x{height} ({width * height:,} pixels); "
-            f"the limit is {max_pixels:,} pixels",
+            # plain digits: clients search the detail for the count (tests/integration/test_api.py)
+            f"the image is {width}x{height} ({width * height} pixels); "
+            f"the limit is {max_pixels} pixels",
             width=width,
             height=height,
         )

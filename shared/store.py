@@ -15,7 +15,6 @@ once, when the last item reaches a terminal state. Every key carries the retenti
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -24,8 +23,8 @@ from typing import Any, Protocol
 
 import redis
 
-from shared.errors import Unavailable
 from shared.ids import now_iso
+from shared.redis_errors import redis_errors as _translated  # the one translation
 
 TERMINAL = ("succeeded", "failed", "canceled")
 STATUSES = ("queued", "processing", *TERMINAL)
@@ -161,14 +160,47 @@ class Transition:
 
 
 class JobStore(Protocol):
-    """What the API and the worker need from the record store."""
+    """What the API and the worker need from the record store (:class:`RedisStore`).
 
+    Every method raises :class:`~shared.errors.Unavailable` when the store does not
+    answer; ``ping`` answers False instead.
+    """
+
+    retention: int
+
+    # jobs
     def create_job(self, job: Mapping[str, Any]) -> None: ...
     def get_job(self, job_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
+    def get_jobs(self, job_ids: list[str]) -> list[dict[str, Any] | None]: ...
+    def update_job(self, job_id: str, **fields: Any) -> None: ...
     def transition(
-        self, job_id: str, new: str, allowed: Iterable[str], **fields: Any
+        self,
+        job_id: str,
+        new: str,
+        allowed: Iterable[str],
+        *,
+        run_deadline: float | None = None,
+        **fields: Any,
     ) -> Transition: ...
     def wait_finished(self, job_id: str, timeout: float) -> bool: ...
+    def delete_job(self, job_id: str) -> None: ...
+    def expire_uploads(self, tenant: str, keys: list[str]) -> None: ...
+    def pop_expired(self, limit: int = 200) -> list[dict[str, Any]]: ...
+
+    # batches
+    def create_batch(self, batch: Mapping[str, Any], total: int) -> None: ...
+    def add_batch_jobs(self, batch_id: str, jobs: list[Mapping[str, Any]]) -> None: ...
+    def get_batch(self, batch_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
+    def update_batch(self, batch_id: str, **fields: Any) -> None: ...
+    def batch_job_ids(self, batch_id: str, start: int = 0, stop: int = -1) -> list[str]: ...
+    def iter_batch_jobs(self, batch_id: str, chunk: int = 500) -> Iterator[dict[str, Any]]: ...
+
+    # the per-tenant queue cap
+    def reserve_active(self, tenant: str, job_ids: list[str], cap: int) -> tuple[bool, int]: ...
+    def release_active(self, tenant: str, job_ids: list[str]) -> None: ...
+    def active_count(self, tenant: str) -> int: ...
+
+    def ping(self) -> bool: ...
 
 
 def _encode(fields: Mapping[str, Any]) -> dict[str, str]:
@@ -464,17 +496,6 @@ class RedisStore:
             return bool(self.r.ping())
         except redis.RedisError:
             return False
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    """Turn redis-py connection failures into our transient :class:`Unavailable`."""
-    try:
-        yield
-    except redis.BusyLoadingError as exc:
-        raise Unavailable("the job store (Redis) is loading its data") from exc
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise Unavailable("the job store (Redis) is unavailable") from exc
 
 
 def public_job(job: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,12 +2,12 @@
 
 **Rate** (``CUTOUT_RATE_LIMIT`` tokens per second, ``CUTOUT_RATE_BURST`` capacity): one
 bucket per tenant in Redis (shared/ratelimits.py), refilled by one Lua script from the
-time elapsed on the *Redis* clock (so several API processes on machines with skewed clocks
-share one fair bucket). Every authenticated ``/v1`` and ``/api`` request costs one token; health,
-metrics, the OpenAPI document and the web page are never limited. Each limited response
-carries ``RateLimit-Limit``, ``RateLimit-Remaining``, ``RateLimit-Reset`` (seconds until
-the bucket is full again) and ``RateLimit-Policy``; a refused one is 429 ``rate_limited``
-with ``Retry-After`` (seconds until the next token).
+time elapsed on the *Redis* clock (so several API processes on machines with skewed
+clocks share one fair bucket). Every authenticated ``/v1`` and ``/api`` request costs one
+token; health, metrics, the OpenAPI document and the web page are never limited. Each
+limited response carries ``RateLimit-Limit``, ``RateLimit-Remaining``, ``RateLimit-Reset``
+(seconds until the bucket is full again) and ``RateLimit-Policy``; a refused one is 429
+``rate_limited`` with ``Retry-After`` (seconds until the next token).
 
 **Queue cap** (``CUTOUT_MAX_QUEUED_PER_TENANT``): each tenant's queued and processing jobs
 are the members of a Redis set (``RedisStore.reserve_active``); intake reserves the new

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import redis
 
 from shared.ids import now_iso
+from shared.redis_errors import connect
 from shared.redis_errors import redis_errors as _translated  # the one translation
 
 TERMINAL = ("succeeded", "failed", "canceled")
@@ -239,14 +240,7 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, retention: int) -> RedisStore:
-        client = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=10,
-            socket_connect_timeout=5,
-            health_check_interval=30,
-        )
-        return cls(client, retention)
+        return cls(connect(url, health_check_interval=30), retention)
 
     # -- jobs ---------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from shared.options import Options
 
 
 class _Limits(Protocol):
-    # read-only, so that the frozen Settings is one
+    # read-only members: the settings and the engine's Limits are frozen dataclasses
     @property
     def max_pixels(self) -> int: ...
     @property

@@ -19,9 +19,8 @@ from typing import Any
 
 from shared.errors import NotFound
 from shared.ids import now_iso
-from shared.redis_errors import redis_errors as _translated
 from shared.storage import Storage
-from shared.store import PREFIX, RedisStore
+from shared.store import PREFIX, RedisStore, _translated
 
 GLOBAL = "global"
 

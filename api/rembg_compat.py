@@ -22,8 +22,8 @@ from api.intake import job_from_bytes, job_from_url, read_limited
 from api.openapi import doc
 from api.services import current
 from shared.errors import CutoutError, InvalidRequest, ProcessingTimeout, error_for_code
+from shared.jobstore import JobStore
 from shared.options import Options, parse_options
-from shared.store import JobStore
 
 bp = Blueprint("rembg", __name__, url_prefix="/api")
 

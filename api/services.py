@@ -17,12 +17,12 @@ if TYPE_CHECKING:
 
     from api.health import Metrics
     from shared.idempotency import IdempotencyRecords
+    from shared.jobstore import JobStore
     from shared.modelstore import ModelRegistry
     from shared.monitor import Monitor
     from shared.ratelimits import TokenBuckets
     from shared.settings import Settings
     from shared.storage import Storage
-    from shared.store import JobStore
     from shared.webhooks import WebhookSecrets
 
 

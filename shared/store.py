@@ -19,11 +19,12 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
 from shared.ids import now_iso
+from shared.jobstore import JobStore as JobStore  # the port, re-exported for its importers
 from shared.redis_errors import connect
 from shared.redis_errors import redis_errors as _translated  # the one translation
 
@@ -160,50 +161,6 @@ class Transition:
     batch_completed: bool = False
 
 
-class JobStore(Protocol):
-    """What the API and the worker need from the record store (:class:`RedisStore`).
-
-    Every method raises :class:`~shared.errors.Unavailable` when the store does not
-    answer; ``ping`` answers False instead.
-    """
-
-    retention: int
-
-    # jobs
-    def create_job(self, job: Mapping[str, Any]) -> None: ...
-    def get_job(self, job_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
-    def get_jobs(self, job_ids: list[str]) -> list[dict[str, Any] | None]: ...
-    def update_job(self, job_id: str, **fields: Any) -> None: ...
-    def transition(
-        self,
-        job_id: str,
-        new: str,
-        allowed: Iterable[str],
-        *,
-        run_deadline: float | None = None,
-        **fields: Any,
-    ) -> Transition: ...
-    def wait_finished(self, job_id: str, timeout: float) -> bool: ...
-    def delete_job(self, job_id: str) -> None: ...
-    def expire_uploads(self, tenant: str, keys: list[str]) -> None: ...
-    def pop_expired(self, limit: int = 200) -> list[dict[str, Any]]: ...
-
-    # batches
-    def create_batch(self, batch: Mapping[str, Any], total: int) -> None: ...
-    def add_batch_jobs(self, batch_id: str, jobs: list[Mapping[str, Any]]) -> None: ...
-    def get_batch(self, batch_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
-    def update_batch(self, batch_id: str, **fields: Any) -> None: ...
-    def batch_job_ids(self, batch_id: str, start: int = 0, stop: int = -1) -> list[str]: ...
-    def iter_batch_jobs(self, batch_id: str, chunk: int = 500) -> Iterator[dict[str, Any]]: ...
-
-    # the per-tenant queue cap
-    def reserve_active(self, tenant: str, job_ids: list[str], cap: int) -> tuple[bool, int]: ...
-    def release_active(self, tenant: str, job_ids: list[str]) -> None: ...
-    def active_count(self, tenant: str) -> int: ...
-
-    def ping(self) -> bool: ...
-
-
 def _encode(fields: Mapping[str, Any]) -> dict[str, str]:
     out = {}
     for name, value in fields.items():
@@ -229,7 +186,7 @@ def _decode(raw: Mapping[str, str]) -> dict[str, Any]:
 
 
 class RedisStore:
-    """:class:`JobStore` on Redis. Redis errors surface as :class:`Unavailable`."""
+    """:class:`~shared.jobstore.JobStore` on Redis. Redis errors surface as :class:`Unavailable`."""
 
     def __init__(self, client: redis.Redis, retention: int) -> None:
         # decode_responses=True clients; typed loosely since redis-py's stubs assume bytes

@@ -11,8 +11,7 @@ import base64
 import json
 from typing import Any
 
-import redis
-
+from shared.redis_errors import connect, redis_errors
 from shared.tasks import PROCESS_JOB
 
 SCAN_MAX = 50_000  # messages read per scan at most
@@ -55,12 +54,17 @@ class BrokerScan:
         """The broker's scan: a client of its own for a separate ``broker_url``, else the
         store's (``store`` is a :class:`shared.store.RedisStore`)."""
         if broker_url and broker_url != redis_url:
-            return cls(redis.Redis.from_url(broker_url, decode_responses=True, socket_timeout=10))
+            return cls(connect(broker_url))
         return cls(store.r)
 
     def messages(self, queues: set[str], limit: int = SCAN_MAX) -> set[str] | None:
         """The job ids of every ``process_job`` message in ``queues`` and ``unacked``;
-        None when they hold more than ``limit`` messages."""
+        None when they hold more than ``limit`` messages. Raises Unavailable when the
+        broker's Redis fails."""
+        with redis_errors("the broker"):
+            return self._messages(queues, limit)
+
+    def _messages(self, queues: set[str], limit: int) -> set[str] | None:
         broker = self.r
         lists = [key for queue in sorted(queues) for key in queue_lists(queue)]
         pipe = broker.pipeline(transaction=False)

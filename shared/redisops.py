@@ -1,9 +1,28 @@
 """The base of the store's operation mixins (shared/fairstate.py, shared/sweepstate.py):
-the Redis client they run on, and Lua scripts registered once per store."""
+the Redis client they run on, Lua scripts registered once per store, and the one error
+translation for their methods (:func:`translated`)."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from shared.redis_errors import redis_errors
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Run ``method`` inside the one Redis error translation (shared/redis_errors.py)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with redis_errors():
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 class RedisOps:

@@ -16,7 +16,7 @@ import json
 import time
 from typing import Any
 
-from shared.redisops import RedisOps
+from shared.redisops import RedisOps, translated
 from shared.store import PREFIX, PROCESSING_KEY, QUEUED_KEY
 
 DUE_KEY = f"{PREFIX}due"
@@ -36,58 +36,71 @@ class SweepState(RedisOps):
 
     # -- the delay set ------------------------------------------------------------------
 
+    @translated
     def schedule(self, task: str, args: list[Any], queue: str, delay: float) -> None:
         """Send ``task`` with ``args`` to ``queue`` after ``delay`` seconds (durably)."""
         member = json.dumps({"task": task, "args": args, "queue": queue, "at": time.time()})
         self.r.zadd(DUE_KEY, {member: time.time() + delay})
 
+    @translated
     def pop_due(self, limit: int = 100) -> list[str]:
         """Take the entries due now (each returned to one caller), as stored."""
         return list(self._script(_POP_DUE)(keys=[DUE_KEY], args=[time.time(), limit]))
 
+    @translated
     def put_back_due(self, raw: str, delay: float) -> None:
         """Return a taken entry to the delay set, due in ``delay`` seconds."""
         self.r.zadd(DUE_KEY, {raw: time.time() + delay})
 
     # -- sweeps -------------------------------------------------------------------------
 
+    @translated
     def take_sweep_lock(self, ttl: int) -> bool:
         """True for one caller across all workers for ``ttl`` seconds."""
         return bool(self.r.set(SWEEP_LOCK, "1", nx=True, ex=ttl))
 
+    @translated
     def overdue_runs(self, limit: int = 500) -> list[str]:
         """Jobs in ``processing`` whose run's deadline has passed (surely dead runs)."""
         return list(self.r.zrangebyscore(PROCESSING_KEY, "-inf", time.time(), start=0, num=limit))
 
+    @translated
     def forget_run(self, job_id: str) -> None:
         """Take a job that is no longer processing out of the processing index."""
         self.r.zrem(PROCESSING_KEY, job_id)
 
     # -- the queued index and the reconciler's suspects ---------------------------------
 
+    @translated
     def queued_before(self, before: float, limit: int) -> list[str]:
         """Jobs listed in the queued index since before ``before`` (epoch seconds)."""
         return list(self.r.zrangebyscore(QUEUED_KEY, "-inf", before, start=0, num=limit))
 
+    @translated
     def forget_queued(self, job_id: str) -> None:
         """Take a job that is no longer queued out of the index and the suspects."""
         self.r.zrem(QUEUED_KEY, job_id)
         self.r.zrem(SUSPECTS_KEY, job_id)
 
+    @translated
     def relist_queued(self, job_id: str, now: float) -> None:
         """List a queued job from ``now`` on (if it is still listed)."""
         self.r.zadd(QUEUED_KEY, {job_id: now}, xx=True)
 
+    @translated
     def prune_suspects(self, before: float) -> None:
         """Forget suspicions first raised before ``before``."""
         self.r.zremrangebyscore(SUSPECTS_KEY, "-inf", before)
 
+    @translated
     def suspected_since(self, job_ids: list[str]) -> list[float | None]:
         """When a scan first missed each job's message (None: never, or cleared)."""
         return list(self.r.zmscore(SUSPECTS_KEY, job_ids))
 
+    @translated
     def suspect(self, job_id: str, now: float) -> None:
         self.r.zadd(SUSPECTS_KEY, {job_id: now})
 
+    @translated
     def clear_suspect(self, job_id: str) -> None:
         self.r.zrem(SUSPECTS_KEY, job_id)

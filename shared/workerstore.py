@@ -15,14 +15,16 @@ import redis
 
 from shared import telemetry
 from shared.fairstate import FairState
+from shared.jobstore import JobStore
 from shared.modelstore import ModelRegistry
+from shared.redisops import translated
 from shared.storage import Storage
-from shared.store import PREFIX, JobStore, RedisStore
+from shared.store import PREFIX, RedisStore
 from shared.sweepstate import SweepState
 from shared.webhooks import WebhookSecrets
 
-# what a task retries as a failure of the store (redis-py raises more than it translates:
-# a Redis out of memory answers ResponseError, which a retry may well get past)
+# what a task retries besides a transient CutoutError: redis-py's errors that reach it
+# without passing through a store, from the broker's Redis under kombu's send_task
 STORE_ERROR: type[Exception] = redis.RedisError
 
 
@@ -32,17 +34,9 @@ def event_key(kind: str, object_id: str, event: str) -> str:
 
 
 class WorkerStore(JobStore, Protocol):
-    """What the worker needs from the record store: :class:`JobStore` and more."""
-
-    retention: int
-
-    # -- records (shared/store.py) ------------------------------------------------------
-    def get_jobs(self, job_ids: list[str]) -> list[dict[str, Any] | None]: ...
-    def update_job(self, job_id: str, **fields: Any) -> None: ...
-    def get_batch(self, batch_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
-    def update_batch(self, batch_id: str, **fields: Any) -> None: ...
-    def batch_job_ids(self, batch_id: str, start: int = 0, stop: int = -1) -> list[str]: ...
-    def pop_expired(self, limit: int = 200) -> list[dict[str, Any]]: ...
+    """What the worker needs from the record store: :class:`JobStore` (the records) and
+    the operations below. Each raises :class:`~shared.errors.Unavailable` when Redis
+    fails (shared/redis_errors.py)."""
 
     # -- telemetry, webhooks, custom models ---------------------------------------------
     def record_job(
@@ -95,6 +89,7 @@ class RedisWorkerStore(SweepState, FairState, RedisStore):
             return store
         return cls(store.r, store.retention)
 
+    @translated
     def record_job(
         self,
         model: str,
@@ -104,24 +99,30 @@ class RedisWorkerStore(SweepState, FairState, RedisStore):
     ) -> None:
         telemetry.record_job(self.r, model, status, timings, error_code=error_code)
 
+    @translated
     def record_retry(self, reason: str) -> None:
         telemetry.record_retry(self.r, reason)
 
+    @translated
     def record_webhook(self, event: str, outcome: str) -> None:
         telemetry.record_webhook(self.r, event, outcome)
 
+    @translated
     def heartbeat(self, worker_id: str, info: Mapping[str, Any]) -> None:
         telemetry.heartbeat(self.r, worker_id, info)
 
+    @translated
     def claim_event(self, kind: str, object_id: str, event: str, msg_id: str) -> bool:
         """Claim an object's event for ``msg_id``; False when it was claimed before (SET NX,
         so a second announcement of the same event queues nothing)."""
         key = event_key(kind, object_id, event)
         return bool(self.r.set(key, msg_id, nx=True, ex=self.retention))
 
+    @translated
     def webhook_secret(self, tenant: str) -> str:
         """The tenant's signing secret, made on first use."""
         return WebhookSecrets(self.r).get_or_create(tenant)
 
+    @translated
     def model_registry(self, storage: Storage) -> ModelRegistry:
         return ModelRegistry(self.r, storage)

@@ -3,8 +3,9 @@
 
 A cycle held together by imports inside functions (``tasks → webhooks → scheduler →
 tasks`` was one) works until someone moves an import to the top, and makes the order in
-which modules load matter. The graph here counts every import: at the top, inside
-functions, and under ``TYPE_CHECKING``.
+which modules load matter. The graph here counts every import that runs: at the top
+and inside functions. Imports under ``if TYPE_CHECKING:`` never run (a port naming its
+implementation's value types, shared/jobstore.py → shared/store.py, is no cycle).
 """
 
 from __future__ import annotations
@@ -40,13 +41,27 @@ def _resolve(node: ast.ImportFrom, current: str, is_package: bool) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:``."""
+    found: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        found.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def import_graph() -> dict[str, set[str]]:
     """module → the project modules it imports (a ``from pkg import mod`` counts as mod)."""
     modules = _modules()
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
+        for node in _runtime_nodes(tree):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]

@@ -27,7 +27,8 @@ from typing import Any
 import redis
 
 from shared.errors import CutoutError, Unavailable, UrlNotAllowed
-from shared.netguard import IPNetwork, fetch
+from shared.netaddress import IPNetwork
+from shared.netguard import fetch
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
 SECRET_BYTES = 24

@@ -18,7 +18,8 @@ from PIL import Image
 from api.app import create_app
 from api.auth import BindRefused, check_bind, is_loopback, parse_bearer, tenant_for_request
 from api.errors import problem_response
-from api.intake import check_image, check_url, parse_metadata, read_limited, sniff_format
+from api.fields import check_url, parse_metadata
+from api.intake import check_image, read_limited, sniff_format
 from api.openapi import build_document, openapi_path
 from api.rembg_compat import parse_bgc, rembg_options
 from shared.errors import (

@@ -16,7 +16,6 @@ import sys
 
 from cutout import __version__
 
-COMMANDS = ("up", "api", "worker", "models", "remove", "submit", "eval", "tune")
 # which module registers which command (one module may register several)
 MODULES = ("service", "models", "remove", "submit", "eval", "tune")
 

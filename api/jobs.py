@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, redirect, request
+from flask import Blueprint, Response, g, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from api.capabilities import check_fast
@@ -17,6 +17,7 @@ from api.idempotency import idempotent
 from api.intake import job_from_bytes, job_from_upload, job_from_url, read_limited
 from api.jsonbody import loads, request_json
 from api.openapi import doc
+from api.services import Services, current
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ids import now_iso, valid_id
 from shared.options import EXTENSIONS, parse_options
@@ -30,8 +31,8 @@ FORM_EXTRA_FIELDS = {"webhook_url", "metadata", "options"}
 RESULT_URL_EXPIRY = 300  # seconds a ?redirect=1 signed URL stays valid
 
 
-def services() -> Any:
-    return current_app.extensions["cutout"]
+def services() -> Services:
+    return current()
 
 
 def json_body() -> dict[str, Any]:

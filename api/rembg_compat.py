@@ -14,11 +14,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 
 from api.errors import NoResult
 from api.intake import job_from_bytes, job_from_url, read_limited
 from api.openapi import doc
+from api.services import current
 from shared.errors import CutoutError, InvalidRequest, ProcessingTimeout, error_for_code
 from shared.options import Options, parse_options
 
@@ -84,7 +85,7 @@ def finished_job(job: dict[str, Any]) -> dict[str, Any]:
     Raises ProcessingTimeout (it goes on; ``Location`` names it), the job's own error
     when it failed, NoResult when it was canceled.
     """
-    svc = current_app.extensions["cutout"]
+    svc = current()
     job_id = job["id"]
     g.job_id = job_id
     location = f"/v1/jobs/{job_id}"
@@ -120,7 +121,7 @@ def subject_headers(result: dict[str, Any]) -> dict[str, str]:
 
 
 def _wait_and_answer(job: dict[str, Any]) -> Response:
-    svc = current_app.extensions["cutout"]
+    svc = current()
     result = finished_job(job)["result"]
     data = svc.storage.get(result["key"])
     response = Response(data, mimetype=result.get("content_type") or "image/png")
@@ -145,7 +146,7 @@ def _wait_and_answer(job: dict[str, Any]) -> Response:
     },
 )
 def remove_post() -> Response:
-    svc = current_app.extensions["cutout"]
+    svc = current()
     if request.mimetype != "multipart/form-data":
         raise InvalidRequest("send multipart/form-data with a `file` field (as rembg does)")
     upload = request.files.get("file")
@@ -178,7 +179,7 @@ def remove_post() -> Response:
     },
 )
 def remove_get() -> Response:
-    svc = current_app.extensions["cutout"]
+    svc = current()
     url = request.args.get("url")
     if not url:
         raise InvalidRequest("the `url` query parameter is required", field="url")

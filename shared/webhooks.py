@@ -27,7 +27,8 @@ import redis
 
 from shared.errors import CutoutError, Unavailable, UrlNotAllowed
 from shared.ids import new_id
-from shared.netguard import IPNetwork, fetch
+from shared.netaddress import IPNetwork
+from shared.netguard import fetch
 from shared.redis_errors import redis_errors
 
 if TYPE_CHECKING:

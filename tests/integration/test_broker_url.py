@@ -1,9 +1,10 @@
 """``CUTOUT_BROKER_URL``: Celery's queues on one redis-server, job records on another.
 
-A real second ``redis-server`` (the broker), the session's Redis (database 9) as the
-job store, a real ``cutout worker`` and a real ``cutout api`` both given the two URLs.
-A job submitted over HTTP succeeds; its record lives only in the store, the queue's
-keys only in the broker, and the API's readiness and queue depth read the broker.
+A real second ``redis-server`` (the broker), the session's Redis (a database of this
+module's own) as the job store, a real ``cutout worker`` and a real ``cutout api`` both
+given the two URLs. A job submitted over HTTP succeeds; its record lives only in the
+store, the queue's keys only in the broker, and the API's readiness and queue depth read
+the broker.
 """
 
 from __future__ import annotations
@@ -15,14 +16,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.integration.batch_helpers import db_url
 from tests.integration.conftest import ApiProcess, WorkerProcess, http
 from tests.integration.test_service import poll, submit
 from tests.integration.test_worker import photo_bytes
-
-pytestmark = pytest.mark.integration
-
-STORE_DB = 9  # no other module uses it
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +35,8 @@ def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def store_url(redis_url: str) -> str:
-    url = db_url(redis_url, STORE_DB)
-    redis.Redis.from_url(url).flushdb()
-    return url
+def store_url(module_db: str) -> str:
+    return module_db
 
 
 @pytest.fixture(scope="module")

@@ -24,17 +24,12 @@ from shared.settings import load_settings
 from tests.corpus.make import REQUEST_CASES, RawCase, RequestCase, raw_cases
 from tests.integration.conftest import ApiProcess
 
-pytestmark = pytest.mark.integration
-
-HOSTILE_DB = 15  # no worker reads it
 MAX_UPLOAD = 1_000_000  # the real server's CUTOUT_MAX_UPLOAD_BYTES
 
 
 @pytest.fixture(scope="module")
-def db_url(redis_url: str) -> str:
-    url = redis_url.rsplit("/", 1)[0] + f"/{HOSTILE_DB}"
-    redis.Redis.from_url(url).flushdb()
-    return url
+def db_url(module_db: str) -> str:
+    return module_db  # no worker reads it
 
 
 @pytest.fixture(scope="module")

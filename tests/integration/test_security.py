@@ -37,9 +37,6 @@ from tests.conftest import ROOT
 from tests.corpus.make import encode, multipart_body, normal_image, photo
 from tests.integration.conftest import ApiProcess, http
 
-pytestmark = pytest.mark.integration
-
-SECURITY_DB = 12  # no worker reads it
 KEY_A = "sec-tenant-a-key-0123456789"
 KEY_B = "sec-tenant-b-key-0123456789"
 KEYS = {KEY_A: "sec-a", KEY_B: "sec-b"}
@@ -54,8 +51,8 @@ B = bearer(KEY_B)
 
 
 @pytest.fixture
-def db_url(redis_url: str) -> str:
-    return redis_url.rsplit("/", 1)[0] + f"/{SECURITY_DB}"
+def db_url(module_db: str) -> str:
+    return module_db  # no worker reads it
 
 
 @pytest.fixture

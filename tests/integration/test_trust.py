@@ -23,15 +23,12 @@ from shared.settings import Settings, load_settings
 from tests.corpus.make import encode, photo
 from tests.integration.conftest import ApiProcess, http
 
-pytestmark = pytest.mark.integration
-
-TRUST_DB = 10  # no worker reads it
 KEY = "trust-tenant-key-0123456789"
 
 
 @pytest.fixture
-def db_url(redis_url: str) -> Iterator[str]:
-    url = redis_url.rsplit("/", 1)[0] + f"/{TRUST_DB}"
+def db_url(module_db: str) -> Iterator[str]:
+    url = module_db  # no worker reads it
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url

@@ -77,7 +77,7 @@ def _push(api: ApiProcess, tenant: str, name: str, data: bytes, scope: str = "")
 
 
 def _photo() -> bytes:
-    from tests.vertical.make import sample
+    from testkit.vertical import sample
 
     photo, _ = sample(3, seed=9)
     out = io.BytesIO()
@@ -170,7 +170,7 @@ def test_a_file_that_does_not_match_its_sha256_is_never_loaded(  # type: ignore[
 def tuned(tmp_path_factory: pytest.TempPathFactory, model_home: Path) -> tuple[Path, str]:
     """A tiny tune into its own model home: (home, name)."""
     pytest.importorskip("torch")
-    from tests.vertical.make import write
+    from testkit.vertical import write
 
     work = tmp_path_factory.mktemp("tune")
     manifests = write(work / "data", 4, seed=11, test_share=0.5)

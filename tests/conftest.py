@@ -24,6 +24,7 @@ import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,18 +61,26 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server (AOF on, noeviction) for the whole session."""
+@contextmanager
+def running_redis(folder: Path, databases: int | None = None) -> Iterator[str]:
+    """A real redis-server (AOF on, noeviction) on a free port while the block runs; its
+    database 0's URL."""
     from cutout.stack import free_port, redis_ready, redis_server
 
     port = free_port()
-    server = redis_server(tmp_path_factory.mktemp("redis"), port, databases=TEST_DATABASES).start()
+    server = redis_server(folder, port, databases=databases).start()
     try:
         server.wait_until(redis_ready(port), 30)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server (AOF on, noeviction) for the whole session."""
+    with running_redis(tmp_path_factory.mktemp("redis"), TEST_DATABASES) as url:
+        yield url
 
 
 class RedisDatabases:
@@ -165,11 +174,10 @@ def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
     mp.undo()
 
 
+# -- tiers by folder ------------------------------------------------------------------
+
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "integration", "e2e", "faults")
-
-
-# -- tiers by folder ------------------------------------------------------------------
 
 
 def tier_of(path: str | os.PathLike[str]) -> str | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.conftest import running_redis
 from tests.integration.conftest import ApiProcess, WorkerProcess, http
 from tests.integration.test_service import poll, submit
 from tests.integration.test_worker import photo_bytes
@@ -23,15 +24,8 @@ from tests.integration.test_worker import photo_bytes
 
 @pytest.fixture(scope="module")
 def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from cutout.stack import free_port, redis_ready, redis_server
-
-    port = free_port()
-    server = redis_server(tmp_path_factory.mktemp("broker"), port).start()
-    try:
-        server.wait_until(redis_ready(port), 30)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.stop()
+    with running_redis(tmp_path_factory.mktemp("broker")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, tier_of
+from tests.conftest import ROOT, TierTimes, tier_of
 from tests.unit.conftest import server_started_by
 
 
@@ -56,3 +56,22 @@ def test_server_fixtures_refuse_in_the_unit_tier(
 ) -> None:
     with pytest.raises(pytest.fail.Exception, match="starts no server"):
         request.getfixturevalue(fixture)
+
+
+def test_tier_times_add_every_phase_and_count_each_test_once() -> None:
+    def report(nodeid: str, when: str, outcome: str, duration: float) -> pytest.TestReport:
+        return pytest.TestReport(nodeid, (nodeid, 0, ""), {}, outcome, None, when, [], duration)
+
+    times = TierTimes()
+    for when, outcome, duration in (("setup", "passed", 2.0), ("call", "passed", 1.0)):
+        times.add(report("tests/integration/test_a.py::test_x", when, outcome, duration))
+    times.add(report("tests/integration/test_a.py::test_x", "teardown", "failed", 0.5))
+    times.add(report("tests/integration/test_a.py::test_y", "setup", "skipped", 0.25))
+    times.add(report("tests/unit/test_b.py::test_z", "call", "passed", 0.125))
+    assert times.seconds == {"integration": 3.75, "unit": 0.125}
+    unit, integration, session = times.lines()  # in tier order
+    assert unit.split()[:4] == ["unit", "1", "tests", "0.1"]
+    assert unit.endswith("(1 passed)")
+    assert integration.split()[:4] == ["integration", "2", "tests", "3.8"]
+    assert integration.endswith("(1 failed, 1 skipped)")
+    assert session.startswith("session")

@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,6 +118,17 @@ class ApiProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self.log.close()
+
+
+@contextmanager
+def running_api(env: dict[str, str], log_path: Path, timeout: float = 60) -> Iterator[ApiProcess]:
+    """A real `cutout api` with ``env``, ready, for the block; stopped after it."""
+    api = ApiProcess(env, log_path)
+    try:
+        api.wait_ready(timeout)
+        yield api
+    finally:
+        api.stop()
 
 
 def multipart(

@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 
 from testkit.batch import ImageServer, Receiver
-from testkit.procs import ApiProcess, WorkerProcess, http, multipart, wait_for
+from testkit.procs import ApiProcess, WorkerProcess, http, multipart, running_api, wait_for
 
 # the process handles and HTTP helpers live in testkit.procs (bench/ uses them too); tests
 # import them from here as before
-__all__ = ["ApiProcess", "WorkerProcess", "http", "multipart", "wait_for"]
+__all__ = ["ApiProcess", "WorkerProcess", "http", "multipart", "running_api", "wait_for"]
 
 
 @pytest.fixture(scope="session")
@@ -82,12 +82,8 @@ def api_server(
     service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiProcess]:
     """One real API process for the session (auth off: it binds loopback)."""
-    api = ApiProcess(service_env, tmp_path_factory.mktemp("api") / "api.log")
-    try:
-        api.wait_ready()
+    with running_api(service_env, tmp_path_factory.mktemp("api") / "api.log") as api:
         yield api
-    finally:
-        api.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from tests.conftest import running_redis
-from tests.integration.conftest import ApiProcess, WorkerProcess, http
+from tests.integration.conftest import ApiProcess, WorkerProcess, http, running_api
 from tests.integration.test_service import poll, submit
 from tests.integration.test_worker import photo_bytes
 
@@ -57,12 +56,8 @@ def split_worker(
 def split_api(
     split_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiProcess]:
-    api = ApiProcess(split_env, Path(tmp_path_factory.mktemp("split-api")) / "api.log")
-    try:
-        api.wait_ready()
+    with running_api(split_env, tmp_path_factory.mktemp("split-api") / "api.log") as api:
         yield api
-    finally:
-        api.stop()
 
 
 def test_job_succeeds_with_queues_and_records_on_two_redis_servers(

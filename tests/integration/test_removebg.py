@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import ApiProcess, http, multipart, wait_for
+from tests.integration.conftest import ApiProcess, http, multipart, running_api, wait_for
 from tests.integration.test_worker import photo_bytes
 
 KEY = "shop-removebg-key-0123456789abcdef"
@@ -33,12 +33,8 @@ def keyed_api(
 ) -> Iterator[ApiProcess]:
     """A real API process that requires keys (tenant ``shop``)."""
     env = dict(service_env, CUTOUT_API_KEYS=f"shop:{KEY}")
-    api = ApiProcess(env, tmp_path_factory.mktemp("removebg-api") / "api.log")
-    try:
-        api.wait_ready()
+    with running_api(env, tmp_path_factory.mktemp("removebg-api") / "api.log") as api:
         yield api
-    finally:
-        api.stop()
 
 
 def backdrop_bytes(size: tuple[int, int] = (200, 100)) -> bytes:

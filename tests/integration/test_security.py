@@ -35,7 +35,7 @@ from shared.settings import Settings, load_settings
 from shared.store import tenant_active_key
 from tests.conftest import ROOT
 from tests.corpus.make import encode, multipart_body, normal_image, photo
-from tests.integration.conftest import ApiProcess, http
+from tests.integration.conftest import ApiProcess, http, running_api
 
 KEY_A = "sec-tenant-a-key-0123456789"
 KEY_B = "sec-tenant-b-key-0123456789"
@@ -502,12 +502,9 @@ def keyed_api(
         CUTOUT_LOG_FORMAT="json",
         CUTOUT_LOG_LEVEL="debug",
     )
-    api = ApiProcess(env, tmp_path / "api.log")
-    try:
-        api.wait_ready(timeout=180)  # gunicorn starts slowly on a loaded 2-core machine
+    # gunicorn starts slowly on a loaded 2-core machine
+    with running_api(env, tmp_path / "api.log", timeout=180) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def raw_request(port: int, head: str, body: bytes = b"", timeout: float = 30) -> tuple[int, bytes]:

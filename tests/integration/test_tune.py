@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT
-from tests.integration.conftest import ApiProcess, http, multipart, wait_for
+from tests.integration.conftest import ApiProcess, http, multipart, running_api, wait_for
 
 KEYS = {"alice": "key-alice-0123456789", "bob": "key-bob-0123456789", "ops": "key-ops-0123456789"}
 
@@ -34,12 +34,8 @@ def keyed_api(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFact
         CUTOUT_API_KEYS=",".join(f"{t}:{k}" for t, k in KEYS.items()),
         CUTOUT_OPERATOR_TENANTS="ops",
     )
-    api = ApiProcess(env, tmp_path_factory.mktemp("api-models") / "api.log")
-    try:
-        api.wait_ready()
+    with running_api(env, tmp_path_factory.mktemp("api-models") / "api.log") as api:
         yield api
-    finally:
-        api.stop()
 
 
 def _auth(tenant: str) -> dict[str, str]:

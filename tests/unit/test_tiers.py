@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -75,3 +76,17 @@ def test_tier_times_add_every_phase_and_count_each_test_once() -> None:
     assert integration.split()[:4] == ["integration", "2", "tests", "3.8"]
     assert integration.endswith("(1 failed, 1 skipped)")
     assert session.startswith("session")
+
+
+def test_bench_imports_nothing_from_tests() -> None:
+    # what both use lives in testkit/; a benchmark must run without the test suite
+    found = []
+    for path in (ROOT / "bench").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "tests"]
+    assert found == []

@@ -15,17 +15,18 @@ once, when the last item reaches a terminal state. Every key carries the retenti
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
-from shared.errors import Unavailable
 from shared.ids import now_iso
+from shared.jobstore import JobStore as JobStore  # the port, re-exported for its importers
+from shared.redis_errors import connect
+from shared.redis_errors import redis_errors as _translated  # the one translation
 
 TERMINAL = ("succeeded", "failed", "canceled")
 STATUSES = ("queued", "processing", *TERMINAL)
@@ -160,17 +161,6 @@ class Transition:
     batch_completed: bool = False
 
 
-class JobStore(Protocol):
-    """What the API and the worker need from the record store."""
-
-    def create_job(self, job: Mapping[str, Any]) -> None: ...
-    def get_job(self, job_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
-    def transition(
-        self, job_id: str, new: str, allowed: Iterable[str], **fields: Any
-    ) -> Transition: ...
-    def wait_finished(self, job_id: str, timeout: float) -> bool: ...
-
-
 def _encode(fields: Mapping[str, Any]) -> dict[str, str]:
     out = {}
     for name, value in fields.items():
@@ -196,7 +186,7 @@ def _decode(raw: Mapping[str, str]) -> dict[str, Any]:
 
 
 class RedisStore:
-    """:class:`JobStore` on Redis. Redis errors surface as :class:`Unavailable`."""
+    """:class:`~shared.jobstore.JobStore` on Redis. Redis errors surface as :class:`Unavailable`."""
 
     def __init__(self, client: redis.Redis, retention: int) -> None:
         # decode_responses=True clients; typed loosely since redis-py's stubs assume bytes
@@ -207,14 +197,7 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, retention: int) -> RedisStore:
-        client = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=10,
-            socket_connect_timeout=5,
-            health_check_interval=30,
-        )
-        return cls(client, retention)
+        return cls(connect(url, health_check_interval=30), retention)
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -464,17 +447,6 @@ class RedisStore:
             return bool(self.r.ping())
         except redis.RedisError:
             return False
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    """Turn redis-py connection failures into our transient :class:`Unavailable`."""
-    try:
-        yield
-    except redis.BusyLoadingError as exc:
-        raise Unavailable("the job store (Redis) is loading its data") from exc
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise Unavailable("the job store (Redis) is unavailable") from exc
 
 
 def public_job(job: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.datastructures import FileStorage
 
 from api.capabilities import check_fast
+from api.fields import check_url, parse_metadata, parse_webhook
 from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from api.idempotency import idempotent
 from api.intake import (
@@ -41,11 +42,8 @@ from api.intake import (
     check_background,
     check_image,
     check_upload_key,
-    check_url,
     new_job_record,
     own_upload_key,
-    parse_metadata,
-    parse_webhook,
     read_limited,
 )
 from api.jobs import json_body

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.openapi_conformance"]  # every API response checked against /openapi.json
+
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_DIR = ROOT.parent / "shared" / "eval"
 ARTIFACTS = ROOT / "test-artifacts"

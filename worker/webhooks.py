@@ -22,7 +22,8 @@ from celery import Task
 from shared import telemetry
 from shared import webhooks as signing
 from shared.errors import CutoutError
-from shared.store import PREFIX, public_batch, public_job
+from shared.shapes import public_batch, public_job
+from shared.store import PREFIX
 from shared.tasks import DELIVER_WEBHOOK, WEBHOOKS
 from worker import context, scheduler
 

@@ -182,7 +182,10 @@ def get_job(job_id: str) -> Response:
         {"name": "redirect", "in": "query", "required": False, "schema": {"type": "boolean"}}
     ],
     responses={
-        200: {"description": "the image", "content_type": "image/*"},
+        200: {
+            "description": "the image (a zip for `format=zip`)",
+            "content": {"image/*": None, "application/zip": None},
+        },
         302: {
             "description": "redirect to a signed storage URL",
             "headers": {"Location": "signed URL"},

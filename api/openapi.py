@@ -42,7 +42,8 @@ def doc(
     """Attach OpenAPI metadata to a view.
 
     ``request`` maps content types to schemas; ``responses`` maps status codes to
-    ``{"description", "schema"?, "problem"?: bool, "content_type"?, "headers"?}``.
+    ``{"description", "schema"?, "problem"?: bool, "content_type"?, "content"?,
+    "headers"?}`` (``content``: several media types, each a schema or None for bytes).
     A schema given as a string is a reference to ``components.schemas``.
     """
 
@@ -91,10 +92,19 @@ def openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     return _RULE_ARG.sub(lambda m: "{" + m.group("name") + "}", rule), params
 
 
+_BINARY = {"type": "string", "contentEncoding": "binary"}
+
+
 def _response(status: int | str, spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"description": spec.get("description") or str(status)}
     if spec.get("problem"):
         out["content"] = {"application/problem+json": {"schema": ref("Problem")}}
+    elif "content" in spec:
+        # several media types: {content type: schema, or None for binary bytes}
+        out["content"] = {
+            ct: {"schema": _schema(s) if s is not None else _BINARY}
+            for ct, s in spec["content"].items()
+        }
     elif "schema" in spec or "content_type" in spec:
         content_type = spec.get("content_type", "application/json")
         schema = (

@@ -36,6 +36,7 @@ from jsonschema import Draft202012Validator
 API_PATHS = ("/v1/", "/v1.0/", "/api/", "/healthz", "/readyz", "/openapi.json")
 
 _violations: list[str] = []
+_checked = [0]  # responses of documented operations checked, for the session's summary
 _lock = threading.Lock()
 _documents: dict[Any, dict[str, Any] | None] = {}
 _operations: dict[int, list[tuple[re.Pattern[str], str, dict[str, Any]]]] = {}
@@ -75,6 +76,7 @@ def violations(
             break
     if operation is None:
         return []
+    _checked[0] += 1
     where = f"{method.upper()} {path} → {status}"
     responses = operation.get("responses", {})
     spec = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX")
@@ -230,6 +232,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     FlaskClient.open = _flask_open  # type: ignore[method-assign]
     urllib.request.urlopen = _urlopen
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _checked[0]:
+        terminalreporter.write_line(f"openapi conformance: {_checked[0]} API responses checked")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -136,3 +136,13 @@ def test_conformance_check_catches_a_nonconforming_response() -> None:
     assert len(found) == 2, found
     assert "surprise" in found[0]
     assert "attempts" in found[1]
+
+
+def test_schemas_markdown_has_a_table_per_shape() -> None:
+    from shared.shapes.markdown import ORDER, shapes_markdown
+
+    text = shapes_markdown()
+    for name in ORDER:
+        assert f"### {name}\n" in text
+    assert "| `last_error` | string or null | no |" in text
+    assert "| `item_index` | integer | no |" in text

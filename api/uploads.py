@@ -23,6 +23,7 @@ from api.jobs import json_body
 from api.openapi import doc
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.ids import new_id
+from shared.shapes.requests import UploadRequest
 from shared.storage import upload_key
 
 bp = Blueprint("uploads", __name__, url_prefix="/v1/uploads")
@@ -39,7 +40,7 @@ CONTENT_TYPES = {
     "image/bmp",
     "image/tiff",
 }
-FIELDS = {"count", "content_type", "bytes", "sizes"}
+FIELDS = UploadRequest.members()  # the body's members, as OpenAPI's UploadRequest
 
 
 def presign_put(storage: Any, key: str, content_type: str, length: int) -> str:

@@ -121,6 +121,14 @@ def bad_app(body: dict[str, Any]) -> Flask:
     def image() -> Response:
         return Response(b"\x89PNG", mimetype="image/png")
 
+    @app.get("/v1/missing")
+    @doc(summary="gone", responses={404: {"description": "not_found", "problem": True}})
+    def missing() -> Response:
+        return Response(json.dumps({"oops": 1}), status=404, mimetype="application/json")
+
+    from api import openapi
+
+    app.register_blueprint(openapi.bp)
     return app
 
 
@@ -146,3 +154,30 @@ def test_schemas_markdown_has_a_table_per_shape() -> None:
         assert f"### {name}\n" in text
     assert "| `last_error` | string or null | no |" in text
     assert "| `item_index` | integer | no |" in text
+
+
+def test_conformance_check_reads_live_servers_through_urllib() -> None:
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from werkzeug.serving import make_server
+
+    body = {**public_job(RECORD), "surprise": 1}
+    server = make_server("127.0.0.1", 0, bad_app(body))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with openapi_conformance.caught() as found:
+            with urllib.request.urlopen(f"{base}/v1/jobs/{RECORD['id']}", timeout=30) as answer:
+                assert json.loads(answer.read()) == body  # the test still reads the body
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{base}/v1/missing", timeout=30)
+            assert json.loads(refused.value.read()) == {"oops": 1}
+            refused.value.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(found) == 2, found
+    assert "surprise" in found[0]
+    assert "/v1/missing → 404" in found[1]

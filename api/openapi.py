@@ -19,7 +19,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from shared.options import FORMATS, MODELS, OPTION_NAMES, Options
-from shared.shapes.openapi import component_schemas
+from shared.shapes.openapi import component_schemas, webhooks
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -190,6 +190,7 @@ def build_document(app: Flask) -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "paths": paths,
+        "webhooks": webhooks(),
         "components": {
             "schemas": schemas(),
             "securitySchemes": {

@@ -22,6 +22,8 @@ ORDER = (
     "BatchCounts",
     "JobPage",
     "Upload",
+    "JobEvent",
+    "BatchEvent",
     "JobJson",
     "BatchJson",
     "BatchItem",

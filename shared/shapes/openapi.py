@@ -9,10 +9,12 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json
 
 from shared.shapes.records import (
     Batch,
+    BatchEvent,
     Box,
     Counts,
     Job,
     JobError,
+    JobEvent,
     JobPage,
     JobResult,
     Subject,
@@ -34,6 +36,8 @@ COMPONENTS: dict[str, tuple[type[BaseModel], JsonSchemaMode]] = {
     "BatchCounts": (Counts, "serialization"),
     "JobPage": (JobPage, "serialization"),
     "Upload": (Upload, "serialization"),
+    "JobEvent": (JobEvent, "serialization"),
+    "BatchEvent": (BatchEvent, "serialization"),
     "JobJson": (JobCreate, "validation"),
     "BatchJson": (BatchCreate, "validation"),
     "BatchItem": (BatchItem, "validation"),
@@ -79,3 +83,29 @@ def _external_refs(value: Any) -> Any:
     if isinstance(value, list):
         return [_external_refs(item) for item in value]
     return value
+
+
+def webhooks() -> dict[str, Any]:
+    """OpenAPI 3.1 `webhooks`: the events Cutout POSTs to a `webhook_url`."""
+    out: dict[str, Any] = {}
+    for event, schema in (
+        ("job.succeeded", "JobEvent"),
+        ("job.failed", "JobEvent"),
+        ("batch.completed", "BatchEvent"),
+    ):
+        out[event] = {
+            "post": {
+                "summary": f"{event}, signed by the Standard Webhooks scheme",
+                "description": "Headers `webhook-id` (the same on every retry), "
+                "`webhook-timestamp` and `webhook-signature` (`v1,` + base64 HMAC-SHA256 "
+                "over `{webhook-id}.{webhook-timestamp}.{body}` with the tenant's secret).",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=schema)}}
+                    },
+                },
+                "responses": {"2XX": {"description": "received; any other answer is retried"}},
+            }
+        }
+    return out

@@ -279,3 +279,19 @@ class JobPage(Public):
 
     items: list[Job]
     next_cursor: str | None
+
+
+class JobEvent(Public):
+    """The body of a `job.succeeded` or `job.failed` webhook delivery."""
+
+    type: Literal["job.succeeded", "job.failed"]
+    timestamp: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+    data: Job
+
+
+class BatchEvent(Public):
+    """The body of a `batch.completed` webhook delivery."""
+
+    type: Literal["batch.completed"]
+    timestamp: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+    data: Batch

@@ -181,3 +181,21 @@ def test_conformance_check_reads_live_servers_through_urllib() -> None:
     assert len(found) == 2, found
     assert "surprise" in found[0]
     assert "/v1/missing → 404" in found[1]
+
+
+def test_webhook_event_bodies_match_the_documented_webhooks() -> None:
+    from jsonschema import Draft202012Validator
+
+    from api import openapi
+    from shared.webhooks import event_body
+
+    app = Flask(__name__)
+    app.register_blueprint(openapi.bp)
+    with app.app_context():
+        document = json.loads(json.dumps(openapi.build_document(app)))
+    schema = document["webhooks"]["job.succeeded"]["post"]["requestBody"]["content"]
+    root = {"components": document["components"], **schema["application/json"]["schema"]}
+    validator = Draft202012Validator(root)
+    body = json.loads(event_body("job.succeeded", public_job(RECORD)))
+    assert list(validator.iter_errors(body)) == []
+    assert list(validator.iter_errors({**body, "type": "batch.completed"}))

@@ -38,7 +38,7 @@ NullableTime = Annotated[str | None, Field(json_schema_extra={"format": "date-ti
 class Public(BaseModel):
     """A shape the API sends: undeclared members are refused (and absent from the schema)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=False)
+    model_config = ConfigDict(extra="forbid")
 
 
 class Box(Public):

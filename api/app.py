@@ -1,8 +1,10 @@
 """The application factory: ``create_app()`` for gunicorn, ``create_app(settings)`` for tests.
 
 Nothing is created at import time. The factory builds the clients once per app and keeps
-them in ``app.extensions["cutout"]`` (:class:`Services`): the Redis job store, the S3
-storage, the Celery app used only to *send* tasks by name, and the Prometheus metrics.
+them in ``app.extensions["cutout"]`` (:class:`~api.services.Services`): the Redis job
+store and its companions in ``shared/`` (rate limits, idempotency keys, webhook secrets,
+custom models, worker telemetry), the S3 storage, the Celery app used only to *send*
+tasks by name, and the Prometheus metrics.
 Creating them connects to nothing; ``/readyz`` says whether the servers answer.
 """
 
@@ -10,19 +12,23 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from celery import Celery
 from flask import Flask, Response, g, request
 
 from api import auth, health, jobs, openapi, ratelimit, rembg_compat, removebg, trust, uploads
 from api.errors import register_error_handlers
 from api.health import Metrics
+from api.services import Services
+from shared.idempotency import IdempotencyRecords
+from shared.modelstore import ModelRegistry
+from shared.monitor import Monitor
+from shared.ratelimits import TokenBuckets
 from shared.settings import Settings, SettingsError, load_settings
 from shared.storage import S3Storage
 from shared.store import RedisStore
 from shared.tasks import make_celery
+from shared.webhooks import WebhookSecrets
 
 log = logging.getLogger("cutout.api")
 access_log = logging.getLogger("cutout.api.access")
@@ -31,26 +37,11 @@ access_log = logging.getLogger("cutout.api.access")
 MULTIPART_ENVELOPE = 64 * 1024
 
 
-@dataclass
-class Services:
-    """What the views use; one set per app."""
-
-    settings: Settings
-    store: RedisStore
-    storage: S3Storage
-    celery: Celery
-    metrics: Metrics
-
-
-def broker_client(settings: Settings) -> Any:
-    """A client of Celery's own Redis when CUTOUT_BROKER_URL names one (None otherwise)."""
+def separate_broker_url(settings: Settings) -> str | None:
+    """CUTOUT_BROKER_URL when it names another Redis than the job store's (else None)."""
     if not settings.broker_url or settings.broker_url == settings.redis_url:
         return None
-    import redis
-
-    return redis.Redis.from_url(
-        settings.broker_url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
-    )
+    return settings.broker_url
 
 
 def create_app(
@@ -83,13 +74,20 @@ def create_app(
     app.config.update(test_config or {})
 
     store = RedisStore.from_url(settings.redis_url, settings.retention)
+    storage = S3Storage.from_settings(settings)
+    # queue depths come from the broker's Redis (CUTOUT_BROKER_URL, when separate)
+    monitor = Monitor.from_store(store, separate_broker_url(settings))
     services = Services(
         settings=settings,
         store=store,
-        storage=S3Storage.from_settings(settings),
+        storage=storage,
         celery=make_celery(settings),
-        # queue depths come from the broker's Redis (CUTOUT_BROKER_URL, when separate)
-        metrics=Metrics(store.r, broker_client(settings) or store.r),
+        metrics=Metrics(monitor),
+        rate_limits=TokenBuckets.from_store(store),
+        idempotency=IdempotencyRecords.from_store(store),
+        webhook_secrets=WebhookSecrets.from_store(store),
+        models=ModelRegistry.from_store(store, storage),
+        monitor=monitor,
     )
     app.extensions["cutout"] = services
 

@@ -11,24 +11,24 @@ every job does: there is nobody to ask.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
-import redis
-
-from shared import telemetry
-from shared.errors import FastModeUnavailable
+from shared.errors import FastModeUnavailable, Unavailable
 from shared.options import Options
 
+if TYPE_CHECKING:
+    from api.services import Services
 
-def fast_available(services: Any) -> bool | None:
+
+def fast_available(services: Services) -> bool | None:
     """True / False as the live workers say; None when no worker is alive to say."""
     try:
-        return telemetry.serves_fast(services.store.r)
-    except redis.RedisError:
+        return services.monitor.serves_fast()
+    except Unavailable:
         return None  # the store is down: the view itself answers 503 soon enough
 
 
-def check_fast(services: Any, options: Iterable[Options]) -> None:
+def check_fast(services: Services, options: Iterable[Options]) -> None:
     """FastModeUnavailable (422) when any of ``options`` asks for fast mode and the live
     workers say none of them serves it."""
     if not any(option.fast for option in options):

@@ -18,8 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import redis
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -38,46 +37,39 @@ from prometheus_client.registry import Collector
 from api import trust
 from api.errors import problem_response
 from api.openapi import doc
+from api.services import current
 from shared import telemetry
 from shared.errors import Unavailable
-from shared.tasks import QUEUES
+from shared.monitor import Monitor
 
 log = logging.getLogger("cutout.api")
 
 bp = Blueprint("health", __name__)
 
-# kombu's Redis transport keeps one list per priority step: "<queue>" for the default
-# priority, "<queue>\x06\x16<n>" for the others
-_PRIORITY_SEP = "\x06\x16"
-_PRIORITY_STEPS = (3, 6, 9)
 
-
-def queue_keys(queue: str) -> list[str]:
-    return [queue] + [f"{queue}{_PRIORITY_SEP}{step}" for step in _PRIORITY_STEPS]
+def _cause(exc: Unavailable) -> str:
+    # the redis-py error's class name, as these warnings always said
+    cause = exc.__cause__
+    return type(cause if cause is not None else exc).__name__
 
 
 class QueueDepthCollector(Collector):
     """``cutout_queue_depth{queue}``: tasks waiting in each Celery queue (LLEN at scrape)."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
             "cutout_queue_depth", "Tasks waiting in each Celery queue", labels=["queue"]
         )
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for queue in QUEUES:
-                for key in queue_keys(queue):
-                    pipe.llen(key)
-            lengths = pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("queue depth unavailable: %s", type(exc).__name__)
+            depths = self.monitor.queue_depths()
+        except Unavailable as exc:
+            log.warning("queue depth unavailable: %s", _cause(exc))
             return
-        step = 1 + len(_PRIORITY_STEPS)
-        for index, queue in enumerate(QUEUES):
-            family.add_metric([queue], float(sum(lengths[index * step : (index + 1) * step])))
+        for queue, depth in depths.items():
+            family.add_metric([queue], float(depth))
         yield family
 
     def describe(self) -> Iterator[Metric]:
@@ -88,15 +80,15 @@ class QueueDepthCollector(Collector):
 class WorkerStatsCollector(Collector):
     """What workers recorded in Redis (shared/telemetry.py), read at scrape time."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
 
     def collect(self) -> Iterator[Metric]:
         try:
-            stats = telemetry.read_stats(self.client)
-            alive = telemetry.workers(self.client)
-        except redis.RedisError as exc:
-            log.warning("worker stats unavailable: %s", type(exc).__name__)
+            stats = self.monitor.worker_stats()
+            alive = self.monitor.workers()
+        except Unavailable as exc:
+            log.warning("worker stats unavailable: %s", _cause(exc))
             return
         jobs = CounterMetricFamily(
             "cutout_jobs_finished", "Jobs finished by model and status", labels=["model", "status"]
@@ -166,8 +158,7 @@ class WorkerStatsCollector(Collector):
 class Metrics:
     """The app's Prometheus metrics."""
 
-    def __init__(self, client: redis.Redis, broker: redis.Redis | None = None) -> None:
-        self.broker = broker
+    def __init__(self, monitor: Monitor) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "cutout_http_requests",
@@ -188,9 +179,9 @@ class Metrics:
             ["model", "queue"],
             registry=self.registry,
         )
-        self.queue_depth = QueueDepthCollector(broker if broker is not None else client)
+        self.queue_depth = QueueDepthCollector(monitor)
         self.registry.register(self.queue_depth)
-        self.worker_stats = WorkerStatsCollector(client)
+        self.worker_stats = WorkerStatsCollector(monitor)
         self.registry.register(self.worker_stats)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -233,16 +224,15 @@ def healthz() -> Response:
     },
 )
 def readyz() -> Response:
-    services = current_app.extensions["cutout"]
+    services = current()
     started = time.perf_counter()
     checks = {
         "redis": "ok" if services.store.ping() else "unreachable",
         "storage": "ok" if services.storage.ping() else "unreachable",
     }
-    broker = services.metrics.broker
-    if broker is not None and broker is not services.store.r:
+    if services.monitor.separate_broker:
         # a separate Redis for Celery's queues (CUTOUT_BROKER_URL)
-        checks["broker"] = "ok" if _ping(broker) else "unreachable"
+        checks["broker"] = "ok" if services.monitor.broker_ping() else "unreachable"
     failed = [name for name, state in checks.items() if state != "ok"]
     if failed:
         return problem_response(
@@ -251,8 +241,8 @@ def readyz() -> Response:
     # workers are reported, not required: the API stays ready while workers scale to zero
     # (queue-depth autoscaling starts them when jobs arrive)
     try:
-        alive = telemetry.workers(services.store.r)
-    except redis.RedisError:
+        alive = services.monitor.workers()
+    except Unavailable:
         alive = []
     workers: dict[str, Any] = {"alive": len(alive)}
     if trust.may_see_details(services.settings):
@@ -268,13 +258,6 @@ def readyz() -> Response:
     )
 
 
-def _ping(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-
-
 @bp.get("/metrics")
 @doc(
     summary="Prometheus metrics",
@@ -282,7 +265,7 @@ def _ping(client: redis.Redis) -> bool:
     responses={200: {"description": "Prometheus text format", "content_type": "text/plain"}},
 )
 def metrics() -> Response:
-    services = current_app.extensions["cutout"]
+    services = current()
     return Response(
         services.metrics.render(),
         mimetype=CONTENT_TYPE_LATEST.split(";")[0],

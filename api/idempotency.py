@@ -41,29 +41,23 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Request, request
 
 from api.jsonbody import body_bytes, loads
-from shared.errors import CutoutError, IdempotencyMismatch, InvalidRequest, Unavailable
+from shared.errors import CutoutError, IdempotencyMismatch, InvalidRequest
+from shared.idempotency import IdempotencyRecords
+from shared.idempotency import record_key as redis_key
+
+if TYPE_CHECKING:
+    from api.services import Services
 
 HEADER = "Idempotency-Key"
 TTL = 24 * 3600  # seconds a finished key answers with its object
 PENDING_TTL = 300  # seconds a claim lives if its process dies (above gunicorn's timeout)
 PENDING_WAIT = 10.0  # seconds a duplicate waits for the first request to finish
-PREFIX = "cutout:idem:"
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, as in the IETF draft's examples
-
-# KEYS: the idempotency record. ARGV: the claim's token. Deletes only our own claim.
-_RELEASE = """
-local raw = redis.call('GET', KEYS[1])
-if raw and cjson.decode(raw)['token'] == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
 
 #: the OpenAPI description of the header, for the views that honour it
 OPENAPI_PARAMETER: dict[str, Any] = {
@@ -96,11 +90,15 @@ class Slot:
     """The caller's handle on one key: ``replay`` is set when the work was done before."""
 
     def __init__(
-        self, client: Any = None, key: str = "", fingerprint: str = "", token: str = ""
+        self,
+        records: IdempotencyRecords | None = None,
+        key: str = "",
+        fingerprint: str = "",
+        token: str = "",
     ) -> None:
         self.replay: Replay | None = None
         self.saved = False
-        self._client = client
+        self._records = records
         self._key = key
         self._fingerprint = fingerprint
         self._token = token
@@ -112,17 +110,9 @@ class Slot:
 
     def save(self, resource_id: str, location: str, status: int = 202) -> None:
         """Record the created object for the key's 24 hours (no-op without a key)."""
-        if not self.claimed:
+        if not self.claimed or self._records is None:
             return
-        record = {
-            "state": "done",
-            "fingerprint": self._fingerprint,
-            "id": resource_id,
-            "location": location,
-            "status": status,
-        }
-        with _translated():
-            self._client.set(self._key, json.dumps(record), ex=TTL)
+        self._records.finish(self._key, self._fingerprint, resource_id, location, status, TTL)
         self.saved = True
 
 
@@ -169,17 +159,8 @@ def _framed(kind: str, name: str, value: bytes) -> bytes:
     return head + value
 
 
-def redis_key(tenant: str, path: str, key: str) -> str:
-    """Where a key lives: one per tenant, path and key, so that the same key on
-    ``/v1/jobs`` and ``/v1/batches`` names two independent requests (API.md)."""
-    # hashed: the client's key may be long and hold any visible character; the path and
-    # the key are framed by a NUL, which neither can hold
-    digest = hashlib.sha256(f"{path}\0{key}".encode()).hexdigest()
-    return f"{PREFIX}{tenant}:{digest}"
-
-
 @contextlib.contextmanager
-def idempotent(services: Any, tenant: str, req: Request | None = None) -> Iterator[Slot]:
+def idempotent(services: Services, tenant: str, req: Request | None = None) -> Iterator[Slot]:
     """Guard one creating request by its ``Idempotency-Key`` (see the module docstring).
 
     Without the header it yields a slot that does nothing. Raises InvalidRequest (a
@@ -196,33 +177,30 @@ def idempotent(services: Any, tenant: str, req: Request | None = None) -> Iterat
         raise InvalidRequest(
             f"{HEADER} must be 1-255 visible ASCII characters", field=HEADER.lower()
         )
-    client = services.store.r
+    records = services.idempotency
     fingerprint = request_fingerprint(req, tenant)
     name = redis_key(tenant, req.path, key)
     token = secrets.token_hex(16)
-    with _translated():
-        slot = _claim_or_replay(client, name, fingerprint, token)
+    slot = _claim_or_replay(records, name, fingerprint, token)
     try:
         yield slot
     except BaseException:
         if slot.claimed:
-            _release(client, name, token)
+            records.release(name, token)
         raise
     if slot.claimed and not slot.saved:
         # the body answered without creating anything (it should have raised): give back
-        _release(client, name, token)
+        records.release(name, token)
 
 
-def _claim_or_replay(client: Any, name: str, fingerprint: str, token: str) -> Slot:
-    pending = json.dumps({"state": "pending", "fingerprint": fingerprint, "token": token})
+def _claim_or_replay(records: IdempotencyRecords, name: str, fingerprint: str, token: str) -> Slot:
     deadline = time.monotonic() + PENDING_WAIT
     while True:
-        if client.set(name, pending, nx=True, ex=PENDING_TTL):
-            return Slot(client, name, fingerprint, token)
-        raw = client.get(name)
-        if raw is None:
+        if records.claim(name, fingerprint, token, PENDING_TTL):
+            return Slot(records, name, fingerprint, token)
+        record = records.read(name)
+        if record is None:
             continue  # the holder failed and gave it back: claim it ourselves
-        record = json.loads(raw)
         if record.get("fingerprint") != fingerprint:
             raise IdempotencyMismatch(
                 f"this {HEADER} was already used with a different request in the last 24 hours"
@@ -238,21 +216,3 @@ def _claim_or_replay(client: Any, name: str, fingerprint: str, token: str) -> Sl
             error.headers = {"Retry-After": "1"}  # type: ignore[attr-defined]
             raise error
         time.sleep(0.05)
-
-
-def _release(client: Any, name: str, token: str) -> None:
-    """Give our claim back (never someone else's); a Redis failure leaves it to expire."""
-    import redis
-
-    with contextlib.suppress(redis.RedisError):
-        client.register_script(_RELEASE)(keys=[name], args=[token])
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    import redis
-
-    try:
-        yield
-    except redis.RedisError as exc:
-        raise Unavailable("the job store (Redis) is unavailable") from exc

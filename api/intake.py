@@ -16,7 +16,7 @@ import logging
 import struct
 import warnings
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -40,8 +40,11 @@ from shared.ids import new_id, now_iso
 from shared.limits import check_input, check_options
 from shared.options import Options
 from shared.settings import Settings
-from shared.storage import input_key
+from shared.storage import Storage, input_key
 from shared.tasks import INTERACTIVE, enqueue_job
+
+if TYPE_CHECKING:
+    from api.services import Services
 
 log = logging.getLogger("cutout.api")
 
@@ -266,7 +269,7 @@ def own_upload_key(tenant: str, key: Any) -> bool:
     )
 
 
-def check_upload_key(storage: Any, settings: Settings, tenant: str, key: Any) -> str:
+def check_upload_key(storage: Storage, settings: Settings, tenant: str, key: Any) -> str:
     """An ``upload_key`` of this tenant that holds an object within the size limit.
 
     Another tenant's key answers NotFound, exactly like a key that never existed in any
@@ -296,7 +299,7 @@ def check_background(tenant: str, options: Options) -> None:
         raise UploadNotFound("no upload of yours under this bg_upload_key", field="bg_upload_key")
 
 
-def submit(services: Any, record: dict[str, Any]) -> None:
+def submit(services: Services, record: dict[str, Any]) -> None:
     """Store the record, then enqueue it; a failed enqueue fails the job, never loses it."""
     services.store.create_job(record)
     try:
@@ -317,14 +320,14 @@ def submit(services: Any, record: dict[str, Any]) -> None:
     services.metrics.job_created(record)
 
 
-def store_input(services: Any, tenant: str, job_id: str, data: bytes, fmt: str) -> str:
+def store_input(services: Services, tenant: str, job_id: str, data: bytes, fmt: str) -> str:
     key = input_key(tenant, job_id)
     services.storage.put(key, data, CONTENT_TYPES[fmt])
     return key
 
 
 def job_from_bytes(
-    services: Any,
+    services: Services,
     tenant: str,
     data: bytes,
     options: Options,
@@ -356,7 +359,7 @@ def job_from_bytes(
 
 
 def job_from_url(
-    services: Any,
+    services: Services,
     tenant: str,
     url: str,
     options: Options,
@@ -384,7 +387,7 @@ def job_from_url(
 
 
 def job_from_upload(
-    services: Any,
+    services: Services,
     tenant: str,
     key: str,
     options: Options,

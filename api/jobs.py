@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, redirect, request
+from flask import Blueprint, Response, g, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from api.capabilities import check_fast
@@ -23,6 +23,7 @@ from api.intake import (
 )
 from api.jsonbody import loads, request_json
 from api.openapi import doc
+from api.services import Services, current
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ids import now_iso, valid_id
 from shared.options import EXTENSIONS, parse_options
@@ -36,8 +37,8 @@ FORM_EXTRA_FIELDS = {"webhook_url", "metadata", "options"}
 RESULT_URL_EXPIRY = 300  # seconds a ?redirect=1 signed URL stays valid
 
 
-def services() -> Any:
-    return current_app.extensions["cutout"]
+def services() -> Services:
+    return current()
 
 
 def json_body() -> dict[str, Any]:

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, g, request
 
 from api.openapi import doc
+from api.services import current
 from shared.errors import CutoutError, InvalidRequest, NotFound, PayloadTooLarge
 from shared.modelfile import (
     MAX_MODEL_BYTES,
@@ -67,8 +68,7 @@ class InvalidModel(CutoutError):
 
 
 def registry() -> ModelRegistry:
-    services = current_app.extensions["cutout"]
-    return ModelRegistry(services.store.r, services.storage)
+    return current().models
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +103,7 @@ def install(app: Flask) -> None:
 
 
 def _scope() -> str:
-    settings = current_app.extensions["cutout"].settings
+    settings = current().settings
     wanted = (request.values.get("scope") or "").strip().lower()
     if wanted in ("", "tenant"):
         return tenant_scope(g.tenant)
@@ -176,7 +176,7 @@ def register_model() -> tuple[Response, int]:
     },
 )
 def list_models() -> Response:
-    settings = current_app.extensions["cutout"].settings
+    settings = current().settings
     builtin = [{"name": name, "kind": "builtin"} for name in settings.models]
     custom = [_public(r) for r in registry().visible(g.tenant)]
     return Response(json.dumps({"models": builtin + custom}), mimetype="application/json")

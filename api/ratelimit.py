@@ -1,13 +1,13 @@
 """Abuse limits per tenant: a request-rate token bucket and a cap on queued jobs.
 
 **Rate** (``CUTOUT_RATE_LIMIT`` tokens per second, ``CUTOUT_RATE_BURST`` capacity): one
-bucket per tenant in Redis, refilled by one Lua script from the time elapsed on the
-*Redis* clock (so several API processes on machines with skewed clocks share one fair
-bucket). Every authenticated ``/v1`` and ``/api`` request costs one token; health,
-metrics, the OpenAPI document and the web page are never limited. Each limited response
-carries ``RateLimit-Limit``, ``RateLimit-Remaining``, ``RateLimit-Reset`` (seconds until
-the bucket is full again) and ``RateLimit-Policy``; a refused one is 429 ``rate_limited``
-with ``Retry-After`` (seconds until the next token).
+bucket per tenant in Redis (shared/ratelimits.py), refilled by one Lua script from the
+time elapsed on the *Redis* clock (so several API processes on machines with skewed
+clocks share one fair bucket). Every authenticated ``/v1`` and ``/api`` request costs one
+token; health, metrics, the OpenAPI document and the web page are never limited. Each
+limited response carries ``RateLimit-Limit``, ``RateLimit-Remaining``, ``RateLimit-Reset``
+(seconds until the bucket is full again) and ``RateLimit-Policy``; a refused one is 429
+``rate_limited`` with ``Retry-After`` (seconds until the next token).
 
 **Queue cap** (``CUTOUT_MAX_QUEUED_PER_TENANT``): each tenant's queued and processing jobs
 are the members of a Redis set (``RedisStore.reserve_active``); intake reserves the new
@@ -26,44 +26,20 @@ import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, g, request
 
 from api.auth import PROTECTED_PREFIXES
 from shared.errors import QueueFull, RateLimited, Unavailable
+from shared.ratelimits import TokenBuckets
+
+if TYPE_CHECKING:
+    from api.services import Services
 
 log = logging.getLogger("cutout.api")
 
-RATE_PREFIX = "cutout:rate:"
 QUEUE_FULL_RETRY_AFTER = 10  # seconds: a guess; jobs finish at the workers' pace
-
-# KEYS: the tenant's bucket (hash: tokens, ts). ARGV: rate per second, burst, cost.
-# Refill by elapsed time × rate up to burst, then take `cost` if that many are there.
-# Returns {allowed 1/0, tokens left (string: Lua numbers become integers on return)}.
-_BUCKET_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = burst
-  ts = now
-end
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
-return {allowed, tostring(tokens)}
-"""
 
 
 @dataclass(frozen=True)
@@ -100,27 +76,23 @@ class Decision:
 
 
 class RateLimiter:
-    """Token buckets per tenant in Redis (one Lua script, atomic per request)."""
+    """Token buckets per tenant (shared/ratelimits.py: one Lua script, atomic per request)."""
 
-    def __init__(self, client: Any, rate: float, burst: int) -> None:
+    def __init__(self, buckets: TokenBuckets, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
-        self._script = client.register_script(_BUCKET_SCRIPT)
+        self.buckets = buckets
 
     def take(self, tenant: str, cost: int = 1) -> Decision:
-        """Take ``cost`` tokens from ``tenant``'s bucket; raises redis errors as they are."""
-        allowed, tokens = self._script(
-            keys=[RATE_PREFIX + tenant], args=[repr(self.rate), self.burst, cost]
-        )
-        return Decision(bool(allowed), float(tokens), self.rate, self.burst)
+        """Take ``cost`` tokens from ``tenant``'s bucket; Unavailable when Redis is down."""
+        allowed, tokens = self.buckets.take(tenant, self.rate, self.burst, cost)
+        return Decision(allowed, tokens, self.rate, self.burst)
 
 
-def register(app: Flask, services: Any) -> None:
+def register(app: Flask, services: Services) -> None:
     """Install the per-tenant rate limit on ``/v1`` and ``/api`` (after authentication)."""
-    import redis
-
     settings = services.settings
-    limiter = RateLimiter(services.store.r, settings.rate_limit, settings.rate_burst)
+    limiter = RateLimiter(services.rate_limits, settings.rate_limit, settings.rate_burst)
 
     @app.before_request
     def limit_rate() -> None:
@@ -129,7 +101,7 @@ def register(app: Flask, services: Any) -> None:
             return
         try:
             decision = limiter.take(tenant)
-        except (redis.RedisError, OSError) as exc:
+        except (Unavailable, OSError) as exc:
             # fail open: the view itself answers 503 if Redis is really gone
             log.warning("rate limit unavailable: %s", type(exc).__name__)
             return
@@ -151,7 +123,7 @@ def register(app: Flask, services: Any) -> None:
         return response
 
 
-def reserve_queue(services: Any, tenant: str, job_ids: list[str]) -> None:
+def reserve_queue(services: Services, tenant: str, job_ids: list[str]) -> None:
     """Count ``job_ids`` against the tenant's queue cap; 429 ``queue_full`` when over it.
 
     All or nothing (a batch is accepted whole or not at all). Pair with
@@ -170,7 +142,7 @@ def reserve_queue(services: Any, tenant: str, job_ids: list[str]) -> None:
         raise error
 
 
-def release_queue(services: Any, tenant: str, job_ids: list[str]) -> None:
+def release_queue(services: Services, tenant: str, job_ids: list[str]) -> None:
     """Give back reservations of jobs that were not created (never raises)."""
     try:
         services.store.release_active(tenant, job_ids)
@@ -180,7 +152,7 @@ def release_queue(services: Any, tenant: str, job_ids: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def queue_slots(services: Any, tenant: str, job_ids: list[str]) -> Iterator[None]:
+def queue_slots(services: Services, tenant: str, job_ids: list[str]) -> Iterator[None]:
     """Reserve ``job_ids`` for the body; released again if the body raises.
 
     Use around storing the inputs and ``submit``: a job that was created and then failed

@@ -15,12 +15,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 
 from api.errors import NoResult
 from api.intake import job_from_bytes, job_from_url, read_limited
 from api.openapi import doc
+from api.services import current
 from shared.errors import CutoutError, InvalidRequest, ProcessingTimeout, error_for_code
+from shared.jobstore import JobStore
 from shared.options import Options, parse_options
 
 bp = Blueprint("rembg", __name__, url_prefix="/api")
@@ -77,7 +79,7 @@ def rembg_options(params: Mapping[str, Any]) -> Options:
     return parse_options(values)
 
 
-def wait_finished(store: Any, job_id: str, timeout: float) -> bool:
+def wait_finished(store: JobStore, job_id: str, timeout: float) -> bool:
     """True once the job is terminal, False after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -100,7 +102,7 @@ def finished_job(job: dict[str, Any]) -> dict[str, Any]:
     Raises ProcessingTimeout (it goes on; ``Location`` names it), the job's own error
     when it failed, NoResult when it was canceled.
     """
-    svc = current_app.extensions["cutout"]
+    svc = current()
     job_id = job["id"]
     g.job_id = job_id
     location = f"/v1/jobs/{job_id}"
@@ -135,7 +137,7 @@ def subject_headers(result: dict[str, Any]) -> dict[str, str]:
 
 
 def _wait_and_answer(job: dict[str, Any]) -> Response:
-    svc = current_app.extensions["cutout"]
+    svc = current()
     result = finished_job(job)["result"]
     data = svc.storage.get(result["key"])
     response = Response(data, mimetype=result.get("content_type") or "image/png")
@@ -160,7 +162,7 @@ def _wait_and_answer(job: dict[str, Any]) -> Response:
     },
 )
 def remove_post() -> Response:
-    svc = current_app.extensions["cutout"]
+    svc = current()
     if request.mimetype != "multipart/form-data":
         raise InvalidRequest("send multipart/form-data with a `file` field (as rembg does)")
     upload = request.files.get("file")
@@ -193,7 +195,7 @@ def remove_post() -> Response:
     },
 )
 def remove_get() -> Response:
-    svc = current_app.extensions["cutout"]
+    svc = current()
     url = request.args.get("url")
     if not url:
         raise InvalidRequest("the `url` query parameter is required", field="url")

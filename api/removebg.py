@@ -17,9 +17,9 @@ import binascii
 import json
 import re
 import time
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 from PIL import ImageColor
 from werkzeug.exceptions import HTTPException
 
@@ -28,6 +28,7 @@ from api.intake import check_image, job_from_bytes, job_from_url, read_limited
 from api.jsonbody import request_json
 from api.openapi import doc
 from api.rembg_compat import finished_job
+from api.services import current
 from shared.errors import CutoutError, InvalidImage, InvalidOption, InvalidRequest
 from shared.ids import new_id
 from shared.options import Options, parse_bool, parse_options
@@ -110,7 +111,9 @@ def removebg_status(error: CutoutError) -> int:
 
 
 def error_response(error: CutoutError) -> Response:
-    body = {"errors": [{"title": error.message, "code": error.code, "detail": error.title}]}
+    body: dict[str, Any] = {
+        "errors": [{"title": error.message, "code": error.code, "detail": error.title}]
+    }
     option = error.extra.get("option") or error.extra.get("field")
     if option:
         body["errors"][0]["source"] = {"parameter": option}
@@ -215,7 +218,7 @@ def removebg_options(params: dict[str, Any]) -> Options:
 def _params() -> tuple[dict[str, Any], bytes | None, bytes | None]:
     """(parameters, image_file bytes, bg_image_file bytes) of a multipart, form or JSON
     request."""
-    svc = current_app.extensions["cutout"]
+    svc = current()
     limit = svc.settings.max_upload_bytes
     mimetype = request.mimetype
     if mimetype == "application/json" or mimetype.endswith("+json"):
@@ -307,7 +310,7 @@ JSON_200 = {
     },
 )
 def removebg() -> Response:
-    svc = current_app.extensions["cutout"]
+    svc = current()
     params, image_bytes, bg_bytes = _params()
     sources = [name for name in SOURCES if _given(params.get(name))]
     if len(sources) != 1:
@@ -339,14 +342,16 @@ def removebg() -> Response:
             "image_file must be a file of a multipart body (or send image_file_b64)",
             field="image_file",
         )
-    if background_key is not None:
+    if background_key is not None and bg_bytes is not None:  # both or neither
         svc.storage.put(background_key, bg_bytes, "application/octet-stream")
     try:
         if sources[0] == "image_url":
             url = str(params["image_url"])
             job = job_from_url(svc, tenant, url, options, field="image_url", job_id=job_id)
         else:
-            job = job_from_bytes(svc, tenant, image_bytes, options, job_id=job_id)
+            # image_file_b64 decoded above, or an image_file part checked there
+            data = cast("bytes", image_bytes)
+            job = job_from_bytes(svc, tenant, data, options, job_id=job_id)
     except CutoutError:
         if background_key is not None:
             svc.storage.delete_prefix(f"inputs/{tenant}/{job_id}/")
@@ -355,7 +360,7 @@ def removebg() -> Response:
 
 
 def _answer(job: dict[str, Any], params: dict[str, Any]) -> Response:
-    svc = current_app.extensions["cutout"]
+    svc = current()
     result = job["result"]
     if not result.get("subject"):
         raise UnknownForeground("Could not identify foreground in image")

@@ -17,14 +17,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 
 from api.jobs import json_body
 from api.openapi import doc
+from api.services import current
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.ids import new_id
 from shared.shapes.requests import UploadRequest
-from shared.storage import upload_key
+from shared.storage import Storage, upload_key
 
 bp = Blueprint("uploads", __name__, url_prefix="/v1/uploads")
 
@@ -43,20 +44,9 @@ CONTENT_TYPES = {
 FIELDS = UploadRequest.members()  # the body's members, as OpenAPI's UploadRequest
 
 
-def presign_put(storage: Any, key: str, content_type: str, length: int) -> str:
+def presign_put(storage: Storage, key: str, content_type: str, length: int) -> str:
     """A signed PUT URL whose signature covers the Content-Length header."""
-    return str(
-        storage.client.generate_presigned_url(
-            "put_object",
-            Params={
-                "Bucket": storage.bucket,
-                "Key": key,
-                "ContentType": content_type,
-                "ContentLength": length,
-            },
-            ExpiresIn=EXPIRES,
-        )
-    )
+    return storage.presign_put(key, content_type, EXPIRES, content_length=length)
 
 
 def _int_field(body: dict[str, Any], name: str, default: int | None) -> int | None:
@@ -125,7 +115,7 @@ def _size(value: Any, name: str, limit: int) -> int:
     },
 )
 def create_uploads() -> Response:
-    svc = current_app.extensions["cutout"]
+    svc = current()
     body = json_body() if request.content_length or request.is_json else {}
     unknown = sorted(set(body) - FIELDS)
     if unknown:
@@ -145,7 +135,7 @@ def create_uploads() -> Response:
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z")
     )
-    slots = []
+    slots: list[dict[str, Any]] = []
     for length in sizes:
         key = upload_key(g.tenant, new_id("upl"))
         slots.append(

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, request
 
 from api.capabilities import fast_available
 from api.openapi import doc
+from api.services import current
 from shared.options import FORMATS
 
 bp = Blueprint("web", __name__)
@@ -70,7 +71,7 @@ def _origin(url: str) -> str | None:
 
 def storage_origin() -> str | None:
     """The origin of the signed upload URLs (what the page PUTs to), computed locally."""
-    services = current_app.extensions["cutout"]
+    services = current()
     try:
         # presigning is local arithmetic: no request leaves the process
         url = services.storage.presign_put("uploads/_/probe", "application/octet-stream", 60)
@@ -191,14 +192,14 @@ def static_file(name: str) -> Response:
     },
 )
 def info() -> Response:
-    settings = current_app.extensions["cutout"].settings
+    settings = current().settings
     body: dict[str, Any] = {
         "auth": settings.auth_enabled,
         "models": list(settings.models),
         "formats": list(FORMATS),
         "max_upload_bytes": settings.max_upload_bytes,
         # false: live workers exist and none serves fast mode (the page hides its box)
-        "fast": fast_available(current_app.extensions["cutout"]) is not False,
+        "fast": fast_available(current()) is not False,
     }
     response = Response(json.dumps(body), mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, current_app, g
+from flask import Blueprint, Response, g
 
 from api import trust
 from api.openapi import doc
+from api.services import current
 from shared.webhooks import WebhookSecrets
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
@@ -24,7 +25,7 @@ SECRET_SCHEMA = {
 
 
 def _secrets() -> WebhookSecrets:
-    return WebhookSecrets(current_app.extensions["cutout"].store.r)
+    return current().webhook_secrets
 
 
 def _answer(secret: str) -> Response:
@@ -46,7 +47,7 @@ def _answer(secret: str) -> Response:
 )
 def get_secret() -> Response:
     # without keys anyone who reaches the server could read it: never handed out then
-    trust.require_key(current_app.extensions["cutout"].settings, "the webhook secret")
+    trust.require_key(current().settings, "the webhook secret")
     return _answer(_secrets().get_or_create(g.tenant))
 
 
@@ -62,5 +63,5 @@ def get_secret() -> Response:
     },
 )
 def rotate_secret() -> Response:
-    trust.require_key(current_app.extensions["cutout"].settings, "the webhook secret")
+    trust.require_key(current().settings, "the webhook secret")
     return _answer(_secrets().rotate(g.tenant))

@@ -17,9 +17,13 @@ from shared.options import Options
 
 
 class _Limits(Protocol):
-    max_pixels: int
-    max_matting_pixels: int
-    max_job_bytes: int
+    # read-only members: the settings and the engine's Limits are frozen dataclasses
+    @property
+    def max_pixels(self) -> int: ...
+    @property
+    def max_matting_pixels(self) -> int: ...
+    @property
+    def max_job_bytes(self) -> int: ...
 
 
 # What a job adds to a warmed worker child, per pixel of what it holds at once (measured

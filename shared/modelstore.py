@@ -20,7 +20,7 @@ from typing import Any
 from shared.errors import NotFound
 from shared.ids import now_iso
 from shared.storage import Storage
-from shared.store import PREFIX, _translated
+from shared.store import PREFIX, RedisStore, _translated
 
 GLOBAL = "global"
 
@@ -43,6 +43,11 @@ class ModelRegistry:
     def __init__(self, redis_client: Any, storage: Storage) -> None:
         self.r = redis_client
         self.storage = storage
+
+    @classmethod
+    def from_store(cls, store: RedisStore, storage: Storage) -> ModelRegistry:
+        """The registry on the job store's Redis (its records live beside the jobs)."""
+        return cls(store.r, storage)
 
     def register(
         self, scope: str, name: str, data: bytes, record: dict[str, Any]

@@ -34,9 +34,27 @@ def upload_key(tenant: str, upload_id: str) -> str:
 
 
 class Storage(Protocol):
+    """What the API and the worker need from object storage (:class:`S3Storage`).
+
+    Missing objects raise :class:`~shared.errors.NotFound`, every other failure
+    :class:`~shared.errors.StorageError` (transient); ``ping`` answers False instead.
+    """
+
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
     def get(self, key: str, max_bytes: int | None = None) -> bytes: ...
+    def head(self, key: str) -> dict[str, Any]: ...
+    def stream(self, key: str, chunk_size: int = 1 << 16) -> Iterator[bytes]: ...
     def delete_prefix(self, prefix: str) -> int: ...
+    def presign_get(self, key: str, expires: int = 300, filename: str | None = None) -> str: ...
+    def presign_put(
+        self,
+        key: str,
+        content_type: str,
+        expires: int = 900,
+        *,
+        content_length: int | None = None,
+    ) -> str: ...
+    def ensure_bucket(self) -> None: ...
     def ping(self) -> bool: ...
 
 
@@ -126,13 +144,21 @@ class S3Storage:
             self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
         )
 
-    def presign_put(self, key: str, content_type: str, expires: int = 900) -> str:
+    def presign_put(
+        self,
+        key: str,
+        content_type: str,
+        expires: int = 900,
+        *,
+        content_length: int | None = None,
+    ) -> str:
+        """A signed PUT URL; with ``content_length`` its signature covers that
+        Content-Length header too (a PUT of another size is refused)."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ContentType": content_type}
+        if content_length is not None:
+            params["ContentLength"] = content_length
         return str(
-            self.client.generate_presigned_url(
-                "put_object",
-                Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
-                ExpiresIn=expires,
-            )
+            self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
         )
 
     # -- listing (api/batches: many upload_keys checked at once; r18-shapes) -------------
@@ -167,10 +193,11 @@ class S3Storage:
 
     def ping(self) -> bool:
         try:
-            self.client.head_bucket(Bucket=self.bucket)
-            return True
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            with _translated(self.bucket):
+                self.client.head_bucket(Bucket=self.bucket)
+        except (NotFound, StorageError):
             return False
+        return True
 
 
 @contextlib.contextmanager

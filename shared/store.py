@@ -16,17 +16,18 @@ once, when the last item reaches a terminal state. Every key carries the retenti
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
-from shared.errors import Unavailable
 from shared.ids import now_iso
+from shared.jobstore import JobStore as JobStore  # the port, re-exported for its importers
+from shared.redis_errors import connect
+from shared.redis_errors import redis_errors as _translated  # the one translation
 from shared.shapes.records import STATUSES as STATUSES
 from shared.shapes.records import TERMINAL as TERMINAL
 from shared.shapes.records import decode as _decode
@@ -161,19 +162,8 @@ class Transition:
     batch_completed: bool = False
 
 
-class JobStore(Protocol):
-    """What the API and the worker need from the record store."""
-
-    def create_job(self, job: Mapping[str, Any]) -> None: ...
-    def get_job(self, job_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
-    def transition(
-        self, job_id: str, new: str, allowed: Iterable[str], **fields: Any
-    ) -> Transition: ...
-    def wait_finished(self, job_id: str, timeout: float) -> bool: ...
-
-
 class RedisStore:
-    """:class:`JobStore` on Redis. Redis errors surface as :class:`Unavailable`."""
+    """:class:`~shared.jobstore.JobStore` on Redis. Redis errors surface as :class:`Unavailable`."""
 
     def __init__(self, client: redis.Redis, retention: int) -> None:
         # decode_responses=True clients; typed loosely since redis-py's stubs assume bytes
@@ -184,14 +174,7 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, retention: int) -> RedisStore:
-        client = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=10,
-            socket_connect_timeout=5,
-            health_check_interval=30,
-        )
-        return cls(client, retention)
+        return cls(connect(url, health_check_interval=30), retention)
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -441,14 +424,3 @@ class RedisStore:
             return bool(self.r.ping())
         except redis.RedisError:
             return False
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    """Turn redis-py connection failures into our transient :class:`Unavailable`."""
-    try:
-        yield
-    except redis.BusyLoadingError as exc:
-        raise Unavailable("the job store (Redis) is loading its data") from exc
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise Unavailable("the job store (Redis) is unavailable") from exc

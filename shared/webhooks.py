@@ -13,21 +13,24 @@ network either. Retries and their schedule belong to the caller (the worker's ta
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from shared.errors import CutoutError, Unavailable, UrlNotAllowed
 from shared.netguard import IPNetwork, fetch
+from shared.redis_errors import redis_errors
+
+if TYPE_CHECKING:
+    from shared.store import RedisStore
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
 SECRET_BYTES = 24
@@ -35,6 +38,8 @@ EVENT_TYPES = frozenset({"job.succeeded", "job.failed", "batch.completed"})
 USER_AGENT = "Cutout-Webhooks/0.1"
 #: a receiver's answer is not needed; read at most this much of it
 _MAX_ANSWER_BYTES = 64 * 1024
+#: how errors name this store (shared/redis_errors.py)
+_WHAT = "the webhook secret store"
 
 
 def new_secret() -> str:
@@ -159,19 +164,24 @@ class WebhookSecrets:
     def __init__(self, client: redis.Redis) -> None:
         self.r: Any = client  # works with decode_responses on or off
 
+    @classmethod
+    def from_store(cls, store: RedisStore) -> WebhookSecrets:
+        """The secrets on the job store's Redis."""
+        return cls(store.r)
+
     def _key(self, tenant: str) -> str:
         return self.PREFIX + tenant
 
     def get(self, tenant: str) -> str | None:
         """The tenant's secret, or None if it has none yet."""
-        with _translated():
+        with redis_errors(_WHAT):
             value = self.r.get(self._key(tenant))
         return _text(value)
 
     def get_or_create(self, tenant: str) -> str:
         """The tenant's secret, made on first use. Concurrent first calls agree (SET NX)."""
         key = self._key(tenant)
-        with _translated():
+        with redis_errors(_WHAT):
             for _ in range(3):
                 candidate = new_secret()
                 if self.r.set(key, candidate, nx=True):
@@ -184,7 +194,7 @@ class WebhookSecrets:
     def rotate(self, tenant: str) -> str:
         """Replace the tenant's secret with a new one and return it; the old one is gone."""
         secret = new_secret()
-        with _translated():
+        with redis_errors(_WHAT):
             self.r.set(self._key(tenant), secret)
         return secret
 
@@ -193,11 +203,3 @@ def _text(value: bytes | str | None) -> str | None:
     if value is None:
         return None
     return value.decode("ascii") if isinstance(value, bytes) else value
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
-        raise Unavailable("the webhook secret store (Redis) is unavailable") from exc

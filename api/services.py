@@ -1,0 +1,52 @@
+"""The services one app's views use (:class:`Services`), typed against the store's and the
+storage's protocols, and :func:`current` to reach them from a view.
+
+``create_app`` (api/app.py) builds one set per app; nothing here touches Redis or boto3
+itself: every operation is a method of a store in ``shared/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from flask import current_app
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from api.health import Metrics
+    from shared.idempotency import IdempotencyRecords
+    from shared.jobstore import JobStore
+    from shared.modelstore import ModelRegistry
+    from shared.monitor import Monitor
+    from shared.ratelimits import TokenBuckets
+    from shared.settings import Settings
+    from shared.storage import Storage
+    from shared.webhooks import WebhookSecrets
+
+
+@dataclass
+class Services:
+    """What the views use; one set per app."""
+
+    settings: Settings
+    store: JobStore
+    storage: Storage
+    celery: Celery
+    metrics: Metrics
+    #: per-tenant request-rate buckets (api/ratelimit.py)
+    rate_limits: TokenBuckets
+    #: Idempotency-Key records (api/idempotency.py)
+    idempotency: IdempotencyRecords
+    #: each tenant's webhook signing secret (api/webhooks.py)
+    webhook_secrets: WebhookSecrets
+    #: registered custom models (api/models.py)
+    models: ModelRegistry
+    #: worker telemetry and queue depths (api/health.py, api/capabilities.py)
+    monitor: Monitor
+
+
+def current() -> Services:
+    """The current app's services (inside a request or an app context)."""
+    return cast("Services", current_app.extensions["cutout"])

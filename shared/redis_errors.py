@@ -1,0 +1,47 @@
+"""The one translation of redis-py's errors into ours, used by every Redis store in shared/.
+
+Callers outside ``shared/`` never see a redis-py exception: a Redis that does not answer,
+times out, is still loading its data or refuses a command (out of memory, a read-only
+replica after a failover) is :class:`~shared.errors.Unavailable` (503 ``unavailable``,
+transient: tasks retry it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import redis
+
+from shared.errors import Unavailable
+
+#: the default name a message gives the Redis it could not reach
+JOB_STORE = "the job store"
+
+
+@contextlib.contextmanager
+def redis_errors(what: str = JOB_STORE) -> Iterator[None]:
+    """Turn redis-py errors raised in the body into :class:`Unavailable` naming ``what``.
+
+    ``WatchError`` (an optimistic transaction lost its race) is not a failure of Redis:
+    it passes through for the caller to retry.
+    """
+    try:
+        yield
+    except redis.WatchError:
+        raise
+    except redis.BusyLoadingError as exc:
+        raise Unavailable(f"{what} (Redis) is loading its data") from exc
+    except redis.RedisError as exc:
+        raise Unavailable(f"{what} (Redis) is unavailable") from exc
+
+
+def connect(url: str, *, health_check_interval: int = 0) -> redis.Redis:
+    """A ``decode_responses`` client of ``url`` with our socket timeouts (connects lazily)."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=health_check_interval,
+    )

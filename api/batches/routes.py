@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 
 from api.batches import pages, writes
 from api.batches.parsing import BatchRequest, parse_json, parse_multipart
@@ -25,6 +25,7 @@ from api.intake import check_background
 from api.jsonbody import request_json
 from api.openapi import doc
 from api.ratelimit import queue_slots
+from api.services import Services, current
 from shared.errors import InvalidRequest, NotFound
 from shared.ids import new_id, valid_id
 from shared.shapes import public_batch
@@ -33,10 +34,6 @@ from shared.tasks import BULK
 log = logging.getLogger("cutout.api")
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
-
-
-def services() -> Any:
-    return current_app.extensions["cutout"]
 
 
 # -- POST /v1/batches -----------------------------------------------------------------
@@ -92,9 +89,9 @@ def services() -> Any:
 def create_batch() -> Response:
     # werkzeug counts every file as a form part (default cap 1000); raised before anything
     # (the Idempotency-Key fingerprint first) parses the form
-    request.max_form_parts = services().settings.max_batch_items + 100
+    request.max_form_parts = current().settings.max_batch_items + 100
     # Idempotency-Key (api/idempotency.py): a repeat answers the batch the key created
-    with idempotent(services(), g.tenant) as slot:
+    with idempotent(current(), g.tenant) as slot:
         if slot.replay is not None:
             return _accepted(load_batch(slot.replay.id))
         batch = _create_batch()
@@ -108,7 +105,7 @@ def _accepted(batch: dict[str, Any]) -> Response:
     return response
 
 
-def _parse(svc: Any, tenant: str) -> BatchRequest:
+def _parse(svc: Services, tenant: str) -> BatchRequest:
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
         return parse_multipart(
@@ -131,7 +128,7 @@ def _parse(svc: Any, tenant: str) -> BatchRequest:
 
 
 def _create_batch() -> dict[str, Any]:
-    svc = services()
+    svc = current()
     tenant = g.tenant
     parsed = _parse(svc, tenant)
     check_fast(svc, (item.options for item in parsed.items))
@@ -144,6 +141,8 @@ def _create_batch() -> dict[str, Any]:
         writes.store_batch(svc, tenant, batch_id, parsed)
     writes.enqueue(svc, batch_id, job_ids)
     batch = svc.store.get_batch(batch_id)
+    if batch is None:  # stored a moment ago; gone only if someone deleted it meanwhile
+        raise NotFound("no such batch")
     for item in parsed.items:
         svc.metrics.job_created({"options": {"model": item.options.model}, "queue": BULK})
     log.info(
@@ -160,10 +159,10 @@ def load_batch(batch_id: str) -> dict[str, Any]:
     """The caller's batch, or NotFound (unknown, malformed and other tenants' ids alike)."""
     if not valid_id(batch_id, "bat"):
         raise NotFound("no such batch")
-    batch = services().store.get_batch(batch_id, g.tenant)
+    batch = current().store.get_batch(batch_id, g.tenant)
     if batch is None:
         raise NotFound("no such batch")
-    return batch  # type: ignore[no-any-return]
+    return batch
 
 
 @bp.get("/<batch_id>")
@@ -204,7 +203,7 @@ def get_batch(batch_id: str) -> Response:
 )
 def list_jobs(batch_id: str) -> Response:
     batch = load_batch(batch_id)
-    body = pages.page(services().store, batch, request.args)
+    body = pages.page(current().store, batch, request.args)
     return Response(json.dumps(body), mimetype="application/json")
 
 
@@ -224,7 +223,7 @@ def list_jobs(batch_id: str) -> Response:
 )
 def results_zip(batch_id: str) -> Response:
     batch = load_batch(batch_id)
-    svc = services()
+    svc = current()
     response = Response(stream_zip(svc.store, svc.storage, batch), mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{batch_id}.zip"'
     response.headers["X-Batch-Status"] = batch.get("status") or "running"

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.datastructures import FileStorage
 
@@ -21,6 +22,9 @@ from api.intake import CONTENT_TYPES, check_upload_key, new_job_record, read_lim
 from shared.errors import CutoutError, NotFound, PayloadTooLarge, Unavailable, UploadNotFound
 from shared.ids import now_iso
 from shared.tasks import BULK, ENQUEUE_BATCH, INTERACTIVE
+
+if TYPE_CHECKING:
+    from api.services import Services
 
 log = logging.getLogger("cutout.api")
 
@@ -38,7 +42,7 @@ def _not_uploaded(index: int) -> CutoutError:
     )
 
 
-def check_upload_keys(svc: Any, tenant: str, items: list[Item]) -> None:
+def check_upload_keys(svc: Services, tenant: str, items: list[Item]) -> None:
     """Every upload_key holds an object of at most CUTOUT_MAX_UPLOAD_BYTES.
 
     A few keys: one HEAD each (a few at a time). Many: one listing of the tenant's
@@ -73,7 +77,7 @@ def check_upload_keys(svc: Any, tenant: str, items: list[Item]) -> None:
             raise error
 
 
-def _list_upload_keys(svc: Any, tenant: str, items: list[Item]) -> None:
+def _list_upload_keys(svc: Services, tenant: str, items: list[Item]) -> None:
     wanted = {item.input_key for item in items if item.input_key}
     sizes = svc.storage.sizes_from(f"uploads/{tenant}/", min(wanted), max(wanted))
     limit = svc.settings.max_upload_bytes
@@ -88,7 +92,7 @@ def _list_upload_keys(svc: Any, tenant: str, items: list[Item]) -> None:
             )
 
 
-def store_uploads(svc: Any, items: list[Item]) -> None:
+def store_uploads(svc: Services, items: list[Item]) -> None:
     """Store multipart inputs (a few at a time), after every item passed its checks."""
     files = [
         (item.upload, item.fmt, item.input_key)
@@ -109,7 +113,7 @@ def store_uploads(svc: Any, items: list[Item]) -> None:
             pass
 
 
-def store_batch(svc: Any, tenant: str, batch_id: str, parsed: BatchRequest) -> None:
+def store_batch(svc: Services, tenant: str, batch_id: str, parsed: BatchRequest) -> None:
     """The batch record, then its job records in pipelined chunks (all `queued`)."""
     batch = {
         "id": batch_id,
@@ -124,7 +128,7 @@ def store_batch(svc: Any, tenant: str, batch_id: str, parsed: BatchRequest) -> N
     }
     svc.store.create_batch(batch, total=len(parsed.items))
     for start in range(0, len(parsed.items), STORE_CHUNK):
-        chunk = []
+        chunk: list[Mapping[str, Any]] = []
         for item in parsed.items[start : start + STORE_CHUNK]:
             record = new_job_record(
                 job_id=item.job_id,
@@ -143,7 +147,7 @@ def store_batch(svc: Any, tenant: str, batch_id: str, parsed: BatchRequest) -> N
         svc.store.add_batch_jobs(batch_id, chunk)
 
 
-def enqueue(svc: Any, batch_id: str, job_ids: list[str]) -> None:
+def enqueue(svc: Services, batch_id: str, job_ids: list[str]) -> None:
     """One task sends the items' messages; if the broker refuses it, fail the items."""
     try:
         svc.celery.send_task(ENQUEUE_BATCH, args=[batch_id], queue=INTERACTIVE)

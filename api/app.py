@@ -69,7 +69,6 @@ def create_app(
         # stops a chunked one once it passes this; the image itself is limited exactly
         # by intake.read_limited
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + MULTIPART_ENVELOPE,
-        JSON_SORT_KEYS=False,
     )
     app.config.update(test_config or {})
 

@@ -1,17 +1,17 @@
 """Validating what a client sends and turning it into a durable, queued job.
 
-Shared by ``POST /v1/jobs``, the rembg-compatible ``/api/remove`` and (later) batches:
-limits are checked before any work (bytes while reading, the format from the magic
-numbers, dimensions from the header without decoding pixels), then the input is stored,
-then the record, and only then is the task enqueued, so a worker never sees a job whose
-state is not yet durable.
+Shared by ``POST /v1/jobs``, ``POST /v1/batches``, the rembg-compatible ``/api/remove``
+and the remove.bg-compatible ``/v1.0/removebg``: limits are checked before any work
+(bytes while reading, the format from the magic numbers, dimensions from the header
+without decoding pixels), then the input is stored, then the record, and only then is
+the task enqueued, so a worker never sees a job whose state is not yet durable. The
+request fields jobs and batches share (metadata, URLs, webhooks) are :mod:`api.fields`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import struct
 import warnings
@@ -20,21 +20,18 @@ from typing import IO, TYPE_CHECKING, Any
 
 from PIL import Image, UnidentifiedImageError
 
-from api.jsonbody import depth, loads
+from api.fields import check_url
 from api.ratelimit import queue_slots
-from shared import netguard
 from shared.catalogue import background_key_allowed
 from shared.errors import (
     CutoutError,
     ImageTooLarge,
     InvalidImage,
-    InvalidRequest,
     NotFound,
     PayloadTooLarge,
     Unavailable,
     UnsupportedFormat,
     UploadNotFound,
-    UrlNotAllowed,
 )
 from shared.ids import new_id, now_iso
 from shared.limits import check_input, check_options
@@ -47,9 +44,6 @@ if TYPE_CHECKING:
     from api.services import Services
 
 log = logging.getLogger("cutout.api")
-
-MAX_METADATA_BYTES = 16 * 1024
-MAX_METADATA_DEPTH = 8  # levels of objects and arrays, the top object included
 
 # (magic test, Pillow format name, content type); order matters only for readability
 _FORMATS: tuple[tuple[str, str, str], ...] = (
@@ -153,75 +147,6 @@ def read_limited(stream: IO[bytes], limit: int) -> bytes:
     if len(data) > limit:
         raise PayloadTooLarge(f"the image is larger than {limit} bytes")
     return data
-
-
-def parse_metadata(value: Any) -> dict[str, Any]:
-    """``metadata``: a JSON object (or its text, from a form) of at most 16 KiB."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        if len(value.encode("utf-8", "surrogatepass")) > MAX_METADATA_BYTES * 6:
-            # the text is read before its size is judged; refuse the absurd first
-            raise InvalidRequest(
-                f"metadata is over the limit of {MAX_METADATA_BYTES} bytes", field="metadata"
-            )
-        value = loads(value, "metadata", field="metadata")
-    if not isinstance(value, dict):
-        raise InvalidRequest("metadata must be a JSON object", field="metadata")
-    if depth(value) > MAX_METADATA_DEPTH:
-        raise InvalidRequest(
-            f"metadata nests deeper than {MAX_METADATA_DEPTH} levels", field="metadata"
-        )
-    try:
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    except UnicodeEncodeError:
-        # a lone surrogate ("\ud800") is valid JSON but no text: it would break every
-        # place that writes the metadata out as UTF-8 (results.zip's manifest, file names)
-        raise InvalidRequest(
-            "metadata holds a lone UTF-16 surrogate, which is not text", field="metadata"
-        ) from None
-    if size > MAX_METADATA_BYTES:
-        raise InvalidRequest(
-            f"metadata is {size} bytes of JSON, over the limit of {MAX_METADATA_BYTES}",
-            field="metadata",
-        )
-    return value
-
-
-def check_url(value: Any, field: str, settings: Settings) -> str:
-    """An acceptable http(s) URL; UrlNotAllowed (422) saying why not.
-
-    The shape is checked here with the worker's own SSRF guard (``shared.netguard``), and
-    a literal address (``http://10.0.0.1/``, ``http://2130706433/``) is refused at once;
-    names are judged where the connection is made, after DNS and on every redirect.
-    """
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequest(f"{field} must be a URL string", field=field)
-    url = value.strip()
-    try:
-        url.encode("utf-8")
-    except UnicodeEncodeError:
-        # "\ud800" in JSON parses into a str that no URL library can encode
-        raise UrlNotAllowed(
-            f"{field}: holds a lone UTF-16 surrogate, which is not text", field=field
-        ) from None
-    try:
-        target = netguard.parse_url(url)
-        if target.literal is not None:
-            why = netguard.refusal(target.literal, settings.allowed_private_networks)
-            if why:
-                raise UrlNotAllowed(f"the address is {why}")
-    except UrlNotAllowed as exc:
-        raise UrlNotAllowed(f"{field}: {exc.message}", field=field) from None
-    return url
-
-
-def parse_webhook(value: Any, settings: Settings) -> dict[str, Any] | None:
-    """The job's ``webhook`` member for a ``webhook_url`` (None when there is none)."""
-    if value is None or value == "":
-        return None
-    url = check_url(value, "webhook_url", settings)
-    return {"url": url, "status": "pending", "attempts": 0}
 
 
 def new_job_record(

@@ -11,16 +11,10 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from api.capabilities import check_fast
 from api.errors import JobRunning, NoResult
+from api.fields import parse_metadata, parse_webhook
 from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from api.idempotency import idempotent
-from api.intake import (
-    job_from_bytes,
-    job_from_upload,
-    job_from_url,
-    parse_metadata,
-    parse_webhook,
-    read_limited,
-)
+from api.intake import job_from_bytes, job_from_upload, job_from_url, read_limited
 from api.jsonbody import loads, request_json
 from api.openapi import doc
 from api.services import Services, current

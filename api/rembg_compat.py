@@ -11,7 +11,6 @@ come from the same worker and engine as ``/v1/jobs``; the API waits for it up to
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +21,6 @@ from api.intake import job_from_bytes, job_from_url, read_limited
 from api.openapi import doc
 from api.services import current
 from shared.errors import CutoutError, InvalidRequest, ProcessingTimeout, error_for_code
-from shared.jobstore import JobStore
 from shared.options import Options, parse_options
 
 bp = Blueprint("rembg", __name__, url_prefix="/api")
@@ -38,10 +36,6 @@ REMBG_NAMES = {
     "ppm": "post_process",
     "bgc": "bg_color",
 }
-# RedisStore's client has a 10 s socket timeout, which a longer BLPOP would trip (as
-# "Redis unavailable"): wait in slices shorter than that
-WAIT_SLICE = 5.0
-
 # sent by rembg clients, meaningless for our models: accepted and ignored
 IGNORED = {"extras", "url"}
 
@@ -79,17 +73,6 @@ def rembg_options(params: Mapping[str, Any]) -> Options:
     return parse_options(values)
 
 
-def wait_finished(store: JobStore, job_id: str, timeout: float) -> bool:
-    """True once the job is terminal, False after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        if store.wait_finished(job_id, min(remaining, WAIT_SLICE)):
-            return True
-
-
 def _params() -> dict[str, Any]:
     params: dict[str, Any] = dict(request.args.items())
     params.update(request.form.items())  # form fields win over the query, as rembg's POST
@@ -106,7 +89,8 @@ def finished_job(job: dict[str, Any]) -> dict[str, Any]:
     job_id = job["id"]
     g.job_id = job_id
     location = f"/v1/jobs/{job_id}"
-    if not wait_finished(svc.store, job_id, svc.settings.sync_timeout):
+    # the store waits in slices shorter than its client's socket timeout itself
+    if not svc.store.wait_finished(job_id, svc.settings.sync_timeout):
         timeout = ProcessingTimeout(
             f"the job did not finish within {svc.settings.sync_timeout:g}s; it goes on: "
             f"poll {location}",

@@ -16,7 +16,6 @@ import sys
 
 from cutout import __version__
 
-COMMANDS = ("up", "api", "worker", "models", "remove", "submit", "eval", "tune")
 # which module registers which command (one module may register several)
 MODULES = ("service", "models", "remove", "submit", "eval", "tune")
 
@@ -39,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shared.envcheck import warn_unknown_variables
+
+    # before anything else, so that API, worker and every command say it (stderr)
+    warn_unknown_variables(
+        emit=lambda message: print(f"cutout: warning: {message}", file=sys.stderr)
+    )
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shared import netguard
+from shared import netaddress
 from shared.errors import InvalidOption, UrlNotAllowed
 
 #: a crop margin side is clamped to this many pixels (and to half the subject's size),
@@ -187,13 +187,13 @@ def parse_megapixels(name: str, value: Any) -> float | None:
 
 def parse_bg_image_url(name: str, value: Any) -> str | None:
     """An http(s) URL of a background image; its host is judged by the SSRF guard again
-    where the worker connects (``shared.netguard``)."""
+    where the worker connects (``shared.netaddress``)."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise InvalidOption(f"{name} must be a URL string", option=name)
     try:
-        netguard.parse_url(value.strip())
+        netaddress.parse_url(value.strip())
     except UrlNotAllowed as exc:
         raise InvalidOption(f"{name}: {exc.message}", option=name) from None
     return value.strip()

@@ -121,7 +121,10 @@ def parse_schedule(text: str) -> tuple[float, ...]:
 
 def _int_range(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        value = int(text.strip())
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number from {lo} to {hi}") from None
         if not lo <= value <= hi:
             raise ValueError(f"must be between {lo} and {hi}")
         return value
@@ -137,6 +140,16 @@ def _choice(*choices: str) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError("expected a positive number like 50 or 2.5") from None
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
 
 
 def _url(text: str) -> str:
@@ -240,6 +253,9 @@ class Settings:
         return found
 
 
+# variables whose value is never repeated in an error message
+_SECRET = frozenset({"API_KEYS"})
+
 # variable suffix → (field, parser)
 _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HOST": ("host", str.strip),
@@ -276,7 +292,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MAX_BATCH_ITEMS": ("max_batch_items", _int_range(1, 1_000_000)),
     "MAX_BATCH_BYTES": ("max_batch_bytes", parse_size),
     "BULK_WINDOW": ("bulk_window", _int_range(1, 1_000_000)),
-    "RATE_LIMIT": ("rate_limit", lambda t: float(t) if float(t) > 0 else int("x")),
+    "RATE_LIMIT": ("rate_limit", _positive_number),
     "RATE_BURST": ("rate_burst", _int_range(1, 1_000_000)),
     "MODELS": ("models", lambda t: tuple(m.strip() for m in t.split(",") if m.strip())),
     "CUSTOM_MODEL_SESSIONS": ("custom_model_sessions", _int_range(1, 256)),
@@ -292,8 +308,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build :class:`Settings` from ``env`` (default ``os.environ``).
 
-    Raises SettingsError listing every wrong variable, for example
-    ``CUTOUT_PORT: must be between 1 and 65535``.
+    Raises SettingsError listing every wrong variable with its value and what it should
+    be, for example ``CUTOUT_PORT: expected a whole number from 1 to 65535, got 'abc'``.
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
@@ -306,14 +322,26 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         try:
             values[field] = parser(raw)
         except (ValueError, TypeError) as exc:
-            problems.append(f"{name}: {exc}")
+            problems.append(_problem(name, suffix, raw, exc))
     values.update(overrides)
     settings = Settings(**values)
     from shared.options import MODELS
 
     unknown = [m for m in settings.models if m not in MODELS]
     if unknown:
-        problems.append(f"{PREFIX}MODELS: unknown model(s) {', '.join(unknown)}")
+        problems.append(
+            f"{PREFIX}MODELS: unknown model(s) {', '.join(map(repr, unknown))}; "
+            f"expected a comma-separated list of {', '.join(MODELS)}"
+        )
     if problems:
         raise SettingsError(problems)
     return settings
+
+
+def _problem(name: str, suffix: str, raw: str, exc: Exception) -> str:
+    """``CUTOUT_X: what is expected, got 'value'`` (a secret's value is never shown)."""
+    message = str(exc)
+    if suffix not in _SECRET and "got " not in message:
+        shown = raw if len(raw) <= 80 else raw[:77] + "..."
+        message += f", got {shown!r}"
+    return f"{name}: {message}"

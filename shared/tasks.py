@@ -17,7 +17,6 @@ from shared.settings import Settings
 PROCESS_JOB = "cutout.process_job"
 DELIVER_WEBHOOK = "cutout.deliver_webhook"
 ENQUEUE_BATCH = "cutout.enqueue_batch"
-CLEANUP = "cutout.cleanup"
 # announce a job's terminal state (webhooks) when it was reached outside a worker, e.g. a
 # DELETE that cancels the last queued item of a batch
 ANNOUNCE = "cutout.announce_finished"

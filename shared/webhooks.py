@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from shared.errors import CutoutError, Unavailable, UrlNotAllowed
-from shared.netguard import IPNetwork, fetch
+from shared.netaddress import IPNetwork
+from shared.netguard import fetch
 from shared.redis_errors import redis_errors
 
 if TYPE_CHECKING:

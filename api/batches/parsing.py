@@ -14,14 +14,8 @@ from typing import Any
 
 from werkzeug.datastructures import FileStorage
 
-from api.intake import (
-    check_image,
-    check_url,
-    own_upload_key,
-    parse_metadata,
-    parse_webhook,
-    read_limited,
-)
+from api.fields import check_url, parse_metadata, parse_webhook
+from api.intake import check_image, own_upload_key, read_limited
 from api.jsonbody import loads
 from shared.errors import CutoutError, InvalidRequest, PayloadTooLarge, UploadNotFound
 from shared.ids import new_id

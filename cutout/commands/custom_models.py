@@ -153,7 +153,7 @@ def push_model(
     from cutout.client import Http
 
     boundary = uuid.uuid4().hex
-    parts = [
+    parts: list[tuple[str, str | None, str | None, bytes]] = [
         ("record", "record.json", "application/json", json.dumps(record).encode()),
         ("file", path.name, "application/octet-stream", path.read_bytes()),
     ]

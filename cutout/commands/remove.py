@@ -38,7 +38,7 @@ FORMAT_BY_SUFFIX = {
     ".zip": "zip",
 }
 
-# flag → option name (shared.options); every option of API.md's table
+# flag → option name (shared.options); every option of docs/api.md
 _VALUE_OPTIONS = {
     "model": "model",
     "format": "format",
@@ -81,8 +81,8 @@ def check_flag_pairs(args: argparse.Namespace) -> None:
 
 
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
-    """The processing options of API.md's table as flags (shared with ``cutout submit``)."""
-    group = parser.add_argument_group("processing options (API.md)")
+    """The processing options of docs/api.md as flags (shared with ``cutout submit``)."""
+    group = parser.add_argument_group("processing options (docs/api.md)")
     group.add_argument(
         "-m", "--model", help="u2net (default), u2netp, or a custom model (cutout models list)"
     )

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from shared import netguard, webhooks
+from shared import netaddress, netguard, webhooks
 from shared.errors import PayloadTooLarge, UrlFetchFailed, UrlNotAllowed
 
 pytestmark = pytest.mark.integration
@@ -197,7 +197,7 @@ def _stand_in_resolver(monkeypatch: pytest.MonkeyPatch, names: dict[str, list[st
                 out.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (answer, port)))
         return out
 
-    monkeypatch.setattr(netguard, "_getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(netaddress, "_getaddrinfo", getaddrinfo)
     return calls
 
 

@@ -18,7 +18,8 @@ from PIL import Image
 from api.app import create_app
 from api.auth import BindRefused, check_bind, is_loopback, parse_bearer, tenant_for_request
 from api.errors import problem_response
-from api.intake import check_image, check_url, parse_metadata, read_limited, sniff_format
+from api.fields import check_url, parse_metadata
+from api.intake import check_image, read_limited, sniff_format
 from api.openapi import build_document, openapi_path
 from api.rembg_compat import parse_bgc, rembg_options
 from shared.errors import (
@@ -420,21 +421,40 @@ def test_error_families_are_problem_documents() -> None:
 
 
 def test_sync_wait_is_sliced_below_the_socket_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    import time
+    """/api/remove waits with RedisStore.wait_finished (CUTOUT_SYNC_TIMEOUT, 60 s): one
+    BLPOP that long would trip the client's 10 s socket timeout as "Redis unavailable"."""
+    from shared import store as store_module
 
-    from api import rembg_compat
-
+    clock = [0.0]
     calls: list[float] = []
 
-    class Store:
-        def wait_finished(self, job_id: str, timeout: float) -> bool:
-            calls.append(timeout)
-            time.sleep(timeout)
-            return len(calls) == 4
+    class Client:
+        def __init__(self, finish_after: int) -> None:
+            self.finish_after = finish_after
 
-    monkeypatch.setattr(rembg_compat, "WAIT_SLICE", 0.01)
-    assert rembg_compat.wait_finished(Store(), "job_x", 1.0) is True
+        def blpop(self, keys: list[str], timeout: float) -> tuple[str, str] | None:
+            calls.append(timeout)
+            clock[0] += timeout
+            return ("done", "1") if len(calls) == self.finish_after else None
+
+        def rpush(self, *args: object) -> None:
+            pass
+
+        def expire(self, *args: object) -> None:
+            pass
+
+    monkeypatch.setattr(store_module.time, "monotonic", lambda: clock[0])
+
+    def store(finish_after: int) -> store_module.RedisStore:
+        waiting = object.__new__(store_module.RedisStore)
+        waiting.r = Client(finish_after)
+        monkeypatch.setattr(waiting, "get_job", lambda job_id: {"status": "processing"})
+        return waiting
+
+    assert store(4).wait_finished("job_x", 60.0) is True
     assert len(calls) == 4
-    assert all(timeout <= 0.01 for timeout in calls)
+    assert all(timeout < 10 for timeout in calls)
     calls.clear()
-    assert rembg_compat.wait_finished(Store(), "job_x", 0.025) is False
+    assert store(0).wait_finished("job_x", 12.0) is False
+    assert all(timeout < 10 for timeout in calls)
+    assert sum(calls) == pytest.approx(12.0)

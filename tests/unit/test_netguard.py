@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from shared import netguard
+from shared import netaddress, netguard
 from shared.errors import UrlFetchFailed, UrlNotAllowed
 
 LOOPBACK_8 = (ipaddress.ip_network("127.0.0.0/8"),)
@@ -28,7 +28,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse_connect(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"connection attempted: {args!r}")
 
-    monkeypatch.setattr(netguard, "_getaddrinfo", refuse_dns)
+    monkeypatch.setattr(netaddress, "_getaddrinfo", refuse_dns)
     monkeypatch.setattr(netguard, "_open_socket", refuse_connect)
 
 
@@ -70,11 +70,11 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_refused_addresses(address: str, reason: str | None) -> None:
-    got = netguard.blocked_reason(ipaddress.ip_address(address))
+    got = netaddress.blocked_reason(ipaddress.ip_address(address))
     assert got is not None, address
     if reason is not None:
         assert got == reason
-    assert not netguard.is_allowed(address)
+    assert not netaddress.is_allowed(address)
 
 
 @pytest.mark.parametrize(
@@ -82,27 +82,27 @@ def test_refused_addresses(address: str, reason: str | None) -> None:
     ["8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700::1", "2a00:1450:4001::200e"],
 )
 def test_public_addresses_allowed(address: str) -> None:
-    assert netguard.blocked_reason(ipaddress.ip_address(address)) is None
-    assert netguard.is_allowed(address)
+    assert netaddress.blocked_reason(ipaddress.ip_address(address)) is None
+    assert netaddress.is_allowed(address)
 
 
 def test_mapped_and_nat64_public_addresses_judged_by_their_ipv4() -> None:
-    assert netguard.is_allowed("::ffff:8.8.8.8")
-    assert netguard.is_allowed("64:ff9b::808:808")
+    assert netaddress.is_allowed("::ffff:8.8.8.8")
+    assert netaddress.is_allowed("64:ff9b::808:808")
 
 
 def test_allowed_networks_open_chosen_ranges_only() -> None:
-    assert netguard.is_allowed("127.0.0.1", LOOPBACK_8)
-    assert netguard.is_allowed("127.9.9.9", LOOPBACK_8)
+    assert netaddress.is_allowed("127.0.0.1", LOOPBACK_8)
+    assert netaddress.is_allowed("127.9.9.9", LOOPBACK_8)
     # an IPv4 network also opens the same address written IPv4-mapped
-    assert netguard.is_allowed("::ffff:127.0.0.1", LOOPBACK_8)
-    assert not netguard.is_allowed("::1", LOOPBACK_8)
-    assert not netguard.is_allowed("10.0.0.1", LOOPBACK_8)
-    assert not netguard.is_allowed("169.254.169.254", LOOPBACK_8)
+    assert netaddress.is_allowed("::ffff:127.0.0.1", LOOPBACK_8)
+    assert not netaddress.is_allowed("::1", LOOPBACK_8)
+    assert not netaddress.is_allowed("10.0.0.1", LOOPBACK_8)
+    assert not netaddress.is_allowed("169.254.169.254", LOOPBACK_8)
     only_one = (ipaddress.ip_network("127.0.0.1/32"),)
-    assert netguard.is_allowed("127.0.0.1", only_one)
-    assert not netguard.is_allowed("127.0.0.2", only_one)
-    assert netguard.is_allowed("::1", (ipaddress.ip_network("::1/128"),))
+    assert netaddress.is_allowed("127.0.0.1", only_one)
+    assert not netaddress.is_allowed("127.0.0.2", only_one)
+    assert netaddress.is_allowed("::1", (ipaddress.ip_network("::1/128"),))
 
 
 @pytest.mark.parametrize(
@@ -121,8 +121,8 @@ def test_allowed_networks_open_chosen_ranges_only() -> None:
     ],
 )
 def test_numeric_forms_of_loopback(host: str) -> None:
-    assert netguard.parse_numeric_host(host) == ipaddress.IPv4Address("127.0.0.1")
-    target = netguard.parse_url(f"http://{host}/x")
+    assert netaddress.parse_numeric_host(host) == ipaddress.IPv4Address("127.0.0.1")
+    target = netaddress.parse_url(f"http://{host}/x")
     assert target.literal == ipaddress.IPv4Address("127.0.0.1")
     assert target.host == "127.0.0.1"  # the Host header and check use the real address
     with pytest.raises(UrlNotAllowed, match="loopback"):
@@ -132,7 +132,7 @@ def test_numeric_forms_of_loopback(host: str) -> None:
 def test_numeric_forms_agree_with_inet_aton() -> None:
     for host in ["2130706433", "0x7f000001", "017700000001", "127.1", "10.1", "0xa.0x1.2"]:
         expected = ipaddress.IPv4Address(socket.inet_aton(host))
-        assert netguard.parse_numeric_host(host) == expected
+        assert netaddress.parse_numeric_host(host) == expected
 
 
 @pytest.mark.parametrize(
@@ -140,13 +140,13 @@ def test_numeric_forms_agree_with_inet_aton() -> None:
 )
 def test_invalid_numeric_hosts_refused_without_dns(host: str) -> None:
     with pytest.raises(UrlNotAllowed):
-        netguard.parse_url(f"http://{host}/")
+        netaddress.parse_url(f"http://{host}/")
 
 
 def test_names_are_not_numeric() -> None:
-    assert netguard.parse_numeric_host("example.com") is None
-    assert netguard.parse_numeric_host("1.example") is None
-    assert netguard.parse_numeric_host("0xdead.beef.com") is None
+    assert netaddress.parse_numeric_host("example.com") is None
+    assert netaddress.parse_numeric_host("1.example") is None
+    assert netaddress.parse_numeric_host("0xdead.beef.com") is None
 
 
 @pytest.mark.parametrize(
@@ -176,21 +176,21 @@ def test_names_are_not_numeric() -> None:
 )
 def test_url_validation(url: str, why: str) -> None:
     with pytest.raises(UrlNotAllowed, match=why):
-        netguard.parse_url(url)
+        netaddress.parse_url(url)
     with pytest.raises(UrlNotAllowed):
         netguard.fetch(url, max_bytes=100)
 
 
 def test_url_parts() -> None:
-    target = netguard.parse_url("HTTPS://Bücher.Example:8443/ä b?q=ü#frag".replace(" ", "%20"))
+    target = netaddress.parse_url("HTTPS://Bücher.Example:8443/ä b?q=ü#frag".replace(" ", "%20"))
     assert target.scheme == "https"
     assert target.host == "xn--bcher-kva.example"
     assert target.port == 8443
     assert target.path == "/%C3%A4%20b?q=%C3%BC"
-    assert netguard.parse_url("http://example.com").path == "/"
-    assert netguard.parse_url("http://example.com").port == 80
-    assert netguard.parse_url("https://example.com").port == 443
-    assert netguard.parse_url("http://[::1]:81/").host == "::1"
+    assert netaddress.parse_url("http://example.com").path == "/"
+    assert netaddress.parse_url("http://example.com").port == 80
+    assert netaddress.parse_url("https://example.com").port == 443
+    assert netaddress.parse_url("http://[::1]:81/").host == "::1"
 
 
 @pytest.mark.parametrize(
@@ -247,7 +247,7 @@ def test_names_resolving_to_refused_addresses(
     monkeypatch: pytest.MonkeyPatch, answers: tuple[str, ...]
 ) -> None:
     fake, calls = _resolver(*answers)
-    monkeypatch.setattr(netguard, "_getaddrinfo", fake)
+    monkeypatch.setattr(netaddress, "_getaddrinfo", fake)
     with pytest.raises(UrlNotAllowed, match=r"the host images\.example resolves to a") as info:
         netguard.fetch("http://images.example/a.png", max_bytes=100)
     assert calls == ["images.example"]
@@ -260,7 +260,7 @@ def test_dns_failure_is_a_fetch_failure(monkeypatch: pytest.MonkeyPatch) -> None
     def fail(*args: object, **kwargs: object) -> None:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(netguard, "_getaddrinfo", fail)
+    monkeypatch.setattr(netaddress, "_getaddrinfo", fail)
     with pytest.raises(
         UrlFetchFailed, match=r"could not resolve the host nowhere\.invalid"
     ) as info:

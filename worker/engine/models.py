@@ -198,10 +198,6 @@ def get_spec(name: str) -> ModelSpec:
         raise ModelUnavailable(f"unknown model {name!r} (known: {known})") from None
 
 
-def model_path(name: str, home: Path) -> Path:
-    return Path(home) / get_spec(name).filename
-
-
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:

@@ -1,0 +1,87 @@
+"""The request fields that jobs and batches share: ``metadata``, URLs, ``webhook_url``.
+
+Pure checks (no Redis, no storage): each returns the accepted value or raises the
+problem the client gets (``invalid_request``, ``url_not_allowed``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from api.jsonbody import depth, loads
+from shared import netaddress
+from shared.errors import InvalidRequest, UrlNotAllowed
+from shared.settings import Settings
+
+MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 8  # levels of objects and arrays, the top object included
+
+
+def parse_metadata(value: Any) -> dict[str, Any]:
+    """``metadata``: a JSON object (or its text, from a form) of at most 16 KiB."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        if len(value.encode("utf-8", "surrogatepass")) > MAX_METADATA_BYTES * 6:
+            # the text is read before its size is judged; refuse the absurd first
+            raise InvalidRequest(
+                f"metadata is over the limit of {MAX_METADATA_BYTES} bytes", field="metadata"
+            )
+        value = loads(value, "metadata", field="metadata")
+    if not isinstance(value, dict):
+        raise InvalidRequest("metadata must be a JSON object", field="metadata")
+    if depth(value) > MAX_METADATA_DEPTH:
+        raise InvalidRequest(
+            f"metadata nests deeper than {MAX_METADATA_DEPTH} levels", field="metadata"
+        )
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    except UnicodeEncodeError:
+        # a lone surrogate ("\ud800") is valid JSON but no text: it would break every
+        # place that writes the metadata out as UTF-8 (results.zip's manifest, file names)
+        raise InvalidRequest(
+            "metadata holds a lone UTF-16 surrogate, which is not text", field="metadata"
+        ) from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(
+            f"metadata is {size} bytes of JSON, over the limit of {MAX_METADATA_BYTES}",
+            field="metadata",
+        )
+    return value
+
+
+def check_url(value: Any, field: str, settings: Settings) -> str:
+    """An acceptable http(s) URL; UrlNotAllowed (422) saying why not.
+
+    The shape is checked here with the worker's own SSRF guard (``shared.netaddress``), and
+    a literal address (``http://10.0.0.1/``, ``http://2130706433/``) is refused at once;
+    names are judged where the connection is made, after DNS and on every redirect.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{field} must be a URL string", field=field)
+    url = value.strip()
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        # "\ud800" in JSON parses into a str that no URL library can encode
+        raise UrlNotAllowed(
+            f"{field}: holds a lone UTF-16 surrogate, which is not text", field=field
+        ) from None
+    try:
+        target = netaddress.parse_url(url)
+        if target.literal is not None:
+            why = netaddress.refusal(target.literal, settings.allowed_private_networks)
+            if why:
+                raise UrlNotAllowed(f"the address is {why}")
+    except UrlNotAllowed as exc:
+        raise UrlNotAllowed(f"{field}: {exc.message}", field=field) from None
+    return url
+
+
+def parse_webhook(value: Any, settings: Settings) -> dict[str, Any] | None:
+    """The job's ``webhook`` member for a ``webhook_url`` (None when there is none)."""
+    if value is None or value == "":
+        return None
+    url = check_url(value, "webhook_url", settings)
+    return {"url": url, "status": "pending", "attempts": 0}

@@ -1,0 +1,1 @@
+"""The parts of ``cutout submit`` (the command itself is :mod:`cutout.commands.submit`)."""

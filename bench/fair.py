@@ -36,15 +36,14 @@ from cutout.stack import (  # noqa: E402
     s3_ready,
     weed_server,
 )
-from tests.conftest import S3_CREDENTIALS  # noqa: E402
-from tests.integration.batch_helpers import (  # noqa: E402
+from testkit.batch import (  # noqa: E402
     AUTH_A,
     AUTH_B,
     ImageServer,
     make_app,
     photo,
 )
-from tests.integration.conftest import WorkerProcess  # noqa: E402
+from testkit.procs import S3_CREDENTIALS, WorkerProcess  # noqa: E402
 
 BUCKET = "cutout-bench"
 

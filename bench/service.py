@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cutout.stack import free_port  # noqa: E402
-from tests.integration.conftest import http, multipart  # noqa: E402
+from testkit.procs import http, multipart  # noqa: E402
 
 
 def images(count: int) -> list[bytes]:

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cutout.stack import free_port  # noqa: E402
-from tests.integration.conftest import http, multipart  # noqa: E402
+from testkit.procs import http, multipart  # noqa: E402
 
 
 def make_images(folder: Path, count: int, size: tuple[int, int]) -> None:

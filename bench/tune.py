@@ -1,6 +1,6 @@
 """``cutout tune`` on a generated vertical: the gain on photos it never trained on, and time.
 
-Generates the watch vertical (tests/vertical/make.py: drawn here, exact masks, MIT),
+Generates the watch vertical (testkit/vertical.py: drawn here, exact masks, MIT),
 splits it into train and test once (seeded), runs ``cutout tune`` on the train split for
 each configuration, then ``cutout eval`` of base and tuned on the test split, and prints
 one JSON summary: test IoU / boundary F1 of each, the gain, and the tune's wall and CPU
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.vertical.make import write  # noqa: E402
+from testkit.vertical import write  # noqa: E402
 
 
 def _children_cpu() -> float:
@@ -65,7 +65,7 @@ def main() -> int:
     env = {**os.environ, "CUTOUT_MODEL_HOME": str(home)}
     summary: dict[str, object] = {
         "set": {
-            "generator": "tests/vertical/make.py",
+            "generator": "testkit/vertical.py",
             "n": args.n,
             "seed": args.seed,
             "test_share": args.test_share,

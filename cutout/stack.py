@@ -130,7 +130,10 @@ class Server:
             self.proc.wait(10)
 
 
-def redis_server(data_dir: Path, port: int, *, aof: bool = True) -> Server:
+def redis_server(
+    data_dir: Path, port: int, *, aof: bool = True, databases: int | None = None
+) -> Server:
+    """``databases``: how many (redis-server's default, 16, when None; the tests use more)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [
         find_redis_server(),
@@ -158,6 +161,8 @@ def redis_server(data_dir: Path, port: int, *, aof: bool = True) -> Server:
         "--logfile",
         "",
     ]
+    if databases is not None:
+        args += ["--databases", str(databases)]
     return Server("redis", args, data_dir / "redis.log")
 
 

@@ -1,11 +1,19 @@
 """Fixtures shared by every tier. Servers are real: redis-server and SeaweedFS ``weed mini``.
 
-Tiers (each has its own conftest with its rules):
-- tests/unit: pure logic, no servers, no model weights. Fast.
-- tests/integration: real Redis, real SeaweedFS S3, real Celery worker processes, the
-  real model weights (CUTOUT_MODEL_HOME). Servers are started here on free ports, with
-  their data in a temporary folder, and stopped at the end of the session.
-- tests/e2e: the running service through HTTP, the web page in Chromium.
+Tiers are folders (each has its own conftest with its rules); a test is marked with its
+folder's tier here, so ``-m unit`` / ``-m "not integration"`` select by folder and a new
+file is marked without doing anything:
+- tests/unit (``unit``): pure logic, no servers, no model weights. Fast. Its conftest
+  refuses the server fixtures and the start of a server process.
+- tests/integration (``integration``): real Redis, real SeaweedFS S3, real Celery worker
+  processes, the real model weights (CUTOUT_MODEL_HOME). Servers are started here on
+  free ports, with their data in a temporary folder, and stopped at the end of the
+  session.
+- tests/e2e (``e2e``): the running service through HTTP, the web page in Chromium.
+- tests/faults (``faults``): a fresh stack per test, and a fault injected into it.
+
+Redis databases of the session's server are handed out by ``redis_dbs`` (never by
+number in a test). The terminal summary ends with the time spent in each tier.
 
 Failing image comparisons save their images under ``test-artifacts/``.
 """
@@ -13,18 +21,24 @@ Failing image comparisons save their images under ``test-artifacts/``.
 from __future__ import annotations
 
 import os
+import time
+from collections import Counter, defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.openapi_conformance"]  # every API response checked against /openapi.json
+from testkit.procs import ROOT, S3_CREDENTIALS
 
-ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.openapi_conformance"]  # every API response checked against /openapi.json
 EVAL_DIR = ROOT.parent / "shared" / "eval"
 ARTIFACTS = ROOT / "test-artifacts"
+# the session's redis-server has this many databases; db 0 is the shared one (the
+# session's `store`, `worker` and `api_server`), the rest are handed out by `redis_dbs`
+TEST_DATABASES = 64
 
-S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "cutout-test", "AWS_SECRET_ACCESS_KEY": "cutout-test-secret"}
+__all__ = ["ARTIFACTS", "EVAL_DIR", "ROOT", "S3_CREDENTIALS", "RedisDatabases"]
 
 
 @pytest.fixture(scope="session")
@@ -48,18 +62,67 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server (AOF on, noeviction) for the whole session."""
+@contextmanager
+def running_redis(folder: Path, databases: int | None = None) -> Iterator[str]:
+    """A real redis-server (AOF on, noeviction) on a free port while the block runs; its
+    database 0's URL."""
     from cutout.stack import free_port, redis_ready, redis_server
 
     port = free_port()
-    server = redis_server(tmp_path_factory.mktemp("redis"), port).start()
+    server = redis_server(folder, port, databases=databases).start()
     try:
         server.wait_until(redis_ready(port), 30)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server (AOF on, noeviction) for the whole session."""
+    with running_redis(tmp_path_factory.mktemp("redis"), TEST_DATABASES) as url:
+        yield url
+
+
+class RedisDatabases:
+    """Hands out the session server's databases 1, 2, ... each to one taker, flushed.
+
+    A module whose worker consumes a database, or whose test looks at every key of one
+    (a sweep, a listing), takes its own here instead of naming a number: two modules
+    can never share one by accident.
+    """
+
+    def __init__(self, redis_url: str, count: int) -> None:
+        self.base = redis_url.rsplit("/", 1)[0]
+        self.count = count
+        self.next = 1
+
+    def take(self) -> str:
+        import redis
+
+        if self.next >= self.count:
+            raise RuntimeError(f"all {self.count} Redis databases are taken: raise TEST_DATABASES")
+        url = f"{self.base}/{self.next}"
+        self.next += 1
+        client = redis.Redis.from_url(url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+        return url
+
+
+@pytest.fixture(scope="session")
+def redis_dbs(redis_url: str) -> RedisDatabases:
+    """The allocator of the session server's Redis databases (``redis_dbs.take()``)."""
+    return RedisDatabases(redis_url, TEST_DATABASES)
+
+
+@pytest.fixture(scope="module")
+def module_db(redis_dbs: RedisDatabases) -> str:
+    """A Redis database of this test module's own (flushed), as a URL: for a module whose
+    worker consumes it, or whose tests look at every key in it (a sweep, a listing)."""
+    return redis_dbs.take()
 
 
 @pytest.fixture(scope="session")
@@ -110,3 +173,74 @@ def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
     mp = pytest.MonkeyPatch()
     yield mp
     mp.undo()
+
+
+# -- tiers by folder ------------------------------------------------------------------
+
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "e2e", "faults")
+
+
+def tier_of(path: str | os.PathLike[str]) -> str | None:
+    """The tier of a test file: the folder under tests/ it is in (None for others)."""
+    try:
+        parts = Path(path).resolve().relative_to(TESTS).parts
+    except ValueError:
+        return None
+    return parts[0] if len(parts) > 1 and parts[0] in TIERS else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = tier_of(item.path)
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+class TierTimes:
+    """Wall time per tier: setup + call + teardown of its tests, and their outcomes."""
+
+    def __init__(self) -> None:
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+        self.outcomes: defaultdict[str, dict[str, str]] = defaultdict(dict)
+        self.started = time.monotonic()
+
+    def add(self, report: pytest.TestReport) -> None:
+        tier = tier_of(ROOT / report.nodeid.split("::", 1)[0]) or "other"
+        self.seconds[tier] += report.duration
+        seen = self.outcomes[tier]
+        if report.failed:
+            seen[report.nodeid] = "failed"
+        elif report.skipped and seen.get(report.nodeid) != "failed":
+            seen[report.nodeid] = "skipped"
+        else:
+            seen.setdefault(report.nodeid, "passed")
+
+    def lines(self) -> list[str]:
+        out = []
+        for tier in sorted(self.seconds, key=lambda t: TIERS.index(t) if t in TIERS else 99):
+            counts = Counter(self.outcomes[tier].values())
+            detail = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+            out.append(
+                f"{tier:<12} {sum(counts.values()):>5} tests {self.seconds[tier]:>9.1f} s"
+                f"  ({detail})"
+            )
+        out.append(f"{'session':<12} {'':>11} {time.monotonic() - self.started:>9.1f} s wall")
+        return out
+
+
+TIER_TIMES = TierTimes()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    TIER_TIMES.add(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not TIER_TIMES.seconds:
+        return
+    # CI's log shows where the time goes; a tier's first test carries the start of the
+    # session servers it is the first to need
+    terminalreporter.write_sep("=", "time per tier (setup + call + teardown)")
+    for line in TIER_TIMES.lines():
+        terminalreporter.write_line(line)

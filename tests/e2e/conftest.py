@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ARTIFACTS
-from tests.integration.conftest import ApiProcess, WorkerProcess
+from tests.integration.conftest import ApiProcess, WorkerProcess, running_api
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -107,16 +107,6 @@ def e2e_worker(
         worker.stop()
 
 
-def _start_api(env: dict[str, str], log_dir: Path) -> ApiProcess:
-    api = ApiProcess(env, log_dir / "api.log")
-    try:
-        api.wait_ready()
-    except Exception:
-        api.stop()
-        raise
-    return api
-
-
 @pytest.fixture(scope="session")
 def api_server(
     service_env: dict[str, str],
@@ -124,11 +114,8 @@ def api_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ApiProcess]:
     """`cutout api` on a free loopback port, without keys (as `cutout up` runs it)."""
-    api = _start_api(service_env, tmp_path_factory.mktemp("e2e-api"))
-    try:
+    with running_api(service_env, tmp_path_factory.mktemp("e2e-api") / "api.log") as api:
         yield api
-    finally:
-        api.stop()
 
 
 @pytest.fixture(scope="session")
@@ -139,11 +126,8 @@ def api_server_with_keys(
 ) -> Iterator[ApiProcess]:
     """A second API process on the same servers with API keys on."""
     env = dict(service_env, CUTOUT_API_KEYS=f"e2e:{API_KEY}")
-    api = _start_api(env, tmp_path_factory.mktemp("e2e-api-keys"))
-    try:
+    with running_api(env, tmp_path_factory.mktemp("e2e-api-keys") / "api.log") as api:
         yield api
-    finally:
-        api.stop()
 
 
 class PageSession:

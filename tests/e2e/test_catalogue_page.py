@@ -9,13 +9,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from tests.e2e.test_web import DONE, download, no_console_errors, photos, rgba, wait_result  # noqa: F401
 from tests.integration.conftest import ApiProcess, http
-
-pytestmark = [pytest.mark.e2e]
 
 
 def job(api: ApiProcess, job_id: str) -> dict:

@@ -23,8 +23,6 @@ from tests.conftest import EVAL_DIR
 from tests.e2e.conftest import API_KEY, PageSession
 from tests.integration.conftest import ApiProcess, http, multipart
 
-pytestmark = [pytest.mark.e2e]
-
 DONE = '#result-stage[data-status="succeeded"], #result-stage[data-status="failed"]'
 # pixels of the page's download against the API's own result for the same input and
 # options: the same engine on the same bytes, so at most one 8-bit level apart (float

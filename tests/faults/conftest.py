@@ -53,8 +53,8 @@ from cutout.stack import (
     s3_ready,
     weed_server,
 )
+from testkit.batch import photo
 from tests.conftest import S3_CREDENTIALS
-from tests.integration.batch_helpers import photo
 from tests.integration.conftest import WorkerProcess, http, wait_for
 
 TENANT = "acme"
@@ -65,13 +65,6 @@ BATCH_SIZE = 30
 IMAGE_SIZE = (300, 300)
 RETRY_SCHEDULE = "2,4,8,16,30,60"
 TASK_TIME_LIMIT = 20
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.faults)
 
 
 @pytest.hookimpl(hookwrapper=True)

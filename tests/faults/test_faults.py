@@ -188,13 +188,15 @@ def test_api_restarted_while_clients_poll(stack: FaultStack) -> None:
     poller.start()
     stack.wait_progress(batch["id"])
     stack.api.stop()
-    time.sleep(1.5)
+    down_from = len(poller.polls)
+    # down until the client has seen it down (a refused connection), not for a set time
+    wait_for(lambda: any(p.status is None for p in poller.polls[down_from:]), 60, 0.05)
     stack.api.start()
     stack.wait_api()
     back_at = time.monotonic()
 
     assert_exact_accounting(stack, batch["id"])
-    time.sleep(0.5)
+    wait_for(lambda: any(p.status and p.at > back_at for p in poller.polls), 60, 0.05)
     polls = poller.stop()
     answered = [p for p in polls if p.status is not None]
     failures = [p for p in polls if p.status is None]

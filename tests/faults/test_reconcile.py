@@ -25,15 +25,14 @@ from shared.tasks import make_celery
 from worker.fair import Dispatcher
 from worker.reconcile import SUSPECTS_KEY, Reconciler, job_of
 
-DB = 6  # a database of our own: the reconciler looks at every queued job in it
 BOUND = 300
 
 
 @pytest.fixture
-def url(redis_url: str) -> str:
-    url = redis_url.rsplit("/", 1)[0] + f"/{DB}"
-    redis.Redis.from_url(url).flushdb()
-    return url
+def url(module_db: str) -> str:
+    # a database of our own: the reconciler looks at every queued job in it
+    redis.Redis.from_url(module_db).flushdb()
+    return module_db
 
 
 @pytest.fixture

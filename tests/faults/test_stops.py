@@ -21,8 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from testkit.batch import photo
 from tests.faults.conftest import AUTH, FaultStack, assert_exact_accounting
-from tests.integration.batch_helpers import photo
 from tests.integration.conftest import WorkerProcess, http, wait_for
 
 ITEMS = 18

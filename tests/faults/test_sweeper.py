@@ -20,14 +20,12 @@ from shared.store import PROCESSING_KEY, RedisStore
 from shared.tasks import make_celery
 from worker.scheduler import SWEEP_LOCK, Scheduler
 
-DB = 14  # a database of our own: the sweep looks at every job in it
-
 
 @pytest.fixture
-def url(redis_url: str) -> str:
-    url = redis_url.rsplit("/", 1)[0] + f"/{DB}"
-    redis.Redis.from_url(url).flushdb()
-    return url
+def url(module_db: str) -> str:
+    # a database of our own: the sweep looks at every job in it
+    redis.Redis.from_url(module_db).flushdb()
+    return module_db
 
 
 @pytest.fixture

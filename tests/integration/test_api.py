@@ -29,17 +29,14 @@ from api.openapi import openapi_path
 from shared.settings import Settings, load_settings
 from shared.shapes import public_job
 
-pytestmark = pytest.mark.integration
-
 KEY_A = "tenant-a-key-0123456789"
 KEY_B = "tenant-b-key-0123456789"
-# a database of its own: no worker consumes these queues, and other tests' data stays apart
-API_DB = 7
 
 
 @pytest.fixture
-def api_redis_url(redis_url: str) -> str:
-    return redis_url.rsplit("/", 1)[0] + f"/{API_DB}"
+def api_redis_url(module_db: str) -> str:
+    # a database of its own: no worker consumes these queues, and other tests' data stays apart
+    return module_db
 
 
 @pytest.fixture

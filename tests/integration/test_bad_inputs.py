@@ -1,7 +1,7 @@
 """The bad-input corpus (tests/corpus/make.py) through the real service and `cutout remove`.
 
 The API runs in-process (Flask test client) on the session's real Redis and SeaweedFS; a
-real `cutout worker` subprocess of this module's own (Redis database ``BAD_DB``, u2netp)
+real `cutout worker` subprocess of this module's own (``module_worker``, u2netp)
 processes what the API accepts. For every case: the request gets its stated answer (202
 or problem+json with the stated code); every accepted job ends ``succeeded`` or
 ``failed`` with the stated code, none stays queued or processing; afterwards the worker
@@ -16,12 +16,11 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
@@ -32,37 +31,18 @@ from tests.conftest import ROOT
 from tests.corpus.make import BY_NAME, CASES, MAX_PIXELS, MAX_SIDE, Case, normal_image, write
 from tests.integration.conftest import WorkerProcess, wait_for
 
-pytestmark = pytest.mark.integration
-
-BAD_DB = 13
 TERMINAL = ("succeeded", "failed", "canceled")
 # upright sizes where they differ from the stored ones
 EXPECTED_SIZE = {"exif_rotated_6": (48, 80)}
 
 
 @pytest.fixture(scope="module")
-def bad_db_url(redis_url: str) -> str:
-    url = redis_url.rsplit("/", 1)[0] + f"/{BAD_DB}"
-    redis.Redis.from_url(url).flushdb()
-    return url
-
-
-@pytest.fixture(scope="module")
-def bad_worker(
-    start_worker: Callable[..., WorkerProcess], bad_db_url: str
-) -> Iterator[WorkerProcess]:
-    worker = start_worker({"CUTOUT_REDIS_URL": bad_db_url, "CUTOUT_MODELS": "u2netp"})
-    yield worker
-    worker.stop()
-
-
-@pytest.fixture(scope="module")
 def app(
-    bad_db_url: str, s3_endpoint: str, s3_credentials: dict[str, str], bad_worker: WorkerProcess
+    module_db: str, s3_endpoint: str, s3_credentials: dict[str, str], module_worker: WorkerProcess
 ) -> Flask:
     settings = load_settings(
         {
-            "CUTOUT_REDIS_URL": bad_db_url,
+            "CUTOUT_REDIS_URL": module_db,
             "CUTOUT_S3_ENDPOINT_URL": s3_endpoint,
             "CUTOUT_S3_BUCKET": "cutout-test",
         },
@@ -139,7 +119,7 @@ def assert_healthy(client: FlaskClient, worker: WorkerProcess) -> None:
 
 def test_corpus_through_api_and_worker(
     client: FlaskClient,
-    bad_worker: WorkerProcess,
+    module_worker: WorkerProcess,
     outcomes: dict[str, dict[str, Any]],
 ) -> None:
     accepted: dict[str, str] = {}
@@ -183,11 +163,11 @@ def test_corpus_through_api_and_worker(
         elif job["status"] != "failed" or code != case.code:
             wrong.append(f"{name}: {job['status']} {code}, expected failed {case.code}")
     assert not wrong, "\n".join(wrong)
-    assert_healthy(client, bad_worker)
+    assert_healthy(client, module_worker)
 
 
 def test_refused_cases_fail_the_same_way_when_uploaded_directly(
-    client: FlaskClient, bad_worker: WorkerProcess
+    client: FlaskClient, module_worker: WorkerProcess
 ) -> None:
     """Direct uploads skip the API's look at the bytes: the worker judges them alike."""
     import urllib.request
@@ -216,7 +196,7 @@ def test_refused_cases_fail_the_same_way_when_uploaded_directly(
         if job["status"] != "failed" or job["error"]["code"] != BY_NAME[name].code
     ]
     assert not wrong, "\n".join(wrong)
-    assert_healthy(client, bad_worker)
+    assert_healthy(client, module_worker)
 
 
 def test_cutout_remove_on_the_corpus(

@@ -1,8 +1,8 @@
 """Batches: the API in-process (Flask test client) on real Redis and SeaweedFS, with a real
 `cutout worker` subprocess where items must be processed.
 
-Two Redis databases of this module's own: ``WORKER_DB``, consumed by one worker, and
-``API_DB``, which no worker reads, for what the API alone promises (validation, tenancy,
+Two Redis databases of this module's own: ``module_db``, consumed by ``module_worker``,
+and ``api_db``, which no worker reads, for what the API alone promises (validation, tenancy,
 listing) and for driving the enqueue task by hand.
 """
 
@@ -13,7 +13,7 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,48 +24,28 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from tests.integration.batch_helpers import (
+from testkit.batch import (
     AUTH_A,
     AUTH_B,
     ImageServer,
     Receiver,
-    db_url,
     make_app,
     photo,
 )
+from tests.conftest import RedisDatabases
 from tests.integration.conftest import WorkerProcess, wait_for
 
-pytestmark = pytest.mark.integration
-
-WORKER_DB = 11
-API_DB = 14
+WORKER_ENV = {"CUTOUT_WEBHOOK_RETRY_SCHEDULE": "1,1,1"}  # module_worker's
 
 
 @pytest.fixture(scope="module")
-def worker_url(redis_url: str) -> str:
-    url = db_url(redis_url, WORKER_DB)
-    redis.Redis.from_url(url).flushdb()
-    return url
+def api_db(redis_dbs: RedisDatabases) -> str:
+    return redis_dbs.take()
 
 
 @pytest.fixture(scope="module")
-def batch_worker(
-    start_worker: Callable[..., WorkerProcess], worker_url: str
-) -> Iterator[WorkerProcess]:
-    worker = start_worker(
-        {
-            "CUTOUT_REDIS_URL": worker_url,
-            "CUTOUT_MODELS": "u2netp",
-            "CUTOUT_WEBHOOK_RETRY_SCHEDULE": "1,1,1",
-        }
-    )
-    yield worker
-    worker.stop()
-
-
-@pytest.fixture(scope="module")
-def app(worker_url: str, s3_endpoint: str, s3_credentials: dict[str, str]) -> Flask:
-    return make_app(worker_url, s3_endpoint)
+def app(module_db: str, s3_endpoint: str, s3_credentials: dict[str, str]) -> Flask:
+    return make_app(module_db, s3_endpoint)
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +54,8 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def api_rdb(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(db_url(redis_url, API_DB), decode_responses=True)
+def api_rdb(api_db: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(api_db, decode_responses=True)
     client.flushdb()
     yield client
     client.close()
@@ -83,28 +63,14 @@ def api_rdb(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def api_app(
-    redis_url: str, s3_endpoint: str, s3_credentials: dict[str, str], api_rdb: redis.Redis
+    api_db: str, s3_endpoint: str, s3_credentials: dict[str, str], api_rdb: redis.Redis
 ) -> Flask:
-    return make_app(db_url(redis_url, API_DB), s3_endpoint, max_batch_items=50)
+    return make_app(api_db, s3_endpoint, max_batch_items=50)
 
 
 @pytest.fixture
 def api(api_app: Flask) -> FlaskClient:
     return api_app.test_client()
-
-
-@pytest.fixture(scope="module")
-def images() -> Iterator[ImageServer]:
-    server = ImageServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.stop()
 
 
 def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
@@ -155,7 +121,7 @@ def read_zip(client: FlaskClient, batch_id: str, headers: dict[str, str] = AUTH_
 def test_json_batch_of_urls_end_to_end(
     client: FlaskClient,
     app: Flask,
-    batch_worker: WorkerProcess,
+    module_worker: WorkerProcess,
     images: ImageServer,
     receiver: Receiver,
 ) -> None:
@@ -263,7 +229,7 @@ def test_json_batch_of_urls_end_to_end(
 
 
 def test_multipart_batch_names_results_after_files(
-    client: FlaskClient, batch_worker: WorkerProcess
+    client: FlaskClient, module_worker: WorkerProcess
 ) -> None:
     files = [(io.BytesIO(photo(seed=i)), name) for i, name in enumerate(["a.png", "b.png"])]
     files.append((io.BytesIO(photo(seed=7, fmt="JPEG")), "../../dir/a.jpg"))
@@ -285,7 +251,7 @@ def test_multipart_batch_names_results_after_files(
     assert sorted(archive.namelist()) == ["a.png", "a_00002.png", "b.png", "manifest.csv"]
 
 
-def test_upload_key_batch(client: FlaskClient, batch_worker: WorkerProcess) -> None:
+def test_upload_key_batch(client: FlaskClient, module_worker: WorkerProcess) -> None:
     keys = []
     for i in range(2):
         data = photo(seed=i)
@@ -319,7 +285,7 @@ def test_upload_key_batch(client: FlaskClient, batch_worker: WorkerProcess) -> N
     assert body["item"] == 1
 
 
-# -- the API alone (no worker on API_DB) --------------------------------------------------
+# -- the API alone (no worker on api_db) --------------------------------------------------
 
 
 def test_validation_refuses_the_whole_batch_naming_the_item(
@@ -430,12 +396,10 @@ def noise_png(seed: int, side: int = 80) -> bytes:
 
 
 def test_batch_body_limit_is_its_own(
-    redis_url: str, s3_endpoint: str, s3_credentials: dict[str, str], api_rdb: redis.Redis
+    api_db: str, s3_endpoint: str, s3_credentials: dict[str, str], api_rdb: redis.Redis
 ) -> None:
     """A multipart batch may be larger than one image's limit, up to CUTOUT_MAX_BATCH_BYTES."""
-    app = make_app(
-        db_url(redis_url, API_DB), s3_endpoint, max_upload_bytes=30_000, max_batch_bytes=400_000
-    )
+    app = make_app(api_db, s3_endpoint, max_upload_bytes=30_000, max_batch_bytes=400_000)
     client = app.test_client()
     pictures = [noise_png(i) for i in range(8)]
     assert all(len(p) < 30_000 for p in pictures)
@@ -552,11 +516,11 @@ def test_listing_pages_filters_and_cursor_errors(api: FlaskClient, api_app: Flas
 
 
 def test_multipart_batch_over_a_thousand_files(
-    redis_url: str, s3_endpoint: str, s3_credentials: dict[str, str], api_rdb: redis.Redis
+    api_db: str, s3_endpoint: str, s3_credentials: dict[str, str], api_rdb: redis.Redis
 ) -> None:
     """werkzeug's default cap of 1000 form parts does not limit a batch, also with an
     Idempotency-Key (whose fingerprint reads the form before the view does)."""
-    client = make_app(db_url(redis_url, API_DB), s3_endpoint, max_batch_items=2000).test_client()
+    client = make_app(api_db, s3_endpoint, max_batch_items=2000).test_client()
     tiny = photo((8, 8))
     response = client.post(
         "/v1/batches",
@@ -569,7 +533,7 @@ def test_multipart_batch_over_a_thousand_files(
 
 
 def test_many_upload_keys_are_checked_by_listing(
-    redis_url: str, s3_endpoint: str, s3_credentials: dict[str, str], api_rdb: redis.Redis
+    api_db: str, s3_endpoint: str, s3_credentials: dict[str, str], api_rdb: redis.Redis
 ) -> None:
     """Over LIST_ABOVE keys the API lists the tenant's uploads instead of one HEAD each:
     the same answers (missing, too large, another tenant's) with the item's index."""
@@ -577,7 +541,7 @@ def test_many_upload_keys_are_checked_by_listing(
     from shared.ids import new_id
     from shared.storage import upload_key
 
-    api_app = make_app(db_url(redis_url, API_DB), s3_endpoint, max_upload_bytes=5000)
+    api_app = make_app(api_db, s3_endpoint, max_upload_bytes=5000)
     api = api_app.test_client()
     storage = api_app.extensions["cutout"].storage
     count = LIST_ABOVE + 5

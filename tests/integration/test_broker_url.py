@@ -1,48 +1,35 @@
 """``CUTOUT_BROKER_URL``: Celery's queues on one redis-server, job records on another.
 
-A real second ``redis-server`` (the broker), the session's Redis (database 9) as the
-job store, a real ``cutout worker`` and a real ``cutout api`` both given the two URLs.
-A job submitted over HTTP succeeds; its record lives only in the store, the queue's
-keys only in the broker, and the API's readiness and queue depth read the broker.
+A real second ``redis-server`` (the broker), the session's Redis (a database of this
+module's own) as the job store, a real ``cutout worker`` and a real ``cutout api`` both
+given the two URLs. A job submitted over HTTP succeeds; its record lives only in the
+store, the queue's keys only in the broker, and the API's readiness and queue depth read
+the broker.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
-from tests.integration.batch_helpers import db_url
-from tests.integration.conftest import ApiProcess, WorkerProcess, http
+from tests.conftest import running_redis
+from tests.integration.conftest import ApiProcess, WorkerProcess, http, running_api
 from tests.integration.test_service import poll, submit
 from tests.integration.test_worker import photo_bytes
-
-pytestmark = pytest.mark.integration
-
-STORE_DB = 9  # no other module uses it
 
 
 @pytest.fixture(scope="module")
 def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from cutout.stack import free_port, redis_ready, redis_server
-
-    port = free_port()
-    server = redis_server(tmp_path_factory.mktemp("broker"), port).start()
-    try:
-        server.wait_until(redis_ready(port), 30)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.stop()
+    with running_redis(tmp_path_factory.mktemp("broker")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
-def store_url(redis_url: str) -> str:
-    url = db_url(redis_url, STORE_DB)
-    redis.Redis.from_url(url).flushdb()
-    return url
+def store_url(module_db: str) -> str:
+    return module_db
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +56,8 @@ def split_worker(
 def split_api(
     split_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiProcess]:
-    api = ApiProcess(split_env, Path(tmp_path_factory.mktemp("split-api")) / "api.log")
-    try:
-        api.wait_ready()
+    with running_api(split_env, tmp_path_factory.mktemp("split-api") / "api.log") as api:
         yield api
-    finally:
-        api.stop()
 
 
 def test_job_succeeds_with_queues_and_records_on_two_redis_servers(

@@ -7,12 +7,9 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from tests.integration.test_remove_cli import opened, photo, run, weights  # noqa: F401
-
-pytestmark = pytest.mark.integration
 
 
 def test_zip_with_shadow_scale_and_position(weights: Path, photo: Path, tmp_path: Path) -> None:  # noqa: F811

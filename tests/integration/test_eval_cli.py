@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
 GT = EVAL / "gt" / "manifest.csv"

@@ -15,50 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-import pytest
 import redis
 from flask.testing import FlaskClient
 
-from tests.integration.batch_helpers import AUTH_A, AUTH_B, ImageServer, db_url, make_app, photo
+from testkit.batch import AUTH_A, AUTH_B, ImageServer, make_app, photo
+from tests.conftest import RedisDatabases
 from tests.integration.conftest import WorkerProcess, wait_for
 
-pytestmark = pytest.mark.integration
-
-DB = 10  # consumed by this module's worker
-HAND_DB = 8  # no worker reads it
 BIG, SMALL = 40, 10
-
-
-@pytest.fixture(scope="module")
-def url(redis_url: str) -> str:
-    url = db_url(redis_url, DB)
-    redis.Redis.from_url(url).flushdb()
-    return url
-
-
-@pytest.fixture(scope="module")
-def fair_worker(start_worker: Callable[..., WorkerProcess], url: str) -> Iterator[WorkerProcess]:
-    worker = start_worker(
-        {
-            "CUTOUT_REDIS_URL": url,
-            "CUTOUT_MODELS": "u2netp",
-            "CUTOUT_WORKER_CONCURRENCY": "1",
-            "CUTOUT_BULK_WINDOW": "2",
-        }
-    )
-    yield worker
-    worker.stop()
-
-
-@pytest.fixture(scope="module")
-def images() -> Iterator[ImageServer]:
-    server = ImageServer()
-    yield server
-    server.stop()
+# module_worker's, consuming module_db
+WORKER_ENV = {"CUTOUT_WORKER_CONCURRENCY": "1", "CUTOUT_BULK_WINDOW": "2"}
 
 
 def _epoch(stamp: str) -> float:
@@ -79,13 +48,13 @@ def _submit(
 
 
 def test_small_batch_of_another_tenant_finishes_before_a_big_one(
-    url: str,
+    module_db: str,
     s3_endpoint: str,
     s3_credentials: dict[str, str],
-    fair_worker: WorkerProcess,
+    module_worker: WorkerProcess,
     images: ImageServer,
 ) -> None:
-    client = make_app(url, s3_endpoint).test_client()
+    client = make_app(module_db, s3_endpoint).test_client()
 
     def batch(batch_id: str, auth: dict[str, str]) -> dict[str, Any]:
         return client.get(f"/v1/batches/{batch_id}", headers=auth).get_json()  # type: ignore[no-any-return]
@@ -130,14 +99,15 @@ def test_small_batch_of_another_tenant_finishes_before_a_big_one(
 
 
 def test_dispatcher_keeps_a_window_per_tenant(
-    redis_url: str, s3_endpoint: str, s3_credentials: dict[str, str]
+    redis_dbs: RedisDatabases, s3_endpoint: str, s3_credentials: dict[str, str]
 ) -> None:
     """Registration, the window per tenant, top-up as items finish, the lock: by hand."""
     from worker import batches, context, fair
 
-    rdb = redis.Redis.from_url(db_url(redis_url, HAND_DB), decode_responses=True)
+    hand_db = redis_dbs.take()  # no worker reads it
+    rdb = redis.Redis.from_url(hand_db, decode_responses=True)
     rdb.flushdb()
-    app = make_app(db_url(redis_url, HAND_DB), s3_endpoint)
+    app = make_app(hand_db, s3_endpoint)
     api = app.test_client()
     services = app.extensions["cutout"]
     items = [{"image_url": f"https://images.example.com/{i}.jpg"} for i in range(50)]

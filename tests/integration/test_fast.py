@@ -25,8 +25,6 @@ from tests.conftest import ROOT
 pytest.importorskip("openvino", reason="the fast extra is not installed")
 pytest.importorskip("nncf", reason="the fast extra is not installed")
 
-pytestmark = pytest.mark.integration
-
 MAX_IOU_DROP = 0.005
 MAX_BOUNDARY_F1_DROP = 0.015
 

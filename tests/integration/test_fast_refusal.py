@@ -22,14 +22,11 @@ from shared.settings import load_settings
 from tests.corpus.make import encode, photo
 from tests.integration.conftest import WorkerProcess, wait_for
 
-pytestmark = pytest.mark.integration
-
-FAST_DB = 8
 URL_JOB = {"image_url": "http://127.0.0.1:9/a.png"}
 
 
 def test_fast_jobs_follow_what_the_workers_serve(
-    redis_url: str,
+    module_db: str,
     s3_endpoint: str,
     s3_credentials: dict[str, str],
     start_worker: Callable[..., WorkerProcess],
@@ -38,7 +35,7 @@ def test_fast_jobs_follow_what_the_workers_serve(
     pytest.importorskip("openvino", reason="the fast extra is not installed")
     if not (model_home / "u2net-fast-int8-320.xml").is_file():
         pytest.skip("no fast model built (cutout models build-fast)")
-    url = redis_url.rsplit("/", 1)[0] + f"/{FAST_DB}"
+    url = module_db
     r = redis.Redis.from_url(url)
     r.flushdb()
     settings = load_settings(

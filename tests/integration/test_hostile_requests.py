@@ -22,19 +22,14 @@ from flask.testing import FlaskClient
 from api.app import MULTIPART_ENVELOPE, create_app
 from shared.settings import load_settings
 from tests.corpus.make import REQUEST_CASES, RawCase, RequestCase, raw_cases
-from tests.integration.conftest import ApiProcess
+from tests.integration.conftest import ApiProcess, running_api
 
-pytestmark = pytest.mark.integration
-
-HOSTILE_DB = 15  # no worker reads it
 MAX_UPLOAD = 1_000_000  # the real server's CUTOUT_MAX_UPLOAD_BYTES
 
 
 @pytest.fixture(scope="module")
-def db_url(redis_url: str) -> str:
-    url = redis_url.rsplit("/", 1)[0] + f"/{HOSTILE_DB}"
-    redis.Redis.from_url(url).flushdb()
-    return url
+def db_url(module_db: str) -> str:
+    return module_db  # no worker reads it
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +74,8 @@ def small_api(
     service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, db_url: str
 ) -> Iterator[ApiProcess]:
     env = dict(service_env, CUTOUT_REDIS_URL=db_url, CUTOUT_MAX_UPLOAD_BYTES=str(MAX_UPLOAD))
-    api = ApiProcess(env, tmp_path_factory.mktemp("hostile-api") / "api.log")
-    try:
-        api.wait_ready(timeout=180)
+    with running_api(env, tmp_path_factory.mktemp("hostile-api") / "api.log", 180) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def send_raw(port: int, case: RawCase) -> bytes:

@@ -29,8 +29,6 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from shared import netaddress, netguard, webhooks
 from shared.errors import PayloadTooLarge, UrlFetchFailed, UrlNotAllowed
 
-pytestmark = pytest.mark.integration
-
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 ONLY_127_0_0_1 = (ipaddress.ip_network("127.0.0.1/32"),)
 BIG = 200_000

@@ -7,8 +7,6 @@ import re
 import time
 from types import SimpleNamespace
 
-import pytest
-
 from shared.ids import new_id, now_iso
 from shared.settings import load_settings
 from shared.storage import input_key, output_key
@@ -17,8 +15,6 @@ from tests.integration.conftest import http, wait_for
 from tests.integration.test_service import poll, submit
 from tests.integration.test_worker import photo_bytes
 from worker.scheduler import Scheduler
-
-pytestmark = pytest.mark.integration
 
 
 def metric(text: str, name: str, **labels: str) -> float:

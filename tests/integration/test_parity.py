@@ -21,8 +21,6 @@ from PIL import Image
 from shared.errors import FastModeUnavailable
 from shared.options import Options, parse_options
 
-pytestmark = pytest.mark.integration
-
 MODELS = ("u2net", "u2netp")
 MAX_DIFF = 2
 MEAN_DIFF = 0.1

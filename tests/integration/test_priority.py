@@ -10,52 +10,24 @@ Order only, never durations.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
 
-import pytest
-import redis
 from flask.testing import FlaskClient
 
-from tests.integration.batch_helpers import AUTH_A, ImageServer, db_url, make_app, photo
+from testkit.batch import AUTH_A, ImageServer, make_app, photo
 from tests.integration.conftest import WorkerProcess, wait_for
 
-pytestmark = pytest.mark.integration
-
-DB = 13
 ITEMS = 50
-
-
-@pytest.fixture(scope="module")
-def url(redis_url: str) -> str:
-    url = db_url(redis_url, DB)
-    redis.Redis.from_url(url).flushdb()
-    return url
-
-
-@pytest.fixture(scope="module")
-def one_worker(start_worker: Callable[..., WorkerProcess], url: str) -> Iterator[WorkerProcess]:
-    worker = start_worker(
-        {"CUTOUT_REDIS_URL": url, "CUTOUT_MODELS": "u2netp", "CUTOUT_WORKER_CONCURRENCY": "1"}
-    )
-    yield worker
-    worker.stop()
-
-
-@pytest.fixture(scope="module")
-def images() -> Iterator[ImageServer]:
-    server = ImageServer()
-    yield server
-    server.stop()
+WORKER_ENV = {"CUTOUT_WORKER_CONCURRENCY": "1"}  # module_worker's, on module_db
 
 
 def test_single_job_overtakes_a_queued_batch(
-    url: str,
+    module_db: str,
     s3_endpoint: str,
     s3_credentials: dict[str, str],
-    one_worker: WorkerProcess,
+    module_worker: WorkerProcess,
     images: ImageServer,
 ) -> None:
-    client: FlaskClient = make_app(url, s3_endpoint).test_client()
+    client: FlaskClient = make_app(module_db, s3_endpoint).test_client()
     items = [
         {"image_url": images.add(f"/p/{i}.jpg", photo((320, 240), i, "JPEG"))} for i in range(ITEMS)
     ]

@@ -18,8 +18,6 @@ from shared.tasks import make_celery
 from tests.conftest import ROOT
 from tests.integration.test_worker import finished, photo_bytes, submit
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def celery_app(service_env):  # type: ignore[no-untyped-def]

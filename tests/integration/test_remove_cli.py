@@ -18,8 +18,6 @@ from PIL import Image
 from cutout.cli import main
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def weights(model_home: Path) -> Path:

@@ -13,7 +13,6 @@ import base64
 import io
 import json
 import threading
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,10 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import ApiProcess, http, multipart
+from tests.integration.conftest import ApiProcess, http, multipart, running_api, wait_for
 from tests.integration.test_worker import photo_bytes
-
-pytestmark = pytest.mark.integration
 
 KEY = "shop-removebg-key-0123456789abcdef"
 
@@ -36,12 +33,8 @@ def keyed_api(
 ) -> Iterator[ApiProcess]:
     """A real API process that requires keys (tenant ``shop``)."""
     env = dict(service_env, CUTOUT_API_KEYS=f"shop:{KEY}")
-    api = ApiProcess(env, tmp_path_factory.mktemp("removebg-api") / "api.log")
-    try:
-        api.wait_ready()
+    with running_api(env, tmp_path_factory.mktemp("removebg-api") / "api.log") as api:
         yield api
-    finally:
-        api.stop()
 
 
 def backdrop_bytes(size: tuple[int, int] = (200, 100)) -> bytes:
@@ -309,14 +302,13 @@ def test_another_tenants_background_key_reads_as_missing(keyed_api) -> None:
 
 
 def poll_keyed(api: ApiProcess, job_id: str) -> dict:
-    for _ in range(1800):
+    def finished() -> dict | None:
         status, _, raw = http("GET", f"{api.url}/v1/jobs/{job_id}", headers={"X-Api-Key": KEY})
         assert status == 200, raw
         job = json.loads(raw)
-        if job["status"] in ("succeeded", "failed", "canceled"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
+        return job if job["status"] in ("succeeded", "failed", "canceled") else None
+
+    return wait_for(finished, 180)  # type: ignore[no-any-return]
 
 
 def test_catalogue_options_through_a_batch(keyed_api, worker, files) -> None:
@@ -336,11 +328,15 @@ def test_catalogue_options_through_a_batch(keyed_api, worker, files) -> None:
     status, _, raw = http("POST", f"{keyed_api.url}/v1/batches", body, headers)
     assert status == 202, raw
     batch_id = json.loads(raw)["id"]
-    for _ in range(1800):
-        _, _, raw = http("GET", f"{keyed_api.url}/v1/batches/{batch_id}", headers=headers)
-        if json.loads(raw)["status"] == "completed":
-            break
-        time.sleep(0.1)
+    wait_for(
+        lambda: (
+            json.loads(http("GET", f"{keyed_api.url}/v1/batches/{batch_id}", headers=headers)[2])[
+                "status"
+            ]
+            == "completed"
+        ),
+        180,
+    )
     _, _, raw = http("GET", f"{keyed_api.url}/v1/batches/{batch_id}/jobs", headers=headers)
     jobs = sorted(json.loads(raw)["items"], key=lambda job: job["item_index"])
     assert [job["status"] for job in jobs] == ["succeeded", "succeeded"], jobs

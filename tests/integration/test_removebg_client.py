@@ -23,8 +23,6 @@ from tests.conftest import ROOT
 from tests.integration.test_removebg import KEY, files, keyed_api  # noqa: F401 - fixtures
 from tests.integration.test_worker import photo_bytes
 
-pytestmark = pytest.mark.integration
-
 CLIENT = ROOT / "tests" / "removebg_client"
 
 

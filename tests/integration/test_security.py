@@ -35,11 +35,8 @@ from shared.settings import Settings, load_settings
 from shared.store import tenant_active_key
 from tests.conftest import ROOT
 from tests.corpus.make import encode, multipart_body, normal_image, photo
-from tests.integration.conftest import ApiProcess, http
+from tests.integration.conftest import ApiProcess, http, running_api
 
-pytestmark = pytest.mark.integration
-
-SECURITY_DB = 12  # no worker reads it
 KEY_A = "sec-tenant-a-key-0123456789"
 KEY_B = "sec-tenant-b-key-0123456789"
 KEYS = {KEY_A: "sec-a", KEY_B: "sec-b"}
@@ -54,8 +51,8 @@ B = bearer(KEY_B)
 
 
 @pytest.fixture
-def db_url(redis_url: str) -> str:
-    return redis_url.rsplit("/", 1)[0] + f"/{SECURITY_DB}"
+def db_url(module_db: str) -> str:
+    return module_db  # no worker reads it
 
 
 @pytest.fixture
@@ -505,12 +502,9 @@ def keyed_api(
         CUTOUT_LOG_FORMAT="json",
         CUTOUT_LOG_LEVEL="debug",
     )
-    api = ApiProcess(env, tmp_path / "api.log")
-    try:
-        api.wait_ready(timeout=180)  # gunicorn starts slowly on a loaded 2-core machine
+    # gunicorn starts slowly on a loaded 2-core machine
+    with running_api(env, tmp_path / "api.log", timeout=180) as api:
         yield api
-    finally:
-        api.stop()
 
 
 def raw_request(port: int, head: str, body: bytes = b"", timeout: float = 30) -> tuple[int, bytes]:

@@ -10,14 +10,11 @@ import sys
 import time
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from tests.conftest import ROOT
 from tests.integration.conftest import http, multipart
 from tests.integration.test_worker import photo_bytes
-
-pytestmark = pytest.mark.integration
 
 
 def submit(api_url: str, data: bytes, fields: dict[str, str], name: str = "photo.jpg") -> dict:

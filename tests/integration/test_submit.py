@@ -24,11 +24,9 @@ import pytest
 import redis
 from PIL import Image
 
+from testkit.batch import photo
 from tests.conftest import ROOT
-from tests.integration.batch_helpers import photo
 from tests.integration.conftest import http, wait_for
-
-pytestmark = pytest.mark.integration
 
 STATE = ".cutout-submit.json"
 FORMATS = ("PNG", "JPEG", "WEBP")

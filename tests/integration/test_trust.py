@@ -21,17 +21,14 @@ from api.app import create_app
 from shared import telemetry
 from shared.settings import Settings, load_settings
 from tests.corpus.make import encode, photo
-from tests.integration.conftest import ApiProcess, http
+from tests.integration.conftest import http, running_api
 
-pytestmark = pytest.mark.integration
-
-TRUST_DB = 10  # no worker reads it
 KEY = "trust-tenant-key-0123456789"
 
 
 @pytest.fixture
-def db_url(redis_url: str) -> Iterator[str]:
-    url = redis_url.rsplit("/", 1)[0] + f"/{TRUST_DB}"
+def db_url(module_db: str) -> Iterator[str]:
+    url = module_db  # no worker reads it
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
@@ -183,9 +180,8 @@ def test_readyz_details_only_for_callers_with_a_key_or_local(
 def test_dns_rebinding_is_refused_by_the_real_server(
     service_env: dict[str, str], tmp_path: Any, db_url: str
 ) -> None:
-    api = ApiProcess(dict(service_env, CUTOUT_REDIS_URL=db_url), tmp_path / "api.log")
-    try:
-        api.wait_ready(timeout=180)
+    env = dict(service_env, CUTOUT_REDIS_URL=db_url)
+    with running_api(env, tmp_path / "api.log", timeout=180) as api:
         status, _, body = http(
             "GET", api.url + "/v1/webhooks/secret", None, {"Host": "evil.example"}
         )
@@ -196,5 +192,3 @@ def test_dns_rebinding_is_refused_by_the_real_server(
         assert json.loads(body)["code"] == "api_key_required"
         status, _, _ = http("GET", api.url + "/")
         assert status == 200
-    finally:
-        api.stop()

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT
-from tests.integration.conftest import ApiProcess, http, multipart, wait_for
+from tests.integration.conftest import ApiProcess, http, multipart, running_api, wait_for
 
 KEYS = {"alice": "key-alice-0123456789", "bob": "key-bob-0123456789", "ops": "key-ops-0123456789"}
 
@@ -34,12 +34,8 @@ def keyed_api(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFact
         CUTOUT_API_KEYS=",".join(f"{t}:{k}" for t, k in KEYS.items()),
         CUTOUT_OPERATOR_TENANTS="ops",
     )
-    api = ApiProcess(env, tmp_path_factory.mktemp("api-models") / "api.log")
-    try:
-        api.wait_ready()
+    with running_api(env, tmp_path_factory.mktemp("api-models") / "api.log") as api:
         yield api
-    finally:
-        api.stop()
 
 
 def _auth(tenant: str) -> dict[str, str]:
@@ -77,7 +73,7 @@ def _push(api: ApiProcess, tenant: str, name: str, data: bytes, scope: str = "")
 
 
 def _photo() -> bytes:
-    from tests.vertical.make import sample
+    from testkit.vertical import sample
 
     photo, _ = sample(3, seed=9)
     out = io.BytesIO()
@@ -170,7 +166,7 @@ def test_a_file_that_does_not_match_its_sha256_is_never_loaded(  # type: ignore[
 def tuned(tmp_path_factory: pytest.TempPathFactory, model_home: Path) -> tuple[Path, str]:
     """A tiny tune into its own model home: (home, name)."""
     pytest.importorskip("torch")
-    from tests.vertical.make import write
+    from testkit.vertical import write
 
     work = tmp_path_factory.mktemp("tune")
     manifests = write(work / "data", 4, seed=11, test_share=0.5)

@@ -12,15 +12,12 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from cutout.stack import free_port, port_open
 from tests.conftest import ROOT
 from tests.integration.conftest import http, multipart
 from tests.integration.test_service import poll
 from tests.integration.test_worker import photo_bytes
-
-pytestmark = pytest.mark.integration
 
 
 def start_up(

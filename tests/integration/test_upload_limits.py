@@ -28,17 +28,14 @@ from tests.corpus.make import encode, photo
 from tests.integration.conftest import wait_for
 from worker.scheduler import Scheduler
 
-pytestmark = pytest.mark.integration
-
-UPLOAD_DB = 9  # no worker reads it
 LIMIT = 1_000_000
 
 
 @pytest.fixture
 def make_app(
-    redis_url: str, s3_endpoint: str, s3_credentials: dict[str, str]
+    module_db: str, s3_endpoint: str, s3_credentials: dict[str, str]
 ) -> Callable[..., Flask]:
-    url = redis_url.rsplit("/", 1)[0] + f"/{UPLOAD_DB}"
+    url = module_db  # no worker reads it
     redis.Redis.from_url(url).flushdb()
 
     def make(**overrides: Any) -> Flask:

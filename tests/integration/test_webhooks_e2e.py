@@ -7,73 +7,34 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.integration.batch_helpers import (
+from testkit.batch import (
     AUTH_A,
     AUTH_B,
     ImageServer,
     Receiver,
-    db_url,
     make_app,
     photo,
 )
 from tests.integration.conftest import WorkerProcess, wait_for
 
-pytestmark = pytest.mark.integration
-
-DB = 12
+WORKER_ENV = {"CUTOUT_WEBHOOK_RETRY_SCHEDULE": "1,1,1"}  # module_worker's, on module_db
 
 
 @pytest.fixture(scope="module")
-def url(redis_url: str) -> str:
-    url = db_url(redis_url, DB)
-    redis.Redis.from_url(url).flushdb()
-    return url
-
-
-@pytest.fixture(scope="module")
-def hook_worker(start_worker: Callable[..., WorkerProcess], url: str) -> Iterator[WorkerProcess]:
-    worker = start_worker(
-        {
-            "CUTOUT_REDIS_URL": url,
-            "CUTOUT_MODELS": "u2netp",
-            "CUTOUT_WEBHOOK_RETRY_SCHEDULE": "1,1,1",
-        }
-    )
-    yield worker
-    worker.stop()
-
-
-@pytest.fixture(scope="module")
-def app(url: str, s3_endpoint: str, s3_credentials: dict[str, str]) -> Flask:
-    return make_app(url, s3_endpoint)
+def app(module_db: str, s3_endpoint: str, s3_credentials: dict[str, str]) -> Flask:
+    return make_app(module_db, s3_endpoint)
 
 
 @pytest.fixture(scope="module")
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def images() -> Iterator[ImageServer]:
-    server = ImageServer()
-    yield server
-    server.stop()
 
 
 def secret_of(client: FlaskClient, auth: dict[str, str] = AUTH_A) -> str:
@@ -119,7 +80,7 @@ def test_secret_is_per_tenant_and_rotates(client: FlaskClient) -> None:
 
 
 def test_job_succeeded_after_two_failed_attempts(
-    client: FlaskClient, hook_worker: WorkerProcess, receiver: Receiver
+    client: FlaskClient, module_worker: WorkerProcess, receiver: Receiver
 ) -> None:
     """500, 500, then 200: three deliveries of one event with one webhook-id, each one
     verifiable; the job's webhook ends delivered after 3 attempts."""
@@ -152,7 +113,7 @@ def test_job_succeeded_after_two_failed_attempts(
 
 
 def test_job_failed_event(
-    client: FlaskClient, hook_worker: WorkerProcess, receiver: Receiver, images: ImageServer
+    client: FlaskClient, module_worker: WorkerProcess, receiver: Receiver, images: ImageServer
 ) -> None:
     response = client.post(
         "/v1/jobs",
@@ -176,7 +137,7 @@ def test_job_failed_event(
 
 
 def test_delivery_gives_up_after_the_schedule(
-    client: FlaskClient, hook_worker: WorkerProcess, receiver: Receiver
+    client: FlaskClient, module_worker: WorkerProcess, receiver: Receiver
 ) -> None:
     receiver.plan["/down"] = [503] * 10
     job = submit(client, receiver.url("/down"))
@@ -194,7 +155,7 @@ def test_delivery_gives_up_after_the_schedule(
 
 
 def test_retries_after_rotation_carry_the_new_signature(
-    client: FlaskClient, hook_worker: WorkerProcess, receiver: Receiver
+    client: FlaskClient, module_worker: WorkerProcess, receiver: Receiver
 ) -> None:
     receiver.plan["/rotate"] = [500, 500]
     old = secret_of(client)
@@ -212,7 +173,7 @@ def test_retries_after_rotation_carry_the_new_signature(
 
 
 def test_batch_completed_once_with_batch_webhook(
-    client: FlaskClient, hook_worker: WorkerProcess, receiver: Receiver, images: ImageServer
+    client: FlaskClient, module_worker: WorkerProcess, receiver: Receiver, images: ImageServer
 ) -> None:
     """A batch's webhook gets one batch.completed (items have no webhooks of their own),
     also when the receiver first fails."""
@@ -237,7 +198,7 @@ def test_batch_completed_once_with_batch_webhook(
         180,
         0.2,
     )
-    time.sleep(2)
+    time.sleep(2)  # a duplicate batch.completed would arrive in this window (none may)
     deliveries = receiver.to("/batch")
     assert [d.answered for d in deliveries] == [500, 200]
     assert len({d.headers["webhook-id"] for d in deliveries}) == 1

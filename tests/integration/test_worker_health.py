@@ -16,16 +16,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import redis
 
 from tests.conftest import ROOT
-from tests.integration.batch_helpers import db_url
 from tests.integration.conftest import WorkerProcess, wait_for
 
-pytestmark = pytest.mark.integration
-
-DB = 5
 MAX_AGE = 8  # seconds; the consumer touches the file every 5 s
 
 
@@ -43,10 +38,10 @@ def probe(heartbeat: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_probe_passes_while_consuming_and_fails_when_the_consumer_stops(
-    start_worker: Callable[..., WorkerProcess], redis_url: str, tmp_path: Path
+    start_worker: Callable[..., WorkerProcess], module_db: str, tmp_path: Path
 ) -> None:
     heartbeat = tmp_path / "worker.alive"
-    url = db_url(redis_url, DB)
+    url = module_db
     redis.Redis.from_url(url).flushdb()
     # no file yet: nothing has touched it
     assert probe(heartbeat).returncode == 1

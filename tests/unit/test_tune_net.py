@@ -27,7 +27,7 @@ def u2netp_path(model_home: Path) -> Path:
 def _photo_input() -> np.ndarray:
     from PIL import Image
 
-    from tests.vertical.make import sample
+    from testkit.vertical import sample
     from worker.engine.families import U2NetFamily
 
     photo, _ = sample(0, seed=5)
@@ -89,7 +89,7 @@ def test_a_model_no_better_than_its_base_is_not_registered(
     u2netp_path: Path, tmp_path: Path
 ) -> None:
     """lr=0 keeps the base's weights: validation ties the base, so nothing is written."""
-    from tests.vertical.make import write
+    from testkit.vertical import write
     from worker.tune.train import TuneConfig, TuneError, tune
 
     manifests = write(tmp_path / "data", 3, seed=4, test_share=0.34)

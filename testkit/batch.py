@@ -1,5 +1,5 @@
-"""Helpers for the batch, webhook and priority tests: local HTTP servers on 127.0.0.1,
-the API in-process against a Redis database of the test's own, and test images.
+"""Helpers for the batch, webhook and priority tests (and bench/fair.py): local HTTP servers
+on 127.0.0.1, the API in-process against a Redis database of the test's own, and test images.
 
 Every server here listens on loopback only; the API and the workers reach them because
 ``CUTOUT_ALLOWED_PRIVATE_NETWORKS`` opens 127.0.0.0/8 (as ``service_env`` does).
@@ -27,11 +27,6 @@ KEY_A = "tenant-a-key-0123456789"
 KEY_B = "tenant-b-key-0123456789"
 AUTH_A = {"Authorization": f"Bearer {KEY_A}"}
 AUTH_B = {"Authorization": f"Bearer {KEY_B}"}
-
-
-def db_url(redis_url: str, db: int) -> str:
-    """The session's Redis server, database ``db`` (each test module keeps its own)."""
-    return redis_url.rsplit("/", 1)[0] + f"/{db}"
 
 
 def make_app(url: str, s3_endpoint: str, **overrides: Any) -> Flask:

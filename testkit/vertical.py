@@ -7,7 +7,7 @@ so it is exact. What makes the set a *vertical* (and hard for a general model): 
 shadows, backgrounds close to the watch's colours, and distractor objects (coins, boxes,
 cards) that are not the product and so not in the mask.
 
-``python -m tests.vertical.make OUT --n 120 --seed 1`` writes ``OUT/images/*.jpg``,
+``python -m testkit.vertical OUT --n 120 --seed 1`` writes ``OUT/images/*.jpg``,
 ``OUT/masks/*.png`` and manifests ``train.csv`` / ``test.csv`` (``--test-share``, a seeded
 split) and ``all.csv`` in ``cutout eval``'s format.
 """
@@ -179,7 +179,7 @@ def write(out: Path, n: int, seed: int, test_share: float = 0.5) -> dict[str, Pa
                 "image": image_rel,
                 "mask": mask_rel,
                 "category": "watch",
-                "source": f"tests/vertical/make.py seed={seed} index={i}",
+                "source": f"testkit/vertical.py seed={seed} index={i}",
                 "license": "generated (MIT, the project's)",
             }
         )

@@ -22,12 +22,12 @@ from shared import keys
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ids import now_iso, valid_id
 from shared.options import EXTENSIONS, parse_options
-from shared.store import public_job
+from shared.shapes import public_job
+from shared.shapes.requests import JobCreate, check_members
 from shared.tasks import ANNOUNCE, WEBHOOKS
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
-JSON_FIELDS = {"upload_key", "image_url", "options", "webhook_url", "metadata"}
 FORM_EXTRA_FIELDS = {"webhook_url", "metadata", "options"}
 RESULT_URL_EXPIRY = 300  # seconds a ?redirect=1 signed URL stays valid
 
@@ -135,13 +135,8 @@ def _create_from_multipart() -> dict[str, Any]:
 def _create_from_json() -> dict[str, Any]:
     svc = services()
     body = json_body()
-    unknown = sorted(set(body) - JSON_FIELDS)
-    if unknown:
-        raise InvalidRequest(
-            f"unknown field(s) {', '.join(unknown)}; expected {', '.join(sorted(JSON_FIELDS))}"
-        )
-    if ("upload_key" in body) == ("image_url" in body):
-        raise InvalidRequest("send exactly one of `upload_key` and `image_url`")
+    # the members and the one-of rule of shared.shapes.requests.JobCreate (OpenAPI JobJson)
+    check_members(JobCreate, body)
     raw_options = body.get("options") or {}
     if not isinstance(raw_options, dict):
         raise InvalidRequest("`options` must be a JSON object")
@@ -183,7 +178,10 @@ def get_job(job_id: str) -> Response:
         {"name": "redirect", "in": "query", "required": False, "schema": {"type": "boolean"}}
     ],
     responses={
-        200: {"description": "the image", "content_type": "image/*"},
+        200: {
+            "description": "the image (a zip for `format=zip`)",
+            "content": {"image/*": None, "application/zip": None},
+        },
         302: {
             "description": "redirect to a signed storage URL",
             "headers": {"Location": "signed URL"},

@@ -3,7 +3,8 @@
 Each view may carry ``@doc(...)`` metadata; :func:`build_document` walks ``app.url_map``,
 so every route appears (an undocumented one with a generic entry, which a unit test
 refuses), with its real methods and path parameters. Schemas of the job, batch,
-problem and options objects come from the code (``shared.options.Options``'s fields).
+problem and options objects come from the code: the shape models of ``shared.shapes``
+and ``shared.options.Options``'s fields.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from shared.options import FORMATS, MODELS, OPTION_NAMES, Options
+from shared.shapes.openapi import component_schemas, webhooks
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,7 +42,8 @@ def doc(
     """Attach OpenAPI metadata to a view.
 
     ``request`` maps content types to schemas; ``responses`` maps status codes to
-    ``{"description", "schema"?, "problem"?: bool, "content_type"?, "headers"?}``.
+    ``{"description", "schema"?, "problem"?: bool, "content_type"?, "content"?,
+    "headers"?}`` (``content``: several media types, each a schema or None for bytes).
     A schema given as a string is a reference to ``components.schemas``.
     """
 
@@ -89,10 +92,19 @@ def openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     return _RULE_ARG.sub(lambda m: "{" + m.group("name") + "}", rule), params
 
 
+_BINARY = {"type": "string", "contentEncoding": "binary"}
+
+
 def _response(status: int | str, spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"description": spec.get("description") or str(status)}
     if spec.get("problem"):
         out["content"] = {"application/problem+json": {"schema": ref("Problem")}}
+    elif "content" in spec:
+        # several media types: {content type: schema, or None for binary bytes}
+        out["content"] = {
+            ct: {"schema": _schema(s) if s is not None else _BINARY}
+            for ct, s in spec["content"].items()
+        }
     elif "schema" in spec or "content_type" in spec:
         content_type = spec.get("content_type", "application/json")
         schema = (
@@ -178,6 +190,7 @@ def build_document(app: Flask) -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "paths": paths,
+        "webhooks": webhooks(),
         "components": {
             "schemas": schemas(),
             "securitySchemes": {
@@ -246,73 +259,11 @@ def options_schema() -> dict[str, Any]:
 def schemas() -> dict[str, Any]:
     from api.errors import problem_schema
 
-    nullable_string = {"type": ["string", "null"]}
     return {
         "Problem": problem_schema(),
         "Options": options_schema(),
-        "JobResult": {
-            "type": "object",
-            "properties": {
-                "url": {"type": "string"},
-                "content_type": {"type": "string"},
-                "width": {"type": "integer"},
-                "height": {"type": "integer"},
-                "bytes": {"type": "integer"},
-            },
-        },
-        "JobError": {
-            "type": "object",
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-        },
-        "Webhook": {
-            "type": "object",
-            "properties": {
-                "url": {"type": "string"},
-                "status": {"enum": ["pending", "delivered", "failed"]},
-                "attempts": {"type": "integer"},
-            },
-        },
-        "Job": {
-            "type": "object",
-            "required": ["id", "status", "created_at", "options"],
-            "properties": {
-                "id": {"type": "string", "pattern": "^job_[0-9a-z]{26}$"},
-                "status": {"enum": ["queued", "processing", "succeeded", "failed", "canceled"]},
-                "created_at": {"type": "string", "format": "date-time"},
-                "started_at": nullable_string,
-                "finished_at": nullable_string,
-                "options": ref("Options"),
-                "result": {"oneOf": [ref("JobResult"), {"type": "null"}]},
-                "error": {"oneOf": [ref("JobError"), {"type": "null"}]},
-                "attempts": {"type": "integer"},
-                "batch_id": nullable_string,
-                "metadata": {"type": "object"},
-                "webhook": {"oneOf": [ref("Webhook"), {"type": "null"}]},
-            },
-        },
-        "Batch": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string", "pattern": "^bat_[0-9a-z]{26}$"},
-                "status": {"enum": ["running", "completed"]},
-                "created_at": {"type": "string", "format": "date-time"},
-                "finished_at": nullable_string,
-                "counts": {
-                    "type": "object",
-                    "properties": {
-                        name: {"type": "integer"}
-                        for name in (
-                            "total",
-                            "queued",
-                            "processing",
-                            "succeeded",
-                            "failed",
-                            "canceled",
-                        )
-                    },
-                },
-            },
-        },
+        # Job, Batch, Webhook, JobJson, BatchJson, Upload, …: from the shape models
+        **component_schemas(),
         "JobMultipart": {
             "type": "object",
             "required": ["image"],
@@ -321,43 +272,6 @@ def schemas() -> dict[str, Any]:
                 "webhook_url": {"type": "string"},
                 "metadata": {"type": "string", "description": "a JSON object, ≤ 16 KiB"},
                 **{name: {"type": "string"} for name in OPTION_NAMES},
-            },
-        },
-        "JobJson": {
-            "type": "object",
-            "properties": {
-                "upload_key": {"type": "string"},
-                "image_url": {"type": "string", "format": "uri"},
-                "options": ref("Options"),
-                "webhook_url": {"type": "string", "format": "uri"},
-                "metadata": {"type": "object"},
-            },
-            "oneOf": [{"required": ["upload_key"]}, {"required": ["image_url"]}],
-            "additionalProperties": False,
-        },
-        "UploadRequest": {
-            "type": "object",
-            "properties": {
-                "count": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
-                "content_type": {"type": "string", "default": "application/octet-stream"},
-                "bytes": {"type": "integer", "minimum": 1},
-                "sizes": {
-                    "type": "array",
-                    "items": {"type": "integer", "minimum": 1},
-                    "minItems": 1,
-                    "maxItems": 100,
-                },
-            },
-            "additionalProperties": False,
-        },
-        "Upload": {
-            "type": "object",
-            "properties": {
-                "upload_key": {"type": "string"},
-                "url": {"type": "string", "format": "uri"},
-                "method": {"const": "PUT"},
-                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-                "expires_at": {"type": "string", "format": "date-time"},
             },
         },
         "RemoveMultipart": {

@@ -139,7 +139,7 @@ def _wait_and_answer(job: dict[str, Any]) -> Response:
     request={"multipart/form-data": "RemoveMultipart"},
     parameters=_PARAMS_DOC,
     responses={
-        200: {"description": "the image", "content_type": "image/png"},
+        200: {"description": "the image", "content": {"image/*": None, "application/zip": None}},
         400: {"description": "invalid_request", "problem": True},
         422: {"description": "invalid_option, invalid_image, image_too_large", "problem": True},
         504: {"description": "processing_timeout (Location: the job)", "problem": True},
@@ -172,7 +172,7 @@ def remove_post() -> Response:
         *_PARAMS_DOC,
     ],
     responses={
-        200: {"description": "the image", "content_type": "image/png"},
+        200: {"description": "the image", "content": {"image/*": None, "application/zip": None}},
         400: {"description": "invalid_request", "problem": True},
         422: {"description": "invalid_option, url_not_allowed, url_fetch_failed", "problem": True},
         504: {"description": "processing_timeout (Location: the job)", "problem": True},

@@ -262,6 +262,28 @@ def _decode_b64(value: Any, limit: int) -> bytes:
         raise InvalidImage("image_file_b64 is not valid base64") from None
 
 
+# the `Accept: application/json` answer, as remove.bg sends it
+JSON_200 = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "object",
+            "required": ["result_b64"],
+            "properties": {
+                "result_b64": {"type": "string", "contentEncoding": "base64"},
+                **{
+                    f"foreground_{side}": {"type": "integer"}
+                    for side in ("top", "left", "width", "height")
+                },
+            },
+            "additionalProperties": False,
+        }
+    },
+    "additionalProperties": False,
+}
+
+
 @bp.post("/removebg")
 @doc(
     summary="Remove the background (remove.bg-compatible)",
@@ -278,8 +300,9 @@ def _decode_b64(value: Any, limit: int) -> bytes:
     },
     responses={
         200: {
-            "description": "the image (X-Width, X-Height, X-Foreground-*)",
-            "content_type": "image/png",
+            "description": "the image (X-Width, X-Height, X-Foreground-*), or with "
+            "`Accept: application/json` its base64 and the foreground's box",
+            "content": {"image/*": None, "application/zip": None, "application/json": JSON_200},
         },
         400: {"description": "invalid parameter or image: {errors: [...]}"},
         403: {"description": "missing or invalid API key: {errors: [...]}"},

@@ -26,6 +26,7 @@ from shared import imagecheck
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.ids import new_id
 from shared.keys import upload_key
+from shared.shapes.requests import UploadRequest
 from shared.storage import Storage
 
 bp = Blueprint("uploads", __name__, url_prefix="/v1/uploads")
@@ -35,7 +36,7 @@ EXPIRES = 900  # seconds
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 # what a slot may declare: the types of the formats we read (shared/imagecheck.py)
 CONTENT_TYPES = {DEFAULT_CONTENT_TYPE, *imagecheck.CONTENT_TYPES.values()}
-FIELDS = {"count", "content_type", "bytes", "sizes"}
+FIELDS = UploadRequest.members()  # the body's members, as OpenAPI's UploadRequest
 
 
 def presign_put(storage: Storage, key: str, content_type: str, length: int) -> str:

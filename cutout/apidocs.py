@@ -244,6 +244,12 @@ def settings_markdown() -> str:
 
 
 #: section name → what writes it
+def schemas_markdown() -> str:
+    from shared.shapes.markdown import shapes_markdown
+
+    return shapes_markdown()
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "commands": commands_markdown,
     "endpoints": endpoints_markdown,
@@ -251,6 +257,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "errors": errors_markdown,
     "webhook-events": webhook_events_markdown,
     "settings": settings_markdown,
+    "schemas": schemas_markdown,
 }
 
 

@@ -28,7 +28,8 @@ RUN pip install \
         "boto3>=1.34" \
         "pillow>=10.3" \
         "numpy>=1.26" \
-        "prometheus-client>=0.20"
+        "prometheus-client>=0.20" \
+        "pydantic>=2.6"
 
 WORKDIR /src
 # .dockerignore lets in only pyproject.toml, README.md and the packages

@@ -42,6 +42,7 @@ RUN pip install \
         "pillow>=10.3" \
         "numpy>=1.26" \
         "prometheus-client>=0.20" \
+        "pydantic>=2.6" \
         "${ONNXRUNTIME_GPU}" \
         "onnx>=1.16" \
         "pymatting>=1.1.12" \

@@ -26,6 +26,7 @@ RUN pip install \
         "pillow>=10.3" \
         "numpy>=1.26" \
         "prometheus-client>=0.20" \
+        "pydantic>=2.6" \
         "onnxruntime>=1.18" \
         "onnx>=1.16" \
         "pymatting>=1.1.12" \

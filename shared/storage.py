@@ -42,6 +42,8 @@ class Storage(Protocol):
     ) -> str: ...
     def ensure_bucket(self) -> None: ...
     def ping(self) -> bool: ...
+    # api/batches: many upload_keys checked by one listing
+    def sizes_from(self, prefix: str, first: str, last: str) -> dict[str, int]: ...
 
 
 class S3Storage:
@@ -146,6 +148,28 @@ class S3Storage:
         return str(
             self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
         )
+
+    # -- listing (api/batches: many upload_keys checked at once; r18-shapes) -------------
+
+    def sizes_from(self, prefix: str, first: str, last: str) -> dict[str, int]:
+        """Sizes of the objects under ``prefix`` with keys from ``first`` to at least
+        ``last`` (in key order; the page holding ``last`` is read whole), 1,000 a request.
+
+        Raises StorageError when the listing fails.
+        """
+        sizes: dict[str, int] = {}
+        with _translated(prefix):
+            # every key > first[:-1] in the prefix, so `first` itself is included
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix, StartAfter=first[:-1]
+            )
+            for page in pages:
+                contents = page.get("Contents") or []
+                for entry in contents:
+                    sizes[entry["Key"]] = int(entry["Size"])
+                if not contents or contents[-1]["Key"] >= last:
+                    break
+        return sizes
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist (idempotent)."""

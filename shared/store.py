@@ -1,8 +1,9 @@
 """Job and batch records in Redis: the single source of truth the API answers from.
 
 A job is a Redis hash ``cutout:job:<id>``; JSON-valued members (options, result, error,
-metadata, webhook, source) are stored as JSON strings. State changes go through one Lua
-script, so they are atomic and never go backwards:
+metadata, webhook, source) are stored as JSON strings. The record shapes, their codec
+and their public JSON live in ``shared.shapes``; this module is the Redis side only.
+State changes go through one Lua script, so they are atomic and never go backwards:
 
     queued ──► processing ──► succeeded | failed
       │  ▲         │
@@ -28,11 +29,11 @@ from shared.jobstore import JobStore as JobStore  # the port, re-exported for it
 from shared.keys import is_upload
 from shared.redis_errors import connect
 from shared.redis_errors import redis_errors as _translated  # the one translation
+from shared.shapes.records import STATUSES as STATUSES
+from shared.shapes.records import TERMINAL as TERMINAL
+from shared.shapes.records import decode as _decode
+from shared.shapes.records import encode as _encode
 
-TERMINAL = ("succeeded", "failed", "canceled")
-STATUSES = ("queued", "processing", *TERMINAL)
-JSON_FIELDS = ("options", "result", "error", "metadata", "webhook", "source")
-INT_FIELDS = ("attempts", "item_index")
 PREFIX = "cutout:"
 # job id → deadline of its current run, for every job in `processing`
 PROCESSING_KEY = f"{PREFIX}processing"
@@ -160,30 +161,6 @@ class Transition:
     applied: bool
     previous: str | None
     batch_completed: bool = False
-
-
-def _encode(fields: Mapping[str, Any]) -> dict[str, str]:
-    out = {}
-    for name, value in fields.items():
-        if name in JSON_FIELDS:
-            out[name] = json.dumps(value, separators=(",", ":"))
-        elif value is None:
-            out[name] = ""
-        else:
-            out[name] = str(value)
-    return out
-
-
-def _decode(raw: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name in JSON_FIELDS:
-            out[name] = json.loads(value) if value else None
-        elif name in INT_FIELDS:
-            out[name] = int(value) if value != "" else None
-        else:
-            out[name] = value if value != "" else None
-    return out
 
 
 class RedisStore:
@@ -448,46 +425,3 @@ class RedisStore:
             return bool(self.r.ping())
         except redis.RedisError:
             return False
-
-
-def public_job(job: Mapping[str, Any]) -> dict[str, Any]:
-    """The job object of API.md, from a stored record."""
-    out = {
-        "id": job["id"],
-        "status": job["status"],
-        "created_at": job.get("created_at"),
-        "started_at": job.get("started_at"),
-        "finished_at": job.get("finished_at"),
-        "options": job.get("options") or {},
-        "result": _public_result(job.get("result")),
-        "error": job.get("error"),
-        "attempts": job.get("attempts") or 0,
-        "batch_id": job.get("batch_id"),
-        "metadata": job.get("metadata") or {},
-        "webhook": job.get("webhook"),
-    }
-    if job.get("item_index") is not None:
-        out["item_index"] = job["item_index"]
-    return out
-
-
-def _public_result(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    # the storage key stays internal
-    if not result:
-        return None
-    keys = ("url", "content_type", "width", "height", "bytes", "subject", "foreground")
-    return {k: result.get(k) for k in keys}
-
-
-def public_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
-    """The batch object of API.md, from a stored record."""
-    return {
-        "id": batch["id"],
-        "status": batch.get("status") or "running",
-        "created_at": batch.get("created_at"),
-        "finished_at": batch.get("finished_at"),
-        "counts": batch.get("counts") or {},
-        "options": batch.get("options") or {},
-        "metadata": batch.get("metadata") or {},
-        "webhook": batch.get("webhook"),
-    }

@@ -31,6 +31,7 @@ import pytest
 
 from testkit.procs import ROOT, S3_CREDENTIALS
 
+pytest_plugins = ["tests.openapi_conformance"]  # every API response checked against /openapi.json
 EVAL_DIR = ROOT.parent / "shared" / "eval"
 ARTIFACTS = ROOT / "test-artifacts"
 # the session's redis-server has this many databases; db 0 is the shared one (the

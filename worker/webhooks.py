@@ -20,7 +20,7 @@ from celery import Task
 
 from shared import webhooks as signing
 from shared.errors import CutoutError
-from shared.store import public_batch, public_job
+from shared.shapes import public_batch, public_job
 from shared.tasks import DELIVER_WEBHOOK, WEBHOOKS
 from shared.workerstore import STORE_ERROR
 from worker import context

@@ -27,7 +27,7 @@ from PIL import Image
 from api.app import create_app
 from api.openapi import openapi_path
 from shared.settings import Settings, load_settings
-from shared.store import public_job
+from shared.shapes import public_job
 
 KEY_A = "tenant-a-key-0123456789"
 KEY_B = "tenant-b-key-0123456789"

@@ -537,7 +537,7 @@ def test_many_upload_keys_are_checked_by_listing(
 ) -> None:
     """Over LIST_ABOVE keys the API lists the tenant's uploads instead of one HEAD each:
     the same answers (missing, too large, another tenant's) with the item's index."""
-    from api.batches import LIST_ABOVE
+    from api.batches.writes import LIST_ABOVE
     from shared.ids import new_id
     from shared.storage import upload_key
 

@@ -1,0 +1,297 @@
+"""The job, batch, webhook-delivery and result shapes: stored records and public JSON.
+
+Each shape is one pydantic model. From it come the Redis hash codec (which members are
+JSON text, which are integers: :func:`decode`, :func:`encode`), the public JSON the API
+and webhook events send (:func:`public_job`, :func:`public_batch`) and the OpenAPI
+schemas (`shared.shapes.openapi`). The public models forbid undeclared members, so the
+published schema is complete and strict by construction.
+
+Public JSON is built in `python` mode and written by the caller with `json.dumps`, so
+the bytes are the ones the API always sent: members in declaration order, JSON values of
+`options` and `metadata` passed through untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+JobStatus = Literal["queued", "processing", "succeeded", "failed", "canceled"]
+BatchStatus = Literal["running", "completed"]
+WebhookEvent = Literal["job.succeeded", "job.failed", "batch.completed"]
+TERMINAL: tuple[str, ...] = ("succeeded", "failed", "canceled")
+STATUSES: tuple[str, ...] = typing.get_args(JobStatus)
+
+#: the processing options, described by `shared.options.Options` (a dataclass with its
+#: own parser); the OpenAPI component `Options` is generated from it
+OptionsDict = Annotated[dict[str, Any], WithJsonSchema({"x-component": "Options"})]
+#: the client's own JSON object, returned as it was sent
+Metadata = Annotated[dict[str, Any], Field(description="the client's JSON object, as sent")]
+NullableTime = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+
+
+class Public(BaseModel):
+    """A shape the API sends: undeclared members are refused (and absent from the schema)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Box(Public):
+    """A rectangle in pixels."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+class Subject(Box):
+    """The subject's box in the original's pixels and the share of the image it covers."""
+
+    share: float
+
+
+class JobResult(Public):
+    """`result` of a succeeded job (the storage key stays internal)."""
+
+    url: str | None
+    content_type: str | None
+    width: int | None
+    height: int | None
+    bytes: int | None
+    subject: Subject | None
+    foreground: Box | None
+
+
+class JobError(Public):
+    """`error` of a failed job: a stable code and a public message."""
+
+    code: str
+    message: str
+
+
+class Webhook(Public):
+    """A job's or batch's webhook delivery; `id` onwards appear once an event is queued."""
+
+    url: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    id: str | None = Field(default=None, description="the event's webhook-id (msg_…)")
+    event: WebhookEvent | None = None
+    last_status: int | None = Field(default=None, description="the receiver's last answer")
+    last_error: str | None = Field(default=None, description="why the last attempt failed")
+
+
+class Job(Public):
+    """The job object of GET /v1/jobs/{id}, batch listings and job webhook events."""
+
+    id: Annotated[str, Field(pattern="^job_[0-9a-z]{26}$")]
+    status: JobStatus
+    created_at: NullableTime
+    started_at: NullableTime
+    finished_at: NullableTime
+    options: OptionsDict
+    result: JobResult | None
+    error: JobError | None
+    attempts: int
+    batch_id: str | None
+    metadata: Metadata
+    webhook: Webhook | None
+    #: only on a batch's jobs: the item's position in the batch request
+    item_index: Annotated[int | None, WithJsonSchema({"type": "integer", "minimum": 0})] = None
+
+
+class Counts(Public):
+    """A batch's items by status; read in one step, so they add up to `total`."""
+
+    total: int
+    queued: int
+    processing: int
+    succeeded: int
+    failed: int
+    canceled: int
+
+
+class Batch(Public):
+    """The batch object of /v1/batches and of `batch.completed` events."""
+
+    id: Annotated[str, Field(pattern="^bat_[0-9a-z]{26}$")]
+    status: BatchStatus
+    created_at: NullableTime
+    finished_at: NullableTime
+    counts: Counts
+    options: OptionsDict
+    metadata: Metadata
+    webhook: Webhook | None
+
+
+# -- stored records -----------------------------------------------------------------------
+
+
+class JobRecord(BaseModel):
+    """A job as stored in its Redis hash: the public members and the internal ones."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    tenant: str | None = None
+    status: JobStatus
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    options: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None  # the public JobResult, plus the storage `key`
+    error: dict[str, Any] | None = None
+    attempts: int | None = None
+    batch_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    webhook: dict[str, Any] | None = None
+    item_index: int | None = None
+    input_key: str | None = None
+    source: dict[str, Any] | None = None  # {"kind": "upload" | "url", "url"?, "filename"?}
+    queue: str | None = None
+
+
+class BatchRecord(BaseModel):
+    """A batch as stored in its Redis hash (its counters live in a second hash)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    tenant: str | None = None
+    status: BatchStatus | None = None
+    created_at: str | None = None
+    finished_at: str | None = None
+    options: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    webhook: dict[str, Any] | None = None
+
+
+def _kinds(*models: type[BaseModel]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(JSON-valued members, integer members) of the stored records, from their types."""
+    json_fields: list[str] = []
+    int_fields: list[str] = []
+    for model in models:
+        for name, info in model.model_fields.items():
+            args = typing.get_args(info.annotation)
+            origin = typing.get_origin(info.annotation)
+            inner = (
+                [a for a in args if a is not type(None)]
+                if origin in (Union, types.UnionType)
+                else [info.annotation]
+            )
+            if any(typing.get_origin(a) in (dict, list) for a in inner):
+                target = json_fields
+            elif inner == [int]:
+                target = int_fields
+            else:
+                continue
+            if name not in target:
+                target.append(name)
+    return tuple(json_fields), tuple(int_fields)
+
+
+JSON_FIELDS, INT_FIELDS = _kinds(JobRecord, BatchRecord)
+
+
+def encode(fields: Mapping[str, Any]) -> dict[str, str]:
+    """Record members → Redis hash values (JSON text, decimal text, '' for None)."""
+    out = {}
+    for name, value in fields.items():
+        if name in JSON_FIELDS:
+            out[name] = json.dumps(value, separators=(",", ":"))
+        elif value is None:
+            out[name] = ""
+        else:
+            out[name] = str(value)
+    return out
+
+
+def decode(raw: Mapping[str, str]) -> dict[str, Any]:
+    """A Redis hash → the record (members as stored; '' reads as None)."""
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name in JSON_FIELDS:
+            out[name] = json.loads(value) if value else None
+        elif name in INT_FIELDS:
+            out[name] = int(value) if value != "" else None
+        else:
+            out[name] = value if value != "" else None
+    return out
+
+
+# -- public JSON -----------------------------------------------------------------------------
+
+_RESULT_KEYS = tuple(JobResult.model_fields)
+
+
+def _public_result(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    # the storage key stays internal; every public member is present, null when unknown
+    if not result:
+        return None
+    return {name: result.get(name) for name in _RESULT_KEYS}
+
+
+def public_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """The job object of docs/api.md, from a stored record (`item_index` only on a
+    batch's jobs). Raises pydantic.ValidationError for a record that is not a job."""
+    fields: dict[str, Any] = {
+        "id": job["id"],
+        "status": job["status"],
+        "created_at": job.get("created_at"),
+        "started_at": job.get("started_at"),
+        "finished_at": job.get("finished_at"),
+        "options": job.get("options") or {},
+        "result": _public_result(job.get("result")),
+        "error": job.get("error"),
+        "attempts": job.get("attempts") or 0,
+        "batch_id": job.get("batch_id"),
+        "metadata": job.get("metadata") or {},
+        "webhook": job.get("webhook"),
+    }
+    if job.get("item_index") is not None:
+        fields["item_index"] = job["item_index"]
+    return Job.model_validate(fields).model_dump(exclude_unset=True)
+
+
+def public_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The batch object of docs/api.md, from a stored record with its `counts`."""
+    fields = {
+        "id": batch["id"],
+        "status": batch.get("status") or "running",
+        "created_at": batch.get("created_at"),
+        "finished_at": batch.get("finished_at"),
+        "counts": batch.get("counts") or {},
+        "options": batch.get("options") or {},
+        "metadata": batch.get("metadata") or {},
+        "webhook": batch.get("webhook"),
+    }
+    return Batch.model_validate(fields).model_dump(exclude_unset=True)
+
+
+class JobPage(Public):
+    """A page of a batch's jobs, in item order; go on while `next_cursor` is not null."""
+
+    items: list[Job]
+    next_cursor: str | None
+
+
+class JobEvent(Public):
+    """The body of a `job.succeeded` or `job.failed` webhook delivery."""
+
+    type: Literal["job.succeeded", "job.failed"]
+    timestamp: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+    data: Job
+
+
+class BatchEvent(Public):
+    """The body of a `batch.completed` webhook delivery."""
+
+    type: Literal["batch.completed"]
+    timestamp: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+    data: Batch

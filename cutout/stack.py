@@ -167,15 +167,9 @@ def redis_server(
 
 
 def redis_ready(port: int) -> Callable[[], bool]:
-    def ready() -> bool:
-        import redis
+    from shared.redis_errors import answers
 
-        try:
-            return bool(redis.Redis(port=port, socket_timeout=1).ping())
-        except redis.RedisError:
-            return False
-
-    return ready
+    return lambda: answers(f"redis://127.0.0.1:{port}/0")
 
 
 @dataclass
@@ -228,24 +222,19 @@ def weed_server(data_dir: Path, ports: WeedPorts, bucket: str, env: dict[str, st
 
 
 def s3_ready(endpoint: str, bucket: str, env: dict[str, str]) -> Callable[[], bool]:
-    def ready() -> bool:
-        import boto3
-        import botocore.exceptions
-        from botocore.config import Config
+    from shared.storage import S3Storage
 
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}),
+    def ready() -> bool:
+        storage = S3Storage(
+            endpoint,
+            bucket,
+            access_key=env["AWS_ACCESS_KEY_ID"],
+            secret_key=env["AWS_SECRET_ACCESS_KEY"],
+            connect_timeout=1,
+            read_timeout=2,
+            max_attempts=1,
         )
-        try:
-            client.head_bucket(Bucket=bucket)
-            return True
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
-            return False
+        return storage.ping()
 
     return ready
 

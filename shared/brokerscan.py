@@ -23,6 +23,7 @@ UNACKED = "unacked"
 
 
 def queue_lists(queue: str) -> list[str]:
+    """The Redis lists that hold ``queue``'s waiting messages, one per priority step."""
     return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
 
 

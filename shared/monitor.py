@@ -13,19 +13,10 @@ from typing import Any
 import redis
 
 from shared import telemetry
+from shared.brokerscan import PRIORITY_STEPS, queue_lists
 from shared.redis_errors import connect, redis_errors
 from shared.store import RedisStore
 from shared.tasks import QUEUES
-
-# kombu's Redis transport keeps one list per priority step: "<queue>" for the default
-# priority, "<queue>\x06\x16<n>" for the others
-PRIORITY_SEP = "\x06\x16"
-PRIORITY_STEPS = (3, 6, 9)
-
-
-def queue_keys(queue: str) -> list[str]:
-    """The Redis lists that hold ``queue``'s waiting messages, one per priority step."""
-    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
 
 
 class Monitor:
@@ -54,7 +45,7 @@ class Monitor:
         with redis_errors("the broker"):
             pipe = client.pipeline(transaction=False)
             for queue in QUEUES:
-                for key in queue_keys(queue):
+                for key in queue_lists(queue):
                     pipe.llen(key)
             lengths = pipe.execute()
         step = 1 + len(PRIORITY_STEPS)

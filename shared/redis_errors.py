@@ -45,3 +45,14 @@ def connect(url: str, *, health_check_interval: int = 0) -> redis.Redis:
         socket_connect_timeout=5,
         health_check_interval=health_check_interval,
     )
+
+
+def answers(url: str, timeout: float = 1.0) -> bool:
+    """Whether the Redis at ``url`` answers a PING within ``timeout`` seconds."""
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()

@@ -33,6 +33,7 @@ from shared.shapes.records import STATUSES as STATUSES
 from shared.shapes.records import TERMINAL as TERMINAL
 from shared.shapes.records import decode as _decode
 from shared.shapes.records import encode as _encode
+from shared.store_scripts import RESERVE, TRANSITION
 
 PREFIX = "cutout:"
 # job id → deadline of its current run, for every job in `processing`
@@ -50,73 +51,6 @@ EXPIRY_KEY = f"{PREFIX}expiry"
 def upload_member(tenant: str | None, key: str) -> str:
     """The expiry entry of an upload slot (one per key: re-adding it moves its date)."""
     return json.dumps({"tenant": tenant, "job": None, "input": key}, separators=(",", ":"))
-
-
-# KEYS: job, batch counts, batch, done-list, processing set, the tenant's active set
-# (or '' for a job without a tenant), the queued index
-# ARGV: new status, allowed-from (csv), now (RFC 3339: the batch's finished_at if this
-# completes it), the run's deadline (epoch seconds), then field/value pairs to set.
-# A job in `processing` is also in the processing set, scored by the deadline of its run,
-# in the same atomic step, so a worker that dies at any moment leaves a trace the
-# sweeper (worker/scheduler.py) finds. A job reaching a terminal state leaves its
-# tenant's active set (the queue cap, see reserve_active) in the same step; SREM of a
-# job that was never reserved does nothing, so the set stays exact.
-# Returns {applied (1/0/-1 missing), previous status, batch_completed (1/0)}.
-_TRANSITION = """
-local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then return {-1, '', 0} end
-local allowed = false
-for s in string.gmatch(ARGV[2], '[^,]+') do
-  if s == cur then allowed = true end
-end
-if not allowed then return {0, cur, 0} end
-local new = ARGV[1]
-for i = 5, #ARGV, 2 do
-  if ARGV[i] == 'attempts' and ARGV[i + 1] == '+1' then
-    redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-  elseif ARGV[i] == 'attempts' and ARGV[i + 1] == '-1' then
-    redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-  else
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  end
-end
-redis.call('HSET', KEYS[1], 'status', new)
-if new == 'processing' then
-  redis.call('ZADD', KEYS[5], ARGV[4], redis.call('HGET', KEYS[1], 'id'))
-else
-  redis.call('ZREM', KEYS[5], redis.call('HGET', KEYS[1], 'id'))
-end
--- the queued index: a job (re-)entering queued gets a message right after (or before)
-if KEYS[7] then
-  if new == 'queued' then
-    redis.call('ZADD', KEYS[7], redis.call('TIME')[1], redis.call('HGET', KEYS[1], 'id'))
-  else
-    redis.call('ZREM', KEYS[7], redis.call('HGET', KEYS[1], 'id'))
-  end
-end
-local completed = 0
-local terminal = (new == 'succeeded' or new == 'failed' or new == 'canceled')
-if KEYS[2] ~= '' and cur ~= new then
-  redis.call('HINCRBY', KEYS[2], cur, -1)
-  redis.call('HINCRBY', KEYS[2], new, 1)
-  if terminal then
-    local done = redis.call('HINCRBY', KEYS[2], '_done', 1)
-    local total = tonumber(redis.call('HGET', KEYS[2], 'total') or '0')
-    if done >= total and redis.call('HSETNX', KEYS[3], 'finished_at', ARGV[3]) == 1 then
-      redis.call('HSET', KEYS[3], 'status', 'completed')
-      completed = 1
-    end
-  end
-end
-if terminal then
-  if KEYS[6] and KEYS[6] ~= '' then
-    redis.call('SREM', KEYS[6], redis.call('HGET', KEYS[1], 'id'))
-  end
-  redis.call('RPUSH', KEYS[4], new)
-  redis.call('EXPIRE', KEYS[4], 300)
-end
-return {1, cur, completed}
-"""
 
 
 def job_key(job_id: str) -> str:
@@ -144,18 +78,6 @@ def tenant_active_key(tenant: str) -> str:
     return f"{PREFIX}tenant:{tenant}:active"
 
 
-# KEYS: the tenant's active set. ARGV: cap, TTL seconds, then the job ids to add.
-# All or nothing: the ids join only if the set stays within the cap.
-# Returns {1 reserved / 0 refused, the set's size after}.
-_RESERVE = """
-local size = redis.call('SCARD', KEYS[1])
-if size + (#ARGV - 2) > tonumber(ARGV[1]) then return {0, size} end
-for i = 3, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return {1, redis.call('SCARD', KEYS[1])}
-"""
-
-
 @dataclass(frozen=True)
 class Transition:
     applied: bool
@@ -170,8 +92,8 @@ class RedisStore:
         # decode_responses=True clients; typed loosely since redis-py's stubs assume bytes
         self.r: Any = client
         self.retention = retention
-        self._transition = client.register_script(_TRANSITION)
-        self._reserve = client.register_script(_RESERVE)
+        self._transition = client.register_script(TRANSITION)
+        self._reserve = client.register_script(RESERVE)
 
     @classmethod
     def from_url(cls, url: str, retention: int) -> RedisStore:

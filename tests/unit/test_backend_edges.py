@@ -13,9 +13,6 @@ from shared.redis_errors import redis_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 VENDOR_MODULES = {"redis", "boto3", "botocore"}
-#: r18-shapes moves api/batches.py's own Redis and boto3 use into shared/ (issue 18);
-#: drop it from here when that lands
-NOT_YET = {"batches.py"}
 
 
 def vendor_use(path: Path) -> list[str]:
@@ -36,11 +33,12 @@ def vendor_use(path: Path) -> list[str]:
     return found
 
 
-def test_api_reaches_redis_and_s3_only_through_shared() -> None:
+def test_only_shared_reaches_redis_and_s3_clients() -> None:
     offenders = {
-        path.name: use
-        for path in sorted((ROOT / "api").rglob("*.py"))
-        if path.name not in NOT_YET and (use := vendor_use(path))
+        str(path.relative_to(ROOT)): use
+        for side in ("api", "worker", "cutout")
+        for path in sorted((ROOT / side).rglob("*.py"))
+        if (use := vendor_use(path))
     }
     assert offenders == {}
 

@@ -7,6 +7,7 @@ problem the client gets (``invalid_request``, ``url_not_allowed``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from api.jsonbody import depth, loads
@@ -16,6 +17,22 @@ from shared.settings import Settings
 
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 8  # levels of objects and arrays, the top object included
+
+#: multipart form fields that are not options (every other plain field is one)
+FORM_EXTRA_FIELDS = frozenset({"webhook_url", "metadata", "options"})
+
+
+def form_option_values(form: Mapping[str, str]) -> dict[str, Any]:
+    """A multipart form's options: the ``options`` field's JSON object, then every plain
+    field that is not one of :data:`FORM_EXTRA_FIELDS` (a field wins over the object)."""
+    values: dict[str, Any] = {}
+    if form.get("options"):
+        options_field = loads(form["options"], "the `options` field", field="options")
+        if not isinstance(options_field, dict):
+            raise InvalidRequest("the `options` field must be a JSON object", field="options")
+        values.update(options_field)
+    values.update({k: v for k, v in form.items() if k not in FORM_EXTRA_FIELDS})
+    return values
 
 
 def parse_metadata(value: Any) -> dict[str, Any]:

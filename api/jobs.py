@@ -11,11 +11,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from api.capabilities import check_fast
 from api.errors import JobRunning, NoResult
-from api.fields import parse_metadata, parse_webhook
+from api.fields import form_option_values, parse_metadata, parse_webhook
 from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from api.idempotency import idempotent
 from api.intake import job_from_bytes, job_from_upload, job_from_url, read_limited
-from api.jsonbody import loads, request_json
+from api.jsonbody import request_json
 from api.openapi import doc
 from api.services import Services, current
 from shared import keys
@@ -28,7 +28,6 @@ from shared.tasks import ANNOUNCE, WEBHOOKS
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
-FORM_EXTRA_FIELDS = {"webhook_url", "metadata", "options"}
 RESULT_URL_EXPIRY = 300  # seconds a ?redirect=1 signed URL stays valid
 
 
@@ -117,14 +116,7 @@ def _create_from_multipart() -> dict[str, Any]:
     if upload is None:
         others = ", ".join(sorted(request.files)) or "none"
         raise InvalidRequest(f"the multipart body has no `image` file (file fields: {others})")
-    option_values: dict[str, Any] = {}
-    if form.get("options"):
-        options_field = loads(form["options"], "the `options` field", field="options")
-        if not isinstance(options_field, dict):
-            raise InvalidRequest("the `options` field must be a JSON object", field="options")
-        option_values.update(options_field)
-    option_values.update({k: v for k, v in form.items() if k not in FORM_EXTRA_FIELDS})
-    options = parse_options(option_values)
+    options = parse_options(form_option_values(form))
     check_fast(svc, [options])
     metadata = parse_metadata(form.get("metadata"))
     webhook = parse_webhook(form.get("webhook_url"), svc.settings)

@@ -14,9 +14,8 @@ from typing import Any
 
 from werkzeug.datastructures import FileStorage
 
-from api.fields import check_url, parse_metadata, parse_webhook
+from api.fields import check_url, form_option_values, parse_metadata, parse_webhook
 from api.intake import check_image, own_upload_key, read_limited
-from api.jsonbody import loads
 from shared.errors import CutoutError, InvalidRequest, PayloadTooLarge, UploadNotFound
 from shared.ids import new_id
 from shared.limits import check_input, check_options
@@ -24,8 +23,6 @@ from shared.options import Options, parse_options
 from shared.settings import Settings
 from shared.shapes.requests import BatchCreate, BatchItem, check_members
 from shared.storage import input_key
-
-FORM_EXTRA_FIELDS = {"webhook_url", "metadata", "options"}
 
 
 @dataclass
@@ -151,14 +148,7 @@ def parse_multipart(
             f"the multipart body has no `images` files (file fields: {others})", field="images"
         )
     check_count(len(uploads), settings.max_batch_items)
-    option_values: dict[str, Any] = {}
-    if form.get("options"):
-        options_field = loads(form["options"], "the `options` field", field="options")
-        if not isinstance(options_field, dict):
-            raise InvalidRequest("the `options` field must be a JSON object", field="options")
-        option_values.update(options_field)
-    option_values.update({k: v for k, v in form.items() if k not in FORM_EXTRA_FIELDS})
-    options = parse_options(option_values)
+    options = parse_options(form_option_values(form))
     check_options(options, settings)
     metadata = parse_metadata(form.get("metadata"))
     webhook = parse_webhook(form.get("webhook_url"), settings)

@@ -352,7 +352,7 @@ def handler(args: argparse.Namespace) -> int:
             sys.stdout.buffer.write(result.data)
             sys.stdout.buffer.flush()
         else:
-            _write_atomic(target, result.data)
+            atomic_write(target, result.data)
         return None
 
     unusable = 0
@@ -372,7 +372,3 @@ def handler(args: argparse.Namespace) -> int:
             print(f"{prog}: {exc.message}", file=sys.stderr)
             return 1
     return 3 if unusable else 0
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    atomic_write(path, data)

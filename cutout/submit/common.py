@@ -8,11 +8,8 @@ codes), :mod:`.state` (the resumable ``OUT/.cutout-submit.json``), :mod:`.progre
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 PROG = "cutout submit"
 STATE_NAME = ".cutout-submit.json"
@@ -82,17 +79,3 @@ def new_entry() -> dict[str, Any]:
         "bytes": None,  # size of the result, from the job object
         "downloaded": False,
     }
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        handle: IO[bytes]
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

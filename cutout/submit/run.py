@@ -15,10 +15,10 @@ from cutout.submit.common import (
     new_entry,
     outcome,
     output_name,
-    write_atomic,
 )
 from cutout.submit.follow import Follow
 from cutout.submit.uploads import Uploads
+from shared.atomicfile import atomic_write
 
 
 class Submit(Uploads, Follow):
@@ -142,7 +142,7 @@ class Submit(Uploads, Follow):
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(REPORT_COLUMNS)
         writer.writerows(rows)
-        write_atomic(self.out / REPORT_NAME, text.getvalue().encode())
+        atomic_write(self.out / REPORT_NAME, text.getvalue().encode())
         self.state.save()
         total = len(rows)
         if failed:

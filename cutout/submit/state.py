@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import secrets
 import threading
 import time
@@ -22,6 +21,7 @@ from cutout.submit.common import (
     SubmitError,
     UsageError,
 )
+from shared.atomicfile import atomic_write
 
 
 class State:
@@ -103,12 +103,7 @@ class State:
         """Write now (temp file, fsync, rename: a reader sees the old or the new state)."""
         with self.lock:
             text = json.dumps(self.data, indent=1, sort_keys=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            with open(tmp, "w") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
+            atomic_write(self.path, text, fsync=True)
             self._saved_at = time.monotonic()
             self._dirty = False
 

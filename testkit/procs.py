@@ -21,20 +21,37 @@ ROOT = Path(__file__).resolve().parents[1]
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "cutout-test", "AWS_SECRET_ACCESS_KEY": "cutout-test-secret"}
 
 
+def spawn(args: list[str], env: dict[str, str], log: object) -> subprocess.Popen[bytes]:
+    """``python -m cutout <args>`` in its own session (so a stop reaches its children),
+    stdout and stderr into ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cutout", *args],
+        env=env,
+        stdout=log,  # type: ignore[arg-type]
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 30) -> None:
+    """SIGTERM the process's session, SIGKILL it if it has not ended after ``grace``."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
 class WorkerProcess:
     """A real `cutout worker` subprocess with its log file."""
 
     def __init__(self, env: dict[str, str], log_path: Path, args: list[str]) -> None:
         self.log_path = log_path
         self.log = open(log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cutout", "worker", *args],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
+        self.proc = spawn(["worker", *args], env, self.log)
 
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -55,12 +72,7 @@ class WorkerProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.proc)
         self.log.close()
 
 
@@ -84,14 +96,7 @@ class ApiProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.log = open(log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cutout", "api"],
-            env=dict(env, CUTOUT_PORT=str(self.port)),
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
+        self.proc = spawn(["api"], dict(env, CUTOUT_PORT=str(self.port)), self.log)
 
     def wait_ready(self, timeout: float = 60) -> None:
         import urllib.request
@@ -110,13 +115,7 @@ class ApiProcess:
         raise RuntimeError("api not ready")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_group(self.proc)
         self.log.close()
 
 
@@ -132,12 +131,15 @@ def running_api(env: dict[str, str], log_path: Path, timeout: float = 60) -> Ite
 
 
 def multipart(
-    fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]
+    fields: dict[str, str],
+    files: dict[str, tuple[str, bytes, str]],
+    boundary: str | None = None,
 ) -> tuple[bytes, str]:
-    """Encode a multipart/form-data body; returns (body, content type)."""
+    """Encode a multipart/form-data body with a chosen (or random) boundary; returns
+    (body, content type)."""
     import secrets
 
-    boundary = "cutout" + secrets.token_hex(8)
+    boundary = boundary or "cutout" + secrets.token_hex(8)
     out = []
     for name, value in fields.items():
         out.append(

@@ -21,6 +21,7 @@ import io
 import json
 import os
 import random
+import secrets
 import struct
 import sys
 import zipfile
@@ -31,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from testkit.procs import multipart
 
 # the limits the expectations assume (Settings' defaults)
 MAX_SIDE = 20_000
@@ -867,24 +870,7 @@ def multipart_body(
     boundary: str | None = None,
 ) -> tuple[bytes, str]:
     """A multipart/form-data body with a chosen (or random) boundary: (body, content type)."""
-    import secrets
-
-    boundary = boundary or "corpus" + secrets.token_hex(8)
-    out = []
-    for name, value in fields.items():
-        out.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-            f"{value}\r\n".encode()
-        )
-    for name, (filename, data, ctype) in files.items():
-        out.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-            f'filename="{filename}"\r\nContent-Type: {ctype}\r\n\r\n'.encode()
-            + data
-            + b"\r\n"
-        )
-    out.append(f"--{boundary}--\r\n".encode())
-    return b"".join(out), f"multipart/form-data; boundary={boundary}"
+    return multipart(fields, files, boundary or "corpus" + secrets.token_hex(8))
 
 
 def write(directory: Path, cases: tuple[Case, ...] = CASES) -> dict[str, Path]:

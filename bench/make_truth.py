@@ -346,6 +346,32 @@ def _u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
 
 
+def save_item(
+    folder: Path,
+    stem: str,
+    category: str,
+    image: np.ndarray,
+    alpha: np.ndarray,
+    fg: np.ndarray,
+    source: str,
+    licence: str,
+) -> dict[str, str]:
+    """Write one item's photo, truth mask and foreground colour under ``folder``; its
+    manifest row."""
+    Image.fromarray(_u8(image)).save(folder / f"{stem}.jpg", quality=95)
+    Image.fromarray(_u8(alpha)).save(folder / f"{stem}.mask.png")
+    Image.fromarray(_u8(fg)).save(folder / f"{stem}.fg.png")
+    return {
+        "image": f"{stem}.jpg",
+        "mask": f"{stem}.mask.png",
+        "category": category,
+        "kind": "composite",
+        "source": source,
+        "license": licence,
+        "foreground": f"{stem}.fg.png",
+    }
+
+
 def write_split(out: Path, split: str, per_category: int, seed: int) -> Path:
     rng = np.random.default_rng([seed, SEEDS[split]])
     rows = []
@@ -354,20 +380,7 @@ def write_split(out: Path, split: str, per_category: int, seed: int) -> Path:
         for i in range(per_category):
             image, alpha, fg, source, licence = make_item(category, rng, PHOTOS[split])
             stem = f"{category}/{split}_{category}_{i:03d}"
-            Image.fromarray(_u8(image)).save(out / split / f"{stem}.jpg", quality=95)
-            Image.fromarray(_u8(alpha)).save(out / split / f"{stem}.mask.png")
-            Image.fromarray(_u8(fg)).save(out / split / f"{stem}.fg.png")
-            rows.append(
-                {
-                    "image": f"{stem}.jpg",
-                    "mask": f"{stem}.mask.png",
-                    "category": category,
-                    "kind": "composite",
-                    "source": source,
-                    "license": licence,
-                    "foreground": f"{stem}.fg.png",
-                }
-            )
+            rows.append(save_item(out / split, stem, category, image, alpha, fg, source, licence))
     manifest = out / split / "manifest.csv"
     with manifest.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

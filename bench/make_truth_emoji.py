@@ -43,7 +43,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_truth import _fit, _generated_bg, _photo, _u8
+from make_truth import _fit, _generated_bg, _photo, _u8, save_item
 
 PACKAGE = "@lobehub/fluent-emoji-3d@1.1.0"
 FG_LICENCE = "MIT (package.json); Microsoft Fluent Emoji"
@@ -248,21 +248,8 @@ def write_split(
         for i, path in enumerate(files[category][skip : skip + per]):
             image, alpha, fg, source, licence = make_item(category, path, pool, rng)
             stem = f"{category}/{split}_{path.stem}"
-            Image.fromarray(_u8(image)).save(out / split / f"{stem}.jpg", quality=95)
-            Image.fromarray(_u8(alpha)).save(out / split / f"{stem}.mask.png")
-            Image.fromarray(_u8(fg)).save(out / split / f"{stem}.fg.png")
-            rows.append(
-                {
-                    "image": f"{stem}.jpg",
-                    "mask": f"{stem}.mask.png",
-                    "category": category,
-                    "kind": "composite",
-                    "source": source,
-                    "license": licence,
-                    "foreground": f"{stem}.fg.png",
-                    "n": str(i),
-                }
-            )
+            row = save_item(out / split, stem, category, image, alpha, fg, source, licence)
+            rows.append({**row, "n": str(i)})
     manifest = out / split / "manifest.csv"
     _write(manifest, rows)
     # the first 10 of each category: what the CPU allowed to measure (docs/refine.md)

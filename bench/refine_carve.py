@@ -30,7 +30,6 @@ Results and the decision: docs/refine.md, "A third round".
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import sys
 import time
@@ -42,6 +41,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from refine_tune import cache_file, exact_mask, report  # noqa: E402
 
 from shared.settings import load_settings  # noqa: E402
 from worker.engine import Engine, decode_image  # noqa: E402
@@ -61,7 +62,7 @@ DEFAULTS: dict[str, float] = {
 
 
 def u2net_map(engine: Engine, image: Image.Image, data: bytes, cache: Path) -> np.ndarray:
-    path = cache / f"{hashlib.sha256(data).hexdigest()[:20]}.npz"
+    path = cache_file(cache, data)
     if path.exists():
         with np.load(path) as cached:
             return cached["u2net"].astype(np.float32)
@@ -172,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.setdefault(name, []).append((category, evaluate(alpha, truth)))
             return rows[name][-1][1]
 
-        small = Image.fromarray((np.clip(prob, 0, 1) * 255).astype(np.uint8))
-        score("exact u2net", np.asarray(small.resize(image.size, Image.Resampling.LANCZOS)))
+        score("exact u2net", exact_mask(prob, image.size))
         base = score("refine (landed)", refine(rgb, prob)[..., 3])
         full = cv2.resize(prob, image.size, interpolation=cv2.INTER_LINEAR)
         for s in settings:
@@ -189,18 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{base['boundary_f1']:.3f}->{got['boundary_f1']:.3f}"
                 )
     print(f"carve: {seconds / max(1, len(items) * len(settings)):.3f} CPU s per image")
-    categories = sorted({c for c, _ in rows["exact u2net"]})
-    print(f"{'method':40s} {'IoU':>7s} {'BF1':>7s} {'MAE':>7s} " + " ".join(categories))
-    for name, got in rows.items():
-
-        def mean(metric: str, cat: str | None = None, got: list = got) -> float:
-            return float(np.mean([r[metric] for c, r in got if cat in (None, c)]))
-
-        cells = " ".join(f"{mean('iou', c):.3f}/{mean('boundary_f1', c):.3f}" for c in categories)
-        print(
-            f"{name[:40]:40s} {mean('iou'):.4f} {mean('boundary_f1'):.4f} {mean('mae'):.4f} "
-            + cells
-        )
+    report(rows)
     return 0
 
 

@@ -37,9 +37,18 @@ CACHE = ROOT / "bench" / "out" / "maps"
 MAPS = ("u2net", "u2netp", "u2netp_flip")
 
 
+def cache_file(cache: Path, data: bytes) -> Path:
+    """Where the maps of the photo ``data`` are kept in the folder ``cache``."""
+    return cache / f"{hashlib.sha256(data).hexdigest()[:20]}.npz"
+
+
+def exact_mask(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """rembg's mask (the engine's own postprocess) from a normalised 320×320 map."""
+    return np.asarray(U2NetFamily.postprocess(prob[np.newaxis, np.newaxis], size))
+
+
 def maps_for(engine: Engine, image: Image.Image, data: bytes) -> dict[str, np.ndarray]:
-    key = hashlib.sha256(data).hexdigest()[:20]
-    path = CACHE / f"{key}.npz"
+    path = cache_file(CACHE, data)
     if path.exists():
         with np.load(path) as cached:
             return {k: cached[k] for k in MAPS}
@@ -96,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[tuple[str, dict[str, float]]]] = {}
     for item in items:
         data = item.image_path.read_bytes()
-        if args.cached and not (CACHE / f"{hashlib.sha256(data).hexdigest()[:20]}.npz").exists():
+        if args.cached and not cache_file(CACHE, data).exists():
             continue
         image = decode_image(data)
         truth = np.asarray(Image.open(item.mask_path).convert("L"))
@@ -104,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cache_only:
             continue
         rgb = np.asarray(image.convert("RGB"))
-        # rembg's mask from the cached u2net map (its min-max and truncation, LANCZOS)
-        small = Image.fromarray((maps["u2net"] * 255).astype(np.uint8))
-        exact = np.asarray(small.resize(image.size, Image.Resampling.LANCZOS))
+        exact = exact_mask(maps["u2net"], image.size)
         results.setdefault("exact u2net", []).append((item.category, evaluate(exact, truth)))
         for fusion in fusions:
             prob = fuse([maps[m] for m in fusion])
@@ -116,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault(name, []).append((item.category, evaluate(alpha, truth)))
     if args.cache_only:
         return 0
+    report(results)
+    return 0
+
+
+def report(results: dict[str, list[tuple[str, dict[str, float]]]]) -> None:
+    """Print each method's means over images, overall and per category."""
     categories = sorted({c for c, _ in next(iter(results.values()))})
     header = ["IoU", "BF1", "MAE"] + [f"{c[:6]} IoU/BF1" for c in categories]
     print(f"{'method':60s} " + " ".join(f"{h:>14s}" for h in header))
@@ -128,7 +141,6 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{mean('iou'):.4f}", f"{mean('boundary_f1'):.4f}", f"{mean('mae'):.4f}"]
         cells += [f"{mean('iou', c):.3f}/{mean('boundary_f1', c):.3f}" for c in categories]
         print(f"{name:60s} " + " ".join(f"{c:>14s}" for c in cells))
-    return 0
 
 
 def _describe(params: RefineParams) -> str:

@@ -37,7 +37,9 @@ import subprocess
 import sys
 import tarfile
 import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -182,6 +184,22 @@ def _place(
 def make_item(
     category: str, fg_path: Path, split: str, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, str]:
+    image, a, f, bg_source, bg_licence = compose(
+        category, lambda height: _emoji(fg_path, height), split, rng
+    )
+    source = f"fg: npm:{PACKAGE} assets/{fg_path.name} ({_name(fg_path.stem).lower()})"
+    return image, a, f, f"{source} | bg: {bg_source}", f"fg: {FG_LICENCE} | bg: {bg_licence}"
+
+
+def compose(
+    category: str,
+    foreground: Callable[[int], tuple[np.ndarray, np.ndarray]],
+    split: str,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str, str]:
+    """(image, alpha, colour, background source, background licence) of one item:
+    ``foreground(height)`` gives the object's (alpha, straight colour) at that height,
+    placed and composited as ``category`` wants on a background of the ``split``."""
     size = {"people": (600, 800), "products": (800, 800)}.get(category, (640, 480))
     w, h = size
     if category == "people":
@@ -190,9 +208,9 @@ def make_item(
         eh = int(rng.uniform(0.35, 0.7) * h)
     else:
         eh = int(rng.uniform(0.35, 0.75) * h)
-    alpha, colour = _emoji(fg_path, eh)
+    alpha, colour = foreground(eh)
     if alpha.shape[1] > 0.95 * w:  # too wide: scale down to fit
-        alpha, colour = _emoji(fg_path, int(eh * 0.95 * w / alpha.shape[1]))
+        alpha, colour = foreground(int(eh * 0.95 * w / alpha.shape[1]))
     eh, ew = alpha.shape
     if category == "people":  # a portrait: centred-ish, cut at the bottom edge sometimes
         x = int((w - ew) / 2 + rng.uniform(-0.1, 0.1) * w)
@@ -225,9 +243,7 @@ def make_item(
         t = rng.uniform(0.55, 0.75)
         bg = np.clip((1 - t) * bg + t * edge[None, None, :], 0, 1).astype(np.float32)
     image = a[..., None] * f + (1 - a[..., None]) * bg
-    rel = fg_path.name
-    source = f"fg: npm:{PACKAGE} assets/{rel} ({_name(fg_path.stem).lower()}) | bg: {bg_source}"
-    return image, a, f, source, f"fg: {FG_LICENCE} | bg: {bg_licence}"
+    return image, a, f, bg_source, bg_licence
 
 
 def cv2_erode_ring(a: np.ndarray) -> np.ndarray:
@@ -235,19 +251,35 @@ def cv2_erode_ring(a: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(_u8(a)).filter(ImageFilter.MinFilter(13)), np.float32) / 255
 
 
+#: make(category, foreground, pool, rng) -> (image, alpha, colour, source, licence)
+Make = Callable[[str, Any, str, np.random.Generator], tuple[Any, Any, Any, str, str]]
+
+
+def _make_emoji(category: str, path: Any, pool: str, rng: np.random.Generator) -> Any:
+    return make_item(category, path, pool, rng)
+
+
 def write_split(
-    out: Path, split: str, files: dict[str, list[Path]], per: int, seed: int, skip: int = 0
+    out: Path,
+    split: str,
+    files: Mapping[str, Sequence[Any]],
+    per: int,
+    seed: int,
+    skip: int = 0,
+    make: Make = _make_emoji,
+    label: Callable[[Any], str] = lambda path: path.stem,
 ) -> Path:
-    """Write ``per`` items of each category (after the first ``skip`` foregrounds) into
-    ``out/split``; ``fresh`` draws from the held-out pool and its backgrounds."""
+    """Write ``per`` items of each category of ``files`` (after the first ``skip``
+    foregrounds) into ``out/split``, each made by ``make`` and named ``label(foreground)``;
+    ``fresh`` draws from the held-out pool and its backgrounds."""
     rng = np.random.default_rng([seed, {"tune": 1, "heldout": 2}.get(split, 3)])
     pool = "heldout" if split == "fresh" else split
     rows: list[dict[str, str]] = []
-    for category in CATEGORIES:
+    for category in (c for c in CATEGORIES if c in files):
         (out / split / category).mkdir(parents=True, exist_ok=True)
-        for i, path in enumerate(files[category][skip : skip + per]):
-            image, alpha, fg, source, licence = make_item(category, path, pool, rng)
-            stem = f"{category}/{split}_{path.stem}"
+        for i, foreground in enumerate(files[category][skip : skip + per]):
+            image, alpha, fg, source, licence = make(category, foreground, pool, rng)
+            stem = f"{category}/{split}_{label(foreground)}"
             row = save_item(out / split, stem, category, image, alpha, fg, source, licence)
             rows.append({**row, "n": str(i)})
     manifest = out / split / "manifest.csv"

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import itertools
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -47,18 +48,27 @@ def exact_mask(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(U2NetFamily.postprocess(prob[np.newaxis, np.newaxis], size))
 
 
-def maps_for(engine: Engine, image: Image.Image, data: bytes) -> dict[str, np.ndarray]:
+def maps_for(
+    engine: Engine, image: Image.Image, data: bytes, names: Iterable[str] = MAPS
+) -> dict[str, np.ndarray]:
+    """The normalised 320×320 maps ``names`` of a photo (a model, or ``model_flip`` for its
+    mirrored pass; any model the engine serves, tuned ones included), cached per photo."""
     path = cache_file(CACHE, data)
+    out: dict[str, np.ndarray] = {}
     if path.exists():
         with np.load(path) as cached:
-            return {k: cached[k] for k in MAPS}
+            out = {k: cached[k] for k in cached.files}
+    wanted = {*MAPS, *names}
+    missing = sorted({n.removesuffix("_flip") for n in wanted if n not in out})
+    if not missing:
+        return out
     batch = U2NetFamily.preprocess(image)
     flipped = batch[..., ::-1].copy()
-    out: dict[str, np.ndarray] = {}
-    for model in ("u2net", "u2netp"):
-        both = engine.session(model).run(
-            None, {engine.session(model).get_inputs()[0].name: np.concatenate([batch, flipped])}
-        )[0]
+    for model in missing:
+        session = engine.session(model)
+        both = session.run(None, {session.get_inputs()[0].name: np.concatenate([batch, flipped])})[
+            0
+        ]
         out[model] = normalise(both[0, 0])
         out[f"{model}_flip"] = normalise(both[1, 0])[:, ::-1]
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -109,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         image = decode_image(data)
         truth = np.asarray(Image.open(item.mask_path).convert("L"))
-        maps = maps_for(engine, image, data)
+        maps = maps_for(engine, image, data, {m for f in fusions for m in f})
         if args.cache_only:
             continue
         rgb = np.asarray(image.convert("RGB"))

@@ -88,15 +88,22 @@ PRODUCT_WORDS = (
 SKIP_WORDS = ("HAND", "FINGER", "FLAG", "KEYCAP", "REGIONAL", "ARROW", "SQUARE", "BUTTON")
 
 
-def assets() -> Path:
-    folder = PKGS / "package" / "assets"
+def npm_package(spec: str, into: Path) -> Path:
+    """The unpacked npm package ``spec`` (its ``package/`` folder under ``into``), fetched
+    with ``npm pack`` from the registry on first use."""
+    folder = into / "package"
     if not folder.is_dir():
-        PKGS.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "pack", PACKAGE], cwd=PKGS, check=True, capture_output=True)
-        tgz = next(PKGS.glob("lobehub-fluent-emoji-3d-*.tgz"))
-        with tarfile.open(tgz) as tar:
-            tar.extractall(PKGS, filter="data")
+        into.mkdir(parents=True, exist_ok=True)
+        packed = subprocess.run(
+            ["npm", "pack", spec], cwd=into, check=True, capture_output=True, text=True
+        )
+        with tarfile.open(into / packed.stdout.strip().splitlines()[-1]) as tar:
+            tar.extractall(into, filter="data")
     return folder
+
+
+def assets() -> Path:
+    return npm_package(PACKAGE, PKGS) / "assets"
 
 
 def _name(stem: str) -> str:
@@ -255,10 +262,6 @@ def cv2_erode_ring(a: np.ndarray) -> np.ndarray:
 Make = Callable[[str, Any, str, np.random.Generator], tuple[Any, Any, Any, str, str]]
 
 
-def _make_emoji(category: str, path: Any, pool: str, rng: np.random.Generator) -> Any:
-    return make_item(category, path, pool, rng)
-
-
 def write_split(
     out: Path,
     split: str,
@@ -266,7 +269,7 @@ def write_split(
     per: int,
     seed: int,
     skip: int = 0,
-    make: Make = _make_emoji,
+    make: Make = make_item,
     label: Callable[[Any], str] = lambda path: path.stem,
 ) -> Path:
     """Write ``per`` items of each category of ``files`` (after the first ``skip``

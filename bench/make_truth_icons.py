@@ -26,21 +26,17 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import re
-import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_truth_emoji import PKGS, Make, compose
+from make_truth_emoji import PKGS, Make, compose, npm_package
 from make_truth_emoji import write_split as write_items
 
 PACKAGE = "simple-icons@16.37.0"
-CATEGORIES = ("logos_graphics", "low_contrast")
 #: the icons ../shared/eval/gt uses: never used here
 SHARED_SLUGS = frozenset(
     ("activitypub", "apachekafka", "codeberg", "deno", "dotnet", "gnubash", "gulp", "liberapay",
@@ -49,16 +45,7 @@ SHARED_SLUGS = frozenset(
 
 
 def package() -> Path:
-    folder = PKGS / "simple-icons" / "package"
-    if not folder.is_dir():
-        (PKGS / "simple-icons").mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["npm", "pack", PACKAGE], cwd=PKGS / "simple-icons", check=True, capture_output=True
-        )
-        tgz = next((PKGS / "simple-icons").glob("simple-icons-*.tgz"))
-        with tarfile.open(tgz) as tar:
-            tar.extractall(PKGS / "simple-icons", filter="data")
-    return folder
+    return npm_package(PACKAGE, PKGS / "simple-icons")
 
 
 def pools(folder: Path, seed: int) -> dict[str, dict[str, list[dict[str, str]]]]:
@@ -85,7 +72,7 @@ def _icon(folder: Path, icon: dict[str, str], height: int) -> tuple[np.ndarray, 
     import cairosvg  # bench only: pip install cairosvg (needs the system's libcairo)
 
     svg = (folder / "icons" / f"{icon['slug']}.svg").read_text()
-    svg = re.sub(r"<svg ", f'<svg fill="#{icon["hex"]}" ', svg, count=1)
+    svg = svg.replace("<svg ", f'<svg fill="#{icon["hex"]}" ', 1)
     png = cairosvg.svg2png(bytestring=svg.encode(), output_height=height)
     rgba = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"), np.float32)
     alpha = rgba[..., 3] / 255.0

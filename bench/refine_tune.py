@@ -66,9 +66,8 @@ def maps_for(
     flipped = batch[..., ::-1].copy()
     for model in missing:
         session = engine.session(model)
-        both = session.run(None, {session.get_inputs()[0].name: np.concatenate([batch, flipped])})[
-            0
-        ]
+        feed = {session.get_inputs()[0].name: np.concatenate([batch, flipped])}
+        both = session.run(None, feed)[0]
         out[model] = normalise(both[0, 0])
         out[f"{model}_flip"] = normalise(both[1, 0])[:, ::-1]
     CACHE.mkdir(parents=True, exist_ok=True)

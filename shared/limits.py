@@ -31,7 +31,7 @@ class _Limits(Protocol):
 JOB_BASE_BYTES = 64_000_000
 INPUT_BYTES_PER_PIXEL = 32  # decode, 320 map upsampled, mask, cutout, encoder buffers
 DECODED_BYTES_PER_PIXEL = 8  # a full-size decode that max_megapixels shrinks at once
-REFINE_BYTES_PER_PIXEL = 20  # refine's guided filter, band and colour planes
+REFINE_BYTES = 96_000_000  # refine's coarse grid and one strip (its RGBA replaces the cutout's)
 CANVAS_BYTES_PER_PIXEL = 24  # the canvas, its composite and the encoder's copy
 BACKGROUND_BYTES_PER_PIXEL = 8  # a background image, decoded, before it is fitted
 
@@ -50,7 +50,7 @@ def job_bytes(
         # max_megapixels: the full-size decode and its resampling, then only the copy
         total += DECODED_BYTES_PER_PIXEL * pixels
     if options.refine:
-        total += REFINE_BYTES_PER_PIXEL * worked
+        total += REFINE_BYTES
     if options.canvas is not None:
         total += CANVAS_BYTES_PER_PIXEL * options.canvas[0] * options.canvas[1]
     if background is not None:

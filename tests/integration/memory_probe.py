@@ -45,9 +45,12 @@ def main() -> None:
         "max_side": settings.max_side,
         "max_matting_pixels": case.get("max_matting_pixels", settings.max_matting_pixels),
     }
-    model = case.get("options", {}).get("model", "u2netp")
+    wanted = case.get("options", {})
+    warm = {"model": wanted.get("model", "u2netp")}
+    if wanted.get("refine"):
+        warm = {"refine": True}  # refine's own model runs and coarse-grid buffers
     for _ in range(2):  # ONNX Runtime's arena grows on the second run too
-        engine.process(photo(64, 64), parse_options({"model": model}), **limits)
+        engine.process(photo(64, 64), parse_options(warm), **limits)
     if case.get("options", {}).get("alpha_matting"):
         engine.warm_alpha_matting()
     data = Path(case["input"]).read_bytes()

@@ -29,6 +29,7 @@ PER_INPUT_PIXEL = 32  # decode, mask, cutout and the encoded result (measured 21
 PER_CANVAS_PIXEL = 24  # the canvas, its background and the encoded result (16-20)
 PER_MATTING_PIXEL = 3000  # pymatting's Laplacian, its preconditioner, the CG (1.4-2.5k)
 PER_BACKGROUND_PIXEL = 8  # a background image, decoded, then fitted to the output (~4)
+REFINE = 96 * MB  # refine's coarse grid and one strip; its RGBA replaces the cutout's
 
 
 def bound(input_px: int, options: dict[str, Any], background_px: int = 0) -> int:
@@ -38,6 +39,8 @@ def bound(input_px: int, options: dict[str, Any], background_px: int = 0) -> int
         total += PER_CANVAS_PIXEL * width * height
     if options.get("alpha_matting"):
         total += PER_MATTING_PIXEL * input_px
+    if options.get("refine"):
+        total += REFINE
     return total
 
 
@@ -81,6 +84,12 @@ CASES = {
             "roi": "0% 0% 100% 100%",
         },
     ),
+    # refine (u2net) on a 12 MP photo, with every option it combines with
+    "refine": ((4000, 3000), {"refine": True}),
+    "refine-all": (
+        (4000, 3000),
+        {"refine": True, "post_process": True, "crop": True, "bg_color": "#ffffff80"},
+    ),
     # the largest erosion on a small image: scipy's erosion added ~760 MB at 100 and
     # ran out of memory at 255
     "erode-255": ((64, 64), {"alpha_matting": True, "alpha_matting_erode_size": 255}),
@@ -97,9 +106,10 @@ CASES = {
 def test_each_option_at_its_maximum_stays_within_the_bound(
     name: str, tmp_path: Path, model_home: Path
 ) -> None:
-    if not (model_home / "u2netp.onnx").exists():
-        pytest.skip("u2netp weights missing: run `cutout models fetch`")
     size, values = CASES[name]
+    weights = "u2net" if values.get("refine") else "u2netp"
+    if not (model_home / f"{weights}.onnx").exists():
+        pytest.skip(f"{weights} weights missing: run `cutout models fetch`")
     options = {k: v for k, v in values.items() if k not in ("max_matting_pixels", "background")}
     source = tmp_path / "input.png"
     source.write_bytes(photo(*size))

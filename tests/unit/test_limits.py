@@ -65,12 +65,13 @@ def test_a_job_is_bounded_as_a_whole() -> None:
     check_input(on_canvas, (1, 1), LIMITS, background=(7071, 7071))
     with pytest.raises(ImageTooLarge):
         check_input(on_canvas, (5000, 5000), LIMITS, background=(7071, 7071))
-    # refine's planes: ~35 MP fit, 50 MP do not unless max_megapixels shrinks them
-    refine = parse_options({"refine": True})
-    check_input(refine, (7000, 5000), LIMITS)
-    with pytest.raises(ImageTooLarge):
-        check_input(refine, (10_000, 5_000), LIMITS)
-    check_input(parse_options({"refine": True, "max_megapixels": 12}), (10_000, 5_000), LIMITS)
+    # refine adds a fixed coarse grid and strip: a 50 MP input fits, and what tips a job
+    # over the bound is counted
+    check_input(parse_options({"refine": True}), (10_000, 5_000), LIMITS)
+    check_input(parse_options({"canvas": "3000x2500"}), (10_000, 5_000), LIMITS)
+    with pytest.raises(ImageTooLarge) as refused:
+        check_input(parse_options({"refine": True, "canvas": "3000x2500"}), (10_000, 5_000), LIMITS)
+    assert "refine" in refused.value.message
 
 
 def test_the_job_estimate_grows_with_every_buffer() -> None:

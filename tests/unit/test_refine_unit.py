@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -123,7 +124,7 @@ def test_refine_is_strip_invariant_and_handles_odd_sizes(monkeypatch: pytest.Mon
     rgb = rgb[:, :217]  # not square, not a multiple of anything
     prob = blurry_probability(truth[:, :217])
     whole = refine(rgb, prob)
-    monkeypatch.setattr("worker.engine.refine.STRIP_ROWS", 37)
+    monkeypatch.setattr("worker.engine.refine.STRIP_PIXELS", 37 * 217)  # 37 rows a strip
     assert np.array_equal(refine(rgb, prob), whole)
 
 
@@ -217,3 +218,28 @@ def test_api_remove_takes_refine_as_a_field_or_query_value() -> None:
     assert rembg_options({"refine": "true"}).refine is True
     assert rembg_options({"om": "true", "refine": "1"}).mask_only is True
     assert rembg_options({}).refine is False
+
+
+def test_the_coarse_grid_read_in_strips_is_the_whole_arrays_area_average(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from worker.engine.refine import _coarse_guide
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (311, 453, 3), dtype=np.uint8)
+    whole = cv2.resize(rgb, (211, 145), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    monkeypatch.setattr("worker.engine.refine.STRIP_PIXELS", 453 * 7)  # 7 rows a strip
+    assert np.array_equal(_coarse_guide(Image.fromarray(rgb), 211, 145), whole)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "L", "P", "CMYK"])
+def test_any_mode_is_refined_as_its_rgb_conversion(mode: str) -> None:
+    rgb, truth = disc_scene(size=200, radius=60)
+    image = Image.fromarray(rgb).convert(mode)
+    prob = blurry_probability(truth)
+    mask, picture = refine_image(image, prob)
+    assert picture.mode == "RGBA"
+    assert picture.size == image.size
+    expected = refine(np.asarray(image.convert("RGB")), prob)
+    assert np.array_equal(np.asarray(picture), expected)
+    assert np.array_equal(np.asarray(mask), expected[..., 3])

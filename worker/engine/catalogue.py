@@ -39,6 +39,7 @@ from worker.engine.compose import (
     naive_cutout,
     place_on_canvas,
     post_process_mask,
+    refined_cutout,
     subject_bbox,
 )
 from worker.engine.imageio import JPEG_QUALITY, decode_image, encode_image, encode_png
@@ -107,9 +108,7 @@ def cutout(
     if options.mask_only:
         return mask
     if colours is not None:
-        picture = colours.convert("RGB")
-        picture.putalpha(mask)
-        return picture
+        return refined_cutout(colours, mask)
     if options.alpha_matting:
         try:
             return alpha_matting_cutout(

@@ -51,6 +51,15 @@ def naive_cutout(image: Image.Image, mask: Image.Image) -> Image.Image:
     return Image.composite(image, empty, mask)
 
 
+def refined_cutout(colours: Image.Image, mask: Image.Image) -> Image.Image:
+    """``refine``'s cutout with ``mask`` as its alpha: ``colours`` is refine's RGBA result
+    (worker.engine.refine.refine_image), changed in place rather than copied (it is the
+    largest buffer of the job), or an RGB picture of its colours."""
+    picture = colours if colours.mode == "RGBA" else colours.convert("RGB")
+    picture.putalpha(mask)
+    return picture
+
+
 def erode(region: np.ndarray, size: int, *, border: int) -> np.ndarray:
     """rembg's trimap erosion, ``scipy.ndimage.binary_erosion(region, structure=S,
     border_value=border)`` with S = ``size``×``size`` ones (the 3×3 cross for 0), in time
@@ -176,7 +185,7 @@ def compose(
 ) -> Image.Image:
     """The final picture for ``options`` from the decoded image and the model's mask.
 
-    ``colours`` (RGB, ``refine``'s decontaminated foreground colours) replaces the
+    ``colours`` (``refine``'s RGBA cutout, or RGB: its decontaminated colours) replaces the
     plain cutout's colours when given. RGBA for a cutout, L for ``mask_only``; RGBA on
     ``bg_color`` (opaque for JPEG).
     """
@@ -197,8 +206,7 @@ def compose(
             log.info("alpha matting gave up (%s); plain cutout instead", exc)
             picture = naive_cutout(image, mask)
     elif colours is not None:
-        picture = colours.convert("RGB")
-        picture.putalpha(mask)
+        picture = refined_cutout(colours, mask)
     else:
         picture = naive_cutout(image, mask)
     if options.crop or options.canvas:

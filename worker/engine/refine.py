@@ -24,10 +24,11 @@ and works on the edge:
    confident foreground colour where α is small, so the edge shows no fringe of the old
    background on a new one.
 
-Memory: the coarse grid is bounded (``coarse_side``², ~100 bytes per coarse pixel); the
-full-size work runs in strips of :data:`STRIP_ROWS` rows, so beyond the decoded photo
-(3 bytes per pixel) and the RGBA result (4 bytes per pixel) it adds ~1 byte per pixel
-(the output alpha before packing) plus a fixed ~60 MB for a strip of a 20,000 px wide photo.
+Memory: the coarse grid is bounded (``coarse_side``², ~100 bytes per coarse pixel, ~40 MB);
+the full-size photo is read, and the RGBA result written, a strip of :data:`STRIP_PIXELS`
+pixels at a time (~150 bytes per strip pixel, ~40 MB; the coarse grid's area average
+narrows the rows first, ≤ 54 MB of float32), so beyond the RGBA result (which replaces
+the plain cutout's) the work adds a fixed ≤ 96 MB, whatever the photo's size.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ from PIL import Image
 
 from worker.engine.families import U2NetFamily
 
-#: rows of the full-size photo processed at once (bounds the float work arrays)
-STRIP_ROWS = 256
+#: pixels of the full-size photo processed at once (a strip of whole rows, at least one):
+#: bounds the float work arrays at ~150 bytes per strip pixel, ~40 MB, whatever the width
+STRIP_PIXELS = 1 << 18
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,15 +191,48 @@ def _remove_specks(solid: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def refine(rgb: np.ndarray, prob: np.ndarray, params: RefineParams = DEFAULT_PARAMS) -> np.ndarray:
-    """The refined cutout (H×W×4 uint8 RGBA, colours decontaminated) of the photo ``rgb``
-    (H×W×3 uint8) from the fused probability ``prob`` (any size, float32 0..1)."""
-    height, width = rgb.shape[:2]
+    """:func:`refine_picture` of an H×W×3 uint8 array, as an H×W×4 uint8 RGBA array."""
+    return np.asarray(refine_picture(Image.fromarray(rgb), prob, params))
+
+
+def _strip_rows(width: int) -> int:
+    return max(1, STRIP_PIXELS // max(1, width))
+
+
+def _rows(image: Image.Image, y0: int, y1: int) -> np.ndarray:
+    """Rows ``y0``..``y1`` of ``image`` as RGB uint8 (converted from any mode)."""
+    strip = image.crop((0, y0, image.width, y1))
+    return np.asarray(strip if strip.mode == "RGB" else strip.convert("RGB"))
+
+
+def _coarse_guide(image: Image.Image, cw: int, ch: int) -> np.ndarray:
+    """``image`` area-averaged to cw×ch (OpenCV's INTER_AREA, to the same 8-bit values as
+    on the whole array), as float32 0..1, reading the photo a strip at a time: the rows
+    are narrowed first (in float32, at most ~54 MB for a 50 MP photo), then the columns."""
+    width, height = image.size
+    if (cw, ch) == (width, height):
+        return _rows(image, 0, height).astype(np.float32) / 255.0
+    narrow = np.empty((height, cw, 3), dtype=np.float32)
+    rows = _strip_rows(width)
+    for y0 in range(0, height, rows):
+        y1 = min(height, y0 + rows)
+        strip = _rows(image, y0, y1).astype(np.float32)
+        narrow[y0:y1] = cv2.resize(strip, (cw, y1 - y0), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(narrow, (cw, ch), interpolation=cv2.INTER_AREA)
+    return np.clip(np.rint(small), 0, 255).astype(np.float32) / 255.0
+
+
+def refine_picture(
+    image: Image.Image, prob: np.ndarray, params: RefineParams = DEFAULT_PARAMS
+) -> Image.Image:
+    """The refined cutout (RGBA, colours decontaminated) of the photo ``image`` (any mode;
+    its colours are read as RGB) from the fused probability ``prob`` (any size, float32
+    0..1). The photo is read and the cutout written a strip at a time, so beyond the
+    RGBA result the work adds the coarse grid and one strip (module doc, Memory)."""
+    width, height = image.size
     scale = min(1.0, params.coarse_side / max(width, height))
     cw, ch = max(1, round(width * scale)), max(1, round(height * scale))
-    if (cw, ch) == (width, height):
-        guide = rgb.astype(np.float32) / 255.0
-    else:
-        guide = cv2.resize(rgb, (cw, ch), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    guide = _coarse_guide(image, cw, ch)
     p_c = cv2.resize(prob, (cw, ch), interpolation=cv2.INTER_LINEAR)
     coef = guided_coefficients(guide, p_c, params.radius, params.eps)
     q_c = np.einsum("hwc,hwc->hw", coef[..., :3], guide) + coef[..., 3]
@@ -219,21 +254,23 @@ def refine(rgb: np.ndarray, prob: np.ndarray, params: RefineParams = DEFAULT_PAR
     # band and drop as one 2-channel coarse float map, sampled nearest
     flags = np.stack([band_c, drop_c], axis=-1).astype(np.float32)
 
-    out = np.empty((height, width, 4), dtype=np.uint8)
+    picture = Image.new("RGBA", (width, height))
     xs = np.arange(width, dtype=np.float64)
     sx, sy = cw / width, ch / height
     px, py = prob.shape[1] / width, prob.shape[0] / height
-    for y0 in range(0, height, STRIP_ROWS):
-        ys = np.arange(y0, min(height, y0 + STRIP_ROWS), dtype=np.float64)
-        image = rgb[y0 : y0 + ys.size].astype(np.float32) / 255.0
+    rows = _strip_rows(width)
+    for y0 in range(0, height, rows):
+        y1 = min(height, y0 + rows)
+        ys = np.arange(y0, y1, dtype=np.float64)
+        photo = _rows(image, y0, y1).astype(np.float32) / 255.0
         p_full = _remap(prob, px, py, xs, ys)
         flag = _remap(flags, sx, sy, xs, ys, cv2.INTER_NEAREST)
         band, drop = flag[..., 0] > 0.5, flag[..., 1] > 0.5
         alpha = (p_full >= 0.5).astype(np.float32)
-        rgb_out = image
+        rgb_out = photo
         if band.any():
             kc = _remap(coef, sx, sy, xs, ys)
-            q = np.einsum("hwc,hwc->hw", kc[..., :3], image) + kc[..., 3]
+            q = np.einsum("hwc,hwc->hw", kc[..., :3], photo) + kc[..., 3]
             if params.gain != 1.0:
                 q = (q - 0.5) * params.gain + 0.5
             alpha = np.where(band, np.clip(q, 0.0, 1.0), alpha)
@@ -242,17 +279,18 @@ def refine(rgb: np.ndarray, prob: np.ndarray, params: RefineParams = DEFAULT_PAR
             f = _remap(fills, sx, sy, xs, ys)
             fg, bg = f[..., :3], f[..., 3:]
             a = alpha[..., None]
-            solved = np.clip((image - (1.0 - a) * bg) / np.maximum(a, 1e-3), 0.0, 1.0)
+            solved = np.clip((photo - (1.0 - a) * bg) / np.maximum(a, 1e-3), 0.0, 1.0)
             # where α is small the solution amplifies noise: lean on the nearby foreground
             mix = np.clip(a, 0.0, 1.0)
             colour = mix * solved + (1.0 - mix) * fg
-            rgb_out = np.where((band & (alpha < 1.0))[..., None], colour, image)
-        a8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            rgb_out = np.where((band & (alpha < 1.0))[..., None], colour, photo)
+        out = np.empty((ys.size, width, 4), dtype=np.uint8)
+        out[..., 3] = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
         # fully transparent pixels carry no colour (as rembg's cutout): smaller files
-        rgb8 = np.clip(rgb_out * 255.0 + 0.5, 0, 255).astype(np.uint8) * (a8 > 0)[..., None]
-        out[y0 : y0 + ys.size, :, :3] = rgb8
-        out[y0 : y0 + ys.size, :, 3] = a8
-    return out
+        out[..., :3] = np.clip(rgb_out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        out[..., :3] *= (out[..., 3] > 0)[..., None]
+        picture.paste(Image.fromarray(out), (0, y0))
+    return picture
 
 
 #: the maps averaged by :func:`refine_probability` ("_flip": of the mirrored photo). Fusion
@@ -287,8 +325,9 @@ def refine_probability(image: Image.Image, infer: Infer) -> np.ndarray:
 def refine_image(
     image: Image.Image, probability: np.ndarray, params: RefineParams = DEFAULT_PARAMS
 ) -> tuple[Image.Image, Image.Image]:
-    """(alpha as mode L, foreground colours as RGB) of ``image`` refined from the fused
-    ``probability`` (:func:`refine_probability`)."""
-    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    cutout = refine(rgb, probability, params)
-    return Image.fromarray(cutout[..., 3]), Image.fromarray(cutout[..., :3])
+    """(alpha as mode L, the refined cutout as RGBA) of ``image`` refined from the fused
+    ``probability`` (:func:`refine_probability`). The cutout's colours are the
+    decontaminated foreground colours; compose puts the (post-processed) alpha on it in
+    place, so it is not copied again."""
+    picture = refine_picture(image, probability, params)
+    return picture.getchannel("A"), picture

@@ -202,3 +202,20 @@ def test_a_job_over_the_memory_bound_is_refused_at_submit(api_server: ApiProcess
     problem = json.loads(raw)
     assert problem["code"] == "image_too_large"
     assert "CUTOUT_MAX_JOB_MEMORY" in problem["detail"]
+
+
+def test_refine_at_the_pixel_limit_is_accepted_at_submit(api_server: ApiProcess) -> None:
+    """refine is counted as a fixed 96 MB: a 50 MP upload with it is queued (202); what
+    tips a job over CUTOUT_MAX_JOB_MEMORY names refine among its parts."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (10_000, 5_000), (200, 30, 30)).save(buffer, "PNG")
+    image = {"image": ("big.png", buffer.getvalue(), "image/png")}
+    body, ctype = multipart({"refine": "true"}, image)
+    status, _, raw = http("POST", f"{api_server.url}/v1/jobs", body, {"Content-Type": ctype})
+    assert status == 202, raw
+    body, ctype = multipart({"refine": "true", "canvas": "3000x2500"}, image)
+    status, _, raw = http("POST", f"{api_server.url}/v1/jobs", body, {"Content-Type": ctype})
+    assert status == 422, raw
+    problem = json.loads(raw)
+    assert problem["code"] == "image_too_large"
+    assert "refine" in problem["detail"]

@@ -80,3 +80,26 @@ def test_refine_is_not_below_exact_on_the_shared_truth(eval_dir: Path, model_hom
         np.mean(refined_scores),
         np.mean(exact_scores),
     )
+
+
+def test_a_50_megapixel_photo_is_refined_within_the_job_bound(  # type: ignore[no-untyped-def]
+    store, storage, celery_app, worker
+) -> None:
+    """refine adds a fixed ~96 MB, not a cost per pixel (docs/refine.md, Memory): a photo
+    at the default CUTOUT_MAX_PIXELS is refined, not refused with image_too_large."""
+    width, height = 10_000, 5_000
+    yy, xx = np.ogrid[:height, :width]
+    pixels = np.full((height, width, 3), 225, np.uint8)
+    pixels[(xx - width / 2) ** 2 + (yy - height / 2) ** 2 < (height / 3) ** 2] = (200, 30, 40)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    del pixels
+    job = finished(
+        store, submit(store, storage, celery_app, buffer.getvalue(), {"refine": True}), 600
+    )
+    assert job["status"] == "succeeded", job
+    with Image.open(io.BytesIO(storage.get(job["result"]["key"]))) as picture:
+        assert picture.size == (width, height)
+        alpha = np.asarray(picture.getchannel("A"))
+    assert alpha[height // 2, width // 2] == 255  # the disc
+    assert alpha[0, 0] == 0  # the backdrop

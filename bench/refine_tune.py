@@ -71,7 +71,7 @@ def maps_for(
         out[model] = normalise(both[0, 0])
         out[f"{model}_flip"] = normalise(both[1, 0])[:, ::-1]
     CACHE.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **out)
+    np.savez_compressed(path, **out)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
     return out
 
 

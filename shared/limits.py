@@ -10,6 +10,7 @@ instead of growing its process.
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 from shared.errors import ImageTooLarge, InvalidOption
@@ -31,7 +32,8 @@ class _Limits(Protocol):
 JOB_BASE_BYTES = 64_000_000
 INPUT_BYTES_PER_PIXEL = 32  # decode, 320 map upsampled, mask, cutout, encoder buffers
 DECODED_BYTES_PER_PIXEL = 8  # a full-size decode that max_megapixels shrinks at once
-REFINE_BYTES = 96_000_000  # refine's coarse grid and one strip (its RGBA replaces the cutout's)
+REFINE_BYTES = 80_000_000  # refine's coarse grid and one strip (its RGBA replaces the cutout's)
+REFINE_BYTES_PER_SIDE = 7_680  # its row-narrowed copy: 640 float32 RGB per row of the short side
 CANVAS_BYTES_PER_PIXEL = 24  # the canvas, its composite and the encoder's copy
 BACKGROUND_BYTES_PER_PIXEL = 8  # a background image, decoded, before it is fitted
 
@@ -50,7 +52,8 @@ def job_bytes(
         # max_megapixels: the full-size decode and its resampling, then only the copy
         total += DECODED_BYTES_PER_PIXEL * pixels
     if options.refine:
-        total += REFINE_BYTES
+        # the shorter side is at most the square root of the pixels
+        total += REFINE_BYTES + REFINE_BYTES_PER_SIDE * math.isqrt(worked)
     if options.canvas is not None:
         total += CANVAS_BYTES_PER_PIXEL * options.canvas[0] * options.canvas[1]
     if background is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ PER_INPUT_PIXEL = 32  # decode, mask, cutout and the encoded result (measured 21
 PER_CANVAS_PIXEL = 24  # the canvas, its background and the encoded result (16-20)
 PER_MATTING_PIXEL = 3000  # pymatting's Laplacian, its preconditioner, the CG (1.4-2.5k)
 PER_BACKGROUND_PIXEL = 8  # a background image, decoded, then fitted to the output (~4)
-REFINE = 96 * MB  # refine's coarse grid and one strip; its RGBA replaces the cutout's
+REFINE = 80_000_000  # refine's coarse grid and one strip; its RGBA replaces the cutout's
+REFINE_PER_SIDE = 7_680  # its row-narrowed copy of the photo, per row of the shorter side
 
 
 def bound(input_px: int, options: dict[str, Any], background_px: int = 0) -> int:
@@ -40,7 +42,7 @@ def bound(input_px: int, options: dict[str, Any], background_px: int = 0) -> int
     if options.get("alpha_matting"):
         total += PER_MATTING_PIXEL * input_px
     if options.get("refine"):
-        total += REFINE
+        total += REFINE + REFINE_PER_SIDE * math.isqrt(input_px)
     return total
 
 
@@ -205,7 +207,7 @@ def test_a_job_over_the_memory_bound_is_refused_at_submit(api_server: ApiProcess
 
 
 def test_refine_at_the_pixel_limit_is_accepted_at_submit(api_server: ApiProcess) -> None:
-    """refine is counted as a fixed 96 MB: a 50 MP upload with it is queued (202); what
+    """refine is counted as ~0.13 GB at 50 MP: a 50 MP upload with it is queued (202); what
     tips a job over CUTOUT_MAX_JOB_MEMORY names refine among its parts."""
     buffer = io.BytesIO()
     Image.new("RGB", (10_000, 5_000), (200, 30, 30)).save(buffer, "PNG")

@@ -85,8 +85,9 @@ def test_refine_is_not_below_exact_on_the_shared_truth(eval_dir: Path, model_hom
 def test_a_50_megapixel_photo_is_refined_within_the_job_bound(  # type: ignore[no-untyped-def]
     store, storage, celery_app, worker
 ) -> None:
-    """refine adds a fixed ~96 MB, not a cost per pixel (docs/refine.md, Memory): a photo
-    at the default CUTOUT_MAX_PIXELS is refined, not refused with image_too_large."""
+    """refine adds ~80 MB and a copy of the photo 640 px wide, not a cost per pixel
+    (docs/refine.md, Memory): a photo at the default CUTOUT_MAX_PIXELS is refined, not
+    refused with image_too_large."""
     width, height = 10_000, 5_000
     yy, xx = np.ogrid[:height, :width]
     pixels = np.full((height, width, 3), 225, np.uint8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from shared.errors import InvalidOption
 from shared.options import Options, parse_options
@@ -18,6 +18,7 @@ from worker.engine.refine import (
     pull_push,
     refine,
     refine_image,
+    refine_picture,
     refine_probability,
 )
 from worker.eval.methods import build_methods
@@ -220,16 +221,24 @@ def test_api_remove_takes_refine_as_a_field_or_query_value() -> None:
     assert rembg_options({}).refine is False
 
 
+@pytest.mark.parametrize(
+    ("size", "coarse"),
+    [
+        ((453, 311), (211, 145)),  # OpenCV's separable area filter (rounded half to even)
+        ((454, 312), (227, 156)),  # a factor of 2: its block averages (rounded half up)
+        ((453, 312), (151, 104)),  # a factor of 3
+    ],
+)
 def test_the_coarse_grid_read_in_strips_is_the_whole_arrays_area_average(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, size: tuple[int, int], coarse: tuple[int, int]
 ) -> None:
     from worker.engine.refine import _coarse_guide
 
     rng = np.random.default_rng(3)
-    rgb = rng.integers(0, 256, (311, 453, 3), dtype=np.uint8)
-    whole = cv2.resize(rgb, (211, 145), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-    monkeypatch.setattr("worker.engine.refine.STRIP_PIXELS", 453 * 7)  # 7 rows a strip
-    assert np.array_equal(_coarse_guide(Image.fromarray(rgb), 211, 145), whole)
+    rgb = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    whole = cv2.resize(rgb, coarse, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    monkeypatch.setattr("worker.engine.refine.STRIP_PIXELS", size[0] * 7)  # 7 rows a strip
+    assert np.array_equal(_coarse_guide(Image.fromarray(rgb), *coarse), whole)
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "L", "P", "CMYK"])
@@ -243,3 +252,30 @@ def test_any_mode_is_refined_as_its_rgb_conversion(mode: str) -> None:
     expected = refine(np.asarray(image.convert("RGB")), prob)
     assert np.array_equal(np.asarray(picture), expected)
     assert np.array_equal(np.asarray(mask), expected[..., 3])
+
+
+def test_refines_work_arrays_do_not_grow_with_the_photo() -> None:
+    """The numpy arrays refine allocates (the coarse grid, one strip, the row-narrowed
+    copy) stay within what shared/limits.py counts for refine at 12 MP, far below a
+    per-pixel cost (the pipeline before peaked at 262 MB of them here; this one ~70 MB)."""
+    import tracemalloc
+
+    from shared.limits import REFINE_BYTES, REFINE_BYTES_PER_SIDE
+
+    width, height = 4000, 3000
+    image = Image.new("RGB", (width, height), tuple(int(c) for c in BG))
+    ImageDraw.Draw(image).ellipse((800, 300, 3200, 2700), fill=tuple(int(c) for c in FG))
+    truth = np.zeros((320, 320), np.float32)
+    yy, xx = np.mgrid[:320, :320]
+    truth[(xx - 160) ** 2 / 96**2 + (yy - 160) ** 2 / 128**2 < 1] = 1.0
+    prob = blurry_probability(truth)
+    tracemalloc.start()
+    try:
+        picture = refine_picture(image, prob)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    alpha = np.asarray(picture.getchannel("A"))
+    assert alpha[1500, 2000] == 255
+    assert alpha[10, 10] == 0
+    assert peak <= REFINE_BYTES + REFINE_BYTES_PER_SIDE * height, f"{peak / 1e6:.0f} MB"

@@ -104,7 +104,7 @@ def cutout(
     colours: Image.Image | None = None,
 ) -> Image.Image:
     """Step 2 of compose(): the mask, the alpha-matted or the plain cutout (with
-    ``colours``, refine's foreground colours, in place of the photo's)."""
+    ``colours``, refine's RGBA cutout, given ``mask`` as its alpha in place)."""
     if options.mask_only:
         return mask
     if colours is not None:
@@ -209,7 +209,7 @@ def render(
 
     ``background`` is the decoded ``bg_image_url`` / ``bg_upload_key`` image; a
     background option without it raises ValueError (the caller fetches it). ``colours``:
-    refine's foreground colours (worker.engine.refine).
+    refine's RGBA cutout (worker.engine.refine.refine_image), changed in place.
     """
     if options.post_process:
         mask = post_process_mask(mask)

@@ -224,7 +224,8 @@ class Engine:
         return refine_probability(image, infer)
 
     def refined(self, image: Image.Image) -> tuple[Image.Image, Image.Image]:
-        """``refine``'s alpha (mode L) and foreground colours (RGB) of ``image``."""
+        """``refine``'s alpha (mode L) and cutout (RGBA, its colours decontaminated) of
+        ``image``; compose changes the cutout's alpha in place (refine_image)."""
         return refine_image(image, self._refine_probability(image))
 
     def render(self, image: Image.Image, options: Options) -> Image.Image:

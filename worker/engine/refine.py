@@ -26,9 +26,10 @@ and works on the edge:
 
 Memory: the coarse grid is bounded (``coarse_side``², ~100 bytes per coarse pixel, ~40 MB);
 the full-size photo is read, and the RGBA result written, a strip of :data:`STRIP_PIXELS`
-pixels at a time (~150 bytes per strip pixel, ~40 MB; the coarse grid's area average
-narrows the rows first, ≤ 54 MB of float32), so beyond the RGBA result (which replaces
-the plain cutout's) the work adds a fixed ≤ 96 MB, whatever the photo's size.
+pixels at a time (~150 bytes per strip pixel, ~40 MB), so beyond the RGBA result (which
+replaces the plain cutout's) the work adds ~80 MB, and, while the coarse grid is made, a
+copy of the photo narrowed to 640 columns (12 bytes × 640 per row of the shorter side:
+~54 MB at 50 MP). shared/limits.py counts exactly that.
 """
 
 from __future__ import annotations
@@ -191,7 +192,8 @@ def _remove_specks(solid: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def refine(rgb: np.ndarray, prob: np.ndarray, params: RefineParams = DEFAULT_PARAMS) -> np.ndarray:
-    """:func:`refine_picture` of an H×W×3 uint8 array, as an H×W×4 uint8 RGBA array."""
+    """:func:`refine_picture` of an H×W×3 uint8 array, as an H×W×4 uint8 RGBA array (a
+    read-only view of the picture's pixels)."""
     return np.asarray(refine_picture(Image.fromarray(rgb), prob, params))
 
 
@@ -206,20 +208,34 @@ def _rows(image: Image.Image, y0: int, y1: int) -> np.ndarray:
 
 
 def _coarse_guide(image: Image.Image, cw: int, ch: int) -> np.ndarray:
-    """``image`` area-averaged to cw×ch (OpenCV's INTER_AREA, to the same 8-bit values as
-    on the whole array), as float32 0..1, reading the photo a strip at a time: the rows
-    are narrowed first (in float32, at most ~54 MB for a 50 MP photo), then the columns."""
+    """``image`` area-averaged to cw×ch as float32 0..1: the same 8-bit values as OpenCV's
+    INTER_AREA on the whole array, reading the photo a strip at a time.
+
+    A whole-number factor on both axes is OpenCV's block-average path (rounded half up):
+    strips of whole blocks, resized as they are. Any other ratio is its separable area
+    filter (rounded half to even): the rows are narrowed first, in float32 (12 bytes × 640
+    per row of the shorter side, ~54 MB for a 50 MP photo), then the columns."""
     width, height = image.size
     if (cw, ch) == (width, height):
         return _rows(image, 0, height).astype(np.float32) / 255.0
+    fx, fy = width // cw, height // ch
+    if fx * cw == width and fy * ch == height:
+        small = np.empty((ch, cw, 3), dtype=np.uint8)
+        rows = max(fy, _strip_rows(width) // fy * fy)
+        for y0 in range(0, height, rows):
+            y1 = min(height, y0 + rows)
+            small[y0 // fy : y1 // fy] = cv2.resize(
+                _rows(image, y0, y1), (cw, (y1 - y0) // fy), interpolation=cv2.INTER_AREA
+            )
+        return small.astype(np.float32) / 255.0
     narrow = np.empty((height, cw, 3), dtype=np.float32)
     rows = _strip_rows(width)
     for y0 in range(0, height, rows):
         y1 = min(height, y0 + rows)
         strip = _rows(image, y0, y1).astype(np.float32)
         narrow[y0:y1] = cv2.resize(strip, (cw, y1 - y0), interpolation=cv2.INTER_AREA)
-    small = cv2.resize(narrow, (cw, ch), interpolation=cv2.INTER_AREA)
-    return np.clip(np.rint(small), 0, 255).astype(np.float32) / 255.0
+    small_f = cv2.resize(narrow, (cw, ch), interpolation=cv2.INTER_AREA)
+    return np.clip(np.rint(small_f), 0, 255).astype(np.float32) / 255.0
 
 
 def refine_picture(
@@ -328,6 +344,7 @@ def refine_image(
     """(alpha as mode L, the refined cutout as RGBA) of ``image`` refined from the fused
     ``probability`` (:func:`refine_probability`). The cutout's colours are the
     decontaminated foreground colours; compose puts the (post-processed) alpha on it in
-    place, so it is not copied again."""
+    place, so it is not copied again: the picture belongs to one composition, and a
+    second one needs a fresh call (or a copy)."""
     picture = refine_picture(image, probability, params)
     return picture.getchannel("A"), picture

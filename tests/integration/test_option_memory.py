@@ -26,7 +26,7 @@ from tests.integration.memory_probe import photo
 MB = 1 << 20
 # the documented bound of what one job adds to a warmed worker child, in bytes
 FIXED = 64 * MB  # allocator slack, encoder buffers, the model's output at 320×320
-PER_INPUT_PIXEL = 32  # decode, mask, cutout and the encoded result (measured 21-23)
+PER_INPUT_PIXEL = 32  # decode, mask, cutout and the encoded result (PNG 15-16, WebP 29-30)
 PER_CANVAS_PIXEL = 24  # the canvas, its background and the encoded result (16-20)
 PER_MATTING_PIXEL = 3000  # pymatting's Laplacian, its preconditioner, the CG (1.4-2.5k)
 PER_BACKGROUND_PIXEL = 8  # a background image, decoded, then fitted to the output (~4)

@@ -140,25 +140,43 @@ def encode_image(image: Image.Image, fmt: str) -> bytes:
 _PNG_COLOR_TYPES = {"L": 0, "RGB": 2, "LA": 4, "RGBA": 6}
 
 
+#: pixels filtered at once by encode_png (whole rows, at least one): ~8 bytes each
+PNG_STRIP_PIXELS = 1 << 20
+
+
 def encode_png(image: Image.Image, level: int = PNG_COMPRESS_LEVEL) -> bytes:
     """A PNG of ``image`` (L, LA, RGB, RGBA; other modes converted to RGBA): the Up
-    filter on every row and zlib at ``level`` (see the module docstring for why)."""
+    filter on every row and zlib at ``level`` (see the module docstring for why).
+
+    The rows are filtered and fed to zlib a strip at a time, so encoding holds no
+    full-size copy of the picture (deflate's output does not depend on how its input is
+    split: the bytes are those of one call on all the rows)."""
     if image.mode not in _PNG_COLOR_TYPES:
         image = image.convert("RGBA")
     width, height = image.size
-    pixels = np.asarray(image).reshape(height, -1)
-    rows = np.empty((height, pixels.shape[1] + 1), dtype=np.uint8)
-    rows[:, 0] = 2  # filter type Up: each byte minus the byte above it (mod 256)
-    rows[0, 1:] = pixels[0]
-    np.subtract(pixels[1:], pixels[:-1], out=rows[1:, 1:])
     compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9)
-    idat = compressor.compress(rows.data) + compressor.flush()
+    parts: list[bytes] = []
+    above: np.ndarray | None = None
+    step = max(1, PNG_STRIP_PIXELS // max(1, width))
+    for y0 in range(0, height, step):
+        y1 = min(height, y0 + step)
+        pixels = np.asarray(image.crop((0, y0, width, y1))).reshape(y1 - y0, -1)
+        rows = np.empty((y1 - y0, pixels.shape[1] + 1), dtype=np.uint8)
+        rows[:, 0] = 2  # filter type Up: each byte minus the byte above it (mod 256)
+        if above is None:
+            rows[0, 1:] = pixels[0]
+        else:
+            np.subtract(pixels[0], above, out=rows[0, 1:])
+        np.subtract(pixels[1:], pixels[:-1], out=rows[1:, 1:])
+        parts.append(compressor.compress(rows.data))
+        above = pixels[-1].copy()
+    parts.append(compressor.flush())
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOR_TYPES[image.mode], 0, 0, 0)
     return b"".join(
         (
             b"\x89PNG\r\n\x1a\n",
             _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", idat),
+            _png_chunk(b"IDAT", b"".join(parts)),
             _png_chunk(b"IEND", b""),
         )
     )

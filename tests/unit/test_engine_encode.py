@@ -30,6 +30,23 @@ def test_png_round_trips_exactly(mode: str) -> None:
     np.testing.assert_array_equal(np.asarray(out), np.asarray(source))
 
 
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+@pytest.mark.parametrize("strip_rows", [1, 5, 37])
+def test_png_in_strips_is_the_same_file(
+    monkeypatch: pytest.MonkeyPatch, mode: str, strip_rows: int
+) -> None:
+    """encode_png filters and compresses a strip at a time: the file is byte for byte the
+    one-strip file, and decodes to the picture (rows across strip edges included)."""
+    rng = np.random.default_rng(5)
+    source = Image.fromarray(rng.integers(0, 256, (37, 53, 4), dtype=np.uint8), "RGBA")
+    source = source.convert(mode)
+    whole = encode_image(source, "png")
+    monkeypatch.setattr("worker.engine.imageio.PNG_STRIP_PIXELS", 53 * strip_rows)
+    striped = encode_image(source, "png")
+    assert striped == whole
+    np.testing.assert_array_equal(np.asarray(decode(striped)), np.asarray(source))
+
+
 def test_png_of_a_one_pixel_image() -> None:
     source = Image.new("RGBA", (1, 1), (1, 2, 3, 4))
     assert decode(encode_image(source, "png")).getpixel((0, 0)) == (1, 2, 3, 4)

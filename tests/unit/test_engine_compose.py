@@ -43,6 +43,21 @@ def test_plain_cutout_is_rembgs_composite() -> None:
     np.testing.assert_array_equal(p[..., 3], pixels(soft_mask()))
 
 
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P"])
+@pytest.mark.parametrize("strip_rows", [1, 7])
+def test_plain_cutout_in_strips_is_rembgs_composite_byte_for_byte(
+    monkeypatch: pytest.MonkeyPatch, mode: str, strip_rows: int
+) -> None:
+    rng = np.random.default_rng(7)
+    image = Image.fromarray(rng.integers(0, 256, (45, 61, 3), dtype=np.uint8)).convert(mode)
+    mask = Image.fromarray(rng.integers(0, 256, (45, 61), dtype=np.uint8))
+    rembg = Image.composite(image, Image.new("RGBA", image.size, 0), mask)
+    monkeypatch.setattr("worker.engine.compose.CUTOUT_STRIP_PIXELS", 61 * strip_rows)
+    out = naive_cutout(image, mask)
+    assert out.mode == "RGBA"
+    assert out.tobytes() == rembg.tobytes()
+
+
 def test_cutout_of_an_image_with_alpha_multiplies_both() -> None:
     rgba = scene().convert("RGBA")
     rgba.putalpha(100)

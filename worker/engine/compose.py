@@ -45,10 +45,24 @@ def post_process_mask(mask: Image.Image) -> Image.Image:
     return Image.fromarray(np.where(pixels < 127, 0, 255).astype(np.uint8))
 
 
+#: pixels pasted at once by naive_cutout (whole rows, at least one)
+CUTOUT_STRIP_PIXELS = 1 << 20
+
+
 def naive_cutout(image: Image.Image, mask: Image.Image) -> Image.Image:
-    """rembg's plain cutout: RGBA, colours and alpha scaled by the mask (Pillow's paste)."""
-    empty = Image.new("RGBA", image.size, 0)
-    return Image.composite(image, empty, mask)
+    """rembg's plain cutout: RGBA, colours and alpha scaled by the mask.
+
+    rembg calls ``Image.composite(image, transparent, mask)``, which copies the
+    transparent picture, converts the whole image to RGBA and pastes it through the mask:
+    three full-size RGBA buffers besides the image. Pasting a strip at a time into the
+    transparent picture does the same blend on the same pixels (the same bytes) with one."""
+    width, height = image.size
+    picture = Image.new("RGBA", image.size, 0)
+    step = max(1, CUTOUT_STRIP_PIXELS // max(1, width))
+    for y0 in range(0, height, step):
+        box = (0, y0, width, min(height, y0 + step))
+        picture.paste(image.crop(box), box[:2], mask.crop(box))
+    return picture
 
 
 def refined_cutout(colours: Image.Image, mask: Image.Image) -> Image.Image:

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from shared.options import Options
+from worker.engine.imageio import row_strips
 
 log = logging.getLogger("cutout.engine")
 
@@ -58,9 +59,8 @@ def naive_cutout(image: Image.Image, mask: Image.Image) -> Image.Image:
     transparent picture does the same blend on the same pixels (the same bytes) with one."""
     width, height = image.size
     picture = Image.new("RGBA", image.size, 0)
-    step = max(1, CUTOUT_STRIP_PIXELS // max(1, width))
-    for y0 in range(0, height, step):
-        box = (0, y0, width, min(height, y0 + step))
+    for y0, y1 in row_strips(width, height, CUTOUT_STRIP_PIXELS):
+        box = (0, y0, width, y1)
         picture.paste(image.crop(box), box[:2], mask.crop(box))
     return picture
 

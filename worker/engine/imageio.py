@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -140,6 +141,18 @@ def encode_image(image: Image.Image, fmt: str) -> bytes:
 _PNG_COLOR_TYPES = {"L": 0, "RGB": 2, "LA": 4, "RGBA": 6}
 
 
+def row_strips(
+    width: int, height: int, pixels: int, multiple: int = 1
+) -> Iterator[tuple[int, int]]:
+    """(y0, y1) of the strips of whole rows, about ``pixels`` pixels each (a multiple of
+    ``multiple`` rows, at least that many), that cover a ``width``×``height`` picture: how
+    the full-size work (encoding, the plain cutout, refine) bounds its buffers."""
+    rows = max(1, pixels // max(1, width))
+    rows = max(multiple, rows // multiple * multiple)
+    for y0 in range(0, height, rows):
+        yield y0, min(height, y0 + rows)
+
+
 #: pixels filtered at once by encode_png (whole rows, at least one): ~8 bytes each
 PNG_STRIP_PIXELS = 1 << 20
 
@@ -157,9 +170,7 @@ def encode_png(image: Image.Image, level: int = PNG_COMPRESS_LEVEL) -> bytes:
     compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9)
     parts: list[bytes] = []
     above: np.ndarray | None = None
-    step = max(1, PNG_STRIP_PIXELS // max(1, width))
-    for y0 in range(0, height, step):
-        y1 = min(height, y0 + step)
+    for y0, y1 in row_strips(width, height, PNG_STRIP_PIXELS):
         pixels = np.asarray(image.crop((0, y0, width, y1))).reshape(y1 - y0, -1)
         rows = np.empty((y1 - y0, pixels.shape[1] + 1), dtype=np.uint8)
         rows[:, 0] = 2  # filter type Up: each byte minus the byte above it (mod 256)

@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from worker.engine.families import U2NetFamily
+from worker.engine.imageio import row_strips
 
 #: pixels of the full-size photo processed at once (a strip of whole rows, at least one):
 #: bounds the float work arrays at ~150 bytes per strip pixel, ~40 MB, whatever the width
@@ -197,10 +198,6 @@ def refine(rgb: np.ndarray, prob: np.ndarray, params: RefineParams = DEFAULT_PAR
     return np.asarray(refine_picture(Image.fromarray(rgb), prob, params))
 
 
-def _strip_rows(width: int) -> int:
-    return max(1, STRIP_PIXELS // max(1, width))
-
-
 def _rows(image: Image.Image, y0: int, y1: int) -> np.ndarray:
     """Rows ``y0``..``y1`` of ``image`` as RGB uint8 (converted from any mode)."""
     strip = image.crop((0, y0, image.width, y1))
@@ -221,17 +218,13 @@ def _coarse_guide(image: Image.Image, cw: int, ch: int) -> np.ndarray:
     fx, fy = width // cw, height // ch
     if fx * cw == width and fy * ch == height:
         small = np.empty((ch, cw, 3), dtype=np.uint8)
-        rows = max(fy, _strip_rows(width) // fy * fy)
-        for y0 in range(0, height, rows):
-            y1 = min(height, y0 + rows)
+        for y0, y1 in row_strips(width, height, STRIP_PIXELS, multiple=fy):
             small[y0 // fy : y1 // fy] = cv2.resize(
                 _rows(image, y0, y1), (cw, (y1 - y0) // fy), interpolation=cv2.INTER_AREA
             )
         return small.astype(np.float32) / 255.0
     narrow = np.empty((height, cw, 3), dtype=np.float32)
-    rows = _strip_rows(width)
-    for y0 in range(0, height, rows):
-        y1 = min(height, y0 + rows)
+    for y0, y1 in row_strips(width, height, STRIP_PIXELS):
         strip = _rows(image, y0, y1).astype(np.float32)
         narrow[y0:y1] = cv2.resize(strip, (cw, y1 - y0), interpolation=cv2.INTER_AREA)
     small_f = cv2.resize(narrow, (cw, ch), interpolation=cv2.INTER_AREA)
@@ -274,9 +267,7 @@ def refine_picture(
     xs = np.arange(width, dtype=np.float64)
     sx, sy = cw / width, ch / height
     px, py = prob.shape[1] / width, prob.shape[0] / height
-    rows = _strip_rows(width)
-    for y0 in range(0, height, rows):
-        y1 = min(height, y0 + rows)
+    for y0, y1 in row_strips(width, height, STRIP_PIXELS):
         ys = np.arange(y0, y1, dtype=np.float64)
         photo = _rows(image, y0, y1).astype(np.float32) / 255.0
         p_full = _remap(prob, px, py, xs, ys)

@@ -170,8 +170,9 @@ def parse_bg_color(value: Any) -> str:
     return text  # r,g,b[,a]: our parser judges it
 
 
-def removebg_options(params: dict[str, Any]) -> Options:
-    """Our options for remove.bg's parameters (InvalidOption names the bad one)."""
+def removebg_options(params: dict[str, Any], bg_upload_key: str | None = None) -> Options:
+    """Our options for remove.bg's parameters (InvalidOption names the bad one);
+    ``bg_upload_key``: where an uploaded ``bg_image_file`` will be stored."""
     unknown = sorted(k for k, v in params.items() if k not in KNOWN and _given(v))
     if unknown:
         raise InvalidOption(f"unknown parameter(s): {', '.join(unknown)}", option=unknown[0])
@@ -202,7 +203,11 @@ def removebg_options(params: dict[str, Any]) -> Options:
     fmt = str(given.get("format", "auto")).strip().lower()
     if fmt not in FORMATS:
         raise InvalidOption(f"format must be one of {', '.join(FORMATS)}", option="format")
-    opaque = "bg_image_url" in given or "bg_image_file" in given
+    if bg_upload_key is not None:
+        if "bg_color" in given or "bg_image_url" in given:
+            raise InvalidOption("one background at a time", option="bg_image_file")
+        values["bg_upload_key"] = bg_upload_key
+    opaque = "bg_image_url" in given or bg_upload_key is not None
     if "bg_color" in values and values["bg_color"].startswith("#"):
         opaque = opaque or values["bg_color"].endswith("ff")
     if FORMATS[fmt] is None:
@@ -325,17 +330,14 @@ def removebg() -> Response:
             "bg_image_file must be a file of a multipart body (or send bg_image_url)",
             field="bg_image_file",
         )
-    options = removebg_options(params)
     tenant = g.tenant
     job_id = new_id("job")
-    background_key = None
+    # beside the job's input: deleted with it when the job expires. Part of the options
+    # from the start: it makes the result opaque (format auto and jpg need that)
+    background_key = None if bg_bytes is None else keys.background_key(tenant, job_id)
+    options = removebg_options(params, background_key)
     if bg_bytes is not None:
-        if options.has_background:
-            raise InvalidOption("one background at a time", option="bg_image_file")
         check_image(bg_bytes, svc.settings)
-        # beside the job's input: deleted with it when the job expires
-        background_key = keys.background_key(tenant, job_id)
-        options = parse_options({"bg_upload_key": background_key}, base=options)
     if sources[0] == "image_file_b64":
         image_bytes = _decode_b64(params["image_file_b64"], svc.settings.max_upload_bytes)
     elif sources[0] == "image_file" and image_bytes is None:

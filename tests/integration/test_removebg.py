@@ -200,6 +200,28 @@ def test_bg_image_file_and_zip(keyed_api, worker) -> None:
     assert color[5, 5, 1] > 150  # green from the uploaded backdrop
 
 
+def test_bg_image_file_with_the_default_format_is_a_jpg(keyed_api, worker) -> None:
+    # remove.bg's curl example: image_file and bg_image_file, nothing else. format auto
+    # must give a JPG (opaque); this was refused as "jpeg needs a background image"
+    backdrop = ("backdrop.png", backdrop_bytes((480, 360)), "image/png")
+    status, headers, raw = removebg(
+        keyed_api, {"model": "u2netp"}, {**photo_file(), "bg_image_file": backdrop}
+    )
+    assert status == 200, raw[:500]
+    assert headers["Content-Type"] == "image/jpeg"
+    pixels = np.asarray(Image.open(io.BytesIO(raw)).convert("RGB")).astype(int)
+    assert pixels[5, 5, 1] > 150
+    assert pixels[5, 5, 0] < 60
+    # a background that is no image is named as such, whatever the format
+    status, _, raw = removebg(
+        keyed_api,
+        {},
+        {**photo_file(), "bg_image_file": ("notes.png", b"text\n" * 50, "image/png")},
+    )
+    assert status == 400, raw[:500]
+    assert json.loads(raw)["errors"][0]["code"] == "unsupported_format"
+
+
 @pytest.mark.parametrize(
     ("fields", "code", "parameter"),
     [

@@ -151,3 +151,17 @@ def test_error_body_is_removebgs_errors_array() -> None:
     assert json.loads(response.get_data()) == {
         "errors": [{"title": "slow down", "code": "rate_limited", "detail": "Too many requests"}]
     }
+
+
+def test_an_uploaded_background_makes_the_result_opaque() -> None:
+    # bg_image_file was added after the options were checked, so format auto and jpg
+    # refused it ("jpeg has no alpha channel: it needs bg_color or a background image")
+    key = "inputs/shop/job_1/background"
+    auto = removebg_options({}, bg_upload_key=key)
+    assert (auto.format, auto.bg_upload_key, auto.bg_color) == ("jpeg", key, None)
+    assert removebg_options({"format": "jpg"}, bg_upload_key=key).bg_color is None
+    assert removebg_options({"format": "png"}, bg_upload_key=key).format == "png"
+    for other in ({"bg_color": "fff"}, {"bg_image_url": "https://example.com/b.jpg"}):
+        with pytest.raises(InvalidOption) as caught:
+            removebg_options(other, bg_upload_key=key)
+        assert caught.value.extra["option"] == "bg_image_file"

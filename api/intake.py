@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 from api.fields import check_url
 from api.ratelimit import queue_slots
 from shared import imagecheck, keys
-from shared.catalogue import background_key_allowed
+from shared.catalogue import background_key_allowed, plain_key
 from shared.errors import (
     CutoutError,
     NotFound,
@@ -99,13 +99,7 @@ def new_job_record(
 def own_upload_key(tenant: str, key: Any) -> bool:
     """Whether ``key`` can be an upload of ``tenant``: under its prefix, no ``..``, and
     printable ASCII (a lone surrogate would break the storage client: a 500)."""
-    return (
-        isinstance(key, str)
-        and key.isascii()
-        and key.isprintable()
-        and keys.is_upload_of(key, tenant)
-        and ".." not in key
-    )
+    return isinstance(key, str) and plain_key(key) and keys.is_upload_of(key, tenant)
 
 
 def check_upload_key(storage: Storage, settings: Settings, tenant: str, key: Any) -> str:

@@ -9,6 +9,7 @@ The geometry itself is applied by the worker (``worker/engine/catalogue.py``).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -29,12 +30,21 @@ MAX_KEY_LENGTH = 1024
 _LENGTH_RE = re.compile(r"^(\d+(?:\.\d+)?)(px|%)?$")
 
 Length = tuple[float, str]  # (value, "px" | "%")
+#: a length's largest value: far beyond any image side (roi and margins are clamped to the
+#: image anyway), small enough that its canonical text stays short
+MAX_LENGTH = 1_000_000.0
+
+
+def _number(value: float) -> str:
+    """A length's canonical number: at most 4 decimals, never an exponent (``1e-05`` and
+    ``1e+06`` are no lengths: the canonical text must parse again, in the worker)."""
+    return f"{value:.4f}".rstrip("0").rstrip(".")
 
 
 def _lengths(name: str, value: Any, counts: tuple[int, ...]) -> list[Length]:
     """Whitespace- or comma-separated lengths (``30px``, ``10%``, a bare number = px)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        parts = [str(value)]
+        parts = [_number(value) if math.isfinite(value) else str(value)]
     elif isinstance(value, str):
         parts = [p for p in re.split(r"[\s,]+", value.strip()) if p]
     else:
@@ -50,12 +60,13 @@ def _lengths(name: str, value: Any, counts: tuple[int, ...]) -> list[Length]:
         match = _LENGTH_RE.match(part.lower())
         if not match:
             raise InvalidOption(f"{name}: {part!r} is not a length like 30px or 10%", option=name)
-        out.append((float(match.group(1)), match.group(2) or "px"))
+        number = round(min(float(match.group(1)), MAX_LENGTH), 4)
+        out.append((number, match.group(2) or "px"))
     return out
 
 
 def _text(lengths: list[Length]) -> str:
-    return " ".join(f"{v:g}{unit}" for v, unit in lengths)
+    return " ".join(f"{_number(v)}{unit}" for v, unit in lengths)
 
 
 def parse_crop_margin(name: str, value: Any) -> str | None:
@@ -205,12 +216,18 @@ def parse_upload_key(name: str, value: Any) -> str | None:
     again by the worker)."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > MAX_KEY_LENGTH or ".." in value:
+    if not isinstance(value, str) or len(value) > MAX_KEY_LENGTH or not plain_key(value):
         raise InvalidOption(f"{name} must be an upload_key from POST /v1/uploads", option=name)
     return value
+
+
+def plain_key(key: str) -> bool:
+    """No ``..`` and printable ASCII only, as every key the service issues: a lone
+    surrogate cannot even be encoded for the storage client."""
+    return key.isascii() and key.isprintable() and ".." not in key
 
 
 def background_key_allowed(key: str, tenant: str) -> bool:
     """Whether ``key`` lies in ``tenant``'s uploads (``POST /v1/uploads``) or inputs
     (where ``/v1.0/removebg`` keeps a ``bg_image_file``); another's reads as missing."""
-    return (is_upload_of(key, tenant) or is_input_of(key, tenant)) and ".." not in key
+    return (is_upload_of(key, tenant) or is_input_of(key, tenant)) and plain_key(key)

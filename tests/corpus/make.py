@@ -793,6 +793,21 @@ REQUEST_CASES += (
         "upload_not_found",
     ),
     RequestCase(
+        "jobs_bg_upload_key_surrogate",
+        "/v1/jobs",
+        _dumps({"image_url": _URL, "options": {"bg_upload_key": "uploads/public/\ud800"}}),
+        422,
+        "invalid_option",
+        note="was queued, then failed processing_failed in botocore",
+    ),
+    RequestCase(
+        "batches_item_bg_upload_key_surrogate",
+        "/v1/batches",
+        _dumps({"items": [{"image_url": _URL, "options": {"bg_upload_key": "\ud800"}}]}),
+        422,
+        "invalid_option",
+    ),
+    RequestCase(
         "jobs_option_surrogate",
         "/v1/jobs",
         _dumps({"image_url": _URL, "options": {"model": "\ud800", "bg_color": "\ud800"}}),

@@ -257,3 +257,64 @@ def test_scale_implies_centre_unless_position_original() -> None:
     kept = catalogue.render(scene(), off_centre, options).picture
     # 16x12 scaled to 32x24 around its old centre (8, 6), clipped by the canvas
     assert kept.getchannel("A").getbbox() == (0, 0, 24, 18)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "canonical"),
+    [
+        # `:g` wrote these as 1e-05px and 1e+06px, which the worker refused: accepted at
+        # submit, failed later (invalid_option on a value the client never sent)
+        ("crop_margin", "0.00002px", None),  # rounds to no margin at all
+        ("crop_margin", 0.00002, None),
+        ("crop_margin", "0.123456px 5%", "0.1235px 5% 0.1235px 5%"),
+        ("crop_margin", 1e20, "1000000px 1000000px 1000000px 1000000px"),
+        ("roi", "0 0 1000000 1000000", "0px 0px 1000000px 1000000px"),
+        ("roi", "0.00002 0 123456789012 5%", "0px 0px 1000000px 5%"),
+    ],
+)
+def test_lengths_have_a_canonical_text_that_parses_again(
+    field: str, value: object, canonical: str | None
+) -> None:
+    options = parse_options({field: value})
+    assert getattr(options, field) == canonical
+    assert parse_options(options.to_dict()) == options
+
+
+def test_huge_lengths_still_mean_the_whole_image() -> None:
+    assert roi_box("0px 0px 1000000px 5%", (64, 48)) == (0, 0, 64, 2)
+    assert margin_sides("1000000px 1000000px 1000000px 1000000px", (2000, 100)) == (
+        50,
+        500,
+        50,
+        500,
+    )
+
+
+@pytest.mark.parametrize("key", ["uploads/t/\ud800", "uploads/t/caf\u00e9", "uploads/t/a\nb"])
+def test_upload_keys_are_printable_ascii(key: str) -> None:
+    # a lone surrogate reached botocore in the worker, which could not encode it: the job
+    # failed with processing_failed instead of a refusal at submit
+    with pytest.raises(InvalidOption) as caught:
+        parse_options({"bg_upload_key": key})
+    assert caught.value.extra["option"] == "bg_upload_key"
+
+
+def test_refined_colours_are_cleared_where_a_later_mask_hides_them() -> None:
+    # refine estimates a colour for every pixel; roi and post_process make pixels
+    # transparent afterwards, and their colours must not survive there
+    colours = scene().convert("RGBA")
+    out = catalogue.render(
+        scene(), mask(), parse_options({"roi": "0px 0px 32px 48px"}), colours=colours
+    ).picture
+    rgba = pixels(out)
+    hidden = rgba[..., 3] == 0
+    assert hidden.any()
+    assert (rgba[hidden] == 0).all()
+    assert (rgba[20, 20] == (220, 30, 30, 255)).all()  # inside the roi: the colours stay
+
+
+def test_roi_clears_colours_of_an_alpha_matted_cutout() -> None:
+    # alpha matting estimates a foreground colour everywhere, as rembg's does
+    options = parse_options({"alpha_matting": True, "roi": "0px 0px 32px 48px"})
+    rgba = pixels(catalogue.render(scene(), mask(), options).picture)
+    assert (rgba[:, 32:] == 0).all()

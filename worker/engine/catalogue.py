@@ -97,6 +97,24 @@ def apply_roi(mask: Image.Image, roi: str | None) -> Image.Image:
     return out
 
 
+def clear_outside(picture: Image.Image, box: tuple[int, int, int, int]) -> None:
+    """Make everything of the RGBA ``picture`` outside ``box`` transparent black, in place:
+    what ``roi`` excludes must not survive in the colour channels (alpha matting
+    estimates a colour for every pixel)."""
+    width, height = picture.size
+    left, top, right, bottom = box
+    if right <= left or bottom <= top:
+        left = top = right = bottom = 0
+    for rect in (
+        (0, 0, width, top),
+        (0, bottom, width, height),
+        (0, top, left, bottom),
+        (right, top, width, bottom),
+    ):
+        if rect[2] > rect[0] and rect[3] > rect[1]:
+            picture.paste((0, 0, 0, 0), rect)
+
+
 def cutout(
     image: Image.Image,
     mask: Image.Image,
@@ -215,6 +233,8 @@ def render(
         mask = post_process_mask(mask)
     mask = apply_roi(mask, options.roi)
     picture = cutout(image, mask, options, colours)
+    if options.roi and picture.mode == "RGBA":
+        clear_outside(picture, roi_box(options.roi, picture.size))
     subject = subject_bbox(alpha_of(picture))
     if options.crop or options.canvas:
         if options.canvas:

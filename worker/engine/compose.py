@@ -71,7 +71,23 @@ def refined_cutout(colours: Image.Image, mask: Image.Image) -> Image.Image:
     largest buffer of the job), or an RGB picture of its colours."""
     picture = colours if colours.mode == "RGBA" else colours.convert("RGB")
     picture.putalpha(mask)
+    clear_transparent(picture)
     return picture
+
+
+def clear_transparent(picture: Image.Image) -> None:
+    """Set the colour of ``picture``'s fully transparent pixels to 0, in place, a strip at
+    a time, as the plain cutout leaves them: refine's colours are estimated everywhere, so
+    where a later mask (``post_process``, ``roi``) made a pixel transparent its colour
+    would still show the photo to whoever drops the alpha channel."""
+    width, height = picture.size
+    for y0, y1 in row_strips(width, height, CUTOUT_STRIP_PIXELS):
+        box = (0, y0, width, y1)
+        strip = np.array(picture.crop(box))
+        hidden = strip[..., 3] == 0
+        if hidden.any():
+            strip[hidden] = 0
+            picture.paste(Image.fromarray(strip), box[:2])
 
 
 def erode(region: np.ndarray, size: int, *, border: int) -> np.ndarray:

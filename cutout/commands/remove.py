@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cutout.commands import folder_path
 from shared.atomicfile import atomic_write
 
 if TYPE_CHECKING:
@@ -58,6 +59,10 @@ _FLAG_OPTIONS = ("mask_only", "post_process", "alpha_matting", "crop", "fast", "
 
 class UsageError(Exception):
     pass
+
+
+class OutputError(Exception):
+    """An output file that cannot be written (stops the run: rc 1)."""
 
 
 def positive_int(text: str) -> int:
@@ -167,7 +172,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         help="ONNX Runtime threads per image (default: CPUs / jobs)",
     )
-    parser.add_argument("--model-home", type=Path, help="default: CUTOUT_MODEL_HOME")
+    parser.add_argument("--model-home", type=folder_path, help="default: CUTOUT_MODEL_HOME")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=handler)
 
@@ -228,7 +233,8 @@ def _plan(paths: list[str], out: str) -> tuple[list[tuple[str, Path | None]], bo
                 "file; give a folder (created if missing)"
             )
         return [(f, None) for f in files], True
-    if target != "-" and Path(target).is_dir():
+    # a trailing slash names a folder, created if missing (as with several inputs)
+    if target != "-" and (Path(target).is_dir() or target.endswith(("/", os.sep))):
         if files[0] == "-":
             raise UsageError("stdin needs an output file name or '-', not a folder")
         return [(files[0], None)], True
@@ -298,7 +304,11 @@ def handler(args: argparse.Namespace) -> int:
         if not plan:
             print(f"{prog}: no image files in the input", file=sys.stderr)
             return 2
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"{prog}: {out_dir}: cannot make the folder ({exc.strerror})", file=sys.stderr)
+            return 1
 
     from worker.engine import Engine, ensure_model
     from worker.engine.models import MODEL_SPECS
@@ -333,7 +343,10 @@ def handler(args: argparse.Namespace) -> int:
         """Process one input; None when done, else the message of an unusable input."""
         source, target = item
         label = "stdin" if source == "-" else source
-        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        try:
+            data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        except OSError as exc:
+            return f"{label}: cannot read it ({exc.strerror or exc})"
         try:
             result = engine.process(
                 data,
@@ -352,7 +365,10 @@ def handler(args: argparse.Namespace) -> int:
             sys.stdout.buffer.write(result.data)
             sys.stdout.buffer.flush()
         else:
-            atomic_write(target, result.data)
+            try:
+                atomic_write(target, result.data)
+            except OSError as exc:
+                raise OutputError(f"{target}: cannot write it ({exc.strerror or exc})") from None
         return None
 
     unusable = 0
@@ -370,5 +386,9 @@ def handler(args: argparse.Namespace) -> int:
         except CutoutError as exc:
             pool.shutdown(cancel_futures=True)
             print(f"{prog}: {exc.message}", file=sys.stderr)
+            return 1
+        except OutputError as exc:
+            pool.shutdown(cancel_futures=True)
+            print(f"{prog}: {exc}", file=sys.stderr)
             return 1
     return 3 if unusable else 0

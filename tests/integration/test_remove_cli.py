@@ -7,8 +7,11 @@ real command in a subprocess.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +117,39 @@ def test_one_file_into_an_existing_folder(weights: Path, photo: Path, tmp_path: 
     out.mkdir()
     assert run(str(photo), str(out), "--format", "jpeg", "--bg-color", "#ffffff") == 0
     assert opened(out / "mug.jpg").mode == "RGB"
+
+
+def test_a_trailing_slash_names_a_new_folder(weights: Path, photo: Path, tmp_path: Path) -> None:
+    # it used to become a PNG file named "new"
+    assert run(str(photo), f"{tmp_path / 'new'}/") == 0
+    assert opened(tmp_path / "new" / "mug.png").mode == "RGBA"
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(
+    weights: Path, photo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a Python traceback (FileExistsError) before: a file stands where a folder must be
+    target = tmp_path / "mug.jpg" / "out.png"
+    (tmp_path / "mug.jpg").write_bytes(photo.read_bytes())
+    assert run(str(photo), str(target)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{target}: cannot write it" in err
+    assert "Traceback" not in err
+
+
+def test_a_fifo_output_is_written_into(weights: Path, photo: Path, tmp_path: Path) -> None:
+    # the rename replaced the FIFO (as root: `cutout remove x.jpg /dev/null` replaced
+    # /dev/null itself)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert run(str(photo), str(fifo)) == 0
+    reader.join(30)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert Image.open(io.BytesIO(got[0])).mode == "RGBA"
 
 
 def test_non_image_names_the_file_and_exits_3(

@@ -119,6 +119,15 @@ def parse_schedule(text: str) -> tuple[float, ...]:
     return delays
 
 
+def _folder(text: str) -> Path:
+    """A folder, existing or to be made; an existing file is refused (every later use
+    would fail with NotADirectoryError)."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError("it is a file, not a folder")
+    return path
+
+
 def _int_range(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -260,13 +269,13 @@ _SECRET = frozenset({"API_KEYS"})
 _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HOST": ("host", str.strip),
     "PORT": ("port", _int_range(1, 65535)),
-    "DATA_DIR": ("data_dir", lambda t: Path(t).expanduser()),
+    "DATA_DIR": ("data_dir", _folder),
     "REDIS_URL": ("redis_url", _url),
     "BROKER_URL": ("broker_url", _url),
     "S3_ENDPOINT_URL": ("s3_endpoint_url", _url),
     "S3_BUCKET": ("s3_bucket", _bucket),
     "S3_REGION": ("s3_region", str.strip),
-    "MODEL_HOME": ("model_home", lambda t: Path(t).expanduser()),
+    "MODEL_HOME": ("model_home", _folder),
     "API_KEYS": ("api_keys", parse_api_keys),
     "AUTH": ("auth", _choice("auto", "on", "off")),
     "WORKER_CONCURRENCY": ("worker_concurrency", _int_range(1, 256)),

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cutout.commands import folder_path
+
 
 def register_custom(sub: Any) -> None:
     add = sub.add_parser(
@@ -25,11 +27,11 @@ def register_custom(sub: Any) -> None:
         default="u2net",
         help="the model it was trained from (recorded; default u2net)",
     )
-    add.add_argument("--home", type=Path, help="model folder (default: CUTOUT_MODEL_HOME)")
+    add.add_argument("--home", type=folder_path, help="model folder (default: CUTOUT_MODEL_HOME)")
     add.set_defaults(func=add_handler)
     rm = sub.add_parser("remove", help="delete a custom model and its record")
     rm.add_argument("name")
-    rm.add_argument("--home", type=Path, help="model folder (default: CUTOUT_MODEL_HOME)")
+    rm.add_argument("--home", type=folder_path, help="model folder (default: CUTOUT_MODEL_HOME)")
     rm.set_defaults(func=remove_handler)
     push = sub.add_parser(
         "push",
@@ -47,7 +49,7 @@ def register_custom(sub: Any) -> None:
         action="store_true",
         help="for every tenant (needs an operator key)",
     )
-    push.add_argument("--home", type=Path, help="model folder (default: CUTOUT_MODEL_HOME)")
+    push.add_argument("--home", type=folder_path, help="model folder (default: CUTOUT_MODEL_HOME)")
     push.set_defaults(func=push_handler)
 
 

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cutout.commands import folder_path
+
 if TYPE_CHECKING:
     from shared.settings import Settings
 
@@ -27,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "again.",
     )
     fetch.add_argument("names", nargs="*", metavar="NAME", help="models (default: CUTOUT_MODELS)")
-    fetch.add_argument("--home", type=Path, help="model folder (default: CUTOUT_MODEL_HOME)")
+    fetch.add_argument("--home", type=folder_path, help="model folder (default: CUTOUT_MODEL_HOME)")
     fetch.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     fetch.set_defaults(func=fetch_handler)
     build = sub.add_parser(
@@ -37,12 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "calibrated on the project's generated image set, and record what was built "
         "beside it. Nothing happens when a matching fast model is already there.",
     )
-    build.add_argument("--home", type=Path, help="model folder (default: CUTOUT_MODEL_HOME)")
+    build.add_argument("--home", type=folder_path, help="model folder (default: CUTOUT_MODEL_HOME)")
     build.add_argument("--force", action="store_true", help="rebuild even when it matches")
     build.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     build.set_defaults(func=build_fast_handler)
     listing = sub.add_parser("list", help="built-in and custom models: path, verified, record")
-    listing.add_argument("--home", type=Path, help="model folder (default: CUTOUT_MODEL_HOME)")
+    listing.add_argument(
+        "--home", type=folder_path, help="model folder (default: CUTOUT_MODEL_HOME)"
+    )
     listing.add_argument("--json", action="store_true", help="custom models' full records")
     listing.set_defaults(func=list_handler)
     from cutout.commands.custom_models import register_custom
@@ -97,6 +101,9 @@ def fetch_handler(args: argparse.Namespace) -> int:
     except ModelUnavailable as exc:
         print(f"cutout models fetch: {exc.message}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the model home cannot be made or written
+        print(f"cutout models fetch: {home}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     for name, path in paths.items():
         print(f"{name}\t{path}\tverified")
     return 0
@@ -115,6 +122,9 @@ def build_fast_handler(args: argparse.Namespace) -> int:
         return 2
     except ModelUnavailable as exc:
         print(f"cutout models build-fast: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"cutout models build-fast: {home}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"u2net-fast\t{xml}\trecord {fast_paths(home)[2]}")
     return 0

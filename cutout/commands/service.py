@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import secrets
@@ -13,7 +14,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from shared.tasks import QUEUES
 
@@ -233,6 +234,31 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _lock_data_dir(data_dir: Path) -> IO[str] | None:
+    """An exclusive lock on ``data_dir/up.lock`` for this ``cutout up`` (None, with a
+    message, when another holds it). Two stacks on one folder would run two Redis servers
+    on one AOF file and two SeaweedFS servers on one store."""
+    # held for the whole run, not closed here
+    handle = open(data_dir / "up.lock", "a+")  # noqa: SIM115
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        handle.close()
+        print(
+            f"cutout up: {data_dir} is in use by another cutout up (pid {pid}); stop it, "
+            "or give this one its own CUTOUT_DATA_DIR",
+            file=sys.stderr,
+        )
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from cutout.stack import (
         Server,
@@ -253,6 +279,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     port = args.port or settings.port
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_data_dir(data_dir)  # held until this process exits
+    if lock is None:
+        return 2
     if port_open(port, settings.host if settings.host != "0.0.0.0" else "127.0.0.1"):
         print(f"cutout up: port {port} is already in use (set CUTOUT_PORT)", file=sys.stderr)
         return 2

@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from cutout.commands import folder_path
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -53,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="register even when validation is not better (tests only)",
     )
-    parser.add_argument("--model-home", type=Path, help="default: CUTOUT_MODEL_HOME")
+    parser.add_argument("--model-home", type=folder_path, help="default: CUTOUT_MODEL_HOME")
     parser.add_argument("--record", type=Path, metavar="JSON", help="also write the record here")
     parser.set_defaults(func=handler)
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from cutout.stack import free_port, port_open
 from tests.conftest import ROOT
@@ -106,6 +107,15 @@ def test_up_serves_a_job_stops_cleanly_and_keeps_data(tmp_path, model_home) -> N
         status, _, again = http("GET", f"{url}/v1/jobs/{job_id}/result")
         assert status == 200
         assert again == first_result
+        # a second stack on the same folder is refused before it starts anything: it
+        # once ran a second Redis on the same AOF file
+        other = tmp_path / "up-other.log"
+        with pytest.raises(AssertionError, match="exited 2") as refused:
+            start_up(data_dir, free_port(), model_home, other)
+        assert f"{data_dir} is in use by another cutout up (pid {proc.pid})" in str(refused.value)
+        assert "redis" not in other.read_text().replace("cutout up:", "")
+        status, _, _ = http("GET", f"{url}/v1/jobs/{job_id}")
+        assert status == 200
     except BaseException:
         proc.kill()
         raise

@@ -47,6 +47,16 @@ def test_a_wrong_value_names_the_setting_the_value_and_what_is_expected(
     assert repr(value) in problem
 
 
+@pytest.mark.parametrize("name", ["CUTOUT_MODEL_HOME", "CUTOUT_DATA_DIR"])
+def test_a_folder_setting_that_names_a_file_is_refused(name: str, tmp_path: Path) -> None:
+    # every later use failed with a NotADirectoryError traceback (cutout remove, fetch)
+    file = tmp_path / "photo.jpg"
+    file.write_bytes(b"x")
+    [problem] = problems({name: str(file)})
+    assert problem.startswith(f"{name}: it is a file, not a folder")
+    assert load_settings({name: str(tmp_path / "new")})  # a folder still to be made is fine
+
+
 @pytest.mark.parametrize("suffix", sorted(_PARSERS))
 def test_no_setting_answers_garbage_with_python_internals(suffix: str) -> None:
     name = PREFIX + suffix

@@ -130,6 +130,17 @@ def _wait_and_answer(job: dict[str, Any]) -> Response:
     return response
 
 
+#: what both routes may answer besides their own 413 / 422
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the image", "content": {"image/*": None, "application/zip": None}},
+    400: {"description": "invalid_request", "problem": True},
+    415: {"description": "unsupported_format (the file, or what the URL gave)", "problem": True},
+    429: {"description": "rate_limited or queue_full (see Retry-After)", "problem": True},
+    503: {"description": "unavailable (Redis, storage or the queue)", "problem": True},
+    504: {"description": "processing_timeout (Location: the job)", "problem": True},
+}
+
+
 @bp.post("/remove")
 @doc(
     summary="Remove the background now (rembg-compatible)",
@@ -139,10 +150,9 @@ def _wait_and_answer(job: dict[str, Any]) -> Response:
     request={"multipart/form-data": "RemoveMultipart"},
     parameters=_PARAMS_DOC,
     responses={
-        200: {"description": "the image", "content": {"image/*": None, "application/zip": None}},
-        400: {"description": "invalid_request", "problem": True},
+        **_ANSWERS,
+        413: {"description": "payload_too_large", "problem": True},
         422: {"description": "invalid_option, invalid_image, image_too_large", "problem": True},
-        504: {"description": "processing_timeout (Location: the job)", "problem": True},
     },
 )
 def remove_post() -> Response:
@@ -172,10 +182,12 @@ def remove_post() -> Response:
         *_PARAMS_DOC,
     ],
     responses={
-        200: {"description": "the image", "content": {"image/*": None, "application/zip": None}},
-        400: {"description": "invalid_request", "problem": True},
-        422: {"description": "invalid_option, url_not_allowed, url_fetch_failed", "problem": True},
-        504: {"description": "processing_timeout (Location: the job)", "problem": True},
+        **_ANSWERS,
+        422: {
+            "description": "invalid_option, url_not_allowed, url_fetch_failed, invalid_image, "
+            "image_too_large",
+            "problem": True,
+        },
     },
 )
 def remove_get() -> Response:

@@ -337,7 +337,12 @@ def removebg() -> Response:
     background_key = None if bg_bytes is None else keys.background_key(tenant, job_id)
     options = removebg_options(params, background_key)
     if bg_bytes is not None:
-        check_image(bg_bytes, svc.settings)
+        try:
+            check_image(bg_bytes, svc.settings)
+        except CutoutError as exc:
+            # the same checks as the photo's: say which file failed them
+            exc.extra.setdefault("field", "bg_image_file")
+            raise
     if sources[0] == "image_file_b64":
         image_bytes = _decode_b64(params["image_file_b64"], svc.settings.max_upload_bytes)
     elif sources[0] == "image_file" and image_bytes is None:

@@ -555,6 +555,9 @@
       item.startedAt = started;
       if (limit && item.file.size > limit) {
         setItem(item, "failed", `${item.name} is ${formatBytes(item.file.size)}, over this server's limit of ${formatBytes(limit)}.`);
+      } else if (item.file.size === 0) {
+        // the API would say "the input is empty (0 bytes)": said here, before any request
+        setItem(item, "failed", `${item.name} is empty (0 bytes): not an image.`);
       } else {
         setItem(item, "waiting");
         live.push(item);

@@ -280,6 +280,21 @@ def test_a_text_file_shows_the_problem_detail(
     no_console_errors(session, allowed=("415",))
 
 
+def test_an_empty_file_is_named_as_such(api_server: ApiProcess, open_page) -> None:
+    # the page asked POST /v1/uploads for 0 bytes and showed its answer, "`bytes` must
+    # be positive": a field of a request the user never made
+    session = open_page(api_server.url)
+    page = session.page
+    page.locator("#file-input").set_input_files(
+        {"name": "empty.png", "mimeType": "image/png", "buffer": b""}
+    )
+    page.wait_for_selector(DONE, state="attached")
+    assert page.locator("#result-stage").get_attribute("data-status") == "failed"
+    assert "empty.png is empty (0 bytes)" in page.locator("#status").inner_text()
+    assert "bytes` must be" not in page.locator("body").inner_text()
+    no_console_errors(session)
+
+
 def test_lost_connection_is_shown_and_recovers(
     api_server: ApiProcess, open_page, photos: list[Path]
 ) -> None:

@@ -629,6 +629,16 @@ def test_api_remove_failure_carries_the_jobs_code(
     assert body["detail"] == "cannot decode"
 
 
+def test_api_remove_refuses_a_text_file_as_documented(client: FlaskClient) -> None:
+    # 415 was answered but missing from the route's documented answers (and OpenAPI)
+    form = {"file": (io.BytesIO(b"name,price\nchair,42\n" * 10), "notes.jpg")}
+    response = client.post("/api/remove", data=form, content_type="multipart/form-data")
+    assert_problem(response, 415, "unsupported_format")
+    spec = client.get("/openapi.json").get_json()["paths"]["/api/remove"]
+    assert "415" in spec["post"]["responses"]
+    assert "415" in spec["get"]["responses"]
+
+
 def test_api_remove_timeout_is_504_with_location(
     make_settings: Callable[..., Settings], rdb: redis.Redis
 ) -> None:

@@ -219,7 +219,9 @@ def test_bg_image_file_with_the_default_format_is_a_jpg(keyed_api, worker) -> No
         {**photo_file(), "bg_image_file": ("notes.png", b"text\n" * 50, "image/png")},
     )
     assert status == 400, raw[:500]
-    assert json.loads(raw)["errors"][0]["code"] == "unsupported_format"
+    error = json.loads(raw)["errors"][0]
+    assert error["code"] == "unsupported_format"
+    assert error["source"] == {"parameter": "bg_image_file"}  # not the good image_file
 
 
 @pytest.mark.parametrize(

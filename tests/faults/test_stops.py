@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import threading
 import time
@@ -163,10 +164,16 @@ def test_stops_during_every_kind_of_work_never_fail_a_job(stack: FaultStack) -> 
     finally:
         stack.weed.signal(signal.SIGCONT)
         images.close()
-    # an interrupted run is not an attempt: every job ran to the end on its first count
-    # (before, each stop counted, and a job stopped CUTOUT_MAX_ATTEMPTS times failed)
-    assert {job["id"]: job["attempts"] for job in jobs} == {job["id"]: 1 for job in jobs}
     logs = "".join(w.log_path.read_text(errors="replace") for w in stack.workers)
+    # an interrupted run is not an attempt: every job ran to the end on its first count
+    # (before, each stop counted, and a job stopped CUTOUT_MAX_ATTEMPTS times failed).
+    # The one exception: a pool child that crashes in native code as the stop lands
+    # (seen once in ~10 runs: SIGSEGV inside the matting) dies before Python can hand
+    # its job back, so that run counts like any lost worker's; the job still succeeds
+    crashes = len(re.findall(r"exited prematurely: signal (?!15 )\d+", logs))
+    recounted = {job["id"]: job["attempts"] for job in jobs if job["attempts"] != 1}
+    assert set(recounted.values()) <= {2}, recounted
+    assert len(recounted) <= crashes, (recounted, crashes)
     handed = [json.loads(line) for line in logs.splitlines() if "job handed back" in line]
     stages = Counter(line.get("stage") for line in handed)
     print(f"stops: {len(STOPS)}, handed back by stage: {dict(stages)}")

@@ -1,6 +1,6 @@
 """``POST /v1.0/removebg``: a drop-in for remove.bg's API (docs/removebg.md).
 
-remove.bg's parameters are mapped onto our options (:func:`removebg_options`); the
+remove.bg's parameters are mapped onto our options (api/removebg_params.py); the
 request becomes an ordinary interactive job through the same intake as ``/api/remove``
 (limits, tenants, rate limit, queue cap) and the API waits for it the same bounded time
 (``CUTOUT_SYNC_TIMEOUT``). The answer is remove.bg's: the image with ``X-Width``,
@@ -15,12 +15,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 import time
 from typing import Any, cast
 
 from flask import Blueprint, Response, g, request
-from PIL import ImageColor
 from werkzeug.exceptions import HTTPException
 
 from api.errors import from_http_exception
@@ -28,69 +26,13 @@ from api.intake import check_image, job_from_bytes, job_from_url, read_limited
 from api.jsonbody import request_json
 from api.openapi import doc
 from api.rembg_compat import finished_job
+from api.removebg_params import SOURCES, is_given, removebg_options
 from api.services import current
 from shared import keys
-from shared.errors import CutoutError, InvalidImage, InvalidOption, InvalidRequest
+from shared.errors import CutoutError, InvalidImage, InvalidRequest
 from shared.ids import new_id
-from shared.options import Options, parse_bool, parse_options
 
 bp = Blueprint("removebg", __name__, url_prefix="/v1.0")
-
-#: remove.bg's ``size`` → at most this many megapixels (their documented caps)
-SIZES: dict[str, float] = {
-    "preview": 0.25,
-    "small": 0.25,
-    "regular": 0.25,
-    "medium": 1.5,
-    "hd": 4.0,
-    "full": 25.0,
-    "4k": 25.0,
-    "auto": 25.0,
-    "50mp": 50.0,
-}
-TYPES = {
-    "auto",
-    "person",
-    "product",
-    "animal",
-    "car",
-    "car_interior",
-    "car_part",
-    "transportation",
-    "graphic",
-    "graphics",
-    "other",
-}
-TYPE_LEVELS = {"none", "1", "2", "latest"}
-FORMATS = {"auto": None, "png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp", "zip": "zip"}
-SOURCES = ("image_file", "image_file_b64", "image_url")
-# remove.bg's name → ours, for those that only change name
-RENAMED = {
-    "crop_margin": "crop_margin",
-    "scale": "scale",
-    "position": "position",
-    "roi": "roi",
-    "add_shadow": "shadow",
-    "bg_image_url": "bg_image_url",
-    "model": "model",  # ours, not remove.bg's: u2net (default) or u2netp
-}
-# accepted and validated, with no effect on the pixels (docs/removebg.md says why)
-ACCEPTED = {"type", "type_level", "semitransparency"}
-KNOWN = (
-    set(SOURCES)
-    | set(RENAMED)
-    | ACCEPTED
-    | {
-        "size",
-        "format",
-        "channels",
-        "bg_color",
-        "bg_image_file",
-        "crop",
-    }
-)
-# a body of JSON null or an empty value means "not given" (clients send every key)
-_UNSET = (None, "", "undefined", "null")
 
 
 class UnknownForeground(CutoutError):
@@ -146,79 +88,6 @@ def _ratelimit_headers(response: Response) -> Response:
         response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
         response.headers["X-RateLimit-Reset"] = str(int(time.time()) + decision.reset)
     return response
-
-
-def _given(value: Any) -> bool:
-    return not (value is None or (isinstance(value, str) and value.strip() in _UNSET))
-
-
-def parse_bg_color(value: Any) -> str:
-    """remove.bg's colours: hex with or without ``#`` in 3, 4, 6 or 8 digits, or a colour
-    name (``green``); our ``r,g,b[,a]`` too. Returns our ``#RRGGBBAA``."""
-    text = str(value).strip()
-    digits = text.lstrip("#")
-    if re.fullmatch(r"[0-9a-fA-F]{3,4}", digits):
-        digits = "".join(c * 2 for c in digits)
-    if re.fullmatch(r"[0-9a-fA-F]{6}([0-9a-fA-F]{2})?", digits):
-        return "#" + digits.lower() + ("" if len(digits) == 8 else "ff")
-    if re.fullmatch(r"[a-zA-Z]+", text):
-        try:
-            rgb = ImageColor.getrgb(text)
-        except ValueError:
-            raise InvalidOption(f"bg_color: unknown colour {text!r}", option="bg_color") from None
-        return "#{:02x}{:02x}{:02x}ff".format(*rgb[:3])
-    return text  # r,g,b[,a]: our parser judges it
-
-
-def removebg_options(params: dict[str, Any], bg_upload_key: str | None = None) -> Options:
-    """Our options for remove.bg's parameters (InvalidOption names the bad one);
-    ``bg_upload_key``: where an uploaded ``bg_image_file`` will be stored."""
-    unknown = sorted(k for k, v in params.items() if k not in KNOWN and _given(v))
-    if unknown:
-        raise InvalidOption(f"unknown parameter(s): {', '.join(unknown)}", option=unknown[0])
-    given = {k: v for k, v in params.items() if _given(v)}
-    values: dict[str, Any] = {}
-    size = str(given.get("size", "preview")).strip().lower()
-    if size not in SIZES:
-        raise InvalidOption(f"size must be one of {', '.join(SIZES)}, got {size!r}", option="size")
-    values["max_megapixels"] = SIZES[size]
-    kind = str(given.get("type", "auto")).strip().lower()
-    if kind not in TYPES:
-        raise InvalidOption(f"type must be one of {', '.join(sorted(TYPES))}", option="type")
-    if str(given.get("type_level", "1")).strip().lower() not in TYPE_LEVELS:
-        raise InvalidOption("type_level must be none, 1, 2 or latest", option="type_level")
-    if "semitransparency" in given:
-        parse_bool("semitransparency", given["semitransparency"])
-    channels = str(given.get("channels", "rgba")).strip().lower()
-    if channels not in ("rgba", "alpha"):
-        raise InvalidOption("channels must be rgba or alpha", option="channels")
-    values["mask_only"] = channels == "alpha"
-    if "crop" in given:
-        values["crop"] = parse_bool("crop", given["crop"])
-    for theirs, ours in RENAMED.items():
-        if theirs in given:
-            values[ours] = given[theirs]
-    if "bg_color" in given:
-        values["bg_color"] = parse_bg_color(given["bg_color"])
-    fmt = str(given.get("format", "auto")).strip().lower()
-    if fmt not in FORMATS:
-        raise InvalidOption(f"format must be one of {', '.join(FORMATS)}", option="format")
-    if bg_upload_key is not None:
-        if "bg_color" in given or "bg_image_url" in given:
-            raise InvalidOption("one background at a time", option="bg_image_file")
-        values["bg_upload_key"] = bg_upload_key
-    opaque = "bg_image_url" in given or bg_upload_key is not None
-    if "bg_color" in values and values["bg_color"].startswith("#"):
-        opaque = opaque or values["bg_color"].endswith("ff")
-    if FORMATS[fmt] is None:
-        # auto: PNG where the result has transparent regions, JPG where it has none
-        values["format"] = "jpeg" if opaque and not values["mask_only"] else "png"
-    else:
-        values["format"] = FORMATS[fmt]
-        plain = not values["mask_only"] and "bg_color" not in values and not opaque
-        if values["format"] == "jpeg" and plain:
-            values["bg_color"] = "#ffffffff"  # JPG has no transparency: white, as a page
-    return parse_options(values)
 
 
 def _params() -> tuple[dict[str, Any], bytes | None, bytes | None]:
@@ -318,14 +187,14 @@ JSON_200 = {
 def removebg() -> Response:
     svc = current()
     params, image_bytes, bg_bytes = _params()
-    sources = [name for name in SOURCES if _given(params.get(name))]
+    sources = [name for name in SOURCES if is_given(params.get(name))]
     if len(sources) != 1:
         raise InvalidRequest(
             "send exactly one of image_file, image_file_b64 and image_url"
             + (f" (got {', '.join(sources)})" if sources else ""),
             field="image_file",
         )
-    if _given(params.get("bg_image_file")) and bg_bytes is None:
+    if is_given(params.get("bg_image_file")) and bg_bytes is None:
         raise InvalidRequest(
             "bg_image_file must be a file of a multipart body (or send bg_image_url)",
             field="bg_image_file",

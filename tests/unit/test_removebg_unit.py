@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from api.removebg import error_response, parse_bg_color, removebg_options, removebg_status
+from api.removebg import error_response, removebg_status
+from api.removebg_params import parse_bg_color, removebg_options
 from shared.errors import (
     InvalidImage,
     InvalidOption,

@@ -25,9 +25,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 OPENAPI_VERSION = "3.1.0"
 DOC_ATTR = "_openapi"
+HIDDEN_ATTR = "_openapi_hidden"
 PROTECTED_PREFIXES = ("/v1/", "/api/", "/v1.0/")
 
 bp = Blueprint("openapi", __name__)
+
+
+def not_an_operation(view: F) -> F:
+    """Leave this view out of the document: it only answers an error for paths or methods
+    that are not operations (remove.bg's 405 and 404 in its own shape, say)."""
+    setattr(view, HIDDEN_ATTR, True)
+    return view
 
 
 def doc(
@@ -131,8 +139,10 @@ def build_document(app: Flask) -> dict[str, Any]:
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint == "static":
             continue
-        path, path_params = openapi_path(rule.rule)
         view = app.view_functions.get(rule.endpoint)
+        if getattr(view, HIDDEN_ATTR, False):
+            continue
+        path, path_params = openapi_path(rule.rule)
         meta = getattr(view, DOC_ATTR, None) or {
             "summary": f"{rule.endpoint} (undocumented)",
             "description": None,

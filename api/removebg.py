@@ -7,7 +7,8 @@ request becomes an ordinary interactive job through the same intake as ``/api/re
 ``X-Height``, ``X-Foreground-*`` (and ``X-Type``, ``X-Credits-Charged: 0``), or with
 ``Accept: application/json`` ``{"data": {"result_b64", "foreground_top", ...}}``; every
 error is ``{"errors": [{"title", "code", "detail"}]}`` with remove.bg's status codes
-(400 for anything wrong with the request or image, 402, 403 for the key, 429).
+(400 for anything wrong with the request or image, 402, 403 for the key, 429), wrong
+methods (405) and other ``/v1.0/`` paths (404) included.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 from typing import Any, cast
 
@@ -24,12 +26,12 @@ from werkzeug.exceptions import HTTPException
 from api.errors import from_http_exception
 from api.intake import check_image, job_from_bytes, job_from_url, read_limited
 from api.jsonbody import request_json
-from api.openapi import doc
+from api.openapi import doc, not_an_operation
 from api.rembg_compat import finished_job
 from api.removebg_params import SOURCES, is_given, removebg_options
 from api.services import current
 from shared import keys
-from shared.errors import CutoutError, InvalidImage, InvalidRequest
+from shared.errors import CutoutError, InvalidRequest, MethodNotAllowed, NotFound
 from shared.ids import new_id
 
 bp = Blueprint("removebg", __name__, url_prefix="/v1.0")
@@ -43,12 +45,26 @@ class UnknownForeground(CutoutError):
     title = "Could not identify foreground in image"
 
 
+class InvalidBase64(InvalidRequest):
+    """``image_file_b64`` that is not base64 (before it was "the input is empty")."""
+
+    code = "invalid_base64"
+    status = 400
+    title = "The base64 is not valid"
+
+
+# remove.bg's route takes POST alone; OPTIONS is Flask's automatic answer
+ALLOWED = "OPTIONS, POST"
+OTHER_METHODS = ["GET", "HEAD", "PUT", "DELETE", "PATCH"]
+
+
 def removebg_status(error: CutoutError) -> int:
-    """remove.bg's status for one of our errors: 403 for the key; 402, 405, 429 and 5xx
-    as they are; every other client error 400."""
+    """remove.bg's status for one of our errors: 403 for the key; 402, 404 (a path that
+    is not remove.bg's route), 405, 429 and 5xx as they are; every other client error
+    400."""
     if error.status == 401:
         return 403
-    if error.status in (402, 405, 429) or error.status >= 500:
+    if error.status in (402, 404, 405, 429) or error.status >= 500:
         return error.status
     return 400
 
@@ -77,6 +93,40 @@ def _cutout_error(error: CutoutError) -> Response:
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     return error_response(from_http_exception(exc))
+
+
+@bp.url_value_preprocessor
+def _method_first(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """A wrong method or an unknown /v1.0/ path is answered before the key is checked
+    (url_value_preprocessor runs before the app's before_request, where the key is), in
+    remove.bg's shape: the method is wrong whatever the key."""
+    if endpoint == "removebg.wrong_method":
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.path}: use POST")
+        error.headers = {"Allow": ALLOWED}  # type: ignore[attr-defined]
+        raise error
+    if endpoint == "removebg.unknown_path":
+        raise NotFound(f"no such endpoint: {request.path} (this server has POST /v1.0/removebg)")
+
+
+# no automatic OPTIONS on these rules: OPTIONS stays the POST rule's (Allow: OPTIONS, POST)
+_WRONG = {"methods": OTHER_METHODS, "endpoint": "wrong_method", "provide_automatic_options": False}
+
+
+@bp.route("/removebg", **_WRONG)
+@bp.route("/removebg/", **_WRONG)
+@not_an_operation
+def _wrong_method() -> Response:  # pragma: no cover (answered by _method_first)
+    raise MethodNotAllowed(f"{request.method} is not allowed: use POST")
+
+
+_UNKNOWN = {"methods": [*OTHER_METHODS, "POST", "OPTIONS"], "endpoint": "unknown_path"}
+
+
+@bp.route("/", **_UNKNOWN)
+@bp.route("/<path:rest>", **_UNKNOWN)
+@not_an_operation
+def _unknown_path(rest: str = "") -> Response:  # pragma: no cover (answered by _method_first)
+    raise NotFound("no such endpoint")
 
 
 @bp.after_request
@@ -122,7 +172,10 @@ def _params() -> tuple[dict[str, Any], bytes | None, bytes | None]:
     return params, image_bytes, bg_bytes
 
 
-def _decode_b64(value: Any, limit: int) -> bytes:
+def _decode_b64(value: Any, limit: int, name: str = "image_file_b64") -> bytes:
+    """The bytes of a base64 parameter: standard or URL-safe alphabet, line breaks and
+    missing padding allowed, a ``data:`` URL prefix allowed; anything else (a character
+    outside the alphabet, a bad length, nothing at all) is ``invalid_base64``."""
     text = str(value).strip()
     if text.startswith("data:") and "," in text:
         text = text.split(",", 1)[1]  # a data URL
@@ -130,10 +183,28 @@ def _decode_b64(value: Any, limit: int) -> bytes:
         from shared.errors import PayloadTooLarge
 
         raise PayloadTooLarge(f"the image is larger than {limit} bytes")
+    text = re.sub(r"[\t\n\r ]+", "", text).translate(_URLSAFE).rstrip("=")
+    bad = re.search(r"[^A-Za-z0-9+/]", text)
+    if bad:
+        raise InvalidBase64(
+            f"{name} is not valid base64: {bad.group()!r} at position {bad.start()} is "
+            "not a base64 character",
+            field=name,
+        )
+    if not text or len(text) % 4 == 1:
+        raise InvalidBase64(
+            f"{name} is not valid base64: "
+            + ("it is empty" if not text else f"{len(text)} characters cannot be base64"),
+            field=name,
+        )
     try:
-        return base64.b64decode(text, validate=False)
-    except (binascii.Error, ValueError):
-        raise InvalidImage("image_file_b64 is not valid base64") from None
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):  # pragma: no cover (checked above)
+        raise InvalidBase64(f"{name} is not valid base64", field=name) from None
+
+
+# URL-safe base64 (RFC 4648 section 5) read as the standard alphabet
+_URLSAFE = str.maketrans("-_", "+/")
 
 
 # the `Accept: application/json` answer, as remove.bg sends it
@@ -234,6 +305,13 @@ def removebg() -> Response:
             svc.storage.delete_prefix(keys.job_prefixes(tenant, job_id)[0])
         raise
     return _answer(finished_job(job), params)
+
+
+@bp.post("/removebg/", endpoint="removebg_slash")
+@not_an_operation
+def removebg_slash() -> Response:
+    """The same route with a trailing slash (some clients add one): the same answers."""
+    return removebg()
 
 
 def _answer(job: dict[str, Any], params: dict[str, Any]) -> Response:

@@ -268,6 +268,47 @@ def test_request_errors_keep_removebgs_statuses(keyed_api) -> None:
         assert json.loads(raw)["errors"][0]["code"] == "unauthorized"
 
 
+def test_wrong_methods_the_trailing_slash_and_bad_base64_answer_removebgs_shape(
+    keyed_api, worker
+) -> None:
+    # GET/PUT/DELETE/PATCH were our problem+json 405 (401 without a key, 404 with a
+    # trailing slash); a keyless POST to /v1.0/removebg/ our 401; base64 that is not
+    # base64 said "the input is empty (0 bytes)"
+    for method in ("GET", "PUT", "DELETE", "PATCH"):
+        for path in ("/v1.0/removebg", "/v1.0/removebg/"):
+            for key in ({"X-Api-Key": KEY}, {}):
+                status, headers, raw = http(method, keyed_api.url + path, None, key)
+                assert status == 405, (method, path, raw[:300])
+                assert headers["Content-Type"] == "application/json"
+                assert "POST" in headers["Allow"]
+                assert json.loads(raw)["errors"][0]["code"] == "method_not_allowed"
+    body, ctype = multipart({"model": "u2netp"}, photo_file())
+    status, headers, raw = http(
+        "POST", f"{keyed_api.url}/v1.0/removebg/", body, {"Content-Type": ctype}
+    )
+    assert status == 403
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(raw)["errors"][0]["code"] == "unauthorized"
+    for value in ("!!!!", "not base64 at all?", "===="):
+        status, _, raw = http(
+            "POST",
+            f"{keyed_api.url}/v1.0/removebg",
+            json.dumps({"image_file_b64": value}).encode(),
+            {"Content-Type": "application/json", "X-Api-Key": KEY},
+        )
+        assert status == 400
+        error = json.loads(raw)["errors"][0]
+        assert error["code"] == "invalid_base64"
+        assert error["title"].startswith("image_file_b64 is not valid base64")
+        assert error["source"] == {"parameter": "image_file_b64"}
+    # with a key, the trailing slash is the same route: the cutout
+    status, headers, raw = http(
+        "POST", f"{keyed_api.url}/v1.0/removebg/", body, {"Content-Type": ctype, "X-Api-Key": KEY}
+    )
+    assert status == 200, raw[:500]
+    assert Image.open(io.BytesIO(raw)).mode == "RGBA"
+
+
 def test_catalogue_options_through_jobs_and_api_remove(keyed_api, worker, files) -> None:
     auth = {"Authorization": f"Bearer {KEY}"}
     body = json.dumps(

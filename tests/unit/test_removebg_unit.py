@@ -1,12 +1,17 @@
-"""remove.bg's parameters → our options, and its error shape (no servers)."""
+"""remove.bg's parameters → our options, its error shape, and the route's answers to wrong
+methods, paths, keys and base64 (the Flask app; no servers behind it)."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
-from api.removebg import error_response, removebg_status
+from api.app import create_app
+from api.removebg import InvalidBase64, _decode_b64, error_response, removebg_status
 from api.removebg_params import parse_bg_color, removebg_options
 from shared.errors import (
     InvalidImage,
@@ -17,6 +22,7 @@ from shared.errors import (
     Unauthorized,
     Unavailable,
 )
+from shared.settings import load_settings
 
 
 def test_defaults_are_removebgs_preview_png() -> None:
@@ -166,3 +172,109 @@ def test_an_uploaded_background_makes_the_result_opaque() -> None:
         with pytest.raises(InvalidOption) as caught:
             removebg_options(other, bg_upload_key=key)
         assert caught.value.extra["option"] == "bg_image_file"
+
+
+# -- the route's answers outside its parameters (Flask app, nothing behind it) -----------
+
+KEY = "a-key-that-is-long-enough"
+
+
+@pytest.fixture
+def client() -> FlaskClient:
+    settings = load_settings(
+        {},
+        redis_url="redis://127.0.0.1:1/0",
+        s3_endpoint_url="http://127.0.0.1:1",
+        api_keys={KEY: "acme"},
+    )
+    return create_app(settings).test_client()
+
+
+def removebg_error(response: TestResponse) -> dict[str, object]:
+    assert response.mimetype == "application/json", response.get_data()[:300]
+    body = json.loads(response.get_data())
+    assert set(body) == {"errors"}
+    error: dict[str, object] = body["errors"][0]
+    assert all(error[member] for member in ("title", "code", "detail"))
+    return error
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path", ["/v1.0/removebg", "/v1.0/removebg/"])
+@pytest.mark.parametrize("key", [KEY, None])
+def test_other_methods_are_removebgs_405_with_allow(
+    client: FlaskClient, method: str, path: str, key: str | None
+) -> None:
+    # they were our problem+json 405 (with a key), 401 (without) or 404 (trailing slash)
+    headers = {"X-Api-Key": key} if key else {}
+    response = client.open(path, method=method, headers=headers)
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    error = removebg_error(response)
+    assert error["code"] == "method_not_allowed"
+    assert method in str(error["title"])
+    head = client.head(path, headers=headers)
+    assert head.status_code == 405
+    assert head.headers["Allow"]
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key-wrong-key-wrong"])
+@pytest.mark.parametrize("path", ["/v1.0/removebg", "/v1.0/removebg/"])
+def test_a_post_without_a_valid_key_is_removebgs_403(
+    client: FlaskClient, path: str, key: str | None
+) -> None:
+    headers = {"X-Api-Key": key} if key else {}
+    response = client.post(path, json={"image_file_b64": "aGk="}, headers=headers)
+    assert response.status_code == 403
+    assert removebg_error(response)["code"] == "unauthorized"
+    assert "WWW-Authenticate" not in response.headers
+
+
+def test_the_trailing_slash_route_is_the_same_route(client: FlaskClient) -> None:
+    response = client.post("/v1.0/removebg/", json={"size": "auto"}, headers={"X-Api-Key": KEY})
+    assert response.status_code == 400
+    error = removebg_error(response)
+    assert error["code"] == "invalid_request"
+    assert "exactly one of image_file" in str(error["title"])
+
+
+def test_an_unknown_v1_0_path_is_a_404_in_removebgs_shape(client: FlaskClient) -> None:
+    for path in ("/v1.0/account", "/v1.0/"):
+        response = client.get(path, headers={"X-Api-Key": KEY})
+        assert response.status_code == 404
+        assert removebg_error(response)["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("!!!!", "'!' at position 0"),  # decoded to 0 bytes before: "the input is empty"
+        ("@@@@====", "'@' at position 0"),
+        ("====", "it is empty"),
+        ("iVBORw0KGgo*AAAA", "'*' at position 11"),
+        ("iVBORw0KG", "9 characters"),
+        ("data:image/png;base64,%%%", "'%' at position 0"),
+    ],
+)
+def test_invalid_base64_says_so(client: FlaskClient, value: str, says: str) -> None:
+    response = client.post(
+        "/v1.0/removebg", json={"image_file_b64": value}, headers={"X-Api-Key": KEY}
+    )
+    assert response.status_code == 400
+    error = removebg_error(response)
+    assert error["code"] == "invalid_base64"
+    assert error["source"] == {"parameter": "image_file_b64"}
+    assert str(error["title"]).startswith("image_file_b64 is not valid base64: ")
+    assert says in str(error["title"])
+    assert "empty (0 bytes)" not in str(error["title"])
+
+
+def test_base64_line_breaks_url_safe_alphabet_and_no_padding_decode() -> None:
+    data = bytes(range(256)) * 3
+    standard = base64.b64encode(data).decode()
+    assert _decode_b64(standard, 10_000) == data
+    assert _decode_b64(base64.encodebytes(data).decode(), 10_000) == data  # 76-char lines
+    assert _decode_b64(base64.urlsafe_b64encode(data).decode().rstrip("="), 10_000) == data
+    assert _decode_b64(f"data:image/png;base64,{standard}", 10_000) == data
+    with pytest.raises(InvalidBase64):
+        _decode_b64("", 10_000)

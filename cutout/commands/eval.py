@@ -81,6 +81,12 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="ONNX Runtime threads (default CUTOUT_ORT_THREADS, else the CPU count)",
     )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress line on stderr (it counts image × column runs; the table is stdout)",
+    )
     parser.set_defaults(func=handle)
 
 
@@ -139,10 +145,15 @@ def handle(args: argparse.Namespace) -> int:
         except CutoutError as exc:
             return _fail(f"{exc.message} (fetch weights with: cutout models fetch)", 1)
 
+    from cutout.submit.progress import Progress
     from worker.eval.report import format_table, render_html
     from worker.eval.runner import run_eval
 
-    progress = _progress_bar(len(items) * len(methods))
+    # on stderr: a tqdm bar on a terminal, else a line every few seconds and at the end
+    if not args.quiet:
+        columns = ", ".join(m.name for m in methods)
+        print(f"cutout eval: {len(items)} image(s) x {columns}", file=sys.stderr, flush=True)
+    progress = Progress("runs", len(items) * len(methods), 0, args.quiet, prog="cutout eval")
     # pymatting prints solver warnings to stdout; keep stdout for the table alone
     try:
         with contextlib.redirect_stdout(sys.stderr):
@@ -154,11 +165,11 @@ def handle(args: argparse.Namespace) -> int:
                 ),
                 engine=engine,
                 thumbs=args.report is not None,
-                progress=progress,
-                warn=lambda text: print(f"cutout eval: {text}", file=sys.stderr),
+                progress=lambda done, _total: progress.update(done),
+                warn=lambda text: progress.write(f"cutout eval: {text}"),
             )
     finally:
-        progress.close()  # type: ignore[attr-defined]
+        progress.close()
 
     print(format_table(result))
     command = "cutout eval " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else None
@@ -178,16 +189,3 @@ def handle(args: argparse.Namespace) -> int:
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-
-
-def _progress_bar(total: int) -> Any:
-    """A tqdm bar on stderr when it is a terminal; otherwise a silent stand-in."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="img", file=sys.stderr, disable=not sys.stderr.isatty())
-
-    def update(done: int, _total: int) -> None:
-        bar.update(done - bar.n)
-
-    update.close = bar.close  # type: ignore[attr-defined]
-    return update

@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from cutout.commands.remove import add_option_flags, option_values
+from cutout.commands.flags import add_option_flags, option_values
 from cutout.submit.common import DEFAULT_API, PROG, SubmitError, UsageError, error_message
 from cutout.submit.run import Submit
 from cutout.submit.state import State, list_images, locked

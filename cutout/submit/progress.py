@@ -1,4 +1,5 @@
-"""The progress line of ``cutout submit`` on stderr."""
+"""The progress line of ``cutout submit`` (and ``cutout remove`` on several inputs,
+``cutout eval``) on stderr."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ class Progress:
 
     PLAIN_EVERY = 5.0
 
-    def __init__(self, label: str, total: int, initial: int, quiet: bool) -> None:
+    def __init__(
+        self, label: str, total: int, initial: int, quiet: bool, prog: str = PROG
+    ) -> None:
+        self.prog = prog
         self.label = label
         self.total = total
         self.count = initial
@@ -29,6 +33,13 @@ class Progress:
             self.bar = tqdm(
                 total=total, initial=initial, desc=label, unit="img", file=sys.stderr, leave=True
             )
+
+    def write(self, message: str) -> None:
+        """A message line on stderr that leaves the bar intact."""
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr, flush=True)
 
     def update(self, count: int, extra: str = "") -> None:
         delta, self.count = count - self.count, count
@@ -45,7 +56,7 @@ class Progress:
         left = self.total - self.count
         eta = f"{left / rate:.0f}s" if rate > 0 else "?"
         print(
-            f"{PROG}: {self.label} {self.count}/{self.total}"
+            f"{self.prog}: {self.label} {self.count}/{self.total}"
             + (f" ({extra})" if extra else "")
             + f", {rate:.1f} img/s, ETA {eta}",
             file=sys.stderr,

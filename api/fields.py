@@ -90,7 +90,8 @@ def check_url(value: Any, field: str, settings: Settings) -> str:
         if target.literal is not None:
             why = netaddress.refusal(target.literal, settings.allowed_private_networks)
             if why:
-                raise UrlNotAllowed(f"the address is {why}")
+                hint = netaddress.allow_hint(target.literal)
+                raise UrlNotAllowed(f"the address is {why}{hint}")
     except UrlNotAllowed as exc:
         raise UrlNotAllowed(f"{field}: {exc.message}", field=field) from None
     return url

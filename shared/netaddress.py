@@ -98,6 +98,24 @@ def blocked_reason(address: IPAddress) -> str | None:
     return None
 
 
+def allow_hint(address: IPAddress) -> str:
+    """For a loopback or private address, how an operator opens it (webhooks and
+    ``image_url`` on the same machine or network, for testing): text to append to the
+    refusal, else ''. It never names the address itself (a name's answers stay private);
+    link-local (cloud metadata) and the rest get no hint."""
+    reason = blocked_reason(address)
+    if reason == "loopback":
+        mapped = isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None
+        network = "127.0.0.0/8" if address.version == 4 or mapped else "::1/128"
+        return f"; to allow it for local testing set CUTOUT_ALLOWED_PRIVATE_NETWORKS={network}"
+    if reason == "private":
+        return (
+            "; to allow a private network, list it in CUTOUT_ALLOWED_PRIVATE_NETWORKS "
+            "(docs/settings.md)"
+        )
+    return ""
+
+
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address carried by an IPv4-mapped, IPv4-compatible or NAT64 address."""
     if address.ipv4_mapped is not None:
@@ -267,5 +285,7 @@ def resolve(target: Target, allowed_networks: Iterable[IPNetwork] = ()) -> list[
         reason = refusal(address, allowed)
         if reason is not None:
             where = "is" if target.literal is not None else "resolves to"
-            raise UrlNotAllowed(f"the host {target.host} {where} a {reason} address")
+            raise UrlNotAllowed(
+                f"the host {target.host} {where} a {reason} address{allow_hint(address)}"
+            )
     return addresses

@@ -567,7 +567,11 @@ def test_webhook_to_a_refused_address_is_not_attempted(server: tuple[str, Seen])
         f"http://{where}/hook", webhooks.new_secret(), "msg_x", b"{}", timeout=5
     )
     assert outcome == webhooks.DeliveryOutcome(
-        False, None, "the host 127.0.0.1 is a loopback address", retryable=False
+        False,
+        None,
+        "the host 127.0.0.1 is a loopback address; to allow it for local testing set "
+        "CUTOUT_ALLOWED_PRIVATE_NETWORKS=127.0.0.0/8",
+        retryable=False,
     )
     assert seen.requests == []
 

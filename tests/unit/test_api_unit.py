@@ -194,6 +194,25 @@ def test_protected_routes_need_a_key_health_does_not() -> None:
     assert client.get("/openapi.json").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("webhook_url", "network"),
+    [("http://127.0.0.1:9000/hook", "127.0.0.0/8"), ("http://[::1]:9000/hook", "::1/128")],
+)
+def test_a_loopback_webhook_is_refused_with_the_setting_that_allows_it(
+    app: Flask, webhook_url: str, network: str
+) -> None:
+    response = app.test_client().post(
+        "/v1/jobs", json={"image_url": "https://example.com/a.jpg", "webhook_url": webhook_url}
+    )
+    assert response.status_code == 422
+    problem = json.loads(response.get_data())
+    assert problem["code"] == "url_not_allowed"
+    assert problem["detail"] == (
+        "webhook_url: the address is loopback; to allow it for local testing set "
+        f"CUTOUT_ALLOWED_PRIVATE_NETWORKS={network}"
+    )
+
+
 # -- intake ----------------------------------------------------------------------------
 
 

@@ -251,9 +251,61 @@ def test_names_resolving_to_refused_addresses(
     with pytest.raises(UrlNotAllowed, match=r"the host images\.example resolves to a") as info:
         netguard.fetch("http://images.example/a.png", max_bytes=100)
     assert calls == ["images.example"]
-    # the public message names the host and the kind, not the internal address
+    # the public message names the host and the kind, not the internal address (the
+    # loopback hint's ::1/128 is the only IPv6 loopback: "loopback" says as much)
+    message = info.value.message.replace("CUTOUT_ALLOWED_PRIVATE_NETWORKS=::1/128", "")
     for answer in answers:
-        assert answer not in info.value.message
+        assert answer not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "network"),
+    [
+        ("http://127.0.0.1:8000/hook", "127.0.0.0/8"),
+        ("http://[::1]:8000/hook", "::1/128"),
+        ("http://[::ffff:127.0.0.1]/hook", "127.0.0.0/8"),
+        ("http://2130706433/hook", "127.0.0.0/8"),
+    ],
+)
+def test_a_loopback_refusal_says_how_to_allow_it_for_local_testing(url: str, network: str) -> None:
+    # "the host 127.0.0.1 is a loopback address" gave no hint of the setting
+    with pytest.raises(UrlNotAllowed) as info:
+        netguard.fetch(url, max_bytes=100)
+    hint = f"; to allow it for local testing set CUTOUT_ALLOWED_PRIVATE_NETWORKS={network}"
+    assert info.value.message.endswith(hint)
+    # and the setting it names opens exactly that address
+    target = netaddress.parse_url(url)
+    assert target.literal is not None
+    opened = (ipaddress.ip_network(network),)
+    assert netaddress.refusal(target.literal, opened) is None
+
+
+def test_a_name_on_loopback_gets_the_hint_and_private_answers_stay_unnamed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake, _ = _resolver("127.0.0.1")
+    monkeypatch.setattr(netaddress, "_getaddrinfo", fake)
+    with pytest.raises(UrlNotAllowed) as info:
+        netguard.fetch("http://localhost:8000/hook", max_bytes=100)
+    assert info.value.message == (
+        "the host localhost resolves to a loopback address; to allow it for local testing "
+        "set CUTOUT_ALLOWED_PRIVATE_NETWORKS=127.0.0.0/8"
+    )
+    fake, _ = _resolver("10.20.30.40")
+    monkeypatch.setattr(netaddress, "_getaddrinfo", fake)
+    with pytest.raises(UrlNotAllowed) as info:
+        netguard.fetch("http://hooks.internal/hook", max_bytes=100)
+    assert "list it in CUTOUT_ALLOWED_PRIVATE_NETWORKS" in info.value.message
+    assert "10.20" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/latest/meta-data/", "http://0.0.0.0/", "http://224.0.0.1/"]
+)
+def test_no_hint_for_addresses_nobody_should_open(url: str) -> None:
+    with pytest.raises(UrlNotAllowed) as info:
+        netguard.fetch(url, max_bytes=100)
+    assert "CUTOUT_ALLOWED_PRIVATE_NETWORKS" not in info.value.message
 
 
 def test_dns_failure_is_a_fetch_failure(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,11 +1,17 @@
-"""What the README promises about matching rembg is what the parity test checks
-(tests/integration/test_parity.py), not more: the output is within MAX_DIFF levels of
-rembg's, not "pixel-identical"."""
+"""What the README promises is what the code does: matching rembg is what the parity test
+checks (tests/integration/test_parity.py), not more (within MAX_DIFF levels of rembg's,
+not "pixel-identical"); the API key minimum is the settings'; the loopback refusal it
+quotes is the guard's."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
+import pytest
+
+from shared.netaddress import allow_hint
+from shared.settings import parse_api_keys
 from tests.conftest import ROOT
 
 
@@ -24,3 +30,21 @@ def test_readme_states_the_parity_the_tests_check() -> None:
     assert f"within {max_diff} levels (of 255)" in readme
     assert f"mean difference under {parity_bound('MEAN_DIFF'):g}" in readme
     assert "tests/integration/test_parity.py" in readme
+
+
+def test_readme_states_the_api_key_minimum_the_settings_enforce() -> None:
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    match = re.search(r"each key at least (\d+) characters", readme)
+    assert match, "README must say how long an API key must be"
+    minimum = int(match.group(1))
+    assert parse_api_keys("shop:" + "k" * minimum) == {"k" * minimum: "shop"}
+    with pytest.raises(ValueError, match="shorter than"):
+        parse_api_keys("shop:" + "k" * (minimum - 1))
+
+
+def test_readme_quotes_the_loopback_refusal_and_its_hint_as_the_guard_says_them() -> None:
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "### Testing webhooks locally" in (ROOT / "README.md").read_text()
+    said = "the address is loopback" + allow_hint(ipaddress.ip_address("127.0.0.1"))
+    assert f'"{said}"' in readme
+    assert "CUTOUT_ALLOWED_PRIVATE_NETWORKS=127.0.0.0/8,::1/128 cutout up" in readme

@@ -180,6 +180,33 @@ class ModelUnavailable(CutoutError):
     title = "The model weights are not available"
 
 
+# a custom model's run in the worker's sandbox (docs/security.md, "While it runs")
+class InvalidModel(CutoutError):
+    """A model file that cannot be served: refused at registration, or found unloadable
+    by a worker (an operator of an unknown domain, weights kept in external data)."""
+
+    code = "invalid_model"
+    status = 422
+    title = "The model cannot be served"
+
+
+class ModelMemoryExceeded(CutoutError):
+    """A custom model needed more memory than ``CUTOUT_CUSTOM_MODEL_MEMORY``."""
+
+    code = "model_memory_exceeded"
+    status = 422
+    title = "The custom model needs more memory than a run may use"
+
+
+class ModelFailed(CutoutError):
+    """A custom model whose run failed, crashed its process, or gave another output than
+    U²-Net's."""
+
+    code = "model_failed"
+    status = 422
+    title = "The custom model failed while running"
+
+
 def error_for_code(code: str, message: str | None = None) -> CutoutError:
     """Rebuild an error from a stored job's ``error.code`` (unknown codes stay 500)."""
     for cls in _all_subclasses(CutoutError):

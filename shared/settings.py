@@ -58,6 +58,16 @@ def parse_size(text: str) -> int:
     return value
 
 
+def _size_at_least(least: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = parse_size(text)
+        if value < least:
+            raise ValueError(f"must be at least {least // 2**20}MiB")
+        return value
+
+    return parse
+
+
 def parse_pixels(text: str) -> int:
     """``50000000``, ``50M`` or ``50MP`` → pixels."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)[pP]?\s*", text)
@@ -224,6 +234,10 @@ class Settings:
     models: tuple[str, ...] = ("u2net", "u2netp")
     # custom models (docs/tune.md): sessions a worker keeps (LRU), who registers global ones
     custom_model_sessions: int = 4
+    # a custom model runs in a sandboxed runner (worker/engine/sandbox.py): its address
+    # space and the seconds one load and run may take
+    custom_model_memory: int = 2 * 2**30
+    custom_model_timeout: int = 60
     operator_tenants: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = "json"
@@ -305,6 +319,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "RATE_BURST": ("rate_burst", _int_range(1, 1_000_000)),
     "MODELS": ("models", lambda t: tuple(m.strip() for m in t.split(",") if m.strip())),
     "CUSTOM_MODEL_SESSIONS": ("custom_model_sessions", _int_range(1, 256)),
+    "CUSTOM_MODEL_MEMORY": ("custom_model_memory", _size_at_least(512 * 2**20)),
+    "CUSTOM_MODEL_TIMEOUT": ("custom_model_timeout", parse_duration),
     "OPERATOR_TENANTS": (
         "operator_tenants",
         lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),

@@ -45,7 +45,18 @@ class WorkerContext:
                 # child that runs jobs, not in the parent that forks it
                 from worker.engine import Engine
                 from worker.engine.custom import RegistryResolver
+                from worker.engine.sandbox import Sandbox, SandboxLimits
 
+                settings = self.settings
+                # tenants' models run in runner processes under caps (docs/security.md)
+                sandbox = Sandbox(
+                    SandboxLimits(
+                        memory=settings.custom_model_memory,
+                        timeout=settings.custom_model_timeout,
+                        threads=settings.effective_ort_threads,
+                        sessions=settings.custom_model_sessions,
+                    )
+                )
                 self._engine = Engine(
                     self.settings.model_home,
                     threads=self.settings.effective_ort_threads,
@@ -55,6 +66,7 @@ class WorkerContext:
                         self.settings.model_home, self.store.model_registry(self.storage)
                     ),
                     custom_sessions=self.settings.custom_model_sessions,
+                    sandbox=sandbox,
                 )
             return self._engine  # type: ignore[no-any-return]
 

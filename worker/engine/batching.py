@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,11 @@ def symbolic_batch(path: Path) -> bytes:
     outputs (ONNX Runtime accepts the bytes in place of a file name)."""
     import onnx
 
-    model = onnx.load(str(path))
+    return symbolic_model(onnx.load(str(path)))
+
+
+def symbolic_model(model: Any) -> bytes:
+    """:func:`symbolic_batch` of a loaded ``onnx.ModelProto`` (changed in place)."""
     graph = model.graph
     for value in [*graph.input, *graph.output]:
         dims = value.type.tensor_type.shape.dim
@@ -44,7 +49,7 @@ def symbolic_batch(path: Path) -> bytes:
             dims[0].dim_param = BATCH_DIM
     # inferred shapes of intermediate values would still say 1: let ORT infer them again
     del graph.value_info[:]
-    return model.SerializeToString()
+    return bytes(model.SerializeToString())
 
 
 class _Pending:

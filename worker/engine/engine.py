@@ -27,6 +27,7 @@ from worker.engine.families import FAMILIES, U2NetFamily
 from worker.engine.imageio import decode_image
 from worker.engine.models import MODEL_SPECS, ensure_model, get_spec
 from worker.engine.refine import refine_image, refine_probability
+from worker.engine.sandbox import Sandbox, Sandboxed
 from worker.engine.session import create_session
 
 
@@ -59,13 +60,23 @@ class _Loaded:
         self.input_name = session.get_inputs()[0].name
         self.output_name = session.get_outputs()[0].name
 
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: batch})[0]  # type: ignore[no-any-return]
+
+
+#: a model the engine runs: in this process, or a custom one in the sandbox
+Runnable = _Loaded | Sandboxed
+
 
 class Engine:
     """Background removal with rembg's behaviour.
 
     ``threads`` is ONNX Runtime's intra-op thread count per call; ``providers`` overrides
     the provider list; ``device="cuda"`` fails at session creation unless CUDA is really
-    active. Methods may be called from several threads.
+    active. With ``sandbox`` (a worker), custom models run in its runner processes under
+    its caps (worker/engine/sandbox.py); without (``cutout remove``, ``cutout eval``: a
+    user's own models), in this process like the built-ins. Methods may be called from
+    several threads.
     """
 
     def __init__(
@@ -77,11 +88,13 @@ class Engine:
         device: str = "cpu",
         custom: CustomModels | None = None,
         custom_sessions: int = 4,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.model_home = Path(model_home)
         # models other than the built-ins: tuned or added (worker/engine/custom.py)
         self.custom: CustomModels = custom or LocalResolver(self.model_home)
         self._custom_loaded: LRU[_Loaded] = LRU(custom_sessions)
+        self.sandbox = sandbox
         self.threads = threads
         self._providers = providers
         self.device = device
@@ -92,9 +105,11 @@ class Engine:
 
     # sessions -----------------------------------------------------------------------
 
-    def _load_custom(self, model: str) -> _Loaded:
+    def _load_custom(self, model: str) -> Runnable:
         # keyed by the file's sha256: a re-registered name never reuses an old session
         key, materialize = self.custom.lookup(model)
+        if self.sandbox is not None:  # loaded by the runner, on first use
+            return Sandboxed(self.sandbox, model, key, materialize)
         loaded = self._custom_loaded.get(key)
         if loaded is None:
             with self._lock:
@@ -110,7 +125,7 @@ class Engine:
                     self._custom_loaded.put(key, loaded)
         return loaded
 
-    def _load(self, model: str) -> _Loaded:
+    def _load(self, model: str) -> Runnable:
         if model not in MODEL_SPECS:
             return self._load_custom(model)
         loaded = self._loaded.get(model)
@@ -134,9 +149,13 @@ class Engine:
     def session(self, model: str) -> ort.InferenceSession:
         """The ONNX Runtime session of ``model``, created (and its weights fetched) once.
 
-        Raises ModelUnavailable (weights), DeviceUnavailable (CUDA asked, not active).
+        Raises ModelUnavailable (weights), DeviceUnavailable (CUDA asked, not active), and
+        ValueError for a custom model that runs in the sandbox (it has none here).
         """
-        return self._load(model).session
+        loaded = self._load(model)
+        if isinstance(loaded, Sandboxed):
+            raise ValueError(f"model {model} runs in the sandbox: no session in this process")
+        return loaded.session
 
     def warm(self, models: Iterable[str]) -> None:
         """Fetch and load ``models`` now (worker start), so no request waits for them."""
@@ -171,12 +190,12 @@ class Engine:
         """Whether the fast model is loaded (what the worker's heartbeat advertises)."""
         return self._fast is not None
 
-    def _loaded_for(self, options: Options) -> _Loaded:
+    def _loaded_for(self, options: Options) -> Runnable:
         return self._load_fast() if options.fast else self._load(options.model)
 
-    def _infer_for(self, loaded: _Loaded, batch: np.ndarray) -> np.ndarray:
+    def _infer_for(self, loaded: Runnable, batch: np.ndarray) -> np.ndarray:
         if loaded is self._fast:  # one image per call: never through the batch collector
-            return loaded.session.run([loaded.output_name], {loaded.input_name: batch})[0]
+            return loaded.run(batch)
         return self._infer(loaded, batch)
 
     def providers(self, model: str) -> list[str]:
@@ -185,19 +204,17 @@ class Engine:
 
     # pixels -------------------------------------------------------------------------
 
-    def _infer(self, loaded: _Loaded, batch: np.ndarray) -> np.ndarray:
-        def run(inputs: np.ndarray) -> np.ndarray:
-            return loaded.session.run([loaded.output_name], {loaded.input_name: inputs})[0]
-
-        if self.collector is None:
-            return run(batch)
-        return self.collector.run(str(id(loaded)), batch, run)
+    def _infer(self, loaded: Runnable, batch: np.ndarray) -> np.ndarray:
+        # a sandboxed model runs alone in its runner: never through the batch collector
+        if self.collector is None or isinstance(loaded, Sandboxed):
+            return loaded.run(batch)
+        return self.collector.run(str(id(loaded)), batch, loaded.run)
 
     def predict_outputs(self, images: list[Image.Image], model: str) -> np.ndarray:
         """The model's raw first output for ``images``, N×1×H×W, from one session call."""
         loaded = self._load(model)
         batch = np.concatenate([loaded.family.preprocess(image) for image in images])
-        return loaded.session.run([loaded.output_name], {loaded.input_name: batch})[0]
+        return loaded.run(batch)
 
     def predict_masks(self, images: list[Image.Image], model: str) -> list[Image.Image]:
         """:meth:`predict_mask` of each of ``images``, with one inference for all of them;

@@ -54,8 +54,10 @@ def create_session(
     threads: int = 1,
     providers: list[str] | None = None,
     device: str = "cpu",
+    config: dict[str, str] | None = None,
 ) -> ort.InferenceSession:
-    """An inference session for the model file at ``path``.
+    """An inference session for the model file at ``path``; ``config``: session
+    configuration entries (``SessionOptions.add_session_config_entry``).
 
     Raises DeviceUnavailable when ``device="cuda"`` and the CUDA provider is not among
     the session's active providers (missing onnxruntime-gpu, no driver, no GPU).
@@ -67,6 +69,8 @@ def create_session(
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # quieter: ORT warns about every CUDA->CPU node placement otherwise
     options.log_severity_level = 3
+    for key, value in (config or {}).items():
+        options.add_session_config_entry(key, value)
     wanted = choose_providers(device, providers)
     # bytes: a serialized model (worker.engine.batching.symbolic_batch)
     source = path if isinstance(path, bytes) else str(path)

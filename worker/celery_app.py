@@ -13,9 +13,10 @@ from typing import Any
 
 from celery import Celery, signals
 
+from shared import tasks as contract
 from shared.settings import Settings
 from shared.tasks import make_celery
-from worker import context, tasks, warmup
+from worker import context, stops, tasks, warmup
 from worker.health import consumer_step
 from worker.scheduler import Scheduler
 
@@ -28,12 +29,19 @@ def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
     app.conf.worker_max_memory_per_child = 2_500_000  # KiB
     context.configure(settings, app)
     tasks.register(app)
+    # a job whose pool child dies while this worker stops is handed back (worker/stops.py)
+    app.tasks[contract.PROCESS_JOB].Request = stops.StopAwareRequest
     if settings.worker_heartbeat_file is not None:
         # liveness: the consumer touches this file while it consumes (worker/health.py)
         app.steps["consumer"].add(consumer_step(settings.worker_heartbeat_file))
 
     # the child reports before it warms up (worker/warmup.py)
     app.conf.worker_proc_alive_timeout = warmup.PROC_ALIVE_TIMEOUT
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _stopping(**_: Any) -> None:
+        # in the main process, from its signal handler: before any child is lost to it
+        stops.mark_stopping()
 
     @signals.worker_process_init.connect(weak=False)
     def _init_child(**_: Any) -> None:

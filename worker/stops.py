@@ -16,6 +16,16 @@ restored when the worker's connection closes (or after ``visibility_timeout``).
 
 A soft time limit is not a stop (the job took too long: ``processing_timeout``), nor is
 ``MemoryError`` (the input's fault, bounded by shared/limits.py).
+
+A child can die before Python hands its job back: a native crash as the stop lands
+(SIGSEGV inside the matting, seen in about one run in ten of tests/faults/test_stops.py)
+leaves the job ``processing`` with the interrupted run counted, and three such stops
+failed a job. The worker's main process sees every child it loses: for
+:data:`PROCESS_JOB` it uses :class:`StopAwareRequest`, which hands the job back the same
+way (``queued``, the run not counted) when the child was lost while this worker is
+stopping (:func:`mark_stopping`, called on Celery's ``worker_shutting_down``). A child
+lost while the worker runs on (killed, out of memory, a crash on its own) still counts:
+that is what ``CUTOUT_MAX_ATTEMPTS`` bounds.
 """
 
 from __future__ import annotations
@@ -23,9 +33,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import traceback
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from billiard.exceptions import WorkerLostError
+from celery.worker import state as worker_state
+from celery.worker.request import Request
 
 from shared.errors import CutoutError
+from worker import context
 
 if TYPE_CHECKING:
     from worker.context import WorkerContext
@@ -90,3 +105,52 @@ def hand_back(ctx: WorkerContext, job_id: str, exc: BaseException) -> NoReturn:
     if stop is not None:
         raise stop
     raise SystemExit(1) from exc
+
+
+_stopping = False
+
+
+def mark_stopping() -> None:
+    """This worker's main process is stopping (Celery's ``worker_shutting_down``)."""
+    global _stopping
+    _stopping = True
+
+
+def worker_stopping() -> bool:
+    """Whether this worker's main process is stopping (warm or cold shutdown)."""
+    flags = (worker_state.should_stop, worker_state.should_terminate)
+    return _stopping or any(flag is not None and flag is not False for flag in flags)
+
+
+def refund_lost_run(ctx: WorkerContext, job_id: str, cause: str) -> bool:
+    """Hand back ``job_id`` whose pool child was lost while the worker stops: ``queued``,
+    the lost run not counted. True if the job was still ``processing`` (else it had
+    finished or been handed back already, and is left as it is)."""
+    try:
+        done = ctx.store.transition(job_id, "queued", ("processing",), attempts="-1")
+    except CutoutError:
+        return False  # Redis is down: the sweeper takes the job up (the run counts)
+    if done.applied:
+        log.warning(
+            "job handed back: its pool child died while the worker stopped",
+            extra={"job_id": job_id, "cause": cause},
+        )
+    return bool(done.applied)
+
+
+class StopAwareRequest(Request):  # type: ignore[misc]
+    """Celery's request, in the worker's main process, for job runs: a run whose child
+    was lost during a stop is handed back before Celery requeues its message."""
+
+    def on_failure(
+        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
+    ) -> Any:
+        exc = getattr(exc_info, "exception", None)
+        exc = getattr(exc, "exc", exc)  # billiard's ExceptionWithTraceback
+        if isinstance(exc, (WorkerLostError, *STOP_TYPES)) and worker_stopping():
+            args = self.args or ()
+            if args and isinstance(args[0], str):
+                refund_lost_run(context.get(), args[0], str(exc)[:200])
+        return super().on_failure(
+            exc_info, send_failed_event=send_failed_event, return_ok=return_ok
+        )

@@ -63,6 +63,7 @@
     run: 0, // each processing run has a number; an older run's loops stop when it changes
     busy: false,
     batchId: null,
+    zipping: false, // the batch's results.zip is being downloaded
     offline: false,
   };
 
@@ -476,7 +477,10 @@
     let delay = POLL_FIRST_MS;
     const deadline = performance.now() + JOB_DEADLINE_MS;
     let lostSince = 0;
-    const pending = () => items.filter((item) => item.job && !TERMINAL.has(item.job.status) && item.status !== "failed");
+    // by the page's own status: a job the batch listing already showed finished still
+    // needs its result fetched
+    const finished = (item) => item.status === "succeeded" || item.status === "failed";
+    const pending = () => items.filter((item) => item.job && !finished(item));
     while (run === state.run && pending().length) {
       await sleep(delay);
       if (run !== state.run) return;
@@ -487,7 +491,7 @@
             const page = await api(`/v1/batches/${batchId}/jobs?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
             for (const job of page.items) {
               const item = items.find((candidate) => candidate.job && candidate.job.id === job.id);
-              if (item && !TERMINAL.has(item.job.status)) await receive(item, job, run);
+              if (item && !finished(item)) await receive(item, job, run);
             }
             cursor = page.next_cursor || "";
           } while (cursor && run === state.run);
@@ -580,7 +584,8 @@
           const batch = await submitBatch(grouped, options);
           batchId = batch.id;
           state.batchId = batch.id;
-          grouped.forEach((item) => setItem(item, item.job ? item.job.status : "queued"));
+          // a job already finished is "queued" here: its result comes with the first poll
+          grouped.forEach((item) => setItem(item, item.job && !TERMINAL.has(item.job.status) ? item.job.status : "queued"));
           break;
         } catch (error) {
           if (error.status === 404 || error.status === 405) {
@@ -783,7 +788,7 @@
     }
 
     drawSubjectBox(item && item.status === "succeeded" && item.job ? item.job.result : null);
-    el.downloadAll.hidden = !(state.batchId && items.length > 1 && items.some((i) => i.status === "succeeded"));
+    renderDownloadAll(items);
     renderList();
 
     if (state.busy) {
@@ -795,6 +800,27 @@
       } else if (!text) {
         announceSummary();
       }
+    }
+  }
+
+  // "Download all (.zip)": the batch's results.zip holds the finished results only, so the
+  // button waits until every image has finished, saying how many are ready meanwhile, and
+  // names a partial zip (some failed) as such
+  function renderDownloadAll(items) {
+    const button = el.downloadAll;
+    const batch = items.filter((i) => state.batchId && i.job && i.job.batch_id === state.batchId);
+    button.hidden = !(batch.length && items.length > 1);
+    if (button.hidden) return;
+    const ready = batch.filter((i) => i.status === "succeeded").length;
+    const finished = items.every((i) => i.status === "succeeded" || i.status === "failed");
+    const counts = `${ready} of ${items.length}`;
+    button.disabled = state.zipping || !finished || !ready;
+    if (!finished) {
+      button.textContent = `Download all (.zip) · ${counts} ready`;
+      button.title = "Enabled once every image has finished";
+    } else {
+      button.textContent = ready === items.length ? "Download all (.zip)" : `Download ${counts} (.zip)`;
+      button.title = ready === items.length ? "" : `${items.length - ready} not processed: the zip holds the other ${ready}`;
     }
   }
 
@@ -876,7 +902,8 @@
 
   async function downloadAll() {
     if (!state.batchId) return;
-    el.downloadAll.disabled = true;
+    state.zipping = true;
+    render();
     try {
       const blob = await api(`/v1/batches/${state.batchId}/results.zip`, { as: "blob", timeout: 5 * 60 * 1000 });
       const url = URL.createObjectURL(blob);
@@ -890,7 +917,8 @@
     } catch (error) {
       showAlert("Download failed", error.message);
     } finally {
-      el.downloadAll.disabled = false;
+      state.zipping = false;
+      render();
     }
   }
 

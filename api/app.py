@@ -131,9 +131,9 @@ def _register_request_hooks(app: Flask, services: Services) -> None:
             limit = services.settings.max_batch_bytes + MULTIPART_ENVELOPE
             request.max_content_length = limit
         elif request.endpoint == "models.register_model":
-            from api.models import BODY_LIMIT
+            from api.models import body_limit
 
-            limit = BODY_LIMIT
+            limit = body_limit(services.settings)
             request.max_content_length = limit
         if request.content_length is not None and request.content_length > limit:
             from shared.errors import PayloadTooLarge

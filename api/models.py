@@ -2,42 +2,57 @@
 
 ``POST /v1/models`` (multipart: ``file`` the ONNX model, ``record`` its JSON record as
 ``cutout tune`` writes it, optional ``scope=global`` for operator tenants) checks the
-model's I/O with the ``onnx`` package (never onnxruntime: the API stays without it) and
-that the record names the file's sha256, stores the file in the bucket and the record in
-Redis (shared/modelstore.py). ``GET /v1/models`` lists what the caller may use: the
-built-in models this deployment serves, global models, and the caller's own.
+model without running it (shared/onnxproto.py: I/O, operator domains, external data, with
+bounded work; the API has neither onnxruntime nor the ``onnx`` package) and that the
+record names the file's sha256, reserves the tenant's quota, streams the file to the
+bucket and stores the record in Redis (shared/modelstore.py). The upload is never read
+into memory whole: werkzeug spools it to a file, checked through an mmap.
+``GET /v1/models`` lists what the caller may use: the built-in models this deployment
+serves, global models, and the caller's own.
 ``DELETE /v1/models/{name}`` removes the caller's own (``?scope=global``: an operator's).
 
 Every request also gets the option parser's custom-model check (shared/options.py):
 ``model=NAME`` is accepted at submit only for a model the caller may use, so an unknown
-or removed model is a 422 ``invalid_option`` there, never a failed job later.
+or removed model is a 422 ``invalid_option`` there, never a failed job later; the record
+found is the one a job pins (:func:`pinned_sha256`, api/intake.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, g, request
+from werkzeug.datastructures import FileStorage
 
+from api.jsonbody import loads
 from api.openapi import doc
 from api.services import current
 from shared.errors import CutoutError, InvalidRequest, NotFound, PayloadTooLarge
 from shared.modelfile import (
-    MAX_MODEL_BYTES,
+    MAX_RECORD_BYTES,
     ModelFileError,
     check_io,
     check_name,
     check_record,
+    mapped,
     sha256_of,
 )
 from shared.modelstore import GLOBAL, ModelRegistry, tenant_scope
 from shared.options import CUSTOM_MODEL_CHECK
+from shared.settings import Settings
 
 bp = Blueprint("models", __name__, url_prefix="/v1/models")
 
-#: the largest body POST /v1/models accepts (a model, its record and the envelope)
-BODY_LIMIT = MAX_MODEL_BYTES + 1024 * 1024
+
+def body_limit(settings: Settings) -> int:
+    """The largest body POST /v1/models accepts: a model, its record and the envelope."""
+    return settings.max_model_bytes + MAX_RECORD_BYTES + 1024 * 1024
+
 
 MODEL_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -86,12 +101,14 @@ def install(app: Flask) -> None:
         tenant = g.get("tenant")
         if tenant is None:
             return
-        found: dict[str, bool] = {}
+        # one lookup per name and request; the record found is the one a job pins
+        found: dict[str, dict[str, Any] | None] = {}
+        g.model_records = found
 
         def check(name: str) -> bool:
             if name not in found:
-                found[name] = registry().resolve(tenant, name) is not None
-            return found[name]
+                found[name] = registry().resolve(tenant, name)
+            return found[name] is not None
 
         g.model_check_token = CUSTOM_MODEL_CHECK.set(check)
 
@@ -100,6 +117,14 @@ def install(app: Flask) -> None:
         token = g.pop("model_check_token", None)
         if token is not None:
             CUSTOM_MODEL_CHECK.reset(token)
+
+
+def pinned_sha256(model: str) -> str | None:
+    """The sha256 of the custom model ``model`` as this request's check found it (None
+    for a built-in): a job records it, and the worker serves exactly that file."""
+    records = g.get("model_records") or {}
+    record = records.get(model)
+    return str(record["sha256"]) if record and record.get("sha256") else None
 
 
 def _scope() -> str:
@@ -118,45 +143,96 @@ def _scope() -> str:
 @doc(
     summary="Register a custom model",
     description="Multipart: `file` (the ONNX model: U²-Net's input `input.1` 1×3×320×320 "
-    "and outputs `1959`…`1965`), `record` (its JSON record from `cutout tune` or `cutout "
-    "models add`: `name`, `base`, `sha256` at least) and optional `name` (else the "
-    "record's) and `scope` (`tenant`, the default, or `global` for operator tenants). The "
-    "record's sha256 must be the file's. Registering a name again replaces the model. "
-    "Errors: `invalid_model` (I/O, record, sha256), `invalid_request`, `forbidden`, "
-    "`payload_too_large`.",
+    "and outputs `1959`…`1965`, at most `CUTOUT_MAX_MODEL_BYTES`), `record` (its JSON "
+    "record from `cutout tune` or `cutout models add`: `name`, `base`, `sha256` at least; "
+    "at most 64 KiB) and optional `name` (else the record's) and `scope` (`tenant`, the "
+    "default, or `global` for operator tenants). The record's sha256 must be the file's. "
+    "Registering a name again replaces the model. The file is checked without being run "
+    "(docs/security.md, Custom models): only standard operator domains, no external data. "
+    "Errors: `invalid_model` (I/O, operators, external data, record, sha256), "
+    "`model_quota_exceeded` (`CUTOUT_MAX_MODELS_PER_TENANT`, "
+    "`CUTOUT_MAX_MODEL_STORAGE_BYTES`), `invalid_request`, `forbidden`, `payload_too_large`.",
     tags=["models"],
     request={"multipart/form-data": {"type": "object", "required": ["file", "record"]}},
     responses={
         201: {"description": "registered", "schema": MODEL_SCHEMA},
         403: {"description": "global scope without an operator key", "problem": True},
-        422: {"description": "the model or record cannot be served", "problem": True},
+        413: {"description": "the file or the record is over its limit", "problem": True},
+        422: {
+            "description": "the model or record cannot be served, or the quota is used up",
+            "problem": True,
+        },
     },
 )
 def register_model() -> tuple[Response, int]:
+    settings = current().settings
     scope = _scope()
     upload = request.files.get("file")
-    raw_record = request.files.get("record")
-    text = (
-        raw_record.read().decode("utf-8", "replace") if raw_record else request.form.get("record")
-    )
+    text = _record_text()
     if upload is None or not text:
         raise InvalidRequest("send the model as multipart field 'file' and its 'record'")
-    data = upload.read(MAX_MODEL_BYTES + 1)
-    if len(data) > MAX_MODEL_BYTES:
-        raise PayloadTooLarge(f"a model may have at most {MAX_MODEL_BYTES} bytes")
-    try:
-        record = json.loads(text)
-        name = check_name(request.form.get("name") or str(record.get("name", "")))
-        check_io(data)
-        record = check_record(record, sha256=sha256_of(data))
-    except (ValueError, AttributeError) as exc:
-        # ModelFileError is a ValueError, and so is bad JSON
-        message = str(exc) if isinstance(exc, ModelFileError) else f"bad record: {exc}"
-        raise InvalidModel(message) from None
-    stored = registry().register(scope, name, data, {**record, "bytes": len(data)})
+    size = upload.stream.seek(0, os.SEEK_END)
+    if size > settings.max_model_bytes:
+        raise PayloadTooLarge(
+            f"a model may have at most {settings.max_model_bytes} bytes (CUTOUT_MAX_MODEL_BYTES)",
+            field="file",
+        )
+    record = _parse_record(text)
+    # the upload is a file werkzeug spooled to disk: checked and hashed through an mmap,
+    # then streamed to storage, never read into the process whole
+    with _mapped(upload) as data:
+        try:
+            name = check_name(request.form.get("name") or str(record.get("name", "")))
+            check_io(data)
+            record = check_record(record, sha256=sha256_of(data))
+        except ModelFileError as exc:
+            raise InvalidModel(str(exc)) from None
+    upload.stream.seek(0)
+    stored = registry().register(
+        scope,
+        name,
+        upload.stream,
+        {**record, "bytes": size},
+        max_models=settings.max_models_per_tenant,
+        max_bytes=settings.max_model_storage_bytes,
+    )
     response = Response(json.dumps(_public(stored)), mimetype="application/json")
     response.headers["Location"] = f"/v1/models/{name}"
     return response, 201
+
+
+def _record_text() -> str | None:
+    """The ``record`` part (a file or a form field), held to MAX_RECORD_BYTES."""
+    part = request.files.get("record")
+    raw = part.stream.read(MAX_RECORD_BYTES + 1) if part else request.form.get("record")
+    if raw is not None and len(raw) > MAX_RECORD_BYTES:
+        raise PayloadTooLarge(
+            f"the record may have at most {MAX_RECORD_BYTES} bytes", field="record"
+        )
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+def _parse_record(text: str) -> dict[str, Any]:
+    """The record as a JSON object (bounded depth, jsonbody.loads); InvalidModel if not."""
+    try:
+        record = loads(text, "the record", field="record")
+    except InvalidRequest as exc:
+        raise InvalidModel(exc.message, field="record") from None
+    if not isinstance(record, dict):
+        raise InvalidModel("the record must be a JSON object", field="record")
+    return record
+
+
+@contextlib.contextmanager
+def _mapped(upload: FileStorage) -> Iterator[memoryview]:
+    stream: Any = upload.stream
+    if not hasattr(stream, "fileno") or isinstance(stream, io.BytesIO):
+        # a small part werkzeug kept in memory
+        stream.seek(0)
+        yield memoryview(stream.read())
+        return
+    with mapped(stream) as view:
+        yield view
 
 
 @bp.get("")

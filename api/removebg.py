@@ -252,6 +252,11 @@ JSON_200 = {
         400: {"description": "invalid parameter or image: {errors: [...]}"},
         403: {"description": "missing or invalid API key: {errors: [...]}"},
         429: {"description": "rate limited or queue full: {errors: [...]}"},
+        500: {"description": "the job failed (processing_failed, model_integrity): {errors}"},
+        503: {
+            "description": "unavailable, storage_error, or model_unavailable (a custom model "
+            "removed or registered again after submit): {errors: [...]}"
+        },
         504: {"description": "processing_timeout (Location: the job)"},
     },
 )

@@ -106,12 +106,13 @@ def check_io(data: Any) -> None:
 @contextlib.contextmanager
 def mapped(f: BinaryIO) -> Iterator[memoryview]:
     """The whole open file as a read-only memoryview (an mmap: pages, not a copy)."""
-    f.flush()  # a spooled upload may still hold its last bytes in a buffer
-    size = os.fstat(f.fileno()).st_size
+    fd = f.fileno()  # (a spooled upload moves to its file here)
+    f.flush()  # whatever is still in a buffer
+    size = os.fstat(fd).st_size
     if size == 0:
         yield memoryview(b"")
         return
-    mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
     try:
         yield memoryview(mm)
     finally:

@@ -234,6 +234,12 @@ class Settings:
     models: tuple[str, ...] = ("u2net", "u2netp")
     # custom models (docs/tune.md): sessions a worker keeps (LRU), who registers global ones
     custom_model_sessions: int = 4
+    # custom models' sandbox (docs/security.md): a file, per-scope quotas, a worker's cache
+    max_model_bytes: int = 200_000_000  # u2net's 176 MB file and some room
+    max_models_per_tenant: int = 20
+    max_model_storage_bytes: int = 1_000_000_000
+    custom_model_cache_files: int = 16
+    custom_model_cache_bytes: int = 2_000_000_000
     # a custom model runs in a sandboxed runner (worker/engine/sandbox.py): its address
     # space and the seconds one load and run may take
     custom_model_memory: int = 2 * 2**30
@@ -319,6 +325,11 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "RATE_BURST": ("rate_burst", _int_range(1, 1_000_000)),
     "MODELS": ("models", lambda t: tuple(m.strip() for m in t.split(",") if m.strip())),
     "CUSTOM_MODEL_SESSIONS": ("custom_model_sessions", _int_range(1, 256)),
+    "MAX_MODEL_BYTES": ("max_model_bytes", parse_size),
+    "MAX_MODELS_PER_TENANT": ("max_models_per_tenant", _int_range(1, 100_000)),
+    "MAX_MODEL_STORAGE_BYTES": ("max_model_storage_bytes", parse_size),
+    "CUSTOM_MODEL_CACHE_FILES": ("custom_model_cache_files", _int_range(1, 100_000)),
+    "CUSTOM_MODEL_CACHE_BYTES": ("custom_model_cache_bytes", parse_size),
     "CUSTOM_MODEL_MEMORY": ("custom_model_memory", _size_at_least(512 * 2**20)),
     "CUSTOM_MODEL_TIMEOUT": ("custom_model_timeout", parse_duration),
     "OPERATOR_TENANTS": (

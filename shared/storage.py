@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import boto3
 import botocore.exceptions
@@ -26,7 +26,7 @@ class Storage(Protocol):
     :class:`~shared.errors.StorageError` (transient); ``ping`` answers False instead.
     """
 
-    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    def put(self, key: str, data: bytes | IO[bytes], content_type: str) -> None: ...
     def get(self, key: str, max_bytes: int | None = None) -> bytes: ...
     def head(self, key: str) -> dict[str, Any]: ...
     def stream(self, key: str, chunk_size: int = 1 << 16) -> Iterator[bytes]: ...
@@ -83,7 +83,8 @@ class S3Storage:
     def from_settings(cls, settings: Any) -> S3Storage:
         return cls(settings.s3_endpoint_url, settings.s3_bucket, settings.s3_region)
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes | IO[bytes], content_type: str) -> None:
+        """Store ``data``: bytes, or a binary file at its start (streamed, not read whole)."""
         with _translated(key):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 

@@ -15,7 +15,10 @@ import logging
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any
 
+from flask import has_request_context
+
 from api.fields import check_url
+from api.models import pinned_sha256
 from api.ratelimit import queue_slots
 from shared import imagecheck, keys
 from shared.catalogue import background_key_allowed, plain_key
@@ -29,7 +32,7 @@ from shared.errors import (
 from shared.ids import new_id, now_iso
 from shared.keys import input_key
 from shared.limits import check_input, check_options
-from shared.options import Options
+from shared.options import MODELS, Options
 from shared.settings import Settings
 from shared.storage import Storage
 from shared.tasks import INTERACTIVE, enqueue_job
@@ -93,7 +96,17 @@ def new_job_record(
         "input_key": input_key,
         "source": source,
         "queue": queue,
+        # a custom model's file as submitted: the worker serves exactly this version
+        "model_sha256": pinned_model(options),
     }
+
+
+def pinned_model(options: Options) -> str | None:
+    """The sha256 of ``options.model`` when it is a custom model (api/models.py found it
+    registered for this request's tenant when the options were parsed), else None."""
+    if options.model in MODELS or not has_request_context():
+        return None
+    return pinned_sha256(options.model)
 
 
 def own_upload_key(tenant: str, key: Any) -> bool:

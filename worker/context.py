@@ -63,7 +63,10 @@ class WorkerContext:
                     device=self.settings.device,
                     # custom models registered with the service (docs/tune.md)
                     custom=RegistryResolver(
-                        self.settings.model_home, self.store.model_registry(self.storage)
+                        self.settings.model_home,
+                        self.store.model_registry(self.storage),
+                        max_files=self.settings.custom_model_cache_files,
+                        max_bytes=self.settings.custom_model_cache_bytes,
                     ),
                     custom_sessions=self.settings.custom_model_sessions,
                     sandbox=sandbox,

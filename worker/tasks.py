@@ -142,7 +142,8 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         background = read_background(ctx, job["tenant"], options)
         on_storage = False
         fetched = time.monotonic()
-        with serving_tenant(job["tenant"]):  # whose custom models (docs/tune.md)
+        # whose custom models, and the version the job was submitted with (docs/tune.md)
+        with serving_tenant(job["tenant"], job.get("model_sha256")):
             result = ctx.engine.process(
                 data,
                 options,

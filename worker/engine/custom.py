@@ -4,22 +4,28 @@ Local store (``cutout tune``, ``cutout models add``): ``<home>/custom/<name>.onn
 its record ``<name>.json``. A file is only loaded when its sha256 equals the record's.
 
 Served models (``POST /v1/models``): the record lives in Redis and the file in the
-service's bucket (:mod:`shared.modelstore`); a worker fetches it on first use into
+service's bucket (:mod:`shared.modelstore`); a worker streams it on first use into
 ``<home>/registry/<sha256>.onnx`` (content-addressed, so a re-registered name never
 meets a stale copy), verifies the sha256 before and after caching, and never loads a file
-that does not match (:class:`~shared.modelfile.ModelIntegrityError`).
+that does not match (:class:`~shared.modelfile.ModelIntegrityError`). A job serves the
+sha256 it was submitted with. The cache is bounded (:class:`ModelCache`).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import hashlib
 import json
+import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from shared.atomicfile import atomic_write
+from shared.atomicfile import atomic_file, atomic_write
+from shared.errors import CutoutError
 from shared.modelfile import (
     ModelFileError,
     ModelIntegrityError,
@@ -29,7 +35,7 @@ from shared.modelfile import (
     check_record,
     sha256_of,
 )
-from worker.serving import SERVING_TENANT
+from worker.serving import SERVING_MODEL_SHA256, SERVING_TENANT
 
 T = TypeVar("T")
 
@@ -89,28 +95,100 @@ class LocalModels:
         return path
 
 
-def cache_verified(home: Path, name: str, sha256: str, read: Callable[[], bytes]) -> Path:
-    """The cached, verified copy of a served model, fetched with ``read`` when missing.
+#: a worker's cache of served models (CUTOUT_CUSTOM_MODEL_CACHE_FILES / _BYTES defaults)
+CACHE_FILES = 16
+CACHE_BYTES = 2_000_000_000
+#: how often a worker's lookups prune the cache of models no longer registered
+PRUNE_SECONDS = 60.0
+#: a temporary file of a fetch older than this was left by a killed process
+_STALE_PART_SECONDS = 3600.0
 
-    Raises ModelIntegrityError when the fetched bytes do not have ``sha256`` (nothing is
-    cached then), and whatever ``read`` raises (StorageError, UnknownModel).
+
+class ModelCache:
+    """``<home>/registry/<sha256>.onnx``: verified copies of served models, bounded.
+
+    At most ``max_files`` files and ``max_bytes`` bytes; past either, the least recently
+    used go first (a use touches its file's mtime). A copy is also removed when no
+    registered model has its sha256 any more (:meth:`prune` with the registered set).
+    Pool children share the folder: every step tolerates another one's removal.
     """
-    path = Path(home) / "registry" / f"{sha256}.onnx"
-    if path.exists() and sha256_of(path) == sha256:
+
+    def __init__(self, home: Path, max_files: int = CACHE_FILES, max_bytes: int = CACHE_BYTES):
+        self.dir = Path(home) / "registry"
+        self.max_files = max(1, max_files)
+        self.max_bytes = max(1, max_bytes)
+
+    def path(self, sha256: str) -> Path:
+        return self.dir / f"{sha256}.onnx"
+
+    def verified(
+        self,
+        name: str,
+        sha256: str,
+        read: Callable[[], Iterable[bytes]],
+        registered: Callable[[], set[str]] | None = None,
+    ) -> Path:
+        """The cached, verified copy, fetched with ``read`` (chunks) when missing.
+
+        Raises ModelIntegrityError when the fetched bytes do not have ``sha256`` or are no
+        servable model (nothing is cached then), and whatever ``read`` raises. After a
+        fetch the cache is pruned (``registered``: the sha256s still registered).
+        """
+        path = self.path(sha256)
+        if path.exists() and sha256_of(path) == sha256:
+            with contextlib.suppress(OSError):
+                os.utime(path)  # recently used
+            return path
+        with atomic_file(path) as out:
+            digest = hashlib.sha256()
+            with out.tmp.open("wb") as f:
+                for chunk in read():
+                    digest.update(chunk)
+                    f.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise ModelIntegrityError(
+                    f"model {name}: the stored file's sha256 {digest.hexdigest()} does not "
+                    f"match the registered {sha256}; refused, not loaded"
+                )
+            try:
+                check_io(out.tmp)
+            except ModelFileError as exc:
+                raise ModelIntegrityError(f"model {name}: {exc}") from None
+            out.commit()
+        self.prune(keep=sha256, registered=registered() if registered else None)
         return path
-    data = read()
-    digest = sha256_of(data)
-    if digest != sha256:
-        raise ModelIntegrityError(
-            f"model {name}: the stored file's sha256 {digest} does not match the "
-            f"registered {sha256}; refused, not loaded"
-        )
-    try:
-        check_io(data)
-    except ModelFileError as exc:
-        raise ModelIntegrityError(f"model {name}: {exc}") from None
-    _atomic_write(path, data)
-    return path
+
+    def forget(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
+    def prune(self, keep: str | None = None, registered: set[str] | None = None) -> list[str]:
+        """Remove copies no model is registered with (when ``registered`` is given) and
+        the least recently used past the bounds; ``keep`` stays. Returns the removed."""
+        entries = []
+        for path in self.dir.glob("*.onnx") if self.dir.is_dir() else []:
+            with contextlib.suppress(OSError):
+                info = path.stat()
+                entries.append((info.st_mtime, info.st_size, path))
+        removed = []
+        count = total = 0
+        for _, size, path in sorted(entries, key=lambda e: e[0], reverse=True):
+            sha = path.stem
+            gone = registered is not None and sha not in registered
+            over = count + 1 > self.max_files or total + size > self.max_bytes
+            if sha != keep and (gone or over):
+                path.unlink(missing_ok=True)
+                removed.append(sha)
+                continue
+            count, total = count + 1, total + size
+        self._remove_stale_parts()
+        return removed
+
+    def _remove_stale_parts(self) -> None:
+        cutoff = time.time() - _STALE_PART_SECONDS
+        for part in self.dir.glob(".*.part") if self.dir.is_dir() else []:
+            with contextlib.suppress(OSError):
+                if part.stat().st_mtime < cutoff:
+                    part.unlink()
 
 
 class LRU(Generic[T]):
@@ -166,25 +244,66 @@ class LocalResolver(CustomModels):
 
 class RegistryResolver(CustomModels):
     """Custom models registered with the service (a worker): record from Redis for the
-    serving tenant, file from the bucket, verified and cached in ``<home>/registry``."""
+    serving tenant, file from the bucket, verified and cached in ``<home>/registry``.
 
-    def __init__(self, home: Path, registry: Any) -> None:
+    A job pins the sha256 its model had at submit (worker/serving.py): exactly that file is
+    served. When the name now means another file (registered again) or nothing (deleted),
+    the job fails with ``model_unavailable`` and the pinned copy leaves the cache (unless
+    another record still names it). Lookups prune the cache at most every
+    :data:`PRUNE_SECONDS`, and after each fetch, of copies no record names any more.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        registry: Any,
+        *,
+        max_files: int = CACHE_FILES,
+        max_bytes: int = CACHE_BYTES,
+    ) -> None:
         self.home = Path(home)
         self.registry = registry  # shared.modelstore.ModelRegistry
+        self.cache = ModelCache(self.home, max_files, max_bytes)
+        self._pruned_at = 0.0
 
     def lookup(self, name: str) -> tuple[str, Callable[[], Path]]:
         tenant = SERVING_TENANT.get()
         record = self.registry.resolve(tenant, name) if tenant is not None else None
+        pin = SERVING_MODEL_SHA256.get()
+        if pin is not None and (record is None or record.get("sha256") != pin):
+            self._drop(pin)
+            change = "removed" if record is None else "registered again with another file"
+            raise UnknownModel(
+                f"model {name!r} was {change} after this job was submitted; the version "
+                f"it was submitted with (sha256 {pin}) is gone. Submit it again"
+            )
         if record is None:
             raise UnknownModel(f"model {name!r} is not registered (or was removed)")
+        self._maybe_prune()
         sha = str(record.get("sha256"))
 
-        def read() -> bytes:
+        def read() -> Iterator[bytes]:
             from shared.errors import NotFound
 
             try:
-                return bytes(self.registry.read_file(record))
+                yield from self.registry.stream_file(record)
             except NotFound:
                 raise UnknownModel(f"model {name!r}: its file is gone from storage") from None
 
-        return sha, lambda: cache_verified(self.home, name, sha, read)
+        return sha, lambda: self.cache.verified(
+            name, sha, read, registered=self.registry.registered_sha256s
+        )
+
+    def _drop(self, sha256: str) -> None:
+        """Forget a copy no job may use any more, unless a record still names it."""
+        with contextlib.suppress(CutoutError):
+            if sha256 not in self.registry.registered_sha256s():
+                self.cache.forget(sha256)
+
+    def _maybe_prune(self) -> None:
+        now = time.monotonic()
+        if now - self._pruned_at < PRUNE_SECONDS:
+            return
+        self._pruned_at = now
+        with contextlib.suppress(CutoutError):
+            self.cache.prune(registered=self.registry.registered_sha256s())

@@ -15,9 +15,7 @@ class Progress:
 
     PLAIN_EVERY = 5.0
 
-    def __init__(
-        self, label: str, total: int, initial: int, quiet: bool, prog: str = PROG
-    ) -> None:
+    def __init__(self, label: str, total: int, initial: int, quiet: bool, prog: str = PROG) -> None:
         self.prog = prog
         self.label = label
         self.total = total

@@ -178,15 +178,17 @@ def register_model() -> tuple[Response, int]:
             field="file",
         )
     record = _parse_record(text)
-    # the upload is a file werkzeug spooled to disk: checked and hashed through an mmap,
-    # then streamed to storage, never read into the process whole
-    with _mapped(upload) as data:
-        try:
-            name = check_name(request.form.get("name") or str(record.get("name", "")))
+    # the upload is a file werkzeug spooled to disk: checked through an mmap (the check
+    # touches the graph's structure, not the weights), hashed and streamed to storage in
+    # chunks, never read into the process whole
+    try:
+        name = check_name(request.form.get("name") or str(record.get("name", "")))
+        with _mapped(upload) as data:
             check_io(data)
-            record = check_record(record, sha256=sha256_of(data))
-        except ModelFileError as exc:
-            raise InvalidModel(str(exc)) from None
+        upload.stream.seek(0)
+        record = check_record(record, sha256=sha256_of(upload.stream))
+    except ModelFileError as exc:
+        raise InvalidModel(str(exc)) from None
     upload.stream.seek(0)
     stored = registry().register(
         scope,

@@ -53,13 +53,17 @@ def check_name(name: str) -> str:
     return name
 
 
-def sha256_of(data: bytes | memoryview | Path) -> str:
-    if not isinstance(data, Path):
+def sha256_of(data: bytes | memoryview | Path | BinaryIO) -> str:
+    """The hex sha256 of bytes, a file (by path) or an open binary file (read from where
+    it stands, in chunks: never held whole)."""
+    if isinstance(data, bytes | memoryview):
         return hashlib.sha256(data).hexdigest()
+    if isinstance(data, Path):
+        with data.open("rb") as f:
+            return sha256_of(f)
     digest = hashlib.sha256()
-    with Path(data).open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
+    while chunk := data.read(1 << 20):
+        digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -191,3 +191,35 @@ def test_concurrent_uploads_cannot_slip_past_the_quota(api: ApiProcess, tenant: 
     statuses = sorted(status for status, _ in answers)
     assert statuses == [201] * MAX_MODELS + [422] * (len(models) - MAX_MODELS), answers
     assert len(names(api, tenant)) == MAX_MODELS
+
+
+def test_a_real_model_is_registered_without_a_copy_in_the_api(
+    service_env: dict[str, str],
+    module_db: str,
+    model_home: Path,
+    tmp_path: Path,
+) -> None:
+    """u2net's 176 MB file under the default limits: the API holds no copy of it (the old
+    route read it whole: +180 MB of peak RSS). werkzeug spools the upload to a file; the
+    check reads its structure through an mmap; the hash and the bucket read it in chunks."""
+    data = (model_home / "u2net.onnx").read_bytes()
+    record = {"name": "real", "base": {"name": "u2net"}, "sha256": sha256_of(data)}
+    body, ctype = multipart(
+        {},
+        {
+            "record": ("record.json", json.dumps(record).encode(), "application/json"),
+            "file": ("u2net.onnx", data, "application/octet-stream"),
+        },
+    )
+    del data
+    env = dict(service_env, CUTOUT_REDIS_URL=module_db, CUTOUT_API_KEYS=f"frank:{KEYS['alice']}")
+    with running_api(env, tmp_path / "api.log") as api:
+        before = peak_rss(api)
+        status, _, answer = http(
+            "POST",
+            api.url + "/v1/models",
+            body,
+            {"Authorization": f"Bearer {KEYS['alice']}", "Content-Type": ctype},
+        )
+        assert status == 201, answer
+        assert peak_rss(api) - before < 60_000_000

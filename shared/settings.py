@@ -243,7 +243,7 @@ class Settings:
     # a custom model runs in a sandboxed runner (worker/engine/sandbox.py): its address
     # space and the seconds one load and run may take
     custom_model_memory: int = 2 * 2**30
-    custom_model_timeout: int = 60
+    custom_model_timeout: int = 30
     operator_tenants: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = "json"

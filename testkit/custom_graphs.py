@@ -14,6 +14,7 @@ does in between is the point:
   runs for hours): a model that never finishes;
 - :func:`weights`: ``megabytes`` of weights a loaded session keeps;
 - :func:`many_masks`: declares one mask, gives ``copies``;
+- :func:`unknown_operator`: an operator the standard domain does not have (never loads);
 - :func:`custom_domain`: an operator of a domain ONNX Runtime does not know (never loads).
 """
 
@@ -168,6 +169,14 @@ def many_masks(copies: int = 4) -> bytes:
         _channel_mean("big", "mask"),
     ]
     return _model(nodes, [_ints("shape", [copies, 3, SIDE, SIDE])], "mask")
+
+
+def unknown_operator() -> bytes:
+    """A graph with ``NoSuchOp`` of the standard domain: it parses, but never loads."""
+    from onnx import helper
+
+    nodes = [helper.make_node("NoSuchOp", ["input.1"], ["odd"]), _channel_mean("odd", "mask")]
+    return _model(nodes, [], "mask")
 
 
 def custom_domain() -> bytes:

@@ -59,6 +59,8 @@ from worker.engine.families import U2NetFamily
 
 log = logging.getLogger("cutout.worker")
 
+#: how long a runner may take to start (its imports: ~1 s; not the model's time)
+START_TIMEOUT = 60.0
 #: the runner refuses a request larger than this (256 inputs of 1×3×320×320 float32)
 MAX_REQUEST = 256 * 3 * 320 * 320 * 4
 # libraries that would start a thread per core (each with its own stack and malloc
@@ -146,6 +148,12 @@ class _Runner:
             got += n
         return buf
 
+    def wait_ready(self, deadline: float) -> None:
+        """Read the runner's ``ready`` frame (sent once its imports are done)."""
+        meta, _ = wire.sizes(bytes(self._receive(wire.HEAD.size, deadline)), 0)
+        if not wire.header(bytes(self._receive(meta, deadline))).get("ready"):
+            raise wire.WireError("the runner's first frame is not 'ready'")
+
     def exchange(
         self, request: dict[str, Any], payload: np.ndarray, answer_bytes: int, deadline: float
     ) -> tuple[dict[str, Any], bytearray]:
@@ -187,7 +195,18 @@ class Sandbox:
         if runner is None or not runner.alive():
             if runner is not None:
                 runner.kill()
-            runner = self._local.runner = _Runner(self.limits)
+            runner = _Runner(self.limits)
+            try:
+                runner.wait_ready(time.monotonic() + START_TIMEOUT)
+            except BaseException as exc:
+                ended = runner.kill()
+                if isinstance(exc, _Expired | _Gone | wire.WireError):
+                    log.error("the custom-model sandbox did not start", extra={"ended": ended})
+                    raise ModelFailed(
+                        f"the sandbox for custom models did not start ({ended})"
+                    ) from None
+                raise
+            self._local.runner = runner
             self.started += 1
         return runner
 

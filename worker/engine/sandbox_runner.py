@@ -7,6 +7,7 @@ so that an allocation past the cap fails inside ONNX Runtime with an error ("Fai
 allocate memory") instead of growing the host's memory; then it reads requests on stdin
 and answers on stdout, one at a time (worker/engine/sandbox_wire.py):
 
+- first, unasked, ``{"ready": true}`` once its imports are done;
 - ``{"key", "path"?, "shape", "expect"}`` + the input's float32 bytes: run the model
   whose file sha256 is ``key`` (loaded from ``path`` when it is not loaded yet) and
   answer ``{"ok": true, "shape"}`` + the first output's float32 bytes, or ``{"ok":
@@ -195,6 +196,13 @@ def serve(config: dict[str, Any]) -> int:
     reply_fd = os.dup(1)
     os.dup2(2, 1)
     runner = Runner(int(config["threads"]), int(config["sessions"]))
+    # imported now, so that the time cap measures loading and running, not our imports
+    import onnx  # noqa: F401
+
+    import worker.engine.batching
+    import worker.engine.session  # noqa: F401
+
+    _write(reply_fd, wire.frame({"ready": True}))
     while True:
         head = _read_exact(0, wire.HEAD.size)
         if head is None:

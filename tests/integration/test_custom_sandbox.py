@@ -1,0 +1,204 @@
+"""Custom models run in the worker's sandbox (worker/engine/sandbox.py): hostile graphs
+fail once with a stable code, the worker's memory stays bounded, and other work goes on.
+
+ONE real `cutout worker` (concurrency 1, u2netp) on a Redis database of this module's
+own, the session's SeaweedFS, the API in-process (tenants ``a`` and ``b``). The sandbox's
+caps are small here: 1 GiB of address space and 3 s per load and run. The graphs are
+built with ``onnx`` (testkit/custom_graphs.py) and registered through ``POST
+/v1/models``, which checks a file without running it.
+
+Before the sandbox: the Expand and ConstantOfShape jobs *succeeded* after taking the
+worker to ~5 GB, the Loop ran until Celery's hard limit killed the pool child, three
+times, and failed with ``processing_failed`` (attempts 3), and a model that cannot load
+failed with ``processing_failed`` and a traceback in the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+from flask.testing import FlaskClient
+from PIL import Image
+
+from testkit import custom_graphs as graphs
+from testkit.batch import AUTH_A, AUTH_B, make_app, photo
+from tests.integration.conftest import WorkerProcess, wait_for
+
+WORKER_ENV = {
+    "CUTOUT_WORKER_CONCURRENCY": "1",
+    "CUTOUT_CUSTOM_MODEL_MEMORY": "1GiB",
+    "CUTOUT_CUSTOM_MODEL_TIMEOUT": "3",
+    # without the sandbox a Loop job held the worker until this, three times
+    "CUTOUT_TASK_TIME_LIMIT": "40",
+}
+#: what the whole worker (Celery's process, the pool child, the runner) may reach while a
+#: hostile graph runs: ~0.7 GB is measured; the graphs ask for 4-5 GB
+TREE_RSS_BOUND = 2_000_000_000
+
+
+@pytest.fixture(scope="module")
+def client(module_db: str, s3_endpoint: str, s3_credentials: dict[str, str]) -> FlaskClient:
+    return make_app(module_db, s3_endpoint).test_client()
+
+
+def _register(client: FlaskClient, auth: dict[str, str], name: str, data: bytes) -> None:
+    from shared.modelfile import sha256_of
+
+    record = {"name": name, "base": {"name": "u2netp"}, "sha256": sha256_of(data)}
+    response = client.post(
+        "/v1/models",
+        data={
+            "record": (io.BytesIO(json.dumps(record).encode()), "record.json"),
+            "file": (io.BytesIO(data), "model.onnx"),
+        },
+        headers=auth,
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+
+
+def _submit(client: FlaskClient, auth: dict[str, str], model: str, seed: int = 0) -> str:
+    response = client.post(
+        "/v1/jobs",
+        data={"model": model, "image": (io.BytesIO(photo((120, 90), seed)), "p.png")},
+        headers=auth,
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return str(response.get_json()["id"])
+
+
+def _finished(client: FlaskClient, auth: dict[str, str], job_id: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        job = client.get(f"/v1/jobs/{job_id}", headers=auth).get_json()
+        return job if job["status"] in ("succeeded", "failed", "canceled") else None
+
+    return wait_for(done, timeout=150, interval=0.2)  # type: ignore[no-any-return]
+
+
+def _tree_rss(pid: int) -> int:
+    try:
+        root = psutil.Process(pid)
+        total = root.memory_info().rss
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += child.memory_info().rss
+        return total
+    except psutil.NoSuchProcess:
+        return 0
+
+
+class _PeakRss:
+    """The highest RSS of a process tree, sampled every 20 ms while the block runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _tree_rss(self.pid))
+
+    def __enter__(self) -> _PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def models(client: FlaskClient, module_worker: WorkerProcess) -> None:
+    _register(client, AUTH_A, "tiny", graphs.tiny("a"))
+    _register(client, AUTH_A, "expand", graphs.expand_huge(4000))  # 4.9 GB
+    _register(client, AUTH_A, "zeros", graphs.constant_of_shape(1_000_000_000))  # 4 GB
+    _register(client, AUTH_A, "forever", graphs.slow_loop())
+
+
+@pytest.mark.parametrize("model", ["expand", "zeros"])
+def test_a_model_over_the_memory_cap_fails_once_and_the_worker_stays_small(
+    client: FlaskClient, module_worker: WorkerProcess, models: None, model: str
+) -> None:
+    with _PeakRss(module_worker.proc.pid) as rss:
+        job = _finished(client, AUTH_A, _submit(client, AUTH_A, model))
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "model_memory_exceeded"
+    assert "1.00 GiB" in job["error"]["message"]
+    assert job["attempts"] == 1
+    assert 0 < rss.peak < TREE_RSS_BOUND, f"worker tree reached {rss.peak / 1e9:.2f} GB"
+    # the pool child serves the next job
+    job = _finished(client, AUTH_A, _submit(client, AUTH_A, "tiny"))
+    assert job["status"] == "succeeded", job
+
+
+def test_a_custom_model_gives_the_cutout_it_gives_in_process(
+    client: FlaskClient,
+    module_worker: WorkerProcess,
+    models: None,
+    model_home: Path,
+    tmp_path: Path,
+) -> None:
+    from shared.options import CUSTOM_MODEL_CHECK, parse_options
+    from worker.engine import Engine
+    from worker.engine.custom import CustomModels
+
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(graphs.tiny("a"))
+
+    class Here(CustomModels):
+        def lookup(self, name: str) -> tuple[str, Callable[[], Path]]:
+            return "tiny", lambda: path
+
+    job = _finished(client, AUTH_A, _submit(client, AUTH_A, "tiny", seed=3))
+    assert job["status"] == "succeeded", job
+    served = client.get(f"/v1/jobs/{job['id']}/result", headers=AUTH_A).get_data()
+    engine = Engine(model_home, threads=1, custom=Here())  # no sandbox: in this process
+    token = CUSTOM_MODEL_CHECK.set(lambda name: name == "tiny")
+    try:
+        options = parse_options({"model": "tiny"})
+    finally:
+        CUSTOM_MODEL_CHECK.reset(token)
+    here = engine.process(photo((120, 90), 3), options)
+    assert np.array_equal(
+        np.asarray(Image.open(io.BytesIO(served))), np.asarray(Image.open(io.BytesIO(here.data)))
+    )
+
+
+def test_a_slow_model_times_out_once_and_another_tenant_is_served(
+    client: FlaskClient, module_worker: WorkerProcess, models: None
+) -> None:
+    slow = [_submit(client, AUTH_A, "forever", seed=i) for i in range(2)]
+    plain = _submit(client, AUTH_B, "u2netp")
+    for job_id in slow:
+        job = _finished(client, AUTH_A, job_id)
+        assert job["status"] == "failed", job
+        assert job["error"]["code"] == "processing_timeout"
+        assert job["attempts"] == 1
+    job = _finished(client, AUTH_B, plain)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 1
+
+
+def test_a_model_that_cannot_load_fails_clearly(
+    client: FlaskClient, module_worker: WorkerProcess, models: None
+) -> None:
+    # its operators' domains are standard, so registration (a check without a run) takes it
+    _register(client, AUTH_A, "odd", graphs.unknown_operator())
+    job = _finished(client, AUTH_A, _submit(client, AUTH_A, "odd"))
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "invalid_model"
+    assert "NoSuchOp" in job["error"]["message"]
+    assert job["attempts"] == 1
+    assert "Traceback" not in module_worker.log_path.read_text(errors="replace")

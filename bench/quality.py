@@ -1,0 +1,295 @@
+"""The quality score (worker/engine/quality.py): fit it, measure it, time it.
+
+    python bench/quality_data.py --make --maps          # truth and cached maps, once
+    python bench/quality.py --fit                       # writes worker/engine/quality_model.py
+    python bench/quality.py --report train heldout      # AUROC, Spearman, catch rates
+    python bench/quality.py --report shared             # the check nothing was fitted on
+    python bench/quality.py --cpu 12                    # CPU of plain / basic / full jobs
+
+The label of a photo is the IoU (α ≥ 128) of u2net's exact cutout (rembg's mask) against
+its truth. ``--fit`` uses the ``train`` split ONLY: the ridge penalty by 5-fold cross
+validation on it, the linear model on all of it, the calibration (isotonic, IoU on the
+out-of-fold predictions) and each flag's threshold. ``--report`` prints, per split and
+per category, for each method (``basic``, ``full``, the ``full`` variants with every
+second opinion measured, and the baselines: u2net/u2netp disagreement alone, soft-pixel
+share alone): AUROC of the risk (1 − score) for IoU < 0.9 and < 0.8, Spearman's rank
+correlation of score and IoU, the share of bad (IoU < 0.8) cutouts among the lowest 10%
+and 20%, and the mean absolute error of the score as an IoU estimate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import quality_stats as qs  # noqa: E402
+from quality_data import OUT, Sample, load, photo320, samples  # noqa: E402
+
+from worker.engine import quality  # noqa: E402
+
+MODEL_FILE = ROOT / "worker" / "engine" / "quality_model.py"
+#: second opinions measured: a name → the raw map from the cached maps
+OPINIONS: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {
+    "u2netp": lambda m: m["u2netp"],
+    "u2netp_flip": lambda m: m["u2netp_flip"],
+    "u2netp+flip": lambda m: (
+        (quality.normalised(m["u2netp"]) + quality.normalised(m["u2netp_flip"])) / 2
+    ),
+    "u2net_s224": lambda m: m["u2net_s224"],
+}
+CHOSEN = "u2netp_flip"  # the second opinion of ``full`` (quality.SECOND_MODEL): see docs/quality.md
+FLAG_PRECISION = 0.8
+ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def table(split: str) -> list[dict]:
+    """One row per cached sample of ``split``: source, category, iou and every feature
+    (``agree_iou@<opinion>``, ``agree_mad@<opinion>`` for each second opinion)."""
+    cache = OUT / f"features_{split}.json"
+    if cache.exists():
+        rows = json.loads(cache.read_text())
+        wanted = [*quality.BASIC, *(f"agree_iou@{o}" for o in OPINIONS)]
+        if rows and all(k in rows[0] for k in wanted):
+            return rows
+    rows = []
+    complete = True
+    for sample in samples(split):
+        maps = load(sample)
+        if maps is None:
+            complete = False
+            continue
+        rows.append(_row(sample, maps))
+    if complete:
+        cache.write_text(json.dumps(rows))
+    return rows
+
+
+def _row(sample: Sample, maps: dict[str, np.ndarray]) -> dict:
+    row: dict = {"source": sample.source, "category": sample.category, "iou": float(maps["iou"])}
+    row["image"] = str(sample.image_path.relative_to(sample.image_path.parents[2]))
+    row.update(quality.basic_features(maps["u2net"], photo320(sample)))
+    for name, opinion in OPINIONS.items():
+        for key, value in quality.agreement(maps["u2net"], opinion(maps)).items():
+            row[f"{key}@{name}"] = value
+    return row
+
+
+def matrix(rows: list[dict], names: list[str]) -> np.ndarray:
+    return np.asarray([[quality._transform(n.split("@")[0], r[n]) for n in names] for r in rows])
+
+
+def feature_names(level: str, opinion: str = CHOSEN) -> list[str]:
+    names = list(quality.BASIC)
+    return names if level == "basic" else names + [f"{n}@{opinion}" for n in quality.AGREE]
+
+
+def fit_level(rows: list[dict], names: list[str]) -> tuple[dict, dict]:
+    """(stored model, fit report) of a linear model over ``names`` on ``rows``."""
+    x = matrix(rows, names)
+    iou = np.asarray([r["iou"] for r in rows])
+    y = np.log(1.02 - np.clip(iou, 0, 1))  # the error, on a log scale: small errors spread
+    y = -y  # higher is better, as the score
+    fold = qs.folds([f"{r['source']}/{r['category']}" for r in rows], 5)
+    best: tuple[float, float] | None = None
+    for alpha in ALPHAS:
+        cv = qs.cross_predictions(x, y, fold, alpha, None)
+        quality_cv = np.mean([qs.auroc(-cv, iou < t) for t in (0.8, 0.9)])
+        if best is None or quality_cv > best[1] + 1e-9:
+            best = (alpha, float(quality_cv))
+    assert best is not None
+    alpha = best[0]
+    cv = qs.cross_predictions(x, y, fold, alpha, None)
+    model = qs.ridge(x, y, alpha)
+    knots_x, knots_y = qs.isotonic(cv, iou)
+    stored = {
+        "features": [n.split("@")[0] for n in names],
+        "mean": [round(float(v), 6) for v in model["mean"]],
+        "scale": [round(float(v), 6) for v in model["scale"]],
+        "coef": [round(float(v), 6) for v in model["coef"]],
+        "intercept": round(model["intercept"], 6),
+        "calibration": {"x": knots_x, "y": knots_y},
+    }
+    return stored, {"alpha": alpha, "cv_auroc_mean": round(best[1], 4), "n": len(rows)}
+
+
+def flag_thresholds(rows: list[dict]) -> dict[str, float]:
+    """Each flag's threshold on the training rows: the loosest (most items flagged, up to
+    half) whose flagged items are bad (IoU < 0.9) at least :data:`FLAG_PRECISION` of the
+    time, else the most precise with at least 3% flagged; ``no_subject`` is a definition
+    (under 0.05% of the frame)."""
+    bad = np.asarray([r["iou"] < 0.9 for r in rows])
+    out = {"no_subject": 0.0005}
+
+    def choose(values: np.ndarray, below: bool) -> float:
+        fallback = (-1.0, 0.0)
+        for q in np.linspace(0.5, 0.03, 48):
+            t = float(np.quantile(values, q if below else 1 - q))
+            hit = values < t if below else values > t
+            if hit.sum() < 0.03 * len(values):
+                continue
+            precision = float(bad[hit].mean())
+            if precision >= FLAG_PRECISION:
+                return round(t, 5)
+            fallback = max(fallback, (precision, t))
+        return round(fallback[1], 5)
+
+    def col(name: str) -> np.ndarray:
+        return np.asarray([r[name] for r in rows])
+
+    out["tiny_subject"] = choose(col("area"), below=True)
+    # the largest piece's share, among the photos whose mask has several pieces
+    several = np.where(col("pieces") >= 2, col("largest_share"), 1.0)
+    out["several_pieces"] = choose(several, below=True)
+    out["touches_frame"] = choose(col("border"), below=False)
+    out["uncertain_edges"] = choose(col("soft_width"), below=False)
+    out["low_contrast"] = choose(col("contrast"), below=True)
+    out["models_disagree"] = choose(col(f"agree_iou@{CHOSEN}"), below=True)
+    return out
+
+
+def _json(value: dict, indent: str = "") -> str:
+    """``value`` as JSON text in lines of at most 96 characters (lists wrapped)."""
+    inner = indent + "  "
+    lines = []
+    for key, item in value.items():
+        prefix = f"{inner}{json.dumps(key)}: "
+        if isinstance(item, dict):
+            lines.append(prefix + _json(item, inner).lstrip())
+        else:
+            text = prefix + json.dumps(item)
+            wrap = {"break_on_hyphens": False, "break_long_words": False}
+            lines.append(textwrap.fill(text, 96, subsequent_indent=inner + "  ", **wrap))
+    return indent + "{\n" + ",\n".join(lines) + "\n" + indent + "}"
+
+
+def fit() -> int:
+    rows = table("train")
+    basic, basic_report = fit_level(rows, feature_names("basic"))
+    full, full_report = fit_level(rows, feature_names("full"))
+    thresholds = flag_thresholds(rows)
+    model = _json({"basic": basic, "full": full})
+    text = (
+        '"""The quality score\'s fitted model (docs/quality.md). Generated: do not edit.\n\n'
+        "Regenerate with ``python bench/quality_data.py --make --maps`` then\n"
+        "``python bench/quality.py --fit``; fitted on the generated train split only\n"
+        f"({len(rows)} photos; ridge penalty basic {basic_report['alpha']}, full "
+        f"{full_report['alpha']}; its 5-fold AUROC,\nmean of IoU < 0.8 and < 0.9: basic "
+        f"{basic_report['cv_auroc_mean']}, full {full_report['cv_auroc_mean']}).\n"
+        '"""\n\n'
+        "import json\nfrom typing import Any\n\n"
+        f'MODEL: dict[str, Any] = json.loads(\n    """\n{model}\n"""\n)\n\n'
+        f'FLAG_THRESHOLDS: dict[str, float] = json.loads(\n    """\n{_json(thresholds)}\n"""\n)\n'
+    )
+    MODEL_FILE.write_text(text)
+    importlib.reload(quality.quality_model)
+    print(MODEL_FILE, basic_report, full_report, thresholds)
+    return 0
+
+
+def methods(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Each method's score per row (higher = more likely right)."""
+    out = {
+        "basic": np.asarray([quality.score(r, "basic") for r in rows]),
+        "full": np.asarray([quality.score({**r, **_chosen(r)}, "full") for r in rows]),
+        "disagreement u2net/u2netp": np.asarray([r["agree_iou@u2netp"] for r in rows]),
+        "soft-pixel share": -np.asarray([r["soft_share"] for r in rows]),
+    }
+    for name in OPINIONS:
+        out[f"agreement {name}"] = np.asarray([r[f"agree_iou@{name}"] for r in rows])
+    return out
+
+
+def _chosen(row: dict) -> dict[str, float]:
+    return {n: row[f"{n}@{CHOSEN}"] for n in quality.AGREE}
+
+
+def report(split: str, by_category: bool) -> None:
+    rows = table(split)
+    iou = np.asarray([r["iou"] for r in rows])
+    scores = methods(rows)
+    groups: dict[str, np.ndarray] = {"all": np.ones(len(rows), bool)}
+    if by_category:
+        for key in sorted({f"{r['source']}/{r['category']}" for r in rows}):
+            groups[key] = np.asarray([f"{r['source']}/{r['category']}" == key for r in rows])
+    print(
+        f"\n## {split}: {len(rows)} photos, IoU<0.9: {np.mean(iou < 0.9):.0%}, "
+        f"IoU<0.8: {np.mean(iou < 0.8):.0%}"
+    )
+    print(
+        f"{'group':26s} {'method':28s} {'n':>4s} {'bad8':>4s} {'AUC.9':>6s} {'AUC.8':>6s} "
+        f"{'rho':>6s} {'c10':>5s} {'c20':>5s} {'MAE':>6s}"
+    )
+    for group, keep in groups.items():
+        for name, s in scores.items():
+            if group != "all" and name not in ("basic", "full", "disagreement u2net/u2netp"):
+                continue
+            print(f"{group:26s} {name:28s} " + " ".join(_cells(s[keep], iou[keep], name)))
+    print(f"\n{'flag':18s} {'flagged':>8s} {'IoU<0.9 among them':>19s} {'mean IoU':>9s}")
+    for code, level in ((c, "full" if c == "models_disagree" else "basic") for c in quality.FLAGS):
+        hit = np.asarray([code in quality.flags({**r, **_chosen(r)} if level == "full" else r)
+                          for r in rows])  # fmt: skip
+        bad = f"{np.mean(iou[hit] < 0.9):.0%}" if hit.any() else "-"
+        mean = f"{iou[hit].mean():.3f}" if hit.any() else "-"
+        print(f"{code:18s} {hit.mean():8.0%} {bad:>19s} {mean:>9s}")
+
+
+def _cells(s: np.ndarray, iou: np.ndarray, name: str) -> list[str]:
+    def f(v: float | None, width: int = 6, pct: bool = False) -> str:
+        if v is None:
+            return f"{'-':>{width}s}"
+        return f"{v:>{width}.0%}" if pct else f"{v:>{width}.3f}"
+
+    mae = float(np.abs(s - iou).mean()) if name in ("basic", "full") else None
+    bad = iou < 0.8
+    return [
+        f"{len(s):4d}",
+        f"{int(bad.sum()):4d}",
+        f(qs.auroc(-s, iou < 0.9)),
+        f(qs.auroc(-s, bad)),
+        f(qs.spearman(s, iou)),
+        f(qs.caught(-s, bad, 0.1), 5, True),
+        f(qs.caught(-s, bad, 0.2), 5, True),
+        f(mae),
+    ]
+
+
+def cpu(n: int, rounds: int) -> None:
+    """CPU seconds per photo of a plain exact job, and of the score's extra work."""
+    from cpu_quality import compare
+
+    compare([s.image_path for s in samples("heldout")][:: max(1, 238 // n)][:n], rounds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--report", nargs="*", metavar="SPLIT", help="train heldout shared")
+    parser.add_argument("--categories", action="store_true", help="per source/category too")
+    parser.add_argument("--cpu", type=int, metavar="N", help="time N held-out photos")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.fit:
+        fit()
+    for split in args.report or ():
+        report(split, args.categories)
+    if args.cpu:
+        started = time.perf_counter()
+        cpu(args.cpu, args.rounds)
+        print(f"({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""Statistics and fitting for bench/quality.py, in numpy and scipy only (deterministic).
+
+- :func:`auroc`: the area under the ROC curve of ``risk`` for ``bad`` (ties count half);
+- :func:`caught`: the share of bad items among the ``share`` of items ranked riskiest;
+- :func:`ridge`: a ridge regression on standardised features;
+- :func:`isotonic`: pool-adjacent-violators, the non-decreasing fit of y on x, as knots;
+- :func:`cross_predictions`: out-of-fold linear predictions (k folds, fixed assignment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def auroc(risk: np.ndarray, bad: np.ndarray) -> float | None:
+    """P(risk of a bad item > risk of a good one), ties half; None with one class only."""
+    bad = np.asarray(bad, bool)
+    n_bad, n_good = int(bad.sum()), int((~bad).sum())
+    if n_bad == 0 or n_good == 0:
+        return None
+    ranks = stats.rankdata(risk)
+    return float((ranks[bad].sum() - n_bad * (n_bad + 1) / 2) / (n_bad * n_good))
+
+
+def spearman(score: np.ndarray, iou: np.ndarray) -> float | None:
+    if len(score) < 3 or np.ptp(score) == 0:
+        return None
+    return float(stats.spearmanr(score, iou).statistic)
+
+
+def caught(risk: np.ndarray, bad: np.ndarray, share: float) -> float | None:
+    """Share of the bad items found by reviewing the ``share`` riskiest (ties broken by
+    order, stable)."""
+    bad = np.asarray(bad, bool)
+    if not bad.any():
+        return None
+    n = max(1, round(share * len(risk)))
+    order = np.argsort(-np.asarray(risk), kind="stable")[:n]
+    return float(bad[order].sum() / bad.sum())
+
+
+def ridge(x: np.ndarray, y: np.ndarray, alpha: float, weight: np.ndarray | None = None) -> dict:
+    """Standardisation and weights of a ridge regression of y on x (intercept unpenalised)."""
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    w = np.ones(len(y)) if weight is None else weight
+    zc = np.column_stack([np.ones(len(y)), z])
+    penalty = alpha * np.eye(zc.shape[1])
+    penalty[0, 0] = 0.0
+    beta = np.linalg.solve(zc.T @ (zc * w[:, None]) + penalty, zc.T @ (w * y))
+    return {"mean": mean, "scale": scale, "coef": beta[1:], "intercept": float(beta[0])}
+
+
+def predict(model: dict, x: np.ndarray) -> np.ndarray:
+    return ((x - model["mean"]) / model["scale"]) @ model["coef"] + model["intercept"]
+
+
+def isotonic(x: np.ndarray, y: np.ndarray, knots: int = 24) -> tuple[list[float], list[float]]:
+    """The non-decreasing least-squares fit of y on x (pool adjacent violators), reduced to
+    at most ``knots`` (x, y) points for linear interpolation."""
+    order = np.argsort(x, kind="stable")
+    xs, ys = np.asarray(x)[order], np.asarray(y, float)[order]
+    blocks: list[list[float]] = []  # [sum, count, x_sum]
+    for xi, yi in zip(xs, ys, strict=True):
+        blocks.append([yi, 1.0, xi])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            s, c, xsum = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += c
+            blocks[-1][2] += xsum
+    bx = np.asarray([b[2] / b[1] for b in blocks])
+    by = np.asarray([b[0] / b[1] for b in blocks])
+    if len(bx) > knots:
+        pick = np.unique(np.linspace(0, len(bx) - 1, knots).round().astype(int))
+        bx, by = bx[pick], by[pick]
+    return [round(float(v), 5) for v in bx], [round(float(v), 5) for v in by]
+
+
+def folds(groups: Sequence[str], k: int) -> np.ndarray:
+    """A fold number per item, so items of one group (source/category) spread over folds
+    in a fixed order: item i of a group goes to fold i mod k."""
+    seen: dict[str, int] = {}
+    out = np.empty(len(groups), int)
+    for i, g in enumerate(groups):
+        out[i] = seen.get(g, 0) % k
+        seen[g] = seen.get(g, 0) + 1
+    return out
+
+
+def cross_predictions(
+    x: np.ndarray, y: np.ndarray, fold: np.ndarray, alpha: float, weight: np.ndarray | None
+) -> np.ndarray:
+    """Each item's linear prediction from a ridge fitted on the other folds."""
+    out = np.empty(len(y))
+    for f in np.unique(fold):
+        train = fold != f
+        model = ridge(x[train], y[train], alpha, None if weight is None else weight[train])
+        out[~train] = predict(model, x[~train])
+    return out

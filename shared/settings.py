@@ -244,6 +244,8 @@ class Settings:
     # space and the seconds one load and run may take
     custom_model_memory: int = 2 * 2**30
     custom_model_timeout: int = 30
+    # one tenant's single custom-model jobs admitted at once (worker/fair.py)
+    custom_model_window: int = 2
     operator_tenants: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = "json"
@@ -332,6 +334,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CUSTOM_MODEL_CACHE_BYTES": ("custom_model_cache_bytes", parse_size),
     "CUSTOM_MODEL_MEMORY": ("custom_model_memory", _size_at_least(512 * 2**20)),
     "CUSTOM_MODEL_TIMEOUT": ("custom_model_timeout", parse_duration),
+    "CUSTOM_MODEL_WINDOW": ("custom_model_window", _int_range(1, 100_000)),
     "OPERATOR_TENANTS": (
         "operator_tenants",
         lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),

@@ -2,8 +2,9 @@
 
 The worker reaches Redis only through these operations (no module in ``worker/`` holds
 the client): the job and batch records of :class:`shared.store.RedisStore`, plus the
-scheduler's state (shared/sweepstate.py), the fair dispatcher's (shared/fairstate.py),
-telemetry, webhook event claims and secrets, and the custom model registry.
+scheduler's state (shared/sweepstate.py), the fair dispatcher's (shared/fairstate.py and
+shared/customline.py), telemetry, webhook event claims and secrets, and the custom model
+registry.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 import redis
 
 from shared import telemetry
+from shared.customline import CustomLineState
 from shared.fairstate import FairState
 from shared.jobstore import JobStore
 from shared.modelstore import ModelRegistry
@@ -78,8 +80,13 @@ class WorkerStore(JobStore, Protocol):
     def fair_forget_tenant(self, tenant: str) -> None: ...
     def fair_mark_sent(self, batch_id: str, cursor: int, job_ids: list[str]) -> None: ...
 
+    # -- custom-model lines (shared/customline.py) ---------------------------------------
+    def custom_park(self, tenant: str, job_id: str) -> bool: ...
+    def custom_tenants(self) -> list[str]: ...
+    def custom_admit(self, tenant: str, window: int) -> list[str]: ...
 
-class RedisWorkerStore(SweepState, FairState, RedisStore):
+
+class RedisWorkerStore(SweepState, FairState, CustomLineState, RedisStore):
     """:class:`WorkerStore` on Redis."""
 
     @classmethod

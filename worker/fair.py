@@ -25,15 +25,28 @@ loses its last writes, a broker lost on its own) leaves a job that is ``queued``
 since its dispatch, and absent from the broker: the reconciler (worker/reconcile.py)
 re-sends it. (Sending first would lose nothing either on one Redis, but with a separate
 broker a message could then vanish with nothing left that says it was sent.)
+
+Custom models get a line of their own. A single job (``interactive``) on a custom model
+may hold a worker for up to ``CUTOUT_CUSTOM_MODEL_TIMEOUT`` (worker/engine/sandbox.py),
+and ``interactive`` is one FIFO list: a tenant's 100 slow custom-model jobs held every
+job behind them. So the first time a worker takes such a job it does not run it but
+*parks* it in its tenant's line (shared/customline.py; the job stays ``queued``), and
+the dispatcher *admits* at most ``CUTOUT_CUSTOM_MODEL_WINDOW`` of each tenant's parked
+jobs at a time: an admitted job's message goes to the back of ``interactive``, and the
+next is admitted once it has finished. Another tenant's job, queued behind the parked
+ones, runs before their admitted copies; with one worker it waits behind at most a
+window of that tenant's custom-model jobs, each at most the time cap. Batch items on a
+custom model are already windowed in ``bulk`` and are not parked.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.fairstate import LOCK_KEY, TENANTS_KEY, pending, tenant_key
-from shared.tasks import BULK, PROCESS_JOB
+from shared.options import MODELS
+from shared.tasks import BULK, INTERACTIVE, PROCESS_JOB
 from shared.workerstore import WorkerStore
 
 if TYPE_CHECKING:
@@ -43,6 +56,19 @@ log = logging.getLogger("cutout.fair")
 
 SCAN = 50  # batches of one tenant looked at per pass (see _top_up)
 CHUNK = 500  # messages between cursor updates
+
+
+def parks(job: dict[str, Any]) -> bool:
+    """Whether ``job`` goes through its tenant's custom-model line: a queued single job
+    (``interactive``) on a model other than the built-ins."""
+    model = (job.get("options") or {}).get("model")
+    return (
+        job.get("status") == "queued"
+        and not job.get("batch_id")
+        and (job.get("queue") or INTERACTIVE) == INTERACTIVE
+        and isinstance(model, str)
+        and model not in MODELS
+    )
 
 
 class Dispatcher:
@@ -55,6 +81,10 @@ class Dispatcher:
     @property
     def window(self) -> int:
         return int(self.ctx.settings.bulk_window)
+
+    @property
+    def custom_window(self) -> int:
+        return int(self.ctx.settings.custom_model_window)
 
     def register(self, batch_id: str, tenant: str) -> bool:
         """Put a stored batch in line; True the first time, False when already there."""
@@ -70,8 +100,32 @@ class Dispatcher:
         try:
             for tenant in self.store.fair_tenants():
                 sent += self._top_up(tenant)
+            sent += self._admit_custom()
         finally:
             self.store.fair_unlock(token)
+        return sent
+
+    def park(self, job: dict[str, Any]) -> bool:
+        """Put a job that :func:`parks` in its tenant's custom-model line, and admit what
+        has room at once; False when the job is admitted already (run it)."""
+        if not self.store.custom_park(str(job.get("tenant") or ""), job["id"]):
+            return False
+        token = self.store.fair_lock()
+        if token is not None:  # else the dispatcher running now (or within 0.5 s) admits it
+            try:
+                self._admit_custom()
+            finally:
+                self.store.fair_unlock(token)
+        return True
+
+    def _admit_custom(self) -> int:
+        """Admit each tenant's parked custom-model jobs up to the window; messages sent."""
+        sent = 0
+        for tenant in self.store.custom_tenants():
+            # state first (admitted, in the queued index), then the message
+            for job_id in self.store.custom_admit(tenant, self.custom_window):
+                self.ctx.app.send_task(PROCESS_JOB, args=[job_id], queue=INTERACTIVE)
+                sent += 1
         return sent
 
     def _top_up(self, tenant: str) -> int:

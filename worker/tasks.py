@@ -29,6 +29,7 @@ from shared.options import parse_options
 from shared.store import TERMINAL
 from worker import batches, context, webhooks
 from worker.background import read_background
+from worker.fair import Dispatcher, parks
 from worker.outcome import count_retry, fail_after_worker_loss, finish, reannounce
 from worker.retry import TRANSIENT_RETRIES, backoff
 from worker.serving import serving_tenant
@@ -115,6 +116,10 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         reannounce(ctx, job)
         return "already-finished"
     fields = {"job_id": job_id, "tenant": job.get("tenant"), "batch_id": job.get("batch_id")}
+    if parks(job) and Dispatcher(ctx).park(job):
+        # a custom model's single job waits in its tenant's line (worker/fair.py)
+        log.info("custom-model job parked", extra=fields)
+        return "parked"
     attempts = job.get("attempts") or 0
     model = str((job.get("options") or {}).get("model", "unknown"))
     if job["status"] == "processing" and attempts >= settings.max_attempts:

@@ -20,6 +20,7 @@ import io
 import json
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,15 @@ from PIL import Image
 
 from testkit import custom_graphs as graphs
 from testkit.batch import AUTH_A, AUTH_B, make_app, photo
+from tests.conftest import RedisDatabases
 from tests.integration.conftest import WorkerProcess, wait_for
 
 WORKER_ENV = {
     "CUTOUT_WORKER_CONCURRENCY": "1",
     "CUTOUT_CUSTOM_MODEL_MEMORY": "1GiB",
     "CUTOUT_CUSTOM_MODEL_TIMEOUT": "3",
+    # one of a tenant's single custom-model jobs admitted at a time (worker/fair.py)
+    "CUTOUT_CUSTOM_MODEL_WINDOW": "1",
     # without the sandbox a Loop job held the worker until this, three times
     "CUTOUT_TASK_TIME_LIMIT": "40",
 }
@@ -179,16 +183,27 @@ def test_a_custom_model_gives_the_cutout_it_gives_in_process(
 def test_a_slow_model_times_out_once_and_another_tenant_is_served(
     client: FlaskClient, module_worker: WorkerProcess, models: None
 ) -> None:
-    slow = [_submit(client, AUTH_A, "forever", seed=i) for i in range(2)]
+    """Tenant a queues three jobs on a model that never finishes, then tenant b one plain
+    job: a's fail once each with processing_timeout, b's succeeds, and before a's last
+    (an order, read from the records: a's jobs wait in a's line, b's does not). Without
+    the line b's job was last; without the sandbox it waited for three hard limits each."""
+    slow = [_submit(client, AUTH_A, "forever", seed=i) for i in range(3)]
     plain = _submit(client, AUTH_B, "u2netp")
+    finished = []
     for job_id in slow:
         job = _finished(client, AUTH_A, job_id)
         assert job["status"] == "failed", job
         assert job["error"]["code"] == "processing_timeout"
         assert job["attempts"] == 1
+        finished.append(_epoch(job["finished_at"]))
     job = _finished(client, AUTH_B, plain)
     assert job["status"] == "succeeded", job
     assert job["attempts"] == 1
+    assert _epoch(job["finished_at"]) < max(finished)
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def test_a_model_that_cannot_load_fails_clearly(
@@ -202,3 +217,32 @@ def test_a_model_that_cannot_load_fails_clearly(
     assert "NoSuchOp" in job["error"]["message"]
     assert job["attempts"] == 1
     assert "Traceback" not in module_worker.log_path.read_text(errors="replace")
+
+
+def test_the_custom_model_line_admits_a_window_per_tenant(redis_dbs: RedisDatabases) -> None:
+    """The line's state by hand, on a database no worker reads (shared/customline.py)."""
+    from shared.store import QUEUED_KEY, RedisStore
+    from shared.workerstore import RedisWorkerStore
+
+    store = RedisWorkerStore.of(RedisStore.from_url(redis_dbs.take(), 3600))
+    ids = [f"job-{i}" for i in range(3)]
+    for job_id in ids:
+        store.create_job(
+            {"id": job_id, "tenant": "a", "status": "queued", "attempts": 0, "batch_id": None}
+        )
+        assert store.custom_park("a", job_id)
+        assert store.custom_park("a", job_id)  # a redelivered message parks it once
+    assert store.r.zscore(QUEUED_KEY, ids[0]) is None  # no message while it waits
+    assert store.custom_tenants() == ["a"]
+    assert store.custom_admit("a", 1) == [ids[0]]
+    assert store.r.zscore(QUEUED_KEY, ids[0]) is not None
+    assert store.custom_admit("a", 1) == []  # the window is full while it is queued...
+    store.transition(ids[0], "processing", ("queued",))
+    assert store.custom_admit("a", 1) == []  # ...or processing
+    assert not store.custom_park("a", ids[0])  # admitted: a redelivery runs it
+    store.transition(ids[0], "failed", ("processing",))
+    store.transition(ids[1], "canceled", ("queued",))  # cancelled while it waits
+    assert store.custom_admit("a", 1) == [ids[2]]
+    store.transition(ids[2], "succeeded", ("queued",))
+    assert store.custom_admit("a", 1) == []
+    assert store.custom_tenants() == []

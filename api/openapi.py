@@ -33,7 +33,8 @@ bp = Blueprint("openapi", __name__)
 
 def not_an_operation(view: F) -> F:
     """Leave this view out of the document: it only answers an error for paths or methods
-    that are not operations (remove.bg's 405 and 404 in its own shape, say)."""
+    that are not operations (remove.bg's 405 and 404 in its own shape, say), or it is an
+    alias of a listed operation (``/v1.0/removebg/`` with its trailing slash)."""
     setattr(view, HIDDEN_ATTR, True)
     return view
 

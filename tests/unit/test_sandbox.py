@@ -119,7 +119,7 @@ def test_a_model_over_the_time_cap_is_killed(tmp_path: Path) -> None:
 
 
 def test_a_model_that_cannot_load_is_invalid(sandbox: Sandbox, tmp_path: Path) -> None:
-    with pytest.raises(InvalidModel, match="com.example.tenant:Secret") as caught:
+    with pytest.raises(InvalidModel, match=r"com\.example\.tenant:Secret") as caught:
         _run(sandbox, _file(tmp_path, "odd", graphs.custom_domain()))
     assert "/onnxruntime_src" not in caught.value.message  # no build paths
     assert caught.value.code == "invalid_model"
@@ -176,6 +176,19 @@ def test_a_stop_signal_meant_for_the_worker_does_not_end_the_runner(
     os.kill(pid, signal.SIGINT)
     assert _run(sandbox, tiny).shape == (1, 1, 320, 320)
     assert _runner_pid(sandbox) == pid
+
+
+def test_the_runner_gets_no_credentials(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "never-in-the-runner")
+    monkeypatch.setenv("CUTOUT_API_KEYS", "a:never-in-the-runner-either")
+    sandbox.discard()  # a runner started now, with these set
+    _run(sandbox, _file(tmp_path, "tiny", graphs.tiny()))
+    environ = psutil.Process(_runner_pid(sandbox)).environ()
+    assert "AWS_SECRET_ACCESS_KEY" not in environ
+    assert "CUTOUT_API_KEYS" not in environ
+    assert environ["OMP_NUM_THREADS"] == "1"
 
 
 def test_the_runner_dies_with_its_parent(tmp_path: Path) -> None:

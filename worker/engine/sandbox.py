@@ -29,7 +29,9 @@ None of these is retried and none is a lost worker: the pool child only waited, 
 serves the next job. A stop of the worker (SIGTERM) or Celery's soft limit raised while
 it waits kills the runner the same way. The runner gets the input (1×3×320×320
 float32) and sends back only the first output, checked against the expected shape and
-never larger: JSON headers and raw bytes, nothing unpickled (worker/engine/sandbox_wire.py).
+never larger: JSON headers and raw bytes, nothing unpickled
+(worker/engine/sandbox_wire.py). It inherits no credentials: only what Python needs of
+the worker's environment.
 
 Built-in models (u2net, u2netp, fast mode) run in the pool child as before; ``cutout
 remove`` and ``cutout eval`` (a user's own models) run custom ones in-process too.
@@ -66,6 +68,17 @@ MAX_REQUEST = 256 * 3 * 320 * 320 * 4
 # libraries that would start a thread per core (each with its own stack and malloc
 # arena, all inside the address-space cap) run on one
 _RUNNER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+# what the runner inherits of the worker's environment: enough for Python to start and
+# import the checkout, never the worker's credentials (S3 keys, Redis URLs, API keys)
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "PYTHONPATH", "PYTHONHOME")
+
+
+def runner_env() -> dict[str, str]:
+    """The runner's environment: :data:`_INHERITED` from this process, and :data:`_RUNNER_ENV`."""
+    return {
+        **{name: os.environ[name] for name in _INHERITED if name in os.environ},
+        **_RUNNER_ENV,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +116,7 @@ class _Runner:
             [sys.executable, "-m", "worker.engine.sandbox_runner", json.dumps(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env={**os.environ, **_RUNNER_ENV},
+            env=runner_env(),
             close_fds=True,
         )
         assert self.proc.stdin is not None

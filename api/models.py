@@ -32,7 +32,7 @@ from werkzeug.datastructures import FileStorage
 from api.jsonbody import loads
 from api.openapi import doc
 from api.services import current
-from shared.errors import CutoutError, InvalidRequest, NotFound, PayloadTooLarge
+from shared.errors import CutoutError, InvalidModel, InvalidRequest, NotFound, PayloadTooLarge
 from shared.modelfile import (
     MAX_RECORD_BYTES,
     ModelFileError,
@@ -74,12 +74,6 @@ class Forbidden(CutoutError):
     code = "forbidden"
     status = 403
     title = "Not allowed for this API key"
-
-
-class InvalidModel(CutoutError):
-    code = "invalid_model"
-    status = 422
-    title = "The model cannot be served"
 
 
 def registry() -> ModelRegistry:

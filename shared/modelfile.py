@@ -17,6 +17,7 @@ import hashlib
 import mmap
 import os
 import re
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -53,7 +54,7 @@ def check_name(name: str) -> str:
     return name
 
 
-def sha256_of(data: bytes | memoryview | Path | BinaryIO) -> str:
+def sha256_of(data: bytes | memoryview | Path | BinaryIO | typing.IO[bytes]) -> str:
     """The hex sha256 of bytes, a file (by path) or an open binary file (read from where
     it stands, in chunks: never held whole)."""
     if isinstance(data, bytes | memoryview):

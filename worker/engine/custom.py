@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from shared.atomicfile import atomic_file, atomic_write
-from shared.errors import CutoutError
+from shared.errors import CutoutError, InvalidModel
 from shared.modelfile import (
     ModelFileError,
     ModelIntegrityError,
@@ -130,9 +130,10 @@ class ModelCache:
     ) -> Path:
         """The cached, verified copy, fetched with ``read`` (chunks) when missing.
 
-        Raises ModelIntegrityError when the fetched bytes do not have ``sha256`` or are no
-        servable model (nothing is cached then), and whatever ``read`` raises. After a
-        fetch the cache is pruned (``registered``: the sha256s still registered).
+        Raises ModelIntegrityError when the fetched bytes do not have ``sha256``,
+        InvalidModel when they are no servable model (nothing is cached then), and
+        whatever ``read`` raises. After a fetch the cache is pruned (``registered``: the
+        sha256s still registered).
         """
         path = self.path(sha256)
         if path.exists() and sha256_of(path) == sha256:
@@ -153,7 +154,9 @@ class ModelCache:
             try:
                 check_io(out.tmp)
             except ModelFileError as exc:
-                raise ModelIntegrityError(f"model {name}: {exc}") from None
+                # the bytes are the registered ones but cannot be served (registered
+                # before the bounded check refused such graphs): the model's fault
+                raise InvalidModel(f"model {name}: {exc}") from None
             out.commit()
         self.prune(keep=sha256, registered=registered() if registered else None)
         return path

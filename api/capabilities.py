@@ -3,9 +3,12 @@
 Fast mode needs the fast extra and a built int8 model on the worker. A job with
 ``fast: true`` on a deployment where no worker has it used to be accepted and then fail
 (``fast_mode_unavailable``); now the API refuses it at submit when live workers exist and
-none advertises fast mode (``"fast": true`` in its heartbeat, shared/telemetry.py). With no
-live worker at all (scaled to zero, or still starting) the job is accepted and waits, as
-every job does: there is nobody to ask.
+none advertises fast mode (``"fast": true`` in its heartbeat, shared/telemetry.py). A
+worker advertises it from its first heartbeat when it will load (or build) the model
+(``fast_state: "loading"``, worker/warmup.py ``fast_prospect``), not only once loaded: a
+fast job that reaches it waits for the model, and the seconds after a start no longer
+refuse fast jobs. With no live worker at all (scaled to zero, or still starting) the job
+is accepted and waits, as every job does: there is nobody to ask.
 """
 
 from __future__ import annotations

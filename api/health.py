@@ -239,12 +239,15 @@ def readyz() -> Response:
             Unavailable(f"not ready: {', '.join(failed)} unreachable", checks=checks)
         )
     # workers are reported, not required: the API stays ready while workers scale to zero
-    # (queue-depth autoscaling starts them when jobs arrive)
+    # (queue-depth autoscaling starts them when jobs arrive). `alive` counts worker
+    # processes with a heartbeat (pool children), `consuming` the workers whose consumer
+    # takes messages now (worker/health.py): `cutout up` says "ready" once that is one
     try:
         alive = services.monitor.workers()
+        consuming = services.monitor.consumers()
     except Unavailable:
-        alive = []
-    workers: dict[str, Any] = {"alive": len(alive)}
+        alive, consuming = [], 0
+    workers: dict[str, Any] = {"alive": len(alive), "consuming": consuming}
     if trust.may_see_details(services.settings):
         # host names, pids and memory: for callers with a key, or local ones
         workers["details"] = alive

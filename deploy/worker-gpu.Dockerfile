@@ -71,7 +71,8 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --user-group --create-home --home-dir /home/cutout cutout
+    && useradd --system --uid 10001 --user-group --create-home --home-dir /home/cutout cutout \
+    && install -d -o 10001 -g 10001 /var/cache/cutout/numba
 COPY --from=build /opt/cutout /opt/cutout
 COPY --from=build /models /models
 # The base image sets NVIDIA_VISIBLE_DEVICES=all and NVIDIA_DRIVER_CAPABILITIES=compute,utility
@@ -84,7 +85,9 @@ ENV PATH=/opt/cutout/bin:$PATH \
     CUTOUT_MODEL_HOME=/models \
     CUTOUT_DEVICE=cuda \
     CUTOUT_WORKER_CONCURRENCY=1 \
-    NUMBA_CACHE_DIR=/tmp/numba
+    NUMBA_CACHE_DIR=/var/cache/cutout/numba
+# NUMBA_CACHE_DIR: alpha matting's compiled kernels, in the same folder as the CPU
+# worker image's (worker.Dockerfile says why)
 USER 10001
 WORKDIR /home/cutout
 CMD ["cutout", "worker"]

@@ -48,7 +48,13 @@ RUN cutout models fetch u2net u2netp \
 
 
 FROM ${PYTHON_IMAGE}
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/cutout cutout
+# NUMBA_CACHE_DIR: pymatting's compiled kernels (alpha matting), compiled once by the
+# worker's warmer process (~30 s of CPU, while the worker already takes jobs) and then
+# loaded in under a second. The same folder in every worker image, owned by the runtime
+# user, so that a volume mounted there keeps it across restarts (docker-compose.yml,
+# deploy/k8s: docs/operations.md); site-packages is not writable for that user.
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/cutout cutout \
+    && install -d -o 10001 -g 10001 /var/cache/cutout/numba
 COPY --from=build /opt/cutout /opt/cutout
 COPY --from=build /models /models
 ENV PATH=/opt/cutout/bin:$PATH \
@@ -56,15 +62,14 @@ ENV PATH=/opt/cutout/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     CUTOUT_MODEL_HOME=/models \
     CUTOUT_DEVICE=cpu \
-    NUMBA_CACHE_DIR=/tmp/numba
-# NUMBA_CACHE_DIR: pymatting's JIT-compiled kernels (alpha matting) cache to disk; the
-# site-packages folder is not writable for the runtime user, /tmp is (an emptyDir in k8s).
+    NUMBA_CACHE_DIR=/var/cache/cutout/numba
 # Size CUTOUT_WORKER_CONCURRENCY and CUTOUT_ORT_THREADS to the container's CPU limit:
 # left unset they follow the CPUs the process may run on, which in a container is the
 # whole host (deploy/README.md).
 USER 10001
 WORKDIR /home/cutout
-# No HEALTHCHECK: a worker has no port, and `celery inspect ping` round-trips through the
-# broker for seconds; Docker and Kubernetes already restart a worker whose process exits.
+# No HEALTHCHECK here: the probe reads the consumer's heartbeat file, which exists only
+# where CUTOUT_WORKER_HEARTBEAT_FILE is set (docker-compose.yml and deploy/k8s set it and
+# run `python -m worker.health`, worker/health.py).
 # Celery handles SIGTERM itself (warm shutdown: finish the running task, hand the rest back).
 CMD ["cutout", "worker"]

@@ -64,6 +64,11 @@ class Monitor:
         with redis_errors():
             return telemetry.workers(self.r)
 
+    def consumers(self) -> int:
+        """How many workers take messages now (shared/telemetry.py ``consumers``)."""
+        with redis_errors():
+            return telemetry.consumers(self.r)
+
     def serves_fast(self) -> bool | None:
         """Whether a live worker serves fast mode; None when no worker is alive to say."""
         with redis_errors():

@@ -76,6 +76,26 @@ def heartbeat(client: Any, worker_id: str, info: Mapping[str, Any]) -> None:
     pipe.execute()
 
 
+# a worker's consumer (Celery's main process) while it takes messages from its queues:
+# written from a thread of that process while the consumer's event loop runs (worker/
+# health.py), deleted when the worker stops. `cutout up` says "ready" once one exists
+CONSUMER_PREFIX = f"{PREFIX}consumer:"
+
+
+def consumer_heartbeat(client: Any, consumer_id: str, info: Mapping[str, Any]) -> None:
+    payload = json.dumps({**info, "seen": time.time()})
+    client.set(CONSUMER_PREFIX + consumer_id, payload, ex=HEARTBEAT_TTL)
+
+
+def consumer_gone(client: Any, consumer_id: str) -> None:
+    client.delete(CONSUMER_PREFIX + consumer_id)
+
+
+def consumers(client: Any) -> int:
+    """How many workers' consumers took messages within the last HEARTBEAT_TTL seconds."""
+    return sum(1 for _ in client.scan_iter(match=CONSUMER_PREFIX + "*", count=200))
+
+
 def workers(client: Any) -> list[dict[str, Any]]:
     """Every worker process that sent a heartbeat in the last HEARTBEAT_TTL seconds."""
     keys = list(client.scan_iter(match=WORKER_PREFIX + "*", count=200))

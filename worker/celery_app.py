@@ -9,6 +9,8 @@ Runtime sessions in ``worker_process_init`` (ARCHITECTURE.md: load in the child,
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from typing import Any
 
 from celery import Celery, signals
@@ -17,23 +19,37 @@ from shared import tasks as contract
 from shared.settings import Settings
 from shared.tasks import make_celery
 from worker import context, stops, tasks, warmup
-from worker.health import consumer_step
+from worker.health import Publisher, consumer_step
 from worker.scheduler import Scheduler
 
 log = logging.getLogger("cutout.worker")
+
+
+def _consumer_publisher(ctx: context.WorkerContext, pool: str) -> Publisher:
+    """Says in Redis that this worker consumes (worker/health.py), for /readyz and
+    ``cutout up``; the id is this main process's."""
+    consumer_id = f"{socket.gethostname()}.{os.getpid()}"
+    info = {"hostname": socket.gethostname(), "pid": os.getpid(), "pool": pool}
+    return Publisher(
+        beat=lambda: ctx.store.consumer_heartbeat(consumer_id, info),
+        gone=lambda: ctx.store.consumer_gone(consumer_id),
+    )
 
 
 def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
     app = make_celery(settings, name="cutout-worker")
     # a child that grew past this is replaced after its current task (hostile images)
     app.conf.worker_max_memory_per_child = 2_500_000  # KiB
-    context.configure(settings, app)
+    ctx = context.configure(settings, app)
+    # what the first heartbeats say of fast mode, before the model loads (worker/warmup.py)
+    ctx.fast_state = warmup.fast_prospect(settings)
     tasks.register(app)
     # a job whose pool child dies while this worker stops is handed back (worker/stops.py)
     app.tasks[contract.PROCESS_JOB].Request = stops.StopAwareRequest
-    if settings.worker_heartbeat_file is not None:
-        # liveness: the consumer touches this file while it consumes (worker/health.py)
-        app.steps["consumer"].add(consumer_step(settings.worker_heartbeat_file))
+    publisher = _consumer_publisher(ctx, pool)
+    # liveness and readiness: the consumer touches the heartbeat file (when set) and
+    # says in Redis that it consumes, while it consumes (worker/health.py)
+    app.steps["consumer"].add(consumer_step(settings.worker_heartbeat_file, publisher))
 
     # the child reports before it warms up (worker/warmup.py)
     app.conf.worker_proc_alive_timeout = warmup.PROC_ALIVE_TIMEOUT
@@ -42,6 +58,7 @@ def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
     def _stopping(**_: Any) -> None:
         # in the main process, from its signal handler: before any child is lost to it
         stops.mark_stopping()
+        publisher.stop()
 
     @signals.worker_process_init.connect(weak=False)
     def _init_child(**_: Any) -> None:

@@ -34,6 +34,9 @@ class WorkerContext:
     app: Celery
     store: WorkerStore
     storage: Storage
+    #: what the heartbeat says of fast mode: ``loading`` (this process will load or build
+    #: it: worker/warmup.py ``fast_prospect``), ``available`` or ``unavailable``
+    fast_state: str = "unavailable"
     _engine: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -71,6 +74,9 @@ class WorkerContext:
                     custom_sessions=self.settings.custom_model_sessions,
                     sandbox=sandbox,
                 )
+                # CUTOUT_FAST=build: a fast job that comes before the start-up build
+                # builds it too (serialised with it on its lock file), rather than fail
+                self._engine.fast_build = settings.fast == "build"
             return self._engine  # type: ignore[no-any-return]
 
     def warm(self) -> None:
@@ -96,13 +102,16 @@ class WorkerContext:
 
         mode = self.settings.fast
         if mode == "off" or "u2net" not in self.settings.models or not fast.available():
+            self.fast_state = "unavailable"
             log.info("fast mode off", extra={"fast": mode, "fast_extra": fast.available()})
             return
         try:
             self.engine.warm_fast(build=mode == "build")
         except FastModeUnavailable as exc:
+            self.fast_state = "unavailable"
             log.warning("fast mode unavailable", extra={"reason": exc.message})
             return
+        self.fast_state = "available"
         log.info("fast model ready", extra={"fast_input_size": fast.FAST_INPUT_SIZE})
 
 

@@ -9,6 +9,12 @@ the event loop is stuck or the process is stopped; the pool children's threads (
 scheduler's heartbeat to Redis) go on regardless, which is why they are no liveness
 signal.
 
+The same step tells Redis that this worker consumes (``cutout:consumer:<id>``, shared/
+telemetry.py): ``/readyz`` counts these as ``workers.consuming``, and ``cutout up`` says
+"ready" once there is one. A thread of the main process writes it every
+:data:`INTERVAL` seconds while the event loop's timer keeps firing, so a slow Redis never
+holds the event loop; it is deleted when the consumer stops.
+
 The probe, for a Kubernetes ``exec`` liveness probe or a Compose healthcheck::
 
     python -m worker.health [--max-age 60]
@@ -27,7 +33,9 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +54,63 @@ def touch(path: Path) -> None:
         os.utime(path, None)
 
 
-def consumer_step(path: Path) -> type:
-    """A Celery consumer bootstep that touches ``path`` while the consumer consumes."""
+class Publisher:
+    """Says in Redis that this worker consumes: ``beat`` every INTERVAL seconds from a
+    thread, while :meth:`tick` (the event loop's timer) was called within ``fresh``
+    seconds; ``gone`` once stopped. Never raises (Redis down: the next beat tries again)."""
+
+    def __init__(
+        self, beat: Callable[[], None], gone: Callable[[], None], fresh: float = 3 * INTERVAL
+    ) -> None:
+        self.beat, self.gone, self.fresh = beat, gone, fresh
+        self.ticked = 0.0
+        self.wake = threading.Event()
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def tick(self) -> None:
+        first = self.ticked == 0.0
+        self.ticked = time.monotonic()
+        if first:
+            self.wake.set()
+
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="cutout-consumer", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            if self.ticked and time.monotonic() - self.ticked <= self.fresh:
+                self._call(self.beat)
+            self.wake.wait(INTERVAL)
+            self.wake.clear()
+        self._call(self.gone)
+
+    def stop(self) -> None:
+        """Stop beating and say so, from the thread (this may run in a signal handler:
+        nothing here waits for Redis; the key's TTL covers a process that exits first)."""
+        self.stopped.set()
+        self.wake.set()
+
+    @staticmethod
+    def _call(action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - a heartbeat never stops the consumer
+            log.debug("consumer heartbeat failed: %s", exc)
+
+
+def consumer_step(path: Path | None, publisher: Publisher | None = None) -> type:
+    """A Celery consumer bootstep that, while the consumer consumes, touches ``path``
+    (when given) and keeps ``publisher`` beating."""
     from celery import bootsteps
+
+    def beat() -> None:
+        if path is not None:
+            touch(path)
+        if publisher is not None:
+            publisher.tick()
 
     class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
         # after the consumer has started taking tasks from the broker
@@ -59,8 +121,10 @@ def consumer_step(path: Path) -> type:
             self.tref: Any = None
 
         def start(self, consumer: Any) -> None:
-            touch(path)
-            self.tref = consumer.timer.call_repeatedly(INTERVAL, touch, (path,), priority=10)
+            beat()
+            if publisher is not None:
+                publisher.start()
+            self.tref = consumer.timer.call_repeatedly(INTERVAL, beat, (), priority=10)
 
         def stop(self, consumer: Any) -> None:
             if self.tref is not None:

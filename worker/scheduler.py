@@ -97,8 +97,10 @@ class Scheduler(threading.Thread):
             "threads": settings.effective_ort_threads,
             "providers": engine.providers(settings.models[0]) if engine is not None else [],
             "rss_bytes": _rss(),
-            # the API refuses fast jobs while no live worker serves them (api/capabilities.py)
-            "fast": bool(engine is not None and engine.fast_ready),
+            # the API refuses fast jobs while no live worker serves them (api/capabilities.py);
+            # one still loading (or building) its fast model serves them: they wait for it
+            "fast": self.ctx.fast_state in ("loading", "available"),
+            "fast_state": self.ctx.fast_state,
         }
         self.store.heartbeat(f"{socket.gethostname()}.{os.getpid()}", info)
 

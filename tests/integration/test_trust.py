@@ -159,10 +159,10 @@ def test_readyz_details_only_for_callers_with_a_key_or_local(
 
     keyed = make_client(api_keys={KEY: "trust"})
     anonymous = ready(keyed, environ_base={"REMOTE_ADDR": "203.0.113.9"})
-    assert anonymous == {"alive": 1}
+    assert anonymous == {"alive": 1, "consuming": 0}
     assert "worker-host-a" not in json.dumps(anonymous)
     # a loopback caller without a key behind a keyed server learns no more
-    assert ready(keyed) == {"alive": 1}
+    assert ready(keyed) == {"alive": 1, "consuming": 0}
     with_key = ready(keyed, headers={"Authorization": f"Bearer {KEY}"})
     assert with_key["details"][0]["host"] == "worker-host-a"
     assert with_key["details"][0]["pid"] == 4242

@@ -1,4 +1,5 @@
-"""`cutout up`: the whole service from one command, stopped cleanly, data kept across runs."""
+"""`cutout up`: the whole service from one command, stopped cleanly, data kept across runs;
+it shows its progress and says "ready" only once a worker takes jobs."""
 
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ from tests.integration.test_worker import photo_bytes
 
 
 def start_up(
-    data_dir: Path, port: int, model_home: Path, log: Path
+    data_dir: Path, port: int, model_home: Path, log: Path, **extra: str
 ) -> tuple[subprocess.Popen, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("CUTOUT_") and not k.startswith("AWS_")
+        if not k.startswith(("CUTOUT_", "AWS_", "NUMBA_CACHE_DIR"))
     }
     env.update(
         CUTOUT_DATA_DIR=str(data_dir),
@@ -35,6 +36,7 @@ def start_up(
         CUTOUT_MODEL_HOME=str(model_home),
         CUTOUT_MODELS="u2netp",
         CUTOUT_WORKER_CONCURRENCY="1",
+        **extra,
     )
     out = open(log, "ab")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -61,6 +63,26 @@ def descendants(proc: subprocess.Popen) -> list[psutil.Process]:
     return psutil.Process(proc.pid).children(recursive=True)
 
 
+def worker_environ(proc: subprocess.Popen) -> dict[str, str]:
+    """The environment of the `cutout worker` that `cutout up` started."""
+    (worker,) = [p for p in psutil.Process(proc.pid).children() if p.cmdline()[-1:] == ["worker"]]
+    return worker.environ()
+
+
+def progress(log: Path) -> list[str]:
+    """`cutout up`'s lines up to "Cutout is running at"."""
+    lines = log.read_text(errors="replace").splitlines()
+    end = next(i for i, line in enumerate(lines) if "Cutout is running at" in line)
+    return lines[: end + 1]
+
+
+def submit_plain(url: str) -> str:
+    body, ctype = multipart({"model": "u2netp"}, {"image": ("a.jpg", photo_bytes(), "image/jpeg")})
+    status, _, raw = http("POST", f"{url}/v1/jobs", body, {"Content-Type": ctype})
+    assert status == 202, raw
+    return json.loads(raw)["id"]  # type: ignore[no-any-return]
+
+
 def stop(proc: subprocess.Popen, children: list[psutil.Process]) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(90) == 0
@@ -72,7 +94,26 @@ def test_up_serves_a_job_stops_cleanly_and_keeps_data(tmp_path, model_home) -> N
     data_dir, port = tmp_path / "data", free_port()
     proc, url = start_up(data_dir, port, model_home, tmp_path / "up-1.log")
     try:
+        # "ready" only once a worker takes jobs: a plain job submitted now runs
+        job_id = submit_plain(url)
         assert url == f"http://127.0.0.1:{port}"
+        lines = progress(tmp_path / "up-1.log")
+        order = [
+            "starting Redis",
+            "starting S3 storage",
+            "starting the worker",
+            "api      ready",
+            "worker   taking jobs",
+            "ready in",
+            "Cutout is running at",
+        ]
+        seen = [next(i for i, line in enumerate(lines) if line.startswith(m)) for m in order]
+        assert seen == sorted(seen), lines
+        status, _, raw = http("GET", f"{url}/readyz")
+        assert status == 200
+        assert json.loads(raw)["workers"]["consuming"] == 1
+        # numba's compile cache (alpha matting) is kept in the data folder by default
+        assert worker_environ(proc)["NUMBA_CACHE_DIR"] == str(data_dir / "numba")
         children = descendants(proc)
         names = " ".join(" ".join(p.cmdline()) for p in children)
         assert "redis-server" in names
@@ -80,12 +121,6 @@ def test_up_serves_a_job_stops_cleanly_and_keeps_data(tmp_path, model_home) -> N
         status, _, raw = http("GET", f"{url}/openapi.json")
         assert status == 200
         assert "/v1/jobs" in json.loads(raw)["paths"]
-        body, ctype = multipart(
-            {"model": "u2netp"}, {"image": ("a.jpg", photo_bytes(), "image/jpeg")}
-        )
-        status, _, raw = http("POST", f"{url}/v1/jobs", body, {"Content-Type": ctype})
-        assert status == 202, raw
-        job_id = json.loads(raw)["id"]
         job, _ = poll(url, job_id)
         assert job["status"] == "succeeded", job
         status, _, first_result = http("GET", f"{url}/v1/jobs/{job_id}/result")
@@ -97,9 +132,14 @@ def test_up_serves_a_job_stops_cleanly_and_keeps_data(tmp_path, model_home) -> N
     # nothing listens on the API port any more
     assert not port_open(port)
 
-    # started again on the same folder, the job and its result are still there
-    proc, url = start_up(data_dir, port, model_home, tmp_path / "up-2.log")
+    # started again on the same folder, the job and its result are still there; a
+    # NUMBA_CACHE_DIR of the user's own is kept
+    own_cache = tmp_path / "numba-cache"
+    proc, url = start_up(
+        data_dir, port, model_home, tmp_path / "up-2.log", NUMBA_CACHE_DIR=str(own_cache)
+    )
     try:
+        assert worker_environ(proc)["NUMBA_CACHE_DIR"] == str(own_cache)
         children = descendants(proc)
         status, _, raw = http("GET", f"{url}/v1/jobs/{job_id}")
         assert status == 200

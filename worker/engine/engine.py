@@ -169,6 +169,8 @@ class Engine:
 
     # fast mode (worker/engine/fast.py): int8 u2net on OpenVINO, beside the exact sessions
     _fast: _Loaded | None = None
+    #: a fast job builds a missing model too (CUTOUT_FAST=build), rather than fail
+    fast_build = False
 
     def _load_fast(self, *, build: bool = False) -> _Loaded:
         if self._fast is None:
@@ -191,7 +193,7 @@ class Engine:
         return self._fast is not None
 
     def _loaded_for(self, options: Options) -> Runnable:
-        return self._load_fast() if options.fast else self._load(options.model)
+        return self._load_fast(build=self.fast_build) if options.fast else self._load(options.model)
 
     def _infer_for(self, loaded: Runnable, batch: np.ndarray) -> np.ndarray:
         if loaded is self._fast:  # one image per call: never through the batch collector

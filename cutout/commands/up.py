@@ -200,7 +200,7 @@ def _wait_ready(stack: Stack, url: str) -> bool:
             _warn(f"cutout up: no worker took jobs within {READY_TIMEOUT:.0f} s")
             return False
         if time.monotonic() - noted > NOTE_EVERY:
-            say(f"         … still {stage.split(maxsplit=1)[1].rstrip(' …')} ({stack.elapsed()})")
+            say(f"         … still waiting for the {stage.split()[0]} ({stack.elapsed()})")
             noted = time.monotonic()
         time.sleep(0.2)
     return False
@@ -250,6 +250,7 @@ def _supervise(stack: Stack) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from cutout.stack import StackError, port_open
+    from shared.errors import ModelUnavailable
     from shared.logs import setup_logging
 
     settings = load_settings_or_exit()
@@ -276,7 +277,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if not _start_service(stack, f"http://{host}:{port}", wait_s3):
             return 0 if stack.stopping else 1
         return _supervise(stack)
-    except StackError as exc:
+    except (StackError, ModelUnavailable) as exc:
         _warn(f"cutout up: {exc}")
         return 1
     finally:

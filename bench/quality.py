@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import quality_stats as qs  # noqa: E402
-from quality_data import OUT, Sample, load, photo320, samples  # noqa: E402
+from quality_data import OUT, Sample, cache_path, load, photo320, samples  # noqa: E402
 
 from worker.engine import quality  # noqa: E402
 
@@ -51,28 +51,38 @@ OPINIONS: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {
 }
 CHOSEN = "u2netp_flip"  # the second opinion of ``full`` (quality.SECOND_MODEL): see docs/quality.md
 FLAG_PRECISION = 0.8
-ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0)
+#: each feature's known direction: +1 higher means a better cutout, −1 worse, 0 either
+#: (too small and too large subjects both fail; shapes); boosted models keep it
+DIRECTION = {
+    **dict.fromkeys(("colour_sep", "contrast", "edge_align", "largest_share"), 1),
+    **dict.fromkeys(("inside_mean", "raw_max", "agree_iou"), 1),
+    **dict.fromkeys(("soft_share", "soft_width", "uncertainty", "weak_inside", "pieces"), -1),
+    **dict.fromkeys(("holes", "colour_conflict", "agree_mad", "border", "sides"), -1),
+    **dict.fromkeys(("area", "compactness"), 0),
+}
+#: the models tried: ridge regressions (penalty) and boosted stumps (rounds, rate)
+CANDIDATES: list[tuple] = [("ridge", 1.0), ("ridge", 3.0), ("ridge", 10.0), ("ridge", 30.0)]
+CANDIDATES += [("boost", 150, 0.1), ("boost", 300, 0.05), ("boost", 600, 0.05)]
 
 
 def table(split: str) -> list[dict]:
-    """One row per cached sample of ``split``: source, category, iou and every feature
-    (``agree_iou@<opinion>``, ``agree_mad@<opinion>`` for each second opinion)."""
-    cache = OUT / f"features_{split}.json"
-    if cache.exists():
-        rows = json.loads(cache.read_text())
-        wanted = [*quality.BASIC, *(f"agree_iou@{o}" for o in OPINIONS)]
-        if rows and all(k in rows[0] for k in wanted):
-            return rows
+    """One row per sample of ``split`` whose maps are cached: source, category, iou and
+    every feature (``agree_iou@<opinion>``, ``agree_mad@<opinion>`` for each second
+    opinion); rows are cached per photo in ``bench/out/quality/features.json``."""
+    cache = OUT / "features.json"
+    known: dict[str, dict] = json.loads(cache.read_text()) if cache.exists() else {}
+    wanted = [*quality.BASIC, *(f"agree_iou@{o}" for o in OPINIONS)]
     rows = []
-    complete = True
     for sample in samples(split):
-        maps = load(sample)
-        if maps is None:
-            complete = False
-            continue
-        rows.append(_row(sample, maps))
-    if complete:
-        cache.write_text(json.dumps(rows))
+        key = f"{cache_path(sample).stem}:{sample.mask_path.name}"
+        row = known.get(key)
+        if row is None or any(k not in row for k in wanted):
+            maps = load(sample)
+            if maps is None:
+                continue
+            row = known[key] = _row(sample, maps)
+        rows.append({**row, "source": sample.source, "category": sample.category})
+    cache.write_text(json.dumps(known))
     return rows
 
 
@@ -96,32 +106,58 @@ def feature_names(level: str, opinion: str = CHOSEN) -> list[str]:
 
 
 def fit_level(rows: list[dict], names: list[str]) -> tuple[dict, dict]:
-    """(stored model, fit report) of a linear model over ``names`` on ``rows``."""
+    """(stored model, fit report) over ``names`` on ``rows``: the candidate of
+    :data:`CANDIDATES` with the best 5-fold AUROC (mean of IoU < 0.8 and < 0.9), refitted
+    on all rows, and an isotonic calibration of its out-of-fold predictions to IoU."""
     x = matrix(rows, names)
     iou = np.asarray([r["iou"] for r in rows])
-    y = np.log(1.02 - np.clip(iou, 0, 1))  # the error, on a log scale: small errors spread
-    y = -y  # higher is better, as the score
+    y = -np.log(1.02 - np.clip(iou, 0, 1))  # the error on a log scale, higher is better
     fold = qs.folds([f"{r['source']}/{r['category']}" for r in rows], 5)
-    best: tuple[float, float] | None = None
-    for alpha in ALPHAS:
-        cv = qs.cross_predictions(x, y, fold, alpha, None)
-        quality_cv = np.mean([qs.auroc(-cv, iou < t) for t in (0.8, 0.9)])
-        if best is None or quality_cv > best[1] + 1e-9:
-            best = (alpha, float(quality_cv))
-    assert best is not None
-    alpha = best[0]
-    cv = qs.cross_predictions(x, y, fold, alpha, None)
-    model = qs.ridge(x, y, alpha)
+    tried = {}
+    for candidate in CANDIDATES:
+        cv = _cross((*candidate, monotone(names)), x, y, fold)
+        tried[candidate] = (float(np.mean([qs.auroc(-cv, iou < t) for t in (0.8, 0.9)])), cv)
+    best = max(tried, key=lambda c: (tried[c][0], -CANDIDATES.index(c)))
+    auc, cv = tried[best]
     knots_x, knots_y = qs.isotonic(cv, iou)
-    stored = {
-        "features": [n.split("@")[0] for n in names],
-        "mean": [round(float(v), 6) for v in model["mean"]],
-        "scale": [round(float(v), 6) for v in model["scale"]],
-        "coef": [round(float(v), 6) for v in model["coef"]],
-        "intercept": round(model["intercept"], 6),
-        "calibration": {"x": knots_x, "y": knots_y},
-    }
-    return stored, {"alpha": alpha, "cv_auroc_mean": round(best[1], 4), "n": len(rows)}
+    stored: dict = {"features": [n.split("@")[0] for n in names]}
+    if best[0] == "ridge":
+        model = qs.ridge(x, y, best[1])
+        stored["mean"] = [round(float(v), 6) for v in model["mean"]]
+        stored["scale"] = [round(float(v), 6) for v in model["scale"]]
+        stored["coef"] = [round(float(v), 6) for v in model["coef"]]
+        stored["intercept"] = round(model["intercept"], 6)
+    else:
+        model = qs.boost(x, y, best[1], best[2], monotone(names))
+        stored["base"] = round(model["base"], 6)
+        stored["steps"] = [
+            {"t": [float(f"{t:.6g}") for t in ts], "v": [round(v, 6) for v in vs]}
+            for ts, vs in model["steps"]
+        ]
+    stored["calibration"] = {"x": knots_x, "y": knots_y}
+    report = {"model": " ".join(map(str, best)), "cv_auroc_mean": round(auc, 4)}
+    report["tried"] = {" ".join(map(str, c)): round(v[0], 4) for c, v in tried.items()}
+    return stored, {**report, "cv_scores": np.interp(cv, knots_x, knots_y)}
+
+
+def monotone(names: list[str]) -> list[int]:
+    """:data:`DIRECTION` of each feature as the model sees it (the transform
+    log(1.001 − v) turns it round)."""
+    signs = []
+    for name in names:
+        base = name.split("@")[0]
+        signs.append(-DIRECTION[base] if base in quality._LOG_GAP else DIRECTION[base])
+    return signs
+
+
+def _cross(candidate: tuple, x: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    if candidate[0] == "ridge":
+        return qs.cross_predictions(x, y, fold, candidate[1], None)
+    out = np.empty(len(y))
+    for f in np.unique(fold):
+        model = qs.boost(x[fold != f], y[fold != f], candidate[1], candidate[2], candidate[3])
+        out[fold == f] = qs.boosted(model, x[fold == f])
+    return out
 
 
 def flag_thresholds(rows: list[dict]) -> dict[str, float]:
@@ -174,27 +210,44 @@ def _json(value: dict, indent: str = "") -> str:
     return indent + "{\n" + ",\n".join(lines) + "\n" + indent + "}"
 
 
+def review_below(scores: np.ndarray, iou: np.ndarray) -> float:
+    """The cut (0.50–0.95 by 0.05) of ``scores`` with the best F1 for finding IoU < 0.8."""
+    bad = iou < 0.8
+    best = (-1.0, 0.8)
+    for cut in np.round(np.arange(0.5, 0.951, 0.05), 2):
+        hit = scores < cut
+        tp = float((hit & bad).sum())
+        f1 = 2 * tp / max(hit.sum() + bad.sum(), 1)
+        best = max(best, (f1, float(cut)))
+    return best[1]
+
+
 def fit() -> int:
     rows = table("train")
     basic, basic_report = fit_level(rows, feature_names("basic"))
     full, full_report = fit_level(rows, feature_names("full"))
     thresholds = flag_thresholds(rows)
+    review = review_below(basic_report.pop("cv_scores"), np.asarray([r["iou"] for r in rows]))
+    full_report.pop("cv_scores")
     model = _json({"basic": basic, "full": full})
     text = (
         '"""The quality score\'s fitted model (docs/quality.md). Generated: do not edit.\n\n'
         "Regenerate with ``python bench/quality_data.py --make --maps`` then\n"
         "``python bench/quality.py --fit``; fitted on the generated train split only\n"
-        f"({len(rows)} photos; ridge penalty basic {basic_report['alpha']}, full "
-        f"{full_report['alpha']}; its 5-fold AUROC,\nmean of IoU < 0.8 and < 0.9: basic "
-        f"{basic_report['cv_auroc_mean']}, full {full_report['cv_auroc_mean']}).\n"
+        f"({len(rows)} photos). Chosen by 5-fold AUROC on it (mean of IoU < 0.8 and < 0.9):\n"
+        f"basic: {basic_report['model']} ({basic_report['cv_auroc_mean']}), "
+        f"full: {full_report['model']} ({full_report['cv_auroc_mean']}).\n"
         '"""\n\n'
         "import json\nfrom typing import Any\n\n"
         f'MODEL: dict[str, Any] = json.loads(\n    """\n{model}\n"""\n)\n\n'
         f'FLAG_THRESHOLDS: dict[str, float] = json.loads(\n    """\n{_json(thresholds)}\n"""\n)\n'
+        "\n#: the review threshold's default: the basic score's cut with the best F1 for\n"
+        "#: IoU < 0.8 on the train split's out-of-fold scores\n"
+        f"REVIEW_BELOW = {review}\n"
     )
     MODEL_FILE.write_text(text)
     importlib.reload(quality.quality_model)
-    print(MODEL_FILE, basic_report, full_report, thresholds)
+    print(MODEL_FILE, basic_report, full_report, thresholds, "review below", review)
     return 0
 
 
@@ -236,6 +289,18 @@ def report(split: str, by_category: bool) -> None:
             if group != "all" and name not in ("basic", "full", "disagreement u2net/u2netp"):
                 continue
             print(f"{group:26s} {name:28s} " + " ".join(_cells(s[keep], iou[keep], name)))
+    bad = iou < 0.8
+    if bad.any():
+        print(f"(the lowest 20% can hold at most {min(1.0, 0.2 * len(iou) / bad.sum()):.0%} "
+              "of the bad cutouts)")  # fmt: skip
+    for level in ("basic", "full"):
+        review = scores[level] < quality.REVIEW_BELOW
+        print(
+            f"review ({level} score < {quality.REVIEW_BELOW}): {review.mean():.0%} of photos, "
+            f"{(review & bad).sum() / max(bad.sum(), 1):.0%} of the IoU < 0.8 ones; "
+            f"{bad[review].mean() if review.any() else 0:.0%} of them IoU < 0.8, "
+            f"{(iou[review] < 0.9).mean() if review.any() else 0:.0%} IoU < 0.9"
+        )
     print(f"\n{'flag':18s} {'flagged':>8s} {'IoU<0.9 among them':>19s} {'mean IoU':>9s}")
     for code, level in ((c, "full" if c == "models_disagree" else "basic") for c in quality.FLAGS):
         hit = np.asarray([code in quality.flags({**r, **_chosen(r)} if level == "full" else r)
@@ -267,7 +332,7 @@ def _cells(s: np.ndarray, iou: np.ndarray, name: str) -> list[str]:
 
 def cpu(n: int, rounds: int) -> None:
     """CPU seconds per photo of a plain exact job, and of the score's extra work."""
-    from cpu_quality import compare
+    from quality_cpu import compare
 
     compare([s.image_path for s in samples("heldout")][:: max(1, 238 // n)][:n], rounds)
 

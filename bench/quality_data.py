@@ -8,10 +8,15 @@ photographs: ``train`` (the only split the score's weights and flag thresholds a
 on) and ``heldout`` (never fitted on):
 
 - ``gen``: bench/make_truth.py (procedural products, logos, low contrast, hair; 12 per
-  category per split);
-- ``emoji``: bench/make_truth_emoji.py (Fluent Emoji 3D, MIT; 30 per category per split);
-- ``icons``: bench/make_truth_icons.py (simple-icons, CC0-1.0; 15 per category per split);
-- ``watches``: testkit/vertical.py (generated watches with distractors; 80, half each).
+  category per split, and 8 more per category for train from another seed);
+- ``emoji``: bench/make_truth_emoji.py (Fluent Emoji 3D, MIT; 30 per category per split,
+  and the train pool's next 20 per category, as far as it goes, for train);
+- ``icons``: bench/make_truth_icons.py (simple-icons, CC0-1.0; 15 per category per split,
+  and the train pool's next 15 per category for train);
+- ``watches``: testkit/vertical.py (generated watches with distractors; 80, half each, and
+  50 more of another seed for train).
+
+415 photos for train, 238 held out.
 
 ``--maps`` runs every model output the score may use once per photo and caches it in
 ``bench/out/quality/maps/`` (float16, keyed by the photo's bytes): ``u2net`` (rembg's
@@ -71,16 +76,26 @@ def make(out: Path = TRUTH) -> None:
 
     from testkit import vertical
 
-    for gen_split in ("tune", "heldout"):
-        folder = out / "gen"
-        manifest = make_truth.write_split(folder, gen_split, 12, SEED)
-        print(manifest)
-        emoji = make_truth_emoji.pools(make_truth_emoji.assets(), SEED)[gen_split]
-        print(make_truth_emoji.write_split(out / "emoji", gen_split, emoji, 30, SEED))
-        icons_folder = make_truth_icons.package()
-        icons = make_truth_icons.pools(icons_folder, SEED)[gen_split]
-        print(make_truth_icons.write_split(out / "icons", gen_split, icons_folder, icons, 15, SEED))
+    emoji = make_truth_emoji.pools(make_truth_emoji.assets(), SEED)
+    icons_folder = make_truth_icons.package()
+    icons = make_truth_icons.pools(icons_folder, SEED)
+    for split in ("tune", "heldout"):
+        print(make_truth.write_split(out / "gen", split, 12, SEED))
+        print(make_truth_emoji.write_split(out / "emoji", split, emoji[split], 30, SEED))
+        print(
+            make_truth_icons.write_split(out / "icons", split, icons_folder, icons[split], 15, SEED)
+        )
     print(vertical.write(out / "watches", 80, SEED, test_share=0.5))
+    # more for train only: other seeds, the train pools' next foregrounds
+    more = SEED + 1
+    print(make_truth.write_split(out / "gen_more", "tune", 8, more))
+    print(make_truth_emoji.write_split(out / "emoji_more", "tune", emoji["tune"], 20, more, 30))
+    print(
+        make_truth_icons.write_split(
+            out / "icons_more", "tune", icons_folder, icons["tune"], 15, more, 15
+        )
+    )
+    print(vertical.write(out / "watches_more", 50, more, test_share=0.0))
 
 
 def manifests(split: str) -> Iterator[tuple[str, Path]]:
@@ -92,7 +107,11 @@ def manifests(split: str) -> Iterator[tuple[str, Path]]:
     folder = {"train": "tune", "heldout": "heldout"}[split]
     for source in ("gen", "emoji", "icons"):
         yield source, TRUTH / source / folder / "manifest.csv"
+        if split == "train":
+            yield source, TRUTH / f"{source}_more" / folder / "manifest.csv"
     yield "watches", TRUTH / "watches" / ("train.csv" if split == "train" else "test.csv")
+    if split == "train":
+        yield "watches", TRUTH / "watches_more" / "train.csv"
 
 
 def samples(split: str) -> list[Sample]:

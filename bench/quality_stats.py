@@ -102,3 +102,72 @@ def cross_predictions(
         model = ridge(x[train], y[train], alpha, None if weight is None else weight[train])
         out[~train] = predict(model, x[~train])
     return out
+
+
+def boost(
+    x: np.ndarray,
+    y: np.ndarray,
+    rounds: int,
+    rate: float,
+    monotone: Sequence[int] | None = None,
+    bins: int = 19,
+    leaf: int = 8,
+) -> dict:
+    """Gradient boosting of stumps (least squares), summed per feature into step functions:
+    ``{"base": b, "steps": [(thresholds, values) per feature]}``, where a feature's
+    contribution is ``values[searchsorted(thresholds, v, side="left")]`` (thresholds are
+    upper bounds of the left side: v <= t goes left). Candidate thresholds are the
+    ``bins`` inner quantiles of each feature; a leaf keeps at least ``leaf`` items.
+    ``monotone[j]`` = +1 (or −1) keeps feature j's function non-decreasing (non-increasing):
+    only stumps rising (falling) from left to right are taken; 0 leaves it free."""
+    n, d = x.shape
+    cuts = [np.unique(np.quantile(x[:, j], np.linspace(0, 1, bins + 2)[1:-1])) for j in range(d)]
+    left = [x[:, j][:, None] <= c[None, :] for j, c in enumerate(cuts)]  # n × cuts
+    count = [m.sum(axis=0) for m in left]
+    base = float(y.mean())
+    pred = np.full(n, base)
+    steps: list[dict[float, float]] = [{} for _ in range(d)]  # threshold → left minus right
+    offsets = np.zeros(d)  # what every value of a feature gets (the right side's sum)
+    for _ in range(rounds):
+        r = y - pred
+        total = r.sum()
+        best = (0.0, -1, -1)
+        for j in range(d):
+            s_left = r @ left[j]
+            n_left = count[j]
+            ok = (n_left >= leaf) & (n - n_left >= leaf)
+            if monotone is not None and monotone[j]:
+                # the right side's mean minus the left's must have the constraint's sign
+                rise = (total - s_left) / np.maximum(n - n_left, 1) - s_left / np.maximum(n_left, 1)
+                ok &= rise * monotone[j] >= 0
+            gain = np.where(ok, s_left**2 / np.maximum(n_left, 1), 0.0) + np.where(
+                ok, (total - s_left) ** 2 / np.maximum(n - n_left, 1), 0.0
+            )
+            k = int(np.argmax(gain))
+            if ok[k] and gain[k] > best[0]:
+                best = (float(gain[k]), j, k)
+        _, j, k = best
+        if j < 0:
+            break
+        goes_left = left[j][:, k]
+        a = rate * r[goes_left].mean()
+        b = rate * r[~goes_left].mean()
+        pred += np.where(goes_left, a, b)
+        t = float(cuts[j][k])
+        steps[j][t] = steps[j].get(t, 0.0) + (a - b)
+        offsets[j] += b
+    tables = []
+    for j in range(d):
+        thresholds = sorted(steps[j])
+        # value for v in (t[i-1], t[i]]: the offset plus every step whose threshold >= v
+        tail = np.cumsum([steps[j][t] for t in thresholds][::-1])[::-1]
+        values = [float(v) + offsets[j] for v in tail] + [float(offsets[j])]
+        tables.append((thresholds, values))
+    return {"base": base, "steps": tables}
+
+
+def boosted(model: dict, x: np.ndarray) -> np.ndarray:
+    out = np.full(len(x), model["base"])
+    for j, (thresholds, values) in enumerate(model["steps"]):
+        out += np.asarray(values)[np.searchsorted(thresholds, x[:, j], side="left")]
+    return out

@@ -33,6 +33,9 @@ LEVELS = ("basic", "full")
 #: the second opinion of ``full``: this model's pass over the mirrored photo (chosen on the
 #: training split among u2netp, mirrored u2netp, both, and u2net at 224 px; docs/quality.md)
 SECOND_MODEL = "u2netp"
+#: the default of the review threshold (``review`` when ``score`` is below it), chosen on
+#: the generated train split (docs/quality.md)
+REVIEW_BELOW: float = quality_model.REVIEW_BELOW
 #: flag code → what it says (docs/quality.md); the order flags are reported in
 FLAGS: dict[str, str] = {
     "no_subject": "the model found nothing to cut out",
@@ -233,13 +236,21 @@ def _transform(name: str, value: float) -> float:
 
 
 def score(features: Mapping[str, float], level: str) -> float:
-    """The calibrated score of ``features`` with the stored model of ``level``."""
+    """The calibrated score of ``features`` with the stored model of ``level``: a sum of
+    per-feature step functions (boosted stumps) or a linear model, then the isotonic
+    calibration to an IoU estimate."""
     fitted = quality_model.MODEL[level]
     x = np.asarray([_transform(n, features[n]) for n in fitted["features"]], np.float64)
-    z = (x - np.asarray(fitted["mean"])) / np.asarray(fitted["scale"])
-    linear = float(z @ np.asarray(fitted["coef"]) + fitted["intercept"])
+    if "steps" in fitted:
+        raw = fitted["base"] + sum(
+            step["v"][int(np.searchsorted(step["t"], value, side="left"))]
+            for step, value in zip(fitted["steps"], x, strict=True)
+        )
+    else:
+        z = (x - np.asarray(fitted["mean"])) / np.asarray(fitted["scale"])
+        raw = float(z @ np.asarray(fitted["coef"]) + fitted["intercept"])
     knots = fitted["calibration"]
-    return float(np.clip(np.interp(linear, knots["x"], knots["y"]), 0.0, 1.0))
+    return float(np.clip(np.interp(raw, knots["x"], knots["y"]), 0.0, 1.0))
 
 
 def flags(features: Mapping[str, float]) -> list[str]:

@@ -3,7 +3,8 @@
     python bench/quality_data.py --make --maps          # truth and cached maps, once
     python bench/quality.py --fit                       # writes worker/engine/quality_model.py
     python bench/quality.py --report train heldout      # AUROC, Spearman, catch rates
-    python bench/quality.py --report shared             # the check nothing was fitted on
+    python bench/quality_data.py --eval                 # the evaluation set's maps
+    python bench/quality.py --report eval               # the check nothing was fitted on
     python bench/quality.py --cpu 12                    # CPU of plain / basic / full jobs
 
 The label of a photo is the IoU (α ≥ 128) of u2net's exact cutout (rembg's mask) against
@@ -274,6 +275,8 @@ def report(split: str, by_category: bool) -> None:
     scores = methods(rows)
     groups: dict[str, np.ndarray] = {"all": np.ones(len(rows), bool)}
     if by_category:
+        for source in sorted({r["source"] for r in rows}):
+            groups[source] = np.asarray([r["source"] == source for r in rows])
         for key in sorted({f"{r['source']}/{r['category']}" for r in rows}):
             groups[key] = np.asarray([f"{r['source']}/{r['category']}" == key for r in rows])
     print(
@@ -340,7 +343,7 @@ def cpu(n: int, rounds: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fit", action="store_true")
-    parser.add_argument("--report", nargs="*", metavar="SPLIT", help="train heldout shared")
+    parser.add_argument("--report", nargs="*", metavar="SPLIT", help="train heldout eval")
     parser.add_argument("--categories", action="store_true", help="per source/category too")
     parser.add_argument("--cpu", type=int, metavar="N", help="time N held-out photos")
     parser.add_argument("--rounds", type=int, default=3)

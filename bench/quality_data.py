@@ -1,6 +1,6 @@
 """Truth and cached model maps for the quality score (docs/quality.md).
 
-    python bench/quality_data.py [--make] [--maps] [--shared]
+    python bench/quality_data.py [--make] [--maps] [--eval]
 
 ``--make`` writes the generated truth under ``bench/out/quality/truth/`` with the
 project's generators, each in two splits with disjoint foregrounds, seeds and background
@@ -21,8 +21,10 @@ on) and ``heldout`` (never fitted on):
 ``--maps`` runs every model output the score may use once per photo and caches it in
 ``bench/out/quality/maps/`` (float16, keyed by the photo's bytes): ``u2net`` (rembg's
 model, the job's map), ``u2netp`` and ``u2netp_flip`` (a mirrored pass, un-mirrored), and
-``u2net_s224`` (u2net at a 224×224 input). ``--shared`` does the same for
-``../shared/eval`` (the check nothing is fitted on; reported only at the end).
+``u2net_s224`` (u2net at a 224×224 input). ``--eval`` does the same for the team's
+evaluation set (the check nothing is fitted on, reported only at the end; a folder with
+``gt/manifest.csv`` and ``real/horses/manifest.csv``, found through ``CUTOUT_EVAL_DIR`` or
+beside the checkout as the tests find it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,7 +56,7 @@ TRUTH = OUT / "truth"
 MAPS = OUT / "maps"
 SEED = 26
 SPLITS = ("train", "heldout")
-SHARED = ROOT.parent / "shared" / "eval"
+EVAL = Path(os.environ.get("CUTOUT_EVAL_DIR") or ROOT.parent / "shared" / "eval")
 MAP_NAMES = ("u2net", "u2netp", "u2netp_flip", "u2net_s224")
 
 
@@ -61,7 +64,7 @@ MAP_NAMES = ("u2net", "u2netp", "u2netp_flip", "u2net_s224")
 class Sample:
     """One photo with its truth: where it came from, its cached maps and label."""
 
-    source: str  # gen, emoji, icons, watches, shared, horses
+    source: str  # gen, emoji, icons, watches; gt, horses (the evaluation set)
     split: str
     category: str
     image_path: Path
@@ -99,10 +102,10 @@ def make(out: Path = TRUTH) -> None:
 
 
 def manifests(split: str) -> Iterator[tuple[str, Path]]:
-    """(source, manifest) of a generated split, or of the shared check (``shared``)."""
-    if split == "shared":
-        yield "shared", SHARED / "gt" / "manifest.csv"
-        yield "horses", SHARED / "real" / "horses" / "manifest.csv"
+    """(source, manifest) of a generated split, or of the evaluation set (``eval``)."""
+    if split == "eval":
+        yield "gt", EVAL / "gt" / "manifest.csv"
+        yield "horses", EVAL / "real" / "horses" / "manifest.csv"
         return
     folder = {"train": "tune", "heldout": "heldout"}[split]
     for source in ("gen", "emoji", "icons"):
@@ -115,7 +118,7 @@ def manifests(split: str) -> Iterator[tuple[str, Path]]:
 
 
 def samples(split: str) -> list[Sample]:
-    """Every sample of ``split`` (``train``, ``heldout`` or ``shared``)."""
+    """Every sample of ``split`` (``train``, ``heldout`` or ``eval``)."""
     out = []
     for source, manifest in manifests(split):
         for item in load_manifest(manifest):
@@ -189,12 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--make", action="store_true", help="write the generated truth")
     parser.add_argument("--maps", action="store_true", help="cache the generated splits' maps")
-    parser.add_argument("--shared", action="store_true", help="cache ../shared/eval's maps")
+    parser.add_argument("--eval", action="store_true", help="cache the evaluation set's maps")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if args.make:
         make()
-    splits = [*(SPLITS if args.maps else ()), *(("shared",) if args.shared else ())]
+    splits = [*(SPLITS if args.maps else ()), *(("eval",) if args.eval else ())]
     runner = Runner(args.threads) if splits else None
     for split in splits:
         items = samples(split)

@@ -76,24 +76,31 @@ def heartbeat(client: Any, worker_id: str, info: Mapping[str, Any]) -> None:
     pipe.execute()
 
 
-# a worker's consumer (Celery's main process) while it takes messages from its queues:
-# written from a thread of that process while the consumer's event loop runs (worker/
-# health.py), deleted when the worker stops. `cutout up` says "ready" once one exists
-CONSUMER_PREFIX = f"{PREFIX}consumer:"
+# the workers whose consumer (Celery's main process) takes messages now: a sorted set of
+# consumer ids scored by when their last beat expires, written from a thread of that
+# process while the consumer's event loop runs (worker/health.py) and left when it stops.
+# One key, so /readyz counts them in one step however many keys Redis holds (`cutout up`
+# says "ready" once there is one). Scores are the workers' clocks: a skew of seconds
+# only moves the expiry within HEARTBEAT_TTL
+CONSUMERS_KEY = f"{PREFIX}consumers"
 
 
-def consumer_heartbeat(client: Any, consumer_id: str, info: Mapping[str, Any]) -> None:
-    payload = json.dumps({**info, "seen": time.time()})
-    client.set(CONSUMER_PREFIX + consumer_id, payload, ex=HEARTBEAT_TTL)
+def consumer_heartbeat(client: Any, consumer_id: str) -> None:
+    now = time.time()
+    pipe = client.pipeline(transaction=False)
+    pipe.zadd(CONSUMERS_KEY, {consumer_id: now + HEARTBEAT_TTL})
+    pipe.zremrangebyscore(CONSUMERS_KEY, "-inf", now)
+    pipe.expire(CONSUMERS_KEY, HEARTBEAT_TTL)
+    pipe.execute()
 
 
 def consumer_gone(client: Any, consumer_id: str) -> None:
-    client.delete(CONSUMER_PREFIX + consumer_id)
+    client.zrem(CONSUMERS_KEY, consumer_id)
 
 
 def consumers(client: Any) -> int:
     """How many workers' consumers took messages within the last HEARTBEAT_TTL seconds."""
-    return sum(1 for _ in client.scan_iter(match=CONSUMER_PREFIX + "*", count=200))
+    return int(client.zcount(CONSUMERS_KEY, time.time(), "+inf"))
 
 
 def workers(client: Any) -> list[dict[str, Any]]:

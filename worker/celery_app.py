@@ -25,13 +25,12 @@ from worker.scheduler import Scheduler
 log = logging.getLogger("cutout.worker")
 
 
-def _consumer_publisher(ctx: context.WorkerContext, pool: str) -> Publisher:
+def _consumer_publisher(ctx: context.WorkerContext) -> Publisher:
     """Says in Redis that this worker consumes (worker/health.py), for /readyz and
     ``cutout up``; the id is this main process's."""
     consumer_id = f"{socket.gethostname()}.{os.getpid()}"
-    info = {"hostname": socket.gethostname(), "pid": os.getpid(), "pool": pool}
     return Publisher(
-        beat=lambda: ctx.store.consumer_heartbeat(consumer_id, info),
+        beat=lambda: ctx.store.consumer_heartbeat(consumer_id),
         gone=lambda: ctx.store.consumer_gone(consumer_id),
     )
 
@@ -46,7 +45,7 @@ def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
     tasks.register(app)
     # a job whose pool child dies while this worker stops is handed back (worker/stops.py)
     app.tasks[contract.PROCESS_JOB].Request = stops.StopAwareRequest
-    publisher = _consumer_publisher(ctx, pool)
+    publisher = _consumer_publisher(ctx)
     # liveness and readiness: the consumer touches the heartbeat file (when set) and
     # says in Redis that it consumes, while it consumes (worker/health.py)
     app.steps["consumer"].add(consumer_step(settings.worker_heartbeat_file, publisher))

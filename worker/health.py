@@ -9,9 +9,9 @@ the event loop is stuck or the process is stopped; the pool children's threads (
 scheduler's heartbeat to Redis) go on regardless, which is why they are no liveness
 signal.
 
-The same step tells Redis that this worker consumes (``cutout:consumer:<id>``, shared/
-telemetry.py): ``/readyz`` counts these as ``workers.consuming``, and ``cutout up`` says
-"ready" once there is one. A thread of the main process writes it every
+The same step tells Redis that this worker consumes (the sorted set ``cutout:consumers``,
+shared/telemetry.py): ``/readyz`` counts its live members as ``workers.consuming``, and
+``cutout up`` says "ready" once there is one. A thread of the main process writes it every
 :data:`INTERVAL` seconds while the event loop's timer keeps firing, so a slow Redis never
 holds the event loop; it is deleted when the consumer stops.
 

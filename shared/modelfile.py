@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import mmap
 import os
 import re
@@ -143,6 +144,15 @@ def check_record(record: Any, *, sha256: str) -> dict[str, Any]:
         raise ModelFileError(f"the record's base must be one of {', '.join(BUILTIN_MODELS)}")
     if record["sha256"] != sha256:
         raise ModelFileError(f"the record names sha256 {record['sha256']}, the file's is {sha256}")
+    try:
+        # a lone surrogate escape ("\ud800") parses in Python but is no Unicode text: Redis's
+        # cjson cannot read such a record back (the quota script would not count its bytes)
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ModelFileError(
+            "the record holds text that is not valid Unicode (a lone surrogate escape such "
+            "as \\ud800)"
+        ) from None
     return record
 
 

@@ -88,10 +88,13 @@ local function member(raw, scope, name)
 end
 """
 # KEYS: records, reservations, index; ARGV: name, record, reservation, scope. Returns the
-# old record.
+# old record. A record this script cannot read (cjson) is refused before anything is
+# written: stored, it would count no bytes against the quota and have no index member.
 COMMIT = (
     _MEMBER
     + """
+local new = member(ARGV[2], ARGV[4], ARGV[1])
+if not new then return redis.error_reply('ERR the model record is not JSON Redis can read') end
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old then
   local gone = member(old, ARGV[4], ARGV[1])
@@ -99,7 +102,7 @@ if old then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[3])
-redis.call('SADD', KEYS[3], member(ARGV[2], ARGV[4], ARGV[1]), '-')
+redis.call('SADD', KEYS[3], new, '-')
 return old
 """
 )

@@ -18,8 +18,10 @@ import psutil
 import pytest
 import redis
 
+from shared.errors import Unavailable
 from shared.modelfile import sha256_of
-from shared.modelstore import scope_key, tenant_scope
+from shared.modelstore import ModelRegistry, reservations_key, scope_key, tenant_scope
+from shared.storage import Storage
 from testkit import registration_graphs as graphs
 from tests.integration.conftest import ApiProcess, http, multipart, running_api
 
@@ -130,6 +132,36 @@ def test_a_deeply_nested_record_is_422_not_500(api: ApiProcess, as_field: bool) 
     assert (status, problem["code"]) == (422, "invalid_model"), problem
     assert "nests deeper than 32" in problem["detail"]
     assert problem.get("field") == "record"
+
+
+def test_a_record_that_is_not_unicode_is_refused_and_not_stored(
+    api: ApiProcess, module_db: str
+) -> None:
+    """A lone surrogate escape in the record: Redis's cjson cannot read it back, so it
+    answered 503 after storing the record, whose bytes then escaped the quota."""
+    data = graphs.mean_mask("lone")
+    raw = json.dumps(record_of("lone", data))[:-1] + ', "note": "\\ud800"}'
+    status, problem = push(api, "alice", "lone", data, record=raw.encode())
+    assert (status, problem["code"]) == (422, "invalid_model"), problem
+    assert "not valid Unicode" in problem["detail"]
+    client = redis.Redis.from_url(module_db)
+    assert client.hget(scope_key(tenant_scope("alice")), "lone") is None
+
+
+def test_the_registry_writes_nothing_for_a_record_redis_cannot_read(
+    module_db: str, storage: Storage
+) -> None:
+    """Past the API's check (a caller of the registry that skips it): the commit script
+    refuses before writing, so no record is left that the quota cannot count."""
+    client = redis.Redis.from_url(module_db, decode_responses=True)
+    registry = ModelRegistry(client, storage)
+    data = graphs.mean_mask("unreadable")
+    record = {**record_of("unreadable", data), "note": "\ud800", "bytes": len(data)}
+    scope = tenant_scope("unreadable-tenant")
+    with pytest.raises(Unavailable):
+        registry.register(scope, "unreadable", data, record, max_models=3, max_bytes=10**6)
+    assert client.hget(scope_key(scope), "unreadable") is None
+    assert client.zcard(reservations_key(scope)) == 0
 
 
 @pytest.mark.parametrize(

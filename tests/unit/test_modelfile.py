@@ -64,6 +64,23 @@ def test_record_must_name_the_file() -> None:
         check_record({"name": "w"}, sha256="a" * 64)
 
 
+def test_a_record_must_be_unicode_text() -> None:
+    """A lone surrogate escape parses in Python, but Redis's cjson cannot read the record
+    back: stored, it escaped the byte quota and the API answered 503 (issue 29 sweep)."""
+    record = json.loads(
+        '{"name": "w", "base": "u2netp", "sha256": "%s", "x": "\\ud800"}' % ("a" * 64)
+    )
+    with pytest.raises(ModelFileError, match="not valid Unicode"):
+        check_record(record, sha256="a" * 64)
+    with pytest.raises(ModelFileError, match="not valid Unicode"):
+        check_record({**record, "x": 1, "\udc00": 1}, sha256="a" * 64)
+    # a surrogate pair is a character (an emoji): fine
+    paired = json.loads(
+        '{"name": "w", "base": "u2netp", "sha256": "%s", "x": "\\ud83d\\ude00"}' % ("a" * 64)
+    )
+    assert check_record(paired, sha256="a" * 64)["x"] == "\U0001f600"
+
+
 def test_local_store_refuses_a_changed_file(tmp_path: Path, u2netp_bytes: bytes) -> None:
     from worker.engine.custom import LocalModels
 

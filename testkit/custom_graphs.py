@@ -8,6 +8,7 @@ does in between is the point:
 - :func:`tiny`: the mean of the three channels (a few kB, runs in microseconds);
 - :func:`expand_huge`: ``Expand`` of the input to ``[copies, 3, 320, 320]`` (8000 copies:
   9.8 GB of float32), then its mean: the memory blow-up of issue 29;
+- :func:`tile_huge`: ``Tile`` of the input to the same 9.8 GB;
 - :func:`constant_of_shape`: ``ConstantOfShape`` of ``count`` float32 zeros (2e9: 8 GB),
   summed into the mask;
 - :func:`slow_loop`: a ``Loop`` of 512×512 ``MatMul``\\ s ``trips`` times (the default
@@ -79,6 +80,19 @@ def expand_huge(copies: int = 8000) -> bytes:
         _channel_mean("one", "mask"),
     ]
     return _model(nodes, [_ints("shape", [copies, 3, SIDE, SIDE])], "mask")
+
+
+def tile_huge(copies: int = 8000) -> bytes:
+    """``Tile`` of the input ``copies`` times along the batch axis (8000: 9.8 GB), reduced
+    back to one mask: ONNX Runtime refuses a Tile output over 4 GiB before allocating."""
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Tile", ["input.1", "repeats"], ["big"]),
+        helper.make_node("ReduceMean", ["big"], ["one"], axes=[0], keepdims=1),
+        _channel_mean("one", "mask"),
+    ]
+    return _model(nodes, [_ints("repeats", [copies, 1, 1, 1])], "mask")
 
 
 def constant_of_shape(count: int = 2_000_000_000) -> bytes:

@@ -84,6 +84,15 @@ def test_a_model_over_the_memory_cap_fails_and_the_next_runs(
     assert _runner_pid(sandbox) != pid  # a fresh runner after an allocation failure
 
 
+def test_a_tile_past_onnx_runtime_s_limit_is_a_memory_failure(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """ONNX Runtime refuses a Tile output over 4 GiB before allocating it: the model asked
+    for more memory than any cap, not a model_failed (issue 29 sweep)."""
+    with pytest.raises(ModelMemoryExceeded, match=r"1\.00 GiB"):
+        _run(sandbox, _file(tmp_path, "tile", graphs.tile_huge()))
+
+
 def test_a_model_that_fits_alone_is_not_failed_by_others_loaded(tmp_path: Path) -> None:
     """Under a 1.8 GiB cap, the Expand (1.1 GB) runs alone but not beside 300 MB of
     loaded weights (measured: alone it runs from 1.6 GiB, beside them from 2.2 GiB): it

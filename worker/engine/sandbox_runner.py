@@ -37,8 +37,12 @@ from worker.engine import sandbox_wire as wire
 
 PR_SET_PDEATHSIG = 1
 SAME_AS_REQUESTED = 1  # ONNX Runtime's ArenaExtendStrategy::kSameAsRequested
-#: ONNX Runtime's and numpy's words for an allocation that failed
-_MEMORY = re.compile(r"Failed to allocate memory|bad_alloc|Unable to allocate|Cannot allocate")
+#: ONNX Runtime's and numpy's words for an allocation that failed, or that ONNX Runtime
+#: refused before trying (a Tile output over 4 GiB: "would require more than N bytes")
+_MEMORY = re.compile(
+    r"Failed to allocate memory|bad_alloc|Unable to allocate|Cannot allocate"
+    r"|would require more than \d+ bytes"
+)
 # ONNX Runtime's source paths in its messages (…/onnxruntime/core/x.cc:360 void* f(…))
 _SOURCE = re.compile(r"/\S*onnxruntime\S*\.(?:cc|h|cpp|cu):\d+ [^\n]*?\) ")
 _STATUS = re.compile(r"^\d+ : [A-Z_]+ : ")

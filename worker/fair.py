@@ -26,17 +26,19 @@ since its dispatch, and absent from the broker: the reconciler (worker/reconcile
 re-sends it. (Sending first would lose nothing either on one Redis, but with a separate
 broker a message could then vanish with nothing left that says it was sent.)
 
-Custom models get a line of their own. A single job (``interactive``) on a custom model
-may hold a worker for up to ``CUTOUT_CUSTOM_MODEL_TIMEOUT`` (worker/engine/sandbox.py),
-and ``interactive`` is one FIFO list: a tenant's 100 slow custom-model jobs held every
-job behind them. So the first time a worker takes such a job it does not run it but
-*parks* it in its tenant's line (shared/customline.py; the job stays ``queued``), and
-the dispatcher *admits* at most ``CUTOUT_CUSTOM_MODEL_WINDOW`` of each tenant's parked
-jobs at a time: an admitted job's message goes to the back of ``interactive``, and the
-next is admitted once it has finished. Another tenant's job, queued behind the parked
-ones, runs before their admitted copies; with one worker it waits behind at most a
-window of that tenant's custom-model jobs, each at most the time cap. Batch items on a
-custom model are already windowed in ``bulk`` and are not parked.
+Custom models get a line of their own. A job on a custom model may hold a worker for up
+to ``CUTOUT_CUSTOM_MODEL_TIMEOUT`` (worker/engine/sandbox.py), and ``interactive`` and
+``bulk`` are FIFO lists: a tenant's 100 slow custom-model jobs held every job behind
+them. So the first time a worker takes such a job (a single job or a batch item) it does
+not run it but *parks* it in its tenant's line (shared/customline.py; the job stays
+``queued``), and the dispatcher *admits* at most ``CUTOUT_CUSTOM_MODEL_WINDOW`` of each
+tenant's parked jobs at a time: an admitted job's message goes to the back of its own
+queue, and the next is admitted once it has finished. Another tenant's job, queued behind
+the parked ones, runs before their admitted copies; with one worker it waits behind at
+most a window of that tenant's custom-model jobs, each at most the time cap. The bulk
+window alone did not do this for batch items: it lets 200 of a tenant's items wait in
+``bulk`` at once, which on a slow custom model is 200 time caps ahead of another
+tenant's batch. A parked batch item still counts in its tenant's bulk window.
 """
 
 from __future__ import annotations
@@ -59,16 +61,10 @@ CHUNK = 500  # messages between cursor updates
 
 
 def parks(job: dict[str, Any]) -> bool:
-    """Whether ``job`` goes through its tenant's custom-model line: a queued single job
-    (``interactive``) on a model other than the built-ins."""
+    """Whether ``job`` goes through its tenant's custom-model line: a queued job (single
+    or batch item) on a model other than the built-ins."""
     model = (job.get("options") or {}).get("model")
-    return (
-        job.get("status") == "queued"
-        and not job.get("batch_id")
-        and (job.get("queue") or INTERACTIVE) == INTERACTIVE
-        and isinstance(model, str)
-        and model not in MODELS
-    )
+    return job.get("status") == "queued" and isinstance(model, str) and model not in MODELS
 
 
 class Dispatcher:
@@ -122,9 +118,12 @@ class Dispatcher:
         """Admit each tenant's parked custom-model jobs up to the window; messages sent."""
         sent = 0
         for tenant in self.store.custom_tenants():
-            # state first (admitted, in the queued index), then the message
-            for job_id in self.store.custom_admit(tenant, self.custom_window):
-                self.ctx.app.send_task(PROCESS_JOB, args=[job_id], queue=INTERACTIVE)
+            # state first (admitted, in the queued index), then the message, to the job's
+            # own queue (a batch item back to bulk)
+            admitted = self.store.custom_admit(tenant, self.custom_window)
+            for job_id, job in zip(admitted, self.store.get_jobs(admitted), strict=True):
+                queue = (job or {}).get("queue") or INTERACTIVE
+                self.ctx.app.send_task(PROCESS_JOB, args=[job_id], queue=queue)
                 sent += 1
         return sent
 

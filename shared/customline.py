@@ -1,13 +1,14 @@
 """The line of custom-model jobs per tenant in Redis (worker/fair.py says how it is used).
 
-A single job (queue ``interactive``) on a custom model is *parked* when a worker first
+A job on a custom model (a single job or a batch item) is *parked* when a worker first
 takes it: its id joins its tenant's line (``cutout:fair:custom:line:<tenant>``, a sorted
-set by arrival, so a redelivered message parks nothing twice), the tenant joins
+set by arrival, batch items after single jobs, so a redelivered message parks nothing
+twice), the tenant joins
 ``cutout:fair:custom:tenants``, and the job leaves the queued index (no message is
 expected while it waits; it stays ``queued``). The dispatcher *admits* at most
 ``CUTOUT_CUSTOM_MODEL_WINDOW`` of a tenant's parked jobs at a time: an admitted job is in
 ``cutout:fair:custom:admitted:<tenant>`` until it is no longer queued or processing, is
-listed in the queued index again, and its message goes to the back of ``interactive``.
+listed in the queued index again, and its message goes to the back of its queue.
 A mixin of :class:`shared.workerstore.RedisWorkerStore`: it needs the store's client ``r``.
 """
 
@@ -19,6 +20,9 @@ from shared.redisops import RedisOps, translated
 from shared.store import PREFIX, QUEUED_KEY, job_key
 
 CUSTOM_TENANTS_KEY = f"{PREFIX}fair:custom:tenants"
+#: added to a batch item's place in its line: a tenant's single jobs (someone waits on
+#: them) are admitted before its batch items, each kind in arrival order (~300 years)
+BATCH_ITEMS_LATER = 1e10
 
 
 def custom_line_key(tenant: str) -> str:
@@ -29,8 +33,9 @@ def custom_admitted_key(tenant: str) -> str:
     return f"{PREFIX}fair:custom:admitted:{tenant}"
 
 
-# KEYS: line, admitted, tenants set, queued index. ARGV: job id, tenant, now.
-# Returns 0 for an admitted job (run it), 1 once it waits in its tenant's line.
+# KEYS: line, admitted, tenants set, queued index. ARGV: job id, tenant, its place in the
+# line (now; later for a batch item). Returns 0 for an admitted job (run it), 1 once it
+# waits in its tenant's line.
 _PARK = """
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], 'NX', ARGV[3], ARGV[1])
@@ -81,9 +86,10 @@ class CustomLineState(RedisOps):
         ]
 
     @translated
-    def custom_park(self, tenant: str, job_id: str) -> bool:
-        """Put a queued job in its tenant's line; False when it is admitted (run it)."""
-        args = [job_id, tenant, time.time()]
+    def custom_park(self, tenant: str, job_id: str, batch_item: bool = False) -> bool:
+        """Put a queued job in its tenant's line (a ``batch_item`` behind the tenant's
+        single jobs); False when it is admitted (run it)."""
+        args = [job_id, tenant, time.time() + (BATCH_ITEMS_LATER if batch_item else 0)]
         return bool(self._script(_PARK)(keys=self._keys(tenant), args=args))
 
     @translated

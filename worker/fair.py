@@ -38,7 +38,8 @@ the parked ones, runs before their admitted copies; with one worker it waits beh
 most a window of that tenant's custom-model jobs, each at most the time cap. The bulk
 window alone did not do this for batch items: it lets 200 of a tenant's items wait in
 ``bulk`` at once, which on a slow custom model is 200 time caps ahead of another
-tenant's batch. A parked batch item still counts in its tenant's bulk window.
+tenant's batch. A parked batch item still counts in its tenant's bulk window, and waits
+behind its tenant's single jobs in the line (someone waits on those).
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ class Dispatcher:
     def park(self, job: dict[str, Any]) -> bool:
         """Put a job that :func:`parks` in its tenant's custom-model line, and admit what
         has room at once; False when the job is admitted already (run it)."""
-        if not self.store.custom_park(str(job.get("tenant") or ""), job["id"]):
+        tenant, batch_item = str(job.get("tenant") or ""), bool(job.get("batch_id"))
+        if not self.store.custom_park(tenant, job["id"], batch_item):
             return False
         token = self.store.fair_lock()
         if token is not None:  # else the dispatcher running now (or within 0.5 s) admits it

@@ -289,3 +289,22 @@ def test_the_custom_model_line_admits_a_window_per_tenant(redis_dbs: RedisDataba
     store.transition(ids[2], "succeeded", ("queued",))
     assert store.custom_admit("a", 1) == []
     assert store.custom_tenants() == []
+
+
+def test_a_tenant_s_single_jobs_are_admitted_before_its_batch_items(
+    redis_dbs: RedisDatabases,
+) -> None:
+    """Someone waits on a single job: a tenant's batch items parked first (a 200-item
+    window of them, each up to the time cap) do not hold its single jobs."""
+    from shared.store import RedisStore
+    from shared.workerstore import RedisWorkerStore
+
+    store = RedisWorkerStore.of(RedisStore.from_url(redis_dbs.take(), 3600))
+    for job_id, batch in (("item-0", "bat-1"), ("item-1", "bat-1"), ("single", None)):
+        store.create_job(
+            {"id": job_id, "tenant": "a", "status": "queued", "attempts": 0, "batch_id": batch}
+        )
+        assert store.custom_park("a", job_id, batch_item=batch is not None)
+    assert store.custom_admit("a", 1) == ["single"]
+    store.transition("single", "succeeded", ("queued",))
+    assert store.custom_admit("a", 1) == ["item-0"]

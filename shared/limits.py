@@ -36,6 +36,12 @@ REFINE_BYTES = 80_000_000  # refine's coarse grid and one strip (its RGBA replac
 REFINE_BYTES_PER_SIDE = 7_680  # its row-narrowed copy: 640 float32 RGB per row of the short side
 CANVAS_BYTES_PER_PIXEL = 24  # the canvas, its composite and the encoder's copy
 BACKGROUND_BYTES_PER_PIXEL = 8  # a background image, decoded, before it is fitted
+# alpha matting solves the trimap's band a box at a time, each within this many bytes
+# (worker/engine/matting.py; a smaller picture costs at most 3.7 kB per pixel), and holds
+# a few bytes per pixel besides: the trimap, a coarse alpha and its RGBA result
+MATTING_BOX_BYTES = 600_000_000
+MATTING_BOX_BYTES_PER_PIXEL = 3_700
+MATTING_BYTES_PER_PIXEL = 16
 
 
 def job_bytes(
@@ -54,11 +60,20 @@ def job_bytes(
     if options.refine:
         # the shorter side is at most the square root of the pixels
         total += REFINE_BYTES + REFINE_BYTES_PER_SIDE * math.isqrt(worked)
+    if options.alpha_matting and not options.mask_only:
+        total += matting_bytes(worked)
     if options.canvas is not None:
         total += CANVAS_BYTES_PER_PIXEL * options.canvas[0] * options.canvas[1]
     if background is not None:
         total += BACKGROUND_BYTES_PER_PIXEL * background[0] * background[1]
     return total
+
+
+def matting_bytes(pixels: int) -> int:
+    """What alpha matting adds on an input of ``pixels`` (after ``max_megapixels``): one
+    box's solve at most, and its per-pixel arrays."""
+    box = min(MATTING_BOX_BYTES, MATTING_BOX_BYTES_PER_PIXEL * pixels)
+    return box + MATTING_BYTES_PER_PIXEL * pixels
 
 
 def check_options(options: Options, limits: _Limits) -> None:
@@ -85,29 +100,12 @@ def check_input(
     limits: _Limits,
     background: tuple[int, int] | None = None,
 ) -> None:
-    """An input of ``size`` may be processed with ``options``: alpha matting needs about
-    2.5 kB per pixel, so its input (after ``max_megapixels``) is bounded by
-    ``CUTOUT_MAX_MATTING_PIXELS``; the whole job (input, ``refine``, ``canvas``, a
-    background image of ``background``) by ``CUTOUT_MAX_JOB_MEMORY``. Raises
+    """An input of ``size`` may be processed with ``options``: alpha matting's input
+    (after ``max_megapixels``) is bounded by ``CUTOUT_MAX_MATTING_PIXELS`` (its time grows
+    with the band it solves); the whole job (input, ``refine``, ``alpha_matting``,
+    ``canvas``, a background image of ``background``) by ``CUTOUT_MAX_JOB_MEMORY``. Raises
     ImageTooLarge."""
     width, height = size
-    need = job_bytes(options, size, background)
-    if need > limits.max_job_bytes:
-        parts = [f"the image is {width}x{height}"]
-        if options.canvas is not None:
-            parts.append(f"canvas {options.canvas[0]}x{options.canvas[1]}")
-        if background is not None:
-            parts.append(f"background {background[0]}x{background[1]}")
-        if options.refine:
-            parts.append("refine")
-        raise ImageTooLarge(
-            f"this job would need about {need / 1e9:.1f} GB ({', '.join(parts)}), over "
-            f"the {limits.max_job_bytes / 1e9:.1f} GB one job may use "
-            "(CUTOUT_MAX_JOB_MEMORY): send a smaller image, a smaller canvas or "
-            "max_megapixels",
-            width=width,
-            height=height,
-        )
     pixels = width * height
     if options.max_megapixels:
         # the worker mats the input after max_megapixels has downscaled it
@@ -118,6 +116,25 @@ def check_input(
             f"alpha matting is limited to {limits.max_matting_pixels:,} pixels "
             f"(CUTOUT_MAX_MATTING_PIXELS); the image is {width}x{height} = "
             f"{width * height:,} pixels: send a smaller image or leave alpha_matting off",
+            width=width,
+            height=height,
+        )
+    need = job_bytes(options, size, background)
+    if need > limits.max_job_bytes:
+        parts = [f"the image is {width}x{height}"]
+        if options.canvas is not None:
+            parts.append(f"canvas {options.canvas[0]}x{options.canvas[1]}")
+        if background is not None:
+            parts.append(f"background {background[0]}x{background[1]}")
+        if options.refine:
+            parts.append("refine")
+        if matting:
+            parts.append("alpha_matting")
+        raise ImageTooLarge(
+            f"this job would need about {need / 1e9:.1f} GB ({', '.join(parts)}), over "
+            f"the {limits.max_job_bytes / 1e9:.1f} GB one job may use "
+            "(CUTOUT_MAX_JOB_MEMORY): send a smaller image, a smaller canvas or "
+            "max_megapixels",
             width=width,
             height=height,
         )

@@ -211,8 +211,9 @@ class Settings:
     max_upload_bytes: int = 25_000_000
     max_pixels: int = 50_000_000
     max_side: int = 20_000
-    # alpha matting costs ~2.5 kB per input pixel (docs/security.md, memory per job)
-    max_matting_pixels: int = 500_000
+    # alpha matting solves its band a box at a time: 0.6 GB + 16 B per input pixel
+    # (docs/security.md, memory per job); this bounds its time
+    max_matting_pixels: int = 16_000_000
     # one job's memory (shared/limits.py): the 2.5 GB per-child bound less ~0.6 GB of
     # model sessions
     max_job_bytes: int = 1_900_000_000

@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from tests.conftest import ROOT
-from tests.integration.conftest import ApiProcess, http, multipart
+from tests.integration.conftest import ApiProcess, http, multipart, wait_for
 from tests.integration.memory_probe import photo
 
 MB = 1 << 20
@@ -28,7 +29,12 @@ MB = 1 << 20
 FIXED = 64 * MB  # allocator slack, encoder buffers, the model's output at 320×320
 PER_INPUT_PIXEL = 32  # decode, mask, cutout and the encoded result (PNG 15-16, WebP 29-30)
 PER_CANVAS_PIXEL = 24  # the canvas, its background and the encoded result (16-20)
-PER_MATTING_PIXEL = 3000  # pymatting's Laplacian, its preconditioner, the CG (1.4-2.5k)
+# alpha matting solves its band a box at a time: one box's solve (its Laplacian,
+# preconditioner and CG; at most 3.7 kB per pixel of a smaller picture), then its
+# trimap, coarse alpha and RGBA result per pixel
+MATTING_BOX = 600_000_000
+MATTING_BOX_PER_PIXEL = 3700
+PER_MATTING_PIXEL = 16
 PER_BACKGROUND_PIXEL = 8  # a background image, decoded, then fitted to the output (~4)
 REFINE = 80_000_000  # refine's coarse grid and one strip; its RGBA replaces the cutout's
 REFINE_PER_SIDE = 7_680  # its row-narrowed copy of the photo, per row of the shorter side
@@ -40,13 +46,13 @@ def bound(input_px: int, options: dict[str, Any], background_px: int = 0) -> int
         width, height = (int(n) for n in options["canvas"].split("x"))
         total += PER_CANVAS_PIXEL * width * height
     if options.get("alpha_matting"):
-        total += PER_MATTING_PIXEL * input_px
+        total += min(MATTING_BOX, MATTING_BOX_PER_PIXEL * input_px) + PER_MATTING_PIXEL * input_px
     if options.get("refine"):
         total += REFINE + REFINE_PER_SIDE * math.isqrt(input_px)
     return total
 
 
-CASES = {
+CASES: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {
     # canvas at its maximum under the default CUTOUT_MAX_PIXELS (49,999,041 pixels) on a
     # 1×1 input: 10000x10000 added 1.5-1.7 GB before it was refused
     "canvas-png": ((1, 1), {"canvas": "7071x7071", "bg_color": "#ffffff"}),
@@ -95,12 +101,11 @@ CASES = {
     # the largest erosion on a small image: scipy's erosion added ~760 MB at 100 and
     # ran out of memory at 255
     "erode-255": ((64, 64), {"alpha_matting": True, "alpha_matting_erode_size": 255}),
-    # matting at its input limit (lowered for the test's time; the cost per pixel is
-    # what the bound states), with an erosion that leaves most of the image unknown
-    "matting-at-limit": (
-        (500, 500),
-        {"alpha_matting": True, "alpha_matting_erode_size": 100, "max_matting_pixels": 250_000},
-    ),
+    # matting on a 12 MP photo (0.5 MP was its limit while pymatting solved the whole
+    # picture at ~3 kB per pixel: ~36 GB here); and a 1000×1000 photo with an erosion
+    # that leaves a band ~200 px wide: boxes cut in four, the coarse alpha at the cuts
+    "matting-12mp": ((4000, 3000), {"alpha_matting": True}),
+    "matting-wide-band": ((1000, 1000), {"alpha_matting": True, "alpha_matting_erode_size": 100}),
 }
 
 
@@ -165,8 +170,11 @@ def test_over_the_limits_is_refused_at_submit(api_server: ApiProcess) -> None:
     assert status == 422, raw
     assert json.loads(raw)["code"] == "invalid_option"
 
+    # over the 16 MP of CUTOUT_MAX_MATTING_PIXELS (a one-colour PNG: small to send)
+    buffer = io.BytesIO()
+    Image.new("RGB", (5000, 4000), (200, 30, 30)).save(buffer, "PNG")
     body, ctype = multipart(
-        {"alpha_matting": "true"}, {"image": ("a.png", photo(1000, 1000), "image/png")}
+        {"alpha_matting": "true"}, {"image": ("a.png", buffer.getvalue(), "image/png")}
     )
     status, _, raw = http("POST", f"{api_server.url}/v1/jobs", body, {"Content-Type": ctype})
     assert status == 422, raw
@@ -221,3 +229,34 @@ def test_refine_at_the_pixel_limit_is_accepted_at_submit(api_server: ApiProcess)
     problem = json.loads(raw)
     assert problem["code"] == "image_too_large"
     assert "refine" in problem["detail"]
+
+
+def test_a_1000x1000_photo_is_alpha_matted_through_the_worker(  # type: ignore[no-untyped-def]
+    api_server: ApiProcess, worker, store, storage, model_home: Path
+) -> None:
+    """The standard marketplace size, which rembg mats, through the API and a real
+    worker: it answered 422 image_too_large while CUTOUT_MAX_MATTING_PIXELS was 0.5 MP.
+    The worker's cutout is the engine's alpha matting (not the plain cutout)."""
+    from shared.options import parse_options
+    from worker.engine import Engine
+
+    data = photo(1000, 1000)
+    options = {"model": "u2netp", "alpha_matting": "true"}
+    body, ctype = multipart(options, {"image": ("photo.png", data, "image/png")})
+    status, _, raw = http("POST", f"{api_server.url}/v1/jobs", body, {"Content-Type": ctype})
+    assert status == 202, raw
+    job_id = json.loads(raw)["id"]
+    job = wait_for(
+        lambda: (j := store.get_job(job_id)) and j["status"] in ("succeeded", "failed") and j,
+        300,
+    )
+    assert job["status"] == "succeeded", job
+    served = np.asarray(Image.open(io.BytesIO(storage.get(job["result"]["key"]))))
+    assert served.shape == (1000, 1000, 4)
+    assert served[500, 500, 3] == 255  # the subject
+    assert served[5, 5, 3] == 0  # the background
+    engine = Engine(model_home, threads=1)
+    local = engine.process(data, parse_options(options), max_matting_pixels=16_000_000)
+    assert np.abs(served.astype(int) - np.asarray(Image.open(io.BytesIO(local.data)))).max() <= 1
+    plain = engine.process(data, parse_options({"model": "u2netp"}))
+    assert not np.array_equal(served, np.asarray(Image.open(io.BytesIO(plain.data))))

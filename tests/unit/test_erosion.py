@@ -11,7 +11,7 @@ import pytest
 from scipy.ndimage import binary_erosion
 
 from tests.conftest import ROOT
-from worker.engine.compose import erode
+from worker.engine.matting import erode
 
 
 def reference(region: np.ndarray, size: int, border: int) -> np.ndarray:
@@ -45,7 +45,7 @@ ERODE_RSS_BOUND_KB = 30_000
 _CHILD = """
 import json, resource, sys
 import numpy as np
-from worker.engine.compose import erode
+from worker.engine.matting import erode
 region = np.ones((64, 64), bool)
 erode(region, 3, border=0)  # imports and first-call buffers, before the baseline
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

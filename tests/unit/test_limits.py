@@ -46,7 +46,7 @@ def test_alpha_matting_is_bounded_by_its_input_pixels() -> None:
 
 
 def test_the_matting_limit_is_a_setting() -> None:
-    assert load_settings({}).max_matting_pixels == 500_000
+    assert load_settings({}).max_matting_pixels == 16_000_000
     assert load_settings({"CUTOUT_MAX_MATTING_PIXELS": "2M"}).max_matting_pixels == 2_000_000
 
 
@@ -74,9 +74,32 @@ def test_a_job_is_bounded_as_a_whole() -> None:
     assert "refine" in refused.value.message
 
 
+def test_a_phone_photo_is_matted_within_the_job_bound_at_the_defaults() -> None:
+    """Matting solves its band a box at a time: 0.6 GB at most plus 16 B per pixel. A
+    1000×1000 marketplace photo and a 12 MP phone photo fit the defaults (0.5 MP and
+    3 kB per pixel refused both before); what tips a matting job over is named."""
+    defaults = load_settings({})
+    matting = parse_options({"alpha_matting": True})
+    check_input(matting, (1000, 1000), defaults)
+    check_input(matting, (4032, 3024), defaults)
+    assert job_bytes(matting, (4032, 3024)) < 1_300_000_000
+    # a small picture counts at most what its whole solve costs
+    assert job_bytes(matting, (100, 100)) < job_bytes(parse_options({}), (100, 100)) + 40_000_000
+    with pytest.raises(ImageTooLarge) as refused:
+        check_input(matting, (4000, 4001), defaults)
+    assert "CUTOUT_MAX_MATTING_PIXELS" in refused.value.message
+    with pytest.raises(ImageTooLarge) as refused:
+        check_input(
+            parse_options({"alpha_matting": True, "canvas": "7071x7071"}), (4000, 3000), defaults
+        )
+    assert "CUTOUT_MAX_JOB_MEMORY" in refused.value.message
+    assert "alpha_matting" in refused.value.message
+
+
 def test_the_job_estimate_grows_with_every_buffer() -> None:
     base = job_bytes(parse_options({}), (1000, 1000))
     assert job_bytes(parse_options({"refine": True}), (1000, 1000)) > base
+    assert job_bytes(parse_options({"alpha_matting": True}), (1000, 1000)) > base
     assert job_bytes(parse_options({"canvas": "1000x1000"}), (1000, 1000)) > base
     assert job_bytes(parse_options({}), (1000, 1000), background=(1000, 1000)) > base
     assert job_bytes(parse_options({}), (2000, 1000)) > base

@@ -3,8 +3,9 @@
 The order is rembg's, with our additions after it:
 
 1. ``post_process``: rembg's mask smoothing (opening, Gaussian blur, threshold).
-2. ``mask_only`` → the mask; ``alpha_matting`` → pymatting cutout (falling back to the
-   plain cutout where pymatting gives up, as rembg does); otherwise rembg's plain cutout,
+2. ``mask_only`` → the mask; ``alpha_matting`` → pymatting cutout, solved around the
+   edge a box at a time (worker/engine/matting.py; falling back to the plain cutout where
+   pymatting gives up, as rembg does); otherwise rembg's plain cutout,
    ``Image.composite(image, transparent, mask)``.
 3. ``crop`` (+ ``margin``): to the subject's bounding box. The subject is every pixel with
    alpha above :data:`SUBJECT_ALPHA_THRESHOLD` (10 of 255, rembg's default background
@@ -29,6 +30,8 @@ from PIL import Image
 
 from shared.options import Options
 from worker.engine.imageio import row_strips
+from worker.engine.matting import alpha_matting_cutout
+from worker.engine.matting import warm_alpha_matting as warm_alpha_matting  # engine, warmup
 
 log = logging.getLogger("cutout.engine")
 
@@ -90,72 +93,6 @@ def clear_transparent(picture: Image.Image) -> None:
 
 #: a point table: 255 where a value is 0, else 0
 _ZERO_ONLY = [255] + [0] * 255
-
-
-def erode(region: np.ndarray, size: int, *, border: int) -> np.ndarray:
-    """rembg's trimap erosion, ``scipy.ndimage.binary_erosion(region, structure=S,
-    border_value=border)`` with S = ``size``×``size`` ones (the 3×3 cross for 0), in time
-    and memory linear in the pixels.
-
-    scipy's erosion allocated about size⁴ × 8 bytes (size 130: 2.5 GB; 255: MemoryError).
-    OpenCV erodes with a rectangular kernel as a row pass then a column pass, and uses
-    the same anchor (size // 2) for even sizes; ``border`` is the value outside the image
-    (0 erodes from the edges, 1 does not). Equality with scipy is a unit test
-    (tests/unit/test_erosion.py).
-    """
-    import cv2
-
-    kernel: np.ndarray
-    if size > 0:
-        kernel = np.ones((size, size), dtype=np.uint8)
-    else:
-        kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    out = cv2.erode(
-        region.astype(np.uint8),
-        kernel,
-        borderType=cv2.BORDER_CONSTANT,
-        borderValue=border,
-    )
-    return out.astype(bool)
-
-
-def alpha_matting_cutout(
-    image: Image.Image,
-    mask: Image.Image,
-    foreground_threshold: int,
-    background_threshold: int,
-    erode_size: int,
-) -> Image.Image:
-    """rembg's alpha matting: closed-form alpha and ML foreground on a trimap.
-
-    Raises ValueError where pymatting cannot solve it (no unknown or no known region).
-    """
-    from pymatting import estimate_alpha_cf, estimate_foreground_ml, stack_images
-
-    rgb = np.asarray(image.convert("RGB"))
-    mask_array = np.asarray(mask)
-    is_foreground = erode(mask_array > foreground_threshold, erode_size, border=0)
-    is_background = erode(mask_array < background_threshold, erode_size, border=1)
-    trimap = np.full(mask_array.shape, dtype=np.uint8, fill_value=128)
-    trimap[is_foreground] = 255
-    trimap[is_background] = 0
-    img_normalized = rgb / 255.0
-    trimap_normalized = trimap / 255.0
-    alpha = estimate_alpha_cf(img_normalized, trimap_normalized)
-    foreground = estimate_foreground_ml(img_normalized, alpha)
-    cutout = stack_images(foreground, alpha)
-    return Image.fromarray(np.clip(cutout * 255, 0, 255).astype(np.uint8), "RGBA")
-
-
-def warm_alpha_matting() -> None:
-    """Run alpha matting once on a tiny image: numba compiles pymatting on first use
-    (tens of seconds, cached on disk afterwards), better at worker start than in a job."""
-    image = Image.new("RGB", (16, 16), (0, 0, 255))
-    image.paste((255, 0, 0), (4, 4, 12, 12))
-    mask = Image.new("L", (16, 16), 0)
-    mask.paste(255, (5, 5, 11, 11))
-    mask.paste(128, (4, 4, 12, 5))
-    alpha_matting_cutout(image, mask, 240, 10, 1)
 
 
 def subject_bbox(alpha: Image.Image, margin: int = 0) -> tuple[int, int, int, int] | None:

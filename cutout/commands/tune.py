@@ -1,8 +1,10 @@
 """``cutout tune``: fine-tune U²-Net on labelled photos of one vertical (needs the tune extra).
 
 Exit codes: 0 tuned and registered in CUTOUT_MODEL_HOME; 2 usage (bad option, manifest,
-name, no CUDA for ``--device cuda``, the tune extra missing); 1 the result was refused
-(not better than the base on validation) or anything else failed.
+name, no CUDA for ``--device cuda``, the tune extra missing); refused by the validation
+gate (worker/tune/gate.py), nothing registered: 3 IoU fell beyond ``--tolerance-iou``, 4
+boundary F1 fell beyond ``--tolerance-bf1``, 5 both, 1 neither fell but no epoch was
+better than the base; 1 also when anything else failed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 from pathlib import Path
 
 from cutout.commands import folder_path
+from worker.tune.gate import Tolerance
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fine-tune a model on labelled photos of one product vertical",
         description="Fine-tune u2net or u2netp on labelled photos (a manifest in cutout "
         "eval's format: image, mask, category), keep the best epoch on validation photos, "
-        "and register it in CUTOUT_MODEL_HOME under NAME only when it beats the base there. "
+        "and register it in CUTOUT_MODEL_HOME under NAME only when it beats the base there "
+        "on IoU or boundary F1 and falls on neither beyond its tolerance (exit 3: IoU fell, "
+        "4: boundary F1 fell, 5: both, 1: no better). "
         "Needs the tune extra: pip install 'cutout[tune]'.",
         epilog="example: cutout tune --manifest watches.csv --base u2netp --name watches "
         "--layers decoder --epochs 4",
@@ -51,9 +56,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     parser.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
     parser.add_argument(
+        "--tolerance-iou",
+        type=float,
+        default=Tolerance.iou,
+        metavar="X",
+        help="how far below the base's mean validation IoU the model may fall (0.005)",
+    )
+    parser.add_argument(
+        "--tolerance-bf1",
+        type=float,
+        default=Tolerance.boundary_f1,
+        metavar="X",
+        help="how far below the base's mean validation boundary F1 it may fall (0.01)",
+    )
+    parser.add_argument(
         "--allow-worse",
         action="store_true",
-        help="register even when validation is not better (tests only)",
+        help="register even when the validation gate refuses it (tests only)",
     )
     parser.add_argument("--model-home", type=folder_path, help="default: CUTOUT_MODEL_HOME")
     parser.add_argument("--record", type=Path, metavar="JSON", help="also write the record here")
@@ -71,13 +90,17 @@ def handler(args: argparse.Namespace) -> int:
     from shared.errors import ModelUnavailable
     from shared.modelfile import ModelFileError
     from worker.eval.manifest import ManifestError
-    from worker.tune.train import TuneConfig, TuneError, record_json, tune
+    from worker.tune.record import record_json
+    from worker.tune.train import TuneConfig, TuneError, tune
 
     if args.epochs < 1 or args.batch_size < 1 or not 0 < args.val_split < 1:
         print(
             "cutout tune: --epochs and --batch-size must be ≥ 1, --val-split in (0, 1)",
             file=sys.stderr,
         )
+        return 2
+    if not (0 <= args.tolerance_iou <= 1 and 0 <= args.tolerance_bf1 <= 1):
+        print("cutout tune: --tolerance-iou and --tolerance-bf1 must be in [0, 1]", file=sys.stderr)
         return 2
     home = args.model_home or _settings_or_exit().model_home
     config = TuneConfig(
@@ -94,6 +117,7 @@ def handler(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         allow_worse=args.allow_worse,
+        tolerance=Tolerance(iou=args.tolerance_iou, boundary_f1=args.tolerance_bf1),
         max_steps=args.max_steps,
     )
     try:

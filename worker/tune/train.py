@@ -4,8 +4,10 @@ The path: split (``--val`` or a seeded ``--val-split``), base metrics on validat
 epochs of augmented training with deep supervision (the paper's loss: BCE summed over the
 fused map and all six side outputs), validation after each epoch (IoU and boundary F1 of
 :mod:`worker.eval.metrics`, on the mask the engine would serve: the fused output min-max
-normalised and resized to the photo), the best epoch kept. A model that is not better than
-its base on validation (mean IoU) is refused unless ``allow_worse``. The kept model is
+normalised and resized to the photo), the best epoch the gate passes kept. The gate
+(:mod:`worker.tune.gate`): better than the base on validation on mean IoU or mean
+boundary F1, and worse on neither beyond its tolerance; a model it refuses is not
+registered unless ``allow_worse``. The kept model is
 exported with the base's exact I/O, checked against ONNX Runtime, and written with its
 record into the model home (:mod:`worker.engine.custom`).
 """
@@ -14,8 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import platform
 import random
 import sys
 import time
@@ -27,15 +27,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from shared.modelfile import check_name, sha256_of
+from shared.modelfile import check_name
 from worker.engine.custom import LocalModels
 from worker.engine.families import U2NetFamily
-from worker.engine.models import ensure_model, get_spec
+from worker.engine.models import ensure_model
 from worker.eval import metrics
 from worker.eval.manifest import Item, load_manifest
+from worker.tune import gate
 from worker.tune.data import Sample, batch_arrays, load_samples
 from worker.tune.export import TOLERANCE, check_parity, export_onnx
+from worker.tune.gate import Tolerance, Verdict
 from worker.tune.net import DECODER, HEAD, U2Net, from_onnx
+from worker.tune.record import build_record
 
 LAYERS = ("head", "decoder", "all")
 #: learning rates by what is trained: fewer weights take a larger step
@@ -66,6 +69,8 @@ class TuneConfig:
     device: str = "cpu"
     seed: int = 0
     allow_worse: bool = False
+    #: how far below the base each validation measure may fall (worker/tune/gate.py)
+    tolerance: Tolerance = dataclasses.field(default_factory=Tolerance)
     #: stop after this many training steps in total (tests, smoke runs); None: all
     max_steps: int | None = None
     #: torch CPU threads; None: torch's default (every core)
@@ -150,24 +155,70 @@ def _summary(m: dict[str, Any]) -> str:
     return f"IoU {m['iou']:.4f}  boundary F1 {m['boundary_f1']:.4f}"
 
 
-def versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
+@dataclasses.dataclass
+class Run:
+    """What one tune holds while it trains: its data, network and optimiser."""
 
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "numpy": np.__version__,
-    }
+    config: TuneConfig
+    device: torch.device
+    items: list[Item]
+    train_items: list[Item]
+    val_items: list[Item]
+    train_set: list[Sample]
+    val_set: list[Sample]
+    model: U2Net
+    optimizer: torch.optim.Optimizer
+    lr: float
+    rng: random.Random
+    steps: int = 0
+
+
+@dataclasses.dataclass
+class Epochs:
+    """Validation after each epoch, and the state of the epoch kept (the gate's best,
+    or with ``allow_worse`` and none passing, the best by IoU)."""
+
+    base: dict[str, Any]
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    metrics: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    kept: int | None = None  # index into history
+    state: dict[str, Any] | None = None
+    seconds: float = 0.0
 
 
 def tune(config: TuneConfig, say: Callable[[str], None] = lambda s: print(s, file=sys.stderr)):
     """Run the whole tune; returns the written record (a dict).
 
-    Raises TuneError (bad arguments, no CUDA, refused result), ManifestError.
+    Raises TuneError (bad arguments, no CUDA, a result the gate refuses: its exit code
+    says which measure fell, worker/tune/gate.py), ManifestError.
     """
+    run = _prepare(config, say)
+    t0 = time.monotonic()
+    epochs = Epochs(base=evaluate(run.model, run.val_set, run.device, config.batch_size))
+    val_time = time.monotonic() - t0
+    say(f"base on validation: {_summary(epochs.base)}")
+    _train_epochs(run, epochs, val_time, say)
+    epochs.seconds = time.monotonic() - t0
+    verdict = _gate(run, epochs)
+    assert epochs.state is not None
+    assert epochs.kept is not None
+    run.model.load_state_dict(epochs.state)
+    model = run.model.to("cpu").eval()
+    data = export_onnx(model)
+    probes = [batch_arrays(run.val_set[:1], run.rng, (), train=False)[0]]
+    parity = check_parity(model, data, probes)
+    say(f"exported: ONNX Runtime within {parity:.1e} of the trainer (tolerance {TOLERANCE:g})")
+    record = build_record(run, epochs, verdict, data, parity)
+    LocalModels(config.home).add(config.name, data, record)
+    say(
+        f"{config.name}: {verdict.deltas()} over {config.base} on validation; written to "
+        f"{LocalModels(config.home).path(config.name)}"
+    )
+    return record
+
+
+def _prepare(config: TuneConfig, say: Callable[[str], None]) -> Run:
+    """Check the arguments, seed, split and load the photos, build the network."""
     check_name(config.name)
     device = pick_device(config.device)
     if config.threads:
@@ -182,140 +233,123 @@ def tune(config: TuneConfig, say: Callable[[str], None] = lambda s: print(s, fil
         train_items, val_items = split_items(items, config.val_split, config.seed)
     say(f"tune {config.name}: {len(train_items)} training, {len(val_items)} validation photos")
     train_set, val_set = load_samples(train_items), load_samples(val_items)
-
-    spec = get_spec(config.base)
     base_path = ensure_model(config.base, config.home, progress=True)
     model = from_onnx(config.base, base_path).to(device)
     params = set_trainable(model, config.layers)
     lr = config.lr if config.lr is not None else DEFAULT_LR[config.layers]
-    optimizer = torch.optim.Adam(params, lr=lr)
     n_params = sum(p.numel() for p in params)
     say(
         f"base {config.base}, training {config.layers} ({n_params:,} weights), lr {lr:g}, "
         f"device {device}"
     )
+    return Run(
+        config=config,
+        device=device,
+        items=items,
+        train_items=train_items,
+        val_items=val_items,
+        train_set=train_set,
+        val_set=val_set,
+        model=model,
+        optimizer=torch.optim.Adam(params, lr=lr),
+        lr=lr,
+        rng=random.Random(config.seed),
+    )
 
-    t0 = time.monotonic()
-    base_metrics = evaluate(model, val_set, device, config.batch_size)
-    val_time = time.monotonic() - t0
-    say(f"base on validation: {_summary(base_metrics)}")
 
-    rng = random.Random(config.seed)
-    steps_per_epoch = max(1, -(-len(train_set) // config.batch_size))
+def _train_epochs(run: Run, epochs: Epochs, val_time: float, say: Callable[[str], None]) -> None:
+    """Train epoch by epoch (at most ``max_steps`` steps), validating after each."""
+    config = run.config
+    steps_per_epoch = max(1, -(-len(run.train_set) // config.batch_size))
     total = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    best: dict[str, Any] = {"epoch": 0, "metrics": base_metrics, "state": None}
-    history = []
-    step, started = 0, time.monotonic()
+    started = time.monotonic()
     for epoch in range(1, config.epochs + 1):
-        if step >= total:
+        if run.steps >= total:
             break
-        model.train()
-        order = list(train_set)
-        rng.shuffle(order)
+        run.model.train()
+        order = list(run.train_set)
+        run.rng.shuffle(order)
         losses = []
         for start in range(0, len(order), config.batch_size):
-            if step >= total:
+            if run.steps >= total:
                 break
-            x, y = batch_arrays(
-                order[start : start + config.batch_size], rng, train_set, train=True
-            )
-            optimizer.zero_grad()
-            loss = deep_supervision_loss(
-                model.logits(torch.from_numpy(x).to(device)), torch.from_numpy(y).to(device)
-            )
-            loss.backward()
-            optimizer.step()
-            step += 1
-            losses.append(float(loss.detach()))
-            per_step = (time.monotonic() - started) / step
-            epochs_left = -(-(total - step) // steps_per_epoch)
-            left = per_step * (total - step) + val_time * (epochs_left + 1)
+            losses.append(_step(run, order[start : start + config.batch_size]))
+            per_step = (time.monotonic() - started) / run.steps
+            epochs_left = -(-(total - run.steps) // steps_per_epoch)
+            left = per_step * (total - run.steps) + val_time * (epochs_left + 1)
             say(
-                f"epoch {epoch}/{config.epochs}  step {step}/{total}  loss {losses[-1]:.4f}  "
-                f"{_clock(left)} left"
+                f"epoch {epoch}/{config.epochs}  step {run.steps}/{total}  "
+                f"loss {losses[-1]:.4f}  {_clock(left)} left"
             )
-        epoch_metrics = evaluate(model, val_set, device, config.batch_size)
-        history.append(
-            {
-                "epoch": epoch,
-                "loss": float(np.mean(losses)),
-                **{k: epoch_metrics[k] for k in ("iou", "boundary_f1", "mae")},
-            }
-        )
-        better = epoch_metrics["iou"] > best["metrics"]["iou"]
-        say(
-            f"epoch {epoch}: {_summary(epoch_metrics)}  "
-            f"(ΔIoU {epoch_metrics['iou'] - base_metrics['iou']:+.4f} over base)"
-            + ("  best so far" if better else "")
-        )
-        if better or (best["state"] is None and config.allow_worse):
-            best = {
-                "epoch": epoch,
-                "metrics": epoch_metrics,
-                "state": copy.deepcopy(model.state_dict()),
-            }
-    train_seconds = time.monotonic() - t0
+        metrics_now = evaluate(run.model, run.val_set, run.device, config.batch_size)
+        _validated(run, epochs, epoch, float(np.mean(losses)), metrics_now, say)
 
-    gain = best["metrics"]["iou"] - base_metrics["iou"]
-    if best["state"] is None or (gain <= 0 and not config.allow_worse):
-        best_iou = max((h["iou"] for h in history), default=base_metrics["iou"])
-        raise TuneError(
-            f"not registered: no epoch beat {config.base} on validation (best ΔIoU "
-            f"{best_iou - base_metrics['iou']:+.4f}, IoU {best_iou:.4f} vs "
-            f"{base_metrics['iou']:.4f}); try more photos, more epochs or other --layers"
-        )
-    model.load_state_dict(best["state"])
-    model = model.to("cpu").eval()
-    data = export_onnx(model)
-    probes = [batch_arrays(val_set[:1], rng, (), train=False)[0]]
-    parity = check_parity(model, data, probes)
-    say(f"exported: ONNX Runtime within {parity:.1e} of the trainer (tolerance {TOLERANCE:g})")
-    record = {
-        "name": config.name,
-        "base": {"name": config.base, "sha256": spec.sha256},
-        "sha256": sha256_of(data),
-        "bytes": len(data),
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "manifest": {
-            "path": str(config.manifest),
-            "sha256": sha256_of(config.manifest),
-            "items": len(items),
-            "train_items": len(train_items),
-            "val_items": len(val_items),
-            "val": str(config.val) if config.val else None,
-        },
-        "hyperparameters": {
-            "layers": config.layers,
-            "epochs": config.epochs,
-            "batch_size": config.batch_size,
-            "lr": lr,
-            "val_split": None if config.val else config.val_split,
-            "seed": config.seed,
-            "device": str(device),
-            "steps": step,
-            "max_steps": config.max_steps,
-            "allow_worse": config.allow_worse,
-        },
-        "versions": versions(),
-        "validation": {
-            "base": {k: base_metrics[k] for k in ("iou", "boundary_f1", "mae", "n")},
-            "tuned": {k: best["metrics"][k] for k in ("iou", "boundary_f1", "mae", "n")},
-            "best_epoch": best["epoch"],
-            "history": history,
-        },
-        "export": {"max_abs_diff": parity, "tolerance": TOLERANCE},
-        "seconds": round(train_seconds, 1),
-    }
-    LocalModels(config.home).add(config.name, data, record)
-    say(
-        f"{config.name}: ΔIoU {gain:+.4f}, Δboundary F1 "
-        f"{best['metrics']['boundary_f1'] - base_metrics['boundary_f1']:+.4f} over "
-        f"{config.base} on validation; written to {LocalModels(config.home).path(config.name)}"
+
+def _step(run: Run, batch: Sequence[Sample]) -> float:
+    """One optimisation step on ``batch``; its loss."""
+    x, y = batch_arrays(batch, run.rng, run.train_set, train=True)
+    run.optimizer.zero_grad()
+    loss = deep_supervision_loss(
+        run.model.logits(torch.from_numpy(x).to(run.device)), torch.from_numpy(y).to(run.device)
     )
-    return record
+    loss.backward()
+    run.optimizer.step()
+    run.steps += 1
+    return float(loss.detach())
 
 
-def record_json(record: dict[str, Any]) -> str:
-    return json.dumps(record, indent=2, sort_keys=True)
+def _validated(
+    run: Run,
+    epochs: Epochs,
+    epoch: int,
+    loss: float,
+    metrics_now: dict[str, Any],
+    say: Callable[[str], None],
+) -> None:
+    """Record an epoch's validation and keep its state if the gate makes it the best."""
+    epochs.history.append(
+        {"epoch": epoch, "loss": loss, **{k: metrics_now[k] for k in ("iou", "boundary_f1", "mae")}}
+    )
+    epochs.metrics.append(metrics_now)
+    tolerance = run.config.tolerance
+    verdict = Verdict(epochs.base, metrics_now, tolerance)
+    best = gate.pick_best(epochs.base, epochs.metrics, tolerance)
+    if best is None and run.config.allow_worse:
+        best = gate.closest(epochs.metrics)
+    note = ""
+    if verdict.worse:
+        note = f"  refused by the gate: {verdict.failures()}"
+    if best == len(epochs.metrics) - 1:
+        epochs.kept, epochs.state = best, copy.deepcopy(run.model.state_dict())
+        note += "  best so far"
+    say(f"epoch {epoch}: {_summary(metrics_now)}  ({verdict.deltas()} over base){note}")
+
+
+def _gate(run: Run, epochs: Epochs) -> Verdict:
+    """The kept epoch's verdict; raises TuneError when the gate passes no epoch (unless
+    ``allow_worse``), naming the measure that fell and by how much."""
+    config = run.config
+    if epochs.kept is not None:
+        return Verdict(epochs.base, epochs.metrics[epochs.kept], config.tolerance)
+    nearest = gate.closest(epochs.metrics) if epochs.metrics else None
+    verdict = Verdict(
+        epochs.base, epochs.base if nearest is None else epochs.metrics[nearest], config.tolerance
+    )
+    if nearest is not None and verdict.worse:
+        raise TuneError(
+            f"not registered: the best epoch on validation IoU (epoch "
+            f"{epochs.history[nearest]['epoch']}) is worse than {config.base}: "
+            f"{verdict.failures()} ({verdict.deltas()}); no epoch was better without "
+            "falling beyond a tolerance (--tolerance-iou, --tolerance-bf1); try more "
+            "photos, more epochs or other --layers",
+            verdict.exit_code,
+        )
+    best_iou = verdict.tuned["iou"]
+    raise TuneError(
+        f"not registered: no epoch beat {config.base} on validation (best ΔIoU "
+        f"{best_iou - epochs.base['iou']:+.4f}, IoU {best_iou:.4f} vs "
+        f"{epochs.base['iou']:.4f}); try more photos, more epochs or other --layers",
+        gate.EXIT_NOT_BETTER,
+    )

@@ -39,13 +39,19 @@ class BindRefused(SettingsError):
     """The server would listen beyond loopback without API keys (or ``AUTH=on``, no keys)."""
 
 
-def tenant_for_request(settings: Settings, header: str | None) -> str:
-    """The tenant of a request with this ``Authorization`` header; raises Unauthorized."""
+BEARER_HOW = "'Authorization: Bearer <key>'"
+#: remove.bg's clients send X-Api-Key: its route names the header they know
+REMOVEBG_HOW = "'X-Api-Key: <key>' (or 'Authorization: Bearer <key>')"
+
+
+def tenant_for_request(settings: Settings, header: str | None, how: str = BEARER_HOW) -> str:
+    """The tenant of a request with this ``Authorization`` header; raises Unauthorized
+    (``how``: the way to send a key that a keyless request is told)."""
     if not settings.auth_enabled:
         return PUBLIC_TENANT
     token = parse_bearer(header)
     if token is None:
-        error = Unauthorized("send your API key as 'Authorization: Bearer <key>'")
+        error = Unauthorized(f"send your API key as {how}")
         error.headers = {"WWW-Authenticate": 'Bearer realm="cutout"'}  # type: ignore[attr-defined]
         raise error
     tenant = settings.tenant_for_key(token)
@@ -66,7 +72,8 @@ def authenticate(settings: Settings) -> None:
         if header is None and api_key is not None:
             # remove.bg's header: the same keys, the same tenants
             header = f"Bearer {api_key.strip()}"
-        g.tenant = tenant_for_request(settings, header)
+        how = REMOVEBG_HOW if request.path.startswith("/v1.0/") else BEARER_HOW
+        g.tenant = tenant_for_request(settings, header, how)
 
 
 def is_loopback(host: str) -> bool:

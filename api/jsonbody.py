@@ -41,11 +41,17 @@ def depth(value: Any) -> int:
     return deepest
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def loads(text: str | bytes, what: str = "the body", field: str | None = None) -> Any:
     """Parse client JSON; InvalidRequest (400) when it is not JSON or nests too deep."""
     extra = {"field": field} if field else {}
     try:
-        value = json.loads(text)
+        # NaN and Infinity are Python's extensions, not JSON: strict clients cannot read
+        # them back when a stored record repeats them (GET /v1/models)
+        value = json.loads(text, parse_constant=_not_json)
     except RecursionError:
         raise InvalidRequest(
             f"{what} nests deeper than {MAX_DEPTH} levels of arrays and objects", **extra

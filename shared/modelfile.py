@@ -46,8 +46,10 @@ class ModelFileError(ValueError):
 def check_name(name: str) -> str:
     """``name`` if it may name a custom model; raises ModelFileError otherwise."""
     if not NAME_RE.fullmatch(name or ""):
+        # a hostile name is echoed cut short, never whole (it may be kilobytes)
+        said = repr(name) if len(name or "") <= 60 else f"{name[:48]!r}… ({len(name)} chars)"
         raise ModelFileError(
-            f"model name {name!r} must be 1-48 of a-z, 0-9, '_' and '-', starting with a "
+            f"model name {said} must be 1-48 of a-z, 0-9, '_' and '-', starting with a "
             "letter or digit"
         )
     if name in RESERVED:

@@ -34,6 +34,13 @@ def test_names() -> None:
             check_name(bad)
 
 
+def test_a_long_bad_name_is_echoed_cut_short() -> None:
+    with pytest.raises(ModelFileError) as refused:
+        check_name("x" * 10_000 + "/")
+    assert len(str(refused.value)) < 200
+    assert "10001 chars" in str(refused.value)
+
+
 def test_pinned_files_pass_the_io_check(u2netp_bytes: bytes) -> None:
     check_io(u2netp_bytes)
 

@@ -265,7 +265,7 @@ class Engine:
         *,
         max_pixels: int = 50_000_000,
         max_side: int = 20_000,
-        max_matting_pixels: int = 500_000,
+        max_matting_pixels: int = 16_000_000,  # CUTOUT_MAX_MATTING_PIXELS default
         max_job_bytes: int = 1_900_000_000,
         background: bytes | None = None,
     ) -> Result:

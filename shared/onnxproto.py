@@ -16,7 +16,9 @@ Over any bound the model is refused (ModelFileError), never read further. What i
 besides (docs/security.md, "Custom models"): operators or opset imports of a domain other
 than :data:`DOMAINS` (the ones ONNX Runtime's CPU build serves), tensors whose data lives
 outside the file (TensorProto ``external_data`` or ``data_location`` EXTERNAL), more than
-one ``graph`` (protobuf would merge them), and ``training_info``.
+one ``graph`` (protobuf would merge them), and ``training_info``. After the walk, the
+operators and opset imports it collected are checked against the table of what the workers'
+ONNX Runtime serves (shared/onnxops.py).
 
 Field numbers are onnx.proto's (ModelProto, GraphProto, NodeProto, AttributeProto,
 TensorProto, SparseTensorProto, ValueInfoProto, TypeProto, FunctionProto).
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+from shared.onnxops import operator_problem
 
 #: fields examined in one check, at every level together (u2net and u2netp take 16,110)
 MAX_FIELDS = 250_000
@@ -42,6 +46,8 @@ MAX_NAME = 4096
 #: optimized or quantized exports use. Any other domain needs a custom-op library that no
 #: worker loads, so the model could never run.
 DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+#: distinct operators, opset imports or local functions kept (U²-Net uses 14 operators)
+MAX_OPS = 1024
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 
@@ -59,6 +65,21 @@ class Reader:
     def __init__(self, max_fields: int = MAX_FIELDS) -> None:
         self.left = max_fields
         self.max_fields = max_fields
+        #: what shared/onnxops.py checks after the walk: the distinct (domain, op_type) of
+        #: every node (subgraphs and function bodies too), the model's opset imports
+        #: (domain -> version, "ai.onnx" as ""), every opset import (functions' too), and
+        #: the (domain, name) of model-local functions
+        self.ops: set[tuple[str, str]] = set()
+        self.opsets: dict[str, int] = {}
+        self.imports: set[tuple[str, int]] = set()
+        self.functions: set[tuple[str, str]] = set()
+
+    def keep(self, found: set[Any], item: tuple[str, Any]) -> None:
+        """Add to one of the sets above, at most :data:`MAX_OPS` items each."""
+        if item not in found:
+            if len(found) >= MAX_OPS:
+                raise ProtoError(f"the model has over {MAX_OPS} distinct operators; refused")
+            found.add(item)
 
     def fields(self, buf: memoryview, cap: int | None = None) -> Iterator[tuple[int, Any]]:
         """(field number, value) of one message: an int for a varint, a memoryview slice
@@ -160,7 +181,8 @@ def read_model(data: Any, max_fields: int = MAX_FIELDS) -> tuple[list[IO], list[
                 raise ProtoError("the model has more than one graph field; refused")
             graph = message(value, "the graph")
         elif number == 8:
-            _opset(reader, value, "the model")
+            domain, version = _opset(reader, value, "the model")
+            reader.opsets[domain] = max(version, reader.opsets.get(domain, version))
         elif number == 20:
             raise ProtoError("the model carries training_info, which is not served; refused")
         elif number == 25:
@@ -169,6 +191,9 @@ def read_model(data: Any, max_fields: int = MAX_FIELDS) -> tuple[list[IO], list[
         raise ProtoError("not an ONNX model (no graph)")
     inputs, outputs = _graph_io(reader, graph)
     weights = _check_graph(reader, graph, 0, {name for name, _, _ in inputs})
+    problem = operator_problem(reader.ops, reader.opsets, reader.imports, reader.functions)
+    if problem:
+        raise ProtoError(problem)
     return [i for i in inputs if i[0] not in weights], outputs
 
 
@@ -240,14 +265,16 @@ def _check_graph(reader: Reader, graph: memoryview, depth: int, names: set[str])
 
 
 def _node(reader: Reader, buf: memoryview, depth: int) -> None:
-    op_type = ""
+    op_type = domain = ""
     for number, value in reader.fields(buf):
         if number == 4:
             op_type = text(value, "an operator type")
         elif number == 7:
-            check_domain(text(value, "an operator domain"), f"operator {shown(op_type)}")
+            domain = text(value, "an operator domain")
+            check_domain(domain, f"operator {shown(op_type)}")
         elif number == 5:
             _attribute(reader, message(value, "an attribute"), depth)
+    reader.keep(reader.ops, ("" if domain == "ai.onnx" else domain, op_type))
 
 
 def _attribute(reader: Reader, buf: memoryview, depth: int) -> None:
@@ -286,19 +313,30 @@ def _sparse(reader: Reader, buf: memoryview) -> None:
             _tensor(reader, message(value, "a sparse tensor's part"))
 
 
-def _opset(reader: Reader, value: Any, where: str) -> None:
-    for number, domain in reader.fields(message(value, "an opset import")):
+def _opset(reader: Reader, value: Any, where: str) -> tuple[str, int]:
+    """(domain, version) of an OperatorSetIdProto, "ai.onnx" as ""."""
+    name, version = "", 0
+    for number, field in reader.fields(message(value, "an opset import")):
         if number == 1:
-            name = text(domain, "an opset domain")
-            if name not in DOMAINS:
-                check_domain(name, f"{where}'s opset import")
+            name = text(field, "an opset domain")
+            check_domain(name, f"{where}'s opset import")
+        elif number == 2 and isinstance(field, int):
+            version = field
+    found = ("" if name == "ai.onnx" else name, version)
+    reader.keep(reader.imports, found)
+    return found
 
 
 def _function(reader: Reader, buf: memoryview) -> None:
+    name = domain = ""
     for number, value in reader.fields(buf):
-        if number == 10:
-            check_domain(text(value, "a function domain"), "a model-local function")
+        if number == 1:
+            name = text(value, "a function name")
+        elif number == 10:
+            domain = text(value, "a function domain")
+            check_domain(domain, "a model-local function")
         elif number == 9:
             _opset(reader, value, "a model-local function")
         elif number == 7:
             _node(reader, message(value, "a function node"), 1)
+    reader.keep(reader.functions, ("" if domain == "ai.onnx" else domain, name))

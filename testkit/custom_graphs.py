@@ -15,7 +15,10 @@ does in between is the point:
   runs for hours): a model that never finishes;
 - :func:`weights`: ``megabytes`` of weights a loaded session keeps;
 - :func:`many_masks`: declares one mask, gives ``copies``;
-- :func:`unknown_operator`: an operator the standard domain does not have (never loads);
+- :func:`unknown_operator`: an operator the standard domain does not have (never loads;
+  registration refuses it);
+- :func:`wrong_arity`: a known operator with too few inputs (registration takes it; it
+  never loads);
 - :func:`custom_domain`: an operator of a domain ONNX Runtime does not know (never loads).
 """
 
@@ -183,6 +186,15 @@ def many_masks(copies: int = 4) -> bytes:
         _channel_mean("big", "mask"),
     ]
     return _model(nodes, [_ints("shape", [copies, 3, SIDE, SIDE])], "mask")
+
+
+def wrong_arity() -> bytes:
+    """A graph with an ``Add`` of one input: its operators are ones ONNX Runtime serves, so
+    registration (a check without a run) takes it, but it never loads."""
+    from onnx import helper
+
+    nodes = [helper.make_node("Add", ["input.1"], ["odd"]), _channel_mean("odd", "mask")]
+    return _model(nodes, [], "mask")
 
 
 def unknown_operator() -> bytes:

@@ -22,6 +22,7 @@ from shared.errors import Unavailable
 from shared.modelfile import sha256_of
 from shared.modelstore import ModelRegistry, reservations_key, scope_key, tenant_scope
 from shared.storage import Storage
+from testkit import custom_graphs
 from testkit import registration_graphs as graphs
 from tests.integration.conftest import ApiProcess, http, multipart, running_api
 
@@ -171,8 +172,15 @@ def test_the_registry_writes_nothing_for_a_record_redis_cannot_read(
         (graphs.foreign_domain("evil.ops", depth=2), "'evil.ops'"),
         (graphs.external_data("initializer", "/etc/passwd"), "external data"),
         (graphs.external_data("constant", "../../../etc/passwd"), "external data"),
+        (custom_graphs.unknown_operator(), "'NoSuchOp'"),
     ],
-    ids=["custom-domain", "custom-domain-in-a-subgraph", "external-data", "external-constant"],
+    ids=[
+        "custom-domain",
+        "custom-domain-in-a-subgraph",
+        "external-data",
+        "external-constant",
+        "unknown-operator",
+    ],
 )
 def test_models_that_cannot_load_are_refused(api: ApiProcess, data: bytes, says: str) -> None:
     status, problem = push(api, "alice", "cannot-load", data)

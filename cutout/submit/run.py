@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import glob
 import io
 import sys
 
@@ -58,7 +60,19 @@ class Submit(Uploads, Follow):
         if self.processed_before or self.state.batches:
             done = sum(1 for e in files.values() if outcome(e) == "succeeded")
             self._say(f"resuming: {done} of {len(files)} results already downloaded")
+            self._remove_stale_parts()
         self.state.save()
+
+    def _remove_stale_parts(self) -> None:
+        """Delete the temporary files a killed run left mid-write (a download, the state,
+        the report: ``.<name>.<random>.part`` beside each, shared/atomicfile.py); only
+        ours, so nothing a user keeps in OUT is touched."""
+        targets = [self.out / output_name(n, self.options.extension) for n in self.state.files]
+        targets += [self.state.path, self.out / REPORT_NAME]
+        for target in targets:
+            for stale in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
     # -- the whole run --------------------------------------------------------------
 

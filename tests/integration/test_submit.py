@@ -213,6 +213,10 @@ def test_interrupted_run_resumes_without_a_second_batch(
     kept = {name: (out / f"{Path(name).stem}.png").stat().st_mtime_ns for name in downloaded}
     assert not (out / "report.csv").exists()
     time.sleep(0.05)  # a rewritten file would have a later mtime
+    # what a kill mid-download leaves (shared/atomicfile.py's temporary), and a file of
+    # the user's that only looks alike: the resume removes the first, keeps the second
+    (out / f".{Path(names[-1]).stem}.png.k1lled00.part").write_bytes(b"half a png")
+    (out / ".notes.part").write_text("mine")
 
     resumed = run_submit(src, out, api_server.url)
 
@@ -226,7 +230,7 @@ def test_interrupted_run_resumes_without_a_second_batch(
     batch = get_json(f"{api_server.url}/v1/batches/{state['batches'][0]['id']}")
     assert batch["counts"]["total"] == 20
     assert batch_count(rdb) == before + 1
-    assert not list(out.glob(".*.part"))
+    assert [p.name for p in out.glob(".*.part")] == [".notes.part"]
 
 
 def test_a_crash_before_the_batch_id_was_saved_gets_the_same_batch(

@@ -87,7 +87,7 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(settings: Settings) -> None:
-    """Refuse to serve a non-loopback address without API keys (API.md, issue 6).
+    """Refuse to serve a non-loopback address without API keys (docs/security.md).
 
     Raises BindRefused (a SettingsError) naming the variables; with ``CUTOUT_AUTH=off``
     it only warns, at every start, because the operator chose an open server explicitly.

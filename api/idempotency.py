@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` for ``POST /v1/jobs`` and ``POST /v1/batches`` (API.md).
+"""``Idempotency-Key`` for ``POST /v1/jobs`` and ``POST /v1/batches`` (docs/api.md).
 
 The same key with the same request within 24 hours answers the object the first request
 created (``202``, the same ``Location``, the object as it is now); the same key with

@@ -4,7 +4,7 @@
         [--column s320_d0 --column s448_d0 --column s320_d0+s448_d0 ...] [--cache-only]
 
 u2net's graph declares a 1×3×320×320 input, but its resize sizes come from Shape ops, so
-with the declared dims made free it runs at any size (ARCHITECTURE.md, "speed"). Every
+with the declared dims made free it runs at any size (docs/refine.md). Every
 photo is run once per size in ``SIZES`` (the same preprocessing as rembg's, at that size)
 and all seven outputs are kept: ``s<size>_d0`` is the fused map rembg uses, ``d1``…``d6``
 the side outputs (finest first). The normalised maps are cached per photo in

@@ -147,7 +147,7 @@ def redis_server(
         "no",
         "--protected-mode",
         "yes",
-        # eviction would silently drop queued tasks (ARCHITECTURE.md)
+        # eviction would silently drop queued tasks (deploy/README.md)
         "--maxmemory-policy",
         "noeviction",
         "--appendonly",

@@ -2,7 +2,7 @@
 #
 # The API image: Flask under gunicorn (`cutout api`). It holds no onnxruntime, no model
 # and none of the engine's libraries: the API enqueues work by task name and never
-# imports worker/ (ARCHITECTURE.md), so it stays small and starts in about a second.
+# imports worker/ (a lint rule in pyproject.toml), so it stays small and starts in about a second.
 #
 #   docker build -f deploy/api.Dockerfile -t cutout-api .
 #

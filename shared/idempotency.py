@@ -33,7 +33,7 @@ return 0
 
 def record_key(tenant: str, path: str, key: str) -> str:
     """Where a key lives: one per tenant, path and key, so that the same key on
-    ``/v1/jobs`` and ``/v1/batches`` names two independent requests (API.md)."""
+    ``/v1/jobs`` and ``/v1/batches`` names two independent requests (docs/api.md)."""
     # hashed: the client's key may be long and hold any visible character; the path and
     # the key are framed by a NUL, which neither can hold
     digest = hashlib.sha256(f"{path}\0{key}".encode()).hexdigest()

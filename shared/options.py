@@ -1,6 +1,6 @@
 """Processing options: one parser shared by the API (forms, JSON), the CLI and the worker.
 
-Names follow API.md's options table. Values arrive as strings (forms, query strings,
+Names follow docs/api.md's options table. Values arrive as strings (forms, query strings,
 command-line flags) or as JSON values; both parse to the same :class:`Options`. Every
 problem raises :class:`~shared.errors.InvalidOption` naming the option.
 """
@@ -47,7 +47,7 @@ RGBA = tuple[int, int, int, int]
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """Validated processing options with API.md's defaults."""
+    """Validated processing options with docs/api.md's defaults."""
 
     model: str = "u2net"
     format: str = "png"

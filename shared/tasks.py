@@ -2,7 +2,8 @@
 
 The API enqueues by task *name* with ``send_task`` (it never imports ``worker``); the
 worker registers functions under the same names. Payloads are ids and plain values only.
-See ARCHITECTURE.md "Settled choices" for why each setting is what it is.
+Each setting says why it is what it is beside it (docs/operations.md has the stops and
+re-queues they give).
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def new_message_id() -> str:
 def event_body(type: str, data: dict[str, Any], *, now: datetime | None = None) -> bytes:
     """The JSON body ``{"type", "timestamp", "data"}`` of an event, compact, UTF-8.
 
-    Raises ValueError for an unknown event type (API.md lists them).
+    Raises ValueError for an unknown event type (docs/api.md lists them).
     """
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {type!r}")

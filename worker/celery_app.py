@@ -2,7 +2,7 @@
 
 Start with ``cutout worker`` (see cutout/commands/service.py). The model weights are
 fetched in the parent before the pool forks; each pool child creates its own ONNX
-Runtime sessions in ``worker_process_init`` (ARCHITECTURE.md: load in the child, so that
+Runtime sessions in ``worker_process_init`` (load in the child, so that
 ``worker_max_memory_per_child`` can replace a child without a reload loop).
 """
 

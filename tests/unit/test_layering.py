@@ -1,4 +1,4 @@
-"""ARCHITECTURE.md's rooms: the API stays small and never loads the engine."""
+"""The layers: the API stays small and never loads the engine."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Fast mode: u2net quantized to int8 with OpenVINO + NNCF, built on the user's machine.
 
-Why this toolkit (ARCHITECTURE.md, "What we know about speed", and docs/fast.md): NNCF's
+Why this toolkit (docs/fast.md, which has the measurements): NNCF's
 post-training int8 quantization of u2net run by OpenVINO is 2.1–2.4× faster than ONNX
 Runtime fp32 for about −0.002 IoU; ONNX Runtime's static QDQ int8 gives about 2× for
 −0.009 IoU, over our 0.005 limit. u2netp does not survive int8 (``fast`` is refused for it

@@ -1,9 +1,9 @@
 """Model registry and weight fetching.
 
 Every model is a :class:`ModelSpec`: the pinned file (name, byte size, sha256) and the
-sources that can give exactly those bytes, tried in order (ARCHITECTURE.md, "Model
-weights"). A file is only ever used after its sha256 matches; a file in the model home
-that does not match is deleted and reported. Fetching happens at worker start or through
+sources that can give exactly those bytes, tried in order (README.md and ``cutout models
+fetch --help``). A file is only ever used after its sha256 matches; a file in the model
+home that does not match is deleted and reported. Fetching happens at worker start or through
 ``cutout models fetch``, never inside a request.
 
 Adding a model: add a :class:`ModelSpec` to :data:`MODEL_SPECS` naming its ``family``

@@ -6,7 +6,7 @@ options (optionally an eval-only refinement), or a classical baseline (GrabCut).
 Command-line forms:
 
 - ``--model M`` (repeatable): one column per model, with the options of ``--option``;
-- ``--option k=v`` (repeatable): processing options (API.md's names, ``-`` or ``_``)
+- ``--option k=v`` (repeatable): processing options (docs/api.md's names, ``-`` or ``_``)
   applied to every model column; ``--option refine=true`` instead gives each model two
   columns, ``MODEL`` (exact, refine off) and ``MODEL+refine``, so one run compares them;
 - ``--variant NAME:k=v,k=v`` (repeatable): one more column per model, named

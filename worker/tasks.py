@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
@@ -34,6 +34,9 @@ from worker.outcome import count_retry, fail_after_worker_loss, finish, reannoun
 from worker.retry import TRANSIENT_RETRIES, backoff
 from worker.serving import serving_tenant
 from worker.stops import STOP_TYPES, hand_back, stopping
+
+if TYPE_CHECKING:
+    from worker.engine.engine import Result
 
 log = logging.getLogger("cutout.worker")
 
@@ -104,7 +107,9 @@ def _retry(
         raise
 
 
-def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
+def _claim(ctx: context.WorkerContext, job_id: str) -> dict[str, Any] | str:
+    """The job's record, moved to ``processing`` with one more attempt; or, as a string,
+    why this delivery does not run it (the task's return value)."""
     settings = ctx.settings
     job = ctx.store.get_job(job_id)
     if job is None:
@@ -115,13 +120,11 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         # them; each event is claimed once (worker/webhooks.py), so announcing is harmless
         reannounce(ctx, job)
         return "already-finished"
-    fields = {"job_id": job_id, "tenant": job.get("tenant"), "batch_id": job.get("batch_id")}
     if parks(job) and Dispatcher(ctx).park(job):
         # a custom model's single job waits in its tenant's line (worker/fair.py)
-        log.info("custom-model job parked", extra=fields)
+        log.info("custom-model job parked", extra=_log_fields(job_id, job))
         return "parked"
     attempts = job.get("attempts") or 0
-    model = str((job.get("options") or {}).get("model", "unknown"))
     if job["status"] == "processing" and attempts >= settings.max_attempts:
         # delivered again after its worker died each time: this input kills workers
         fail_after_worker_loss(ctx, job)
@@ -135,8 +138,21 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         # Celery kills the run at the hard limit: past this, the sweeper re-queues the job
         run_deadline=time.time() + settings.task_time_limit + 5,
     )
-    if not started.applied:
-        return "not-runnable"
+    return job if started.applied else "not-runnable"
+
+
+def _log_fields(job_id: str, job: dict[str, Any]) -> dict[str, Any]:
+    return {"job_id": job_id, "tenant": job.get("tenant"), "batch_id": job.get("batch_id")}
+
+
+def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
+    settings = ctx.settings
+    claimed = _claim(ctx, job_id)
+    if isinstance(claimed, str):
+        return claimed
+    job = claimed
+    fields = _log_fields(job_id, job)
+    model = str((job.get("options") or {}).get("model", "unknown"))
     begin = time.monotonic()
     # whether the run is waiting on object storage now (see SoftTimeLimitExceeded below)
     on_storage = False
@@ -204,6 +220,27 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         error = ProcessingFailed("processing failed unexpectedly")
         finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
         return "failed"
+    _succeeded(ctx, job_id, model, key, result, timings)
+    log.info("job succeeded", extra={**fields, **_took(begin, timings)})
+    return "succeeded"
+
+
+def _took(begin: float, timings: dict[str, float]) -> dict[str, Any]:
+    return {
+        "ms": round((time.monotonic() - begin) * 1000),
+        "timings_ms": {k: round(v * 1000, 1) for k, v in timings.items()},
+    }
+
+
+def _succeeded(
+    ctx: context.WorkerContext,
+    job_id: str,
+    model: str,
+    key: str,
+    result: Result,
+    timings: dict[str, float],
+) -> None:
+    """Record the outcome: the stored result's location, size and subject."""
     finish(
         ctx,
         job_id,
@@ -221,15 +258,6 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
             "foreground": result.foreground,
         },
     )
-    log.info(
-        "job succeeded",
-        extra={
-            **fields,
-            "ms": round((time.monotonic() - begin) * 1000),
-            "timings_ms": {k: round(v * 1000, 1) for k, v in timings.items()},
-        },
-    )
-    return "succeeded"
 
 
 def _read_input(ctx: context.WorkerContext, job: dict[str, Any]) -> bytes:

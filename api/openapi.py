@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from shared.options import FORMATS, MODELS, OPTION_NAMES, Options
+from shared.options import FORMATS, MODELS, OPTION_NAMES, SCORES, Options
 from shared.shapes.openapi import component_schemas, webhooks
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -246,6 +246,8 @@ def options_schema() -> dict[str, Any]:
             }
         elif field.name == "format":
             prop = {"type": "string", "enum": list(FORMATS)}
+        elif field.name == "score":
+            prop = {"type": "string", "enum": list(SCORES)}
         elif field.name == "bg_color":
             prop = {"type": ["string", "null"], "description": "#RRGGBB, #RRGGBBAA or r,g,b[,a]"}
         elif field.name == "canvas":

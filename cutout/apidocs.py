@@ -122,6 +122,8 @@ def _option_values(name: str, hint: Any) -> str:
         return f"{', '.join(options.MODELS)}, or a custom model of `GET /v1/models`"
     if name == "format":
         return ", ".join(f"`{f}`" for f in options.FORMATS) + " (`jpg` means `jpeg`)"
+    if name == "score":
+        return " or ".join(f"`{level}`" for level in options.SCORES) + " (docs/quality.md)"
     if name in options._BOOLS:
         return "`true` or `false`"
     if name.startswith("alpha_matting_"):

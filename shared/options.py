@@ -41,6 +41,8 @@ FORMATS = {
 EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg", "zip": "zip"}
 MAX_CANVAS_SIDE = 10_000
 MAX_MARGIN = 10_000
+#: the levels of the ``score`` option (docs/quality.md)
+SCORES = ("basic", "full")
 
 RGBA = tuple[int, int, int, int]
 
@@ -74,6 +76,9 @@ class Options:
     crop_margin: str | None = None
     roi: str | None = None
     max_megapixels: float | None = None
+    #: how the cutout's quality is estimated (worker/engine/quality.py, docs/quality.md):
+    #: ``basic`` from the model's own map, ``full`` with a second model's opinion
+    score: str = "basic"
 
     @property
     def has_background(self) -> bool:
@@ -225,6 +230,13 @@ def parse_options(
             parsed[key] = fmt
         elif key in _BOOLS:
             parsed[key] = parse_bool(key, value)
+        elif key == "score":
+            level = str(value).strip().lower()
+            if level not in SCORES:
+                raise InvalidOption(
+                    f"score must be one of {', '.join(SCORES)}, got {value!r}", option=key
+                )
+            parsed[key] = level
         elif key.startswith("alpha_matting_"):
             parsed[key] = parse_int(key, value, 0, 255)
         elif key == "margin":

@@ -248,6 +248,9 @@ class Settings:
     # one tenant's single custom-model jobs admitted at once (worker/fair.py)
     custom_model_window: int = 2
     operator_tenants: tuple[str, ...] = ()
+    # a cutout whose quality score is below this goes on the review list (docs/quality.md);
+    # worker/engine/quality.py's REVIEW_BELOW, chosen on generated truth (a test pins it)
+    review_below: float = 0.85
     log_level: str = "info"
     log_format: str = "json"
 
@@ -283,6 +286,16 @@ class Settings:
             if hmac.compare_digest(known.encode(), key.encode()):
                 found = tenant
         return found
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError("expected a number from 0 to 1 like 0.8") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
+        raise ValueError("expected a number from 0 to 1 like 0.8")
+    return value
 
 
 # variables whose value is never repeated in an error message
@@ -340,6 +353,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
         "operator_tenants",
         lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),
     ),
+    "REVIEW_BELOW": ("review_below", _unit_interval),
     "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
     "LOG_FORMAT": ("log_format", _choice("json", "text")),
 }

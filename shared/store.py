@@ -65,6 +65,11 @@ def batch_counts_key(batch_id: str) -> str:
     return f"{PREFIX}batch:{batch_id}:counts"
 
 
+def batch_scores_key(batch_id: str) -> str:
+    """The batch's succeeded jobs by quality score (a sorted set, worst first)."""
+    return f"{PREFIX}batch:{batch_id}:scores"
+
+
 def batch_jobs_key(batch_id: str) -> str:
     return f"{PREFIX}batch:{batch_id}:jobs"
 
@@ -187,6 +192,7 @@ class RedisStore:
                 PROCESSING_KEY,
                 tenant_active_key(tenant) if tenant else "",
                 QUEUED_KEY,
+                batch_scores_key(batch_id) if batch_id else "",
             ]
             applied, previous, completed = self._transition(keys=keys, args=args)
         return Transition(applied == 1, previous or None, bool(completed))
@@ -262,14 +268,21 @@ class RedisStore:
             return None
         batch["counts"] = {
             name: int(counts.get(name, 0))
-            for name in ("total", "queued", "processing", "succeeded", "failed", "canceled")
-        }
+            for name in (
+                "total", "queued", "processing", "succeeded", "failed", "canceled", "review"
+            )
+        }  # fmt: skip
         return batch
 
     def update_batch(self, batch_id: str, **fields: Any) -> None:
         with _translated():
             if self.r.exists(batch_key(batch_id)):
                 self.r.hset(batch_key(batch_id), mapping=_encode(fields))
+
+    def batch_scored_ids(self, batch_id: str, start: int = 0, stop: int = -1) -> list[str]:
+        """The batch's succeeded jobs that have a quality score, worst first (ties by id)."""
+        with _translated():
+            return list(self.r.zrange(batch_scores_key(batch_id), start, stop))
 
     def batch_job_ids(self, batch_id: str, start: int = 0, stop: int = -1) -> list[str]:
         with _translated():

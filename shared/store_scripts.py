@@ -2,9 +2,13 @@
 atomic step in Redis (used by ``shared.store.RedisStore``)."""
 
 # KEYS: job, batch counts, batch, done-list, processing set, the tenant's active set
-# (or '' for a job without a tenant), the queued index
+# (or '' for a job without a tenant), the queued index, the batch's score index (or '')
 # ARGV: new status, allowed-from (csv), now (RFC 3339: the batch's finished_at if this
 # completes it), the run's deadline (epoch seconds), then field/value pairs to set.
+# Two pseudo-fields are not set: `_score` (a succeeded job's quality score) enters the
+# batch's score index (a sorted set, worst first, with the batch's TTL) and `_review`
+# ('1': below the review threshold) counts in the batch's `review` counter, both once,
+# with the job's move to `succeeded` (docs/quality.md).
 # A job in `processing` is also in the processing set, scored by the deadline of its run,
 # in the same atomic step, so a worker that dies at any moment leaves a trace the
 # sweeper (worker/scheduler.py) finds. A job reaching a terminal state leaves its
@@ -20,8 +24,13 @@ for s in string.gmatch(ARGV[2], '[^,]+') do
 end
 if not allowed then return {0, cur, 0} end
 local new = ARGV[1]
+local score, review = nil, nil
 for i = 5, #ARGV, 2 do
-  if ARGV[i] == 'attempts' and ARGV[i + 1] == '+1' then
+  if ARGV[i] == '_score' then
+    score = ARGV[i + 1]
+  elseif ARGV[i] == '_review' then
+    review = ARGV[i + 1]
+  elseif ARGV[i] == 'attempts' and ARGV[i + 1] == '+1' then
     redis.call('HINCRBY', KEYS[1], 'attempts', 1)
   elseif ARGV[i] == 'attempts' and ARGV[i + 1] == '-1' then
     redis.call('HINCRBY', KEYS[1], 'attempts', -1)
@@ -48,6 +57,12 @@ local terminal = (new == 'succeeded' or new == 'failed' or new == 'canceled')
 if KEYS[2] ~= '' and cur ~= new then
   redis.call('HINCRBY', KEYS[2], cur, -1)
   redis.call('HINCRBY', KEYS[2], new, 1)
+  if new == 'succeeded' and KEYS[8] and KEYS[8] ~= '' and score then
+    redis.call('ZADD', KEYS[8], score, redis.call('HGET', KEYS[1], 'id'))
+    local ttl = redis.call('PTTL', KEYS[2])
+    if ttl > 0 then redis.call('PEXPIRE', KEYS[8], ttl) end
+    if review == '1' then redis.call('HINCRBY', KEYS[2], 'review', 1) end
+  end
   if terminal then
     local done = redis.call('HINCRBY', KEYS[2], '_done', 1)
     local total = tonumber(redis.call('HGET', KEYS[2], 'total') or '0')

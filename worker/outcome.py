@@ -14,8 +14,22 @@ from worker import webhooks
 
 if TYPE_CHECKING:
     from worker.context import WorkerContext
+    from worker.engine.quality import Quality
 
 log = logging.getLogger("cutout.worker")
+
+
+def quality_fields(quality: Quality | None, review_below: float) -> dict[str, Any] | None:
+    """``result.quality`` of a job (shared.shapes.records.Quality): the engine's score and
+    flags, and ``review`` against ``CUTOUT_REVIEW_BELOW``; None when there is no score."""
+    if quality is None:
+        return None
+    return {
+        "score": quality.score,
+        "flags": list(quality.flags),
+        "review": quality.score < review_below,
+        "level": quality.level,
+    }
 
 
 def finish(

@@ -30,7 +30,13 @@ from shared.store import TERMINAL
 from worker import batches, context, webhooks
 from worker.background import read_background
 from worker.fair import Dispatcher, parks
-from worker.outcome import count_retry, fail_after_worker_loss, finish, reannounce
+from worker.outcome import (
+    count_retry,
+    fail_after_worker_loss,
+    finish,
+    quality_fields,
+    reannounce,
+)
 from worker.retry import TRANSIENT_RETRIES, backoff
 from worker.serving import serving_tenant
 from worker.stops import STOP_TYPES, hand_back, stopping
@@ -240,13 +246,19 @@ def _succeeded(
     result: Result,
     timings: dict[str, float],
 ) -> None:
-    """Record the outcome: the stored result's location, size and subject."""
+    """Record the outcome: the stored result's location, size, subject and quality (its
+    score also enters the batch's review count and score order, in the same step)."""
+    scored = quality_fields(result.quality, ctx.settings.review_below)
+    extra: dict[str, Any] = {}
+    if scored is not None:
+        extra = {"_score": scored["score"], "_review": int(scored["review"])}
     finish(
         ctx,
         job_id,
         "succeeded",
         model=model,
         timings=timings,
+        **extra,
         result={
             "url": f"/v1/jobs/{job_id}/result",
             "key": key,
@@ -256,6 +268,7 @@ def _succeeded(
             "bytes": len(result.data),
             "subject": result.subject,
             "foreground": result.foreground,
+            "quality": scored,
         },
     )
 

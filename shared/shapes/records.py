@@ -56,6 +56,23 @@ class Subject(Box):
     share: float
 
 
+QualityFlag = Literal[
+    "no_subject", "tiny_subject", "several_pieces", "touches_frame", "uncertain_edges",
+    "low_contrast", "models_disagree",
+]  # fmt: skip
+
+
+class Quality(Public):
+    """How likely the cutout is to be wrong (docs/quality.md)."""
+
+    score: Annotated[float, Field(ge=0, le=1)] = Field(
+        description="0-1, higher is more likely right: an estimate of the cutout's IoU"
+    )
+    flags: list[QualityFlag] = Field(description="what looks wrong, as stable codes")
+    review: bool = Field(description="score below the review threshold (CUTOUT_REVIEW_BELOW)")
+    level: Literal["basic", "full"] = Field(description="the `score` option it was made with")
+
+
 class JobResult(Public):
     """`result` of a succeeded job (the storage key stays internal)."""
 
@@ -66,6 +83,7 @@ class JobResult(Public):
     bytes: int | None
     subject: Subject | None
     foreground: Box | None
+    quality: Quality | None = None
 
 
 class JobError(Public):
@@ -115,6 +133,11 @@ class Counts(Public):
     succeeded: int
     failed: int
     canceled: int
+    review: int = Field(
+        default=0,
+        description="succeeded jobs whose quality score is below the review threshold "
+        "(not a status: it is not part of `total`)",
+    )
 
 
 class Batch(Public):

@@ -383,6 +383,7 @@ def assert_exact_accounting(
     Returns the jobs, for the test's own further checks.
     """
     batch = stack.wait_completed(batch_id)
+    review = batch["counts"].pop("review")
     assert batch["counts"] == {
         "total": count,
         "queued": 0,
@@ -398,6 +399,8 @@ def assert_exact_accounting(
     assert [job["status"] for job in jobs] == ["succeeded"] * count, [
         (job["id"], job["status"], job.get("error")) for job in jobs if job["status"] != "succeeded"
     ]
+    # each scored cutout below the threshold counted once, however often its job ran
+    assert review == sum(bool(job["result"]["quality"]["review"]) for job in jobs)
     assert all(job["error"] is None for job in jobs)
     assert all(job["attempts"] >= 1 for job in jobs)
 

@@ -156,6 +156,7 @@ def test_json_batch_of_urls_end_to_end(
     assert batch["webhook"]["status"] == "pending"
 
     done = wait_completed(client, batch["id"])
+    review = done["counts"].pop("review")
     assert done["counts"] == {
         "total": 21,
         "queued": 0,
@@ -195,6 +196,22 @@ def test_json_batch_of_urls_end_to_end(
     assert jobs[3]["metadata"] == {"sku": "SKU-3"}
     assert jobs[5]["options"]["format"] == "webp"
     assert jobs[6]["options"]["model"] == "u2netp"
+    # every cutout is scored (basic, the default); the batch counts those to review, and
+    # its score index holds the succeeded jobs worst first
+    scored = [j for j in jobs if j["status"] == "succeeded"]
+    for job in scored:
+        quality = job["result"]["quality"]
+        assert 0.0 <= quality["score"] <= 1.0
+        assert quality["level"] == "basic"
+        assert quality["review"] == (quality["score"] < 0.85)
+        assert set(quality["flags"]) <= {
+            "no_subject", "tiny_subject", "several_pieces", "touches_frame",
+            "uncertain_edges", "low_contrast", "models_disagree",
+        }  # fmt: skip
+    assert review == sum(j["result"]["quality"]["review"] for j in scored)
+    worst_first = sorted(scored, key=lambda j: (j["result"]["quality"]["score"], j["id"]))
+    store = app.extensions["cutout"].store
+    assert store.batch_scored_ids(batch["id"]) == [j["id"] for j in worst_first]
     failed = all_jobs(client, batch["id"], status="failed", limit=3)
     assert [j["item_index"] for j in failed] == [20]
     assert failed[0]["error"]["code"] == "unsupported_format"
@@ -205,7 +222,6 @@ def test_json_batch_of_urls_end_to_end(
     names = set(archive.namelist())
     assert len(names) == 21  # 20 results + manifest.csv
     assert [int(row["item_index"]) for row in manifest] == list(range(21))
-    store = app.extensions["cutout"].store
     storage = app.extensions["cutout"].storage
     for row, job in zip(manifest, jobs, strict=True):
         assert row["job_id"] == job["id"]
@@ -474,6 +490,7 @@ def test_listing_pages_filters_and_cursor_errors(api: FlaskClient, api_app: Flas
         "succeeded": 0,
         "failed": 3,
         "canceled": 0,
+        "review": 0,
     }
     first = api.get(f"/v1/batches/{batch['id']}/jobs", headers=AUTH_A).get_json()
     assert len(first["items"]) == 25

@@ -97,6 +97,7 @@ def test_batch_counts_and_single_completion_under_concurrency(store) -> None:
         "succeeded": 36,
         "failed": 4,
         "canceled": 0,
+        "review": 0,  # no job here carried a quality score
     }
     assert [j["id"] for j in store.iter_batch_jobs(batch_id, chunk=7)] == [j["id"] for j in jobs]
 

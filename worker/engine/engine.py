@@ -7,6 +7,7 @@ at worker start) and shared by every call, including calls from several threads 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -19,7 +20,7 @@ from PIL import Image
 
 from shared.limits import check_input, check_options
 from shared.options import Options
-from worker.engine import catalogue
+from worker.engine import catalogue, quality
 from worker.engine.batching import BatchCollector, symbolic_batch
 from worker.engine.compose import compose, warm_alpha_matting
 from worker.engine.custom import LRU, CustomModels, LocalResolver
@@ -29,6 +30,8 @@ from worker.engine.models import MODEL_SPECS, ensure_model, get_spec
 from worker.engine.refine import refine_image, refine_probability
 from worker.engine.sandbox import Sandbox, Sandboxed
 from worker.engine.session import create_session
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -44,6 +47,8 @@ class Result:
     #: ``result.subject`` and ``result.foreground`` (worker/engine/catalogue.py)
     subject: dict[str, Any] | None = None
     foreground: dict[str, int] | None = None
+    #: how likely the cutout is to be wrong (worker/engine/quality.py, the ``score`` option)
+    quality: quality.Quality | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,11 +241,37 @@ class Engine:
         output = self._infer(loaded, loaded.family.preprocess(image))
         return loaded.family.postprocess(output, image.size)
 
-    def _refine_probability(self, image: Image.Image) -> np.ndarray:
-        def infer(model: str, batch: np.ndarray) -> np.ndarray:
-            return self._infer(self._load(model), batch)
+    def _infer_model(self, model: str, batch: np.ndarray) -> np.ndarray:
+        """A built-in ``model``'s raw first output for ``batch`` (quality.Infer)."""
+        return self._infer(self._load(model), batch)
 
-        return refine_probability(image, infer)
+    def _refine_probability(self, image: Image.Image) -> np.ndarray:
+        return refine_probability(image, self._infer_model)
+
+    def assess(
+        self, options: Options, image: Image.Image, output: np.ndarray, batch: np.ndarray | None
+    ) -> quality.Quality:
+        """The quality of the cutout made from ``output`` (the model's raw first output, or
+        refine's fused probability) of ``image``, at ``options.score``'s level; ``batch``
+        is the model's input when there was one. ``full`` adds the second opinion, a
+        built-in model's pass at 320×320 (the job's own batch when it has that size)."""
+        second = None
+        if options.score == "full":
+            u2 = batch if batch is not None and batch.shape[-2:] == (320, 320) else None
+            u2 = U2NetFamily.preprocess(image) if u2 is None else u2
+            second = quality.second_opinion(u2, self._infer_model)
+        return quality.assess(output, image if batch is None else batch, second=second)
+
+    def _assessed(
+        self, options: Options, image: Image.Image, output: np.ndarray, batch: np.ndarray | None
+    ) -> quality.Quality | None:
+        """:meth:`assess`, or None when it fails: an odd (custom) model's map gets no
+        score, never a failed job."""
+        try:
+            return self.assess(options, image, output, batch)
+        except Exception:
+            log.warning("could not score the cutout", exc_info=True)
+            return None
 
     def refined(self, image: Image.Image) -> tuple[Image.Image, Image.Image]:
         """``refine``'s alpha (mode L) and cutout (RGBA, its colours decontaminated) of
@@ -257,6 +288,24 @@ class Engine:
         loaded = self._load_fast()
         output = self._infer_for(loaded, loaded.family.preprocess(image))
         return compose(image, loaded.family.postprocess(output, image.size), options)
+
+    def render_assessed(
+        self, image: Image.Image, options: Options
+    ) -> tuple[Image.Image, quality.Quality | None]:
+        """:meth:`render`'s picture (the same pixels) and the quality of the map it was made
+        from, scored as :meth:`process` scores it (None when scoring failed), from one
+        inference: what ``cutout eval`` measures."""
+        colours: Image.Image | None = None
+        batch: np.ndarray | None = None
+        if options.refine:
+            output = self._refine_probability(image)
+            mask, colours = refine_image(image, output)
+        else:
+            loaded = self._loaded_for(options)
+            batch = loaded.family.preprocess(image)
+            output = self._infer_for(loaded, batch)
+            mask = loaded.family.postprocess(output, image.size)
+        return compose(image, mask, options, colours), self._assessed(options, image, output, batch)
 
     def process(
         self,
@@ -290,17 +339,21 @@ class Engine:
         check_input(options, image.size, limits)
         t1 = clock()
         colours = None
+        batch = None
         if loaded is None:  # refine: preprocessing is counted in inference
             t2 = t1
-            probability = self._refine_probability(image)
+            output = self._refine_probability(image)
             t3 = clock()
-            mask, colours = refine_image(image, probability)
+            mask, colours = refine_image(image, output)
         else:
             batch = loaded.family.preprocess(image)
             t2 = clock()
             output = self._infer_for(loaded, batch)
             t3 = clock()
             mask = loaded.family.postprocess(output, image.size)
+        assessed = self._assessed(options, image, output, batch)
+        del output, batch
+        t_score = clock()
         backdrop = None
         if background is not None:
             # decoded only now, under the input's limits: never two full decodes at once
@@ -313,6 +366,7 @@ class Engine:
         encoded = catalogue.encode_output(picture, options.format)
         t5 = clock()
         return Result(
+            quality=assessed,
             data=encoded,
             content_type=options.content_type,
             width=picture.width,
@@ -323,7 +377,8 @@ class Engine:
                 "decode": t1 - t0,
                 "preprocess": t2 - t1,
                 "inference": t3 - t2,
-                "postprocess": t4 - t3,
+                "score": t_score - t3,
+                "postprocess": t4 - t_score,
                 "encode": t5 - t4,
             },
         )

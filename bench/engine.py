@@ -3,6 +3,9 @@
     python bench/engine.py [--photos DIR] [--models u2net u2netp] [--passes 1] [--rounds 2]
         [--size 1000] [--only "ours 1x2" "refine 1x2"]
 
+``--photos`` defaults to the ``photos/`` of the team's evaluation set (not in the
+repository; ``CUTOUT_EVAL_DIR`` names its folder, bench/evalset.py): rembg's nine example
+photos with rembg's own cutouts, which the PNG comparison at the end reads.
 rembg is installed from the package index into its own virtual environment
 (``bench/.rembg-venv``, created on first use) and runs in a subprocess of it with
 ``U2NET_HOME`` pointed at our model home, so both read the same pinned files. Every
@@ -45,8 +48,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from evalset import need
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PHOTOS = ROOT.parent / "shared" / "eval" / "photos"
 DEFAULT_VENV = ROOT / "bench" / ".rembg-venv"
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
 #: ONNX Runtime inference per image on an idle 2-core machine (issue 2's measurements)
@@ -212,7 +216,7 @@ def measure(cmds: list[list[str]], env: dict[str, str] | None = None) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
+    parser.add_argument("--photos", type=Path, help="default: $CUTOUT_EVAL_DIR/photos")
     parser.add_argument("--models", nargs="+", default=["u2net", "u2netp"])
     parser.add_argument("--passes", type=int, default=1, help="passes over the photos")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repeats")
@@ -236,6 +240,7 @@ def main() -> int:
         run_ours_child(args)
         return 0
 
+    args.photos = args.photos or need("photos")
     sys.path.insert(0, str(ROOT))
     from shared.settings import load_settings
     from worker.engine import fetch_models

@@ -2,9 +2,9 @@
 
     python bench/fast.py [--home DIR] [--size 320] [--threads 2] [--rounds 2] [--no-quality]
 
-Quality: every item of ``../shared/eval/gt`` through both modes (mask only), IoU and
-boundary F1 against the truth, overall and per category (worker.eval.metrics).
-Speed: every photo of ``../shared/eval/photos`` end to end (bytes → decode → model →
+Quality: every item of the evaluation set's ``gt/`` through both modes (mask only), IoU
+and boundary F1 against the truth, overall and per category (worker.eval.metrics).
+Speed: every photo of its ``photos/`` end to end (bytes → decode → model →
 encoded PNG, default options) through both modes of one Engine with ``--threads``,
 ``--rounds`` interleaved rounds, best round of each; also CPU seconds per image (what a
 user pays for, steadier than wall time on a shared machine).
@@ -12,6 +12,8 @@ user pays for, steadier than wall time on a shared machine).
 The fast model must be built in ``--home`` for ``--size`` (``cutout models build-fast``;
 another size: ``python -c "from worker.engine.fast import build_fast_model; ..."``).
 rembg's figure comes from ``bench/engine.py`` (same photos; it runs rembg in its venv).
+The evaluation set is not in the repository: ``CUTOUT_EVAL_DIR`` names its folder
+(bench/evalset.py); without it the script says what to set and stops.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import sys
 import time
 from pathlib import Path
 
+from evalset import need
+
 ROOT = Path(__file__).resolve().parents[1]
-EVAL = ROOT.parent / "shared" / "eval"
 
 
 def _cpu() -> float:
@@ -43,6 +46,8 @@ def main() -> int:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
+    gt = None if args.no_quality else need("gt")
+    photo_dir = None if args.no_speed else need("photos")
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
@@ -66,9 +71,9 @@ def main() -> int:
     )
     report: dict = {"size": fast.FAST_INPUT_SIZE, "threads": args.threads}
 
-    if not args.no_quality:
+    if gt is not None:
         rows = []
-        for item in load_manifest(EVAL / "gt" / "manifest.csv"):
+        for item in load_manifest(gt / "manifest.csv"):
             image = decode_image(item.image_path.read_bytes())
             truth = load_truth(item.mask_path)
             row = {"category": item.category}
@@ -99,8 +104,8 @@ def main() -> int:
             )
         report["quality"] = quality
 
-    if not args.no_speed:
-        photos = [p.read_bytes() for p in sorted((EVAL / "photos").glob("*.jpg"))]
+    if photo_dir is not None:
+        photos = [p.read_bytes() for p in sorted(photo_dir.glob("*.jpg"))]
         best: dict[str, dict] = {}
         for flag in (False, True):
             engine.process(photos[0], Options(fast=flag))  # warm-up

@@ -6,14 +6,15 @@ Each run starts ``cutout up`` on a new, empty ``CUTOUT_DATA_DIR`` with numba's c
 cache empty too (``NUMBA_CACHE_DIR`` in the data folder, as ``cutout up`` sets it; with
 ``--inherit-numba-cache`` the caller's own setting or numba's default is kept), reads its
 output line by line with timestamps, and as soon as it says it is running submits one
-plain job (a photo of ``../shared/eval/photos`` when there is one, else a generated
-one; ``--early`` submits as soon as the API answers instead) and polls it until it
-succeeded. It reports, in seconds from the start: each line of ``cutout up``'s output,
-when the API first answered, "running" (``ready``), the first job's submit and success,
-and the worker's own start-up events from its log (the worker's ``alpha matting`` /
-``warm-up done`` / ``engine ready`` / ``fast model ready`` lines, and when its pool
-children forked). The model weights must be in ``CUTOUT_MODEL_HOME`` already (``cutout
-models fetch``): the first start's download is the network's time, not ours.
+plain job (a photo of the team's evaluation set when ``CUTOUT_EVAL_DIR`` names it, not in
+the repository, bench/evalset.py; else a generated one; ``--early`` submits as soon as
+the API answers instead) and polls it until it succeeded. It reports, in seconds from the
+start: each line of ``cutout up``'s output, when the API first answered, "running"
+(``ready``), the first job's submit and success, and the worker's own start-up events
+from its log (the worker's ``alpha matting`` / ``warm-up done`` / ``engine ready`` /
+``fast model ready`` lines, and when its pool children forked). The model weights must be
+in ``CUTOUT_MODEL_HOME`` already (``cutout models fetch``): the first start's download is
+the network's time, not ours.
 
 The load average before and after each run is printed: on a shared machine, repeat
 until two runs agree, and say what the load was.
@@ -38,6 +39,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evalset import find  # noqa: E402
+
 from cutout.stack import free_port  # noqa: E402
 from testkit.procs import http, multipart  # noqa: E402
 
@@ -55,7 +58,8 @@ WORKER_EVENTS = (
 
 
 def photo() -> bytes:
-    photos = sorted((ROOT.parent / "shared" / "eval" / "photos").glob("*.jpg"))
+    folder = find("photos")
+    photos = sorted(folder.glob("*.jpg")) if folder else []
     if photos:
         return photos[0].read_bytes()
     import numpy as np

@@ -4,10 +4,11 @@
 
 The foregrounds are Microsoft's Fluent Emoji 3D renders (alpha WebP, 256×256) from the
 npm package ``@lobehub/fluent-emoji-3d@1.1.0`` (licence: MIT, per its package.json;
-fetched with ``npm pack`` into ``bench/out/pkgs/`` on first use). Every file
-``../shared/eval/gt`` uses (:data:`SHARED_FILES`) is excluded, so this set is independent
-of the shared one; the rest is split at random into two disjoint pools of foregrounds,
-one per split, and the background photographs are split too:
+fetched with ``npm pack`` into ``bench/out/pkgs/`` on first use). Every file the team's
+evaluation set (not in the repository) uses in its ``gt/`` (:data:`SHARED_FILES`) is
+excluded, so this set is independent of the shared one; the rest is split at random into
+two disjoint pools of foregrounds, one per split, and the background photographs are
+split too:
 
 - ``tune/``: the only set ``refine``'s settings are chosen on;
 - ``heldout/``: never tuned on (other foregrounds AND other background photographs).
@@ -15,7 +16,7 @@ one per split, and the background photographs are split too:
 Each split gets ``manifest.csv`` (all items) and ``manifest40.csv`` (the first 10 of each
 category: what the shared 2-core machine allowed to measure).
 
-Categories, as in ``../shared/eval/gt``:
+Categories, as in the evaluation set's ``gt/``:
 
 - ``logos_graphics``: an object/animal/food/symbol emoji on a photograph (640×480);
 - ``low_contrast``: the same, the background pulled towards the emoji's edge colour;
@@ -51,7 +52,7 @@ PACKAGE = "@lobehub/fluent-emoji-3d@1.1.0"
 FG_LICENCE = "MIT (package.json); Microsoft Fluent Emoji"
 PKGS = Path(__file__).resolve().parent / "out" / "pkgs"
 CATEGORIES = ("logos_graphics", "low_contrast", "people", "products")
-#: the package's files ../shared/eval/gt uses: never used here
+#: the package's files the team's evaluation set (gt/) uses: never used here
 SHARED_FILES = frozenset(
     ("1fad6", "1f3fa", "1f48e", "1f941", "1f4f7", "1f52e", "1f37e", "1f9ca", "1f45c", "1f460",
      "1f994", "1fab4", "1f490", "1f9f8", "1f388", "1f436")

@@ -8,10 +8,11 @@ CC0-1.0 for the collection, per its package.json; each icon's own licence, where
 file names one, is recorded per item; the marks are their owners' trademarks, used here
 only to measure). Each icon is rendered in its brand colour with cairosvg (anti-aliased),
 so the alpha is exact and the foreground colour is known and flat. Fetched with
-``npm pack`` into ``bench/out/pkgs/`` on first use. The icons ``../shared/eval/gt`` uses
-(:data:`SHARED_SLUGS`) are excluded; the rest are split at random into two disjoint
-pools, one per split, and placed on the background photographs of that split exactly as
-``make_truth_emoji.py`` places its foregrounds (same photographs per split):
+``npm pack`` into ``bench/out/pkgs/`` on first use. The icons the team's evaluation set
+(not in the repository) uses in its ``gt/`` (:data:`SHARED_SLUGS`) are excluded; the rest
+are split at random into two disjoint pools, one per split, and placed on the background
+photographs of that split exactly as ``make_truth_emoji.py`` places its foregrounds (same
+photographs per split):
 
 - ``logos_graphics``: the icon on a photograph (640×480);
 - ``low_contrast``: the same, the background pulled towards the icon's edge colour.
@@ -37,7 +38,7 @@ from make_truth_emoji import PKGS, Make, compose, npm_package
 from make_truth_emoji import write_split as write_items
 
 PACKAGE = "simple-icons@16.37.0"
-#: the icons ../shared/eval/gt uses: never used here
+#: the icons the team's evaluation set (gt/) uses: never used here
 SHARED_SLUGS = frozenset(
     ("activitypub", "apachekafka", "codeberg", "deno", "dotnet", "gnubash", "gulp", "liberapay",
      "storybook")

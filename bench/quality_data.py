@@ -23,8 +23,8 @@ on) and ``heldout`` (never fitted on):
 model, the job's map), ``u2netp`` and ``u2netp_flip`` (a mirrored pass, un-mirrored), and
 ``u2net_s224`` (u2net at a 224×224 input). ``--eval`` does the same for the team's
 evaluation set (the check nothing is fitted on, reported only at the end; a folder with
-``gt/manifest.csv`` and ``real/horses/manifest.csv``, found through ``CUTOUT_EVAL_DIR`` or
-beside the checkout as the tests find it).
+``gt/manifest.csv`` and ``real/horses/manifest.csv``, not in the repository: set
+``CUTOUT_EVAL_DIR`` to it; bench/evalset.py).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from evalset import need  # noqa: E402
+
 from shared.settings import load_settings  # noqa: E402
 from worker.engine import Engine, decode_image  # noqa: E402
 from worker.engine.families import U2NetFamily  # noqa: E402
@@ -56,7 +57,6 @@ TRUTH = OUT / "truth"
 MAPS = OUT / "maps"
 SEED = 26
 SPLITS = ("train", "heldout")
-EVAL = Path(os.environ.get("CUTOUT_EVAL_DIR") or ROOT.parent / "shared" / "eval")
 MAP_NAMES = ("u2net", "u2netp", "u2netp_flip", "u2net_s224")
 
 
@@ -104,8 +104,8 @@ def make(out: Path = TRUTH) -> None:
 def manifests(split: str) -> Iterator[tuple[str, Path]]:
     """(source, manifest) of a generated split, or of the evaluation set (``eval``)."""
     if split == "eval":
-        yield "gt", EVAL / "gt" / "manifest.csv"
-        yield "horses", EVAL / "real" / "horses" / "manifest.csv"
+        yield "gt", need("gt") / "manifest.csv"
+        yield "horses", need("real/horses") / "manifest.csv"
         return
     folder = {"train": "tune", "heldout": "heldout"}[split]
     for source in ("gen", "emoji", "icons"):

@@ -3,7 +3,7 @@
     python bench/refine_route.py --companion gen-p-decb \\
         --choose bench/out/truth/tune/manifest.csv --choose bench/out/truth2/tune/manifest.csv \\
         --choose bench/out/truth3/tune/manifest.csv \\
-        --report bench/out/truth3/fresh/manifest.csv --report ../shared/eval/gt/manifest.csv
+        --report bench/out/truth3/fresh/manifest.csv --report "$CUTOUT_EVAL_DIR/gt/manifest.csv"
 
 A flat graphic (a logo in one or two brand colours) is where u2net fills holes and picks
 the wrong region, and where a companion tuned on generated graphics gains most; on real

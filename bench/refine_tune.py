@@ -8,7 +8,8 @@ computed once and cached next to this script (``bench/out/maps/``). Each configu
 (the cartesian product of the ``--set`` values over :class:`RefineParams`'s defaults) is
 then scored as ``cutout eval`` scores it (mean IoU, boundary F1, MAE over images, and per
 category), beside exact u2net (rembg's mask). Choose settings on the tune split ONLY;
-report the held-out split and ../shared/eval/gt with the chosen defaults, untouched.
+report the held-out split and the team's evaluation set (its ``gt/``, not in the
+repository) with the chosen defaults, untouched.
 """
 
 from __future__ import annotations

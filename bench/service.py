@@ -8,6 +8,8 @@ SeaweedFS, gunicorn API, Celery worker), submits all images at once from a threa
 latency p50/p99 while the workers are busy. The engine alone runs the same images in
 one process with the same threads (concurrency × ORT threads = cores), which is the
 floor the queue and storage path adds to. Run it on a quiet machine; noise moves both.
+Images: the photos of the team's evaluation set when ``CUTOUT_EVAL_DIR`` names it (not in
+the repository; bench/evalset.py), else generated 1024×768 noise JPEGs.
 """
 
 from __future__ import annotations
@@ -33,12 +35,15 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evalset import find  # noqa: E402
+
 from cutout.stack import free_port  # noqa: E402
 from testkit.procs import http, multipart  # noqa: E402
 
 
 def images(count: int) -> list[bytes]:
-    photos = sorted((ROOT.parent / "shared" / "eval" / "photos").glob("*.jpg"))
+    folder = find("photos")
+    photos = sorted(folder.glob("*.jpg")) if folder else []
     out = []
     for i in range(count):
         if photos:

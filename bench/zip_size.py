@@ -1,12 +1,13 @@
 """Size of ``format=zip`` (color.jpg + alpha.png) against an RGBA PNG at 12 MP.
 
-Data: the rembg cutouts of ../shared/eval/photos (``<name>.u2net.png``, rembg's MIT
-example photos), each scaled (Lanczos, RGBA) to 4000x3000 = 12 MP, so that the sizes are
-those of a real cutout at a catalogue photo's resolution. Upscaled pixels are smoother
-than a camera's, which favours PNG (lossless) more than JPEG: the ratios below are a
-lower bound on what zip saves on real 12 MP photos.
+Data: the rembg cutouts in the ``photos/`` of the team's evaluation set (not in the
+repository; ``CUTOUT_EVAL_DIR`` names its folder, bench/evalset.py): ``<name>.u2net.png``
+of rembg's MIT example photos, each scaled (Lanczos, RGBA) to 4000x3000 = 12 MP, so that
+the sizes are those of a real cutout at a catalogue photo's resolution. Upscaled pixels
+are smoother than a camera's, which favours PNG (lossless) more than JPEG: the ratios
+below are a lower bound on what zip saves on real 12 MP photos.
 
-usage: PYTHONPATH=. python bench/zip_size.py [EVAL_PHOTOS_DIR]
+usage: CUTOUT_EVAL_DIR=/path/to/eval PYTHONPATH=. python bench/zip_size.py [PHOTOS_DIR]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from evalset import need
 from PIL import Image
 
 from worker.engine.catalogue import encode_output
@@ -25,9 +27,7 @@ SIZE = (4000, 3000)
 
 
 def main() -> None:
-    folder = Path(
-        sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parents[2] / "shared/eval/photos"
-    )
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else need("photos")
     rows = []
     for path in sorted(folder.glob("*.u2net.png")):
         cutout = Image.open(path).convert("RGBA").resize(SIZE, Image.Resampling.LANCZOS)
@@ -40,6 +40,8 @@ def main() -> None:
         archive = encode_output(cutout, "zip")
         t3 = time.perf_counter()
         rows.append((path.name, len(ours), buffer.tell(), len(archive), t1 - t0, t2 - t1, t3 - t2))
+    if not rows:
+        sys.exit(f"no rembg cutouts (*.u2net.png) in {folder}")
     head = ("image", "png(ours)", "png(pil6)", "zip", "ours/zip", "pil/zip")
     print(f"{head[0]:28} {head[1]:>10} {head[2]:>10} {head[3]:>10} {head[4]:>8} {head[5]:>8}")
     for name, ours, pil, archive, *_ in rows:

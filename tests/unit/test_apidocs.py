@@ -95,3 +95,78 @@ def test_users_are_pointed_at_the_projects_own_reference() -> None:
     )
     assert "processing options (docs/api.md)" in done.stdout
     assert "API.md" not in done.stdout.replace("docs/api.md", "")
+
+
+#: what points outside the repository: the team's folder beside the checkout (by path, or
+#: built as ``parent / "shared" / "eval"``) and the team documents. Case-sensitive, so
+#: the repository's own docs/api.md and docs/architecture.md never match.
+OUTSIDE = re.compile(
+    r"\.\./shared\b"
+    r"|\bshared/eval\b"
+    r"|[\"']shared[\"']\s*/\s*[\"']eval[\"']"
+    r"|\bARCHITECTURE\.md\b"
+    r"|(?<![\w.-])API\.md\b"
+)
+
+
+def outside_references(text: str) -> list[str]:
+    """The lines of ``text`` that point at something users do not have."""
+    return [line.strip() for line in text.splitlines() if OUTSIDE.search(line)]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "see ../shared/API.md",
+        "`../shared/eval/gt` (44 items)",
+        "cutout eval --manifest ../shared/eval/gt/manifest.csv",
+        'EVAL = ROOT.parent / "shared" / "eval"',
+        "Path(__file__).parents[2] / 'shared/eval/photos'",
+        "# (ARCHITECTURE.md): a full Redis must refuse writes",
+        "defaults as in API.md",
+        "| `CUTOUT_PORT` | API port | `8080` | `9000` | API.md | api, up |",
+    ],
+)
+def test_a_pointer_outside_the_repository_is_found(line: str) -> None:
+    assert outside_references(f"first line\n{line}\nlast line") == [line.strip()]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "the full reference is docs/api.md",
+        "[api.md](api.md) and [architecture.md](architecture.md)",
+        "docs/architecture.md: the path of a job",
+        "OPENAPI.md and ../sharedfolder are other names",
+        "from shared.settings import load_settings",
+        "shared/store.py holds the job records; shared/evaluation.py is not the set",
+        'CUTOUT_EVAL_DIR=/path/to/eval cutout eval --manifest "$CUTOUT_EVAL_DIR/gt/manifest.csv"',
+    ],
+)
+def test_the_repositorys_own_names_are_not_taken_for_one(line: str) -> None:
+    assert outside_references(line) == []
+
+
+def test_nothing_outside_tests_points_outside_the_repository() -> None:
+    """Users and maintainers have only the repository: no code or doc outside tests/ may
+    send them to ../shared (the team's folder beside the checkout) or to the team's
+    documents. Tests may read the evaluation set and skip without it."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=False, timeout=60
+    )
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: the tracked files are unknown")
+    found = []
+    for name in listed.stdout.decode().split("\0"):
+        parts = name.split("/")
+        if not name or parts[0] == "tests" or "node_modules" in parts:
+            continue
+        path = ROOT / name
+        if not path.is_file():
+            continue  # deleted in the working tree, not yet committed
+        data = path.read_bytes()
+        if b"\0" in data:
+            continue  # images, model files
+        text = data.decode("utf-8", errors="replace")
+        found += [f"{name}: {line}" for line in outside_references(text)]
+    assert not found, "points outside the repository:\n" + "\n".join(found)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from shared.options import SCORES
+
 # flag → option name (shared.options); every option of docs/api.md
 _VALUE_OPTIONS = {
     "model": "model",
@@ -18,6 +20,7 @@ _VALUE_OPTIONS = {
     "fill": "fill",
     **{name: name for name in ("bg_image_url", "bg_upload_key", "scale", "position")},
     **{name: name for name in ("crop_margin", "roi", "max_megapixels")},
+    "score": "score",
 }
 _FLAG_OPTIONS = ("mask_only", "post_process", "alpha_matting", "crop", "fast", "shadow", "refine")
 
@@ -76,6 +79,14 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
         "fitted to the photo's edges at full size, stray specks removed, edge colours "
         "cleaned of the old background; about 1.1x the time; not with --alpha-matting or "
         "--fast",
+    )
+    group.add_argument(
+        "--score",
+        choices=SCORES,
+        help="the quality score (docs/quality.md): basic (default) from the model's own "
+        "map, almost free; full adds a second model's opinion on the mirrored photo, a "
+        "better ranking of the cutouts to look at for about 1.4x the CPU; the cutout's "
+        "pixels are the same either way",
     )
     add_catalogue_flags(group)
 

@@ -9,7 +9,10 @@ image there once, so that "process again" reuses its ``upload_key``).
 
 Caching: the page itself is ``no-cache`` (revalidated by ETag on every load) and names
 its assets with a content hash (``/static/app.js?v=<hash>``); a request carrying the
-current hash is cached for a year (``immutable``), anything else is revalidated.
+current hash is cached for a year (``immutable``), anything else is revalidated. The
+scripts are ES modules: a module's ``import ... from "./other.js"`` is served as
+``"./other.js?v=<hash>"`` (that file's hash as served), so an imported module is cached
+the same way and a change to it changes the hash of every module that imports it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ bp = Blueprint("web", __name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ASSET_REF = re.compile(r'(?P<attr>(?:src|href)=")/static/(?P<name>[\w.-]+)"')
+# a module's static import, re-export or dynamic import of a file beside it
+IMPORT_REF = re.compile(
+    r"""(?P<lead>\b(?:from|import)\s*\(?\s*)(?P<q>["'])\./(?P<name>[\w-][\w.-]*\.js)(?P=q)"""
+)
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 TYPES = {
@@ -59,6 +66,29 @@ def _read(name: str) -> bytes | None:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def asset(name: str, importers: tuple[str, ...] = ()) -> bytes | None:
+    """A static file as served: a script's imports of its neighbours carry their hashes
+    (an import cycle leaves the reference back unversioned); None when there is no file."""
+    data = _read(name)
+    if data is None or not name.endswith(".js"):
+        return data
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return data
+    chain = (*importers, name)
+
+    def versioned(match: re.Match[str]) -> str:
+        target = match.group("name")
+        served = None if target in chain else asset(target, chain)
+        if served is None:
+            return match.group(0)
+        quote = match.group("q")
+        return f"{match.group('lead')}{quote}./{target}?v={_digest(served)}{quote}"
+
+    return IMPORT_REF.sub(versioned, text).encode()
 
 
 @lru_cache(maxsize=32)
@@ -126,7 +156,7 @@ def render_index() -> bytes:
 
     def versioned(match: re.Match[str]) -> str:
         name = match.group("name")
-        data = _read(name)
+        data = asset(name)
         suffix = f"?v={_digest(data)}" if data is not None else ""
         return f'{match.group("attr")}/static/{name}{suffix}"'
 
@@ -153,13 +183,21 @@ def index() -> Response:
     tags=["web"],
     parameters=[{"name": "v", "in": "query", "required": False, "schema": {"type": "string"}}],
     responses={
-        200: {"description": "the file", "content_type": "application/octet-stream"},
+        200: {
+            "description": "the file",
+            "content": {
+                "text/javascript": {"type": "string"},
+                "text/css": {"type": "string"},
+                "image/svg+xml": None,
+                "image/png": None,
+            },
+        },
         304: {"description": "not modified"},
         404: {"description": "not_found", "problem": True},
     },
 )
 def static_file(name: str) -> Response:
-    data = _read(name) if name != "index.html" else None
+    data = asset(name) if name != "index.html" else None
     if data is None:
         abort(404)
     suffix = Path(name).suffix.lower()
@@ -173,7 +211,8 @@ def static_file(name: str) -> Response:
     summary="What this server offers the page and clients",
     description="`auth` (whether API keys are required), the `models` this deployment "
     "serves, the output `formats`, `max_upload_bytes`, and `fast` (false when the live "
-    "workers do not serve fast mode: a fast job would be refused). Like every `/v1/` path it "
+    "workers do not serve fast mode: a fast job would be refused), and `review_below` (the "
+    "review threshold of the quality score, CUTOUT_REVIEW_BELOW). Like every `/v1/` path it "
     "needs the API key when keys are on, so a 401 here tells a client to ask for one.",
     tags=["web"],
     responses={
@@ -187,6 +226,7 @@ def static_file(name: str) -> Response:
                     "formats": {"type": "array", "items": {"type": "string"}},
                     "max_upload_bytes": {"type": "integer"},
                     "fast": {"type": "boolean"},
+                    "review_below": {"type": "number"},
                 },
             },
         }
@@ -201,6 +241,8 @@ def info() -> Response:
         "max_upload_bytes": settings.max_upload_bytes,
         # false: live workers exist and none serves fast mode (the page hides its box)
         "fast": fast_available(current()) is not False,
+        # a succeeded job's result.quality.review: its score is below this (docs/quality.md)
+        "review_below": settings.review_below,
     }
     response = Response(json.dumps(body), mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"

@@ -12,7 +12,9 @@
 //     multipart `images`), or single jobs when the server has no batches.
 //  3. Polls with backoff (250 ms growing to 2 s), then fetches the result as a blob
 //     (so that the API key header is sent) for the preview and the download link.
-"use strict";
+//  4. Shows each result's quality score and flags (quality.js, an ES module: this file is
+//     one too, and api/web.py versions the import with quality.js's content hash).
+import * as quality from "./quality.js";
 
 (() => {
   const KEY_STORAGE = "cutout.apiKey";
@@ -51,6 +53,7 @@
     crop: $("crop"), margin: $("margin"),
     canvasW: $("canvas-w"), canvasH: $("canvas-h"), fill: $("fill"),
     subjectBox: $("subject-box"), resultNote: $("result-note"), bgImage: $("bg-image"), shadow: $("shadow"),
+    resultQuality: $("result-quality"),
   };
 
   const state = {
@@ -193,6 +196,7 @@
       el.keyForm.hidden = true;
     }
     applyModels(await loadModels(state.info.models));
+    quality.useInfo(state.info);
     // fast: false means no worker serves fast mode; such a job would be refused
     const fastBox = el.fast.closest("label");
     fastBox.hidden = state.info.fast === false;
@@ -246,6 +250,7 @@
     if (el.postProcess.checked) options.post_process = true;
     if (el.fast.checked) options.fast = true;
     if (el.refine.checked) options.refine = true;
+    quality.readScore(options);
     if (el.alphaMatting.checked) {
       options.alpha_matting = true;
       options.alpha_matting_foreground_threshold = int(el.amFg, "Foreground threshold");
@@ -682,13 +687,16 @@
     if (items.length === 1) {
       const item = items[0];
       if (item.status === "failed") setStatus(`${item.name} was not processed: ${item.message}`, false, true);
-      else setStatus(describe(item), item.status === "succeeded");
+      else {
+        const verdict = quality.itemLabel(item);
+        setStatus(`${describe(item)}${verdict ? ` · ${verdict}` : ""}`, item.status === "succeeded");
+      }
       return;
     }
     const done = items.filter((item) => item.status === "succeeded").length;
     const failed = items.filter((item) => item.status === "failed").length;
     const working = items.length - done - failed;
-    let text = `${done} of ${items.length} done`;
+    let text = `${done} of ${items.length} done${quality.reviewSummary(items)}`;
     if (failed) text += ` · ${failed} failed`;
     if (working) text += ` · ${working} in progress…`;
     setStatus(text, !working && !failed, !working && failed > 0);
@@ -788,6 +796,7 @@
     }
 
     drawSubjectBox(item && item.status === "succeeded" && item.job ? item.job.result : null);
+    quality.showResult(el.resultQuality, item);
     renderDownloadAll(items);
     renderList();
 
@@ -827,6 +836,7 @@
   function renderList() {
     const items = state.items;
     el.items.hidden = items.length < 2;
+    quality.renderBar(items);
     if (items.length < 2) {
       el.items.replaceChildren();
       return;
@@ -843,7 +853,8 @@
       node.classList.toggle("is-selected", item === state.selected);
       const button = node.querySelector(".item-select");
       button.setAttribute("aria-pressed", String(item === state.selected));
-      button.setAttribute("aria-label", `${item.name}: ${describe(item)}`);
+      const verdict = quality.itemLabel(item);
+      button.setAttribute("aria-label", `${item.name}: ${describe(item)}${verdict ? `, ${verdict}` : ""}`);
       const img = node.querySelector("img");
       const src = item.resultUrl && item.status === "succeeded" ? item.resultUrl : item.originalUrl;
       if (img.getAttribute("src") !== src) img.src = src;
@@ -858,8 +869,14 @@
         link.download = item.resultName;
         link.setAttribute("aria-label", `Download ${item.resultName}`);
       }
+      quality.markItem(node, item);
     }
-    if (el.items.children.length !== items.length) el.items.replaceChildren(...items.map((item) => item.node));
+    // the order and filter chosen over the list (worst first, needs a look only)
+    const shown = quality.arrange(items).map((item) => item.node);
+    const current = Array.from(el.items.children);
+    if (current.length !== shown.length || shown.some((node, i) => node !== current[i])) {
+      el.items.replaceChildren(...shown);
+    }
   }
 
   function select(item) {
@@ -987,6 +1004,7 @@
     });
     el.clear.addEventListener("click", startOver);
     el.downloadAll.addEventListener("click", downloadAll);
+    quality.bindView(() => renderList());
 
     el.keyForm.addEventListener("submit", (event) => {
       event.preventDefault();

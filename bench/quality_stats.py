@@ -1,7 +1,7 @@
 """Statistics and fitting for bench/quality.py, in numpy and scipy only (deterministic).
 
-- :func:`auroc`: the area under the ROC curve of ``risk`` for ``bad`` (ties count half);
-- :func:`caught`: the share of bad items among the ``share`` of items ranked riskiest;
+- :func:`auroc`, :func:`spearman`, :func:`caught`: how well a score ranks the bad cutouts,
+  from worker/eval/scoring.py (``cutout eval`` reports the same figures);
 - :func:`ridge`: a ridge regression on standardised features;
 - :func:`isotonic`: pool-adjacent-violators, the non-decreasing fit of y on x, as knots;
 - :func:`cross_predictions`: out-of-fold linear predictions (k folds, fixed assignment).
@@ -12,34 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
+from worker.eval.scoring import auroc, caught, spearman
 
-def auroc(risk: np.ndarray, bad: np.ndarray) -> float | None:
-    """P(risk of a bad item > risk of a good one), ties half; None with one class only."""
-    bad = np.asarray(bad, bool)
-    n_bad, n_good = int(bad.sum()), int((~bad).sum())
-    if n_bad == 0 or n_good == 0:
-        return None
-    ranks = stats.rankdata(risk)
-    return float((ranks[bad].sum() - n_bad * (n_bad + 1) / 2) / (n_bad * n_good))
-
-
-def spearman(score: np.ndarray, iou: np.ndarray) -> float | None:
-    if len(score) < 3 or np.ptp(score) == 0:
-        return None
-    return float(stats.spearmanr(score, iou).statistic)
-
-
-def caught(risk: np.ndarray, bad: np.ndarray, share: float) -> float | None:
-    """Share of the bad items found by reviewing the ``share`` riskiest (ties broken by
-    order, stable)."""
-    bad = np.asarray(bad, bool)
-    if not bad.any():
-        return None
-    n = max(1, round(share * len(risk)))
-    order = np.argsort(-np.asarray(risk), kind="stable")[:n]
-    return float(bad[order].sum() / bad.sum())
+__all__ = [
+    "auroc", "boost", "boosted", "caught", "cross_predictions", "folds", "isotonic",
+    "predict", "ridge", "spearman",
+]  # fmt: skip
 
 
 def ridge(x: np.ndarray, y: np.ndarray, alpha: float, weight: np.ndarray | None = None) -> dict:

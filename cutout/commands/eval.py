@@ -1,4 +1,5 @@
-"""``cutout eval``: quality metrics (IoU, F-score, MAE, boundary F1) against truth masks.
+"""``cutout eval``: quality metrics (IoU, F-score, MAE, boundary F1) against truth masks,
+and how well the quality score of each model column finds the bad cutouts.
 
 Exit codes: 0 every item evaluated; 2 usage (bad option, variant or manifest, a listed file
 missing); 1 anything else, including items that failed (their error is in the JSON and the
@@ -24,7 +25,10 @@ def register(subparsers: Any) -> None:
         description=(
             "Measure cutout quality against truth masks: IoU, F-score (β²=0.3) and F1 at "
             "alpha ≥ 128, MAE of the soft alpha, boundary F1 within 3 px; per image, per "
-            "category and overall. Prints a table; writes JSON and an HTML report on request."
+            "category and overall. Each model column's photos get their quality score, and "
+            "how well it finds the bad cutouts is measured (AUROC, Spearman, the share caught "
+            "in the lowest-scored 10% and 20%; --option score=full for the full level). "
+            "Prints a table; writes JSON and an HTML report on request."
         ),
         epilog=(
             "example: cutout eval --manifest gt/manifest.csv --model u2net --model u2netp "
@@ -50,7 +54,10 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="K=V",
-        help="a processing option for every model column, e.g. post_process=true (repeatable)",
+        help=(
+            "a processing option for every model column, e.g. post_process=true, or "
+            "score=full to measure the full quality score (repeatable)"
+        ),
     )
     parser.add_argument(
         "--variant",
@@ -168,6 +175,7 @@ def handle(args: argparse.Namespace) -> int:
                 thumbs=args.report is not None,
                 progress=lambda done, _total: progress.update(done),
                 warn=lambda text: progress.write(f"cutout eval: {text}"),
+                review_below=settings.review_below,
             )
     finally:
         progress.close()

@@ -1,12 +1,14 @@
 """``cutout eval`` end to end: the real command, the real model (u2netp, the small one) and
-OpenCV's GrabCut on four items of ../shared/eval/gt. Skips when the evaluation data or the
-weights are absent; kept to four small items because CI machines have two cores."""
+OpenCV's GrabCut on four items of ../shared/eval/gt, and the quality score's figures
+recomputed from the per-photo rows. Skips when the evaluation data or the weights are
+absent; kept to four small items because CI machines have two cores."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +22,10 @@ GT = EVAL / "gt" / "manifest.csv"
 # one per category, the smaller pictures first
 WANTED = ("logos_graphics", "low_contrast", "people", "products")
 METRIC_NAMES = {"iou", "f_score", "f1", "mae", "boundary_f1"}
+QUALITY_KEYS = {
+    "level", "n", "mean_score", "score_mae", "bad_90", "bad_80", "auroc_90", "auroc_80",
+    "spearman", "caught_10", "caught_20", "review_below", "review", "review_bad",
+}  # fmt: skip
 
 
 def _cutout(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -95,11 +101,86 @@ def test_eval_u2netp_against_grabcut(small_manifest: Path, tmp_path: Path) -> No
     assert u2netp["iou"] > grabcut["iou"]
     assert u2netp["mae"] < 0.1
 
+    # the u2netp column is scored (basic, the default), GrabCut is not
+    assert document["summary"]["grabcut"]["quality"] is None
+    assert "score" not in document["items"][0]["results"]["grabcut"]
+    quality = document["summary"]["u2netp"]["quality"]
+    assert set(quality) == QUALITY_KEYS
+    assert quality["level"] == "basic"
+    assert quality["n"] == 4
+    for item in document["items"]:
+        assert 0.0 <= item["results"]["u2netp"]["score"] <= 1.0
+
     page = out_html.read_text()
     assert page.startswith("<!doctype html>")
-    assert page.count("<svg") == len(METRIC_NAMES)  # a chart per metric
+    # a chart per metric, and the u2netp column's score against IoU
+    assert page.count("<svg") == len(METRIC_NAMES) + 1
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="scatter"') == 1
     assert page.count("data:image/jpeg;base64,") >= 4  # the worst images, embedded
     assert "data:image/png;base64," in page
+    assert 'src="http' not in page  # self-contained
+
+
+def _pairwise_auroc(risk: list[float], bad: list[bool]) -> float | None:
+    """P(a bad photo's risk > a good one's), ties half, by counting every pair."""
+    pairs = [(b, g) for b, is_bad in zip(risk, bad, strict=True) if is_bad
+             for g, is_good in zip(risk, bad, strict=True) if not is_good]  # fmt: skip
+    if not pairs:
+        return None
+    return sum(1.0 if b > g else 0.5 if b == g else 0.0 for b, g in pairs) / len(pairs)
+
+
+def test_eval_full_score_figures_match_the_rows(small_manifest: Path, tmp_path: Path) -> None:
+    out_json, out_html = tmp_path / "eval.json", tmp_path / "eval.html"
+    proc = _cutout(
+        "eval",
+        "--manifest", str(small_manifest),
+        "--model", "u2netp",
+        "--option", "score=full",
+        "--json", str(out_json),
+        "--report", str(out_html),
+        "-q",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "u2netp (full)" in proc.stdout  # the terminal's quality table
+    document = json.loads(out_json.read_text())
+    rows = [item["results"]["u2netp"] for item in document["items"]]
+    scores, ious = [r["score"] for r in rows], [r["iou"] for r in rows]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    quality = document["summary"]["u2netp"]["quality"]
+    below = quality["review_below"]  # CUTOUT_REVIEW_BELOW
+    assert below == document["definitions"]["quality"]["review_below"]
+    for r in rows:
+        assert r["review"] == (r["score"] < below)
+        assert isinstance(r["flags"], list)
+    assert set(quality) == QUALITY_KEYS
+    assert quality["level"] == "full"
+    assert quality["n"] == 4
+    risk = [1 - s for s in scores]
+    for threshold in (0.9, 0.8):
+        bad = [iou < threshold for iou in ious]
+        assert quality[f"bad_{round(threshold * 100)}"] == sum(bad)
+        expected = _pairwise_auroc(risk, bad)
+        got = quality[f"auroc_{round(threshold * 100)}"]
+        assert got == (None if expected is None else pytest.approx(expected, abs=1e-4))
+    bad = [iou < 0.8 for iou in ious]
+    assert quality["review"] == sum(s < below for s in scores)
+    assert quality["review_bad"] == sum(s < below and b for s, b in zip(scores, bad, strict=True))
+    assert quality["mean_score"] == pytest.approx(sum(scores) / 4, abs=1e-4)
+    # per category: one photo each, its own score
+    for item, r in zip(document["items"], rows, strict=True):
+        block = document["by_category"][item["category"]]["u2netp"]["quality"]
+        assert block["n"] == 1
+        assert block["mean_score"] == pytest.approx(r["score"], abs=1e-4)
+        assert block["auroc_80"] is None  # one photo: a class is always empty
+
+    page = out_html.read_text()
+    (plot,) = re.findall(r'<svg[^>]*class="scatter".*?</svg>', page, re.S)
+    assert plot.count("<circle") == 4  # one dot per photo
+    for r in rows:
+        assert f"score {r['score']:.3f}, IoU {r['iou']:.3f}" in plot
+    assert "<script" not in page
     assert 'src="http' not in page  # self-contained
 
 

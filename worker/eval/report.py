@@ -11,7 +11,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from worker.eval import changes
+from worker.eval import changes, score_report
 from worker.eval.metrics import METRICS
 from worker.eval.runner import EvalResult
 
@@ -75,7 +75,8 @@ def format_table(result: EvalResult) -> str:
         "IoU, F (β²=0.3), F1 at alpha ≥ 128; MAE of the soft alpha (0..1, lower is better); "
         "BF1: boundary F1 within 3 px; means over images."
     )
-    return "\n".join(lines)
+    scores = score_report.table_lines(result)
+    return "\n".join([*lines, *([""] if scores else []), *scores])
 
 
 def _count(result: EvalResult, category: str) -> int:
@@ -157,11 +158,7 @@ def bar_chart(result: EvalResult, metric: str) -> str:
 
 
 def _legend(result: EvalResult) -> str:
-    return "".join(
-        f'<span class="key"><i style="background:{PALETTE[i % len(PALETTE)]}"></i>'
-        f"{html.escape(m.name)}</span>"
-        for i, m in enumerate(result.methods)
-    )
+    return score_report.legend([m.name for m in result.methods], PALETTE)
 
 
 def _summary_table(result: EvalResult) -> str:
@@ -208,10 +205,14 @@ def _worst(result: EvalResult, name: str) -> str:
                 f'<td><img src="{_png(pred)}" alt="prediction"></td>'
                 f'<td><img src="{_png(error_map(pics.truth, pred))}" alt="errors"></td>'
             )
+        quality = ""
+        if r.get("score") is not None:
+            flags = " ".join(r["flags"]) or "no flags"
+            quality = f"<br>score {r['score']:.3f} · {html.escape(flags)}"
         rows.append(
             f"<tr><td>{html.escape(row['image'])}<br><small>{html.escape(row['category'])}"
-            f"<br>IoU {iou:.3f} · BF1 {r['boundary_f1']:.3f} · MAE {r['mae']:.3f}</small></td>"
-            f"{cells}</tr>"
+            f"<br>IoU {iou:.3f} · BF1 {r['boundary_f1']:.3f} · MAE {r['mae']:.3f}{quality}"
+            f"</small></td>{cells}</tr>"
         )
     return (
         "<table class='worst'><tr><th>item</th><th>image</th><th>truth</th><th>prediction</th>"
@@ -267,7 +268,8 @@ def render_html(result: EvalResult, *, manifest: str, command: str | None = None
     cmd = f"<p><code>{html.escape(command)}</code></p>" if command else ""
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>cutout eval: {html.escape(manifest)}</title><style>{STYLE}</style></head><body>"
+        f"<title>cutout eval: {html.escape(manifest)}</title>"
+        f"<style>{STYLE}{score_report.STYLE}</style></head><body>"
         f"<h1>cutout eval</h1><p>Manifest: <code>{html.escape(manifest)}</code>, "
         f"{len(result.items)} images.</p>{cmd}"
         "<p>IoU, F (β²=0.3) and F1 of the masks at alpha ≥ 128; MAE of the soft alpha "
@@ -276,6 +278,7 @@ def render_html(result: EvalResult, *, manifest: str, command: str | None = None
         f"<h2>By category</h2><p>{_legend(result)}</p>{charts}"
         "<h2>Worst images</h2><p>Errors: <span style='color:#e63c3c'>red</span> false "
         "foreground, <span style='color:#3c78f0'>blue</span> missed foreground.</p>"
+        f"{score_report.section(result)}"
         f"{worst}{changes.section(result, _png, _jpeg, error_map)}"
         f"<h2>All images (IoU)</h2>{_items_table(result)}</body></html>"
     )

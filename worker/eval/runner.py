@@ -1,9 +1,13 @@
 """Run the methods over the manifest's items and aggregate the metrics.
 
-The engine is passed in (``worker.engine.Engine``, or anything with ``render``), so this
-module does not load a model by itself. Per-item failures (an undecodable image, a mask of
-another size than its image, an engine error) are recorded on the item and left out of
-the means; they never stop the run.
+The engine is passed in (``worker.engine.Engine``, or anything with ``render_assessed``),
+so this module does not load a model by itself. A model column's photos are scored as
+jobs are (worker/engine/quality.py, at the column's ``score`` level) from the map their
+cutout was made from: each row gains ``score``, ``flags`` and ``review``, and each block of
+the summary a ``quality`` block (worker/eval/scoring.py).
+
+Per-item failures (an undecodable image, a mask of another size than its image, an engine
+error) are recorded on the item and left out of the means; they never stop the run.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import dataclasses
 import io
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -24,12 +28,18 @@ from worker.eval.manifest import Item
 from worker.eval.methods import Method
 from worker.eval.metrics import F_BETA2, THRESHOLD, evaluate, mean_metrics
 from worker.eval.refine import guided_filter
+from worker.eval.scoring import definitions, summarize
+
+if TYPE_CHECKING:
+    from worker.engine.quality import Quality
 
 THUMB_SIDE = 192
 
 
 class Renderer(Protocol):
-    def render(self, image: Image.Image, options: Options) -> Image.Image: ...
+    def render_assessed(
+        self, image: Image.Image, options: Options
+    ) -> tuple[Image.Image, Quality | None]: ...
 
 
 Decoder = Callable[[bytes], Image.Image]
@@ -52,6 +62,8 @@ class EvalResult:
     summary: dict[str, dict[str, Any]]
     by_category: dict[str, dict[str, dict[str, Any]]]
     thumbs: dict[int, ItemThumbs] = dataclasses.field(default_factory=dict)
+    #: CUTOUT_REVIEW_BELOW: ``review`` is a score below it
+    review_below: float = 0.85
 
     @property
     def failed(self) -> int:
@@ -66,6 +78,7 @@ class EvalResult:
                 "f_score_beta2": F_BETA2,
                 "boundary_tolerance_px": 3,
                 "mean": "over images",
+                "quality": definitions(self.review_below),
             },
             "methods": [m.describe() for m in self.methods],
             "summary": self.summary,
@@ -81,16 +94,20 @@ def alpha_of(picture: Image.Image) -> np.ndarray:
     return np.asarray(picture.convert("L"))
 
 
-def predict(method: Method, image: Image.Image, engine: Renderer | None) -> np.ndarray:
-    """The predicted alpha (uint8, image-sized) of one method for one image."""
+def predict(
+    method: Method, image: Image.Image, engine: Renderer | None
+) -> tuple[np.ndarray, Quality | None]:
+    """The predicted alpha (uint8, image-sized) of one method for one image, and the
+    quality of the model's map it came from (None for a baseline, or when scoring failed)."""
     if method.kind == "baseline":
-        return grabcut_mask(image)
+        return grabcut_mask(image), None
     if engine is None:
         raise ValueError(f"{method.name} needs the engine")
-    alpha = alpha_of(engine.render(image, method.render_options()))
+    picture, quality = engine.render_assessed(image, method.render_options())
+    alpha = alpha_of(picture)
     if method.refine is not None:
         alpha = guided_filter(image, alpha, method.refine.radius, method.refine.eps)
-    return alpha
+    return alpha, quality
 
 
 def load_truth(path: Any) -> np.ndarray:
@@ -122,8 +139,10 @@ def run_eval(
     thumbs: bool = False,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
+    review_below: float = 0.85,
 ) -> EvalResult:
-    """Evaluate every method on every item; see the module docstring for failures."""
+    """Evaluate every method on every item; see the module docstring for failures.
+    ``review_below`` is CUTOUT_REVIEW_BELOW (a row's ``review``: its score is below)."""
     rows: list[dict[str, Any]] = []
     pictures: dict[int, ItemThumbs] = {}
     seen_errors: set[tuple[str, str]] = set()
@@ -165,7 +184,7 @@ def run_eval(
         for method in methods:
             start = time.perf_counter()
             try:
-                pred = predict(method, image, engine)
+                pred, quality = predict(method, image, engine)
                 if pred.shape != truth.shape:
                     raise ValueError(f"prediction {pred.shape} differs from truth {truth.shape}")
             except (CutoutError, OSError, ValueError) as exc:
@@ -176,14 +195,29 @@ def run_eval(
                 seconds = time.perf_counter() - start
                 result: dict[str, Any] = evaluate(pred, truth)
                 result["seconds"] = round(seconds, 4)
+                if method.kind == "model":
+                    result.update(_quality_fields(quality, review_below))
                 row["results"][method.name] = result
                 if thumbs:
                     pictures[index].predictions[method.name] = _thumb(pred)
             done += 1
             if progress:
                 progress(done, total)
-    summary, by_category = aggregate(rows, [m.name for m in methods])
-    return EvalResult(methods, rows, summary, by_category, pictures)
+    scored = {m.name: m.options.score for m in methods if m.kind == "model" and m.options}
+    summary, by_category = aggregate(rows, [m.name for m in methods], scored, review_below)
+    return EvalResult(methods, rows, summary, by_category, pictures, review_below)
+
+
+def _quality_fields(quality: Quality | None, review_below: float) -> dict[str, Any]:
+    """A model column's row: ``score``, ``flags`` and ``review`` (None, [] and None when
+    the map could not be scored)."""
+    if quality is None:
+        return {"score": None, "flags": [], "review": None}
+    return {
+        "score": quality.score,
+        "flags": list(quality.flags),
+        "review": quality.score < review_below,
+    }
 
 
 def _method_rows(rows: Iterable[Mapping[str, Any]], method: str) -> list[Mapping[str, Any]]:
@@ -197,20 +231,27 @@ def _method_rows(rows: Iterable[Mapping[str, Any]], method: str) -> list[Mapping
 
 
 def aggregate(
-    rows: list[dict[str, Any]], methods: list[str]
+    rows: list[dict[str, Any]],
+    methods: list[str],
+    scored: Mapping[str, str] | None = None,
+    review_below: float = 0.85,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
     """Means per method overall and per category (means over images, errors skipped).
 
     Returns (summary, by_category): ``summary[method]`` and
     ``by_category[category][method]`` hold :func:`mean_metrics` plus
-    ``seconds_per_image``.
+    ``seconds_per_image`` and ``quality``: :func:`worker.eval.scoring.summarize` for the
+    methods of ``scored`` (method → its score level), None for the others.
     """
+    scored = scored or {}
 
     def block(selected: list[dict[str, Any]], method: str) -> dict[str, Any]:
         results = _method_rows(selected, method)
         out = mean_metrics(results)
         times = [r["seconds"] for r in results if not r.get("error") and "seconds" in r]
         out["seconds_per_image"] = round(float(np.mean(times)), 4) if times else None
+        level = scored.get(method)
+        out["quality"] = None if level is None else summarize(results, level, review_below)
         return out
 
     summary = {method: block(rows, method) for method in methods}

@@ -35,7 +35,10 @@ MAX_ITEMS = 10_000  # items per batch (the server's default CUTOUT_MAX_BATCH_ITE
 PAGE = 200  # jobs per page when listing a batch
 SAVE_INTERVAL = 0.2  # seconds between state writes for per-file progress
 POLL_MIN, POLL_MAX = 0.3, 2.0  # seconds between polls of a batch
-REPORT_COLUMNS = ("file", "job_id", "status", "error_code", "error_message", "output_file")
+REPORT_COLUMNS = (
+    *("file", "job_id", "status", "error_code", "error_message", "output_file"),
+    *("score", "review", "flags"),  # the job's result.quality (docs/quality.md)
+)
 
 
 class UsageError(Exception):
@@ -77,5 +80,6 @@ def new_entry() -> dict[str, Any]:
         "status": None,  # the job's status once terminal, or "expired"
         "error": None,  # the job's error, or one of ours (upload, download, expiry)
         "bytes": None,  # size of the result, from the job object
+        "quality": None,  # the job's result.quality: score, flags, review, level
         "downloaded": False,
     }

@@ -139,11 +139,13 @@ class Follow(Base):
             entry = self.state.files[name]
             if entry["batch"] != seq or entry["status"] in TERMINAL:
                 return  # re-submitted since, or known
+            result = job.get("result") or {}
             entry.update(
                 job_id=job["id"],
                 status=job["status"],
                 error=job.get("error"),
-                bytes=(job.get("result") or {}).get("bytes"),
+                bytes=result.get("bytes"),
+                quality=result.get("quality"),
             )
             self.state.touch()
         if job["status"] == "succeeded":

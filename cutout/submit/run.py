@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import glob
-import io
 import sys
 
 from cutout.submit.common import (
     MAX_ITEMS,
     PROG,
-    REPORT_COLUMNS,
     REPORT_NAME,
     UsageError,
     new_entry,
@@ -19,6 +16,7 @@ from cutout.submit.common import (
     output_name,
 )
 from cutout.submit.follow import Follow
+from cutout.submit.report import report_rows, report_text, review_line
 from cutout.submit.uploads import Uploads
 from shared.atomicfile import atomic_write
 
@@ -131,39 +129,19 @@ class Submit(Uploads, Follow):
 
     def _finish(self) -> int:
         self.pool.shutdown(wait=True)
-        rows = []
-        failed = 0
-        for name, entry in sorted(self.state.files.items()):
-            result = outcome(entry)
-            error = entry["error"] or {}
-            status = entry["status"] or ("not_submitted" if entry["batch"] is None else "pending")
-            if result == "failed" and status == "succeeded":
-                status = "not_downloaded"
-            if result != "succeeded":
-                failed += 1
-            output = output_name(name, self.options.extension) if result == "succeeded" else ""
-            rows.append(
-                [
-                    name,
-                    entry["job_id"] or "",
-                    status,
-                    error.get("code") or "",
-                    error.get("message") or "",
-                    output,
-                ]
-            )
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(REPORT_COLUMNS)
-        writer.writerows(rows)
-        atomic_write(self.out / REPORT_NAME, text.getvalue().encode())
+        rows = report_rows(self.state.files, self.options.extension)
+        atomic_write(self.out / REPORT_NAME, report_text(rows).encode())
         self.state.save()
         total = len(rows)
+        failed = sum(1 for row in rows if not row[5])  # no output file: not succeeded
         if failed:
             self._say(
                 f"{total - failed} of {total} done, {failed} failed: see "
                 f"{self.out / REPORT_NAME}; --retry-failed sends them again"
             )
-            return 1
-        self._say(f"all {total} done: results and {REPORT_NAME} in {self.out}")
-        return 0
+        else:
+            self._say(f"all {total} done: results and {REPORT_NAME} in {self.out}")
+        review = review_line(rows, str(self.out / REPORT_NAME))
+        if review:
+            self._say(review)
+        return 1 if failed else 0

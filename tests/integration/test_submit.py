@@ -92,6 +92,9 @@ def read_report(out: Path) -> dict[str, dict[str, str]]:
         "error_code",
         "error_message",
         "output_file",
+        "score",
+        "review",
+        "flags",
     ]
     return {row["file"]: row for row in rows}
 

@@ -17,6 +17,7 @@ from api.idempotency import idempotent
 from api.intake import job_from_bytes, job_from_upload, job_from_url, read_limited
 from api.jsonbody import request_json
 from api.openapi import doc
+from api.result_headers import QUALITY_DOC, expose, quality_headers
 from api.services import Services, current
 from shared import keys
 from shared.errors import Conflict, InvalidRequest, NotFound
@@ -171,8 +172,9 @@ def get_job(job_id: str) -> Response:
     ],
     responses={
         200: {
-            "description": "the image (a zip for `format=zip`)",
+            "description": "the image (a zip for `format=zip`), with the quality score's headers",
             "content": {"image/*": None, "application/zip": None},
+            "headers": QUALITY_DOC,
         },
         302: {
             "description": "redirect to a signed storage URL",
@@ -216,7 +218,8 @@ def get_result(job_id: str) -> BaseResponse:
     response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
     if result.get("bytes"):
         response.headers["Content-Length"] = str(result["bytes"])
-    return response
+    response.headers.update(quality_headers(result))
+    return expose(response)
 
 
 @bp.delete("/<job_id>")

@@ -19,6 +19,7 @@ from flask import Blueprint, Response, g, request
 from api.errors import NoResult
 from api.intake import job_from_bytes, job_from_url, read_limited
 from api.openapi import doc
+from api.result_headers import QUALITY_DOC, expose, quality_headers
 from api.services import current
 from shared.errors import CutoutError, InvalidRequest, ProcessingTimeout, error_for_code
 from shared.options import Options, parse_options
@@ -48,6 +49,15 @@ _PARAMS_DOC = [
         "description": f"rembg's `{name}` = our `{ours}`",
     }
     for name, ours in REMBG_NAMES.items()
+] + [
+    {
+        "name": "score",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["basic", "full"], "default": "basic"},
+        "description": "ours (rembg has none): how the cutout's quality score is made; "
+        "the answer's Cutout-Score* headers carry it (docs/quality.md)",
+    }
 ]
 
 
@@ -127,12 +137,21 @@ def _wait_and_answer(job: dict[str, Any]) -> Response:
     response = Response(data, mimetype=result.get("content_type") or "image/png")
     response.headers["Cutout-Job-Id"] = job["id"]
     response.headers.update(subject_headers(result))
-    return response
+    response.headers.update(quality_headers(result))
+    return expose(response)
 
 
 #: what both routes may answer besides their own 413 / 422
 _ANSWERS: dict[int | str, dict[str, Any]] = {
-    200: {"description": "the image", "content": {"image/*": None, "application/zip": None}},
+    200: {
+        "description": "the image; `Cutout-Job-Id`, `Cutout-Subject-*` and the quality "
+        "score's headers",
+        "content": {"image/*": None, "application/zip": None},
+        "headers": {
+            "Cutout-Job-Id": "the job that made it (GET /v1/jobs/{id})",
+            **QUALITY_DOC,
+        },
+    },
     400: {"description": "invalid_request", "problem": True},
     415: {"description": "unsupported_format (the file, or what the URL gave)", "problem": True},
     429: {"description": "rate_limited or queue_full (see Retry-After)", "problem": True},

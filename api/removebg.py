@@ -29,6 +29,7 @@ from api.jsonbody import request_json
 from api.openapi import doc, not_an_operation
 from api.rembg_compat import finished_job
 from api.removebg_params import SOURCES, is_given, removebg_options
+from api.result_headers import QUALITY_DOC, expose, quality_headers
 from api.services import current
 from shared import keys
 from shared.errors import CutoutError, InvalidRequest, MethodNotAllowed, NotFound
@@ -233,7 +234,9 @@ JSON_200 = {
 @doc(
     summary="Remove the background (remove.bg-compatible)",
     description="remove.bg's `POST /v1.0/removebg`: `image_file` (multipart), "
-    "`image_file_b64` or `image_url`, with remove.bg's parameters (docs/removebg.md). The "
+    "`image_file_b64` or `image_url`, with remove.bg's parameters (docs/removebg.md), and "
+    "two of ours: `model` and `score` (`basic` or `full`: the quality score, answered in "
+    "the `Cutout-Score*` headers in both forms of the answer). The "
     "key goes in `X-Api-Key` (or `Authorization: Bearer`). Answers the image, or "
     '`{"data": {"result_b64", "foreground_top", ...}}` with `Accept: application/json`; '
     'errors are `{"errors": [{"title", "code", "detail"}]}`.',
@@ -248,6 +251,7 @@ JSON_200 = {
             "description": "the image (X-Width, X-Height, X-Foreground-*), or with "
             "`Accept: application/json` its base64 and the foreground's box",
             "content": {"image/*": None, "application/zip": None, "application/json": JSON_200},
+            "headers": {"Cutout-Job-Id": "the job that made it", **QUALITY_DOC},
         },
         400: {"description": "invalid parameter or image: {errors: [...]}"},
         403: {"description": "missing or invalid API key: {errors: [...]}"},
@@ -335,6 +339,9 @@ def _answer(job: dict[str, Any], params: dict[str, Any]) -> Response:
         "X-Foreground-Height": str(foreground["height"]),
         "X-Credits-Charged": "0",
         "Cutout-Job-Id": job["id"],
+        # ours, not remove.bg's: result.quality (docs/quality.md); headers only, so
+        # remove.bg's JSON answer keeps its schema
+        **quality_headers(result),
     }
     kind = str(params.get("type") or "auto").strip().lower()
     if kind != "auto" and str(params.get("type_level") or "1").lower() != "none":
@@ -353,4 +360,4 @@ def _answer(job: dict[str, Any], params: dict[str, Any]) -> Response:
     else:
         response = Response(data, mimetype=result.get("content_type") or "image/png")
     response.headers.update(headers)
-    return response
+    return expose(response)

@@ -3,8 +3,10 @@
 What remove.bg's documentation names is accepted under its own name: renamed where only
 the name differs, translated where the meaning does (``size`` → ``max_megapixels``,
 ``channels`` → ``mask_only``, ``format=auto`` → PNG or JPG), validated with no effect on
-the pixels where we have nothing to do (docs/removebg.md says why). Every refusal is an
-``InvalidOption`` naming remove.bg's parameter.
+the pixels where we have nothing to do (docs/removebg.md says why). Two of ours are
+extensions remove.bg does not have: ``model`` and ``score`` (the quality score's level,
+answered in ``Cutout-Score*`` headers). Every refusal is an ``InvalidOption`` naming
+remove.bg's parameter.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ RENAMED = {
     "add_shadow": "shadow",
     "bg_image_url": "bg_image_url",
     "model": "model",  # ours, not remove.bg's: u2net (default) or u2netp
+    "score": "score",  # ours: the quality score's level, basic (default) or full
 }
 # accepted and validated, with no effect on the pixels (docs/removebg.md says why)
 ACCEPTED = {"type", "type_level", "semitransparency"}

@@ -284,6 +284,14 @@ class RedisStore:
         with _translated():
             return list(self.r.zrange(batch_scores_key(batch_id), start, stop))
 
+    def batch_score_rank(self, batch_id: str, job_id: str) -> int | None:
+        """``job_id``'s place in :meth:`batch_scored_ids` (0: the worst); None when it is
+        not there. A job's score never changes, so its place only moves back as worse
+        ones (lower scores) enter ahead of it: a cursor that names the job resumes exactly."""
+        with _translated():
+            rank = self.r.zrank(batch_scores_key(batch_id), job_id)
+        return None if rank is None else int(rank)
+
     def batch_job_ids(self, batch_id: str, start: int = 0, stop: int = -1) -> list[str]:
         with _translated():
             return list(self.r.lrange(batch_jobs_key(batch_id), start, stop))

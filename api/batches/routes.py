@@ -181,15 +181,32 @@ def get_batch(batch_id: str) -> Response:
 
 @bp.get("/<batch_id>/jobs")
 @doc(
-    summary="The batch's jobs, in item order, paginated",
+    summary="The batch's jobs, in item order or worst score first, paginated",
     description="`?limit=` (1-1000, default 100), `?status=` (one status, or several "
-    "separated by commas), `?cursor=` (the `next_cursor` of the previous page). With a "
-    "status filter a page may hold fewer than `limit` jobs; go on while `next_cursor` "
-    "is not null.",
+    "separated by commas), `?review=true|false` (the jobs whose `result.quality.review` is "
+    "true, or false; jobs without a score match neither), `?order=item|score` (`score`: "
+    "only the succeeded jobs that have a quality score, worst first, ties by job id), "
+    "`?cursor=` (the `next_cursor` of the previous page, sent with the same `order`; "
+    "another order refuses it). With a filter a page may hold fewer than `limit` jobs; go "
+    "on while `next_cursor` is not null.",
     tags=["batches"],
     parameters=[
         {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"}},
         {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}},
+        {
+            "name": "review",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean"},
+            "description": "true: the jobs to look at (score below CUTOUT_REVIEW_BELOW)",
+        },
+        {
+            "name": "order",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": list(pages.ORDERS), "default": "item"},
+            "description": "`score`: the scored succeeded jobs, worst first",
+        },
         {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
     ],
     responses={
@@ -197,7 +214,10 @@ def get_batch(batch_id: str) -> Response:
             "description": "a page of jobs",
             "schema": "JobPage",
         },
-        400: {"description": "invalid_request (limit, status, cursor)", "problem": True},
+        400: {
+            "description": "invalid_request (limit, status, review, order, cursor)",
+            "problem": True,
+        },
         404: {"description": "not_found", "problem": True},
     },
 )
@@ -213,8 +233,10 @@ def list_jobs(batch_id: str) -> Response:
     description="Streamed as it is written. Results are named after the item's metadata "
     "`name` or `filename` (or the multipart file's name) with the result's extension, "
     "else `<item index:05d>_<job id>.<ext>`; names are unique. `manifest.csv` lists every "
-    "item: `item_index, job_id, status, error_code, error_message, file, metadata` "
-    "(metadata as JSON). A running batch gives the results so far (`X-Batch-Status`).",
+    "item: `item_index, job_id, status, error_code, error_message, file, metadata, score, "
+    "review, flags` (metadata as JSON; `score`, `review` (`true`/`false`) and `flags` "
+    "(codes separated by spaces) from `result.quality`, empty for a job without one). A "
+    "running batch gives the results so far (`X-Batch-Status`).",
     tags=["batches"],
     responses={
         200: {"description": "the zip", "content_type": "application/zip"},

@@ -92,7 +92,21 @@ MANIFEST_COLUMNS = (
     "error_message",
     "file",
     "metadata",
+    # result.quality (docs/quality.md): empty for a job without a score
+    "score",
+    "review",
+    "flags",
 )
+
+
+def quality_cells(job: dict[str, Any]) -> list[str]:
+    """``score``, ``review`` (``true``/``false``) and ``flags`` (codes separated by spaces)
+    of a succeeded job's ``result.quality``; three empty cells for any other job."""
+    quality = (job.get("result") or {}).get("quality") if job.get("status") == "succeeded" else None
+    if not isinstance(quality, dict):
+        return ["", "", ""]
+    review = "true" if quality.get("review") else "false"
+    return [str(quality.get("score", "")), review, " ".join(quality.get("flags") or ())]
 
 
 def stream_zip(store: Any, storage: Any, batch: dict[str, Any]) -> Iterator[bytes]:
@@ -113,6 +127,7 @@ def stream_zip(store: Any, storage: Any, batch: dict[str, Any]) -> Iterator[byte
                 error.get("message") or "",
                 "",
                 json.dumps(job.get("metadata") or {}, separators=(",", ":"), ensure_ascii=False),
+                *quality_cells(job),
             ]
             rows.append(row)
             result = job.get("result") or {}

@@ -298,7 +298,8 @@ def public_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class JobPage(Public):
-    """A page of a batch's jobs, in item order; go on while `next_cursor` is not null."""
+    """A page of a batch's jobs, in item order (or worst score first with `order=score`);
+    go on while `next_cursor` is not null."""
 
     items: list[Job]
     next_cursor: str | None

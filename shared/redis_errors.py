@@ -9,6 +9,7 @@ transient: tasks retry it).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 import redis
@@ -33,7 +34,14 @@ def redis_errors(what: str = JOB_STORE) -> Iterator[None]:
     except redis.BusyLoadingError as exc:
         raise Unavailable(f"{what} (Redis) is loading its data") from exc
     except redis.RedisError as exc:
-        raise Unavailable(f"{what} (Redis) is unavailable") from exc
+        raise Unavailable(f"{what} (Redis) is unavailable{_tls_reason(exc)}") from exc
+
+
+def _tls_reason(exc: Exception) -> str:
+    """`` (TLS: certificate verify failed)`` when the TLS handshake failed (a wrong CA
+    file, a client certificate the server refused; shared/tls.py), else nothing."""
+    match = re.search(r"\[SSL: ([A-Z0-9_]+)\]", str(exc))
+    return f" (TLS: {match.group(1).lower().replace('_', ' ')})" if match else ""
 
 
 def connect(url: str, *, health_check_interval: int = 0) -> redis.Redis:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from shared import tls
+
 PREFIX = "CUTOUT_"
 DEVICES = ("cpu", "cuda")
 
@@ -173,7 +175,7 @@ def _positive_number(text: str) -> float:
 
 def _url(text: str) -> str:
     if not re.match(r"^[a-z][a-z0-9+.-]*://", text.strip()):
-        raise ValueError(f"expected a URL, got {text!r}")
+        raise ValueError("expected a URL")  # _problem shows the value, less a password
     return text.strip()
 
 
@@ -200,6 +202,11 @@ class Settings:
     s3_endpoint_url: str | None = None
     s3_bucket: str = "cutout"
     s3_region: str = "us-east-1"
+    # TLS (shared/tls.py): files for rediss:// URLs; the CA bundle S3 is verified with
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None
+    redis_tls_key_file: Path | None = None
+    s3_ca_bundle: Path | None = None
     model_home: Path = dataclasses.field(default_factory=default_model_home)
     api_keys: dict[str, str] = dataclasses.field(default_factory=dict)  # key → tenant
     auth: str = "auto"  # auto: on when keys are set; off: explicitly open (warns)
@@ -311,6 +318,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "S3_ENDPOINT_URL": ("s3_endpoint_url", _url),
     "S3_BUCKET": ("s3_bucket", _bucket),
     "S3_REGION": ("s3_region", str.strip),
+    **tls.PARSERS,
     "MODEL_HOME": ("model_home", _folder),
     "API_KEYS": ("api_keys", parse_api_keys),
     "AUTH": ("auth", _choice("auto", "on", "off")),
@@ -379,6 +387,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
             problems.append(_problem(name, suffix, raw, exc))
     values.update(overrides)
     settings = Settings(**values)
+    problems += tls.file_problems(settings, env)  # the files are PEM, a key has its cert
+    settings = tls.with_tls_urls(settings)  # the TLS files in the query of rediss:// URLs
     from shared.options import MODELS
 
     unknown = [m for m in settings.models if m not in MODELS]
@@ -396,6 +406,7 @@ def _problem(name: str, suffix: str, raw: str, exc: Exception) -> str:
     """``CUTOUT_X: what is expected, got 'value'`` (a secret's value is never shown)."""
     message = str(exc)
     if suffix not in _SECRET and "got " not in message:
-        shown = raw if len(raw) <= 80 else raw[:77] + "..."
+        shown = tls.redacted(raw)  # a URL's password is never shown
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
         message += f", got {shown!r}"
     return f"{name}: {message}"

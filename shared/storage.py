@@ -6,6 +6,7 @@ The key layout is shared/keys.py (re-exported here for the callers that import i
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import IO, Any, Protocol
 
@@ -60,7 +61,11 @@ class S3Storage:
         max_attempts: int = 3,
         access_key: str | None = None,
         secret_key: str | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``ca_bundle``: the CA certificates (PEM) the endpoint's TLS certificate is
+        verified with, for a private CA; None: botocore's default (``AWS_CA_BUNDLE``, else
+        its bundled CAs)."""
         self.bucket = bucket
         # a session of our own: boto3's default session caches credentials process-wide
         session = boto3.session.Session(
@@ -70,6 +75,7 @@ class S3Storage:
             "s3",
             endpoint_url=endpoint_url,
             region_name=region,
+            verify=str(ca_bundle) if ca_bundle else None,
             config=Config(
                 signature_version="s3v4",
                 s3={"addressing_style": "path"},
@@ -81,7 +87,12 @@ class S3Storage:
 
     @classmethod
     def from_settings(cls, settings: Any) -> S3Storage:
-        return cls(settings.s3_endpoint_url, settings.s3_bucket, settings.s3_region)
+        return cls(
+            settings.s3_endpoint_url,
+            settings.s3_bucket,
+            settings.s3_region,
+            ca_bundle=settings.s3_ca_bundle,
+        )
 
     def put(self, key: str, data: bytes | IO[bytes], content_type: str) -> None:
         """Store ``data``: bytes, or a binary file at its start (streamed, not read whole)."""

@@ -135,6 +135,7 @@ def worker_storage(settings: Settings) -> S3Storage:
         connect_timeout=min(5.0, max(1.0, soft / 8)),
         read_timeout=min(30.0, max(2.0, soft / 5)),
         max_attempts=2,
+        ca_bundle=settings.s3_ca_bundle,
     )
 
 

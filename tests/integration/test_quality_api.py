@@ -24,6 +24,8 @@ from flask.testing import FlaskClient
 from PIL import Image
 from standardwebhooks.webhooks import Webhook
 
+from api.batches import pages
+from shared.ids import new_id, now_iso
 from testkit.batch import AUTH_A, ImageServer, Receiver, make_app, photo
 from tests.integration.conftest import WorkerProcess, wait_for
 
@@ -284,3 +286,50 @@ def test_score_option_is_checked_on_both_compatible_routes(client: FlaskClient) 
     )
     assert answer.status_code == 422
     assert answer.get_json()["code"] == "invalid_option"
+
+
+def test_score_cursor_resumes_after_its_job_while_scores_arrive(store: Any) -> None:
+    """On a running batch, worse scores entering the order ahead of a cursor neither
+    repeat a job on the next page nor shift it: the page starts right after the cursor's
+    job (the store's own records and score index on the real Redis, no worker)."""
+    batch_id = new_id("bat")
+    jobs = [
+        {"id": new_id("job"), "tenant": "t1", "status": "queued", "created_at": now_iso(),
+         "options": {}, "metadata": {}, "attempts": 0, "batch_id": batch_id, "webhook": None}
+        for _ in range(6)
+    ]  # fmt: skip
+    store.create_batch(
+        {"id": batch_id, "tenant": "t1", "status": "running", "created_at": now_iso()},
+        total=len(jobs),
+    )
+    store.add_batch_jobs(batch_id, jobs)
+
+    def succeed(job: dict[str, Any], score: float) -> None:
+        quality = {"score": score, "flags": [], "review": score < 0.85, "level": "basic"}
+        result = {"url": "u", "key": "k", "content_type": "image/png", "width": 1,
+                  "height": 1, "bytes": 1, "subject": None, "foreground": None,
+                  "quality": quality}  # fmt: skip
+        store.transition(job["id"], "processing", ("queued",))
+        store.transition(
+            job["id"], "succeeded", ("processing",), result=result,
+            _score=score, _review=int(score < 0.85),
+        )  # fmt: skip
+
+    def listed(**args: str) -> tuple[list[str], str | None]:
+        page = pages.page(store, store.get_batch(batch_id), args)
+        return [j["id"] for j in page["items"]], page["next_cursor"]
+
+    for job, score in zip(jobs[:3], (0.5, 0.7, 0.9), strict=True):
+        succeed(job, score)
+    first, cursor = listed(order="score", limit="2")
+    assert first == [jobs[0]["id"], jobs[1]["id"]]
+    assert cursor is not None
+    succeed(jobs[3], 0.1)  # enters ahead of the cursor
+    succeed(jobs[4], 0.8)  # enters after it
+    rest, end = listed(order="score", limit="2", cursor=cursor)
+    assert rest == [jobs[4]["id"], jobs[2]["id"]]
+    assert end is None
+    # listed again from the start: the whole order; and the review list, worst first
+    assert listed(order="score")[0] == [jobs[i]["id"] for i in (3, 0, 1, 4, 2)]
+    assert listed(order="score", review="true")[0] == [jobs[i]["id"] for i in (3, 0, 1, 4)]
+    assert listed(review="false")[0] == [jobs[2]["id"]]

@@ -4,7 +4,8 @@ The images of DIR (by extension; ``--recursive`` for sub-folders) are uploaded s
 to storage through signed URLs, submitted as ONE batch, and each result is downloaded
 as soon as it is ready to ``OUT/<input stem>.<format extension>`` (named like ``cutout
 remove``'s). At the end ``OUT/report.csv`` lists every file: job id, status, error code
-and message, output file.
+and message, output file, and the cutout's quality score, review mark and flags
+(docs/quality.md); the last line counts the cutouts the service marked for review.
 
 Re-running with the same ``--out`` resumes: ``OUT/.cutout-submit.json`` records the
 batch, which file is which item, and which results were downloaded, and is rewritten

@@ -293,7 +293,7 @@ def test_score_cursor_resumes_after_its_job_while_scores_arrive(store: Any) -> N
     repeat a job on the next page nor shift it: the page starts right after the cursor's
     job (the store's own records and score index on the real Redis, no worker)."""
     batch_id = new_id("bat")
-    jobs = [
+    jobs: list[dict[str, Any]] = [
         {"id": new_id("job"), "tenant": "t1", "status": "queued", "created_at": now_iso(),
          "options": {}, "metadata": {}, "attempts": 0, "batch_id": batch_id, "webhook": None}
         for _ in range(6)

@@ -21,7 +21,8 @@ below 1 are usage errors, not silently ignored.
 The model is loaded once. Exit codes: 0 done; 2 usage error (bad option, missing input,
 two inputs that would write the same file); 3 an input is not a usable image (each one is
 named with the reason, the others are still processed); 1 anything else (weights
-unavailable, an output or the report that cannot be written).
+unavailable, an output or the report that cannot be written); 130 interrupted (Ctrl-C
+stops at once: the images being made finish, the report is still written).
 """
 
 from __future__ import annotations

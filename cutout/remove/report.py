@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from worker.engine.quality import Quality
 
 COLUMNS = ("input", "output", "status", "score", "review", "flags", "error_code", "error_message")
-#: an input the run stopped before (an output could not be written, a model failure)
+#: an input the run stopped before (an output could not be written, a model failure,
+#: Ctrl-C)
 NOT_PROCESSED = "not_processed"
 
 

@@ -137,7 +137,7 @@ class Runner:
 def run_all(runner: Runner, streams: int, quiet: bool, verbose: bool) -> int:
     """Process the plan on ``streams`` threads, with a progress line on stderr (never on
     stdout, which may be the image; ``-v`` lines and problems go there too); 0, 1 (the
-    run stopped) or 3 (some inputs were not usable)."""
+    run stopped), 3 (some inputs were not usable) or 130 (interrupted)."""
     from cutout.submit.progress import Progress
 
     plan = runner.plan
@@ -159,5 +159,14 @@ def run_all(runner: Runner, streams: int, quiet: bool, verbose: bool) -> int:
             message = exc.message if isinstance(exc, CutoutError) else str(exc)
             print(f"{PROG}: {message}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            # stop now (the queue would otherwise run to its end): the images being made
+            # finish, the others are not begun and the report says so
+            runner.stopped.set()
+            pool.shutdown(cancel_futures=True)
+            progress.close()
+            done = sum(1 for r in runner.rows if r is not None and r.status != report.NOT_PROCESSED)
+            print(f"\n{PROG}: interrupted after {done} of {len(plan)} images", file=sys.stderr)
+            return 130
     progress.close(f"{unusable} unusable" if unusable else "")
     return 3 if unusable else 0

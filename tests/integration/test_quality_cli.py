@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -174,3 +176,41 @@ def test_a_run_stopped_by_an_output_it_cannot_write_still_reports_every_input(
     assert rows["b.png"]["error_code"] == "write_error"
     assert rows["c.png"]["status"] == "not_processed"
     assert not (out / "c.png").exists()
+
+
+def test_ctrl_c_stops_at_once_and_the_report_lists_every_input(
+    weights: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C used to let the queue run to its end (the pool's exit waited for it) and
+    wrote nothing; now the images being made finish and the rest are ``not_processed``."""
+    source, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "report.csv"
+    source.mkdir()
+    count = 120
+    for i in range(count):
+        good_photo().save(source / f"p{i:03d}.png")
+    env = dict(os.environ, CUTOUT_ORT_THREADS="1")
+    command = [sys.executable, "-m", "cutout", "remove", "-q", "-m", "u2netp", "-j", "1"]
+    process = subprocess.Popen(
+        [*command, str(source), str(out), "--report", str(report)],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        while not (out / "p000.png").exists() and process.poll() is None:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err.decode()
+    assert "interrupted after" in err.decode()
+    rows = rows_of(report.read_text())
+    assert [Path(row["input"]).name for row in rows] == [f"p{i:03d}.png" for i in range(count)]
+    for row in rows:
+        made = (out / Path(row["input"]).name).exists()
+        assert row["status"] == ("succeeded" if made else "not_processed"), row
+        if made:
+            assert_scored(row, 0.85)
+    assert rows[-1]["status"] == "not_processed"

@@ -83,10 +83,10 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--score",
         choices=SCORES,
-        help="the quality score (docs/quality.md): basic (default) from the model's own "
-        "map, almost free; full adds a second model's opinion on the mirrored photo, a "
-        "better ranking of the cutouts to look at for about 1.4x the CPU; the cutout's "
-        "pixels are the same either way",
+        help="how each cutout's quality score is made: basic (default) from the model's "
+        "own map, almost free; full adds a second model's opinion on the mirrored photo, "
+        "about 1.4x the CPU (docs/quality.md has what each measured); the cutout's pixels "
+        "are the same either way",
     )
     add_catalogue_flags(group)
 

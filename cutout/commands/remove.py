@@ -35,8 +35,6 @@ from typing import TYPE_CHECKING
 from cutout.commands import folder_path
 from cutout.commands.flags import add_option_flags
 from cutout.remove.plan import (
-    FORMAT_BY_SUFFIX,
-    IMAGE_SUFFIXES,
     UsageError,
     check_flag_pairs,
     check_report,
@@ -53,8 +51,6 @@ if TYPE_CHECKING:
     from cutout.remove.run import Runner
     from shared.options import Options
     from shared.settings import Settings
-
-__all__ = ["FORMAT_BY_SUFFIX", "IMAGE_SUFFIXES", "check_flag_pairs", "register"]
 
 PROG = "cutout remove"
 

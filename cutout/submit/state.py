@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cutout.commands.remove import IMAGE_SUFFIXES
+from cutout.remove.plan import IMAGE_SUFFIXES
 from cutout.submit.common import (
     LOCK_NAME,
     SAVE_INTERVAL,

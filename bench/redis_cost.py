@@ -107,8 +107,17 @@ class Stack:
         self.up.wait(120)
 
     def finished(self) -> int:
+        """Jobs counted succeeded: the shared counter plus each worker process's totals
+        (shared/jobstats.py; a stack without them answers an empty hash)."""
         self.polls += 1
-        return int(float(self.r.hget("cutout:stats:jobs", JOBS_FIELD) or 0))
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hget("cutout:stats:jobs", JOBS_FIELD)
+        pipe.hgetall("cutout:stats:procs")
+        shared, procs = pipe.execute()
+        count = float(shared or 0)
+        for raw in procs.values():
+            count += json.loads(raw).get("jobs", {}).get(JOBS_FIELD, 0)
+        return int(count)
 
     def run_jobs(self, blobs: list[bytes]) -> None:
         """Submit every blob as a job, wait for each one's done marker, then for the
@@ -140,6 +149,7 @@ class Stack:
             "t": time.monotonic(),
             "cpu": cpu["used_cpu_sys"] + cpu["used_cpu_user"],
             "cpu_main": cpu["used_cpu_sys_main_thread"] + cpu["used_cpu_user_main_thread"],
+            "cpu_sys": cpu["used_cpu_sys"],
             "calls": {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()},
             "usec": {k.removeprefix("cmdstat_"): v["usec"] for k, v in stats.items()},
         }
@@ -148,14 +158,16 @@ class Stack:
 def delta(a: dict[str, Any], b: dict[str, Any], polls: int = 0) -> dict[str, Any]:
     calls = {k: v - a["calls"].get(k, 0) for k, v in b["calls"].items() if k not in OWN}
     usec = {k: v - a["usec"].get(k, 0) for k, v in b["usec"].items() if k not in OWN}
-    if polls and calls.get("hget"):
-        # the bench's own counter polls: their share of HGET's time goes with them
-        usec["hget"] -= usec["hget"] * polls / calls["hget"]
-        calls["hget"] -= polls
+    for name in ("hget", "hgetall"):
+        if polls and calls.get(name):
+            # the bench's own counter polls (one of each): their share of the time too
+            usec[name] -= usec[name] * min(1.0, polls / calls[name])
+            calls[name] -= polls
     return {
         "s": b["t"] - a["t"],
         "cpu": b["cpu"] - a["cpu"],
         "cpu_main": b["cpu_main"] - a["cpu_main"],
+        "cpu_sys": b["cpu_sys"] - a["cpu_sys"],
         "calls": calls,
         "usec": usec,
     }
@@ -184,6 +196,7 @@ def measure(stack: Stack, blobs: list[bytes]) -> dict[str, Any]:
         "seconds": round(busy["s"], 2),
         "cpu_ms": net("cpu") * 1000,
         "cpu_main_ms": net("cpu_main") * 1000,
+        "cpu_sys_ms": net("cpu_sys") * 1000,
         "calls_info": sum(calls.values()),
         "usec_info": sum(usec.values()),
         "calls": calls,
@@ -291,6 +304,7 @@ def summary(rounds: list[dict[str, Any]], parts: dict[str, Any]) -> dict[str, An
         "redis_cpu_ms_per_job": round(mean("cpu_ms"), 3),
         "redis_cpu_ms_per_job_rounds": [round(r["cpu_ms"], 3) for r in rounds],
         "redis_main_thread_cpu_ms_per_job": round(mean("cpu_main_ms"), 3),
+        "redis_cpu_sys_ms_per_job": round(mean("cpu_sys_ms"), 3),
         "split": parts,
     }
 
@@ -341,6 +355,7 @@ def report(results: dict[str, Any]) -> None:
         ("command_time_us_per_job_info", "command time per job, µs (INFO sum)"),
         ("redis_cpu_ms_per_job", "Redis process CPU per job, ms"),
         ("redis_main_thread_cpu_ms_per_job", "Redis main thread CPU per job, ms"),
+        ("redis_cpu_sys_ms_per_job", "of which system (kernel) CPU, ms"),
     )
     base = results.get("baseline")
     for key, text in keys:

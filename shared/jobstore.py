@@ -34,6 +34,8 @@ class JobStore(Protocol):
         allowed: Iterable[str],
         *,
         run_deadline: float | None = None,
+        record: Mapping[str, Any] | None = None,
+        stats: tuple[str, str] | None = None,
         **fields: Any,
     ) -> Transition: ...
     def wait_finished(self, job_id: str, timeout: float) -> bool: ...

@@ -46,6 +46,8 @@ QUEUED_KEY = f"{PREFIX}queued"
 # stored objects to delete when their job expires: JSON {tenant, job, input} → expiry time
 # (``job`` null: an upload slot, see expire_uploads)
 EXPIRY_KEY = f"{PREFIX}expiry"
+# worker process id → that process's finished-job metrics (shared/jobstats.py)
+PROCS_KEY = f"{PREFIX}stats:procs"
 
 
 def upload_member(tenant: str | None, key: str) -> str:
@@ -167,6 +169,8 @@ class RedisStore:
         allowed: Iterable[str],
         *,
         run_deadline: float | None = None,
+        record: Mapping[str, Any] | None = None,
+        stats: tuple[str, str] | None = None,
         **fields: Any,
     ) -> Transition:
         """Move a job to ``new`` if its status is one of ``allowed``; set ``fields`` with it.
@@ -176,14 +180,22 @@ class RedisStore:
         for exactly one caller per batch.
         Entering ``processing``, ``run_deadline`` (epoch seconds, default one hour ahead)
         says when the run is surely dead if the job is still processing.
+        ``record``: the job's record as read before (its ``batch_id`` and ``tenant``, which
+        never change), saving a round trip. ``stats``: a worker process's id and metric
+        totals (shared/jobstats.py), stored only if the state changes.
         """
         with _translated():
-            batch_id, tenant = self.r.hmget(job_key(job_id), ["batch_id", "tenant"])
+            if record is None:
+                batch_id, tenant = self.r.hmget(job_key(job_id), ["batch_id", "tenant"])
+            else:
+                batch_id, tenant = record.get("batch_id"), record.get("tenant")
             batch_id = batch_id or ""
             deadline = run_deadline if run_deadline is not None else time.time() + 3600
             args: list[Any] = [new, ",".join(allowed), now_iso(), deadline]
             for name, value in _encode(fields).items():
                 args += [name, value]
+            if stats is not None:
+                args += ["_proc", stats[0], "_stats", stats[1]]
             keys = [
                 job_key(job_id),
                 batch_counts_key(batch_id) if batch_id else "",
@@ -193,6 +205,7 @@ class RedisStore:
                 tenant_active_key(tenant) if tenant else "",
                 QUEUED_KEY,
                 batch_scores_key(batch_id) if batch_id else "",
+                PROCS_KEY,
             ]
             applied, previous, completed = self._transition(keys=keys, args=args)
         return Transition(applied == 1, previous or None, bool(completed))

@@ -1,8 +1,10 @@
 """Worker telemetry kept in Redis, so the API's ``/metrics`` and ``/readyz`` can report
 on workers that run anywhere (prefork children, other machines) without scraping them.
 
-- job outcomes by model and status, stage durations as histogram buckets, webhook
-  outcomes: Redis hashes incremented by workers (HINCRBY / HINCRBYFLOAT, atomic);
+- job outcomes by model and status, failed jobs by error code, stage durations as
+  histograms: each worker process's totals, written with the transition that finishes
+  a job (shared/jobstats.py), folded into the hashes below when the process stops;
+- webhook outcomes and retries: Redis hashes incremented by workers (HINCRBY, atomic);
 - heartbeats: one key per worker process with a short TTL, holding what it runs on
   (device, execution providers, models, threads, RSS).
 """
@@ -14,40 +16,20 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from shared import jobstats
 from shared.store import PREFIX
 
-STAGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+STAGE_BUCKETS = jobstats.STAGE_BUCKETS
 JOBS_KEY = f"{PREFIX}stats:jobs"
 WEBHOOKS_KEY = f"{PREFIX}stats:webhooks"
 # failed jobs by model and error code; retries by reason (a transient error's code, or
 # worker_lost for a run the sweeper took up again)
 ERRORS_KEY = f"{PREFIX}stats:errors"
 RETRIES_KEY = f"{PREFIX}stats:retries"
+# cumulative stage buckets, as workers before shared/jobstats.py kept them (still read)
 STAGES_KEY = f"{PREFIX}stats:stages"
 WORKER_PREFIX = f"{PREFIX}worker:"
 HEARTBEAT_TTL = 30
-
-
-def record_job(
-    client: Any,
-    model: str,
-    status: str,
-    timings: Mapping[str, float],
-    error_code: str | None = None,
-) -> None:
-    """Count a finished job (a failed one also by its error code) and add its stage
-    durations (seconds) to the histograms."""
-    pipe = client.pipeline(transaction=False)
-    pipe.hincrby(JOBS_KEY, f"{model}|{status}", 1)
-    if error_code:
-        pipe.hincrby(ERRORS_KEY, f"{model}|{error_code}", 1)
-    for stage, seconds in timings.items():
-        for bound in STAGE_BUCKETS:
-            if seconds <= bound:
-                pipe.hincrby(STAGES_KEY, f"{stage}|{bound}", 1)
-        pipe.hincrby(STAGES_KEY, f"{stage}|+Inf", 1)
-        pipe.hincrbyfloat(STAGES_KEY, f"{stage}|sum", seconds)
-    pipe.execute()
 
 
 def record_webhook(client: Any, event: str, outcome: str) -> None:
@@ -128,18 +110,55 @@ def serves_fast(client: Any) -> bool | None:
 
 
 def read_stats(client: Any) -> dict[str, dict[str, float]]:
+    """Every counter workers recorded: the folded hashes plus each process's totals, with
+    the stage histograms as Prometheus' cumulative buckets (``stage|bound``)."""
     pipe = client.pipeline(transaction=False)
     for key in (JOBS_KEY, STAGES_KEY, WEBHOOKS_KEY, ERRORS_KEY, RETRIES_KEY):
         pipe.hgetall(key)
-    jobs, stages, hooks, errors, retries = pipe.execute()
+    pipe.hgetall(jobstats.BINS_KEY)
+    pipe.hgetall(jobstats.PROCS_KEY)
+    jobs, stages, hooks, errors, retries, folded, procs = pipe.execute()
 
-    def text(value: Any) -> str:
-        return value.decode() if isinstance(value, bytes) else str(value)
+    def numbers(values: Mapping[Any, Any]) -> dict[str, float]:
+        return {text(k): float(v) for k, v in values.items()}
 
+    totals = {"jobs": numbers(jobs), "errors": numbers(errors), "bins": {}, "sums": {}}
+    for key, value in numbers(folded).items():
+        stage, _, part = key.partition("|")
+        if part == "sum":
+            totals["sums"][stage] = value
+        else:
+            totals["bins"][key] = value
+    for raw in procs.values():
+        for part, values in jobstats.decode(text(raw)).items():
+            for key, value in values.items():
+                totals[part][key] = totals[part].get(key, 0.0) + float(value)
     return {
-        "jobs": {text(k): float(v) for k, v in jobs.items()},
-        "stages": {text(k): float(v) for k, v in stages.items()},
-        "webhooks": {text(k): float(v) for k, v in hooks.items()},
-        "errors": {text(k): float(v) for k, v in errors.items()},
-        "retries": {text(k): float(v) for k, v in retries.items()},
+        "jobs": totals["jobs"],
+        "stages": jobstats.cumulative(numbers(stages), totals["bins"], totals["sums"]),
+        "webhooks": numbers(hooks),
+        "errors": totals["errors"],
+        "retries": numbers(retries),
     }
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def fold(client: Any, fields: list[str]) -> int:
+    """Add these process fields' totals to the shared hashes and remove them (one step)."""
+    if not fields:
+        return 0
+    keys = [jobstats.PROCS_KEY, JOBS_KEY, ERRORS_KEY, jobstats.BINS_KEY]
+    return int(client.register_script(jobstats.FOLD)(keys=keys, args=fields))
+
+
+def fold_stale(client: Any, now: float | None = None) -> int:
+    """Fold the fields of processes that died without stopping (shared/jobstats.py)."""
+    procs = {text(k): text(v) for k, v in client.hgetall(jobstats.PROCS_KEY).items()}
+    if not procs:
+        return 0
+    alive = {str(worker["id"]) for worker in workers(client)}
+    stale = jobstats.stale_fields(procs, alive, time.time() if now is None else now)
+    return fold(client, stale)

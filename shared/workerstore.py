@@ -41,13 +41,9 @@ class WorkerStore(JobStore, Protocol):
     fails (shared/redis_errors.py)."""
 
     # -- telemetry, webhooks, custom models ---------------------------------------------
-    def record_job(
-        self,
-        model: str,
-        status: str,
-        timings: Mapping[str, float],
-        error_code: str | None = None,
-    ) -> None: ...
+    # (finished jobs are counted by the transition itself: shared/jobstats.py)
+    def fold_metrics(self, fields: list[str]) -> int: ...
+    def fold_stale_metrics(self) -> int: ...
     def record_retry(self, reason: str) -> None: ...
     def record_webhook(self, event: str, outcome: str) -> None: ...
     def heartbeat(self, worker_id: str, info: Mapping[str, Any]) -> None: ...
@@ -99,14 +95,14 @@ class RedisWorkerStore(SweepState, FairState, CustomLineState, RedisStore):
         return cls(store.r, store.retention)
 
     @translated
-    def record_job(
-        self,
-        model: str,
-        status: str,
-        timings: Mapping[str, float],
-        error_code: str | None = None,
-    ) -> None:
-        telemetry.record_job(self.r, model, status, timings, error_code=error_code)
+    def fold_metrics(self, fields: list[str]) -> int:
+        """Fold these worker processes' metric totals into the shared counters."""
+        return telemetry.fold(self.r, fields)
+
+    @translated
+    def fold_stale_metrics(self) -> int:
+        """Fold the totals of worker processes that died without stopping."""
+        return telemetry.fold_stale(self.r)
 
     @translated
     def record_retry(self, reason: str) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.errors import ProcessingFailed
 from shared.ids import now_iso
+from shared.jobstats import TALLY
 from shared.store import Transition
 from worker import webhooks
 
@@ -39,19 +40,29 @@ def finish(
     *,
     model: str = "unknown",
     timings: dict[str, float] | None = None,
+    record: dict[str, Any] | None = None,
     **fields: Any,
 ) -> Transition:
-    """Record a terminal state (from processing or queued) and announce it."""
-    done = ctx.store.transition(
-        job_id, status, ("processing", "queued"), finished_at=now_iso(), **fields
-    )
+    """Record a terminal state (from processing or queued) and announce it.
+
+    The job counts in this process's metrics in the same step (shared/jobstats.py);
+    ``record``, the job as read before, saves reading it again."""
+    code = (fields.get("error") or {}).get("code")
+    with TALLY.lock:
+        totals = TALLY.plus(model, status, timings or {}, error_code=code)
+        done = ctx.store.transition(
+            job_id,
+            status,
+            ("processing", "queued"),
+            record=record,
+            stats=(TALLY.id, TALLY.encode(totals)),
+            finished_at=now_iso(),
+            **fields,
+        )
+        if done.applied:
+            TALLY.commit(totals)
     if done.applied:
-        try:
-            code = (fields.get("error") or {}).get("code")
-            ctx.store.record_job(model, status, timings or {}, error_code=code)
-        except Exception:  # noqa: BLE001 - metrics never fail a job
-            log.warning("could not record job metrics", extra={"job_id": job_id})
-        announce(ctx, job_id, status, done)
+        announce(ctx, job_id, status, done, record)
     return done
 
 
@@ -64,7 +75,7 @@ def fail_after_worker_loss(ctx: WorkerContext, job: dict[str, Any]) -> bool:
     attempts = job.get("attempts") or 0
     model = str((job.get("options") or {}).get("model", "unknown"))
     error = ProcessingFailed(f"processing stopped {attempts} times without finishing")
-    done = finish(ctx, job["id"], "failed", model=model, error=error.to_job_error())
+    done = finish(ctx, job["id"], "failed", model=model, record=job, error=error.to_job_error())
     if done.applied:
         log.error(
             "job failed after repeated worker loss",
@@ -94,6 +105,12 @@ def reannounce(ctx: WorkerContext, job: dict[str, Any]) -> None:
         webhooks.after_job_finished(ctx, job["id"], job["status"], completed)
 
 
-def announce(ctx: WorkerContext, job_id: str, status: str, done: Transition) -> None:
+def announce(
+    ctx: WorkerContext,
+    job_id: str,
+    status: str,
+    done: Transition,
+    record: dict[str, Any] | None = None,
+) -> None:
     """Queue the webhook deliveries this state change calls for."""
-    webhooks.after_job_finished(ctx, job_id, status, done.batch_completed)
+    webhooks.after_job_finished(ctx, job_id, status, done.batch_completed, record)

@@ -157,6 +157,11 @@ class Scheduler(threading.Thread):
             self.reconciler.reconcile()
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
             log.warning("reconcile pass failed: %s", exc)
+        try:
+            # metric totals of processes that died without stopping (shared/jobstats.py)
+            self.store.fold_stale_metrics()
+        except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+            log.warning("metric fold failed: %s", exc)
         return taken
 
     def _sweep_processing(self) -> int:

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from shared import tasks as contract
@@ -23,6 +23,7 @@ from shared.errors import (
     UploadNotFound,
 )
 from shared.ids import now_iso
+from shared.jobstats import TALLY
 from shared.keys import output_key
 from shared.netguard import fetch
 from shared.options import parse_options
@@ -61,6 +62,24 @@ def register(app: Celery) -> None:
         name=contract.DELIVER_WEBHOOK, bind=True, acks_late=True, max_retries=TRANSIENT_RETRIES
     )(webhooks.deliver_webhook)
     app.task(name=contract.ANNOUNCE, acks_late=True)(announce_finished)
+    # a process's metric totals join the shared counters when it stops (pool children
+    # on their way out, a solo worker at its shutdown): shared/jobstats.py
+    signals.worker_process_shutdown.connect(fold_metrics, weak=False)
+    signals.worker_shutdown.connect(fold_metrics, weak=False)
+
+
+def fold_metrics(**_: Any) -> None:
+    """Fold this process's metric totals into the shared counters (never raises: if
+    Redis does not answer, the totals stay in their field, still counted)."""
+    with TALLY.lock:
+        if not any(TALLY.totals.values()):
+            return
+        try:
+            context.get().store.fold_metrics([TALLY.id])
+        except Exception:  # noqa: BLE001 - a process on its way out
+            log.warning("metric totals not folded; they stay counted under %s", TALLY.id)
+            return
+        TALLY.folded()
 
 
 def announce_finished(job_id: str, status: str, batch_completed: bool) -> None:
@@ -139,6 +158,7 @@ def _claim(ctx: context.WorkerContext, job_id: str) -> dict[str, Any] | str:
         job_id,
         "processing",
         ("queued", "processing"),
+        record=job,
         attempts="+1",
         started_at=now_iso(),
         # Celery kills the run at the hard limit: past this, the sweeper re-queues the job
@@ -198,7 +218,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
             hand_back(ctx, job_id, exc)
         if exc.transient and task.request.retries < TRANSIENT_RETRIES:
             raise _RetryStarted(exc) from exc
-        finish(ctx, job_id, "failed", model=model, error=exc.to_job_error())
+        finish(ctx, job_id, "failed", model=model, record=job, error=exc.to_job_error())
         log.info("job failed", extra={**fields, "error": exc.code})
         return "failed"
     except SoftTimeLimitExceeded as exc:
@@ -214,7 +234,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
                 raise _RetryStarted(error) from None
         else:
             error = ProcessingTimeout(f"processing took longer than {settings.task_time_limit}s")
-        finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
+        finish(ctx, job_id, "failed", model=model, record=job, error=error.to_job_error())
         log.info("job failed", extra={**fields, "error": error.code})
         return "failed"
     except Exception as exc:
@@ -224,9 +244,9 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         # a bug or an input the engine chokes on: fail this job, keep the worker
         log.exception("unexpected error while processing", extra=fields)
         error = ProcessingFailed("processing failed unexpectedly")
-        finish(ctx, job_id, "failed", model=model, error=error.to_job_error())
+        finish(ctx, job_id, "failed", model=model, record=job, error=error.to_job_error())
         return "failed"
-    _succeeded(ctx, job_id, model, key, result, timings)
+    _succeeded(ctx, job, model, key, result, timings)
     log.info("job succeeded", extra={**fields, **_took(begin, timings)})
     return "succeeded"
 
@@ -240,7 +260,7 @@ def _took(begin: float, timings: dict[str, float]) -> dict[str, Any]:
 
 def _succeeded(
     ctx: context.WorkerContext,
-    job_id: str,
+    job: dict[str, Any],
     model: str,
     key: str,
     result: Result,
@@ -248,6 +268,7 @@ def _succeeded(
 ) -> None:
     """Record the outcome: the stored result's location, size, subject and quality (its
     score also enters the batch's review count and score order, in the same step)."""
+    job_id = job["id"]
     scored = quality_fields(result.quality, ctx.settings.review_below)
     extra: dict[str, Any] = {}
     if scored is not None:
@@ -258,6 +279,7 @@ def _succeeded(
         "succeeded",
         model=model,
         timings=timings,
+        record=job,
         **extra,
         result={
             "url": f"/v1/jobs/{job_id}/result",

@@ -30,10 +30,15 @@ log = logging.getLogger("cutout.webhooks")
 
 
 def after_job_finished(
-    ctx: context.WorkerContext, job_id: str, status: str, batch_completed: bool
+    ctx: context.WorkerContext,
+    job_id: str,
+    status: str,
+    batch_completed: bool,
+    record: dict[str, Any] | None = None,
 ) -> None:
-    """Queue the events a job's terminal state calls for."""
-    job = ctx.store.get_job(job_id)
+    """Queue the events a job's terminal state calls for. ``record``: the job as read
+    before (its ``webhook`` and ``batch_id`` do not change), saving a round trip."""
+    job = record if record is not None else ctx.store.get_job(job_id)
     if job is None:
         return
     if job.get("webhook") and status in ("succeeded", "failed"):

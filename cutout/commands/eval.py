@@ -144,7 +144,12 @@ def handle(args: argparse.Namespace) -> int:
     from worker.engine import Engine, decode_image
 
     engine = None
-    models = sorted({m.options.model for m in methods if m.options is not None})
+    from worker.engine.quality import SECOND_MODEL
+
+    scored = [m.options for m in methods if m.options is not None]
+    # score=full's second opinion too: loaded now, not in the first photo's time
+    full = [SECOND_MODEL] if any(o.score == "full" for o in scored) else []
+    models = sorted({*(o.model for o in scored), *full})
     if models:
         threads = args.threads or settings.ort_threads or os.cpu_count() or 1
         try:

@@ -101,6 +101,10 @@ def create_app(
 
     for blueprint in (batches.bp, webhooks.bp):
         app.register_blueprint(blueprint)
+    # a job's input image, for the page's editor (api/job_input.py)
+    from api import job_input
+
+    app.register_blueprint(job_input.bp)
     # custom models (api/models.py): registration, listing, the submit-time model check
     from api import models
 

@@ -15,7 +15,12 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+    from worker.engine import Engine
+    from worker.eval.methods import Method
 
 
 def register(subparsers: Any) -> None:
@@ -141,22 +146,12 @@ def handle(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         return _fail(str(exc), 2)
 
-    from worker.engine import Engine, decode_image
+    from worker.engine import decode_image
 
-    engine = None
-    from worker.engine.quality import SECOND_MODEL
-
-    scored = [m.options for m in methods if m.options is not None]
-    # score=full's second opinion too: loaded now, not in the first photo's time
-    full = [SECOND_MODEL] if any(o.score == "full" for o in scored) else []
-    models = sorted({*(o.model for o in scored), *full})
-    if models:
-        threads = args.threads or settings.ort_threads or os.cpu_count() or 1
-        try:
-            engine = Engine(settings.model_home, threads=threads, device=settings.device)
-            engine.warm(models)
-        except CutoutError as exc:
-            return _fail(f"{exc.message} (fetch weights with: cutout models fetch)", 1)
+    try:
+        engine = _engine(methods, settings, args.threads)
+    except CutoutError as exc:
+        return _fail(f"{exc.message} (fetch weights with: cutout models fetch)", 1)
 
     from cutout.submit.progress import Progress
     from worker.eval.report import format_table, render_html
@@ -198,6 +193,24 @@ def handle(args: argparse.Namespace) -> int:
     if result.failed:
         return _fail(f"{result.failed} item result(s) failed; see the messages above", 1)
     return 0
+
+
+def _engine(methods: list[Method], settings: Settings, threads: int | None) -> Engine | None:
+    """The engine with every model the columns need loaded (None without a model column).
+    Raises CutoutError (weights missing, device unavailable)."""
+    from worker.engine import Engine
+    from worker.engine.quality import SECOND_MODEL
+
+    chosen = [m.options for m in methods if m.options is not None]
+    # score=full's second opinion too: loaded now, not in the first photo's time
+    full = [SECOND_MODEL] if any(o.score == "full" for o in chosen) else []
+    models = sorted({*(o.model for o in chosen), *full})
+    if not models:
+        return None
+    count = threads or settings.ort_threads or os.cpu_count() or 1
+    engine = Engine(settings.model_home, threads=count, device=settings.device)
+    engine.warm(models)
+    return engine
 
 
 def _write(path: Path, text: str) -> None:

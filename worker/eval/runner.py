@@ -182,30 +182,42 @@ def run_eval(
         if thumbs:
             pictures[index] = ItemThumbs(image=_jpeg_thumb(image), truth=_thumb(truth))
         for method in methods:
-            start = time.perf_counter()
-            try:
-                pred, quality = predict(method, image, engine)
-                if pred.shape != truth.shape:
-                    raise ValueError(f"prediction {pred.shape} differs from truth {truth.shape}")
-            except (CutoutError, OSError, ValueError) as exc:
-                message = f"{type(exc).__name__}: {exc}"
-                row["results"][method.name] = {"error": message}
-                note(method.name, message)
-            else:
-                seconds = time.perf_counter() - start
-                result: dict[str, Any] = evaluate(pred, truth)
-                result["seconds"] = round(seconds, 4)
-                if method.kind == "model":
-                    result.update(_quality_fields(quality, review_below))
-                row["results"][method.name] = result
-                if thumbs:
-                    pictures[index].predictions[method.name] = _thumb(pred)
+            result, pred = measure(method, image, truth, engine, review_below)
+            row["results"][method.name] = result
+            if pred is None:
+                note(method.name, result["error"])
+            elif thumbs:
+                pictures[index].predictions[method.name] = _thumb(pred)
             done += 1
             if progress:
                 progress(done, total)
     scored = {m.name: m.options.score for m in methods if m.kind == "model" and m.options}
     summary, by_category = aggregate(rows, [m.name for m in methods], scored, review_below)
     return EvalResult(methods, rows, summary, by_category, pictures, review_below)
+
+
+def measure(
+    method: Method,
+    image: Image.Image,
+    truth: np.ndarray,
+    engine: Renderer | None,
+    review_below: float,
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """One method on one item: (its row's result, the predicted alpha), or ({"error": …},
+    None) when it failed. A model column's result carries its quality fields."""
+    start = time.perf_counter()
+    try:
+        pred, quality = predict(method, image, engine)
+        if pred.shape != truth.shape:
+            raise ValueError(f"prediction {pred.shape} differs from truth {truth.shape}")
+    except (CutoutError, OSError, ValueError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}, None
+    seconds = time.perf_counter() - start
+    result: dict[str, Any] = evaluate(pred, truth)
+    result["seconds"] = round(seconds, 4)
+    if method.kind == "model":
+        result.update(_quality_fields(quality, review_below))
+    return result, pred
 
 
 def _quality_fields(quality: Quality | None, review_below: float) -> dict[str, Any]:

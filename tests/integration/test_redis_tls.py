@@ -6,6 +6,8 @@ client for a certificate signed by the CA (``--tls-auth-clients yes``) and has t
 default user off (clients log in as the ACL user ``cutout``); one SeaweedFS whose S3 also
 answers HTTPS with a certificate of the same CA. ``cutout up`` with both (so it starts
 neither) runs the real API and a real worker, and a job goes through to ``succeeded``.
+With records in a plain Redis and Celery's queues in the TLS one, the API's producer
+sends over TLS.
 A client that does not trust the server's CA is refused (the API answers 503, never 500),
 and a TLS file that does not exist is named before anything starts.
 """
@@ -24,6 +26,7 @@ import pytest
 import redis
 
 from cutout.stack import WeedPorts, free_port, port_open, s3_ready, weed_server
+from shared.brokerscan import job_of, queue_lists
 from shared.keys import output_key
 from shared.redis_errors import answers, connect
 from shared.settings import load_settings
@@ -178,6 +181,35 @@ def test_an_api_that_does_not_trust_the_servers_ca_answers_503_and_is_not_ready(
         assert problem["code"] == "unavailable"
         # the API's log and the answer say why: the server's certificate is not trusted
         assert problem["detail"].endswith("(TLS: certificate verify failed)"), problem
+
+
+def test_a_separate_broker_over_tls_carries_the_apis_tasks(
+    tls_redis: str,
+    tls_files: TlsFiles,
+    service_env: dict[str, str],
+    module_db: str,
+    tmp_path: Path,
+) -> None:
+    # records in a plain Redis, Celery's queues in the TLS one (a database no other test
+    # of this module consumes): the files apply to the rediss:// URL only
+    broker = tls_redis.removesuffix("/0") + "/1"
+    env = dict(service_env, **tls_settings(module_db, tls_files), CUTOUT_BROKER_URL=broker)
+    with running_api(env, tmp_path / "api.log") as api:
+        status, _, raw = http("GET", f"{api.url}/readyz")
+        assert status == 200, raw
+        assert json.loads(raw)["checks"]["broker"] == "ok"
+        body, ctype = multipart(
+            {"model": "u2netp"}, {"image": ("a.jpg", photo_bytes(), "image/jpeg")}
+        )
+        status, _, raw = http("POST", f"{api.url}/v1/jobs", body, {"Content-Type": ctype})
+        assert status == 202, raw
+        job_id = json.loads(raw)["id"]
+        # the API's Celery producer sent the task over TLS: it waits in the TLS broker
+        client = connect(str(load_settings(tls_settings(broker, tls_files)).redis_url))
+        waiting = [m for key in queue_lists("interactive") for m in client.lrange(key, 0, -1)]
+        assert [job_of(m) for m in waiting] == [job_id]
+        status, _, raw = http("GET", f"{api.url}/metrics")
+        assert 'cutout_queue_depth{queue="interactive"} 1.0' in raw.decode()
 
 
 def test_the_server_verifies_the_client_certificate_and_the_client_the_server(

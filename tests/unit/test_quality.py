@@ -115,16 +115,29 @@ def test_scores_stay_within_0_and_1_and_repeat_exactly() -> None:
             assert set(first.flags) <= set(quality.FLAGS)
 
 
-def test_the_photo_may_be_pil_any_size_or_the_model_input() -> None:
+def test_the_photo_may_be_pil_any_size_or_the_models_pixels() -> None:
     prob = disc()
     photo = photo_of(prob >= 0.5)
     big = Image.fromarray(photo).resize((960, 960), Image.Resampling.NEAREST)
-    batch = U2NetFamily.preprocess(Image.fromarray(photo))
-    scores = [quality.assess(prob[None, None], source).score for source in (photo, big, batch)]
+    small = U2NetFamily.shrink(big)
+    scores = [quality.assess(prob[None, None], source).score for source in (photo, big, small)]
     assert max(scores) - min(scores) < 0.05
+    # a PIL photo is shrunk exactly as the model's pixels are (the score's training data)
+    assert quality.assess(prob, big).features == quality.assess(prob, small).features
 
 
-def test_assess_with_runs_the_mirrored_second_opinion() -> None:
+def test_the_model_input_is_not_a_photo() -> None:
+    """rembg's input is divided by the photo's brightest pixel: read as a photo, a dim
+    photo's colours would be brightened and its colour features change (a job once
+    scored 4 of 44 composites differently from the fitted model this way)."""
+    prob = disc()
+    dim = (photo_of(prob >= 0.5).astype(np.float32) * 0.6).astype(np.uint8)
+    batch = U2NetFamily.normalise(dim)
+    with pytest.raises(ValueError, match="H×W×3"):
+        quality.assess(prob, batch)
+
+
+def test_the_second_opinion_is_the_mirrored_pass_mirrored_back() -> None:
     prob = disc(60, 0.4, 100, 160)  # off centre: the mirrored pass must be mirrored back
     photo = Image.fromarray(photo_of(prob >= 0.5))
     batch = U2NetFamily.preprocess(photo)
@@ -136,11 +149,12 @@ def test_assess_with_runs_the_mirrored_second_opinion() -> None:
         red = inputs[0, 0] > inputs[0, 2]
         return red[None, None].astype(np.float32)
 
-    result = quality.assess_with(prob[None, None], batch, infer)
+    second = quality.second_opinion(batch, infer)
+    result = quality.assess(prob[None, None], photo, second=second)
     assert seen == [quality.SECOND_MODEL]
     assert result.level == "full"
     assert result.features["agree_iou"] > 0.95
-    assert quality.assess_with(prob[None, None], batch, None).level == "basic"
+    assert quality.assess(prob[None, None], photo).level == "basic"
 
 
 def test_the_stored_model_loads_and_matches_the_features() -> None:

@@ -249,26 +249,38 @@ class Engine:
         return refine_probability(image, self._infer_model)
 
     def assess(
-        self, options: Options, image: Image.Image, output: np.ndarray, batch: np.ndarray | None
+        self,
+        options: Options,
+        image: Image.Image,
+        output: np.ndarray,
+        batch: np.ndarray | None,
+        small: np.ndarray | None = None,
     ) -> quality.Quality:
         """The quality of the cutout made from ``output`` (the model's raw first output, or
         refine's fused probability) of ``image``, at ``options.score``'s level; ``batch``
-        is the model's input when there was one. ``full`` adds the second opinion, a
-        built-in model's pass at 320×320 (the job's own batch when it has that size)."""
+        is the model's input when there was one, ``small`` the photo it was made from
+        (the family's ``shrink``: the pixels the score was fitted on; else ``image`` is
+        shrunk the same way). ``full`` adds the second opinion, a built-in model's pass at
+        320×320 (the job's own batch when it has that size)."""
         second = None
         if options.score == "full":
             u2 = batch if batch is not None and batch.shape[-2:] == (320, 320) else None
             u2 = U2NetFamily.preprocess(image) if u2 is None else u2
             second = quality.second_opinion(u2, self._infer_model)
-        return quality.assess(output, image if batch is None else batch, second=second)
+        return quality.assess(output, image if small is None else small, second=second)
 
     def _assessed(
-        self, options: Options, image: Image.Image, output: np.ndarray, batch: np.ndarray | None
+        self,
+        options: Options,
+        image: Image.Image,
+        output: np.ndarray,
+        batch: np.ndarray | None,
+        small: np.ndarray | None = None,
     ) -> quality.Quality | None:
         """:meth:`assess`, or None when it fails: an odd (custom) model's map gets no
         score, never a failed job."""
         try:
-            return self.assess(options, image, output, batch)
+            return self.assess(options, image, output, batch, small)
         except Exception:
             log.warning("could not score the cutout", exc_info=True)
             return None
@@ -296,16 +308,18 @@ class Engine:
         from, scored as :meth:`process` scores it (None when scoring failed), from one
         inference: what ``cutout eval`` measures."""
         colours: Image.Image | None = None
-        batch: np.ndarray | None = None
+        batch = small = None
         if options.refine:
             output = self._refine_probability(image)
             mask, colours = refine_image(image, output)
         else:
             loaded = self._loaded_for(options)
-            batch = loaded.family.preprocess(image)
+            small = loaded.family.shrink(image)
+            batch = loaded.family.normalise(small)
             output = self._infer_for(loaded, batch)
             mask = loaded.family.postprocess(output, image.size)
-        return compose(image, mask, options, colours), self._assessed(options, image, output, batch)
+        assessed = self._assessed(options, image, output, batch, small)
+        return compose(image, mask, options, colours), assessed
 
     def process(
         self,
@@ -339,20 +353,21 @@ class Engine:
         check_input(options, image.size, limits)
         t1 = clock()
         colours = None
-        batch = None
+        batch = small = None
         if loaded is None:  # refine: preprocessing is counted in inference
             t2 = t1
             output = self._refine_probability(image)
             t3 = clock()
             mask, colours = refine_image(image, output)
         else:
-            batch = loaded.family.preprocess(image)
+            small = loaded.family.shrink(image)
+            batch = loaded.family.normalise(small)
             t2 = clock()
             output = self._infer_for(loaded, batch)
             t3 = clock()
             mask = loaded.family.postprocess(output, image.size)
-        assessed = self._assessed(options, image, output, batch)
-        del output, batch
+        assessed = self._assessed(options, image, output, batch, small)
+        del output, batch, small
         t_score = clock()
         backdrop = None
         if background is not None:

@@ -30,10 +30,14 @@ class U2NetFamily:
     std: ClassVar[tuple[float, float, float]] = (0.229, 0.224, 0.225)
 
     @classmethod
-    def preprocess(cls, image: Image.Image) -> np.ndarray:
-        """The 1×3×H×W float32 model input for ``image`` (any mode Pillow converts to RGB)."""
+    def shrink(cls, image: Image.Image) -> np.ndarray:
+        """The photo as the model sees it: ``input_size`` RGB uint8 (H×W×3), LANCZOS."""
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        small = rgb.resize(cls.input_size, Image.Resampling.LANCZOS)
+        return np.asarray(rgb.resize(cls.input_size, Image.Resampling.LANCZOS))
+
+    @classmethod
+    def normalise(cls, small: np.ndarray) -> np.ndarray:
+        """The 1×3×H×W float32 model input for :meth:`shrink`'s pixels."""
         pixels = np.asarray(small, dtype=np.float32)
         # rembg: x / max(max(x), 1e-6), then (x - mean) / std per channel
         peak = max(float(pixels.max()), 1e-6)
@@ -43,6 +47,11 @@ class U2NetFamily:
         pixels -= mean
         pixels /= std
         return np.ascontiguousarray(pixels.transpose(2, 0, 1)[np.newaxis])
+
+    @classmethod
+    def preprocess(cls, image: Image.Image) -> np.ndarray:
+        """The 1×3×H×W float32 model input for ``image`` (any mode Pillow converts to RGB)."""
+        return cls.normalise(cls.shrink(image))
 
     @staticmethod
     def postprocess(output: np.ndarray, size: tuple[int, int]) -> Image.Image:

@@ -1,13 +1,13 @@
 """How likely a cutout is to be wrong: a score, flags and the features behind them.
 
 Computed from what a job already has: the model's raw first output (1×1×320×320 or
-320×320, before rembg's min-max normalisation and resize) and the photo (PIL, an H×W×3
-array of any size, or the model's own normalised input), optionally with a second
-opinion's raw map (``full``). One call::
+320×320, before rembg's min-max normalisation and resize) and the photo (PIL, or an H×W×3
+array: best the model's own 320×320 uint8 pixels, ``U2NetFamily.shrink``, which the score
+was fitted on; not the normalised model input, which rembg divides by the photo's
+brightest pixel), optionally with a second opinion's raw map (``full``). One call::
 
     quality = assess(output, photo)                       # basic
     quality = assess(output, photo, second=second_map)    # full
-    quality = assess_with(output, batch, infer)           # full, runs the second opinion
 
 ``Quality.score`` (0–1) is an estimate of the cutout's IoU against a perfect mask: a
 linear model over the features (:data:`BASIC` / :data:`FULL` names) and an isotonic
@@ -53,8 +53,6 @@ BASIC = (
     "colour_sep", "colour_conflict", "inside_mean",
 )  # fmt: skip
 AGREE = ("agree_iou", "agree_mad")
-_MEAN = np.asarray(((0.485, 0.456, 0.406),), np.float32)
-_STD = np.asarray(((0.229, 0.224, 0.225),), np.float32)
 _K3 = np.ones((3, 3), np.uint8)
 
 
@@ -81,18 +79,19 @@ def normalised(output: np.ndarray) -> np.ndarray:
 
 
 def photo_pixels(photo: Any, shape: tuple[int, int]) -> np.ndarray:
-    """The photo as an ``shape`` (h, w) × 3 float32 array in 0..1: from a PIL image, an
-    H×W×3 array (uint8, or floats in 0..1; any size) or the model's N×3×H×W input."""
+    """The photo as an ``shape`` (h, w) × 3 float32 array in 0..1: from a PIL image or an
+    H×W×3 array (uint8, or floats in 0..1; any size)."""
     if isinstance(photo, Image.Image):
+        # LANCZOS, as the model's input is made: the pixels the score was fitted on
         rgb = photo if photo.mode == "RGB" else photo.convert("RGB")
         if rgb.size != (shape[1], shape[0]):
-            rgb = rgb.resize((shape[1], shape[0]), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            rgb = rgb.resize((shape[1], shape[0]), Image.Resampling.LANCZOS)
         return np.asarray(rgb, np.float32) / 255.0
     source = np.asarray(photo)
     pixels = source.astype(np.float32)
-    if pixels.ndim == 4:  # the model's input: undo rembg's ImageNet normalisation
-        pixels = pixels[0].transpose(1, 2, 0) * _STD + _MEAN
-    elif source.dtype == np.uint8:
+    if pixels.ndim != 3:
+        raise ValueError(f"a photo is H×W×3, got shape {pixels.shape}")
+    if source.dtype == np.uint8:
         pixels /= 255.0
     pixels = np.ascontiguousarray(pixels[..., :3], np.float32)
     if pixels.shape[:2] != shape:
@@ -294,10 +293,3 @@ def second_opinion(batch: np.ndarray, infer: Infer) -> np.ndarray:
     mirrored photo, mirrored back."""
     mirrored = np.ascontiguousarray(batch[..., ::-1])
     return np.asarray(infer(SECOND_MODEL, mirrored))[0, 0, :, ::-1]
-
-
-def assess_with(output: np.ndarray, batch: np.ndarray, infer: Infer | None) -> Quality:
-    """:func:`assess` from the model input ``batch`` alone: ``full`` when ``infer`` is
-    given (it runs the second opinion), ``basic`` otherwise."""
-    second = second_opinion(batch, infer) if infer is not None else None
-    return assess(output, batch, second=second)

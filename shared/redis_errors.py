@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import redis
 
+from shared import sentinel
 from shared.errors import Unavailable
 
 #: the default name a message gives the Redis it could not reach
@@ -45,19 +47,28 @@ def _tls_reason(exc: Exception) -> str:
 
 
 def connect(url: str, *, health_check_interval: int = 0) -> redis.Redis:
-    """A ``decode_responses`` client of ``url`` with our socket timeouts (connects lazily)."""
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        health_check_interval=health_check_interval,
-    )
+    """A ``decode_responses`` client of ``url`` with our socket timeouts (connects lazily).
+
+    A ``sentinel://`` URL gives a client of the primary its Sentinels name
+    (shared/sentinel.py): after a failover it reconnects to the new one."""
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": 10,
+        "socket_connect_timeout": 5,
+        "health_check_interval": health_check_interval,
+    }
+    if sentinel.is_sentinel(url):
+        return sentinel.client(url, **options)
+    return redis.Redis.from_url(url, **options)
 
 
 def answers(url: str, timeout: float = 1.0) -> bool:
     """Whether the Redis at ``url`` answers a PING within ``timeout`` seconds."""
-    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if sentinel.is_sentinel(url):
+        client = sentinel.client(url, **options)
+    else:
+        client = redis.Redis.from_url(url, **options)
     try:
         return bool(client.ping())
     except redis.RedisError:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from shared import tls
+from shared import sentinel, tls
 
 PREFIX = "CUTOUT_"
 DEVICES = ("cpu", "cuda")
@@ -199,6 +199,9 @@ class Settings:
     data_dir: Path = Path(".cutout")
     redis_url: str | None = None
     broker_url: str | None = None  # Celery's queues; unset: the same Redis as redis_url
+    # sentinel:// URLs (shared/sentinel.py): the primary's name, the Sentinels' password
+    redis_master_name: str | None = None
+    redis_sentinel_password: str | None = None
     s3_endpoint_url: str | None = None
     s3_bucket: str = "cutout"
     s3_region: str = "us-east-1"
@@ -306,7 +309,7 @@ def _unit_interval(text: str) -> float:
 
 
 # variables whose value is never repeated in an error message
-_SECRET = frozenset({"API_KEYS"})
+_SECRET = frozenset({"API_KEYS", *sentinel.SECRET})
 
 # variable suffix → (field, parser)
 _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -319,6 +322,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "S3_BUCKET": ("s3_bucket", _bucket),
     "S3_REGION": ("s3_region", str.strip),
     **tls.PARSERS,
+    **sentinel.PARSERS,
     "MODEL_HOME": ("model_home", _folder),
     "API_KEYS": ("api_keys", parse_api_keys),
     "AUTH": ("auth", _choice("auto", "on", "off")),
@@ -389,6 +393,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     settings = Settings(**values)
     problems += tls.file_problems(settings, env)  # the files are PEM, a key has its cert
     settings = tls.with_tls_urls(settings)  # the TLS files in the query of rediss:// URLs
+    problems += sentinel.problems(settings, env)  # a sentinel:// URL has its primary's name
+    settings = sentinel.with_sentinel_urls(settings)  # which it carries in its query
     from shared.options import MODELS
 
     unknown = [m for m in settings.models if m not in MODELS]

@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
+from shared import sentinel
 from shared.settings import Settings
 
 PROCESS_JOB = "cutout.process_job"
@@ -33,6 +34,17 @@ QUEUES = (INTERACTIVE, WEBHOOKS, BULK)
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     hard = settings.task_time_limit
+    config = _base_config(settings, hard)
+    broker = settings.effective_broker_url
+    if sentinel.is_sentinel(broker):
+        # kombu's Sentinel transport: it asks the Sentinels for the primary on each
+        # (re)connect, so the workers and the API follow a failover (docs/operations.md)
+        config["broker_url"] = sentinel.broker_url(str(broker))
+        config["broker_transport_options"].update(sentinel.transport_options(str(broker)))
+    return config
+
+
+def _base_config(settings: Settings, hard: int) -> dict[str, Any]:
     return {
         "broker_url": settings.effective_broker_url,
         "broker_connection_retry_on_startup": True,

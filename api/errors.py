@@ -29,6 +29,10 @@ from shared.errors import (
 log = logging.getLogger("cutout.api")
 
 PROBLEM_MIMETYPE = "application/problem+json"
+# Retry-After of a 503 that sets none itself: a backing service that does not answer
+# (Redis failing over to its replica: down-after-milliseconds, 5 s in deploy/, plus about
+# a second of election; docs/operations.md) is usually back within this many seconds
+UNAVAILABLE_RETRY_AFTER = 5
 
 
 class JobRunning(CutoutError):
@@ -53,6 +57,8 @@ def problem_response(error: CutoutError, headers: Mapping[str, str] | None = Non
     response = Response(json.dumps(body), status=error.status, mimetype=PROBLEM_MIMETYPE)
     for name, value in {**(getattr(error, "headers", None) or {}), **(headers or {})}.items():
         response.headers[name] = value
+    if error.status == 503 and "Retry-After" not in response.headers:
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     return response
 
 

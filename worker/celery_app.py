@@ -18,7 +18,7 @@ from celery import Celery, signals
 from shared import tasks as contract
 from shared.settings import Settings
 from shared.tasks import make_celery
-from worker import context, stops, tasks, warmup
+from worker import context, reconnect, stops, tasks, warmup
 from worker.health import Publisher, consumer_step
 from worker.scheduler import Scheduler
 
@@ -49,6 +49,8 @@ def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
     # liveness and readiness: the consumer touches the heartbeat file (when set) and
     # says in Redis that it consumes, while it consumes (worker/health.py)
     app.steps["consumer"].add(consumer_step(settings.worker_heartbeat_file, publisher))
+    # runs a broker connection loss cancelled go back to their queue on reconnection
+    app.steps["consumer"].add(reconnect.restore_step())
 
     # the child reports before it warms up (worker/warmup.py)
     app.conf.worker_proc_alive_timeout = warmup.PROC_ALIVE_TIMEOUT

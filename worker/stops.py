@@ -40,7 +40,7 @@ from celery.worker import state as worker_state
 from celery.worker.request import Request
 
 from shared.errors import CutoutError
-from worker import context
+from worker import context, reconnect
 
 if TYPE_CHECKING:
     from worker.context import WorkerContext
@@ -141,6 +141,14 @@ def refund_lost_run(ctx: WorkerContext, job_id: str, cause: str) -> bool:
 class StopAwareRequest(Request):  # type: ignore[misc]
     """Celery's request, in the worker's main process, for job runs: a run whose child
     was lost during a stop is handed back before Celery requeues its message."""
+
+    def cancel(self, pool: Any, signal: Any = None, emit_retry: bool = True) -> Any:
+        # Celery cancels a late-acknowledged run when the broker connection is lost (or
+        # at a shutdown): its message goes back once the consumer reconnects
+        # (worker/reconnect.py; a shutdown's channel close restores it first)
+        if self.task.acks_late and not self.acknowledged:
+            reconnect.note_cancelled(getattr(self.message, "delivery_tag", None))
+        return super().cancel(pool, signal, emit_retry=emit_retry)
 
     def on_failure(
         self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False

@@ -14,14 +14,19 @@
 //     (so that the API key header is sent) for the preview and the download link.
 //  4. Shows each result's quality score and flags (quality.js, an ES module: this file is
 //     one too, and api/web.py versions the import with quality.js's content hash).
+//  5. "Edit the cutout" opens the editor (editor.js) on the selected result; a batch's
+//     review list has its own address, /#/batches/<id>/review (review.js). Requests go
+//     through http.js, which this file configures with the key and what a 401 does.
 import * as quality from "./quality.js";
+import { ApiError, api, configure as configureHttp, sleep, uploadTimeout } from "./http.js";
+import * as review from "./review.js";
+import * as editor from "./editor.js";
 
 (() => {
   const KEY_STORAGE = "cutout.apiKey";
   const POLL_FIRST_MS = 250;
   const POLL_MAX_MS = 2000;
   const POLL_GROWTH = 1.5;
-  const REQUEST_TIMEOUT_MS = 30000;
   const JOB_DEADLINE_MS = 10 * 60 * 1000; // stop waiting for a job after this long
   const OFFLINE_GIVE_UP_MS = 90 * 1000; // polling keeps retrying a lost connection this long
   const PARALLEL_UPLOADS = 3;
@@ -43,7 +48,7 @@ import * as quality from "./quality.js";
     resultStage: $("result-stage"), resultImg: $("result-img"), resultMeta: $("result-meta"),
     resultProgress: $("result-progress"), resultProgressText: $("result-progress-text"),
     resultError: $("result-error"),
-    actions: $("actions"), download: $("download"), downloadAll: $("download-all"), clear: $("clear"),
+    actions: $("actions"), download: $("download"), edit: $("edit"), downloadAll: $("download-all"), clear: $("clear"),
     items: $("items"), itemTemplate: $("item-template"),
     options: $("options"), apply: $("apply"),
     model: $("model"), format: $("format"), formatHint: $("format-hint"),
@@ -71,86 +76,6 @@ import * as quality from "./quality.js";
   };
 
   // ---------------------------------------------------------------------------------
-  // HTTP
-
-  class ApiError extends Error {
-    constructor(message, { kind = "http", status = 0, code = "", item = null } = {}) {
-      super(message);
-      this.kind = kind; // http | network | timeout | client
-      this.status = status;
-      this.code = code;
-      this.item = item; // a batch problem names the item by index
-    }
-    get transient() {
-      return this.kind === "network" || this.kind === "timeout" ||
-        this.status === 429 || this.status === 502 || this.status === 503 || this.status === 504;
-    }
-  }
-
-  function sleep(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-  }
-
-  function uploadTimeout(bytes) {
-    // 30 s plus one second per 100 kB: generous for slow links, still an end
-    return REQUEST_TIMEOUT_MS + Math.ceil(bytes / 100000) * 1000;
-  }
-
-  async function problemOf(response) {
-    let body = null;
-    const type = response.headers.get("Content-Type") || "";
-    if (type.includes("json")) {
-      try { body = await response.json(); } catch (_) { body = null; }
-    }
-    const message = (body && (body.detail || body.title)) ||
-      `The server answered ${response.status} ${response.statusText || ""}`.trim();
-    return new ApiError(message, {
-      status: response.status,
-      code: (body && body.code) || "",
-      item: body && Number.isInteger(body.item) ? body.item : null,
-    });
-  }
-
-  // fetch with the API key, a timeout and errors as ApiError; `as`: json | blob | none
-  async function api(path, { method = "GET", body, json, as = "json", timeout = REQUEST_TIMEOUT_MS } = {}) {
-    const headers = new Headers();
-    if (state.key) headers.set("Authorization", `Bearer ${state.key}`);
-    if (json !== undefined) {
-      headers.set("Content-Type", "application/json");
-      body = JSON.stringify(json);
-    }
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeout);
-    try {
-      let response;
-      try {
-        response = await fetch(path, { method, body, headers, signal: controller.signal, cache: "no-store" });
-      } catch (_) {
-        throw controller.signal.aborted
-          ? new ApiError(`The server did not answer within ${Math.round(timeout / 1000)} seconds.`, { kind: "timeout" })
-          : new ApiError("Cannot reach the Cutout server. Check your network connection.", { kind: "network" });
-      }
-      if (!response.ok) {
-        const error = await problemOf(response);
-        if (response.status === 401) askForKey(error.message);
-        throw error;
-      }
-      setOffline(false);
-      if (as === "json") return await response.json();
-      if (as === "blob") return await response.blob();
-      return response;
-    } catch (error) {
-      if (error instanceof ApiError) throw error;
-      // the body was cut off while reading
-      throw controller.signal.aborted
-        ? new ApiError(`The server did not answer within ${Math.round(timeout / 1000)} seconds.`, { kind: "timeout" })
-        : new ApiError("The connection to the server was lost.", { kind: "network" });
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  // ---------------------------------------------------------------------------------
   // API key (only when the server asks for one)
 
   function showKeyForm(message) {
@@ -172,7 +97,7 @@ import * as quality from "./quality.js";
     state.key = key.trim();
     if (state.key) sessionStorage.setItem(KEY_STORAGE, state.key);
     else sessionStorage.removeItem(KEY_STORAGE);
-    await loadInfo();
+    if (await loadInfo()) review.ready();
   }
 
   // ---------------------------------------------------------------------------------
@@ -466,6 +391,7 @@ import * as quality from "./quality.js";
       if (run !== state.run) return;
       if (item.resultUrl) URL.revokeObjectURL(item.resultUrl);
       item.resultUrl = URL.createObjectURL(blob);
+      item.resultBlob = blob; // the editor reads the mask from it
       const format = (job.options && job.options.format) || "png";
       item.resultName = `${item.stem}-cutout.${EXTENSIONS[format] || "png"}`;
       item.seconds = (performance.now() - item.startedAt) / 1000;
@@ -776,6 +702,7 @@ import * as quality from "./quality.js";
         el.download.removeAttribute("aria-disabled");
         el.download.removeAttribute("tabindex");
         el.download.textContent = `Download ${FORMAT_LABELS[item.job.options.format] || ""}`.trim();
+        el.edit.hidden = false;
       } else {
         el.resultNote.hidden = true;
         // keep a previous result visible (dimmed by the progress layer) while working
@@ -785,6 +712,7 @@ import * as quality from "./quality.js";
         el.download.setAttribute("aria-disabled", "true");
         el.download.setAttribute("tabindex", "-1");
         el.download.textContent = "Download";
+        el.edit.hidden = true;
       }
     } else {
       el.originalImg.removeAttribute("src");
@@ -877,6 +805,22 @@ import * as quality from "./quality.js";
     if (current.length !== shown.length || shown.some((node, i) => node !== current[i])) {
       el.items.replaceChildren(...shown);
     }
+  }
+
+  // the editor on the selected result; Save makes a new version, shown here too
+  function editSelected() {
+    const item = state.selected;
+    if (!item || item.status !== "succeeded" || !item.job) return;
+    editor.open({
+      job: item.job, file: item.file, resultBlob: item.resultBlob || null, name: item.name,
+      onSaved: (job, blob) => {
+        item.job = job;
+        if (item.resultUrl) URL.revokeObjectURL(item.resultUrl);
+        item.resultUrl = URL.createObjectURL(blob);
+        item.resultBlob = blob;
+        render();
+      },
+    });
   }
 
   function select(item) {
@@ -1004,6 +948,7 @@ import * as quality from "./quality.js";
     });
     el.clear.addEventListener("click", startOver);
     el.downloadAll.addEventListener("click", downloadAll);
+    el.edit.addEventListener("click", editSelected);
     quality.bindView(() => renderList());
 
     el.keyForm.addEventListener("submit", (event) => {
@@ -1019,8 +964,14 @@ import * as quality from "./quality.js";
     window.addEventListener("online", () => { if (state.offline) setOffline(false); });
   }
 
+  configureHttp({
+    key: () => state.key,
+    onUnauthorized: askForKey,
+    onAnswer: () => setOffline(false),
+  });
   bind();
   syncOptionControls();
   render();
-  loadInfo();
+  review.start();
+  loadInfo().then((ok) => { if (ok) review.ready(); });
 })();

@@ -111,3 +111,35 @@ def test_the_score_option_is_in_the_advanced_options() -> None:
     assert '<select id="score" name="score"' in advanced
     assert re.search(r'<option value="basic">', advanced)
     assert re.search(r'<option value="full">[^<]*second model', advanced)
+
+
+def test_each_module_is_one_instance_and_every_import_resolves() -> None:
+    """The editor and review list are modules of their own (issue 27). A module imported
+    under two different ``?v=`` URLs would run twice with separate state (http.js's API
+    key would be set in one copy only), so every importer must name the same URL; each
+    import names a file in api/static, and the imports form no cycle."""
+    imports = re.compile(r"""\bfrom\s*["']\./([\w.-]+\.js)\?v=(\w+)["']""")
+    urls: dict[str, set[str]] = {}
+    graph: dict[str, set[str]] = {}
+    for path in sorted(STATIC.glob("*.js")):
+        source = path.read_text()
+        written = set(re.findall(r"""\bfrom\s*["']\./([\w.-]+\.js)["']""", source))
+        served = (web.asset(path.name) or b"").decode()
+        found = imports.findall(served)
+        assert {name for name, _ in found} == written, path.name
+        for name, digest in found:
+            assert (STATIC / name).is_file(), (path.name, name)
+            urls.setdefault(name, set()).add(digest)
+        graph[path.name] = written
+    assert {"editor.js", "review.js", "http.js"} <= set(urls)
+    assert all(len(digests) == 1 for digests in urls.values()), urls
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        assert name not in chain, (*chain, name)
+        for child in graph.get(name, ()):
+            visit(child, (*chain, name))
+
+    visit("app.js", ())
+    # app.js is the page's entry and stays its only script tag
+    page = (STATIC / "index.html").read_text()
+    assert re.findall(r"<script[^>]*>", page) == ['<script type="module" src="/static/app.js">']

@@ -1,0 +1,275 @@
+"""The batch review list and the cutout editor (issue 27), in Chromium against the real
+API + worker (keys on, u2netp, small photos).
+
+A shop's tool links the review list by URL: the page asks for the API key, lists the
+batch's cutouts worst first with thumbnails, and opens the worst in the editor. There a
+stroke of the erase brush over the subject and one of the restore brush over the backdrop
+(drawn with the mouse, the second after zooming in), a third stroke undone, then Save:
+the mask the page sends is 0 inside the erase stroke, 255 inside the restore stroke and
+untouched where the undone stroke was; the worker's new version keeps the job's canvas
+and background colour, showing the colour where the subject was erased and the photo
+where it was restored. A second test lays the review list and the editor out at 375 px.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from tests.e2e.conftest import API_KEY
+from tests.e2e.test_web import no_console_errors
+from tests.integration.conftest import ApiProcess
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+W, H = 240, 180
+BACKDROP = (214, 218, 224)
+SUBJECT = (196, 48, 36)
+BG_COLOR = "#1f4fe0"
+CANVAS = (260, 200)
+FILL = 0.9
+ERASE = ((112, 80), (140, 100))  # a stroke through the middle of the subject
+UNDONE = ((100, 112), (130, 112))  # erased, then undone
+RESTORE = ((22, 20), (40, 20))  # a stroke over the backdrop, top left
+READY = "() => document.getElementById('editor').dataset.state === 'ready'"
+
+
+def photo(seed: int) -> bytes:
+    """A red ellipse on a plain light backdrop (its size varies a little with ``seed``)."""
+    pixels = np.full((H, W, 3), BACKDROP, np.uint8)
+    yy, xx = np.mgrid[:H, :W]
+    pixels[(xx - 125) ** 2 / (62 + seed) ** 2 + (yy - 98) ** 2 / 50**2 < 1] = SUBJECT
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+def submit_batch(api: ApiProcess) -> str:
+    options = {
+        "model": "u2netp",
+        "bg_color": BG_COLOR,
+        "canvas": f"{CANVAS[0]}x{CANVAS[1]}",
+        "fill": FILL,
+    }
+    files = [("images", (f"photo-{i}.png", photo(i), "image/png")) for i in range(2)]
+    response = requests.post(
+        f"{api.url}/v1/batches",
+        headers=AUTH,
+        files=files,
+        data={"options": json.dumps(options)},
+        timeout=60,
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def job(api: ApiProcess, job_id: str) -> dict[str, Any]:
+    response = requests.get(f"{api.url}/v1/jobs/{job_id}", headers=AUTH, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def batch(api_server_with_keys: ApiProcess) -> str:
+    """A finished batch of two photos with a background colour and a canvas."""
+    batch_id = submit_batch(api_server_with_keys)
+    for _ in range(600):
+        got = requests.get(
+            f"{api_server_with_keys.url}/v1/batches/{batch_id}", headers=AUTH, timeout=30
+        )
+        counts = got.json()["counts"]
+        if counts["succeeded"] + counts["failed"] == counts["total"]:
+            assert counts["succeeded"] == 2, counts
+            return batch_id
+        time.sleep(0.2)
+    raise AssertionError("the batch did not finish")
+
+
+def open_review(open_page: Any, api: ApiProcess, batch_id: str, **size: int) -> Any:
+    """The review list by its URL, the key given when the page asks for it."""
+    session = open_page(f"{api.url}/#/batches/{batch_id}/review?show=all", **size)
+    page = session.page
+    page.get_by_label("API key").fill(API_KEY)
+    page.get_by_role("button", name="Use key").click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('#review-list .item img[src]').length === 2"
+    )
+    return session
+
+
+def to_page(page: Any, x: float, y: float) -> tuple[float, float]:
+    """A point of the photo where the editor shows it on the screen."""
+    box = page.locator("#editor-canvas").bounding_box()
+    return box["x"] + x * box["width"] / W, box["y"] + y * box["height"] / H
+
+
+def stroke(page: Any, start: tuple[int, int], end: tuple[int, int]) -> None:
+    page.mouse.move(*to_page(page, *start))
+    page.mouse.down()
+    for t in (0.25, 0.5, 0.75, 1.0):
+        x = start[0] + (end[0] - start[0]) * t
+        y = start[1] + (end[1] - start[1]) * t
+        page.mouse.move(*to_page(page, x, y))
+    page.mouse.up()
+
+
+def touch(page: Any, kind: str, x: float, y: float) -> None:
+    """A finger's pointer event on the editor's view."""
+    init = {"pointerId": 7, "pointerType": "touch", "isPrimary": True, "button": 0}
+    page.locator("#editor-view").dispatch_event(kind, {**init, "clientX": x, "clientY": y})
+
+
+def window(pixels: np.ndarray, x: float, y: float, r: int = 2) -> np.ndarray:
+    xi, yi = round(x), round(y)
+    return pixels[yi - r : yi + r + 1, xi - r : xi + r + 1]
+
+
+def on_canvas(subject: dict[str, int], x: float, y: float) -> tuple[float, float]:
+    """Where the photo's (x, y) lands on the job's canvas (worker/engine/compose.py:
+    the subject's box scaled to FILL of the canvas, centred)."""
+    bw, bh = subject["width"], subject["height"]
+    scale = min(FILL * CANVAS[0] / bw, FILL * CANVAS[1] / bh)
+    sw, sh = round(bw * scale), round(bh * scale)
+    left, top = (CANVAS[0] - sw) // 2, (CANVAS[1] - sh) // 2
+    return left + (x - subject["left"]) * sw / bw, top + (y - subject["top"]) * sh / bh
+
+
+def middle(segment: tuple[tuple[int, int], tuple[int, int]]) -> tuple[float, float]:
+    (x0, y0), (x1, y1) = segment
+    return (x0 + x1) / 2, (y0 + y1) / 2
+
+
+def test_review_list_to_editor_to_a_new_version(
+    api_server_with_keys: ApiProcess, open_page: Any, batch: str, shots: Path
+) -> None:
+    api = api_server_with_keys
+    session = open_review(open_page, api, batch)
+    page = session.page
+    # worst first: the list's order is the API's score order
+    listed = requests.get(
+        f"{api.url}/v1/batches/{batch}/jobs?order=score", headers=AUTH, timeout=30
+    ).json()["items"]
+    shown = page.locator("#review-list .item").evaluate_all(
+        "items => items.map(i => i.dataset.jobId)"
+    )
+    assert shown == [j["id"] for j in listed]
+    assert "Review batch" in page.locator("#review-title").inner_text()
+    session.shot("review-list")
+
+    page.locator("#review-list .item-select").first.click()
+    page.wait_for_function(READY)
+    editor = page.locator("#editor")
+    job_id = editor.get_attribute("data-job-id")
+    assert job_id == listed[0]["id"]
+    assert editor.get_attribute("data-width") == str(W)
+    # over the job's own background colour
+    assert page.locator("#editor-backdrop").input_value() == "job"
+    session.shot("editor-open")
+
+    page.keyboard.press("e")
+    page.locator("#editor-size").fill("16")
+    stroke(page, *ERASE)
+    stroke(page, *UNDONE)
+    assert page.locator("#editor-undo").is_enabled()
+    page.keyboard.press("Control+z")
+    assert page.locator("#editor-redo").is_enabled()
+
+    # zoom in, then restore with the brush at the new scale
+    fitted = float(editor.get_attribute("data-zoom") or 0)
+    page.get_by_role("button", name="Zoom in").click()
+    page.keyboard.press("+")
+    zoomed = float(editor.get_attribute("data-zoom") or 0)
+    assert zoomed > fitted * 1.5, (fitted, zoomed)
+    assert page.locator("#editor-canvas").bounding_box()["width"] > W * fitted * 1.5
+    page.keyboard.press("0")  # fit, then zoom in around the top left corner
+    page.mouse.move(*to_page(page, 30, 20))
+    page.mouse.wheel(0, -300)
+    assert float(editor.get_attribute("data-zoom") or 0) > fitted
+    page.keyboard.press("r")
+    stroke(page, *RESTORE)
+    session.shot("editor-strokes")
+
+    with page.expect_request(lambda r: r.method == "PUT" and r.url.endswith("/mask")) as put:
+        page.get_by_role("button", name="Save").click()
+    page.wait_for_function("() => document.getElementById('editor').dataset.state === 'saved'")
+    assert "version 2" in page.locator("#editor-status").inner_text()
+    session.shot("editor-saved")
+
+    # the mask as sent: the input's size, 0 and 255 inside the strokes, the undone one absent
+    sent = put.value.post_data_buffer
+    mask = Image.open(io.BytesIO(sent))
+    assert mask.size == (W, H)
+    alpha = np.asarray(mask.getchannel("A") if "A" in mask.getbands() else mask.convert("L"))
+    assert (window(alpha, *middle(ERASE)) == 0).all()
+    assert (window(alpha, *ERASE[0]) == 0).all()
+    assert (window(alpha, *middle(RESTORE)) == 255).all()
+    assert (window(alpha, *middle(UNDONE)) > 200).all()
+
+    # the new version: corrected, on the job's canvas and background colour
+    after = job(api, str(job_id))
+    assert after["result"]["version"] == 2
+    assert after["result"]["corrected"] is True
+    assert after["options"]["bg_color"].lower().startswith(BG_COLOR)
+    got = requests.get(f"{api.url}/v1/jobs/{job_id}/result", headers=AUTH, timeout=30)
+    result = np.asarray(Image.open(io.BytesIO(got.content)).convert("RGB")).astype(int)
+    assert result.shape[:2] == (CANVAS[1], CANVAS[0])
+    subject = after["result"]["subject"]
+    blue = np.array([int(BG_COLOR[i : i + 2], 16) for i in (1, 3, 5)])
+    erased = window(result, *on_canvas(subject, *middle(ERASE)), r=1)
+    restored = window(result, *on_canvas(subject, *middle(RESTORE)), r=1)
+    kept = window(result, *on_canvas(subject, *middle(UNDONE)), r=1)
+    assert np.abs(erased - blue).max() <= 6, erased
+    assert np.abs(restored - np.array(BACKDROP)).max() <= 10, restored
+    assert np.abs(kept - np.array(SUBJECT)).max() <= 10, kept
+    # the review list shows the new version
+    page.get_by_role("button", name="Close").click()
+    item = page.locator(f'#review-list .item[data-job-id="{job_id}"] .item-state')
+    assert "version 2" in item.inner_text()
+    # the page learns that keys are on from GET /v1/info's 401, before the key is given
+    no_console_errors(session, allowed=("401",))
+
+
+def test_review_list_and_editor_fit_375px(
+    api_server_with_keys: ApiProcess, open_page: Any, batch: str
+) -> None:
+    session = open_review(open_page, api_server_with_keys, batch, width=375, height=740)
+    page = session.page
+    session.shot("review-narrow")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.locator("#review-list .item-select").first.click()
+    page.wait_for_function(READY)
+    session.shot("editor-narrow", full_page=False)
+    assert page.evaluate("document.getElementById('editor').scrollWidth") <= 375
+    for selector in (
+        "#editor-save",
+        "#editor-close",
+        "#editor-undo",
+        "#editor-size",
+        "#editor-view",
+    ):
+        box = page.locator(selector).bounding_box()
+        assert box is not None, selector
+        assert box["width"] > 0, selector
+        assert box["x"] >= 0, (selector, box)
+        assert box["x"] + box["width"] <= 375, (selector, box)
+        assert box["y"] + box["height"] <= 740, (selector, box)
+    # the photo fits the view
+    view = page.locator("#editor-view").bounding_box()
+    canvas = page.locator("#editor-canvas").bounding_box()
+    assert view["height"] >= 120, view
+    assert canvas["x"] >= view["x"]
+    assert canvas["x"] + canvas["width"] <= view["x"] + view["width"] + 1
+    # touch: a tap-drag draws (a pointer of type touch)
+    page.keyboard.press("e")
+    assert not page.locator("#editor-undo").is_enabled()
+    for kind, x in (("pointerdown", 100), ("pointermove", 140), ("pointerup", 140)):
+        touch(page, kind, *to_page(page, x, 90))
+    assert page.locator("#editor-undo").is_enabled()
+    no_console_errors(session, allowed=("401",))

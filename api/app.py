@@ -20,6 +20,7 @@ from api import auth, health, jobs, openapi, ratelimit, rembg_compat, removebg, 
 from api.errors import register_error_handlers
 from api.health import Metrics
 from api.services import Services
+from shared.correctionstore import CorrectionRecords
 from shared.idempotency import IdempotencyRecords
 from shared.modelstore import ModelRegistry
 from shared.monitor import Monitor
@@ -87,6 +88,7 @@ def create_app(
         webhook_secrets=WebhookSecrets.from_store(store),
         models=ModelRegistry.from_store(store, storage),
         monitor=monitor,
+        corrections=CorrectionRecords.from_store(store),
     )
     app.extensions["cutout"] = services
 
@@ -96,10 +98,10 @@ def create_app(
     ratelimit.register(app, services)
     for blueprint in (jobs.bp, uploads.bp, rembg_compat.bp, removebg.bp, health.bp, openapi.bp):
         app.register_blueprint(blueprint)
-    # batches and webhook secrets
-    from api import batches, webhooks
+    # batches, webhook secrets and corrected masks
+    from api import batches, corrections, webhooks
 
-    for blueprint in (batches.bp, webhooks.bp):
+    for blueprint in (batches.bp, webhooks.bp, corrections.bp):
         app.register_blueprint(blueprint)
     # a job's input image, for the page's editor (api/job_input.py)
     from api import job_input

@@ -19,6 +19,8 @@ from api.jsonbody import request_json
 from api.openapi import doc
 from api.result_headers import QUALITY_DOC, expose, quality_headers
 from api.services import Services, current
+from api.versions import OPENAPI_PARAMETER as VERSION_PARAMETER
+from api.versions import newest_version, result_version
 from shared import keys
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ids import now_iso, valid_id
@@ -165,10 +167,12 @@ def get_job(job_id: str) -> Response:
     summary="The result image",
     description="Streams the result; `?redirect=1` answers 302 to a signed storage URL "
     "(valid 5 minutes). 409 `not_finished` while queued or processing (with "
-    "`job_status`), 409 `no_result` for a failed or canceled job (with its `error`).",
+    "`job_status`), 409 `no_result` for a failed or canceled job (with its `error`). "
+    "`?version=N`: an earlier version of a corrected job's result (PUT .../mask).",
     tags=["jobs"],
     parameters=[
-        {"name": "redirect", "in": "query", "required": False, "schema": {"type": "boolean"}}
+        {"name": "redirect", "in": "query", "required": False, "schema": {"type": "boolean"}},
+        VERSION_PARAMETER,
     ],
     responses={
         200: {
@@ -180,8 +184,10 @@ def get_job(job_id: str) -> Response:
             "description": "redirect to a signed storage URL",
             "headers": {"Location": "signed URL"},
         },
+        400: {"description": "`version` is not a whole number (invalid_request)", "problem": True},
         404: {
-            "description": "not_found (also when the result was deleted or expired)",
+            "description": "not_found (also when the result was deleted or expired, or the "
+            "job has no such `version`)",
             "problem": True,
         },
         409: {"description": "not_finished or no_result", "problem": True},
@@ -196,12 +202,13 @@ def get_result(job_id: str) -> BaseResponse:
         raise NoResult(
             f"the job is {status} and has no result", job_status=status, error=job.get("error")
         )
-    result = job["result"]
+    result = result_version(job, request.args.get("version"))
     key = result["key"]
     extension = EXTENSIONS.get((job.get("options") or {}).get("format", ""), "") or (
         key.rsplit(".", 1)[-1] if "." in key else "bin"
     )
-    filename = f"{job_id}.{extension}"
+    version = newest_version(result)
+    filename = f"{job_id}.{extension}" if version == 1 else f"{job_id}.v{version}.{extension}"
     storage = services().storage
     if request.args.get("redirect", "").lower() in ("1", "true", "yes"):
         return redirect(storage.presign_get(key, RESULT_URL_EXPIRY, filename), code=302)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from api.health import Metrics
+    from shared.correctionstore import CorrectionRecords
     from shared.idempotency import IdempotencyRecords
     from shared.jobstore import JobStore
     from shared.modelstore import ModelRegistry
@@ -45,6 +46,8 @@ class Services:
     models: ModelRegistry
     #: worker telemetry and queue depths (api/health.py, api/capabilities.py)
     monitor: Monitor
+    #: corrected masks' steps on the job records (api/corrections.py)
+    corrections: CorrectionRecords
 
 
 def current() -> Services:

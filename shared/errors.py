@@ -207,6 +207,33 @@ class ModelFailed(CutoutError):
     title = "The custom model failed while running"
 
 
+# corrected masks (PUT /v1/jobs/{id}/mask, docs/api.md "Corrected masks")
+class JobNotSucceeded(CutoutError):
+    """A mask for a job that has no result to correct (queued, processing, failed,
+    canceled)."""
+
+    code = "job_not_succeeded"
+    status = 409
+    title = "Only a succeeded job's mask can be corrected"
+
+
+class CorrectionPending(CutoutError):
+    """A mask for a job whose previous correction is still being rendered."""
+
+    code = "correction_pending"
+    status = 409
+    title = "The job's previous correction is still being rendered"
+
+
+class MaskSizeMismatch(CutoutError):
+    """A mask whose size is neither the input's, nor the input's shape at another
+    scale, nor the model's own 320x320."""
+
+    code = "mask_size_mismatch"
+    status = 422
+    title = "The mask's size does not fit the job's input"
+
+
 def error_for_code(code: str, message: str | None = None) -> CutoutError:
     """Rebuild an error from a stored job's ``error.code`` (unknown codes stay 500)."""
     for cls in _all_subclasses(CutoutError):

@@ -5,7 +5,10 @@ output instead of leaving a second copy:
 
     inputs/<tenant>/<job>/source         the job's input (API upload or URL fetch)
     inputs/<tenant>/<job>/background     a /v1.0/removebg ``bg_image_file``
-    outputs/<tenant>/<job>/result.<ext>  the job's result
+    outputs/<tenant>/<job>/result.<ext>  the job's result (version 1)
+    outputs/<tenant>/<job>/result.<correction>.<ext>  a version made from a corrected mask
+    inputs/<tenant>/<job>/masks/<correction>.png       that mask as the client sent it
+    inputs/<tenant>/<job>/masks/<correction>.grey.png  it as stored: grey, the input's size
     uploads/<tenant>/<upload id>         a direct upload (POST /v1/uploads)
     models/<scope>/<name>/<sha256>.onnx  a registered custom model's file
 
@@ -32,6 +35,22 @@ def background_key(tenant: str, job_id: str) -> str:
 
 def output_key(tenant: str, job_id: str, extension: str) -> str:
     return f"{OUTPUTS}/{tenant}/{job_id}/result.{extension}"
+
+
+def corrected_result_key(tenant: str, job_id: str, correction_id: str, extension: str) -> str:
+    """The result a correction renders (its own key: a superseded run never overwrites
+    another correction's result)."""
+    return f"{OUTPUTS}/{tenant}/{job_id}/result.{correction_id}.{extension}"
+
+
+def sent_mask_key(tenant: str, job_id: str, correction_id: str) -> str:
+    """A correction's mask as the client sent it (read by the worker that renders it)."""
+    return f"{INPUTS}/{tenant}/{job_id}/masks/{correction_id}.png"
+
+
+def grey_mask_key(tenant: str, job_id: str, correction_id: str) -> str:
+    """A correction's mask as the worker stores it: grey PNG, the input's size."""
+    return f"{INPUTS}/{tenant}/{job_id}/masks/{correction_id}.grey.png"
 
 
 def upload_key(tenant: str, upload_id: str) -> str:

@@ -22,6 +22,8 @@ ENQUEUE_BATCH = "cutout.enqueue_batch"
 # announce a job's terminal state (webhooks) when it was reached outside a worker, e.g. a
 # DELETE that cancels the last queued item of a batch
 ANNOUNCE = "cutout.announce_finished"
+# render a succeeded job's result again from a corrected mask (PUT /v1/jobs/{id}/mask)
+CORRECT_JOB = "cutout.correct_job"
 
 INTERACTIVE = "interactive"
 BULK = "bulk"

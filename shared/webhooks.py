@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
 SECRET_BYTES = 24
-EVENT_TYPES = frozenset({"job.succeeded", "job.failed", "batch.completed"})
+EVENT_TYPES = frozenset({"job.succeeded", "job.failed", "job.corrected", "batch.completed"})
 USER_AGENT = "Cutout-Webhooks/0.1"
 #: a receiver's answer is not needed; read at most this much of it
 _MAX_ANSWER_BYTES = 64 * 1024

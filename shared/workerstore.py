@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import redis
 
 from shared import telemetry
+from shared.correctionstore import CorrectionRecords
 from shared.customline import CustomLineState
 from shared.fairstate import FairState
 from shared.jobstore import JobStore
@@ -52,6 +53,7 @@ class WorkerStore(JobStore, Protocol):
     def claim_event(self, kind: str, object_id: str, event: str, msg_id: str) -> bool: ...
     def webhook_secret(self, tenant: str) -> str: ...
     def model_registry(self, storage: Storage) -> ModelRegistry: ...
+    def correction_records(self) -> CorrectionRecords: ...
 
     # -- the scheduler (shared/sweepstate.py) --------------------------------------------
     def schedule(self, task: str, args: list[Any], queue: str, delay: float) -> None: ...
@@ -139,3 +141,7 @@ class RedisWorkerStore(SweepState, FairState, CustomLineState, RedisStore):
     @translated
     def model_registry(self, storage: Storage) -> ModelRegistry:
         return ModelRegistry(self.r, storage)
+
+    def correction_records(self) -> CorrectionRecords:
+        """Corrected masks' steps on the job records (shared/correctionstore.py)."""
+        return CorrectionRecords(self.r)

@@ -28,7 +28,7 @@ from shared.keys import output_key
 from shared.netguard import fetch
 from shared.options import parse_options
 from shared.store import TERMINAL
-from worker import batches, context, webhooks
+from worker import batches, context, corrections, webhooks
 from worker.background import read_background
 from worker.fair import Dispatcher, parks
 from worker.outcome import (
@@ -62,6 +62,10 @@ def register(app: Celery) -> None:
         name=contract.DELIVER_WEBHOOK, bind=True, acks_late=True, max_retries=TRANSIENT_RETRIES
     )(webhooks.deliver_webhook)
     app.task(name=contract.ANNOUNCE, acks_late=True)(announce_finished)
+    # a corrected mask's re-render (worker/corrections.py): redelivered after a stop
+    app.task(name=contract.CORRECT_JOB, bind=True, acks_late=True, max_retries=TRANSIENT_RETRIES)(
+        corrections.correct_job
+    )
     # a process's metric totals join the shared counters when it stops (pool children
     # on their way out, a solo worker at its shutdown): shared/jobstats.py
     signals.worker_process_shutdown.connect(fold_metrics, weak=False)
@@ -192,6 +196,7 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         # whose custom models, and the version the job was submitted with (docs/tune.md)
         with serving_tenant(job["tenant"], job.get("model_sha256")):
             result = ctx.engine.process(
+        corrections.keep_input(ctx, job, data)  # a URL's bytes, for corrected masks
                 data,
                 options,
                 max_pixels=settings.max_pixels,
@@ -297,6 +302,8 @@ def _succeeded(
 
 def _read_input(ctx: context.WorkerContext, job: dict[str, Any]) -> bytes:
     source = job.get("source") or {"kind": "upload"}
+            # what a corrected mask must fit (PUT /v1/jobs/{id}/mask)
+            "input_size": list(result.input_size) if result.input_size else None,
     limit = ctx.settings.max_upload_bytes
     if source.get("kind") == "url":
         return fetch(

@@ -1,6 +1,7 @@
 """Webhook events: which state changes announce what, and delivery with retries.
 
-Events: ``job.succeeded`` / ``job.failed`` for a job with a ``webhook_url``, and
+Events: ``job.succeeded`` / ``job.failed`` for a job with a ``webhook_url`` (and
+``job.corrected`` after each corrected mask's re-render, worker/corrections.py), and
 ``batch.completed`` (exactly once: the store's transition says which finishing job
 completed the batch). One ``webhook-id`` per event, reused on every retry. Retries follow
 ``CUTOUT_WEBHOOK_RETRY_SCHEDULE`` through the durable delay set (worker/scheduler.py).
@@ -49,16 +50,32 @@ def after_job_finished(
             _queue_event(ctx, "batch", job["batch_id"], "batch.completed")
 
 
-def _queue_event(ctx: context.WorkerContext, kind: str, object_id: str, event: str) -> bool:
-    """Queue the event's first delivery, once per object and event; False if it already was.
+def after_job_corrected(ctx: context.WorkerContext, job: dict[str, Any], version: int) -> None:
+    """Queue ``job.corrected`` for the correction that made result ``version`` (once per
+    version); the job's ``webhook`` member then follows this event's delivery."""
+    if job.get("webhook"):
+        fresh = {"status": "pending", "attempts": 0, "last_status": None, "last_error": None}
+        _queue_event(ctx, "job", job["id"], "job.corrected", f"job.corrected.v{version}", fresh)
+
+
+def _queue_event(
+    ctx: context.WorkerContext,
+    kind: str,
+    object_id: str,
+    event: str,
+    claim: str | None = None,
+    fresh: dict[str, Any] | None = None,
+) -> bool:
+    """Queue the event's first delivery, once per object and event (or ``claim``, for an
+    event an object has more than once); False if it already was.
 
     The claim (SET NX) makes a second announcement of the same event (a redelivered task
     that finds its job already finished) a no-op, so there is one ``webhook-id`` per event.
     """
     msg_id = signing.new_message_id()
-    if not ctx.store.claim_event(kind, object_id, event, msg_id):
+    if not ctx.store.claim_event(kind, object_id, claim or event, msg_id):
         return False
-    _update(ctx, kind, object_id, {"id": msg_id, "event": event})
+    _update(ctx, kind, object_id, {**(fresh or {}), "id": msg_id, "event": event})
     args = [kind, object_id, event, msg_id, 0]
     try:
         ctx.app.send_task(DELIVER_WEBHOOK, args=args, queue=WEBHOOKS)
@@ -113,6 +130,8 @@ def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -
     data = public_job(record) if kind == "job" else public_batch(record)
     # the event's time is when the object finished, so every retry sends the same body
     finished = record.get("finished_at")
+    if event == "job.corrected":  # when the correction's re-render finished
+        finished = (record.get("correction") or {}).get("finished_at") or finished
     moment = datetime.fromisoformat(finished.replace("Z", "+00:00")) if finished else None
     body = signing.event_body(event, data, now=moment)
     secret = ctx.store.webhook_secret(record["tenant"])

@@ -234,9 +234,10 @@ def list_jobs(batch_id: str) -> Response:
     "`name` or `filename` (or the multipart file's name) with the result's extension, "
     "else `<item index:05d>_<job id>.<ext>`; names are unique. `manifest.csv` lists every "
     "item: `item_index, job_id, status, error_code, error_message, file, metadata, score, "
-    "review, flags` (metadata as JSON; `score`, `review` (`true`/`false`) and `flags` "
-    "(codes separated by spaces) from `result.quality`, empty for a job without one). A "
-    "running batch gives the results so far (`X-Batch-Status`).",
+    "review, flags, version` (metadata as JSON; `score`, `review` (`true`/`false`) and "
+    "`flags` (codes separated by spaces) from `result.quality`, empty for a job without "
+    "one; `version`: the result's, the newest after corrected masks). A running batch "
+    "gives the results so far (`X-Batch-Status`).",
     tags=["batches"],
     responses={
         200: {"description": "the zip", "content_type": "application/zip"},

@@ -96,6 +96,8 @@ MANIFEST_COLUMNS = (
     "score",
     "review",
     "flags",
+    # result.version: the version in the zip (the newest; above 1 after corrected masks)
+    "version",
 )
 
 
@@ -107,6 +109,11 @@ def quality_cells(job: dict[str, Any]) -> list[str]:
         return ["", "", ""]
     review = "true" if quality.get("review") else "false"
     return [str(quality.get("score", "")), review, " ".join(quality.get("flags") or ())]
+
+
+def _version_cell(job: dict[str, Any]) -> str:
+    result = job.get("result") or {}
+    return str(result.get("version") or 1) if job.get("status") == "succeeded" else ""
 
 
 def stream_zip(store: Any, storage: Any, batch: dict[str, Any]) -> Iterator[bytes]:
@@ -128,6 +135,7 @@ def stream_zip(store: Any, storage: Any, batch: dict[str, Any]) -> Iterator[byte
                 "",
                 json.dumps(job.get("metadata") or {}, separators=(",", ":"), ensure_ascii=False),
                 *quality_cells(job),
+                _version_cell(job),
             ]
             rows.append(row)
             result = job.get("result") or {}

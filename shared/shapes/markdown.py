@@ -17,6 +17,7 @@ ORDER = (
     "Subject",
     "Box",
     "JobError",
+    "Correction",
     "Webhook",
     "Batch",
     "BatchCounts",

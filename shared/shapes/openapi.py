@@ -11,6 +11,7 @@ from shared.shapes.records import (
     Batch,
     BatchEvent,
     Box,
+    Correction,
     Counts,
     Job,
     JobError,
@@ -29,6 +30,7 @@ COMPONENTS: dict[str, tuple[type[BaseModel], JsonSchemaMode]] = {
     "Job": (Job, "serialization"),
     "JobResult": (JobResult, "serialization"),
     "JobError": (JobError, "serialization"),
+    "Correction": (Correction, "serialization"),
     "Webhook": (Webhook, "serialization"),
     "Box": (Box, "serialization"),
     "Subject": (Subject, "serialization"),
@@ -91,6 +93,7 @@ def webhooks() -> dict[str, Any]:
     for event, schema in (
         ("job.succeeded", "JobEvent"),
         ("job.failed", "JobEvent"),
+        ("job.corrected", "JobEvent"),
         ("batch.completed", "BatchEvent"),
     ):
         out[event] = {

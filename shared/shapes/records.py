@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 JobStatus = Literal["queued", "processing", "succeeded", "failed", "canceled"]
 BatchStatus = Literal["running", "completed"]
-WebhookEvent = Literal["job.succeeded", "job.failed", "batch.completed"]
+WebhookEvent = Literal["job.succeeded", "job.failed", "job.corrected", "batch.completed"]
 TERMINAL: tuple[str, ...] = ("succeeded", "failed", "canceled")
 STATUSES: tuple[str, ...] = typing.get_args(JobStatus)
 
@@ -84,6 +84,12 @@ class JobResult(Public):
     subject: Subject | None
     foreground: Box | None
     quality: Quality | None = None
+    version: int = Field(
+        default=1,
+        description="1 for the model's result; each corrected mask (PUT /v1/jobs/{id}/mask) "
+        "makes the next; earlier versions stay at GET /v1/jobs/{id}/result?version=N",
+    )
+    corrected: bool = Field(default=False, description="made from a corrected mask")
 
 
 class JobError(Public):
@@ -91,6 +97,20 @@ class JobError(Public):
 
     code: str
     message: str
+
+
+class Correction(Public):
+    """`correction` of a job: its latest corrected mask (PUT /v1/jobs/{id}/mask) and
+    the re-render it asked for; null until the first one."""
+
+    status: Literal["pending", "succeeded", "failed"] = Field(
+        description="pending while a worker renders it (`result` is still the previous "
+        "version); succeeded once `result` is the new version; failed: `result` unchanged"
+    )
+    version: int = Field(description="the result version this correction makes (or made)")
+    requested_at: NullableTime
+    finished_at: NullableTime
+    error: JobError | None = Field(description="why a failed correction failed")
 
 
 class Webhook(Public):
@@ -120,6 +140,7 @@ class Job(Public):
     batch_id: str | None
     metadata: Metadata
     webhook: Webhook | None
+    correction: Correction | None = None
     #: only on a batch's jobs: the item's position in the batch request
     item_index: Annotated[int | None, WithJsonSchema({"type": "integer", "minimum": 0})] = None
 
@@ -178,6 +199,11 @@ class JobRecord(BaseModel):
     input_key: str | None = None
     source: dict[str, Any] | None = None  # {"kind": "upload" | "url", "url"?, "filename"?}
     queue: str | None = None
+    #: the public Correction plus its `id`, `mask` (key of the mask as sent),
+    #: `mask_key` (the stored grey mask) and `requested` (epoch seconds)
+    correction: dict[str, Any] | None = None
+    #: the results the corrections replaced: [{"version", "key", "content_type", "bytes"}]
+    versions: list[dict[str, Any]] | None = None
 
 
 class BatchRecord(BaseModel):
@@ -253,11 +279,24 @@ def decode(raw: Mapping[str, str]) -> dict[str, Any]:
 _RESULT_KEYS = tuple(JobResult.model_fields)
 
 
+_CORRECTION_KEYS = tuple(Correction.model_fields)
+
+
 def _public_result(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
     # the storage key stays internal; every public member is present, null when unknown
     if not result:
         return None
-    return {name: result.get(name) for name in _RESULT_KEYS}
+    public = {name: result.get(name) for name in _RESULT_KEYS}
+    # results stored before corrections existed are the model's, version 1
+    public["version"] = int(result.get("version") or 1)
+    public["corrected"] = bool(result.get("corrected"))
+    return public
+
+
+def _public_correction(correction: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not correction:
+        return None
+    return {name: correction.get(name) for name in _CORRECTION_KEYS}
 
 
 def public_job(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -276,6 +315,7 @@ def public_job(job: Mapping[str, Any]) -> dict[str, Any]:
         "batch_id": job.get("batch_id"),
         "metadata": job.get("metadata") or {},
         "webhook": job.get("webhook"),
+        "correction": _public_correction(job.get("correction")),
     }
     if job.get("item_index") is not None:
         fields["item_index"] = job["item_index"]
@@ -306,9 +346,11 @@ class JobPage(Public):
 
 
 class JobEvent(Public):
-    """The body of a `job.succeeded` or `job.failed` webhook delivery."""
+    """The body of a `job.succeeded`, `job.failed` or `job.corrected` webhook delivery
+    (`job.corrected`: a corrected mask's re-render finished, `data.result` is the new
+    version)."""
 
-    type: Literal["job.succeeded", "job.failed"]
+    type: Literal["job.succeeded", "job.failed", "job.corrected"]
     timestamp: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
     data: Job
 

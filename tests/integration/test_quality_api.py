@@ -172,7 +172,9 @@ def test_manifest_gains_score_review_and_flags(
     assert response.status_code == 200
     archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
     text = archive.read("manifest.csv").decode()
-    assert text.splitlines()[0].split(",") == [*OLD_COLUMNS, "score", "review", "flags"]
+    assert text.splitlines()[0].split(",") == [
+        *OLD_COLUMNS, "score", "review", "flags", "version"
+    ]  # fmt: skip
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [row["job_id"] for row in rows] == [j["id"] for j in jobs]
     for row, job in zip(rows, jobs, strict=True):

@@ -52,9 +52,11 @@ def test_public_job_is_the_documented_object_in_its_order() -> None:
         '"finished_at": "2026-01-01T00:00:02Z", "options": {"model": "u2netp", "format": "png"}, '
         '"result": {"url": "/v1/jobs/job_0000000000000000000000000a/result", '
         '"content_type": "image/png", "width": 4, "height": 3, "bytes": 120, '
-        '"subject": null, "foreground": null, "quality": null}, "error": null, "attempts": 1, '
+        '"subject": null, "foreground": null, "quality": null, "version": 1, '
+        '"corrected": false}, "error": null, "attempts": 1, '
         '"batch_id": null, "metadata": {"b": [1, 2.5, null], "a": "z"}, '
-        '"webhook": {"url": "https://hooks.example.com/x", "status": "pending", "attempts": 0}}'
+        '"webhook": {"url": "https://hooks.example.com/x", "status": "pending", "attempts": 0}, '
+        '"correction": null}'
     )
     queued = {"id": RECORD["id"], "status": "queued", "item_index": 0, "batch_id": "bat_x"}
     out = public_job(queued)

@@ -6,56 +6,33 @@ at worker start) and shared by every call, including calls from several threads 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from shared.limits import check_input, check_options
+from shared.limits import check_options
 from shared.options import Options
-from worker.engine import catalogue, quality
+from worker.engine import quality, stages
 from worker.engine.batching import BatchCollector, symbolic_batch
 from worker.engine.compose import compose, warm_alpha_matting
 from worker.engine.custom import LRU, CustomModels, LocalResolver
 from worker.engine.families import FAMILIES, U2NetFamily
-from worker.engine.imageio import decode_image
 from worker.engine.models import MODEL_SPECS, ensure_model, get_spec
 from worker.engine.refine import refine_image, refine_probability
+from worker.engine.rerender import rerender as rerender_with
 from worker.engine.sandbox import Sandbox, Sandboxed
 from worker.engine.session import create_session
+from worker.engine.stages import Limits, Result
+
+__all__ = ["Engine", "Limits", "Result"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class Result:
-    """Encoded output and what it took (seconds per stage: decode, preprocess, inference,
-    postprocess, encode)."""
-
-    data: bytes
-    content_type: str
-    width: int
-    height: int
-    timings: dict[str, float]
-    #: ``result.subject`` and ``result.foreground`` (worker/engine/catalogue.py)
-    subject: dict[str, Any] | None = None
-    foreground: dict[str, int] | None = None
-    #: how likely the cutout is to be wrong (worker/engine/quality.py, the ``score`` option)
-    quality: quality.Quality | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    max_pixels: int
-    max_matting_pixels: int
-    max_job_bytes: int
 
 
 class _Loaded:
@@ -340,17 +317,12 @@ class Engine:
         ``max_matting_pixels``; a job over ``max_job_bytes``), InvalidOption (a canvas
         over ``max_pixels``), ModelUnavailable, FastModeUnavailable.
         """
-        limits = Limits(max_pixels, max_matting_pixels, max_job_bytes)
+        limits = Limits(max_pixels, max_matting_pixels, max_job_bytes, max_side)
         check_options(options, limits)
         loaded = None if options.refine else self._loaded_for(options)
         clock = time.perf_counter
         t0 = clock()
-        image = decode_image(data, max_pixels=max_pixels, max_side=max_side)
-        original_size = image.size
-        # the downscaled copy replaces the original (one full-size image in memory)
-        image = catalogue.fit_megapixels(image, options.max_megapixels)
-        # matting runs on what is left after max_megapixels
-        check_input(options, image.size, limits)
+        image, original_size = stages.decode_input(data, options, limits)
         t1 = clock()
         colours = None
         batch = small = None
@@ -369,31 +341,35 @@ class Engine:
         assessed = self._assessed(options, image, output, batch, small)
         del output, batch, small
         t_score = clock()
-        backdrop = None
-        if background is not None:
-            # decoded only now, under the input's limits: never two full decodes at once
-            # with the model's buffers
-            backdrop = catalogue.decode_background(background, max_pixels, max_side)
-            check_input(options, original_size, limits, backdrop.size)
-        rendered = catalogue.render(image, mask, options, backdrop, colours)
-        picture = rendered.picture
-        t4 = clock()
-        encoded = catalogue.encode_output(picture, options.format)
-        t5 = clock()
-        return Result(
-            quality=assessed,
-            data=encoded,
-            content_type=options.content_type,
-            width=picture.width,
-            height=picture.height,
-            subject=catalogue.subject_fields(rendered.subject, image.size, original_size),
-            foreground=catalogue.box_fields(rendered.foreground),
-            timings={
-                "decode": t1 - t0,
-                "preprocess": t2 - t1,
-                "inference": t3 - t2,
-                "score": t_score - t3,
-                "postprocess": t4 - t_score,
-                "encode": t5 - t4,
-            },
+        timings = {"decode": t1 - t0, "preprocess": t2 - t1, "inference": t3 - t2}
+        return stages.output(
+            image,
+            original_size,
+            mask,
+            options,
+            limits,
+            background=background,
+            colours=colours,
+            timings={**timings, "score": t_score - t3},
+            assessed=assessed,
         )
+
+    def rerender(
+        self,
+        data: bytes,
+        mask: bytes,
+        options: Options,
+        *,
+        max_pixels: int = 50_000_000,
+        max_side: int = 20_000,
+        max_matting_pixels: int = 16_000_000,
+        max_job_bytes: int = 1_900_000_000,
+        background: bytes | None = None,
+    ) -> tuple[Result, Image.Image]:
+        """:meth:`process`'s result of ``data`` with the corrected ``mask`` (a PNG's
+        bytes, worker/engine/rerender.py) instead of the model's: no model runs. Also
+        the mask as stored (grey, the input's size). Raises what :meth:`process` raises
+        for the input and the background, and the same errors for the mask (field
+        ``mask``), MaskSizeMismatch included."""
+        limits = Limits(max_pixels, max_matting_pixels, max_job_bytes, max_side)
+        return rerender_with(data, mask, options, limits, background=background)

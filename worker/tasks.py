@@ -190,13 +190,13 @@ def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
         options = parse_options(job.get("options") or {})
         on_storage = (job.get("source") or {}).get("kind") != "url"
         data = _read_input(ctx, job)
+        corrections.keep_input(ctx, job, data)  # a URL's bytes, for corrected masks
         background = read_background(ctx, job["tenant"], options)
         on_storage = False
         fetched = time.monotonic()
         # whose custom models, and the version the job was submitted with (docs/tune.md)
         with serving_tenant(job["tenant"], job.get("model_sha256")):
             result = ctx.engine.process(
-        corrections.keep_input(ctx, job, data)  # a URL's bytes, for corrected masks
                 data,
                 options,
                 max_pixels=settings.max_pixels,
@@ -296,14 +296,14 @@ def _succeeded(
             "subject": result.subject,
             "foreground": result.foreground,
             "quality": scored,
+            # what a corrected mask must fit (PUT /v1/jobs/{id}/mask)
+            "input_size": list(result.input_size) if result.input_size else None,
         },
     )
 
 
 def _read_input(ctx: context.WorkerContext, job: dict[str, Any]) -> bytes:
     source = job.get("source") or {"kind": "upload"}
-            # what a corrected mask must fit (PUT /v1/jobs/{id}/mask)
-            "input_size": list(result.input_size) if result.input_size else None,
     limit = ctx.settings.max_upload_bytes
     if source.get("kind") == "url":
         return fetch(

@@ -296,6 +296,17 @@ export function init() {
       syncControls();
     });
   }
+  // the tools are one radio group: arrow keys move the choice (and the focus) along it
+  el.tools[0].parentElement.addEventListener("keydown", (event) => {
+    const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[event.key];
+    if (!step || event.altKey) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const at = el.tools.indexOf(document.activeElement);
+    const next = el.tools[(at + step + el.tools.length) % el.tools.length];
+    next.click();
+    next.focus();
+  });
   el.snap.addEventListener("click", () => { tool.snap = !tool.snap; syncControls(); });
   el.size.addEventListener("input", () => { tool.size = Number(el.size.value); syncControls(); });
   el.softness.addEventListener("input", () => { tool.softness = Number(el.softness.value) / 100; syncControls(); });

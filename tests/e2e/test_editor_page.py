@@ -162,6 +162,19 @@ def test_review_list_to_editor_to_a_new_version(
     assert shown == [j["id"] for j in listed]
     assert "Review batch" in page.locator("#review-title").inner_text()
     session.shot("review-list")
+    # "Needs a look" lists the API's review=true jobs (the address follows the choice)
+    review = requests.get(
+        f"{api.url}/v1/batches/{batch}/jobs?order=score&review=true", headers=AUTH, timeout=30
+    ).json()["items"]
+    page.get_by_label("Show").select_option("review")
+    page.wait_for_function("() => !location.hash.includes('show=all')")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#review-list .item').length === {len(review)}"
+        " && document.getElementById('review-list').getAttribute('aria-busy') === 'false'"
+    )
+    assert page.locator("#review-empty").is_visible() == (not review)
+    page.get_by_label("Show").select_option("all")
+    page.wait_for_function("() => document.querySelectorAll('#review-list .item').length === 2")
 
     page.locator("#review-list .item-select").first.click()
     page.wait_for_function(READY)
@@ -273,3 +286,90 @@ def test_review_list_and_editor_fit_375px(
         touch(page, kind, *to_page(page, x, 90))
     assert page.locator("#editor-undo").is_enabled()
     no_console_errors(session, allowed=("401",))
+
+
+def canvas_alpha(page: Any, x: int, y: int) -> int:
+    """The editor's shown cutout at the photo's (x, y): the photo is opaque, so its alpha
+    there is the mask's."""
+    return int(
+        page.evaluate(
+            "([x, y]) => document.getElementById('editor-canvas').getContext('2d')"
+            ".getImageData(x, y, 1, 1).data[3]",
+            [x, y],
+        )
+    )
+
+
+def test_snap_to_edges_stops_at_the_photos_edge(
+    api_server_with_keys: ApiProcess, open_page: Any, batch: str
+) -> None:
+    session = open_review(open_page, api_server_with_keys, batch)
+    page = session.page
+    page.locator("#review-list .item-select").first.click()
+    page.wait_for_function(READY)
+    first = page.locator("#editor").get_attribute("data-job-id")
+    # Next: the list's second cutout
+    page.get_by_role("button", name="Next ›").click()
+    page.wait_for_function(
+        f"() => document.getElementById('editor').dataset.jobId !== '{first}'"
+        " && document.getElementById('editor').dataset.state === 'ready'"
+    )
+    assert page.get_by_role("button", name="‹ Previous").is_enabled()
+    # a hard erase over the subject's left edge (x about 63 at y 98), then a restore with
+    # Snap to edges whose centre line is on the subject: its brush reaches x 50 to 110,
+    # across the edge, but only the subject's side comes back
+    page.keyboard.press("e")
+    page.locator("#editor-size").fill("70")
+    stroke(page, (63, 88), (63, 108))
+    assert canvas_alpha(page, 56, 98) == 0
+    assert canvas_alpha(page, 72, 98) == 0
+    page.keyboard.press("r")
+    page.keyboard.press("b")
+    assert page.locator("#editor-snap").get_attribute("aria-pressed") == "true"
+    page.locator("#editor-size").fill("60")
+    stroke(page, (80, 92), (80, 104))
+    session.shot("snap")
+    assert canvas_alpha(page, 72, 98) == 255  # the subject's side: restored
+    assert canvas_alpha(page, 66, 98) == 255
+    assert canvas_alpha(page, 56, 98) == 0  # under the brush, across the edge: not
+    assert canvas_alpha(page, 52, 98) == 0
+    page.keyboard.press("Control+z")
+    assert canvas_alpha(page, 72, 98) == 0
+    no_console_errors(session, allowed=("401",))
+
+
+def test_edit_the_cutout_under_a_result(
+    api_server: ApiProcess, open_page: Any, tmp_path: Path
+) -> None:
+    """From the upload page: the result's own alpha is the starting mask (a transparent
+    PNG), Save's new version replaces the preview and the API serves it."""
+    path = tmp_path / "photo.png"
+    path.write_bytes(photo(0))
+    session = open_page(api_server.url)
+    page = session.page
+    page.get_by_label("Model").select_option("u2netp")
+    page.locator("#file-input").set_input_files(str(path))
+    page.wait_for_function(
+        "() => document.getElementById('result-stage').dataset.status === 'succeeded'"
+    )
+    before = page.locator("#result-img").get_attribute("src")
+    page.get_by_role("button", name="Edit the cutout").click()
+    page.wait_for_function(READY)
+    assert page.locator("#editor-backdrop").input_value() == "checker"
+    assert canvas_alpha(page, 125, 98) > 240  # the model's own mask
+    page.keyboard.press("e")
+    page.locator("#editor-size").fill("24")
+    stroke(page, (110, 98), (140, 98))
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => document.getElementById('editor').dataset.state === 'saved'")
+    page.get_by_role("button", name="Close").click()
+    assert page.locator("#result-img").get_attribute("src") != before
+    job_id = page.locator("#result-stage").get_attribute("data-job-id")
+    got = requests.get(f"{api_server.url}/v1/jobs/{job_id}/result", timeout=30)
+    result = Image.open(io.BytesIO(got.content))
+    assert result.size == (W, H)
+    alpha = np.asarray(result.getchannel("A"))
+    assert (window(alpha, 125, 98) == 0).all()
+    assert (window(alpha, 125, 130) > 240).all()  # the subject outside the stroke
+    assert got.headers.get("Content-Type") == "image/png"
+    no_console_errors(session)

@@ -274,9 +274,8 @@ function onKey(event) {
 
 function toggleBefore() {
   const on = el.before.getAttribute("aria-pressed") !== "true";
-  el.before.setAttribute("aria-pressed", String(on));
-  el.before.textContent = on ? "Cutout" : "Original";
-  el.before.setAttribute("aria-label", on ? "Show the cutout (after)" : "Show the original (before)");
+  el.before.setAttribute("aria-pressed", String(on)); // pressed: the original is shown
+  el.editor.dataset.showing = on ? "original" : "cutout";
   paint(null);
 }
 

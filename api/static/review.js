@@ -113,7 +113,7 @@ function renderCounts(batch) {
   const counter = $("review-counts");
   counter.textContent = text;
   counter.classList.toggle("is-review", n > 0);
-  $("review-title").textContent = `Review batch ${batch.id}`;
+  $("review-batch").textContent = batch.id;
 }
 
 function nameOf(job) {
@@ -144,6 +144,13 @@ function renderList() {
     node.querySelector(".item-edit").setAttribute("aria-label", `Edit ${nameOf(job)}`);
     node.querySelector(".item-edit").addEventListener("click", () => openAt(index));
     quality.markItem(node, item);
+    const flags = (job.result && job.result.quality && job.result.quality.flags) || [];
+    if (flags.length) {
+      const why = document.createElement("span");
+      why.className = "item-flags";
+      why.textContent = flags.map(quality.flagText).join(" ");
+      node.querySelector(".item-text").append(why);
+    }
     thumbnail(job, node.querySelector("img"));
     return node;
   });

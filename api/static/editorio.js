@@ -3,7 +3,8 @@
 //
 // - The photo: the page's own file when the job was made here, else
 //   GET /v1/jobs/{id}/input.
-// - The starting mask: a job's result is the mask itself when it is a PNG or WebP of the
+// - The starting mask: a corrected version's own (GET /v1/jobs/{id}/mask). Otherwise a
+//   job's result is the mask itself when it is a PNG or WebP of the
 //   photo's size with nothing placed behind or around the subject (no background,
 //   canvas, crop or shadow): its alpha; a mask_only result: its grey. Otherwise (a
 //   background colour, a canvas, JPEG, ZIP) the page asks the API for the mask with the
@@ -22,9 +23,12 @@ const MASK_OPTIONS = [
   "alpha_matting_background_threshold", "alpha_matting_erode_size",
 ];
 
-export async function decode(blob) {
+// a mask is decoded as its numbers: no colour management
+const AS_NUMBERS = { colorSpaceConversion: "none", premultiplyAlpha: "none" };
+
+export async function decode(blob, options = undefined) {
   try {
-    return await createImageBitmap(blob);
+    return await createImageBitmap(blob, options);
   } catch (_) {
     throw new ApiError("This browser cannot open the photo (TIFF and some other formats cannot be edited here).", { kind: "client" });
   }
@@ -76,15 +80,30 @@ async function waitForJob(jobId, done, say) {
 }
 
 // the mask of the job's cutout, the photo's size
-// (a corrected job whose result is not the mask starts again from the model's mask: the
-// API does not serve a corrected mask back)
+// its stored grey mask for a corrected version (GET /v1/jobs/{id}/mask), null if none
+async function correctedMask(job, photo) {
+  if (!job.result || !job.result.corrected) return null;
+  try {
+    const bitmap = await decode(await api(`/v1/jobs/${job.id}/mask`, { as: "blob" }), AS_NUMBERS);
+    const fits = bitmap.width === photo.bitmap.width && bitmap.height === photo.bitmap.height;
+    return fits ? channelOf(bitmap, 0) : null;
+  } catch (error) {
+    if (error.status === 404) return null;
+    throw error;
+  }
+}
+
+// the mask to start from: a corrected version's own mask, else the result's alpha or grey
+// when the result is the bare cutout, else the model's mask asked for again
 export async function startingMask(job, resultBlob, photo, say) {
+  const corrected = await correctedMask(job, photo);
+  if (corrected) return corrected;
   const kind = maskInResult(job);
   if (kind && !resultBlob && job.result && job.result.url) {
     resultBlob = await api(job.result.url, { as: "blob", timeout: uploadTimeout(job.result.bytes || 0) });
   }
   if (kind && resultBlob) {
-    const bitmap = await decode(resultBlob);
+    const bitmap = await decode(resultBlob, AS_NUMBERS);
     if (bitmap.width === photo.bitmap.width && bitmap.height === photo.bitmap.height) {
       return channelOf(bitmap, kind === "alpha" ? 3 : 0);
     }
@@ -101,7 +120,7 @@ export async function startingMask(job, resultBlob, photo, say) {
   try {
     const done = await waitForJob(created.id, (j) => j.status === "succeeded", null);
     const blob = await api(done.result.url, { as: "blob", timeout: uploadTimeout(done.result.bytes || 0) });
-    return channelOf(await decode(blob), 0);
+    return channelOf(await decode(blob, AS_NUMBERS), 0);
   } finally {
     api(`/v1/jobs/${created.id}`, { method: "DELETE", as: "none" }).catch(() => {});
   }

@@ -245,6 +245,13 @@ def test_review_list_to_editor_to_a_new_version(
     page.get_by_role("button", name="Close").click()
     item = page.locator(f'#review-list .item[data-job-id="{job_id}"] .item-state')
     assert "version 2" in item.inner_text()
+    # opened again, the editor starts from the corrected mask (GET /v1/jobs/{id}/mask)
+    page.locator(f'#review-list .item[data-job-id="{job_id}"] .item-select').click()
+    page.wait_for_function(READY)
+    assert canvas_alpha(page, *map(round, middle(ERASE))) == 0
+    assert canvas_alpha(page, *map(round, middle(RESTORE))) == 255
+    assert canvas_alpha(page, *map(round, middle(UNDONE))) > 200
+    page.get_by_role("button", name="Close").click()
     # the page learns that keys are on from GET /v1/info's 401, before the key is given
     no_console_errors(session, allowed=("401",))
 

@@ -216,7 +216,7 @@ async function save() {
     current.saved = changes;
     el.editor.dataset.version = String(io.versionOf(job));
     el.editor.dataset.state = "saved";
-    say(`Saved: version ${io.versionOf(job)} of the cutout is ready.`);
+    saved(job, blob);
     if (current.onSaved) current.onSaved(job, blob);
   } catch (error) {
     el.editor.dataset.state = "ready";
@@ -225,6 +225,20 @@ async function save() {
     current.saving = false;
     if (session === current) syncControls();
   }
+}
+
+// "Saved: version N" with a link to download that version
+function saved(job, blob) {
+  const version = io.versionOf(job);
+  const format = (job.options && job.options.format) || "png";
+  const extension = { jpeg: "jpg", zip: "zip", webp: "webp" }[format] || "png";
+  if (el.status.dataset.url) URL.revokeObjectURL(el.status.dataset.url);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `${job.id}-v${version}.${extension}`;
+  link.textContent = `Download version ${version}`;
+  el.status.dataset.url = link.href;
+  el.status.replaceChildren(`Saved: version ${version} of the cutout is ready. `, link);
 }
 
 function close() {
@@ -324,6 +338,6 @@ export function init() {
   el.editor.addEventListener("keydown", onKey);
   el.editor.addEventListener("keyup", (event) => { if (event.key === " ") { spaceHeld = false; syncControls(); } });
   el.view.addEventListener("pointerleave", () => { el.cursor.hidden = true; });
-  window.addEventListener("resize", () => { if (session && session.model) viewport.fit(); });
+  window.addEventListener("resize", () => { if (session && session.model) viewport.resized(); });
   syncControls();
 }

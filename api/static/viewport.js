@@ -26,6 +26,7 @@ export class Viewport {
     this.mode = null; // "draw" | "pan" | "pinch"
     this.panning = false; // the hand tool or the Space bar
     this.last = null;
+    this.fitted = true;
     this.bind();
   }
 
@@ -43,6 +44,13 @@ export class Viewport {
     this.x = (box.width - this.width * this.zoom) / 2;
     this.y = (box.height - this.height * this.zoom) / 2;
     this.apply();
+    this.fitted = true;
+  }
+
+  // the window changed size: fit again unless the user has zoomed or moved the view (a
+  // phone's address bar coming and going must not undo their zoom)
+  resized() {
+    if (this.fitted) this.fit();
   }
 
   // zoom by `factor` keeping the view point (cx, cy) still; the centre by default
@@ -55,6 +63,7 @@ export class Viewport {
     this.x = px - (px - this.x) * k;
     this.y = py - (py - this.y) * k;
     this.zoom = zoom;
+    this.fitted = false;
     this.apply();
   }
 
@@ -64,6 +73,7 @@ export class Viewport {
   panBy(dx, dy) {
     this.x += dx;
     this.y += dy;
+    this.fitted = false;
     this.apply();
   }
 

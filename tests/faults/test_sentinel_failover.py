@@ -16,6 +16,7 @@ job, one ``batch.completed``). The progress the replica never received is done a
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +24,13 @@ from typing import Any
 
 import pytest
 
-from testkit.procs import http, wait_for
+from testkit.batch import photo
+from testkit.procs import http, multipart, wait_for
 from testkit.sentinel import MASTER_NAME, SentinelCluster
 from tests.faults.conftest import AUTH, FaultStack, assert_exact_accounting
+
+# the second test's batch: it is about the refused submit, and costs CI less
+SMALL_BATCH = 10
 
 
 class SentinelStack(FaultStack):
@@ -150,3 +155,43 @@ def test_primary_sigkilled_mid_batch_after_its_replica_fell_behind(
     assert all(retry and retry.isdigit() and int(retry) > 0 for _, _, retry in refused), refused
 
     assert_exact_accounting(stack, batch["id"])
+
+
+def submit_one(stack: SentinelStack) -> tuple[int, dict[str, str], bytes]:
+    """POST /v1/jobs with a small PNG: (status, headers with lower-case names, body)."""
+    body, ctype = multipart(
+        {"model": "u2netp"}, {"image": ("late.png", photo((64, 64), seed=99), "image/png")}
+    )
+    status, headers, raw = http(
+        "POST", stack.url + "/v1/jobs", body, {**AUTH, "Content-Type": ctype}
+    )
+    return status, {k.lower(): v for k, v in headers.items()}, raw
+
+
+def test_with_min_replicas_to_write_nothing_is_acknowledged_that_the_replica_lacks(
+    sentinel_stack: SentinelStack,
+) -> None:
+    """docs/operations.md's recommended guarantee: with ``min-replicas-to-write 1`` a
+    primary cut off from its replica refuses writes, so a submit then is answered 503
+    (never a 202 for a job the failover would lose), and the batch in flight still ends
+    with exact accounting. Set on the first primary only: with the two replicas this
+    setting asks for, the new primary would still have one."""
+    stack, cluster = sentinel_stack, sentinel_stack.cluster
+    primary = cluster.client(cluster.primary_port)
+    primary.config_set("min-replicas-to-write", 1)
+    primary.config_set("min-replicas-max-lag", 10)
+    stack.receiver.up()
+    batch = stack.submit_batch(SMALL_BATCH)
+    stack.wait_progress(batch["id"], succeeded=2)
+
+    cluster.cut_link()
+    status, headers, raw = submit_one(stack)
+    assert status == 503, raw[:500]
+    assert json.loads(raw)["code"] == "unavailable"
+    assert int(headers["retry-after"]) > 0
+
+    cluster.primary.kill()
+    cluster.wait_promoted()
+    wait_for(lambda: http("GET", stack.url + "/readyz")[0] == 200, 60, 0.1)
+    # every job of the batch, and nothing else (the refused submit left no job to run)
+    assert_exact_accounting(stack, batch["id"], SMALL_BATCH)

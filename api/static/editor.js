@@ -20,6 +20,7 @@ let session = null; // the open job: {job, photo, model, nav, onSaved, changes, 
 let handTool = false;
 let spaceHeld = false;
 let opening = 0; // each open() has a number: a slower earlier one stops when it changes
+let returnFocus = null; // what had the focus before the editor opened, or how to find it
 
 function bindElements() {
   const ids = ["editor", "editor-name", "editor-nav", "editor-prev", "editor-next", "editor-position",
@@ -155,8 +156,14 @@ function unsavedOk() {
   return window.confirm("Leave this cutout without saving? Your changes to it are lost.");
 }
 
-export async function open({ job, file = null, resultBlob = null, name = "", nav = null, onSaved = null }) {
+// `focusBack`: where the focus goes on close when the opener has left the page (a list
+// drawn again); by default the element that had the focus
+export async function open({ job, file = null, resultBlob = null, name = "", nav = null, onSaved = null, focusBack = null }) {
   if (!el) init();
+  if (!el.editor.open) {
+    const opener = document.activeElement;
+    returnFocus = () => (opener && opener.isConnected ? opener : focusBack && focusBack());
+  }
   const ticket = ++opening;
   session = { job, photo: null, model: null, nav, onSaved, changes: 0, saved: 0, saving: false };
   el.name.textContent = name || job.id;
@@ -246,6 +253,8 @@ function close() {
   opening++;
   session = null;
   el.editor.close();
+  const target = returnFocus && returnFocus();
+  if (target) target.focus();
 }
 
 // ---------------------------------------------------------------------------------------

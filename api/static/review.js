@@ -204,7 +204,8 @@ function openAt(index) {
   const thumb = state.thumbs.get(job.id);
   const current = thumb && thumb.version === ((job.result && job.result.version) || 1);
   const resultBlob = current ? thumb.blob : null;
-  editor.open({ job, resultBlob, name: nameOf(job), nav, onSaved: replaceJob });
+  const focusBack = () => document.querySelector(`#review-list .item[data-job-id="${job.id}"] .item-select`);
+  editor.open({ job, resultBlob, name: nameOf(job), nav, onSaved: replaceJob, focusBack });
 }
 
 // how many the list holds: those to review, or (all) the succeeded ones, which have scores
@@ -235,6 +236,7 @@ export function start() {
     history.replaceState(null, "", `#/batches/${state.batchId}/review${show === "all" ? "?show=all" : ""}`);
     sync();
   });
+  $("review-refresh").addEventListener("click", () => load());
   $("review-prev").addEventListener("click", () => {
     if (state.page === 0) return;
     state.page -= 1;

@@ -241,8 +241,10 @@ def test_review_list_to_editor_to_a_new_version(
     assert np.abs(erased - blue).max() <= 6, erased
     assert np.abs(restored - np.array(BACKDROP)).max() <= 10, restored
     assert np.abs(kept - np.array(SUBJECT)).max() <= 10, kept
-    # the review list shows the new version
+    # the review list shows the new version; the focus is back on the cutout's item
     page.get_by_role("button", name="Close").click()
+    focused = page.evaluate("document.activeElement.closest('.item')?.dataset.jobId")
+    assert focused == job_id
     item = page.locator(f'#review-list .item[data-job-id="{job_id}"] .item-state')
     assert "version 2" in item.inner_text()
     # opened again, the editor starts from the corrected mask (GET /v1/jobs/{id}/mask)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, g, request
@@ -25,6 +26,8 @@ from api.jobs import accepted, load_job
 from api.jsonbody import body_bytes
 from api.openapi import doc
 from api.services import Services, current
+from api.versions import OPENAPI_PARAMETER as VERSION_PARAMETER
+from api.versions import result_version
 from shared import imagecheck, keys, maskcheck
 from shared.errors import (
     CorrectionPending,
@@ -113,6 +116,50 @@ def put_mask(job_id: str) -> Response:
         job = _correct(svc, job_id)
         slot.save(job["id"], f"/v1/jobs/{job['id']}")
     return accepted(job)
+
+
+@bp.get("/<job_id>/mask")
+@doc(
+    summary="The corrected mask of a result version",
+    description="The mask a corrected version was rendered from, as stored: a grey PNG of "
+    "the input's size (the newest version, or `?version=N`). A version the model made "
+    "(version 1) has no stored mask: 404 `not_found`.",
+    tags=["jobs"],
+    parameters=[VERSION_PARAMETER],
+    responses={
+        200: {"description": "the mask", "content_type": "image/png"},
+        400: {"description": "`version` is not a whole number (invalid_request)", "problem": True},
+        404: {
+            "description": "not_found (no such job of yours or version, or the version was "
+            "the model's)",
+            "problem": True,
+        },
+        409: {"description": "job_not_succeeded (with `job_status`)", "problem": True},
+    },
+)
+def get_mask(job_id: str) -> Response:
+    job = load_job(job_id)
+    if job["status"] != "succeeded":
+        _refuse("status", job["status"])
+    result = result_version(job, request.args.get("version"))
+    key = result.get("mask_key")
+    if not key:
+        raise NotFound(
+            "this result version was made by the model: no corrected mask is stored for it",
+            field="version",
+        )
+    chunks = current().storage.stream(key)
+    first = next(chunks, b"")  # a missing object is a problem answer, not a broken 200
+
+    def body() -> Iterator[bytes]:
+        yield first
+        yield from chunks
+
+    response = Response(body(), mimetype="image/png")
+    response.headers["Content-Disposition"] = (
+        f'inline; filename="{job_id}.mask.v{result.get("version") or 1}.png"'
+    )
+    return response
 
 
 def _correct(svc: Services, job_id: str) -> dict[str, Any]:

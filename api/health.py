@@ -123,6 +123,14 @@ class WorkerStatsCollector(Collector):
         for reason, value in sorted(stats.get("retries", {}).items()):
             retries.add_metric([reason], value)
         yield retries
+        corrections = CounterMetricFamily(
+            "cutout_corrections",
+            "Corrected masks' re-renders (PUT /v1/jobs/{id}/mask) by outcome",
+            labels=["outcome"],
+        )
+        for outcome, value in sorted(stats.get("corrections", {}).items()):
+            corrections.add_metric([outcome], value)
+        yield corrections
         stages = HistogramMetricFamily(
             "cutout_stage_seconds", "Worker time per processing stage", labels=["stage"]
         )

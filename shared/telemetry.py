@@ -4,7 +4,8 @@ on workers that run anywhere (prefork children, other machines) without scraping
 - job outcomes by model and status, failed jobs by error code, stage durations as
   histograms: each worker process's totals, written with the transition that finishes
   a job (shared/jobstats.py), folded into the hashes below when the process stops;
-- webhook outcomes and retries: Redis hashes incremented by workers (HINCRBY, atomic);
+- webhook outcomes, retries and corrected masks' re-renders: Redis hashes incremented
+  by workers (HINCRBY, atomic);
 - heartbeats: one key per worker process with a short TTL, holding what it runs on
   (device, execution providers, models, threads, RSS).
 """
@@ -26,6 +27,8 @@ WEBHOOKS_KEY = f"{PREFIX}stats:webhooks"
 # worker_lost for a run the sweeper took up again)
 ERRORS_KEY = f"{PREFIX}stats:errors"
 RETRIES_KEY = f"{PREFIX}stats:retries"
+# corrected masks' re-renders by outcome (succeeded, failed): worker/corrections.py
+CORRECTIONS_KEY = f"{PREFIX}stats:corrections"
 # cumulative stage buckets, as workers before shared/jobstats.py kept them (still read)
 STAGES_KEY = f"{PREFIX}stats:stages"
 WORKER_PREFIX = f"{PREFIX}worker:"
@@ -40,6 +43,11 @@ def record_retry(client: Any, reason: str) -> None:
     """Count a job run that will be tried again: ``reason`` is the transient error's code
     (``storage_error``, ``unavailable``) or ``worker_lost``."""
     client.hincrby(RETRIES_KEY, reason, 1)
+
+
+def record_correction(client: Any, outcome: str) -> None:
+    """Count a corrected mask's re-render that finished: ``succeeded`` or ``failed``."""
+    client.hincrby(CORRECTIONS_KEY, outcome, 1)
 
 
 # what any live worker serves, readable in one round trip (no SCAN per request): set by
@@ -113,11 +121,11 @@ def read_stats(client: Any) -> dict[str, dict[str, float]]:
     """Every counter workers recorded: the folded hashes plus each process's totals, with
     the stage histograms as Prometheus' cumulative buckets (``stage|bound``)."""
     pipe = client.pipeline(transaction=False)
-    for key in (JOBS_KEY, STAGES_KEY, WEBHOOKS_KEY, ERRORS_KEY, RETRIES_KEY):
+    for key in (JOBS_KEY, STAGES_KEY, WEBHOOKS_KEY, ERRORS_KEY, RETRIES_KEY, CORRECTIONS_KEY):
         pipe.hgetall(key)
     pipe.hgetall(jobstats.BINS_KEY)
     pipe.hgetall(jobstats.PROCS_KEY)
-    jobs, stages, hooks, errors, retries, folded, procs = pipe.execute()
+    jobs, stages, hooks, errors, retries, corrections, folded, procs = pipe.execute()
 
     def numbers(values: Mapping[Any, Any]) -> dict[str, float]:
         return {text(k): float(v) for k, v in values.items()}
@@ -139,6 +147,7 @@ def read_stats(client: Any) -> dict[str, dict[str, float]]:
         "webhooks": numbers(hooks),
         "errors": totals["errors"],
         "retries": numbers(retries),
+        "corrections": numbers(corrections),
     }
 
 

@@ -92,9 +92,18 @@ def _failed(ctx: context.WorkerContext, job_id: str, correction_id: str, error: 
     correction = (job or {}).get("correction") or {}
     failed = {**correction, "status": "failed", "finished_at": now_iso()}
     failed["error"] = error.to_job_error()
-    ctx.store.correction_records().fail(job_id, correction_id, failed)
+    if ctx.store.correction_records().fail(job_id, correction_id, failed):
+        _count(ctx, "failed")
     log.info("correction failed", extra={"job_id": job_id, "error": error.code})
     return "failed"
+
+
+def _count(ctx: context.WorkerContext, outcome: str) -> None:
+    """Count a finished correction in ``cutout_corrections`` (never raises)."""
+    try:
+        ctx.store.record_correction(outcome)
+    except Exception:  # noqa: BLE001 - metrics never fail a correction
+        log.debug("could not count a correction")
 
 
 def _read(ctx: context.WorkerContext, key: str, what: str) -> bytes:
@@ -151,12 +160,14 @@ def _correct(ctx: context.WorkerContext, job_id: str, correction_id: str) -> str
         "foreground": result.foreground,
         "version": version,
         "corrected": True,
+        "mask_key": grey_key,
         "input_size": list(result.input_size or previous.get("input_size") or ()) or None,
     }
     done = {**correction, "status": "succeeded", "finished_at": now_iso(), "error": None}
     done["mask_key"] = grey_key
     if not ctx.store.correction_records().finish(job_id, correction_id, newest, done):
         return "superseded"
+    _count(ctx, "succeeded")
     webhooks.after_job_corrected(ctx, job, version)
     took = round((time.monotonic() - begin) * 1000)
     log.info("correction rendered", extra={"job_id": job_id, "version": version, "ms": took})

@@ -266,6 +266,13 @@ def test_a_corrected_mask_renders_the_result_again_with_the_jobs_options(
     assert result(client, job_id, 2).get_data() == newest.get_data()
     assert result(client, job_id, 3).status_code == 404
     assert client.get(f"/v1/jobs/{job_id}/result?version=x", headers=AUTH_A).status_code == 400
+    # the mask it was rendered from, as stored: grey, the input's size
+    stored = client.get(f"/v1/jobs/{job_id}/mask", headers=AUTH_A)
+    assert stored.status_code == 200
+    assert stored.mimetype == "image/png"
+    assert np.array_equal(np.asarray(opened(stored.get_data())), corrected_mask())
+    assert client.get(f"/v1/jobs/{job_id}/mask?version=1", headers=AUTH_A).status_code == 404
+    assert client.get(f"/v1/jobs/{job_id}/mask", headers=AUTH_B).status_code == 404
 
 
 def test_masks_of_other_sizes_are_scaled_like_the_models(
@@ -280,6 +287,13 @@ def test_masks_of_other_sizes_are_scaled_like_the_models(
         assert got.shape == (SIZE[1], SIZE[0])
         assert (got[20:50, 4:40] == 0).all()  # erased, away from the scaled edge
         assert (got[14:58, 58:86] == 255).all()  # restored
+        # stored at the input's size, whatever size it was sent at
+        stored = client.get(f"/v1/jobs/{job_id}/mask", headers=AUTH_A).get_data()
+        assert opened(stored).size == SIZE
+    versions = [client.get(f"/v1/jobs/{job_id}/mask?version={n}", headers=AUTH_A) for n in (2, 3)]
+    assert [opened(v.get_data()).size for v in versions] == [SIZE, SIZE]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'cutout_corrections_total{outcome="succeeded"}' in metrics
 
 
 def test_bad_masks_get_clear_codes_and_change_nothing(
@@ -433,6 +447,9 @@ def test_a_failed_correction_keeps_the_previous_version(
         False,
     )
     assert result(client, job_id).get_data() == before
+    # a finished correction counts in /metrics by outcome
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'cutout_corrections_total{outcome="failed"}' in metrics
 
 
 def test_batch_jobs_are_corrected_and_the_zip_serves_the_newest(

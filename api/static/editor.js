@@ -179,6 +179,7 @@ export async function open({ job, file = null, resultBlob = null, name = "", nav
   backdrop();
   el.editor.dataset.jobId = job.id;
   el.editor.dataset.state = "opening";
+  el.canvas.getContext("2d").clearRect(0, 0, el.canvas.width, el.canvas.height); // not the last job's
   if (!el.editor.open) el.editor.showModal();
   busy("Opening the photo…");
   say("");
@@ -218,14 +219,16 @@ async function save() {
   const changes = current.changes;
   try {
     const png = await current.model.png();
-    const { job, blob } = await io.saveMask(current.job, png, say);
+    const { job, blob } = await io.saveMask(current.job, png, (text) => { if (session === current) say(text); });
     current.job = job;
     current.saved = changes;
+    if (current.onSaved) current.onSaved(job, blob);
+    if (session !== current) return; // the editor moved on meanwhile: the list shows it
     el.editor.dataset.version = String(io.versionOf(job));
     el.editor.dataset.state = "saved";
     saved(job, blob);
-    if (current.onSaved) current.onSaved(job, blob);
   } catch (error) {
+    if (session !== current) return;
     el.editor.dataset.state = "ready";
     say(`Not saved: ${error.message}`);
   } finally {

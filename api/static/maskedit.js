@@ -11,6 +11,11 @@
 import { snapRegion } from "./snap.js";
 
 const HISTORY = 60; // strokes kept for undo
+const HISTORY_BYTES = 256 * 1024 * 1024; // and at most this much of their pixels
+
+function bytesOf(step) {
+  return step.before.data.length + step.after.data.length;
+}
 
 function canvas(width, height) {
   const node = document.createElement("canvas");
@@ -133,8 +138,12 @@ export class MaskModel {
     const before = this.backupCtx.getImageData(rect.x, rect.y, rect.w, rect.h);
     const after = this.ctx.getImageData(rect.x, rect.y, rect.w, rect.h);
     this.undoStack.push({ rect, before, after });
-    if (this.undoStack.length > HISTORY) this.undoStack.shift();
     this.redoStack = [];
+    // the oldest strokes go first when there are too many or they hold too many pixels
+    let bytes = this.undoStack.reduce((sum, step) => sum + bytesOf(step), 0);
+    while (this.undoStack.length > 1 && (this.undoStack.length > HISTORY || bytes > HISTORY_BYTES)) {
+      bytes -= bytesOf(this.undoStack.shift());
+    }
     this.onChange(rect);
     return true;
   }

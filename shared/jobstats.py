@@ -8,7 +8,11 @@ hands them, as one JSON value, to the transition that finishes a job
 field of ``PROCS_KEY`` only if the job's state changed, in the same atomic step, so a
 job is counted exactly once, whichever process finishes it and whenever one dies. The
 values are absolute, so a newer one replaces the older (one HSET per job, where the
-counters took a hundred HINCRBYs).
+counters took a hundred HINCRBYs). Each write is numbered: when Redis does not hold the
+process's last write (a crash lost its tail, a failover lost what was not replicated,
+the field was folded), the script adds this job's counts alone to what Redis holds and
+the process carries on from that, so jobs counted in lost writes count again when they
+run again, and only then.
 
 When a process stops, its totals are folded into the shared hashes (``FOLD``) and its
 field removed; the field of a process that died without stopping stays, still counted,
@@ -94,19 +98,22 @@ class JobTally:
         self.lock = threading.RLock()
         self.id = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}"
         self.totals = _empty()
+        self.seq = 0  # how many writes of this field Redis acknowledged
 
-    def plus(
+    def job(
         self,
         model: str,
         status: str,
         timings: Mapping[str, float],
         error_code: str | None = None,
-    ) -> dict[str, dict[str, Any]]:
-        """The totals with one more finished job (not kept: see :meth:`commit`)."""
-        totals = {name: dict(values) for name, values in self.totals.items()}
+    ) -> tuple[dict[str, dict[str, Any]], tuple[str, int, str, str]]:
+        """The totals with one more finished job (kept by :meth:`commit` once the
+        transition that carries them applied), and what the transition carries: this
+        process's id, its last write's number, the totals and this job's counts alone."""
+        delta = _empty()
 
         def add(part: str, key: str, amount: float = 1) -> None:
-            totals[part][key] = totals[part].get(key, 0) + amount
+            delta[part][key] = delta[part].get(key, 0) + amount
 
         add("jobs", f"{model}|{status}")
         if error_code:
@@ -114,18 +121,30 @@ class JobTally:
         for stage, seconds in timings.items():
             add("bins", f"{stage}|{bin_of(seconds)}")
             add("sums", stage, float(seconds))
-        return totals
+        totals = {part: dict(values) for part, values in self.totals.items()}
+        for part, values in delta.items():
+            for key, amount in values.items():
+                totals[part][key] = totals[part].get(key, 0) + amount
+        now = round(time.time())
+        written = {"t": now, "seq": self.seq + 1, **totals}
+        carried = (self.id, self.seq, _json(written), _json({"t": now, **delta}))
+        return totals, carried
 
-    def encode(self, totals: Mapping[str, Any]) -> str:
-        return json.dumps({"t": round(time.time()), **totals}, separators=(",", ":"))
-
-    def commit(self, totals: dict[str, dict[str, Any]]) -> None:
-        """Keep ``totals``: the transition that carried them was applied."""
-        self.totals = totals
+    def commit(self, totals: dict[str, dict[str, Any]], stored: str | None = None) -> None:
+        """The transition applied: keep ``totals``, or, when Redis did not hold this
+        process's last write and merged this job into what it held, what it holds."""
+        if stored is None:
+            self.totals, self.seq = totals, self.seq + 1
+        else:
+            self.totals, self.seq = decode(stored), int(json.loads(stored).get("seq") or 0)
 
     def folded(self) -> None:
         """This process's field was folded: count again from zero, under a new id."""
         self._reset()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 TALLY = JobTally()

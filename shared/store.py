@@ -19,12 +19,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from shared.ids import now_iso
 from shared.jobstore import JobStore as JobStore  # the port, re-exported for its importers
 from shared.keys import is_upload
 from shared.redis_errors import connect
@@ -34,6 +32,8 @@ from shared.shapes.records import TERMINAL as TERMINAL
 from shared.shapes.records import decode as _decode
 from shared.shapes.records import encode as _encode
 from shared.store_scripts import RESERVE, TRANSITION
+from shared.store_scripts import Transition as Transition  # re-exported for its importers
+from shared.store_scripts import script_args as _script_args
 
 PREFIX = "cutout:"
 # job id → deadline of its current run, for every job in `processing`
@@ -83,13 +83,6 @@ def done_key(job_id: str) -> str:
 def tenant_active_key(tenant: str) -> str:
     """The set of the tenant's reserved, not yet finished job ids (the queue cap)."""
     return f"{PREFIX}tenant:{tenant}:active"
-
-
-@dataclass(frozen=True)
-class Transition:
-    applied: bool
-    previous: str | None
-    batch_completed: bool = False
 
 
 class RedisStore:
@@ -170,7 +163,7 @@ class RedisStore:
         *,
         run_deadline: float | None = None,
         record: Mapping[str, Any] | None = None,
-        stats: tuple[str, str] | None = None,
+        stats: tuple[str, int, str, str] | None = None,
         **fields: Any,
     ) -> Transition:
         """Move a job to ``new`` if its status is one of ``allowed``; set ``fields`` with it.
@@ -180,9 +173,8 @@ class RedisStore:
         for exactly one caller per batch.
         Entering ``processing``, ``run_deadline`` (epoch seconds, default one hour ahead)
         says when the run is surely dead if the job is still processing.
-        ``record``: the job's record as read before (its ``batch_id`` and ``tenant``, which
-        never change), saving a round trip. ``stats``: a worker process's id and metric
-        totals (shared/jobstats.py), stored only if the state changes.
+        ``record``: the job as read before (``batch_id``, ``tenant``: they never change),
+        saving a round trip. ``stats``: a worker process's metrics (shared/jobstats.py ``job``).
         """
         with _translated():
             if record is None:
@@ -191,11 +183,10 @@ class RedisStore:
                 batch_id, tenant = record.get("batch_id"), record.get("tenant")
             batch_id = batch_id or ""
             deadline = run_deadline if run_deadline is not None else time.time() + 3600
-            args: list[Any] = [new, ",".join(allowed), now_iso(), deadline]
-            for name, value in _encode(fields).items():
-                args += [name, value]
+            args = _script_args(new, allowed, deadline, fields)
             if stats is not None:
-                args += ["_proc", stats[0], "_stats", stats[1]]
+                proc, seq, totals, delta = stats
+                args += ["_proc", proc, "_seq", seq, "_stats", totals, "_delta", delta]
             keys = [
                 job_key(job_id),
                 batch_counts_key(batch_id) if batch_id else "",
@@ -207,8 +198,25 @@ class RedisStore:
                 batch_scores_key(batch_id) if batch_id else "",
                 PROCS_KEY,
             ]
-            applied, previous, completed = self._transition(keys=keys, args=args)
-        return Transition(applied == 1, previous or None, bool(completed))
+            reply = self._transition(keys=keys, args=args)
+        stored = reply[4] if len(reply) > 4 else None
+        return Transition(reply[0] == 1, reply[1] or None, bool(reply[2]), stats=stored)
+
+    def claim(
+        self, job_id: str, models: Iterable[str], *, run_deadline: float, **fields: Any
+    ) -> Transition:
+        """Read the job and, in one step, move it to ``processing`` (one more attempt) if
+        ``queued``, not a batch item, on one of ``models``; ``before``: the record read
+        (None: no such job). Else the caller decides from it and calls :meth:`transition`."""
+        args = _script_args("processing", ["queued"], run_deadline, {**fields, "attempts": "+1"})
+        keys = [job_key(job_id), "", "", done_key(job_id), PROCESSING_KEY, "", QUEUED_KEY, ""]
+        with _translated():
+            reply = self._transition(
+                keys=[*keys, PROCS_KEY], args=[*args, "_claim", ",".join(models)]
+            )
+        raw = reply[3] if len(reply) > 3 else []
+        before = _decode(dict(zip(raw[::2], raw[1::2], strict=True))) if raw else None
+        return Transition(reply[0] == 1, reply[1] or None, False, before)
 
     def wait_finished(self, job_id: str, timeout: float) -> bool:
         """Block until the job reaches a terminal state or ``timeout`` passes."""

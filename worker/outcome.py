@@ -49,18 +49,18 @@ def finish(
     ``record``, the job as read before, saves reading it again."""
     code = (fields.get("error") or {}).get("code")
     with TALLY.lock:
-        totals = TALLY.plus(model, status, timings or {}, error_code=code)
+        totals, carried = TALLY.job(model, status, timings or {}, error_code=code)
         done = ctx.store.transition(
             job_id,
             status,
             ("processing", "queued"),
             record=record,
-            stats=(TALLY.id, TALLY.encode(totals)),
+            stats=carried,
             finished_at=now_iso(),
             **fields,
         )
         if done.applied:
-            TALLY.commit(totals)
+            TALLY.commit(totals, done.stats)
     if done.applied:
         announce(ctx, job_id, status, done, record)
     return done

@@ -26,7 +26,7 @@ from shared.ids import now_iso
 from shared.jobstats import TALLY
 from shared.keys import output_key
 from shared.netguard import fetch
-from shared.options import parse_options
+from shared.options import MODELS, parse_options
 from shared.store import TERMINAL
 from worker import batches, context, corrections, webhooks
 from worker.background import read_background
@@ -140,7 +140,14 @@ def _claim(ctx: context.WorkerContext, job_id: str) -> dict[str, Any] | str:
     """The job's record, moved to ``processing`` with one more attempt; or, as a string,
     why this delivery does not run it (the task's return value)."""
     settings = ctx.settings
-    job = ctx.store.get_job(job_id)
+    # Celery kills the run at the hard limit: past this, the sweeper re-queues the job
+    deadline = time.time() + settings.task_time_limit + 5
+    # the plain case (a queued single job on a built-in model) is read and moved in one
+    # step; every other case is decided from the record read in that step
+    quick = ctx.store.claim(job_id, MODELS, run_deadline=deadline, started_at=now_iso())
+    job = quick.before
+    if quick.applied and job is not None:
+        return job
     if job is None:
         log.warning("job record missing (expired or deleted)", extra={"job_id": job_id})
         return "missing"
@@ -165,8 +172,7 @@ def _claim(ctx: context.WorkerContext, job_id: str) -> dict[str, Any] | str:
         record=job,
         attempts="+1",
         started_at=now_iso(),
-        # Celery kills the run at the hard limit: past this, the sweeper re-queues the job
-        run_deadline=time.time() + settings.task_time_limit + 5,
+        run_deadline=deadline,
     )
     return job if started.applied else "not-runnable"
 

@@ -56,6 +56,7 @@ def test_a_finished_job_counts_once_with_no_command_of_its_own(r: Any) -> None:
     ctx = _ctx(r)
     before = telemetry.read_stats(r)
     job = _processing_job(ctx)
+    ctx.store.transition("job_warm", "failed", ("queued",))  # the script loaded, once
     r.config_resetstat()
     assert finish(ctx, job["id"], "succeeded", model="u2netp", timings=TIMINGS, record=job).applied
     calls = {k.removeprefix("cmdstat_"): v["calls"] for k, v in r.info("commandstats").items()}
@@ -126,3 +127,26 @@ def test_counters_of_older_workers_add_up_with_the_new_ones(r: Any) -> None:
     assert stats["stages"]["inference|0.5"] == 3
     assert stats["stages"]["inference|+Inf"] == 3
     assert stats["stages"]["inference|sum"] == pytest.approx(0.85)
+
+
+def test_writes_redis_lost_are_counted_again_once_never_twice(r: Any) -> None:
+    """Redis loses its last second of writes (a SIGKILL with appendfsync everysec, or a
+    failover before replication): the job's move to succeeded and this process's metrics
+    write are lost together; the job runs again, and counts once, not twice."""
+    ctx = _ctx(r)
+    first = _processing_job(ctx)
+    finish(ctx, first["id"], "succeeded", model="u2netp", timings=TIMINGS, record=first)
+    kept = r.hget(jobstats.PROCS_KEY, jobstats.TALLY.id)
+    job = _processing_job(ctx)
+    finish(ctx, job["id"], "succeeded", model="u2netp", timings=TIMINGS, record=job)
+    # the lost tail: the second job is processing again, the metrics are the first's
+    r.hset(jobstats.PROCS_KEY, jobstats.TALLY.id, kept)
+    r.hset(f"cutout:job:{job['id']}", "status", "processing")
+    assert finish(ctx, job["id"], "succeeded", model="u2netp", timings=TIMINGS, record=job).applied
+    assert telemetry.read_stats(r)["jobs"]["u2netp|succeeded"] == 2
+    # and the process carries on from what Redis holds
+    third = _processing_job(ctx)
+    finish(ctx, third["id"], "succeeded", model="u2netp", timings=TIMINGS, record=third)
+    stats = telemetry.read_stats(r)
+    assert stats["jobs"]["u2netp|succeeded"] == 3
+    assert stats["stages"]["inference|+Inf"] == 3

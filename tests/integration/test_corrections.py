@@ -210,6 +210,39 @@ def check_refine(data: bytes) -> None:
     assert np.array_equal(alpha(data), corrected_mask())
 
 
+def check_roi(data: bytes) -> None:
+    expected = corrected_mask()
+    expected[:, 70:] = 0  # outside the region of interest
+    assert np.array_equal(alpha(data), expected)
+
+
+def check_shadow(data: bytes) -> None:
+    got = alpha(data)
+    assert (got[10:62, 54:90] == 255).all()
+    assert (got[:, :40] == 0).all()  # erased, beyond the shadow's reach
+
+
+def check_scale_position(data: bytes) -> None:
+    # the 40x56 rectangle at half the picture's height, in the top left corner
+    ys, xs = np.nonzero(alpha(data))
+    assert (xs.min(), ys.min()) == (0, 0)
+    assert abs(ys.max() + 1 - 36) <= 1
+    assert abs(xs.max() + 1 - round(40 * 36 / 56)) <= 1
+
+
+def check_background_image(data: bytes) -> None:
+    rgba = np.asarray(opened(data).convert("RGBA")).astype(int)
+    assert (rgba[..., 3] == 255).all()
+    assert tuple(rgba[36, 10, :3]) == (20, 40, 220)  # erased: the background image
+    assert tuple(rgba[12, 88, :3]) == (225, 225, 225)  # restored backdrop of the photo
+
+
+def check_matting(data: bytes) -> None:
+    got = alpha(data)
+    assert (got[20:52, 64:80] == 255).all()  # inside the restored rectangle
+    assert (got[:, :40] == 0).all()
+
+
 COMBINATIONS: list[tuple[dict[str, Any], Callable[[bytes], None], bool]] = [
     ({}, check_plain, False),
     ({"bg_color": "#ff0000", "canvas": "200x200"}, check_canvas, True),
@@ -218,21 +251,45 @@ COMBINATIONS: list[tuple[dict[str, Any], Callable[[bytes], None], bool]] = [
     ({"format": "zip"}, check_zip, False),
     ({"mask_only": True}, check_mask_only, True),
     ({"refine": True, "model": "u2net"}, check_refine, False),
+    ({"roi": "0 0 70 72"}, check_roi, False),
+    ({"shadow": True}, check_shadow, True),
+    ({"scale": "50%", "position": "0% 0%"}, check_scale_position, False),
+    ({"bg_image_url": "BACKGROUND"}, check_background_image, False),
+    ({"alpha_matting": True}, check_matting, False),
 ]
 
 
 @pytest.mark.parametrize(
     ("options", "check", "multipart"),
     COMBINATIONS,
-    ids=["plain", "bg_color+canvas", "crop+margin", "jpeg+bg_color", "zip", "mask_only", "refine"],
+    ids=[
+        "plain",
+        "bg_color+canvas",
+        "crop+margin",
+        "jpeg+bg_color",
+        "zip",
+        "mask_only",
+        "refine",
+        "roi",
+        "shadow",
+        "scale+position",
+        "background_image",
+        "alpha_matting",
+    ],
 )
 def test_a_corrected_mask_renders_the_result_again_with_the_jobs_options(
     client: FlaskClient,
     worker: WorkerProcess,
+    images: ImageServer,
     options: dict[str, Any],
     check: Callable[[bytes], None],
     multipart: bool,
 ) -> None:
+    if options.get("bg_image_url") == "BACKGROUND":
+        backdrop = Image.new("RGB", (96, 72), (20, 40, 220))
+        options = {
+            "bg_image_url": images.add("/corrections/backdrop.png", png(np.asarray(backdrop)))
+        }
     job = submit(client, options)
     job_id = job["id"]
     assert (job["result"]["version"], job["result"]["corrected"], job["correction"]) == (

@@ -310,6 +310,13 @@ function toggleBefore() {
 export function init() {
   if (el) return;
   bindElements();
+  // the page's Help lists the shortcuts (index.html, #shortcuts): the same list in here
+  const shortcuts = $("shortcuts");
+  if (shortcuts) {
+    const copy = shortcuts.cloneNode(true);
+    copy.removeAttribute("id");
+    $("editor-help-panel").replaceChildren(copy);
+  }
   viewport = new Viewport(el.view, el.canvas, draw, (zoom) => {
     el.zoom.textContent = `${Math.round(zoom * 100)}%`;
     el.editor.dataset.zoom = zoom.toFixed(4);

@@ -282,6 +282,16 @@ def test_review_list_and_editor_fit_375px(
         assert box["x"] >= 0, (selector, box)
         assert box["x"] + box["width"] <= 375, (selector, box)
         assert box["y"] + box["height"] <= 740, (selector, box)
+    # the shortcuts, as the page's help lists them, fit too
+    page.get_by_text("Shortcuts", exact=True).click()
+    panel = page.locator("#editor-help-panel")
+    assert "Undo" in panel.inner_text()
+    box = panel.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= 375
+    session.shot("editor-narrow-shortcuts", full_page=False)
+    page.get_by_text("Shortcuts", exact=True).click()
     # the photo fits the view
     view = page.locator("#editor-view").bounding_box()
     canvas = page.locator("#editor-canvas").bounding_box()

@@ -250,12 +250,14 @@ def _mask_bytes(limit: int) -> bytes:
 def input_size(svc: Services, job: dict[str, Any]) -> tuple[int, int]:
     """The job's input as decoded (upright), which the mask must fit: recorded with the
     result; for a job finished before sizes were recorded, read from the stored input's
-    header (its EXIF orientation applied)."""
+    header (its EXIF orientation applied). Raises UploadNotFound when the input is no
+    longer stored (deleted with DELETE /v1/jobs/{id}): nothing could be rendered."""
     size = (job.get("result") or {}).get("input_size")
-    if size:
-        return int(size[0]), int(size[1])
     key = job.get("input_key") or keys.input_key(job["tenant"], job["id"])
     try:
+        if size:
+            svc.storage.head(key)
+            return int(size[0]), int(size[1])
         data = svc.storage.get(key, max_bytes=svc.settings.max_upload_bytes)
     except NotFound:
         raise UploadNotFound(

@@ -488,16 +488,28 @@ def test_job_corrected_is_signed_and_sent_once_per_version(
     assert job_of(client, job_id)["webhook"]["event"] == "job.corrected"
 
 
-def test_a_failed_correction_keeps_the_previous_version(
+def test_a_job_whose_input_is_gone_is_refused_at_once(
     client: FlaskClient, worker: WorkerProcess, storage: Any
 ) -> None:
     job_id = submit(client, {})["id"]
+    storage.delete_prefix(input_key("a", job_id))  # as DELETE /v1/jobs/{id} does
+    refused = put_mask(client, job_id, png(corrected_mask()))
+    assert refused.status_code == 422
+    assert refused.get_json()["code"] == "upload_not_found"
+    assert job_of(client, job_id)["correction"] is None
+
+
+def test_a_failed_correction_keeps_the_previous_version(
+    client: FlaskClient, worker: WorkerProcess, images: ImageServer
+) -> None:
+    backdrop = png(np.full((72, 96, 3), 200, np.uint8))
+    job_id = submit(client, {"bg_image_url": images.add("/corrections/gone.png", backdrop)})["id"]
     before = result(client, job_id).get_data()
-    storage.delete_prefix(input_key("a", job_id))  # the input is gone (as after a crash)
+    del images.files["/corrections/gone.png"]  # the background's URL answers 404 now
     assert put_mask(client, job_id, png(corrected_mask())).status_code == 202
     job = settled(client, job_id)
     assert job["correction"]["status"] == "failed"
-    assert job["correction"]["error"]["code"] == "upload_not_found"
+    assert job["correction"]["error"]["code"] == "url_fetch_failed"
     assert (job["status"], job["result"]["version"], job["result"]["corrected"]) == (
         "succeeded",
         1,

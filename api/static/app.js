@@ -16,11 +16,13 @@
 //     one too, and api/web.py versions the import with quality.js's content hash).
 //  5. "Edit the cutout" opens the editor (editor.js) on the selected result; a batch's
 //     review list has its own address, /#/batches/<id>/review (review.js). Requests go
-//     through http.js, which this file configures with the key and what a 401 does.
+//     through http.js, which this file configures with the key and what a 401 does; the
+//     options form is options.js.
 import * as quality from "./quality.js";
 import { ApiError, api, configure as configureHttp, sleep, uploadTimeout } from "./http.js";
 import * as review from "./review.js";
 import * as editor from "./editor.js";
+import { applyModels, loadModels, readOptions, syncOptionControls } from "./options.js";
 
 (() => {
   const KEY_STORAGE = "cutout.apiKey";
@@ -35,7 +37,6 @@ import * as editor from "./editor.js";
   ]);
   const EXTENSIONS = { png: "png", webp: "webp", jpeg: "jpg", zip: "zip" };
   const FORMAT_LABELS = { png: "PNG", webp: "WebP", jpeg: "JPEG", zip: "ZIP" };
-  const MODEL_LABELS = { u2net: "u2net — best quality", u2netp: "u2netp — fast, lighter" };
   const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 
   const $ = (id) => document.getElementById(id);
@@ -51,13 +52,10 @@ import * as editor from "./editor.js";
     actions: $("actions"), download: $("download"), edit: $("edit"), downloadAll: $("download-all"), clear: $("clear"),
     items: $("items"), itemTemplate: $("item-template"),
     options: $("options"), apply: $("apply"),
-    model: $("model"), format: $("format"), formatHint: $("format-hint"),
-    transparent: $("transparent"), bgColor: $("bg-color"), bgColorValue: $("bg-color-value"),
-    maskOnly: $("mask-only"), postProcess: $("post-process"), fast: $("fast"), refine: $("refine"),
-    alphaMatting: $("alpha-matting"), amFg: $("am-fg"), amBg: $("am-bg"), amErode: $("am-erode"),
-    crop: $("crop"), margin: $("margin"),
-    canvasW: $("canvas-w"), canvasH: $("canvas-h"), fill: $("fill"),
-    subjectBox: $("subject-box"), resultNote: $("result-note"), bgImage: $("bg-image"), shadow: $("shadow"),
+    // the options form's controls are options.js's; these few are read here too
+    model: $("model"), format: $("format"), bgColor: $("bg-color"), bgColorValue: $("bg-color-value"),
+    fast: $("fast"),
+    subjectBox: $("subject-box"), resultNote: $("result-note"), bgImage: $("bg-image"),
     resultQuality: $("result-quality"),
   };
 
@@ -132,81 +130,6 @@ import * as editor from "./editor.js";
     }
     hideAlert();
     return true;
-  }
-
-  // the models this caller may use: built-in, global and the tenant's own (GET /v1/models)
-  async function loadModels(fallback) {
-    try {
-      const listed = await api("/v1/models");
-      const names = (listed.models || []).map((model) => model.name);
-      return names.length ? names : fallback;
-    } catch (_error) {
-      return fallback;
-    }
-  }
-
-  function applyModels(models) {
-    if (!Array.isArray(models) || !models.length) return;
-    const current = el.model.value;
-    el.model.replaceChildren(...models.map((name) => {
-      const option = document.createElement("option");
-      option.value = name;
-      option.textContent = MODEL_LABELS[name] || name;
-      return option;
-    }));
-    el.model.value = models.includes(current) ? current : models[0];
-  }
-
-  // ---------------------------------------------------------------------------------
-  // options form → the API's options object
-
-  function readOptions() {
-    const options = { model: el.model.value, format: el.format.value };
-    const int = (input, label) => {
-      const value = Number(input.value);
-      if (input.value === "" || !Number.isInteger(value) || value < Number(input.min) || value > Number(input.max)) {
-        throw new ApiError(`${label} must be a whole number from ${input.min} to ${input.max}.`, { kind: "client" });
-      }
-      return value;
-    };
-    if (!el.transparent.checked || options.format === "jpeg") options.bg_color = el.bgColor.value;
-    if (el.shadow.checked) options.shadow = true;
-    if (el.maskOnly.checked) options.mask_only = true;
-    if (el.postProcess.checked) options.post_process = true;
-    if (el.fast.checked) options.fast = true;
-    if (el.refine.checked) options.refine = true;
-    quality.readScore(options);
-    if (el.alphaMatting.checked) {
-      options.alpha_matting = true;
-      options.alpha_matting_foreground_threshold = int(el.amFg, "Foreground threshold");
-      options.alpha_matting_background_threshold = int(el.amBg, "Background threshold");
-      options.alpha_matting_erode_size = int(el.amErode, "Erode size");
-    }
-    if (el.crop.checked) {
-      options.crop = true;
-      options.margin = int(el.margin, "Margin");
-    }
-    const w = el.canvasW.value.trim();
-    const h = el.canvasH.value.trim();
-    if (w || h) {
-      if (!w || !h) throw new ApiError("Give both the canvas width and height, or neither.", { kind: "client" });
-      options.canvas = `${int(el.canvasW, "Canvas width")}x${int(el.canvasH, "Canvas height")}`;
-      const fill = Number(el.fill.value);
-      if (!(fill > 0 && fill <= 1)) throw new ApiError("Fill must be a number above 0 and at most 1.", { kind: "client" });
-      options.fill = fill;
-    }
-    return options;
-  }
-
-  function syncOptionControls() {
-    const jpeg = el.format.value === "jpeg";
-    if (jpeg) el.transparent.checked = false;
-    el.transparent.disabled = jpeg;
-    el.formatHint.hidden = !jpeg;
-    el.bgColor.disabled = el.transparent.checked;
-    el.bgColorValue.textContent = el.transparent.checked ? "none" : el.bgColor.value;
-    for (const input of [el.amFg, el.amBg, el.amErode]) input.disabled = !el.alphaMatting.checked;
-    el.margin.disabled = !el.crop.checked;
   }
 
   // ---------------------------------------------------------------------------------

@@ -95,9 +95,9 @@ async function load() {
     if (ticket !== state.ticket) return;
     state.jobs = [];
     state.next = null;
-    renderList();
     $("review-counts").textContent = "";
     showAlert(error.status === 404 ? `No batch ${batchId} for this API key.` : `The review list could not be loaded: ${error.message}`);
+    renderList();
   } finally {
     if (ticket === state.ticket) list.setAttribute("aria-busy", "false");
   }
@@ -156,8 +156,10 @@ function renderList() {
   });
   list.replaceChildren(...nodes);
   const empty = $("review-empty");
-  empty.hidden = nodes.length > 0;
-  empty.textContent = state.show === "review" ? "Nothing here needs a look." : "No scored cutouts in this batch yet.";
+  empty.hidden = nodes.length > 0 || Boolean($("review-alert").textContent);
+  $("review-empty-text").textContent = state.show === "review"
+    ? "Nothing here needs a look." : "No scored cutouts in this batch yet.";
+  $("review-show-all").hidden = state.show !== "review";
   $("review-prev").disabled = state.page === 0;
   $("review-next").disabled = !state.next;
   $("review-page").textContent = `Page ${state.page + 1}`;
@@ -237,6 +239,10 @@ export function start() {
     sync();
   });
   $("review-refresh").addEventListener("click", () => load());
+  $("review-show-all").addEventListener("click", () => {
+    $("review-filter").value = "all";
+    $("review-filter").dispatchEvent(new Event("change"));
+  });
   $("review-prev").addEventListener("click", () => {
     if (state.page === 0) return;
     state.page -= 1;

@@ -173,8 +173,12 @@ def test_review_list_to_editor_to_a_new_version(
         " && document.getElementById('review-list').getAttribute('aria-busy') === 'false'"
     )
     assert page.locator("#review-empty").is_visible() == (not review)
-    page.get_by_label("Show").select_option("all")
+    if review:
+        page.get_by_label("Show").select_option("all")
+    else:
+        page.get_by_role("button", name="Show all scored cutouts").click()
     page.wait_for_function("() => document.querySelectorAll('#review-list .item').length === 2")
+    assert "show=all" in page.evaluate("location.hash")
 
     page.locator("#review-list .item-select").first.click()
     page.wait_for_function(READY)
@@ -254,8 +258,16 @@ def test_review_list_to_editor_to_a_new_version(
     assert canvas_alpha(page, *map(round, middle(RESTORE))) == 255
     assert canvas_alpha(page, *map(round, middle(UNDONE))) > 200
     page.get_by_role("button", name="Close").click()
-    # the page learns that keys are on from GET /v1/info's 401, before the key is given
-    no_console_errors(session, allowed=("401",))
+    # a batch this key does not have: said so, nothing listed
+    page.evaluate("location.hash = '#/batches/bat_00000000000000000000000000/review'")
+    alert = page.locator("#review-alert")
+    alert.wait_for(state="visible")
+    assert "No batch bat_00000000000000000000000000 for this API key" in alert.inner_text()
+    assert page.locator("#review-list .item").count() == 0
+    assert not page.locator("#review-empty").is_visible()
+    # the page learns that keys are on from GET /v1/info's 401, before the key is given;
+    # the unknown batch is a 404
+    no_console_errors(session, allowed=("401", "404"))
 
 
 def test_review_list_and_editor_fit_375px(

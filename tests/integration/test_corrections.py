@@ -332,6 +332,28 @@ def test_a_corrected_mask_renders_the_result_again_with_the_jobs_options(
     assert client.get(f"/v1/jobs/{job_id}/mask", headers=AUTH_B).status_code == 404
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"bg_color": "#ff0000", "canvas": "200x200"},
+        {"crop": True, "margin": 4},
+        {"shadow": True},
+    ],
+    ids=["plain", "bg_color+canvas", "crop+margin", "shadow"],
+)
+def test_the_models_own_mask_gives_back_version_1_byte_for_byte(
+    client: FlaskClient, worker: WorkerProcess, options: dict[str, Any]
+) -> None:
+    # the model's mask of the photo is a mask_only job's result; sent as the correction
+    # of a job with other options, it takes the model mask's place in the same path
+    model_mask = result(client, submit(client, {"mask_only": True})["id"]).get_data()
+    job_id = submit(client, options)["id"]
+    assert put_mask(client, job_id, model_mask).status_code == 202
+    assert settled(client, job_id)["result"]["version"] == 2
+    assert result(client, job_id).get_data() == result(client, job_id, 1).get_data()
+
+
 def test_masks_of_other_sizes_are_scaled_like_the_models(
     client: FlaskClient, worker: WorkerProcess
 ) -> None:

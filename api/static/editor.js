@@ -358,5 +358,9 @@ export function init() {
   el.editor.addEventListener("keyup", (event) => { if (event.key === " ") { spaceHeld = false; syncControls(); } });
   el.view.addEventListener("pointerleave", () => { el.cursor.hidden = true; });
   window.addEventListener("resize", () => { if (session && session.model) viewport.resized(); });
+  // closing or reloading the tab with unsaved strokes asks first, as Close does
+  window.addEventListener("beforeunload", (event) => {
+    if (session && session.model && session.changes !== session.saved) event.preventDefault();
+  });
   syncControls();
 }

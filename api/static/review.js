@@ -1,6 +1,7 @@
 // A batch's review list (issue 27), reachable by URL so a shop links it from its own
 // tools: /#/batches/<batch id>/review (the cutouts that need a look) or
-// /#/batches/<batch id>/review?show=all (every scored cutout), worst score first, with
+// /#/batches/<batch id>/review?show=all (every scored cutout); /?batch=<id>[&show=all]
+// becomes the same address. Worst score first, with
 // thumbnails, a page at a time (GET /v1/batches/{id}/jobs?order=score[&review=true],
 // following `next_cursor`; Previous goes back through the cursors already seen). Each
 // cutout opens in the editor (editor.js), whose Previous and Next walk this list.
@@ -232,7 +233,17 @@ async function step(index) {
   return openAt(index);
 }
 
+// /?batch=<id>[&show=all] (a query, for tools that cannot write a #): the same list
+function fromQuery() {
+  const query = new URLSearchParams(location.search);
+  const batch = query.get("batch");
+  if (!batch || !/^[A-Za-z0-9_-]+$/.test(batch) || location.hash) return;
+  const show = query.get("show") === "all" ? "?show=all" : "";
+  history.replaceState(null, "", `/#/batches/${batch}/review${show}`);
+}
+
 export function start() {
+  fromQuery();
   $("review-filter").addEventListener("change", () => {
     const show = $("review-filter").value === "all" ? "all" : "review";
     history.replaceState(null, "", `#/batches/${state.batchId}/review${show === "all" ? "?show=all" : ""}`);

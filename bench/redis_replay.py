@@ -1,0 +1,181 @@
+"""What one job costs Redis when Redis is busy: a job's Redis work replayed back to back.
+
+    python bench/redis_replay.py [--jobs 2000] [--procs 4] [--compare /tmp/rc_base]
+
+bench/redis_cost.py measures a real `cutout up` at a few jobs per second, where every
+command finds Redis idle and pays for cold caches and a wake-up. This one measures the
+other end, the cost that decides how many jobs one Redis core carries: ``--procs``
+client processes run the Redis side of ``--jobs`` jobs as fast as they can, against a
+fresh redis-server configured as `cutout up` starts it (AOF, appendfsync everysec),
+through the code of the checkout under test (``--compare ROOT`` runs another checkout
+in turn, alternating rounds):
+
+- the API: the rate limit's token bucket, the queue cap's reservation, the record
+  (shared/ratelimits.py, shared/store.py), and Celery's publish (an LPUSH of a message
+  of the real size);
+- the worker: Celery's fetch and unacked bookkeeping (RPOP, then MULTI ZADD HSET EXEC as
+  kombu does), the claim (worker/tasks.py ``_claim``), the outcome with its metrics
+  (worker/outcome.py ``finish``), and Celery's ack (MULTI ZREM HDEL EXEC).
+
+It reports the Redis server's CPU per job (INFO cpu, user + system) and commands per job
+(INFO stats, script-inner commands included), and jobs/s (bounded by the clients: the
+figure to read is the CPU per job, and 1000 / it, the jobs/s one Redis core would
+carry if Redis were the only limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MESSAGE = "x" * 1400  # a Celery message's size, as LPUSHed by the API
+
+
+def client(url: str, jobs: int, tag: str) -> None:
+    """One client process: the Redis side of ``jobs`` jobs, one after the other."""
+    import redis
+
+    from shared.ids import new_id, now_iso
+    from shared.ratelimits import TokenBuckets
+    from shared.settings import load_settings
+    from shared.workerstore import RedisWorkerStore
+    from worker import tasks
+    from worker.outcome import finish
+
+    r = redis.Redis.from_url(url, decode_responses=True)
+    store = RedisWorkerStore(r, 3600)
+    buckets = TokenBuckets(r)
+    ctx = SimpleNamespace(store=store, settings=load_settings(), app=None)
+    takes_record = "record" in inspect.signature(finish).parameters
+    timings = {"fetch": 0.004, "decode": 0.003, "preprocess": 0.002, "inference": 0.21}
+    timings.update(postprocess=0.004, encode=0.012, store=0.006, total=0.25)
+    for i in range(jobs):
+        job = {
+            "id": new_id("job"),
+            "tenant": "public",
+            "status": "queued",
+            "created_at": now_iso(),
+            "options": {"model": "u2netp", "format": "png"},
+            "metadata": None,
+            "attempts": 0,
+            "batch_id": None,
+            "webhook": None,
+            "input_key": f"inputs/public/{tag}{i}/input.png",
+            "source": {"kind": "upload"},
+            "queue": "interactive",
+        }
+        # the API
+        buckets.take("public", 10000.0, 100000)
+        store.reserve_active("public", [job["id"]], 1_000_000)
+        store.create_job(job)
+        r.lpush("interactive", MESSAGE)
+        # the worker: Celery's fetch and bookkeeping, the run's records, Celery's ack
+        r.rpop("interactive")
+        pipe = r.pipeline()
+        pipe.zadd("unacked_index", {f"{tag}{i}": time.time()})
+        pipe.hset("unacked", f"{tag}{i}", MESSAGE)
+        pipe.execute()
+        claimed = tasks._claim(ctx, job["id"])
+        assert isinstance(claimed, dict), claimed
+        extra = {"record": claimed} if takes_record else {}
+        result = {"url": "/r", "key": "outputs/x.png", "content_type": "image/png"}
+        result.update(width=320, height=320, bytes=40000, subject=None, foreground=0.4)
+        finish(ctx, job["id"], "succeeded", model="u2netp", timings=timings, result=result, **extra)
+        pipe = r.pipeline()
+        pipe.zrem("unacked_index", f"{tag}{i}")
+        pipe.hdel("unacked", f"{tag}{i}")
+        pipe.execute()
+
+
+def measure(root: Path, url: str, jobs: int, procs: int) -> dict[str, float]:
+    import redis
+
+    r = redis.Redis.from_url(url, decode_responses=True)
+    r.flushall()
+    env = dict(os.environ, PYTHONPATH=str(root))
+    code = (
+        "import sys; from redis_replay import client; "
+        "client(sys.argv[1], int(sys.argv[2]), sys.argv[3])"
+    )
+    # warm: scripts loaded, connections made
+    subprocess.run(
+        [sys.executable, "-c", code, url, "20", "w"],
+        cwd=Path(__file__).parent,
+        env=env,
+        check=True,
+    )
+    cpu0, stats0 = r.info("cpu"), r.info("stats")
+    started = time.perf_counter()
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, url, str(jobs // procs), f"p{n}-"],
+            cwd=Path(__file__).parent,
+            env=env,
+        )
+        for n in range(procs)
+    ]
+    for proc in running:
+        if proc.wait() != 0:
+            raise SystemExit(f"a client failed ({root})")
+    seconds = time.perf_counter() - started
+    cpu1, stats1 = r.info("cpu"), r.info("stats")
+    done = (jobs // procs) * procs
+    used = sum(cpu1[k] - cpu0[k] for k in ("used_cpu_user", "used_cpu_sys"))
+    calls = stats1["total_commands_processed"] - stats0["total_commands_processed"] - 2
+    return {
+        "redis_cpu_ms_per_job": round(used / done * 1000, 4),
+        "commands_per_job": round(calls / done, 1),
+        "jobs_per_s": round(done / seconds, 1),
+        "redis_busy": round(used / seconds, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--procs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--compare", type=Path, help="a checkout to measure side by side")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from cutout.stack import free_port, redis_ready, redis_server
+
+    roots = [("current", ROOT)] + ([("baseline", args.compare.resolve())] if args.compare else [])
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = redis_server(Path(tmp), port).start()
+        try:
+            server.wait_until(redis_ready(port), 30)
+            url = f"redis://127.0.0.1:{port}/0"
+            rounds: dict[str, list[dict[str, float]]] = {label: [] for label, _ in roots}
+            for _ in range(args.rounds):
+                for label, root in roots:
+                    rounds[label].append(measure(root, url, args.jobs, args.procs))
+                    print(label, rounds[label][-1], flush=True)
+        finally:
+            server.stop()
+    summary = {
+        label: {key: round(sum(r[key] for r in rs) / len(rs), 4) for key in rs[0]}
+        for label, rs in rounds.items()
+    }
+    print(json.dumps(summary, indent=1))
+    if "baseline" in summary:
+        now, base = summary["current"], summary["baseline"]
+        ratio = now["redis_cpu_ms_per_job"] / base["redis_cpu_ms_per_job"]
+        print(f"Redis CPU per job, busy Redis: {ratio:.2f}x the baseline's")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

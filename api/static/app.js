@@ -17,12 +17,13 @@
 //  5. "Edit the cutout" opens the editor (editor.js) on the selected result; a batch's
 //     review list has its own address, /#/batches/<id>/review (review.js). Requests go
 //     through http.js, which this file configures with the key and what a 401 does; the
-//     options form is options.js.
+//     options form is options.js, the uploads and submissions of steps 1-2 submit.js.
 import * as quality from "./quality.js";
 import { ApiError, api, configure as configureHttp, sleep, uploadTimeout } from "./http.js";
 import * as review from "./review.js";
 import * as editor from "./editor.js";
 import { applyModels, loadModels, readOptions, syncOptionControls } from "./options.js";
+import { ensureUploads, imageType, submitBatch, submitJob, uploadDirect } from "./submit.js";
 
 (() => {
   const KEY_STORAGE = "cutout.apiKey";
@@ -31,10 +32,6 @@ import { applyModels, loadModels, readOptions, syncOptionControls } from "./opti
   const POLL_GROWTH = 1.5;
   const JOB_DEADLINE_MS = 10 * 60 * 1000; // stop waiting for a job after this long
   const OFFLINE_GIVE_UP_MS = 90 * 1000; // polling keeps retrying a lost connection this long
-  const PARALLEL_UPLOADS = 3;
-  const UPLOAD_TYPES = new Set([
-    "image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff",
-  ]);
   const EXTENSIONS = { png: "png", webp: "webp", jpeg: "jpg", zip: "zip" };
   const FORMAT_LABELS = { png: "PNG", webp: "WebP", jpeg: "JPEG", zip: "ZIP" };
   const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
@@ -167,120 +164,6 @@ import { applyModels, loadModels, readOptions, syncOptionControls } from "./opti
     item.status = status;
     item.message = message;
     render();
-  }
-
-  // ---------------------------------------------------------------------------------
-  // uploading
-
-  function imageType(file) {
-    return UPLOAD_TYPES.has((file.type || "").toLowerCase());
-  }
-
-  // PUT the file to storage once; false when the browser cannot reach storage
-  async function uploadDirect(item) {
-    const type = item.file.type.toLowerCase();
-    const [slot] = await api("/v1/uploads", {
-      method: "POST",
-      json: { count: 1, content_type: type, bytes: item.file.size },
-    });
-    const headers = new Headers();
-    // the browser sets Content-Length itself (it may not be set by a script)
-    for (const [name, value] of Object.entries(slot.headers || {})) {
-      if (name.toLowerCase() !== "content-length") headers.set(name, value);
-    }
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), uploadTimeout(item.file.size));
-    try {
-      const response = await fetch(slot.url, {
-        method: slot.method || "PUT", headers, body: item.file, signal: controller.signal,
-        credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer",
-      });
-      await response.arrayBuffer(); // storage's (empty) answer, read to the end
-      if (!response.ok) return false;
-    } catch (_) {
-      return false; // unreachable host, CORS or the CSP: the API will take the bytes instead
-    } finally {
-      clearTimeout(timer);
-    }
-    item.uploadKey = slot.upload_key;
-    return true;
-  }
-
-  async function ensureUploads(items, run) {
-    const queue = items.filter((item) => !item.uploadKey && imageType(item.file));
-    const worker = async () => {
-      while (queue.length && state.direct && run === state.run) {
-        const item = queue.shift();
-        setItem(item, "uploading");
-        if (!(await uploadDirect(item))) {
-          state.direct = false;
-          console.info("cutout: direct upload to storage failed; sending images through the API");
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL_UPLOADS, queue.length) }, worker));
-  }
-
-  // ---------------------------------------------------------------------------------
-  // submitting
-
-  function multipartBody(field, files, options) {
-    const form = new FormData();
-    form.append("options", JSON.stringify(options));
-    for (const file of files) form.append(field, file, file.name || "image");
-    return form;
-  }
-
-  async function submitJob(item, options) {
-    if (item.uploadKey) {
-      try {
-        return await api("/v1/jobs", { method: "POST", json: { upload_key: item.uploadKey, options } });
-      } catch (error) {
-        if (error.code !== "upload_not_found" && !(error.status === 404 && error.code === "not_found")) throw error;
-        item.uploadKey = null; // expired: upload again below
-        if (state.direct && imageType(item.file) && (await uploadDirect(item))) {
-          return api("/v1/jobs", { method: "POST", json: { upload_key: item.uploadKey, options } });
-        }
-      }
-    }
-    return api("/v1/jobs", {
-      method: "POST",
-      body: multipartBody("image", [item.file], options),
-      timeout: uploadTimeout(item.file.size),
-    });
-  }
-
-  async function submitBatch(items, options) {
-    let batch;
-    if (items.every((item) => item.uploadKey)) {
-      batch = await api("/v1/batches", {
-        method: "POST",
-        json: {
-          items: items.map((item) => ({ upload_key: item.uploadKey, metadata: { name: item.name } })),
-          options,
-        },
-      });
-    } else {
-      const bytes = items.reduce((sum, item) => sum + item.file.size, 0);
-      batch = await api("/v1/batches", {
-        method: "POST",
-        body: multipartBody("images", items.map((item) => item.file), options),
-        timeout: uploadTimeout(bytes),
-      });
-    }
-    // the batch's jobs, in item order
-    const jobs = [];
-    let cursor = "";
-    do {
-      const page = await api(`/v1/batches/${batch.id}/jobs?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-      jobs.push(...page.items);
-      cursor = page.next_cursor || "";
-    } while (cursor);
-    jobs.forEach((job, index) => {
-      const item = items[Number.isInteger(job.item_index) ? job.item_index : index];
-      if (item) item.job = job;
-    });
-    return batch;
   }
 
   // ---------------------------------------------------------------------------------
@@ -422,7 +305,14 @@ import { applyModels, loadModels, readOptions, syncOptionControls } from "./opti
       }
     }
     try {
-      if (state.direct) await ensureUploads(live, run);
+      // what the uploads and submissions see of this run
+      const page = {
+        direct: () => state.direct,
+        noDirect: () => { state.direct = false; },
+        current: () => run === state.run,
+        setItem,
+      };
+      if (state.direct) await ensureUploads(live, page);
       if (run !== state.run) return;
       // files the browser does not know as images are judged by the API one by one
       const singles = live.filter((item) => !imageType(item.file));
@@ -460,7 +350,7 @@ import { applyModels, loadModels, readOptions, syncOptionControls } from "./opti
         if (run !== state.run) return;
         setItem(item, "uploading");
         try {
-          const job = await submitJob(item, options);
+          const job = await submitJob(item, options, page);
           item.job = job;
           setItem(item, job.status);
         } catch (error) {

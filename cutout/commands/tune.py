@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from cutout.commands import folder_path
+from worker.tune.config import TuneConfig
 from worker.tune.gate import Tolerance
 
 
@@ -33,13 +34,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--manifest", required=True, type=Path, metavar="CSV")
     parser.add_argument("--base", required=True, choices=("u2net", "u2netp"))
     parser.add_argument("--name", required=True, help="the new model's name (a-z, 0-9, _ -)")
-    parser.add_argument("--val", type=Path, metavar="CSV", help="validation photos (else a split)")
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=4,
+        metavar="K",
+        help="validate by K-fold cross-validation inside the manifest: each photo judged by "
+        "a run that did not train on it, then a run on all photos (default 4)",
+    )
+    parser.add_argument(
+        "--val", type=Path, metavar="CSV", help="validation photos instead of cross-validation"
+    )
     parser.add_argument(
         "--val-split",
         type=float,
-        default=0.2,
         metavar="SHARE",
-        help="share of the manifest held out for validation (seeded; 0.2)",
+        help="hold out one seeded share of the manifest instead of cross-validation",
     )
     parser.add_argument(
         "--layers",
@@ -48,26 +58,62 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="what is trained: head (the side outputs and fusion: the "
         "'last layer'), decoder (+ the decoder stages), all (default decoder)",
     )
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=TuneConfig.epochs,
+        help=f"most epochs per run; cross-validation picks how many ({TuneConfig.epochs})",
+    )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, help="learning rate (default by --layers)")
+    parser.add_argument(
+        "--l2sp",
+        type=float,
+        default=TuneConfig.l2sp,
+        metavar="A",
+        help=f"pull toward the base's weights: A·Σ(w−w₀)² (L2-SP; {TuneConfig.l2sp:g})",
+    )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=TuneConfig.ema,
+        metavar="D",
+        help=f"decay per step of the weights' moving average that is kept ({TuneConfig.ema:g})",
+    )
+    parser.add_argument(
+        "--distill",
+        type=float,
+        default=TuneConfig.distill,
+        metavar="W",
+        help=f"the base's own map's share of the target (distillation; {TuneConfig.distill:g})",
+    )
+    parser.add_argument(
+        "--swap",
+        type=float,
+        default=TuneConfig.swap,
+        metavar="P",
+        help="probability of pasting a hard-edged subject onto another background "
+        f"(augmentation; {TuneConfig.swap:g})",
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
-    parser.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
+    parser.add_argument(
+        "--max-steps", type=int, help="stop each run after this many steps (smoke runs)"
+    )
     parser.add_argument(
         "--tolerance-iou",
         type=float,
         default=Tolerance.iou,
         metavar="X",
-        help="how far below the base's mean validation IoU the model may fall (0.005)",
+        help="how far below the base's mean validation IoU the model may fall (0: must rise)",
     )
     parser.add_argument(
         "--tolerance-bf1",
         type=float,
         default=Tolerance.boundary_f1,
         metavar="X",
-        help="how far below the base's mean validation boundary F1 it may fall (0.01)",
+        help="how far below the base's mean validation boundary F1 it may fall (0: must rise)",
     )
     parser.add_argument(
         "--allow-worse",
@@ -77,6 +123,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model-home", type=folder_path, help="default: CUTOUT_MODEL_HOME")
     parser.add_argument("--record", type=Path, metavar="JSON", help="also write the record here")
     parser.set_defaults(func=handler)
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    """What is wrong with the numbers given, or None."""
+    if args.epochs < 1 or args.batch_size < 1 or args.folds < 2:
+        return "--epochs and --batch-size must be ≥ 1, --folds ≥ 2"
+    if args.val_split is not None and not 0 < args.val_split < 1:
+        return "--val-split must be in (0, 1)"
+    if args.val is not None and args.val_split is not None:
+        return "--val and --val-split are two ways to validate: give one"
+    if not (0 <= args.tolerance_iou <= 1 and 0 <= args.tolerance_bf1 <= 1):
+        return "--tolerance-iou and --tolerance-bf1 must be in [0, 1]"
+    if args.l2sp < 0 or not 0 <= args.ema < 1:
+        return "--l2sp must be ≥ 0, --ema in [0, 1)"
+    if not (0 <= args.distill <= 1 and 0 <= args.swap <= 1):
+        return "--distill and --swap must be in [0, 1]"
+    if args.max_steps is not None and args.max_steps < 1:
+        return "--max-steps must be ≥ 1"
+    return None
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -91,16 +156,11 @@ def handler(args: argparse.Namespace) -> int:
     from shared.modelfile import ModelFileError
     from worker.eval.manifest import ManifestError
     from worker.tune.record import record_json
-    from worker.tune.train import TuneConfig, TuneError, tune
+    from worker.tune.train import TuneError, tune
 
-    if args.epochs < 1 or args.batch_size < 1 or not 0 < args.val_split < 1:
-        print(
-            "cutout tune: --epochs and --batch-size must be ≥ 1, --val-split in (0, 1)",
-            file=sys.stderr,
-        )
-        return 2
-    if not (0 <= args.tolerance_iou <= 1 and 0 <= args.tolerance_bf1 <= 1):
-        print("cutout tune: --tolerance-iou and --tolerance-bf1 must be in [0, 1]", file=sys.stderr)
+    problem = _check(args)
+    if problem:
+        print(f"cutout tune: {problem}", file=sys.stderr)
         return 2
     home = args.model_home or _settings_or_exit().model_home
     config = TuneConfig(
@@ -110,15 +170,21 @@ def handler(args: argparse.Namespace) -> int:
         home=Path(home),
         val=args.val,
         val_split=args.val_split,
+        folds=args.folds,
         layers=args.layers,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        l2sp=args.l2sp,
+        ema=args.ema,
+        distill=args.distill,
+        swap=args.swap,
         device=args.device,
         seed=args.seed,
         allow_worse=args.allow_worse,
         tolerance=Tolerance(iou=args.tolerance_iou, boundary_f1=args.tolerance_bf1),
         max_steps=args.max_steps,
+        threads=args.threads,
     )
     try:
         record = tune(config)

@@ -1,11 +1,11 @@
 """Custom models through the real service: tune → push → a real worker serves model=NAME.
 
 Real parts: the session's redis-server and SeaweedFS, a real `cutout api` with API keys,
-the session's real `cutout worker`, the real u2netp weights. The tune itself is tiny (one
-step on a few generated photos, ``--allow-worse``): this tests the path, bench/tune.py
-measures the gain. The tune needs the tune extra (torch), which CI installs; the registry
-and isolation tests need no torch (their "custom" model is u2netp's graph with another
-doc string, so another sha256).
+the session's real `cutout worker`, the real u2netp weights. The tune itself is tiny (its
+defaults, cross-validation included, but one step a run on four generated photos,
+``--allow-worse``): this tests the path, bench/tune_real.py measures the gain. The tune
+needs the tune extra (torch), which CI installs; the registry and isolation tests need no
+torch (their "custom" model is u2netp's graph with another doc string, so another sha256).
 """
 
 from __future__ import annotations
@@ -186,17 +186,11 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, model_home: Path) -> tuple[P
             "u2netp",
             "--name",
             name,
-            "--layers",
-            "head",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "2",
             "--max-steps",
             "1",
-            "--val-split",
-            "0.25",
             "--allow-worse",
+            "--threads",
+            "1",
             "--model-home",
             str(home),
         ],
@@ -207,6 +201,11 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, model_home: Path) -> tuple[P
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # the defaults: 4-fold cross-validation inside the 4 photos, then a run on all of them,
+    # with the progress of every run on stderr
+    assert "4-fold cross-validation" in done.stderr
+    assert "fold 4/4  epoch 1/" in done.stderr
+    assert "training on all 4 photos" in done.stderr
     return home, name
 
 
@@ -217,6 +216,12 @@ def test_tiny_tune_is_served_by_the_worker_like_cutout_remove(  # type: ignore[n
     record = json.loads((home / "custom" / f"{name}.json").read_text())
     for key in ("base", "manifest", "hyperparameters", "versions", "validation", "sha256"):
         assert key in record
+    validation = record["validation"]
+    assert validation["method"] == "cross-validation"
+    assert [fold["n"] for fold in validation["folds"]] == [1, 1, 1, 1]
+    assert validation["base"]["n"] == 4  # every photo validated once
+    hyper = record["hyperparameters"]
+    assert (hyper["folds"], hyper["layers"], hyper["ema"]) == (4, "decoder", 0.9)
     env = dict(os.environ, CUTOUT_MODEL_HOME=str(home), CUTOUT_API_KEY=KEYS["alice"])
     pushed = subprocess.run(
         [sys.executable, "-m", "cutout", "models", "push", name, "--api", keyed_api.url],

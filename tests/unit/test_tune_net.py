@@ -109,7 +109,9 @@ def test_a_model_no_better_than_its_base_is_not_registered(
         lr=0.0,
         max_steps=1,
     )
-    with pytest.raises(TuneError, match=r"not registered: no epoch beat u2netp .*ΔIoU \+0\.0000"):
+    with pytest.raises(
+        TuneError, match=r"not registered: no epoch count beat u2netp .*ΔIoU \+0\.0000"
+    ):
         tune(config, say=said.append)
     assert not (home / "custom" / "same.onnx").exists()
     assert any(line.startswith("base on validation: IoU") for line in said)

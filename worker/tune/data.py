@@ -9,9 +9,12 @@ seeded generator:
 - scale and crop: a random crop of 70–100% of each side, or a zoom-out that pads with a
   colour taken from the photo's border (the subject smaller in the frame);
 - colour jitter: brightness, contrast, saturation ±20%;
-- background swap (p=0.3) where the mask allows: only when the mask is nearly binary
+- background swap (probability ``swap``; 0 by default since real photos measured no
+  better with it, docs/tune.md) where the mask allows: only when the mask is nearly binary
   (soft alpha under 3% of the subject), the subject is composited over another training
   photo's background region or a plain/gradient colour.
+
+The same generator state gives the same pairs: a tune is repeatable from its seed.
 """
 
 from __future__ import annotations
@@ -84,11 +87,11 @@ def _backdrop(size: tuple[int, int], rng: random.Random, pool: Sequence[Sample])
 
 
 def augment(
-    sample: Sample, rng: random.Random, pool: Sequence[Sample] = ()
+    sample: Sample, rng: random.Random, pool: Sequence[Sample] = (), swap: float = 0.0
 ) -> tuple[Image.Image, Image.Image]:
     """One augmented (photo, mask) pair from ``sample``."""
     image, mask = sample.image, sample.mask
-    if sample.hard and rng.random() < 0.3:
+    if sample.hard and swap and rng.random() < swap:
         image = Image.composite(image, _backdrop(image.size, rng, pool), mask)
     if rng.random() < 0.5:
         image, mask = ImageOps.mirror(image), ImageOps.mirror(mask)
@@ -113,12 +116,20 @@ def augment(
 
 
 def batch_arrays(
-    samples: Sequence[Sample], rng: random.Random, pool: Sequence[Sample], *, train: bool
+    samples: Sequence[Sample],
+    rng: random.Random,
+    pool: Sequence[Sample],
+    *,
+    train: bool,
+    swap: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Inputs N×3×320×320 and targets N×1×320×320 (augmented when ``train``)."""
     xs, ys = [], []
     for sample in samples:
-        image, mask = augment(sample, rng, pool) if train else (sample.image, sample.mask)
+        if train:
+            image, mask = augment(sample, rng, pool, swap)
+        else:
+            image, mask = sample.image, sample.mask
         xs.append(to_input(image))
         ys.append(to_target(mask))
     return np.stack(xs), np.stack(ys)

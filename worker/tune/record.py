@@ -4,7 +4,6 @@ reads it back). Imports torch only to name its version."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import platform
 import time
@@ -14,11 +13,11 @@ import numpy as np
 
 from shared.modelfile import sha256_of
 from worker.engine.models import get_spec
-from worker.tune import gate
 from worker.tune.gate import Verdict
 
 if TYPE_CHECKING:
-    from worker.tune.train import Epochs, Run
+    from worker.tune.select import Selection
+    from worker.tune.train import Run
 
 
 def versions() -> dict[str, str]:
@@ -36,14 +35,19 @@ def versions() -> dict[str, str]:
 
 
 def build_record(
-    run: Run, epochs: Epochs, verdict: Verdict, data: bytes, parity: float
+    run: Run,
+    selection: Selection,
+    verdict: Verdict,
+    data: bytes,
+    parity: float,
+    steps: int,
+    seconds: float,
 ) -> dict[str, Any]:
     """The model's record: where it came from, how it was trained, what it measured."""
     from worker.tune.export import TOLERANCE  # needs torch: only a tune builds records
 
-    config = run.config
-    assert epochs.kept is not None
-    keys = ("iou", "boundary_f1", "mae", "n")
+    config, recipe = run.config, run.recipe
+    train_items, val_items = selection.counts()
     return {
         "name": config.name,
         "base": {"name": config.base, "sha256": get_spec(config.base).sha256},
@@ -54,36 +58,31 @@ def build_record(
             "path": str(config.manifest),
             "sha256": sha256_of(config.manifest),
             "items": len(run.items),
-            "train_items": len(run.train_items),
-            "val_items": len(run.val_items),
+            "train_items": train_items,
+            "val_items": val_items,
             "val": str(config.val) if config.val else None,
         },
         "hyperparameters": {
-            "layers": config.layers,
+            "layers": recipe.layers,
             "epochs": config.epochs,
-            "batch_size": config.batch_size,
-            "lr": run.lr,
-            "val_split": None if config.val else config.val_split,
+            "batch_size": recipe.batch_size,
+            "lr": recipe.lr,
+            "l2sp": recipe.l2sp,
+            "ema": recipe.ema,
+            "distill": recipe.distill,
+            "swap": recipe.swap,
+            "folds": None if config.val or config.val_split else config.folds,
+            "val_split": config.val_split,
             "seed": config.seed,
             "device": str(run.device),
-            "steps": run.steps,
+            "steps": steps,
             "max_steps": config.max_steps,
             "allow_worse": config.allow_worse,
         },
         "versions": versions(),
-        "validation": {
-            "base": {k: epochs.base[k] for k in keys},
-            "tuned": {k: epochs.metrics[epochs.kept][k] for k in keys},
-            "best_epoch": epochs.history[epochs.kept]["epoch"],
-            "history": epochs.history,
-            "gate": {
-                "passed": verdict.passed,
-                "tolerance": dataclasses.asdict(config.tolerance),
-                "delta": {m: verdict.delta(m) for m, _ in gate.MEASURES},
-            },
-        },
+        "validation": selection.record(),
         "export": {"max_abs_diff": parity, "tolerance": TOLERANCE},
-        "seconds": round(epochs.seconds, 1),
+        "seconds": round(seconds, 1),
     }
 
 

@@ -12,7 +12,12 @@ with none pending, and finishes only while it is still the job's correction:
   pending correction older than ``stale_after`` seconds (its message lost with a Redis
   crash) no longer blocks a new one; its late run finds another id and does nothing.
 - :meth:`CorrectionRecords.finish`: the new ``result`` replaces the old one, which is
-  appended to ``versions`` (its text as stored), and the correction is ``succeeded``.
+  appended to ``versions`` (its text as stored), and the correction is ``succeeded``; the
+  job enters its tenant's index of corrected jobs, ``cutout:tenant:<t>:corrected`` (a
+  sorted set: job id → when its latest correction finished, epoch seconds; its TTL the
+  retention, renewed on each entry), which :meth:`CorrectionRecords.corrected` pages
+  through (what a corrections export reads; a member may outlive its job by up to the
+  retention, so readers skip jobs that are gone).
 - :meth:`CorrectionRecords.fail`: ``failed`` with its error; ``result`` is untouched.
 
 The job's hash keeps its TTL (HSET does not change it): versions live as long as the job.
@@ -26,7 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.redis_errors import redis_errors
-from shared.store import RedisStore, job_key
+from shared.store import PREFIX, RedisStore, job_key
+
+
+def corrected_key(tenant: str) -> str:
+    """The tenant's corrected jobs: job id → when its latest correction finished."""
+    return f"{PREFIX}tenant:{tenant}:corrected"
+
 
 # KEYS: the job. ARGV: tenant, now (epoch s), stale_after (s), the correction's JSON
 # without its version (the script adds it: the result's version + 1).
@@ -51,8 +62,9 @@ redis.call('HSET', KEYS[1], 'correction', cjson.encode(correction))
 return {'ok', tostring(version)}
 """
 
-# KEYS: the job. ARGV: the correction's id, the new result's JSON, the finished
-# correction's JSON. The previous result's text joins `versions` as it was stored.
+# KEYS: the job, the tenant's corrected index. ARGV: the correction's id, the new
+# result's JSON, the finished correction's JSON, now (epoch s), the index's TTL (s).
+# The previous result's text joins `versions` as it was stored.
 _FINISH = """
 local f = redis.call('HMGET', KEYS[1], 'correction', 'result', 'versions')
 if not f[1] or f[1] == '' then return 0 end
@@ -65,6 +77,8 @@ else
   versions = '[' .. f[2] .. ']'
 end
 redis.call('HSET', KEYS[1], 'result', ARGV[2], 'correction', ARGV[3], 'versions', versions)
+redis.call('ZADD', KEYS[2], ARGV[4], redis.call('HGET', KEYS[1], 'id'))
+redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
 """
 
@@ -99,15 +113,16 @@ class CorrectionRecords:
     """The scripts on the job store's client. Every method raises Unavailable when
     Redis does not answer."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, retention: int = 7 * 86400) -> None:
         self.r = client
+        self.retention = retention
         self._begin = client.register_script(_BEGIN)
         self._finish = client.register_script(_FINISH)
         self._fail = client.register_script(_FAIL)
 
     @classmethod
     def from_store(cls, store: RedisStore) -> CorrectionRecords:
-        return cls(store.r)
+        return cls(store.r, store.retention)
 
     def begin(
         self, job_id: str, tenant: str, correction: dict[str, Any], stale_after: float
@@ -129,16 +144,41 @@ class CorrectionRecords:
         return Begun("missing")
 
     def finish(
-        self, job_id: str, correction_id: str, result: dict[str, Any], correction: dict[str, Any]
+        self,
+        job_id: str,
+        tenant: str,
+        correction_id: str,
+        result: dict[str, Any],
+        correction: dict[str, Any],
     ) -> bool:
-        """Make ``result`` the job's newest version (the old one joins ``versions``) and
-        the correction ``succeeded``; False when ``correction_id`` is no longer the job's
-        pending correction (nothing changes)."""
+        """Make ``result`` the job's newest version (the old one joins ``versions``), the
+        correction ``succeeded`` and the job one of the tenant's corrected jobs; False
+        when ``correction_id`` is no longer the job's pending correction (nothing
+        changes)."""
         with redis_errors():
             done = self._finish(
-                keys=[job_key(job_id)], args=[correction_id, _dumps(result), _dumps(correction)]
+                keys=[job_key(job_id), corrected_key(tenant)],
+                args=[
+                    correction_id,
+                    _dumps(result),
+                    _dumps(correction),
+                    time.time(),
+                    self.retention,
+                ],
             )
         return bool(done)
+
+    def corrected(
+        self, tenant: str, since: float = 0.0, offset: int = 0, count: int = 100
+    ) -> list[tuple[str, float]]:
+        """The tenant's corrected jobs whose latest correction finished at or after
+        ``since`` (epoch seconds), oldest first: (job id, when), ``count`` from
+        ``offset``. Jobs that expired since may be among them."""
+        with redis_errors():
+            rows = self.r.zrangebyscore(
+                corrected_key(tenant), since, "+inf", start=offset, num=count, withscores=True
+            )
+        return [(str(job_id), float(when)) for job_id, when in rows]
 
     def fail(self, job_id: str, correction_id: str, correction: dict[str, Any]) -> bool:
         """Record the correction ``failed`` (``result`` untouched); False when it is no

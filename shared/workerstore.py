@@ -149,4 +149,4 @@ class RedisWorkerStore(SweepState, FairState, CustomLineState, RedisStore):
 
     def correction_records(self) -> CorrectionRecords:
         """Corrected masks' steps on the job records (shared/correctionstore.py)."""
-        return CorrectionRecords(self.r)
+        return CorrectionRecords(self.r, self.retention)

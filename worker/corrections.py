@@ -165,7 +165,7 @@ def _correct(ctx: context.WorkerContext, job_id: str, correction_id: str) -> str
     }
     done = {**correction, "status": "succeeded", "finished_at": now_iso(), "error": None}
     done["mask_key"] = grey_key
-    if not ctx.store.correction_records().finish(job_id, correction_id, newest, done):
+    if not ctx.store.correction_records().finish(job_id, tenant, correction_id, newest, done):
         return "superseded"
     _count(ctx, "succeeded")
     webhooks.after_job_corrected(ctx, job, version)

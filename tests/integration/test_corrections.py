@@ -462,9 +462,12 @@ def test_a_second_mask_waits_for_the_pending_one(
     job = settled(client, job_id)
     assert (job["correction"]["status"], job["result"]["version"]) == ("succeeded", 2)
     # the lost correction's late run finds another correction and changes nothing
-    worker_records = CorrectionRecords.from_store(store)
-    assert not worker_records.finish(job_id, "cor_pending", {"key": "x"}, pending)
+    assert not records.finish(job_id, "a", "cor_pending", {"key": "x"}, pending)
     assert job_of(client, job_id)["result"]["version"] == 2
+    # the tenant's index of corrected jobs has it (what a corrections export pages through)
+    since = time.time() - 3600
+    assert job_id in [job for job, _ in records.corrected("a", since, 0, 10_000)]
+    assert job_id not in [job for job, _ in records.corrected("b", since, 0, 10_000)]
 
 
 def test_an_idempotent_replay_makes_no_new_version(
@@ -522,7 +525,7 @@ def test_a_job_whose_input_is_gone_is_refused_at_once(
 
 
 def test_a_failed_correction_keeps_the_previous_version(
-    client: FlaskClient, worker: WorkerProcess, images: ImageServer
+    client: FlaskClient, worker: WorkerProcess, images: ImageServer, store: Any
 ) -> None:
     backdrop = png(np.full((72, 96, 3), 200, np.uint8))
     job_id = submit(client, {"bg_image_url": images.add("/corrections/gone.png", backdrop)})["id"]
@@ -537,6 +540,8 @@ def test_a_failed_correction_keeps_the_previous_version(
         1,
         False,
     )
+    corrected = CorrectionRecords.from_store(store).corrected("a", 0, 0, 100_000)
+    assert job_id not in [job for job, _ in corrected]  # a failed correction is not one
     assert result(client, job_id).get_data() == before
     # a finished correction counts in /metrics by outcome
     metrics = client.get("/metrics").get_data(as_text=True)

@@ -172,7 +172,11 @@ async function thumbnail(job, img) {
   const version = result.version || 1;
   const known = state.thumbs.get(job.id);
   if (known && known.version === version) { img.src = known.url; return; }
-  if (!result.url || (result.bytes || 0) > THUMB_BYTES || (job.options && job.options.format === "zip")) return;
+  if (job.options && job.options.format === "zip") {
+    img.replaceWith(Object.assign(document.createElement("span"), { className: "item-thumb-note", textContent: "ZIP" }));
+    return;
+  }
+  if (!result.url || (result.bytes || 0) > THUMB_BYTES) return;
   try {
     const blob = await api(result.url, { as: "blob" });
     if (known) URL.revokeObjectURL(known.url);
@@ -190,7 +194,11 @@ function replaceJob(job, blob) {
   state.jobs[index] = job;
   const known = state.thumbs.get(job.id);
   if (known) URL.revokeObjectURL(known.url);
-  state.thumbs.set(job.id, { version: (job.result && job.result.version) || 1, url: URL.createObjectURL(blob), blob });
+  state.thumbs.delete(job.id);
+  // a ZIP is no picture: such a cutout shows no thumbnail, as when the list was loaded
+  if (!(job.options && job.options.format === "zip")) {
+    state.thumbs.set(job.id, { version: (job.result && job.result.version) || 1, url: URL.createObjectURL(blob), blob });
+  }
   renderList();
 }
 

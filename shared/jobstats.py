@@ -159,18 +159,23 @@ def decode(raw: str) -> dict[str, dict[str, float]]:
     return {part: dict(totals.get(part) or {}) for part in ("jobs", "errors", "bins", "sums")}
 
 
-def stale_fields(procs: Mapping[str, str], alive: set[str], now: float) -> list[str]:
-    """The process fields to fold: untouched for STALE_AFTER, their process without a
-    heartbeat (``alive``: the ``host.pid`` of every live heartbeat)."""
+def stale_fields(procs: Mapping[str, str], now: float) -> list[str]:
+    """The process fields untouched for STALE_AFTER (to fold if their process has no
+    heartbeat either: shared/telemetry.py ``fold_stale``)."""
     stale = []
     for field, raw in procs.items():
         try:
             written = float(json.loads(raw).get("t") or 0)
         except (ValueError, AttributeError):
             written = 0.0
-        if now - written > STALE_AFTER and field.rsplit(".", 1)[0] not in alive:
+        if now - written > STALE_AFTER:
             stale.append(field)
     return stale
+
+
+def heartbeat_id(field: str) -> str:
+    """The ``host.pid`` a process field's process beats under."""
+    return field.rsplit(".", 1)[0]
 
 
 def cumulative(

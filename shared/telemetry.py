@@ -168,6 +168,12 @@ def fold_stale(client: Any, now: float | None = None) -> int:
     procs = {text(k): text(v) for k, v in client.hgetall(jobstats.PROCS_KEY).items()}
     if not procs:
         return 0
-    alive = {str(worker["id"]) for worker in workers(client)}
-    stale = jobstats.stale_fields(procs, alive, time.time() if now is None else now)
-    return fold(client, stale)
+    stale = jobstats.stale_fields(procs, time.time() if now is None else now)
+    if not stale:
+        return 0
+    # a process still beating is left alone (one EXISTS each, never a SCAN of the keys)
+    pipe = client.pipeline(transaction=False)
+    for field in stale:
+        pipe.exists(WORKER_PREFIX + jobstats.heartbeat_id(field))
+    beating = pipe.execute()
+    return fold(client, [field for field, alive in zip(stale, beating, strict=True) if not alive])

@@ -112,15 +112,25 @@ def run_tune(args: argparse.Namespace, split: Path, setting: str, home: Path) ->
 
 
 def run_eval(args: argparse.Namespace, split: Path, models: list[str], home: Path) -> dict:
-    out = split / "eval.json"
-    cmd = [sys.executable, "-m", "cutout", "eval", "--manifest", str(split / "test.csv")]
-    for model in [args.base, *models]:
-        cmd += ["--model", model]
-    cmd += ["--threads", str(args.threads), "--json", str(out), "-q"]
-    env = dict(os.environ, CUTOUT_MODEL_HOME=str(home))
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-    summary = json.loads(out.read_text())["summary"]
-    return {m: {k: summary[m][k] for k in MEASURES} for m in [args.base, *models]}
+    """Test IoU and boundary F1 of the base and ``models`` on the split's held-back photos;
+    models already measured in an earlier eval*.json of the split are not run again."""
+    wanted = [args.base, *models]
+    known: dict[str, dict[str, float]] = {}
+    for done in sorted(split.glob("eval*.json")):
+        summary = json.loads(done.read_text())["summary"]
+        known |= {m: {k: summary[m][k] for k in MEASURES} for m in wanted if m in summary}
+    missing = [m for m in wanted if m not in known]
+    if missing:
+        out = split / f"eval-{'-'.join(missing)}.json"
+        cmd = [sys.executable, "-m", "cutout", "eval", "--manifest", str(split / "test.csv")]
+        for model in missing:
+            cmd += ["--model", model]
+        cmd += ["--threads", str(args.threads), "--json", str(out), "-q"]
+        env = dict(os.environ, CUTOUT_MODEL_HOME=str(home))
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        summary = json.loads(out.read_text())["summary"]
+        known |= {m: {k: summary[m][k] for k in MEASURES} for m in missing}
+    return {m: known[m] for m in wanted}
 
 
 def one_split(args: argparse.Namespace, manifest: Path, seed: int) -> dict[str, Any]:

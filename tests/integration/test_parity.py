@@ -152,7 +152,10 @@ def test_process_end_to_end(
     out = Image.open(io.BytesIO(result.data))
     assert out.mode == mode
     assert out.size == (result.width, result.height)
-    assert set(result.timings) == {"decode", "preprocess", "inference", "postprocess", "encode"}
+    stages = {"decode", "preprocess", "inference", "score", "postprocess", "encode"}
+    assert set(result.timings) == stages
+    assert result.quality is not None  # every job is scored (basic by default)
+    assert 0.0 <= result.quality.score <= 1.0
     if values.get("canvas"):
         assert out.size == (300, 200)
     if values.get("crop"):

@@ -48,8 +48,10 @@ export function qualityOf(item) {
   return q && typeof q.score === "number" ? q : null;
 }
 
-function scoreText(q) {
-  return q.score.toFixed(2);
+// two decimals, rounded down: rounding up would show a score that needs a look as the
+// threshold itself (0.8461 as "0.85" beside "below 0.85"); the API has four decimals
+export function scoreText(q) {
+  return (Math.floor(Math.round(q.score * 10000) / 100) / 100).toFixed(2);
 }
 
 function verdict(q) {
@@ -64,7 +66,7 @@ export function useInfo(info) {
   if (hint) {
     hint.textContent = reviewBelow === null
       ? "A result whose score is below the server's review threshold is marked “Needs a look”."
-      : `A result scoring below ${reviewBelow.toFixed(2)} is marked “Needs a look”.`;
+      : `A result scoring below ${Number(reviewBelow.toFixed(4))} is marked “Needs a look”.`;
   }
 }
 

@@ -17,24 +17,19 @@
 //  5. "Edit the cutout" opens the editor (editor.js) on the selected result; a batch's
 //     review list has its own address, /#/batches/<id>/review (review.js). Requests go
 //     through http.js, which this file configures with the key and what a 401 does; the
-//     options form is options.js, the uploads and submissions of steps 1-2 submit.js.
+//     options form is options.js, the uploads and submissions of steps 1-2 submit.js,
+//     the polling of step 3 poll.js.
 import * as quality from "./quality.js";
-import { ApiError, api, configure as configureHttp, sleep, uploadTimeout } from "./http.js";
+import { api, configure as configureHttp } from "./http.js";
 import * as review from "./review.js";
 import * as editor from "./editor.js";
 import { applyModels, loadModels, readOptions, syncOptionControls } from "./options.js";
 import { ensureUploads, imageType, submitBatch, submitJob, uploadDirect } from "./submit.js";
+import { TERMINAL, pollUntilDone } from "./poll.js";
 
 (() => {
   const KEY_STORAGE = "cutout.apiKey";
-  const POLL_FIRST_MS = 250;
-  const POLL_MAX_MS = 2000;
-  const POLL_GROWTH = 1.5;
-  const JOB_DEADLINE_MS = 10 * 60 * 1000; // stop waiting for a job after this long
-  const OFFLINE_GIVE_UP_MS = 90 * 1000; // polling keeps retrying a lost connection this long
-  const EXTENSIONS = { png: "png", webp: "webp", jpeg: "jpg", zip: "zip" };
   const FORMAT_LABELS = { png: "PNG", webp: "WebP", jpeg: "JPEG", zip: "ZIP" };
-  const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -183,82 +178,6 @@ import { ensureUploads, imageType, submitBatch, submitJob, uploadDirect } from "
     }
   }
 
-  function jobFailure(job) {
-    const error = job.error || {};
-    if (job.status === "canceled") return "The job was canceled.";
-    return error.message || `The job failed (${error.code || "unknown error"}).`;
-  }
-
-  async function receive(item, job, run) {
-    item.job = job;
-    if (job.status === "succeeded") {
-      setItem(item, "fetching");
-      const blob = await api(job.result.url, { as: "blob", timeout: uploadTimeout(job.result.bytes || 0) });
-      if (run !== state.run) return;
-      if (item.resultUrl) URL.revokeObjectURL(item.resultUrl);
-      item.resultUrl = URL.createObjectURL(blob);
-      item.resultBlob = blob; // the editor reads the mask from it
-      const format = (job.options && job.options.format) || "png";
-      item.resultName = `${item.stem}-cutout.${EXTENSIONS[format] || "png"}`;
-      item.seconds = (performance.now() - item.startedAt) / 1000;
-      setItem(item, "succeeded");
-    } else if (TERMINAL.has(job.status)) {
-      setItem(item, "failed", jobFailure(job));
-    } else if (job.status !== item.status) {
-      setItem(item, job.status);
-    }
-  }
-
-  // one loop polls every unfinished job: the batch's job list, or each single job
-  async function pollUntilDone(items, run, batchId) {
-    let delay = POLL_FIRST_MS;
-    const deadline = performance.now() + JOB_DEADLINE_MS;
-    let lostSince = 0;
-    // by the page's own status: a job the batch listing already showed finished still
-    // needs its result fetched
-    const finished = (item) => item.status === "succeeded" || item.status === "failed";
-    const pending = () => items.filter((item) => item.job && !finished(item));
-    while (run === state.run && pending().length) {
-      await sleep(delay);
-      if (run !== state.run) return;
-      try {
-        if (batchId) {
-          let cursor = "";
-          do {
-            const page = await api(`/v1/batches/${batchId}/jobs?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-            for (const job of page.items) {
-              const item = items.find((candidate) => candidate.job && candidate.job.id === job.id);
-              if (item && !finished(item)) await receive(item, job, run);
-            }
-            cursor = page.next_cursor || "";
-          } while (cursor && run === state.run);
-        } else {
-          for (const item of pending()) {
-            const job = await api(`/v1/jobs/${item.job.id}`);
-            if (run !== state.run) return;
-            await receive(item, job, run);
-          }
-        }
-        lostSince = 0;
-        if (state.offline) setOffline(false);
-      } catch (error) {
-        if (!error.transient) throw error;
-        lostSince = lostSince || performance.now();
-        setOffline(true, error.message);
-        if (performance.now() - lostSince > OFFLINE_GIVE_UP_MS) {
-          throw new ApiError(`${error.message} Stopped waiting after ${OFFLINE_GIVE_UP_MS / 1000} seconds; use "Process again" to retry.`, { kind: error.kind });
-        }
-      }
-      if (performance.now() > deadline) {
-        for (const item of pending()) {
-          setItem(item, "failed", `Timed out: the job was still ${item.job.status} after ${JOB_DEADLINE_MS / 60000} minutes.`);
-        }
-        return;
-      }
-      delay = Math.min(POLL_MAX_MS, delay * POLL_GROWTH);
-    }
-  }
-
   // ---------------------------------------------------------------------------------
   // one processing run over the current items
 
@@ -311,6 +230,8 @@ import { ensureUploads, imageType, submitBatch, submitJob, uploadDirect } from "
         noDirect: () => { state.direct = false; },
         current: () => run === state.run,
         setItem,
+        offline: (message) => setOffline(true, message),
+        online: () => { if (state.offline) setOffline(false); },
       };
       if (state.direct) await ensureUploads(live, page);
       if (run !== state.run) return;
@@ -360,8 +281,8 @@ import { ensureUploads, imageType, submitBatch, submitJob, uploadDirect } from "
       }
       if (run !== state.run) return;
       await Promise.all([
-        batchId ? pollUntilDone(live.filter((item) => item.job && item.job.batch_id === batchId), run, batchId) : null,
-        pollUntilDone(live.filter((item) => item.job && (!batchId || item.job.batch_id !== batchId)), run, null),
+        batchId ? pollUntilDone(live.filter((item) => item.job && item.job.batch_id === batchId), batchId, page) : null,
+        pollUntilDone(live.filter((item) => item.job && (!batchId || item.job.batch_id !== batchId)), null, page),
       ]);
     } catch (error) {
       if (run !== state.run) return;

@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 PROBLEM_BASE = "https://cutout.dev/problems/"
+#: the longest public message: many quote the value they refuse (``got 'xxx…'``), and a
+#: 100 kB option value used to come back whole in the answer, the job and the log
+MESSAGE_MAX = 1000
 
 
 class CutoutError(Exception):
@@ -23,7 +26,10 @@ class CutoutError(Exception):
     transient: bool = False
 
     def __init__(self, message: str | None = None, **extra: Any) -> None:
-        self.message = message or self.title
+        message = message or self.title
+        if len(message) > MESSAGE_MAX:
+            message = f"{message[:MESSAGE_MAX]}… ({len(message) - MESSAGE_MAX:,} more characters)"
+        self.message = message
         self.extra = extra
         super().__init__(self.message)
 

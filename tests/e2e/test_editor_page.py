@@ -123,10 +123,13 @@ def stroke(page: Any, start: tuple[int, int], end: tuple[int, int]) -> None:
     page.mouse.up()
 
 
-def touch(page: Any, kind: str, x: float, y: float) -> None:
-    """A finger's pointer event on the editor's view."""
-    init = {"pointerId": 7, "pointerType": "touch", "isPrimary": True, "button": 0}
-    page.locator("#editor-view").dispatch_event(kind, {**init, "clientX": x, "clientY": y})
+def pointer(
+    page: Any, kind: str, x: float, y: float, device: str = "touch", pressure: float = 0.5
+) -> None:
+    """A finger's (or a pen's) pointer event on the editor's view."""
+    init = {"pointerId": 7, "pointerType": device, "isPrimary": True, "button": 0}
+    event = {**init, "clientX": x, "clientY": y, "pressure": pressure}
+    page.locator("#editor-view").dispatch_event(kind, event)
 
 
 def window(pixels: np.ndarray, x: float, y: float, r: int = 2) -> np.ndarray:
@@ -319,8 +322,14 @@ def test_review_list_and_editor_fit_375px(
     page.keyboard.press("e")
     assert not page.locator("#editor-undo").is_enabled()
     for kind, x in (("pointerdown", 100), ("pointermove", 140), ("pointerup", 140)):
-        touch(page, kind, *to_page(page, x, 90))
+        pointer(page, kind, *to_page(page, x, 90))
     assert page.locator("#editor-undo").is_enabled()
+    assert canvas_alpha(page, 120, 90) == 0
+    # a pen pressing lightly (0.25) draws a quarter of the 40 px brush: 10 px wide
+    for kind, x in (("pointerdown", 100), ("pointermove", 150), ("pointerup", 150)):
+        pointer(page, kind, *to_page(page, x, 125), device="pen", pressure=0.25)
+    assert canvas_alpha(page, 125, 125) == 0
+    assert canvas_alpha(page, 125, 136) > 240  # inside a full brush, outside the pen's
     no_console_errors(session, allowed=("401",))
 
 

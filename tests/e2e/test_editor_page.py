@@ -124,10 +124,16 @@ def stroke(page: Any, start: tuple[int, int], end: tuple[int, int]) -> None:
 
 
 def pointer(
-    page: Any, kind: str, x: float, y: float, device: str = "touch", pressure: float = 0.5
+    page: Any,
+    kind: str,
+    x: float,
+    y: float,
+    device: str = "touch",
+    pressure: float = 0.5,
+    finger: int = 7,
 ) -> None:
     """A finger's (or a pen's) pointer event on the editor's view."""
-    init = {"pointerId": 7, "pointerType": device, "isPrimary": True, "button": 0}
+    init = {"pointerId": finger, "pointerType": device, "isPrimary": finger == 7, "button": 0}
     event = {**init, "clientX": x, "clientY": y, "pressure": pressure}
     page.locator("#editor-view").dispatch_event(kind, event)
 
@@ -330,6 +336,16 @@ def test_review_list_and_editor_fit_375px(
         pointer(page, kind, *to_page(page, x, 125), device="pen", pressure=0.25)
     assert canvas_alpha(page, 125, 125) == 0
     assert canvas_alpha(page, 125, 136) > 240  # inside a full brush, outside the pen's
+    # two fingers pinch outwards: the view zooms in, nothing is drawn
+    zoom = float(page.locator("#editor").get_attribute("data-zoom") or 0)
+    pointer(page, "pointerdown", *to_page(page, 110, 115))
+    pointer(page, "pointerdown", *to_page(page, 140, 115), finger=8)
+    pointer(page, "pointermove", *to_page(page, 100, 115))
+    pointer(page, "pointermove", *to_page(page, 150, 115), finger=8)
+    pointer(page, "pointerup", *to_page(page, 100, 115))
+    pointer(page, "pointerup", *to_page(page, 150, 115), finger=8)
+    assert float(page.locator("#editor").get_attribute("data-zoom") or 0) > zoom * 1.3
+    assert canvas_alpha(page, 125, 115) > 240
     no_console_errors(session, allowed=("401",))
 
 

@@ -14,6 +14,7 @@ const ROUTE = /^#\/batches\/([A-Za-z0-9_-]+)\/review\/?(?:\?(.*))?$/;
 const PAGE_SIZE = 24;
 const THUMB_BYTES = 8 * 1024 * 1024; // a result larger than this shows no thumbnail
 const $ = (id) => document.getElementById(id);
+const PAGE_TITLE = document.title;
 
 const state = {
   batchId: null,
@@ -46,6 +47,7 @@ function sync() {
   $("review").hidden = !route;
   if (!route) {
     state.batchId = null;
+    document.title = PAGE_TITLE;
     return;
   }
   if (route.batchId !== state.batchId || route.show !== state.show) {
@@ -109,7 +111,8 @@ function renderCounts(batch) {
   const n = counts.review || 0;
   const done = counts.succeeded || 0;
   const working = (counts.queued || 0) + (counts.processing || 0);
-  let text = n ? `${n} of ${done} ${done === 1 ? "cutout needs" : "cutouts need"} a look.` : `None of ${done} ${done === 1 ? "cutout needs" : "cutouts need"} a look.`;
+  const cutouts = done === 1 ? "cutout" : "cutouts";
+  let text = n ? `${n} of ${done} ${cutouts} ${n === 1 ? "needs" : "need"} a look.` : `None of ${done} ${cutouts} needs a look.`;
   if (working) text += ` ${working} still in progress.`;
   const counter = $("review-counts");
   counter.textContent = text;

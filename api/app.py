@@ -107,6 +107,10 @@ def create_app(
     from api import job_input
 
     app.register_blueprint(job_input.bp)
+    # corrected jobs as training data (api/correctionlist.py)
+    from api import correctionlist
+
+    app.register_blueprint(correctionlist.bp)
     # custom models (api/models.py): registration, listing, the submit-time model check
     from api import models
 

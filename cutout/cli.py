@@ -17,7 +17,7 @@ import sys
 from cutout import __version__
 
 # which module registers which command (one module may register several)
-MODULES = ("service", "models", "remove", "submit", "eval", "tune")
+MODULES = ("service", "models", "remove", "submit", "eval", "tune", "corrections")
 
 
 def build_parser() -> argparse.ArgumentParser:

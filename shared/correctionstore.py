@@ -14,7 +14,8 @@ with none pending, and finishes only while it is still the job's correction:
 - :meth:`CorrectionRecords.finish`: the new ``result`` replaces the old one, which is
   appended to ``versions`` (its text as stored), and the correction is ``succeeded``; the
   job enters its tenant's index of corrected jobs, ``cutout:tenant:<t>:corrected`` (a
-  sorted set: job id → when its latest correction finished, epoch seconds; its TTL the
+  sorted set: job id → when its latest correction finished, epoch seconds by Redis's
+  clock, each entry after the newest so the order is the order of the steps; its TTL the
   retention, renewed on each entry), which :meth:`CorrectionRecords.corrected` pages
   through (what a corrections export reads; a member may outlive its job by up to the
   retention, so readers skip jobs that are gone).
@@ -63,7 +64,8 @@ return {'ok', tostring(version)}
 """
 
 # KEYS: the job, the tenant's corrected index. ARGV: the correction's id, the new
-# result's JSON, the finished correction's JSON, now (epoch s), the index's TTL (s).
+# result's JSON, the finished correction's JSON, now (epoch s; unused: the index takes
+# Redis's TIME), the index's TTL (s).
 # The previous result's text joins `versions` as it was stored.
 _FINISH = """
 local f = redis.call('HMGET', KEYS[1], 'correction', 'result', 'versions')
@@ -77,7 +79,13 @@ else
   versions = '[' .. f[2] .. ']'
 end
 redis.call('HSET', KEYS[1], 'result', ARGV[2], 'correction', ARGV[3], 'versions', versions)
-redis.call('ZADD', KEYS[2], ARGV[4], redis.call('HGET', KEYS[1], 'id'))
+-- the index orders by Redis's own clock, after its newest entry: every worker's step
+-- lands after what a reader paging through it has already passed (no gaps)
+local t = redis.call('TIME')
+local at = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local top = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if top[2] and tonumber(top[2]) >= at then at = tonumber(top[2]) + 0.000001 end
+redis.call('ZADD', KEYS[2], string.format('%.6f', at), redis.call('HGET', KEYS[1], 'id'))
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
 """

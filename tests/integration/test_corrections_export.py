@@ -359,3 +359,36 @@ def test_export_errors_are_clear(keyed_api: ApiProcess, tmp_path: Path) -> None:
     usage = export(tmp_path / "x", keyed_api.url, "--since", "yesterday")
     assert usage.returncode == 2
     assert "--since" in usage.stderr
+
+
+def test_export_goes_on_after_an_interruption_and_takes_new_versions(
+    keyed_api: ApiProcess, client: FlaskClient, corrected: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "set"
+    assert export(out, keyed_api.url, "-q").returncode == 0
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    # as an interrupted run leaves it: the last item's input written, its mask and row not
+    dropped = rows[-1]
+    (out / dropped["mask"]).unlink()
+    text = (out / "manifest.csv").read_text().splitlines(keepends=True)
+    (out / "manifest.csv").write_text("".join(text[:-1]))
+    # and a job corrected again since
+    again = corrected["batch_fixed"]
+    newer = mask_png(20, 50)
+    version = correct(client, again, newer, AUTH_A)
+    done = export(out, keyed_api.url)
+    assert done.returncode == 0, done.stderr
+    assert "2 downloaded, 2 already there" in done.stderr
+    by_job = {row["job_id"]: row for row in csv.DictReader((out / "manifest.csv").open())}
+    assert len(by_job) == 4
+    assert by_job[again]["version"] == str(version)
+    assert np.array_equal(pixels((out / by_job[again]["mask"]).read_bytes()), pixels(newer))
+    assert (out / by_job[dropped["job_id"]]["mask"]).is_file()
+    # a job whose input was deleted is left out of a new export, and named
+    gone = corrected["singles"][2]
+    assert client.delete(f"/v1/jobs/{gone}", headers=AUTH_A).status_code == 204
+    fresh = export(tmp_path / "fresh", keyed_api.url)
+    assert fresh.returncode == 0, fresh.stderr
+    assert f"{gone}: its input or mask is no longer stored" in fresh.stderr
+    rows = list(csv.DictReader((tmp_path / "fresh" / "manifest.csv").open()))
+    assert sorted(row["job_id"] for row in rows) == sorted(set(by_job) - {gone})

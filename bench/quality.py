@@ -2,15 +2,19 @@
 
     python bench/quality_data.py --make --maps          # truth and cached maps, once
     python bench/quality.py --fit                       # writes worker/engine/quality_model.py
+    python bench/quality.py --loso                      # the choice's tables (add --fit to write)
     python bench/quality.py --report train heldout      # AUROC, Spearman, catch rates
     python bench/quality_data.py --eval                 # the evaluation set's maps
     python bench/quality.py --report eval               # the check nothing was fitted on
     python bench/quality.py --cpu 12                    # CPU of plain / basic / full jobs
 
 The label of a photo is the IoU (α ≥ 128) of u2net's exact cutout (rembg's mask) against
-its truth. ``--fit`` uses the ``train`` split ONLY: the ridge penalty by 5-fold cross
-validation on it, the linear model on all of it, the calibration (isotonic, IoU on the
-out-of-fold predictions) and each flag's threshold. ``--report`` prints, per split and
+its truth. ``--fit`` fits on the ``train`` split only: the model (features, ridge or
+boosted stumps, how strongly regularised) is chosen leave one source out
+(bench/quality_fit.py: fitted on three sources' train split, measured on the fourth's
+heldout split), refitted on all of train and calibrated (isotonic, IoU on its
+leave-one-source-out predictions on train); the review threshold is the folds' median
+best-F1 cut and each flag's threshold is chosen on train. ``--report`` prints, per split and
 per category, for each method (``basic``, ``full``, the ``full`` variants with every
 second opinion measured, and the baselines: u2net/u2netp disagreement alone, soft-pixel
 share alone): AUROC of the risk (1 − score) for IoU < 0.9 and < 0.8, Spearman's rank
@@ -21,6 +25,7 @@ and 20%, and the mean absolute error of the score as an IoU estimate.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import sys
@@ -35,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import quality_fit as qf  # noqa: E402
 import quality_stats as qs  # noqa: E402
 from quality_data import OUT, Sample, cache_path, load, photo320, samples  # noqa: E402
 
@@ -50,20 +56,8 @@ OPINIONS: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {
     ),
     "u2net_s224": lambda m: m["u2net_s224"],
 }
-CHOSEN = "u2netp_flip"  # the second opinion of ``full`` (quality.SECOND_MODEL): see docs/quality.md
+CHOSEN = qf.CHOSEN
 FLAG_PRECISION = 0.8
-#: each feature's known direction: +1 higher means a better cutout, −1 worse, 0 either
-#: (too small and too large subjects both fail; shapes); boosted models keep it
-DIRECTION = {
-    **dict.fromkeys(("colour_sep", "contrast", "edge_align", "largest_share"), 1),
-    **dict.fromkeys(("inside_mean", "raw_max", "agree_iou"), 1),
-    **dict.fromkeys(("soft_share", "soft_width", "uncertainty", "weak_inside", "pieces"), -1),
-    **dict.fromkeys(("holes", "colour_conflict", "agree_mad", "border", "sides"), -1),
-    **dict.fromkeys(("area", "compactness"), 0),
-}
-#: the models tried: ridge regressions (penalty) and boosted stumps (rounds, rate)
-CANDIDATES: list[tuple] = [("ridge", 1.0), ("ridge", 3.0), ("ridge", 10.0), ("ridge", 30.0)]
-CANDIDATES += [("boost", 150, 0.1), ("boost", 300, 0.05), ("boost", 600, 0.05)]
 
 
 def table(split: str) -> list[dict]:
@@ -97,68 +91,36 @@ def _row(sample: Sample, maps: dict[str, np.ndarray]) -> dict:
     return row
 
 
-def matrix(rows: list[dict], names: list[str]) -> np.ndarray:
-    return np.asarray([[quality._transform(n.split("@")[0], r[n]) for n in names] for r in rows])
+def fit_level(train: list[dict], heldout: list[dict], level: str) -> tuple[dict, dict]:
+    """(stored model, fit report) of ``level``: the candidate chosen leave one source out
+    (bench/quality_fit.py), refitted on every train row, and an isotonic calibration of
+    its leave-one-source-out predictions on train to IoU."""
+    chosen, results = qf.select(train, heldout, level, qf.candidates())
+    model = qf.train(chosen, train, level)
+    knots = qs.isotonic(results[chosen]["oof"], np.asarray([r["iou"] for r in train]))
+    report = {"model": chosen.name, "loso": results[chosen]["summary"], "results": results}
+    return qf.stored(chosen, model, level, knots), report
 
 
-def feature_names(level: str, opinion: str = CHOSEN) -> list[str]:
-    names = list(quality.BASIC)
-    return names if level == "basic" else names + [f"{n}@{opinion}" for n in quality.AGREE]
-
-
-def fit_level(rows: list[dict], names: list[str]) -> tuple[dict, dict]:
-    """(stored model, fit report) over ``names`` on ``rows``: the candidate of
-    :data:`CANDIDATES` with the best 5-fold AUROC (mean of IoU < 0.8 and < 0.9), refitted
-    on all rows, and an isotonic calibration of its out-of-fold predictions to IoU."""
-    x = matrix(rows, names)
-    iou = np.asarray([r["iou"] for r in rows])
-    y = -np.log(1.02 - np.clip(iou, 0, 1))  # the error on a log scale, higher is better
-    fold = qs.folds([f"{r['source']}/{r['category']}" for r in rows], 5)
-    tried = {}
-    for candidate in CANDIDATES:
-        cv = _cross((*candidate, monotone(names)), x, y, fold)
-        tried[candidate] = (float(np.mean([qs.auroc(-cv, iou < t) for t in (0.8, 0.9)])), cv)
-    best = max(tried, key=lambda c: (tried[c][0], -CANDIDATES.index(c)))
-    auc, cv = tried[best]
-    knots_x, knots_y = qs.isotonic(cv, iou)
-    stored: dict = {"features": [n.split("@")[0] for n in names]}
-    if best[0] == "ridge":
-        model = qs.ridge(x, y, best[1])
-        stored["mean"] = [round(float(v), 6) for v in model["mean"]]
-        stored["scale"] = [round(float(v), 6) for v in model["scale"]]
-        stored["coef"] = [round(float(v), 6) for v in model["coef"]]
-        stored["intercept"] = round(model["intercept"], 6)
-    else:
-        model = qs.boost(x, y, best[1], best[2], monotone(names))
-        stored["base"] = round(model["base"], 6)
-        stored["steps"] = [
-            {"t": [float(f"{t:.6g}") for t in ts], "v": [round(v, 6) for v in vs]}
-            for ts, vs in model["steps"]
-        ]
-    stored["calibration"] = {"x": knots_x, "y": knots_y}
-    report = {"model": " ".join(map(str, best)), "cv_auroc_mean": round(auc, 4)}
-    report["tried"] = {" ".join(map(str, c)): round(v[0], 4) for c, v in tried.items()}
-    return stored, {**report, "cv_scores": np.interp(cv, knots_x, knots_y)}
-
-
-def monotone(names: list[str]) -> list[int]:
-    """:data:`DIRECTION` of each feature as the model sees it (the transform
-    log(1.001 − v) turns it round)."""
-    signs = []
-    for name in names:
-        base = name.split("@")[0]
-        signs.append(-DIRECTION[base] if base in quality._LOG_GAP else DIRECTION[base])
-    return signs
-
-
-def _cross(candidate: tuple, x: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
-    if candidate[0] == "ridge":
-        return qs.cross_predictions(x, y, fold, candidate[1], None)
-    out = np.empty(len(y))
-    for f in np.unique(fold):
-        model = qs.boost(x[fold != f], y[fold != f], candidate[1], candidate[2], candidate[3])
-        out[fold == f] = qs.boosted(model, x[fold == f])
-    return out
+def loso_table(level: str, results: dict[qf.Candidate, dict], chosen: qf.Candidate) -> None:
+    """Every candidate's leave-one-source-out summary, best first, and the chosen and
+    the former (5-fold) choice per left-out source."""
+    print(f"\n## {level}: leave one source out (mean over the 4 sources; worst source)")
+    print(
+        f"{'candidate':26s} {'n':>3s} {'AUC.8':>6s} {'AUC.9':>6s} {'AUC':>7s} {'worst':>6s} "
+        f"{'rho':>6s} {'MAE':>6s} {'worst':>6s} {'cut':>5s}"
+    )
+    order = sorted(results, key=lambda c: -results[c]["summary"]["auc"])
+    keys = ("auc8", "auc9", "auc", "worst_auc", "rho", "mae", "worst_mae")
+    for c in order:
+        s = results[c]["summary"]
+        mark = " <- chosen" if c == chosen else (" (5-fold CV's)" if c == qf.CURRENT else "")
+        cells = " ".join(f"{s[k]:7.4f}" if k == "auc" else f"{s[k]:6.3f}" for k in keys)
+        print(f"{c.name:26s} {len(c.names(level)):3d} {cells} {s['cut']:5.2f}{mark}")
+    for c in dict.fromkeys((chosen, qf.CURRENT)):
+        for source, f in results[c]["folds"].items():
+            text = " ".join(f"{k} {f[k]:.3f}" for k in ("auc8", "auc9", "rho", "mae"))
+            print(f"  {c.name:26s} left out {source:8s} {text} cut {f['cut']:.2f}")
 
 
 def flag_thresholds(rows: list[dict]) -> dict[str, float]:
@@ -206,50 +168,68 @@ def _json(value: dict, indent: str = "") -> str:
             lines.append(prefix + _json(item, inner).lstrip())
         else:
             text = prefix + json.dumps(item)
-            wrap = {"break_on_hyphens": False, "break_long_words": False}
-            lines.append(textwrap.fill(text, 96, subsequent_indent=inner + "  ", **wrap))
+            lines.append(
+                textwrap.fill(
+                    text,
+                    96,
+                    subsequent_indent=inner + "  ",
+                    break_on_hyphens=False,
+                    break_long_words=False,
+                )
+            )
     return indent + "{\n" + ",\n".join(lines) + "\n" + indent + "}"
 
 
-def review_below(scores: np.ndarray, iou: np.ndarray) -> float:
-    """The cut (0.50–0.95 by 0.05) of ``scores`` with the best F1 for finding IoU < 0.8."""
-    bad = iou < 0.8
-    best = (-1.0, 0.8)
-    for cut in np.round(np.arange(0.5, 0.951, 0.05), 2):
-        hit = scores < cut
-        tp = float((hit & bad).sum())
-        f1 = 2 * tp / max(hit.sum() + bad.sum(), 1)
-        best = max(best, (f1, float(cut)))
-    return best[1]
-
-
-def fit() -> int:
-    rows = table("train")
-    basic, basic_report = fit_level(rows, feature_names("basic"))
-    full, full_report = fit_level(rows, feature_names("full"))
+def fit(write: bool = True, show: bool = False) -> int:
+    """Choose (leave one source out), fit and, with ``write``, store both levels' models,
+    the flags' thresholds and the review threshold; ``show`` prints the choice's tables."""
+    rows, heldout = table("train"), table("heldout")
+    fitted = {level: fit_level(rows, heldout, level) for level in quality.LEVELS}
     thresholds = flag_thresholds(rows)
-    review = review_below(basic_report.pop("cv_scores"), np.asarray([r["iou"] for r in rows]))
-    full_report.pop("cv_scores")
-    model = _json({"basic": basic, "full": full})
+    review = fitted["basic"][1]["loso"]["cut"]
+    if show:
+        for level, (_, rep) in fitted.items():
+            chosen = next(c for c in rep["results"] if c.name == rep["model"])
+            loso_table(level, rep["results"], chosen)
+        opinions(rows, heldout, next(c for c in fitted["full"][1]["results"]
+                                     if c.name == fitted["full"][1]["model"]))  # fmt: skip
+    said = {
+        level: f"{rep['model']} ({rep['loso']['auc']:.4f})" for level, (_, rep) in fitted.items()
+    }
+    model = _json({level: stored for level, (stored, _) in fitted.items()})
     text = (
         '"""The quality score\'s fitted model (docs/quality.md). Generated: do not edit.\n\n'
         "Regenerate with ``python bench/quality_data.py --make --maps`` then\n"
         "``python bench/quality.py --fit``; fitted on the generated train split only\n"
-        f"({len(rows)} photos). Chosen by 5-fold AUROC on it (mean of IoU < 0.8 and < 0.9):\n"
-        f"basic: {basic_report['model']} ({basic_report['cv_auroc_mean']}), "
-        f"full: {full_report['model']} ({full_report['cv_auroc_mean']}).\n"
+        f"({len(rows)} photos), chosen leave one source out (fitted on three sources' train\n"
+        "split, measured on the fourth's heldout split; mean AUROC of IoU < 0.8 and < 0.9):\n"
+        f"basic: {said['basic']}, full: {said['full']}.\n"
         '"""\n\n'
         "import json\nfrom typing import Any\n\n"
         f'MODEL: dict[str, Any] = json.loads(\n    """\n{model}\n"""\n)\n\n'
         f'FLAG_THRESHOLDS: dict[str, float] = json.loads(\n    """\n{_json(thresholds)}\n"""\n)\n'
-        "\n#: the review threshold's default: the basic score's cut with the best F1 for\n"
-        "#: IoU < 0.8 on the train split's out-of-fold scores\n"
+        "\n#: the review threshold's default: the median over the leave-one-source-out folds\n"
+        "#: of the basic score's cut with the best F1 for IoU < 0.8 on the left-out source\n"
         f"REVIEW_BELOW = {review}\n"
     )
-    MODEL_FILE.write_text(text)
-    importlib.reload(quality.quality_model)
-    print(MODEL_FILE, basic_report, full_report, thresholds, "review below", review)
+    if write:
+        MODEL_FILE.write_text(text)
+        importlib.reload(quality.quality_model)
+        print(MODEL_FILE)
+    print("chosen:", said, "flags:", thresholds, "review below", review)
     return 0
+
+
+def opinions(rows: list[dict], heldout: list[dict], chosen: qf.Candidate) -> None:
+    """The chosen ``full`` candidate's leave-one-source-out AUROC with each second opinion
+    (for the record: the second opinion itself stays quality.SECOND_MODEL, mirrored)."""
+    print("\nsecond opinions, leave one source out with", chosen.name)
+    for name in OPINIONS:
+        candidate = dataclasses.replace(chosen, opinion=name)
+        s = qf.summary(qf.loso(candidate, rows, heldout, "full")["folds"])
+        print(
+            f"  {name:12s} AUC.8 {s['auc8']:.3f} AUC.9 {s['auc9']:.3f} worst {s['worst_auc']:.3f}"
+        )
 
 
 def methods(rows: list[dict]) -> dict[str, np.ndarray]:
@@ -308,9 +288,9 @@ def report(split: str, by_category: bool) -> None:
     for code, level in ((c, "full" if c == "models_disagree" else "basic") for c in quality.FLAGS):
         hit = np.asarray([code in quality.flags({**r, **_chosen(r)} if level == "full" else r)
                           for r in rows])  # fmt: skip
-        bad = f"{np.mean(iou[hit] < 0.9):.0%}" if hit.any() else "-"
+        share = f"{np.mean(iou[hit] < 0.9):.0%}" if hit.any() else "-"
         mean = f"{iou[hit].mean():.3f}" if hit.any() else "-"
-        print(f"{code:18s} {hit.mean():8.0%} {bad:>19s} {mean:>9s}")
+        print(f"{code:18s} {hit.mean():8.0%} {share:>19s} {mean:>9s}")
 
 
 def _cells(s: np.ndarray, iou: np.ndarray, name: str) -> list[str]:
@@ -342,14 +322,15 @@ def cpu(n: int, rounds: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--fit", action="store_true", help="choose, fit, write the model")
+    parser.add_argument("--loso", action="store_true", help="print the leave-one-source-out choice")
     parser.add_argument("--report", nargs="*", metavar="SPLIT", help="train heldout eval")
     parser.add_argument("--categories", action="store_true", help="per source/category too")
     parser.add_argument("--cpu", type=int, metavar="N", help="time N held-out photos")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    if args.fit:
-        fit()
+    if args.fit or args.loso:
+        fit(write=args.fit, show=args.loso)
     for split in args.report or ():
         report(split, args.categories)
     if args.cpu:

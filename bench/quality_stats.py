@@ -2,7 +2,8 @@
 
 - :func:`auroc`, :func:`spearman`, :func:`caught`: how well a score ranks the bad cutouts,
   from worker/eval/scoring.py (``cutout eval`` reports the same figures);
-- :func:`ridge`: a ridge regression on standardised features;
+- :func:`ridge`: a ridge regression on standardised features (a penalty per feature);
+- :func:`boost`, :func:`boosted`: boosted stumps summed into monotone step functions;
 - :func:`isotonic`: pool-adjacent-violators, the non-decreasing fit of y on x, as knots;
 - :func:`cross_predictions`: out-of-fold linear predictions (k folds, fixed assignment).
 """
@@ -21,16 +22,18 @@ __all__ = [
 ]  # fmt: skip
 
 
-def ridge(x: np.ndarray, y: np.ndarray, alpha: float, weight: np.ndarray | None = None) -> dict:
-    """Standardisation and weights of a ridge regression of y on x (intercept unpenalised)."""
+def ridge(
+    x: np.ndarray, y: np.ndarray, alpha: float | np.ndarray, weight: np.ndarray | None = None
+) -> dict:
+    """Standardisation and weights of a ridge regression of y on x (intercept unpenalised;
+    ``alpha`` one penalty, or one per feature)."""
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
     z = (x - mean) / scale
     w = np.ones(len(y)) if weight is None else weight
     zc = np.column_stack([np.ones(len(y)), z])
-    penalty = alpha * np.eye(zc.shape[1])
-    penalty[0, 0] = 0.0
+    penalty = np.diag(np.concatenate([[0.0], np.broadcast_to(alpha, z.shape[1])]))
     beta = np.linalg.solve(zc.T @ (zc * w[:, None]) + penalty, zc.T @ (w * y))
     return {"mean": mean, "scale": scale, "coef": beta[1:], "intercept": float(beta[0])}
 
@@ -91,6 +94,7 @@ def boost(
     monotone: Sequence[int] | None = None,
     bins: int = 19,
     leaf: int = 8,
+    damp: Sequence[float] | None = None,
 ) -> dict:
     """Gradient boosting of stumps (least squares), summed per feature into step functions:
     ``{"base": b, "steps": [(thresholds, values) per feature]}``, where a feature's
@@ -98,8 +102,11 @@ def boost(
     upper bounds of the left side: v <= t goes left). Candidate thresholds are the
     ``bins`` inner quantiles of each feature; a leaf keeps at least ``leaf`` items.
     ``monotone[j]`` = +1 (or −1) keeps feature j's function non-decreasing (non-increasing):
-    only stumps rising (falling) from left to right are taken; 0 leaves it free."""
+    only stumps rising (falling) from left to right are taken; 0 leaves it free.
+    ``damp[j]`` (0..1, default 1) regularises feature j: a stump on it competes with its
+    gain times ``damp[j]`` and adds ``damp[j]`` times its step."""
     n, d = x.shape
+    factor = np.ones(d) if damp is None else np.asarray(damp, float)
     cuts = [np.unique(np.quantile(x[:, j], np.linspace(0, 1, bins + 2)[1:-1])) for j in range(d)]
     left = [x[:, j][:, None] <= c[None, :] for j, c in enumerate(cuts)]  # n × cuts
     count = [m.sum(axis=0) for m in left]
@@ -123,14 +130,14 @@ def boost(
                 ok, (total - s_left) ** 2 / np.maximum(n - n_left, 1), 0.0
             )
             k = int(np.argmax(gain))
-            if ok[k] and gain[k] > best[0]:
-                best = (float(gain[k]), j, k)
+            if ok[k] and gain[k] * factor[j] > best[0]:
+                best = (float(gain[k] * factor[j]), j, k)
         _, j, k = best
         if j < 0:
             break
         goes_left = left[j][:, k]
-        a = rate * r[goes_left].mean()
-        b = rate * r[~goes_left].mean()
+        a = rate * factor[j] * r[goes_left].mean()
+        b = rate * factor[j] * r[~goes_left].mean()
         pred += np.where(goes_left, a, b)
         t = float(cuts[j][k])
         steps[j][t] = steps[j].get(t, 0.0) + (a - b)

@@ -218,7 +218,11 @@ def _score_page(store: Any, batch: Mapping[str, Any], query: Query) -> dict[str,
     if query.cursor:
         rank = store.batch_score_rank(batch["id"], decode_score_cursor(query.cursor))
         if rank is None:  # a job id that never was in this batch's score order
-            raise _bad_cursor()
+            raise InvalidRequest(
+                "`cursor` names no job of this batch's order=score listing (a cursor from "
+                "another batch?); start again without a cursor",
+                field="cursor",
+            )
         start = rank + 1
     found: list[dict[str, Any]] = []
     scanned = 0

@@ -12,7 +12,7 @@
 export const FLAGS = {
   "no_subject": "the model found nothing to cut out",
   "tiny_subject": "the subject covers a very small part of the photo",
-  "several_pieces": "the cutout is in several pieces of similar size",
+  "several_pieces": "the cutout is in several separate pieces",
   "touches_frame": "the cutout runs into the photo's edges",
   "uncertain_edges": "the model is unsure over a wide band around the subject",
   "low_contrast": "subject and background have nearly the same colour at the edge",

@@ -57,8 +57,9 @@ def report_text(rows: list[list[str]]) -> str:
 
 def review_line(rows: list[list[str]], report: str) -> str | None:
     """The closing "37 of 1,000 cutouts need a look" line: the downloaded cutouts whose
-    job the service marked ``review`` (a score below the service's ``CUTOUT_REVIEW_BELOW``,
-    which the API does not publish: no number is claimed); None when no job had a score."""
+    job the service marked ``review`` (a score below the workers' ``CUTOUT_REVIEW_BELOW``;
+    ``GET /v1/info`` shows the API's own setting, which may differ, so no number is
+    claimed); None when no job had a score."""
     review = REPORT_COLUMNS.index("review")
     marks = [row[review] for row in rows if row[2] == "succeeded" and row[5]]
     scored = [mark for mark in marks if mark]

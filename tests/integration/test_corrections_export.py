@@ -269,6 +269,28 @@ def test_entries_of_expired_jobs_are_skipped_and_pruned(
     assert r.zscore(corrected_key("a"), "job_gone00000000000000000000") is None
 
 
+def test_a_correction_lands_after_the_newest_entry_whatever_the_clocks(
+    client: FlaskClient, corrected: dict[str, Any], module_db: str
+) -> None:
+    """Entries are stamped by Redis, each after the newest: an entry stamped ahead (a
+    clock that ran fast) never puts a later correction behind a reader's cursor."""
+    import redis
+
+    from shared.correctionstore import corrected_key
+
+    r = redis.Redis.from_url(module_db)
+    cursor = listing(client, AUTH_A)[-1]  # the newest listed before
+    ahead = time.time() + 1000  # (a listing would prune it: it has no job)
+    r.zadd(corrected_key("a"), {"job_ahead0000000000000000000": ahead})
+    job_id = corrected["singles"][2]
+    correct(client, job_id, corrected["masks"][job_id], AUTH_A)
+    score = r.zscore(corrected_key("a"), job_id)
+    assert score is not None
+    assert score > ahead
+    newest = listing(client, AUTH_A, since=cursor["corrected_at"])
+    assert newest[-1]["job_id"] == job_id
+
+
 # -- cutout corrections export ------------------------------------------------------------
 
 

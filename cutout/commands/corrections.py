@@ -121,7 +121,7 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
             when = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
         except ValueError:
             when = None
-        if when is None or when.tzinfo is None:
+        if when is None or when.tzinfo is None or "T" not in text.upper():
             return f"--since must be an RFC 3339 time such as 2026-12-01T00:00:00Z, got {text!r}"
     if args.batch and not args.batch.startswith("bat_"):
         return f"--batch must be a batch id (bat_…), got {args.batch!r}"

@@ -94,10 +94,17 @@ def _row(sample: Sample, maps: dict[str, np.ndarray]) -> dict:
 def fit_level(train: list[dict], heldout: list[dict], level: str) -> tuple[dict, dict]:
     """(stored model, fit report) of ``level``: the candidate chosen leave one source out
     (bench/quality_fit.py), refitted on every train row, and an isotonic calibration of
-    its leave-one-source-out predictions on train to IoU."""
+    its leave-one-source-out predictions on train to IoU; or, when the choice's mean
+    AUROC is not higher than the former model's (qf.CURRENT), that model as it was
+    (calibrated on its 5-fold predictions)."""
     chosen, results = qf.select(train, heldout, level, qf.candidates())
+    iou = np.asarray([r["iou"] for r in train])
+    if results[chosen]["summary"]["auc"] > results[qf.CURRENT]["summary"]["auc"]:
+        knots = qs.isotonic(results[chosen]["oof"], iou)
+    else:
+        chosen = qf.CURRENT
+        knots = qs.isotonic(qf.kfold(chosen, train, level), iou)
     model = qf.train(chosen, train, level)
-    knots = qs.isotonic(results[chosen]["oof"], np.asarray([r["iou"] for r in train]))
     report = {"model": chosen.name, "loso": results[chosen]["summary"], "results": results}
     return qf.stored(chosen, model, level, knots), report
 
@@ -114,7 +121,8 @@ def loso_table(level: str, results: dict[qf.Candidate, dict], chosen: qf.Candida
     keys = ("auc8", "auc9", "auc", "worst_auc", "rho", "mae", "worst_mae")
     for c in order:
         s = results[c]["summary"]
-        mark = " <- chosen" if c == chosen else (" (5-fold CV's)" if c == qf.CURRENT else "")
+        mark = " (5-fold CV's)" if c == qf.CURRENT else ""
+        mark += " <- chosen" if c == chosen else ""
         cells = " ".join(f"{s[k]:7.4f}" if k == "auc" else f"{s[k]:6.3f}" for k in keys)
         print(f"{c.name:26s} {len(c.names(level)):3d} {cells} {s['cut']:5.2f}{mark}")
     for c in dict.fromkeys((chosen, qf.CURRENT)):

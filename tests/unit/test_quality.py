@@ -89,9 +89,7 @@ def test_a_second_opinion_that_disagrees_lowers_the_score_and_flags_it() -> None
     disagree = quality.assess(prob, photo, second=other)
     assert disagree.features["agree_iou"] < 0.3
     assert "models_disagree" in disagree.flags
-    # by how much is the calibration's: fitted on predictions for sources the model did
-    # not see, it is flat near the top (bench/quality_fit.py)
-    assert disagree.score < agree.score
+    assert disagree.score < agree.score - 0.1
 
 
 def test_an_empty_map_is_no_subject_and_scores_zero() -> None:

@@ -133,6 +133,50 @@ def run_eval(args: argparse.Namespace, split: Path, models: list[str], home: Pat
     return {m: known[m] for m in wanted}
 
 
+def per_epoch(args: argparse.Namespace, manifest: Path, seed: int) -> dict[str, Any]:
+    """``--per-epoch``: the defaults' run on all tuning photos (what the last run of a tune
+    trains), in process, with the held-back photos measured after every epoch: whatever
+    epoch count cross-validation picks, this says what it gives (a fraction of a whole
+    tune's CPU: no folds)."""
+    import torch
+
+    from worker.eval.manifest import load_manifest
+    from worker.tune import fit
+    from worker.tune.config import TuneConfig
+    from worker.tune.data import load_samples
+    from worker.tune.net import from_onnx
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    split = args.out / f"split{seed}"
+    tune_csv, test_csv = write_split(manifest, seed, args.tune, args.test, split)
+    config = TuneConfig(manifest=tune_csv, base=args.base, name="x", home=args.model_home)
+    recipe = config.recipe()
+    base = from_onnx(args.base, args.model_home / f"{args.base}.onnx")
+    train_set, test_set = (
+        load_samples(load_manifest(tune_csv)),
+        load_samples(load_manifest(test_csv)),
+    )
+    cpu = torch.device("cpu")
+
+    def measure(model: Any) -> dict[str, float]:
+        got = fit.evaluate(model, test_set, cpu, 4)
+        return {k: got[k] for k in MEASURES}
+
+    row: dict[str, Any] = {"seed": seed, "base": measure(base), "epochs": []}
+    say = lambda line: None  # noqa: E731
+
+    def validate(model: Any, epoch: int) -> bool:
+        row["epochs"].append(measure(model))
+        print(json.dumps({"seed": seed, "epoch": epoch, **row["epochs"][-1]}), file=sys.stderr)
+        return False
+
+    fit.fit(base, train_set, recipe, device=cpu, seed=0, progress=fit.Progress(1, say),
+            label="all", validate=validate)  # fmt: skip
+    (split / "per_epoch.json").write_text(json.dumps(row, indent=2))
+    return row
+
+
 def one_split(args: argparse.Namespace, manifest: Path, seed: int) -> dict[str, Any]:
     split = args.out / f"split{seed}"
     write_split(manifest, seed, args.tune, args.test, split)
@@ -201,6 +245,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="per tune and eval")
     parser.add_argument("--jobs", type=int, default=1, help="splits run side by side")
     parser.add_argument("--extra", default="", help="more cutout tune options (smoke runs)")
+    parser.add_argument(
+        "--per-epoch", action="store_true", help="the defaults' last run only, in process"
+    )
     args = parser.parse_args()
     args.setting = args.setting or ["before", "after"]
     manifest = horses()
@@ -208,6 +255,10 @@ def main() -> int:
 
     args.model_home = load_settings().model_home
     seeds = range(args.first_seed, args.first_seed + args.splits)
+    if args.per_epoch:
+        rows = [per_epoch(args, manifest, seed) for seed in seeds]
+        print(json.dumps(rows, indent=2))
+        return 0
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda s: one_split(args, manifest, s), seeds))
     summary = mean_row(rows, args.setting)

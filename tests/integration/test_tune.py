@@ -2,8 +2,8 @@
 
 Real parts: the session's redis-server and SeaweedFS, a real `cutout api` with API keys,
 the session's real `cutout worker`, the real u2netp weights. The tune itself is tiny (its
-defaults, cross-validation included, but one step a run on four generated photos,
-``--allow-worse``): this tests the path, bench/tune_real.py measures the gain. The tune
+defaults, cross-validation included, but 2 folds and one step a run on four generated
+photos, ``--allow-worse``): this tests the path, bench/tune_real.py measures the gain. The tune
 needs the tune extra (torch), which CI installs; the registry and isolation tests need no
 torch (their "custom" model is u2netp's graph with another doc string, so another sha256).
 """
@@ -186,6 +186,8 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, model_home: Path) -> tuple[P
             "u2netp",
             "--name",
             name,
+            "--folds",
+            "2",
             "--max-steps",
             "1",
             "--allow-worse",
@@ -201,10 +203,10 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, model_home: Path) -> tuple[P
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    # the defaults: 4-fold cross-validation inside the 4 photos, then a run on all of them,
-    # with the progress of every run on stderr
-    assert "4-fold cross-validation" in done.stderr
-    assert "fold 4/4  epoch 1/" in done.stderr
+    # the defaults but 2 folds (CI's time): cross-validation inside the 4 photos, then a
+    # run on all of them, with the progress of every run on stderr
+    assert "2-fold cross-validation" in done.stderr
+    assert "fold 2/2  epoch 1/3  step 2/3" in done.stderr
     assert "training on all 4 photos" in done.stderr
     return home, name
 
@@ -218,10 +220,10 @@ def test_tiny_tune_is_served_by_the_worker_like_cutout_remove(  # type: ignore[n
         assert key in record
     validation = record["validation"]
     assert validation["method"] == "cross-validation"
-    assert [fold["n"] for fold in validation["folds"]] == [1, 1, 1, 1]
+    assert [fold["n"] for fold in validation["folds"]] == [2, 2]
     assert validation["base"]["n"] == 4  # every photo validated once
     hyper = record["hyperparameters"]
-    assert (hyper["folds"], hyper["layers"], hyper["ema"]) == (4, "decoder", 0.9)
+    assert (hyper["folds"], hyper["layers"], hyper["ema"]) == (2, "decoder", 0.9)
     env = dict(os.environ, CUTOUT_MODEL_HOME=str(home), CUTOUT_API_KEY=KEYS["alice"])
     pushed = subprocess.run(
         [sys.executable, "-m", "cutout", "models", "push", name, "--api", keyed_api.url],

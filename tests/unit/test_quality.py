@@ -70,7 +70,7 @@ def test_suspicious_maps_score_lower_and_say_why(name: str, prob: np.ndarray, fl
     clean = quality.assess(disc(), photo)
     result = quality.assess(prob, photo)
     assert flag in result.flags, (name, result.flags, result.features)
-    assert result.score < clean.score - 0.05
+    assert result.score < clean.score - 0.1
     assert result.score < quality.REVIEW_BELOW  # it goes on the review list
 
 
@@ -78,7 +78,7 @@ def test_mostly_soft_pixels_score_low() -> None:
     prob = disc(width=25)
     result = quality.assess(prob, photo_of(disc() >= 0.5))
     assert result.features["soft_share"] > 0.5
-    assert result.score < quality.REVIEW_BELOW  # it goes on the review list
+    assert result.score < quality.REVIEW_BELOW - 0.1
 
 
 def test_a_second_opinion_that_disagrees_lowers_the_score_and_flags_it() -> None:

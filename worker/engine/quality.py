@@ -9,10 +9,11 @@ brightest pixel), optionally with a second opinion's raw map (``full``). One cal
     quality = assess(output, photo)                       # basic
     quality = assess(output, photo, second=second_map)    # full
 
-``Quality.score`` (0–1) is an estimate of the cutout's IoU against a perfect mask: a
-linear model over the features (:data:`BASIC` / :data:`FULL` names) and an isotonic
-calibration, both fitted by ``bench/quality.py --fit`` on generated truth only and stored
-in worker/engine/quality_model.py. ``Quality.flags`` are stable codes (:data:`FLAGS`,
+``Quality.score`` (0–1) is an estimate of the cutout's IoU against a perfect mask: a sum
+of per-feature step functions (boosted stumps, or a linear model) over the features
+(:data:`BASIC` / :data:`FULL` names) and an isotonic calibration, both fitted by
+``bench/quality.py --fit`` on generated truth only and stored in
+worker/engine/quality_model.py. ``Quality.flags`` are stable codes (:data:`FLAGS`,
 documented in docs/quality.md), their thresholds fitted the same way. Only numpy and
 OpenCV (both engine dependencies); about 3 ms at 320×320.
 """
@@ -223,7 +224,7 @@ _LOG_GAP = frozenset(("agree_iou", "colour_sep", "inside_mean", "largest_share")
 
 
 def _transform(name: str, value: float) -> float:
-    """Each feature as the linear model sees it: counts and widths as log(1 + v), shares
+    """Each feature as the models see it: counts and widths as log(1 + v), shares
     as log(v + 0.001), shares near 1 as log(1.001 − v), the rest as they are."""
     if name in _LOG1P:
         return float(np.log1p(value))

@@ -151,6 +151,9 @@ def per_epoch(args: argparse.Namespace, manifest: Path, seed: int) -> dict[str, 
     split = args.out / f"split{seed}"
     tune_csv, test_csv = write_split(manifest, seed, args.tune, args.test, split)
     config = TuneConfig(manifest=tune_csv, base=args.base, name="x", home=args.model_home)
+    for pair in args.set:  # e.g. lr=2e-5: another recipe than the defaults
+        key, value = pair.split("=", 1)
+        setattr(config, key, type(getattr(config, key) or 0.0)(value))
     recipe = config.recipe()
     base = from_onnx(args.base, args.model_home / f"{args.base}.onnx")
     train_set, test_set = (
@@ -173,7 +176,8 @@ def per_epoch(args: argparse.Namespace, manifest: Path, seed: int) -> dict[str, 
 
     fit.fit(base, train_set, recipe, device=cpu, seed=0, progress=fit.Progress(1, say),
             label="all", validate=validate)  # fmt: skip
-    (split / "per_epoch.json").write_text(json.dumps(row, indent=2))
+    tag = "-".join(args.set)
+    (split / f"per_epoch{'-' + tag if tag else ''}.json").write_text(json.dumps(row, indent=2))
     return row
 
 
@@ -247,6 +251,14 @@ def main() -> int:
     parser.add_argument("--extra", default="", help="more cutout tune options (smoke runs)")
     parser.add_argument(
         "--per-epoch", action="store_true", help="the defaults' last run only, in process"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="with --per-epoch: a field "
+        "of worker.tune.config.TuneConfig other than its default (lr=2e-5, ema=0.95)",
     )
     args = parser.parse_args()
     args.setting = args.setting or ["before", "after"]

@@ -107,7 +107,7 @@ def fit_level(train: list[dict], heldout: list[dict], level: str) -> tuple[dict,
         chosen = qf.CURRENT
         oof = qf.kfold(chosen, train, level)
         knots = qs.isotonic(oof, iou)
-        cut = review_below(np.interp(oof, *knots), iou)
+        cut = qf.review_below(qf.calibrate(oof, knots), iou)
     model = qf.train(chosen, train, level)
     report = {"model": chosen.name, "loso": results[chosen]["summary"], "results": results}
     report["cut"] = cut
@@ -191,18 +191,6 @@ def _json(value: dict, indent: str = "") -> str:
                 )
             )
     return indent + "{\n" + ",\n".join(lines) + "\n" + indent + "}"
-
-
-def review_below(scores: np.ndarray, iou: np.ndarray) -> float:
-    """The cut (0.50–0.95 by 0.05) of ``scores`` with the best F1 for finding IoU < 0.8."""
-    bad = iou < 0.8
-    best = (-1.0, 0.8)
-    for cut in np.round(np.arange(0.5, 0.951, 0.05), 2):
-        hit = scores < cut
-        tp = float((hit & bad).sum())
-        f1 = 2 * tp / max(hit.sum() + bad.sum(), 1)
-        best = max(best, (f1, float(cut)))
-    return best[1]
 
 
 def fit(write: bool = True, show: bool = False) -> int:

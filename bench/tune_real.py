@@ -98,6 +98,7 @@ def run_tune(args: argparse.Namespace, split: Path, setting: str, home: Path) ->
         cpu = (cpu1.children_user + cpu1.children_system) - (
             cpu0.children_user + cpu0.children_system
         )
+        # children's CPU of the whole process: exact with --jobs 1, cumulative with more
         spent = {"seconds": round(time.monotonic() - t0, 1), "cpu_seconds": round(cpu, 1)}
         timing.write_text(json.dumps(spent))  # a rerun reuses this tune
     record = json.loads((split / f"{name}.json").read_text())

@@ -17,6 +17,15 @@ from cutout.commands import folder_path
 from worker.tune.config import TuneConfig
 from worker.tune.gate import Tolerance
 
+#: the pulls toward the base and the augmentation: (flag, metavar, help, what it is)
+_PULL_FLAGS = (
+    ("l2sp", "A", "pull toward the base's weights: A·Σ(w−w₀)²", "L2-SP"),
+    ("ema", "D", "decay per step of the weights' moving average that is kept", ""),
+    ("distill", "W", "the base's own map's share of the target", "distillation"),
+    ("swap", "P", "probability of pasting a hard-edged subject onto another background",
+     "augmentation"),
+)  # fmt: skip
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -68,41 +77,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, help="learning rate (default by --layers)")
-    parser.add_argument(
-        "--l2sp",
-        type=float,
-        default=TuneConfig.l2sp,
-        metavar="A",
-        help=f"pull toward the base's weights: A·Σ(w−w₀)² (L2-SP; {TuneConfig.l2sp:g})",
-    )
-    parser.add_argument(
-        "--ema",
-        type=float,
-        default=TuneConfig.ema,
-        metavar="D",
-        help=f"decay per step of the weights' moving average that is kept ({TuneConfig.ema:g})",
-    )
-    parser.add_argument(
-        "--distill",
-        type=float,
-        default=TuneConfig.distill,
-        metavar="W",
-        help=f"the base's own map's share of the target (distillation; {TuneConfig.distill:g})",
-    )
-    parser.add_argument(
-        "--swap",
-        type=float,
-        default=TuneConfig.swap,
-        metavar="P",
-        help="probability of pasting a hard-edged subject onto another background "
-        f"(augmentation; {TuneConfig.swap:g})",
-    )
+    for flag, metavar, help_text, what in _PULL_FLAGS:
+        default = getattr(TuneConfig, flag)
+        parser.add_argument(
+            f"--{flag}", type=float, default=default, metavar=metavar,
+            help=f"{help_text} ({what + '; ' if what else ''}{default:g})",
+        )  # fmt: skip
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     parser.add_argument(
         "--max-steps", type=int, help="stop each run after this many steps (smoke runs)"
     )
+    _gate_flags(parser)
+    parser.add_argument("--model-home", type=folder_path, help="default: CUTOUT_MODEL_HOME")
+    parser.add_argument("--record", type=Path, metavar="JSON", help="also write the record here")
+    parser.set_defaults(func=handler)
+
+
+def _gate_flags(parser: argparse.ArgumentParser) -> None:
+    """The validation gate's tolerances and its test-only override."""
     parser.add_argument(
         "--tolerance-iou",
         type=float,
@@ -122,9 +116,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="register even when the validation gate refuses it (tests only)",
     )
-    parser.add_argument("--model-home", type=folder_path, help="default: CUTOUT_MODEL_HOME")
-    parser.add_argument("--record", type=Path, metavar="JSON", help="also write the record here")
-    parser.set_defaults(func=handler)
 
 
 def _check(args: argparse.Namespace) -> str | None:

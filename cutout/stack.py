@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -182,13 +183,40 @@ class WeedPorts:
 
     @classmethod
     def pick(cls, s3: int | None = None) -> WeedPorts:
-        # gRPC ports are http + 10000, so keep the base ports below 55535
+        """Five base ports whose gRPC partners (base + 10000) are free too.
+
+        All ten lie below the kernel's ephemeral range, so no ``free_port()`` (or any
+        outgoing connection) can be handed one of them between this pick and weed's
+        bind: a CI run once lost a stack because gunicorn got the filer's gRPC port.
+        """
         ports: list[int] = []
+        low, high = quiet_span()
         while len(ports) < 5:
-            port = free_port()
-            if port < 55000 and not port_open(port + 10000) and port not in ports:
+            port = random.randrange(low, high) if high > low else free_port()
+            partners = {port, port + 10000}
+            taken = {p for q in ports for p in (q, q + 10000)}
+            if port + 10000 < 65536 and not partners & taken and all(map(bindable, partners)):
                 ports.append(port)
         return cls(s3 or ports[0], ports[1], ports[2], ports[3], ports[4])
+
+
+def quiet_span() -> tuple[int, int]:
+    """Base ports whose +10000 partners stay below the ephemeral range (empty if none)."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        ephemeral = int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    return max(1024, ephemeral - 22000), ephemeral - 10000
+
+
+def bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return not port_open(port)
 
 
 def weed_server(data_dir: Path, ports: WeedPorts, bucket: str, env: dict[str, str]) -> Server:

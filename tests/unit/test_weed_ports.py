@@ -1,0 +1,38 @@
+"""SeaweedFS's ten ports are picked where the kernel never hands out ports by itself."""
+
+from __future__ import annotations
+
+import socket
+
+from cutout.stack import WeedPorts, free_port, quiet_span
+
+
+def test_weed_ports_and_their_grpc_partners_avoid_the_ephemeral_range() -> None:
+    low, high = quiet_span()
+    ephemeral = {free_port() for _ in range(50)}
+    for _ in range(20):
+        picked = vars(WeedPorts.pick()).values()
+        everything = {p for q in picked for p in (q, q + 10000)}
+        assert len(everything) == 10
+        assert all(low <= q < high for q in picked)
+        assert not everything & ephemeral
+        assert max(everything) < min(ephemeral)
+
+
+def test_a_port_in_use_or_whose_partner_is_in_use_is_never_picked(monkeypatch) -> None:
+    low, high = quiet_span()
+    held, partner_held = low + 7, low + 11
+    with socket.socket() as one, socket.socket() as other:
+        one.bind(("127.0.0.1", held))
+        other.bind(("127.0.0.1", partner_held + 10000))
+        offers = iter([held, partner_held, held, *range(low + 100, high)])
+        monkeypatch.setattr("cutout.stack.random.randrange", lambda a, b: next(offers))
+        picked = list(vars(WeedPorts.pick()).values())
+    assert held not in picked
+    assert partner_held not in picked
+    assert picked == sorted(picked)
+    assert min(picked) >= low + 100
+
+
+def test_an_explicit_s3_port_is_kept() -> None:
+    assert WeedPorts.pick(s3=9333).s3 == 9333

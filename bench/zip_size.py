@@ -20,8 +20,8 @@ from pathlib import Path
 from evalset import need
 from PIL import Image
 
-from worker.engine.catalogue import encode_output
 from worker.engine.imageio import encode_png
+from worker.engine.render import encode_output
 
 SIZE = (4000, 3000)
 

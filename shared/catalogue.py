@@ -4,7 +4,7 @@ and regions given in pixels or percent, background images, output size caps.
 Each parser takes a client's value (a form string or a JSON value) and returns the
 canonical value that :class:`shared.options.Options` stores, so that a job's options
 parse back to the same value. Every problem raises InvalidOption naming the option.
-The geometry itself is applied by the worker (``worker/engine/catalogue.py``).
+The geometry itself is applied by the worker (``worker/engine/render.py``).
 """
 
 from __future__ import annotations

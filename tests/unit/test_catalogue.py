@@ -13,7 +13,7 @@ from shared.catalogue import margin_sides, roi_box
 from shared.errors import InvalidOption
 from shared.options import Options, parse_options
 from tests.unit.engine_helpers import box_mask, scene
-from worker.engine import catalogue
+from worker.engine import render as rendering
 from worker.engine.compose import compose
 
 RED = (220, 30, 30)
@@ -28,8 +28,8 @@ def mask() -> Image.Image:
     return box_mask((64, 48), SUBJECT)
 
 
-def render(**values: object) -> catalogue.Rendered:
-    return catalogue.render(scene(), mask(), parse_options(values))
+def render(**values: object) -> rendering.Rendered:
+    return rendering.render(scene(), mask(), parse_options(values))
 
 
 # -- parsing ----------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def test_roi_box_in_pixels_and_percent() -> None:
 def test_without_catalogue_options_render_is_compose(values: dict[str, object]) -> None:
     options = parse_options(values)
     expected = compose(scene(), mask(), options)
-    got = catalogue.render(scene(), mask(), options).picture
+    got = rendering.render(scene(), mask(), options).picture
     assert got.mode == expected.mode
     assert got.size == expected.size
     np.testing.assert_array_equal(pixels(got), pixels(expected))
@@ -132,7 +132,7 @@ def test_subject_and_foreground_boxes() -> None:
     rendered = render(crop=True)
     assert rendered.subject == SUBJECT
     assert rendered.foreground == (0, 0, 32, 24)
-    assert catalogue.subject_fields(rendered.subject, (64, 48), (64, 48)) == {
+    assert rendering.subject_fields(rendered.subject, (64, 48), (64, 48)) == {
         "left": 16,
         "top": 12,
         "width": 32,
@@ -140,8 +140,8 @@ def test_subject_and_foreground_boxes() -> None:
         "share": 0.25,
     }
     # a downscaled run reports the box in the original's pixels
-    assert catalogue.subject_fields((8, 6, 24, 18), (32, 24), (64, 48))["left"] == 16
-    assert catalogue.render(scene(), box_mask((64, 48), (0, 0, 0, 0)), Options()).subject is None
+    assert rendering.subject_fields((8, 6, 24, 18), (32, 24), (64, 48))["left"] == 16
+    assert rendering.render(scene(), box_mask((64, 48), (0, 0, 0, 0)), Options()).subject is None
 
 
 def test_roi_removes_the_subject_outside_it() -> None:
@@ -154,7 +154,7 @@ def test_roi_removes_the_subject_outside_it() -> None:
 def test_crop_margin_pads_beyond_the_image() -> None:
     subject_mask = box_mask((64, 48), (0, 12, 48, 36))
     options = parse_options({"crop": True, "crop_margin": "10px"})
-    out = catalogue.render(scene(), subject_mask, options).picture
+    out = rendering.render(scene(), subject_mask, options).picture
     assert out.size == (48 + 20, 24 + 20)
     alpha = pixels(out)[..., 3]
     assert alpha[:10].max() == 0
@@ -206,7 +206,7 @@ def test_background_image_covers_the_canvas() -> None:
     backdrop = Image.new("RGB", (10, 40), (0, 200, 0))
     backdrop.paste((0, 0, 250), (0, 20, 10, 40))
     options = parse_options({"bg_image_url": "https://example.com/b.png"})
-    out = pixels(catalogue.render(scene(), mask(), options, backdrop).picture)
+    out = pixels(rendering.render(scene(), mask(), options, backdrop).picture)
     assert out.shape == (48, 64, 4)
     assert (out[..., 3] == 255).all()
     assert tuple(out[20, 30][:3]) == RED
@@ -214,19 +214,19 @@ def test_background_image_covers_the_canvas() -> None:
     assert tuple(out[2, 2][:3]) == (0, 200, 0)
     assert tuple(out[46, 2][:3]) == (0, 0, 250)
     with pytest.raises(ValueError, match="background"):
-        catalogue.render(scene(), mask(), options)
+        rendering.render(scene(), mask(), options)
 
 
 def test_fit_megapixels_downscales_only_larger_images() -> None:
     image = Image.new("RGB", (2000, 1000))
-    assert catalogue.fit_megapixels(image, 0.5).size == (1000, 500)
-    assert catalogue.fit_megapixels(image, 5).size == (2000, 1000)
-    assert catalogue.fit_megapixels(image, None) is image
+    assert rendering.fit_megapixels(image, 0.5).size == (1000, 500)
+    assert rendering.fit_megapixels(image, 5).size == (2000, 1000)
+    assert rendering.fit_megapixels(image, None) is image
 
 
 def test_zip_holds_color_jpeg_and_alpha_png_that_compose_to_the_png() -> None:
     picture = render().picture
-    data = catalogue.encode_output(picture, "zip")
+    data = rendering.encode_output(picture, "zip")
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert sorted(archive.namelist()) == ["alpha.png", "color.jpg"]
         color = Image.open(io.BytesIO(archive.read("color.jpg")))
@@ -245,16 +245,16 @@ def test_background_decode_errors_name_the_background() -> None:
     from shared.errors import UnsupportedFormat
 
     with pytest.raises(UnsupportedFormat, match=r"^the background image: "):
-        catalogue.decode_background(b"plain text, not a picture", 100, 100)
+        rendering.decode_background(b"plain text, not a picture", 100, 100)
 
 
 def test_scale_implies_centre_unless_position_original() -> None:
     off_centre = box_mask((64, 48), (0, 0, 16, 12))
-    centred = catalogue.render(scene(), off_centre, parse_options({"scale": "50%"})).picture
+    centred = rendering.render(scene(), off_centre, parse_options({"scale": "50%"})).picture
     assert centred.getchannel("A").getbbox() == (16, 12, 48, 36)
     options = parse_options({"scale": "50%", "position": "original"})
     assert options.position is None
-    kept = catalogue.render(scene(), off_centre, options).picture
+    kept = rendering.render(scene(), off_centre, options).picture
     # 16x12 scaled to 32x24 around its old centre (8, 6), clipped by the canvas
     assert kept.getchannel("A").getbbox() == (0, 0, 24, 18)
 
@@ -303,7 +303,7 @@ def test_refined_colours_are_cleared_where_a_later_mask_hides_them() -> None:
     # refine estimates a colour for every pixel; roi and post_process make pixels
     # transparent afterwards, and their colours must not survive there
     colours = scene().convert("RGBA")
-    out = catalogue.render(
+    out = rendering.render(
         scene(), mask(), parse_options({"roi": "0px 0px 32px 48px"}), colours=colours
     ).picture
     rgba = pixels(out)
@@ -316,5 +316,5 @@ def test_refined_colours_are_cleared_where_a_later_mask_hides_them() -> None:
 def test_roi_clears_colours_of_an_alpha_matted_cutout() -> None:
     # alpha matting estimates a foreground colour everywhere, as rembg's does
     options = parse_options({"alpha_matting": True, "roi": "0px 0px 32px 48px"})
-    rgba = pixels(catalogue.render(scene(), mask(), options).picture)
+    rgba = pixels(rendering.render(scene(), mask(), options).picture)
     assert (rgba[:, 32:] == 0).all()

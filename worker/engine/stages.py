@@ -14,7 +14,7 @@ from PIL import Image
 
 from shared.limits import check_input
 from shared.options import Options
-from worker.engine import catalogue, quality
+from worker.engine import quality, render
 from worker.engine.imageio import decode_image
 
 
@@ -28,7 +28,7 @@ class Result:
     width: int
     height: int
     timings: dict[str, float]
-    #: ``result.subject`` and ``result.foreground`` (worker/engine/catalogue.py)
+    #: ``result.subject`` and ``result.foreground`` (worker/engine/render.py)
     subject: dict[str, Any] | None = None
     foreground: dict[str, int] | None = None
     #: how likely the cutout is to be wrong (worker/engine/quality.py, the ``score`` option)
@@ -53,7 +53,7 @@ def decode_input(
     image = decode_image(data, max_pixels=limits.max_pixels, max_side=limits.max_side)
     original_size = image.size
     # the downscaled copy replaces the original (one full-size image in memory)
-    image = catalogue.fit_megapixels(image, options.max_megapixels)
+    image = render.fit_megapixels(image, options.max_megapixels)
     # matting runs on what is left after max_megapixels
     check_input(options, image.size, limits)
     return image, original_size
@@ -72,7 +72,7 @@ def output(
     assessed: quality.Quality | None = None,
 ) -> Result:
     """The encoded picture of ``image`` cut out by ``mask`` (the catalogue's whole path,
-    worker/engine/catalogue.py), over ``background`` (the background image's bytes,
+    worker/engine/render.py), over ``background`` (the background image's bytes,
     decoded here under the input's limits) when the options name one. ``timings`` gains
     ``postprocess`` and ``encode``."""
     clock = time.perf_counter
@@ -81,20 +81,20 @@ def output(
     if background is not None:
         # decoded only now, under the input's limits: never two full decodes at once
         # with the model's buffers
-        backdrop = catalogue.decode_background(background, limits.max_pixels, limits.max_side)
+        backdrop = render.decode_background(background, limits.max_pixels, limits.max_side)
         check_input(options, original_size, limits, backdrop.size)
-    rendered = catalogue.render(image, mask, options, backdrop, colours)
+    rendered = render.render(image, mask, options, backdrop, colours)
     picture = rendered.picture
     rendered_at = clock()
-    encoded = catalogue.encode_output(picture, options.format)
+    encoded = render.encode_output(picture, options.format)
     return Result(
         quality=assessed,
         data=encoded,
         content_type=options.content_type,
         width=picture.width,
         height=picture.height,
-        subject=catalogue.subject_fields(rendered.subject, image.size, original_size),
-        foreground=catalogue.box_fields(rendered.foreground),
+        subject=render.subject_fields(rendered.subject, image.size, original_size),
+        foreground=render.box_fields(rendered.foreground),
         timings={**timings, "postprocess": rendered_at - start, "encode": clock() - rendered_at},
         input_size=original_size,
     )

@@ -16,8 +16,8 @@ from worker.engine.models import get_spec
 from worker.tune.gate import Verdict
 
 if TYPE_CHECKING:
+    from worker.tune.run import Run
     from worker.tune.select import Selection
-    from worker.tune.train import Run
 
 
 def versions() -> dict[str, str]:

@@ -14,7 +14,7 @@ from worker.tune.gate import Tolerance, Verdict
 if TYPE_CHECKING:
     from worker.tune.data import Sample
     from worker.tune.fit import Fitted
-    from worker.tune.train import Run
+    from worker.tune.run import Run
 
 KEYS = ("iou", "boundary_f1", "mae", "n")
 

@@ -16,7 +16,6 @@ with its record into the model home (:mod:`worker.engine.custom`).
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import sys
 import time
@@ -32,12 +31,13 @@ from worker.engine.models import ensure_model
 from worker.eval.manifest import Item, load_manifest
 from worker.tune import fit as fitting
 from worker.tune import gate
-from worker.tune.config import DEFAULT_LR, LAYERS, Recipe, TuneConfig
+from worker.tune.config import DEFAULT_LR, LAYERS, TuneConfig
 from worker.tune.data import load_samples
 from worker.tune.export import TOLERANCE, check_parity, export_onnx
 from worker.tune.fit import FitError, Progress
 from worker.tune.net import U2Net, from_onnx
 from worker.tune.record import build_record
+from worker.tune.run import Run
 from worker.tune.select import CrossRuns, Selection, SingleRun, refusal
 
 __all__ = ["DEFAULT_LR", "LAYERS", "TuneConfig", "TuneError", "pick_device", "split_items", "tune"]
@@ -81,20 +81,6 @@ def split_items(
     held = set(order[:n_val])
     train = [it for i, it in enumerate(items) if i not in held]
     return train, [it for i, it in enumerate(items) if i in held]
-
-
-@dataclasses.dataclass
-class Run:
-    """What one tune holds: its arguments, photos, base network and device."""
-
-    config: TuneConfig
-    recipe: Recipe
-    device: torch.device
-    items: list[Item]
-    base: U2Net
-    say: Callable[[str], None]
-    #: the steps of every run of the tune, for the time left
-    progress: Progress | None = None
 
 
 def tune(config: TuneConfig, say: Callable[[str], None] = lambda s: print(s, file=sys.stderr)):

@@ -7,10 +7,9 @@ against it, so a view can use only what is listed here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from shared.store import Transition
+from shared.store_scripts import Transition
 
 
 class JobStore(Protocol):

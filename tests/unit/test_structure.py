@@ -1,11 +1,13 @@
-"""The worker's structure: no import cycle among the modules of ``worker/`` and
-``shared/``, Redis and S3 only through ``shared/``, and the retry backoff's range.
+"""The house's structure: no import cycle among the modules of ``api/``, ``worker/``,
+``shared/`` and ``cutout/``, Redis and S3 only through ``shared/``, and the retry
+backoff's range.
 
 A cycle held together by imports inside functions (``tasks → webhooks → scheduler →
 tasks`` was one) works until someone moves an import to the top, and makes the order in
-which modules load matter. The graph here counts every import that runs: at the top
-and inside functions. Imports under ``if TYPE_CHECKING:`` never run (a port naming its
-implementation's value types, shared/jobstore.py → shared/store.py, is no cycle).
+which modules load matter. The graph here counts every import: at the top, inside
+functions, and under ``if TYPE_CHECKING:`` too. Those never run, but a circle of type
+names is still two modules that cannot be understood, moved or split one without the
+other; a type both sides need lives in a module of its own (worker/tune/run.py is one).
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("worker", "shared")
+PACKAGES = ("api", "worker", "shared", "cutout")
+
+#: import edges (importer, imported) left out of the cycle check while another change of
+#: issue 28 removes them; each names a circle that is being cut. Empty when done.
+KNOWN_CYCLES: set[tuple[str, str]] = {
+    ("api.services", "api.health"),
+    ("cutout.commands.custom_models", "cutout.commands.models"),
+}
 
 
 def _module_name(path: Path) -> str:
@@ -41,27 +50,14 @@ def _resolve(node: ast.ImportFrom, current: str, is_package: bool) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
-def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
-    """Every node of ``tree`` except those under ``if TYPE_CHECKING:``."""
-    found: list[ast.AST] = []
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            stack.extend(node.orelse)
-            continue
-        found.append(node)
-        stack.extend(ast.iter_child_nodes(node))
-    return found
-
-
 def import_graph() -> dict[str, set[str]]:
-    """module → the project modules it imports (a ``from pkg import mod`` counts as mod)."""
+    """module → the project modules it imports (a ``from pkg import mod`` counts as mod),
+    wherever the import stands: top level, inside a function, under TYPE_CHECKING."""
     modules = _modules()
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(), filename=str(path))
-        for node in _runtime_nodes(tree):
+        for node in ast.walk(tree):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -110,7 +106,7 @@ def is_package_init(name: str, graph: dict[str, set[str]]) -> bool:
     return any(other.startswith(name + ".") for other in graph)
 
 
-def test_worker_and_shared_have_no_import_cycle() -> None:
+def test_the_house_has_no_import_cycle() -> None:
     graph = import_graph()
     # a package's __init__ that re-exports its submodules is not a cycle with them: the
     # edges from a submodule to its own package's __init__ are left out
@@ -119,6 +115,7 @@ def test_worker_and_shared_have_no_import_cycle() -> None:
             target
             for target in graph[name]
             if not (is_package_init(target, graph) and name.startswith(target + "."))
+            and (name, target) not in KNOWN_CYCLES
         }
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " → ".join(cycle or [])
@@ -134,6 +131,13 @@ def test_the_graph_counts_imports_inside_functions() -> None:
     graph = import_graph()
     # worker.context imports the engine inside a property (created lazily per child)
     assert "worker.engine" in graph["worker.context"]
+
+
+def test_the_graph_counts_imports_under_type_checking() -> None:
+    graph = import_graph()
+    # worker.tune.record names the tune's Run only for the type checker
+    assert "worker.tune.run" in graph["worker.tune.record"]
+    assert set(PACKAGES) <= {name.partition(".")[0] for name in graph}
 
 
 def test_backoff_doubles_with_equal_jitter_up_to_the_cap() -> None:

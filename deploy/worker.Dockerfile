@@ -20,7 +20,8 @@ ENV PATH=/opt/cutout/bin:$PATH
 RUN pip install \
         "flask>=3.0" \
         "gunicorn>=22" \
-        "celery[redis]>=5.4" \
+        "celery[redis]>=5.7,<5.8" \
+        "kombu>=5.7,<5.8" \
         "redis>=5" \
         "boto3>=1.34" \
         "pillow>=10.3" \

@@ -3,6 +3,14 @@
 The reconciler (worker/reconcile.py) asks this before it re-sends a job: a message is
 either waiting in its queue's lists (one per priority step) or taken by a worker and not
 yet acknowledged (kombu's ``unacked`` hash, retries waiting for their countdown too).
+
+The key layout is kombu's own and private: the separator, the priority steps and the
+``unacked`` hash's name are read from its Redis ``Channel`` class (the defaults, which
+shared/tasks.py does not override); the rule that a step's list is ``<queue><sep><step>``
+and step 0's is ``<queue>`` itself is kombu's ``Channel._q_for_pri``, written out here.
+tests/integration/test_brokerscan.py publishes and takes messages with kombu and Celery
+on a real Redis and fails when they land anywhere else; pyproject.toml pins kombu and
+Celery to the minor versions it was run against.
 """
 
 from __future__ import annotations
@@ -11,15 +19,19 @@ import base64
 import json
 from typing import Any
 
+from kombu.transport.redis import Channel
+
 from shared.redis_errors import connect, redis_errors
 from shared.tasks import PROCESS_JOB
 
 SCAN_MAX = 50_000  # messages read per scan at most
 READ_CHUNK = 1000
-# kombu's Redis transport: one list per priority step, "<queue>" for the default one
-PRIORITY_SEP = "\x06\x16"
-PRIORITY_STEPS = (3, 6, 9)
-UNACKED = "unacked"
+# kombu's Redis transport: one list per priority step, "<queue>" for step 0
+PRIORITY_SEP: str = Channel.sep
+#: the steps with a list of their own beside ``<queue>`` (kombu's are 0, 3, 6, 9)
+PRIORITY_STEPS: tuple[int, ...] = tuple(step for step in Channel.priority_steps if step)
+#: the hash of messages a worker took and has not acknowledged, by delivery tag
+UNACKED: str = Channel.unacked_key
 
 
 def queue_lists(queue: str) -> list[str]:

@@ -29,7 +29,8 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -146,6 +147,20 @@ class _Deadline:
         return min(timeout, left)
 
 
+@dataclass(frozen=True)
+class _Exchange:
+    """What every request of one :func:`fetch` shares, its redirects included."""
+
+    max_bytes: int
+    allowed: tuple[IPNetwork, ...]
+    timeout: tuple[float, float]  # (connect, read)
+    method: str
+    body: bytes | None
+    deadline: _Deadline
+    tls_context: ssl.SSLContext | None
+    truncate: bool
+
+
 def fetch(
     url: str,
     *,
@@ -178,64 +193,56 @@ def fetch(
     With ``truncate_body`` a body over ``max_bytes`` is cut short instead of refused
     (for answers whose status matters and whose body does not).
     """
-    allowed = tuple(allowed_networks)
-    method = method.upper()
+    exchange = _Exchange(
+        max_bytes=max_bytes,
+        allowed=tuple(allowed_networks),
+        timeout=timeout,
+        method=method.upper(),
+        body=body,
+        deadline=_Deadline(total_timeout),
+        tls_context=tls_context,
+        truncate=truncate_body,
+    )
+    follows = exchange.method in ("GET", "HEAD")
     send_headers = dict(headers or {})
-    deadline = _Deadline(total_timeout)
-    follows = method in ("GET", "HEAD")
     current = url
     redirects = 0
     while True:
-        target = parse_url(current)
-        result = _request_once(
-            target,
-            max_bytes=max_bytes,
-            allowed=allowed,
-            timeout=timeout,
-            method=method,
-            body=body,
-            headers=send_headers,
-            deadline=deadline,
-            tls_context=tls_context,
-            truncate=truncate_body,
-        )
-        if follows and result.status in REDIRECT_STATUSES:
-            location = result.headers.get("location", "").strip()
-            if not location:
-                raise UrlFetchFailed(f"the server answered {result.status} without a Location")
-            redirects += 1
-            if redirects > max_redirects:
-                raise UrlFetchFailed(f"more than {max_redirects} redirects")
-            following = urljoin(current, location)
-            if urlsplit(following).netloc.lower() != urlsplit(current).netloc.lower():
-                # credentials meant for one host are not handed to the next
-                send_headers = {
-                    k: v for k, v in send_headers.items() if k.lower() not in _CREDENTIAL_HEADERS
-                }
-            current = following
-            continue
-        if follows and result.status >= 300:
-            failure = UrlFetchFailed(f"the server answered {result.status}")
-            failure.transient = result.status >= 500 or result.status in (408, 429)
-            raise failure
-        return result
+        result = _request_once(parse_url(current), exchange, send_headers)
+        if not follows or result.status < 300:
+            return result
+        following = _redirect_target(result, current)
+        redirects += 1
+        if redirects > max_redirects:
+            raise UrlFetchFailed(f"more than {max_redirects} redirects")
+        send_headers = _headers_for_hop(send_headers, current, following)
+        current = following
 
 
-def _request_once(
-    target: Target,
-    *,
-    max_bytes: int,
-    allowed: tuple[IPNetwork, ...],
-    timeout: tuple[float, float],
-    method: str,
-    body: bytes | None,
-    headers: dict[str, str],
-    deadline: _Deadline,
-    tls_context: ssl.SSLContext | None,
-    truncate: bool,
-) -> FetchResult:
-    connect_timeout, read_timeout = timeout
-    addresses = resolve(target, allowed)
+def _redirect_target(result: FetchResult, current: str) -> str:
+    """Where a GET's or HEAD's 3xx answer from ``current`` points; raises for any other
+    answer of 300 or more (transient for 5xx, 408 and 429) and for one without a Location."""
+    if result.status not in REDIRECT_STATUSES:
+        failure = UrlFetchFailed(f"the server answered {result.status}")
+        failure.transient = result.status >= 500 or result.status in (408, 429)
+        raise failure
+    location = result.headers.get("location", "").strip()
+    if not location:
+        raise UrlFetchFailed(f"the server answered {result.status} without a Location")
+    return urljoin(current, location)
+
+
+def _headers_for_hop(headers: dict[str, str], current: str, following: str) -> dict[str, str]:
+    """The headers to send on to ``following``: credentials meant for one host are not
+    handed to the next."""
+    if urlsplit(following).netloc.lower() == urlsplit(current).netloc.lower():
+        return headers
+    return {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+
+
+def _request_once(target: Target, exchange: _Exchange, headers: dict[str, str]) -> FetchResult:
+    """One request to ``target``, tried on each of its host's addresses in turn until
+    one accepts the connection."""
     send_headers = {
         "User-Agent": USER_AGENT,
         "Accept-Encoding": "identity",
@@ -243,44 +250,19 @@ def _request_once(
     }
     send_headers.update(headers)
     refused_or_failed: OSError | None = None
-    for address in addresses:
-        conn = _connection(target, address, connect_timeout, allowed, tls_context, deadline)
+    for address in resolve(target, exchange.allowed):
+        conn = _connection(target, address, exchange)
         try:
-            try:
-                conn.connect()
-            except (ConnectionError, OSError) as exc:
-                if isinstance(exc, ssl.SSLError | TimeoutError):
-                    raise
-                # refused or unreachable on this address: try the host's next address
-                refused_or_failed = exc
-                conn.close()
-                continue
-            if conn.sock is not None:
-                conn.sock.settimeout(deadline.cap(read_timeout))
-            conn.request(method, target.path, body=body, headers=send_headers)
-            response = conn.getresponse()
-            status = response.status
-            response_headers = _headers(response.msg)
-            data = b""
-            if method != "HEAD":
-                data = _read_capped(response, conn, max_bytes, read_timeout, deadline, truncate)
-            return FetchResult(status, response_headers, data, target.url, str(address))
-        except (UrlNotAllowed, UrlFetchFailed, PayloadTooLarge):
-            raise
-        except ssl.SSLCertVerificationError as exc:
-            raise UrlFetchFailed(
-                f"the TLS certificate of {target.host} was not accepted ({exc.verify_message})"
-            ) from None
-        except ssl.SSLError:
-            raise UrlFetchFailed(f"the TLS handshake with {target.host} failed") from None
-        except TimeoutError:
-            failure = UrlFetchFailed(f"{target.host} did not answer in time")
-            failure.transient = True
-            raise failure from None
-        except (http.client.HTTPException, OSError, ValueError) as exc:
-            failure = UrlFetchFailed(f"the connection to {target.host} failed ({_why(exc)})")
-            failure.transient = True
-            raise failure from None
+            with _as_fetch_failure(target.host):
+                try:
+                    conn.connect()
+                except (ConnectionError, OSError) as exc:
+                    if isinstance(exc, ssl.SSLError | TimeoutError):
+                        raise
+                    # refused or unreachable on this address: try the host's next address
+                    refused_or_failed = exc
+                    continue
+                return _send(conn, target, str(address), exchange, send_headers)
         finally:
             conn.close()
     failure = UrlFetchFailed(f"could not connect to {target.host} ({_why(refused_or_failed)})")
@@ -288,16 +270,57 @@ def _request_once(
     raise failure
 
 
-def _connection(
+def _send(
+    conn: http.client.HTTPConnection,
     target: Target,
-    address: IPAddress,
-    connect_timeout: float,
-    allowed: tuple[IPNetwork, ...],
-    tls_context: ssl.SSLContext | None,
-    deadline: _Deadline,
+    address: str,
+    exchange: _Exchange,
+    headers: dict[str, str],
+) -> FetchResult:
+    """The request on a connected ``conn``, and its answer (the body capped)."""
+    read_timeout = exchange.timeout[1]
+    if conn.sock is not None:
+        conn.sock.settimeout(exchange.deadline.cap(read_timeout))
+    conn.request(exchange.method, target.path, body=exchange.body, headers=headers)
+    response = conn.getresponse()
+    status, response_headers = response.status, _headers(response.msg)
+    data = b""
+    if exchange.method != "HEAD":
+        data = _read_capped(
+            response, conn, exchange.max_bytes, read_timeout, exchange.deadline, exchange.truncate
+        )
+    return FetchResult(status, response_headers, data, target.url, address)
+
+
+@contextmanager
+def _as_fetch_failure(host: str) -> Iterator[None]:
+    """TLS, timeout and connection errors in the block, raised as UrlFetchFailed (our own
+    refusals pass through)."""
+    try:
+        yield
+    except (UrlNotAllowed, UrlFetchFailed, PayloadTooLarge):
+        raise
+    except ssl.SSLCertVerificationError as exc:
+        raise UrlFetchFailed(
+            f"the TLS certificate of {host} was not accepted ({exc.verify_message})"
+        ) from None
+    except ssl.SSLError:
+        raise UrlFetchFailed(f"the TLS handshake with {host} failed") from None
+    except TimeoutError:
+        failure = UrlFetchFailed(f"{host} did not answer in time")
+        failure.transient = True
+        raise failure from None
+    except (http.client.HTTPException, OSError, ValueError) as exc:
+        failure = UrlFetchFailed(f"the connection to {host} failed ({_why(exc)})")
+        failure.transient = True
+        raise failure from None
+
+
+def _connection(
+    target: Target, address: IPAddress, exchange: _Exchange
 ) -> http.client.HTTPConnection:
     try:
-        timeout = deadline.cap(connect_timeout)
+        timeout = exchange.deadline.cap(exchange.timeout[0])
     except TimeoutError:
         failure = UrlFetchFailed(f"{target.host} did not answer in time")
         failure.transient = True
@@ -308,11 +331,11 @@ def _connection(
             target.port,
             address=address,
             timeout=timeout,
-            allowed=allowed,
-            context=tls_context or _default_tls_context(),
+            allowed=exchange.allowed,
+            context=exchange.tls_context or _default_tls_context(),
         )
     return _PinnedHTTPConnection(
-        target.host, target.port, address=address, timeout=timeout, allowed=allowed
+        target.host, target.port, address=address, timeout=timeout, allowed=exchange.allowed
     )
 
 

@@ -81,7 +81,7 @@ def _queue_event(
         ctx.app.send_task(DELIVER_WEBHOOK, args=args, queue=WEBHOOKS)
     except Exception:  # noqa: BLE001 - kombu/redis raise many types; the delay set is Redis too
         log.warning("webhook not queued, handed to the delay set", extra={"msg_id": msg_id})
-        ctx.store.schedule(DELIVER_WEBHOOK, args, WEBHOOKS, 1.0)
+        ctx.store.sweeps.schedule(DELIVER_WEBHOOK, args, WEBHOOKS, 1.0)
     return True
 
 
@@ -127,13 +127,7 @@ def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -
     hook = record["webhook"]
     if hook.get("status") == "delivered" and hook.get("id") == msg_id:
         return "already-delivered"
-    data = public_job(record) if kind == "job" else public_batch(record)
-    # the event's time is when the object finished, so every retry sends the same body
-    finished = record.get("finished_at")
-    if event == "job.corrected":  # when the correction's re-render finished
-        finished = (record.get("correction") or {}).get("finished_at") or finished
-    moment = datetime.fromisoformat(finished.replace("Z", "+00:00")) if finished else None
-    body = signing.event_body(event, data, now=moment)
+    body = _event_body(kind, event, record)
     secret = ctx.store.webhook_secret(record["tenant"])
     outcome = signing.deliver(
         hook["url"],
@@ -143,7 +137,6 @@ def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -
         timeout=ctx.settings.webhook_timeout,
         allowed_networks=ctx.settings.allowed_private_networks,
     )
-    schedule = ctx.settings.webhook_retry_schedule
     attempts = int(hook.get("attempts") or 0) + 1
     fields = {
         "log": {
@@ -160,36 +153,55 @@ def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -
     }
     ctx.store.record_webhook(event, "delivered" if outcome.ok else "failed_attempt")
     if outcome.ok:
-        _update(
-            ctx,
-            kind,
-            object_id,
-            {
-                "status": "delivered",
-                "attempts": attempts,
-                "last_status": outcome.status,
-                "last_error": None,
-            },
-        )
+        _update(ctx, kind, object_id, _webhook_state("delivered", attempts, outcome))
         log.info("webhook delivered", extra=fields)
         return "delivered"
+    task_args = (kind, object_id, event, msg_id, attempt)
+    return _after_failed_attempt(ctx, task_args, attempts, outcome, fields)
+
+
+def _event_body(kind: str, event: str, record: dict[str, Any]) -> bytes:
+    """The event's body, the same on every attempt: its time is when the object finished
+    (for ``job.corrected``, when the correction's re-render did)."""
+    data = public_job(record) if kind == "job" else public_batch(record)
+    finished = record.get("finished_at")
+    if event == "job.corrected":
+        finished = (record.get("correction") or {}).get("finished_at") or finished
+    moment = datetime.fromisoformat(finished.replace("Z", "+00:00")) if finished else None
+    return signing.event_body(event, data, now=moment)
+
+
+def _webhook_state(
+    status: str, attempts: int, outcome: signing.DeliveryOutcome, error: str | None = None
+) -> dict[str, Any]:
+    """The record's ``webhook`` member after an attempt."""
+    return {
+        "status": status,
+        "attempts": attempts,
+        "last_status": outcome.status,
+        "last_error": error,
+    }
+
+
+def _after_failed_attempt(
+    ctx: context.WorkerContext,
+    task_args: tuple[str, str, str, str, int],
+    attempts: int,
+    outcome: signing.DeliveryOutcome,
+    fields: dict[str, Any],
+) -> str:
+    """Gives up (last attempt, or an answer not worth retrying) or schedules the next
+    attempt after the retry schedule's delay; ``task_args`` are this attempt's."""
+    kind, object_id, event, msg_id, attempt = task_args
+    schedule = ctx.settings.webhook_retry_schedule
     final = attempt >= len(schedule) or not outcome.retryable
-    _update(
-        ctx,
-        kind,
-        object_id,
-        {
-            "status": "failed" if final else "pending",
-            "attempts": attempts,
-            "last_status": outcome.status,
-            "last_error": outcome.error,
-        },
-    )
+    state = _webhook_state("failed" if final else "pending", attempts, outcome, outcome.error)
+    _update(ctx, kind, object_id, state)
     if final:
         ctx.store.record_webhook(event, "gave_up")
         log.warning("webhook failed for good", extra=fields)
         return "failed"
-    ctx.store.schedule(
+    ctx.store.sweeps.schedule(
         DELIVER_WEBHOOK,
         [kind, object_id, event, msg_id, attempt + 1],
         WEBHOOKS,

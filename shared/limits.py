@@ -10,21 +10,45 @@ instead of growing its process.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Protocol
 
 from shared.errors import ImageTooLarge, InvalidOption
 from shared.options import Options
+from shared.settings import Settings
 
 
-class _Limits(Protocol):
-    # read-only members: the settings and the engine's Limits are frozen dataclasses
+class Limits(Protocol):
+    """What one job may cost: ``CUTOUT_MAX_PIXELS``, ``CUTOUT_MAX_SIDE``,
+    ``CUTOUT_MAX_MATTING_PIXELS`` and ``CUTOUT_MAX_JOB_MEMORY``. The settings are one:
+    the API, the worker and ``cutout remove`` hand theirs, whole, to these checks and to
+    the engine; :class:`JobLimits` is one made of values."""
+
+    # read-only members: the settings and JobLimits are frozen dataclasses
     @property
     def max_pixels(self) -> int: ...
+    @property
+    def max_side(self) -> int: ...
     @property
     def max_matting_pixels(self) -> int: ...
     @property
     def max_job_bytes(self) -> int: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class JobLimits:
+    """:class:`Limits` given as values (tests, benchmarks); each defaults to its
+    setting's default."""
+
+    max_pixels: int = Settings.max_pixels
+    max_matting_pixels: int = Settings.max_matting_pixels
+    max_job_bytes: int = Settings.max_job_bytes
+    max_side: int = Settings.max_side
+
+
+#: the settings' defaults: the engine's limits when its caller gives none
+DEFAULT_LIMITS = JobLimits()
 
 
 # What a job adds to a warmed worker child, per pixel of what it holds at once (measured
@@ -76,7 +100,7 @@ def matting_bytes(pixels: int) -> int:
     return box + MATTING_BYTES_PER_PIXEL * pixels
 
 
-def check_options(options: Options, limits: _Limits) -> None:
+def check_options(options: Options, limits: Limits) -> None:
     """The output size that ``options`` fix by themselves (``canvas``) is within
     ``CUTOUT_MAX_PIXELS``. Raises InvalidOption naming ``canvas``.
 
@@ -97,7 +121,7 @@ def check_options(options: Options, limits: _Limits) -> None:
 def check_input(
     options: Options,
     size: tuple[int, int],
-    limits: _Limits,
+    limits: Limits,
     background: tuple[int, int] | None = None,
 ) -> None:
     """An input of ``size`` may be processed with ``options``: alpha matting's input

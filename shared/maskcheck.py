@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Protocol
 
 from PIL import Image
 
@@ -30,7 +29,7 @@ from shared.errors import (
     MaskSizeMismatch,
     UnsupportedFormat,
 )
-from shared.limits import _Limits, job_bytes
+from shared.limits import Limits, job_bytes
 from shared.options import Options
 
 #: the model's own mask size (worker/engine/families.py U2NetFamily.input_size)
@@ -103,7 +102,7 @@ def check_fits(mask: tuple[int, int], image: tuple[int, int]) -> None:
 
 
 def check_memory(
-    options: Options, image: tuple[int, int], mask: tuple[int, int], limits: _Limits
+    options: Options, image: tuple[int, int], mask: tuple[int, int], limits: Limits
 ) -> None:
     """The re-render's memory (the job's own, plus the mask's decode) is within
     ``CUTOUT_MAX_JOB_MEMORY``. Raises ImageTooLarge."""
@@ -122,13 +121,8 @@ def check_memory(
         )
 
 
-class _Checked(_Limits, Protocol):
-    @property
-    def max_side(self) -> int: ...
-
-
 def check_mask(
-    data: bytes, image: tuple[int, int], options: Options, limits: _Checked
+    data: bytes, image: tuple[int, int], options: Options, limits: Limits
 ) -> tuple[int, int]:
     """Every check above, for a mask of a job whose input is ``image`` pixels: the mask's
     size. Raises InvalidImage, UnsupportedFormat, ImageTooLarge, MaskSizeMismatch."""

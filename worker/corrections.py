@@ -130,16 +130,7 @@ def _correct(ctx: context.WorkerContext, job_id: str, correction_id: str) -> str
     data = _read(ctx, stored_input_key(job), "the job's input")
     mask = _read(ctx, correction["mask"], "the corrected mask")
     background = read_background(ctx, job["tenant"], options)
-    result, grey = ctx.engine.rerender(
-        data,
-        mask,
-        options,
-        max_pixels=settings.max_pixels,
-        max_side=settings.max_side,
-        max_matting_pixels=settings.max_matting_pixels,
-        max_job_bytes=settings.max_job_bytes,
-        background=background,
-    )
+    result, grey = ctx.engine.rerender(data, mask, options, limits=settings, background=background)
     del data, mask, background
     tenant, version = job["tenant"], int(correction["version"])
     key = keys.corrected_result_key(tenant, job_id, correction_id, options.extension)

@@ -181,85 +181,104 @@ def _log_fields(job_id: str, job: dict[str, Any]) -> dict[str, Any]:
     return {"job_id": job_id, "tenant": job.get("tenant"), "batch_id": job.get("batch_id")}
 
 
+class _Run:
+    """One run of a claimed job: its record, when it began, and whether it is waiting on
+    object storage now (see :func:`_job_error`)."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.job = job
+        self.job_id: str = job["id"]
+        self.model = str((job.get("options") or {}).get("model", "unknown"))
+        self.fields = _log_fields(self.job_id, job)
+        self.begin = time.monotonic()
+        self.on_storage = False
+
+
 def _process(task: Task, ctx: context.WorkerContext, job_id: str) -> str:
-    settings = ctx.settings
+    """Claim ``job_id``, run it and record the outcome: what the task returns."""
     claimed = _claim(ctx, job_id)
     if isinstance(claimed, str):
         return claimed
-    job = claimed
-    fields = _log_fields(job_id, job)
-    model = str((job.get("options") or {}).get("model", "unknown"))
-    begin = time.monotonic()
-    # whether the run is waiting on object storage now (see SoftTimeLimitExceeded below)
-    on_storage = False
+    run = _Run(claimed)
     try:
-        options = parse_options(job.get("options") or {})
-        on_storage = (job.get("source") or {}).get("kind") != "url"
-        data = _read_input(ctx, job)
-        corrections.keep_input(ctx, job, data)  # a URL's bytes, for corrected masks
-        background = read_background(ctx, job["tenant"], options)
-        on_storage = False
-        fetched = time.monotonic()
-        # whose custom models, and the version the job was submitted with (docs/tune.md)
-        with serving_tenant(job["tenant"], job.get("model_sha256")):
-            result = ctx.engine.process(
-                data,
-                options,
-                max_pixels=settings.max_pixels,
-                max_side=settings.max_side,
-                max_matting_pixels=settings.max_matting_pixels,
-                max_job_bytes=settings.max_job_bytes,
-                background=background,
-            )
-        processed = time.monotonic()
-        key = output_key(job["tenant"], job_id, options.extension)
-        on_storage = True
-        ctx.storage.put(key, result.data, result.content_type)
-        on_storage = False
-        timings = {
-            **result.timings,
-            "fetch": fetched - begin,
-            "store": time.monotonic() - processed,
-            "total": time.monotonic() - begin,
-        }
+        key, result, timings = _work(ctx, run)
     except STOP_TYPES as exc:
         hand_back(ctx, job_id, exc)
-    except CutoutError as exc:
-        if stopping(exc):
-            hand_back(ctx, job_id, exc)
-        if exc.transient and task.request.retries < TRANSIENT_RETRIES:
-            raise _RetryStarted(exc) from exc
-        finish(ctx, job_id, "failed", model=model, record=job, error=exc.to_job_error())
-        log.info("job failed", extra={**fields, "error": exc.code})
-        return "failed"
-    except SoftTimeLimitExceeded as exc:
-        if stopping(exc):
-            hand_back(ctx, job_id, exc)
-        error: CutoutError
-        if on_storage:
-            # the time went waiting on a storage call that hung (a server restarting, a
-            # stalled connection: boto3's own timeouts can outlast a short task limit),
-            # not on this image: a transient storage failure, retried like the others
-            error = StorageError("object storage did not answer within the time limit")
-            if task.request.retries < TRANSIENT_RETRIES:
-                raise _RetryStarted(error) from None
-        else:
-            error = ProcessingTimeout(f"processing took longer than {settings.task_time_limit}s")
-        finish(ctx, job_id, "failed", model=model, record=job, error=error.to_job_error())
-        log.info("job failed", extra={**fields, "error": error.code})
-        return "failed"
+    except (CutoutError, SoftTimeLimitExceeded) as exc:
+        return _failed(ctx, run, _job_error(task, ctx, run, exc))
     except Exception as exc:
         if stopping(exc):
             # a stop that surfaced as another exception (worker/stops.py)
             hand_back(ctx, job_id, exc)
         # a bug or an input the engine chokes on: fail this job, keep the worker
-        log.exception("unexpected error while processing", extra=fields)
+        log.exception("unexpected error while processing", extra=run.fields)
         error = ProcessingFailed("processing failed unexpectedly")
-        finish(ctx, job_id, "failed", model=model, record=job, error=error.to_job_error())
+        finish(ctx, job_id, "failed", model=run.model, record=run.job, error=error.to_job_error())
         return "failed"
-    _succeeded(ctx, job, model, key, result, timings)
-    log.info("job succeeded", extra={**fields, **_took(begin, timings)})
+    _succeeded(ctx, run.job, run.model, key, result, timings)
+    log.info("job succeeded", extra={**run.fields, **_took(run.begin, timings)})
     return "succeeded"
+
+
+def _work(ctx: context.WorkerContext, run: _Run) -> tuple[str, Result, dict[str, float]]:
+    """The job's input (from storage or its URL) and background → the engine → the
+    result in storage: its key, the engine's result and the timings."""
+    job = run.job
+    options = parse_options(job.get("options") or {})
+    run.on_storage = (job.get("source") or {}).get("kind") != "url"
+    data = _read_input(ctx, job)
+    corrections.keep_input(ctx, job, data)  # a URL's bytes, for corrected masks
+    background = read_background(ctx, job["tenant"], options)
+    run.on_storage = False
+    fetched = time.monotonic()
+    # whose custom models, and the version the job was submitted with (docs/tune.md)
+    with serving_tenant(job["tenant"], job.get("model_sha256")):
+        result = ctx.engine.process(data, options, limits=ctx.settings, background=background)
+    processed = time.monotonic()
+    key = output_key(job["tenant"], run.job_id, options.extension)
+    run.on_storage = True
+    ctx.storage.put(key, result.data, result.content_type)
+    run.on_storage = False
+    timings = {
+        **result.timings,
+        "fetch": fetched - run.begin,
+        "store": time.monotonic() - processed,
+        "total": time.monotonic() - run.begin,
+    }
+    return key, result, timings
+
+
+def _job_error(
+    task: Task,
+    ctx: context.WorkerContext,
+    run: _Run,
+    exc: CutoutError | SoftTimeLimitExceeded,
+) -> CutoutError:
+    """The error a failed run records. Instead, a stop hands the job back, and a
+    transient failure with retries left raises :class:`_RetryStarted`."""
+    if stopping(exc):
+        hand_back(ctx, run.job_id, exc)
+    retries_left = task.request.retries < TRANSIENT_RETRIES
+    if isinstance(exc, CutoutError):
+        if exc.transient and retries_left:
+            raise _RetryStarted(exc) from exc
+        return exc
+    if not run.on_storage:
+        return ProcessingTimeout(f"processing took longer than {ctx.settings.task_time_limit}s")
+    # the time went waiting on a storage call that hung (a server restarting, a stalled
+    # connection: boto3's own timeouts can outlast a short task limit), not on this image:
+    # a transient storage failure, retried like the others
+    error = StorageError("object storage did not answer within the time limit")
+    if retries_left:
+        raise _RetryStarted(error) from None
+    return error
+
+
+def _failed(ctx: context.WorkerContext, run: _Run, error: CutoutError) -> str:
+    """Record the job as failed with ``error``."""
+    finish(ctx, run.job_id, "failed", model=run.model, record=run.job, error=error.to_job_error())
+    log.info("job failed", extra={**run.fields, "error": error.code})
+    return "failed"
 
 
 def _took(begin: float, timings: dict[str, float]) -> dict[str, Any]:

@@ -90,16 +90,9 @@ class Runner:
         except OSError as exc:
             message = f"cannot read it ({exc.strerror or exc})"
             return self._keep(index, report.failed(source, "read_error", message))
-        settings = self.settings
         try:
             result = self.engine.process(
-                data,
-                self.options,
-                max_pixels=settings.max_pixels,
-                max_side=settings.max_side,
-                max_matting_pixels=settings.max_matting_pixels,
-                max_job_bytes=settings.max_job_bytes,
-                background=self.background,
+                data, self.options, limits=self.settings, background=self.background
             )
         except CutoutError as exc:
             self._keep(index, report.failed(source, exc.code, exc.message))
@@ -119,7 +112,7 @@ class Runner:
                 self.stopped.set()
                 raise OutputError(message) from None
         return self._keep(
-            index, report.succeeded(source, target, result.quality, settings.review_below)
+            index, report.succeeded(source, target, result.quality, self.settings.review_below)
         )
 
     def _keep(self, index: int, row: report.Row) -> report.Row:

@@ -33,6 +33,7 @@ def photo(width: int, height: int) -> bytes:
 
 
 def main() -> None:
+    from shared.limits import JobLimits
     from shared.options import parse_options
     from shared.settings import load_settings
     from worker.engine import Engine
@@ -40,17 +41,17 @@ def main() -> None:
     case = json.loads(sys.argv[1])
     settings = load_settings()
     engine = Engine(settings.model_home, threads=1)
-    limits = {
-        "max_pixels": case.get("max_pixels", settings.max_pixels),
-        "max_side": settings.max_side,
-        "max_matting_pixels": case.get("max_matting_pixels", settings.max_matting_pixels),
-    }
+    limits = JobLimits(
+        max_pixels=case.get("max_pixels", settings.max_pixels),
+        max_side=settings.max_side,
+        max_matting_pixels=case.get("max_matting_pixels", settings.max_matting_pixels),
+    )
     wanted = case.get("options", {})
     warm = {"model": wanted.get("model", "u2netp")}
     if wanted.get("refine"):
         warm = {"refine": True}  # refine's own model runs and coarse-grid buffers
     for _ in range(2):  # ONNX Runtime's arena grows on the second run too
-        engine.process(photo(64, 64), parse_options(warm), **limits)
+        engine.process(photo(64, 64), parse_options(warm), limits=limits)
     if case.get("options", {}).get("alpha_matting"):
         engine.warm_alpha_matting()
     data = Path(case["input"]).read_bytes()
@@ -58,7 +59,7 @@ def main() -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
     background = Path(case["background"]).read_bytes() if case.get("background") else None
-    result = engine.process(data, options, background=background, **limits)
+    result = engine.process(data, options, limits=limits, background=background)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(

@@ -237,6 +237,7 @@ def test_a_1000x1000_photo_is_alpha_matted_through_the_worker(  # type: ignore[n
     """The standard marketplace size, which rembg mats, through the API and a real
     worker: it answered 422 image_too_large while CUTOUT_MAX_MATTING_PIXELS was 0.5 MP.
     The worker's cutout is the engine's alpha matting (not the plain cutout)."""
+    from shared.limits import JobLimits
     from shared.options import parse_options
     from worker.engine import Engine
 
@@ -256,7 +257,9 @@ def test_a_1000x1000_photo_is_alpha_matted_through_the_worker(  # type: ignore[n
     assert served[500, 500, 3] == 255  # the subject
     assert served[5, 5, 3] == 0  # the background
     engine = Engine(model_home, threads=1)
-    local = engine.process(data, parse_options(options), max_matting_pixels=16_000_000)
+    local = engine.process(
+        data, parse_options(options), limits=JobLimits(max_matting_pixels=16_000_000)
+    )
     assert np.abs(served.astype(int) - np.asarray(Image.open(io.BytesIO(local.data)))).max() <= 1
     plain = engine.process(data, parse_options({"model": "u2netp"}))
     assert not np.array_equal(served, np.asarray(Image.open(io.BytesIO(plain.data))))

@@ -12,12 +12,14 @@ import pytest
 from PIL import Image
 
 from shared.errors import CutoutError, ImageTooLarge, MaskSizeMismatch
+from shared.limits import JobLimits
 from shared.maskcheck import check_mask, fits
 from shared.options import parse_options
 from worker.engine.rerender import decode_mask, decontaminated, rerender
-from worker.engine.stages import Limits
 
-LIMITS = Limits(max_pixels=50_000_000, max_matting_pixels=16_000_000, max_job_bytes=1_900_000_000)
+LIMITS = JobLimits(
+    max_pixels=50_000_000, max_matting_pixels=16_000_000, max_job_bytes=1_900_000_000
+)
 
 
 def png(image: Image.Image) -> bytes:
@@ -50,7 +52,7 @@ def test_each_refusal_names_the_mask() -> None:
     with pytest.raises(MaskSizeMismatch) as mismatch:
         check_mask(grey, (90, 72), options, LIMITS)
     assert mismatch.value.extra["input_width"] == 90
-    small = Limits(50_000_000, 16_000_000, max_job_bytes=70_000_000)
+    small = JobLimits(50_000_000, 16_000_000, max_job_bytes=70_000_000)
     with pytest.raises(ImageTooLarge):  # the job's memory, counting the mask's decode
         check_mask(png(Image.new("L", (4000, 3000))), (96, 72), options, small)
     for bad in (b"", b"GIF89a" + b"\0" * 40, grey[:40]):

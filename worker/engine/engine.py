@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from shared.limits import check_options
+from shared.limits import DEFAULT_LIMITS, Limits, check_options
 from shared.options import Options
 from worker.engine import quality, stages
 from worker.engine.batching import BatchCollector, symbolic_batch
@@ -28,9 +28,9 @@ from worker.engine.refine import refine_image, refine_probability
 from worker.engine.rerender import rerender as rerender_with
 from worker.engine.sandbox import Sandbox, Sandboxed
 from worker.engine.session import create_session
-from worker.engine.stages import Limits, Result
+from worker.engine.stages import Result
 
-__all__ = ["Engine", "Limits", "Result"]
+__all__ = ["Engine", "Result"]
 
 log = logging.getLogger(__name__)
 
@@ -303,13 +303,11 @@ class Engine:
         data: bytes,
         options: Options,
         *,
-        max_pixels: int = 50_000_000,
-        max_side: int = 20_000,
-        max_matting_pixels: int = 16_000_000,  # CUTOUT_MAX_MATTING_PIXELS default
-        max_job_bytes: int = 1_900_000_000,
+        limits: Limits = DEFAULT_LIMITS,
         background: bytes | None = None,
     ) -> Result:
-        """Decode ``data``, render it with ``options``, encode it.
+        """Decode ``data``, render it with ``options``, encode it, within ``limits`` (the
+        settings, shared/limits.py; their defaults when not given).
 
         ``background``: the bytes of ``bg_image_url`` / ``bg_upload_key``, decoded under
         the same limits as the input. Raises InvalidImage, UnsupportedFormat,
@@ -317,7 +315,6 @@ class Engine:
         ``max_matting_pixels``; a job over ``max_job_bytes``), InvalidOption (a canvas
         over ``max_pixels``), ModelUnavailable, FastModeUnavailable.
         """
-        limits = Limits(max_pixels, max_matting_pixels, max_job_bytes, max_side)
         check_options(options, limits)
         loaded = None if options.refine else self._loaded_for(options)
         clock = time.perf_counter
@@ -360,10 +357,7 @@ class Engine:
         mask: bytes,
         options: Options,
         *,
-        max_pixels: int = 50_000_000,
-        max_side: int = 20_000,
-        max_matting_pixels: int = 16_000_000,
-        max_job_bytes: int = 1_900_000_000,
+        limits: Limits = DEFAULT_LIMITS,
         background: bytes | None = None,
     ) -> tuple[Result, Image.Image]:
         """:meth:`process`'s result of ``data`` with the corrected ``mask`` (a PNG's
@@ -371,5 +365,4 @@ class Engine:
         the mask as stored (grey, the input's size). Raises what :meth:`process` raises
         for the input and the background, and the same errors for the mask (field
         ``mask``), MaskSizeMismatch included."""
-        limits = Limits(max_pixels, max_matting_pixels, max_job_bytes, max_side)
         return rerender_with(data, mask, options, limits, background=background)

@@ -30,7 +30,7 @@ from PIL import Image
 
 from shared import maskcheck
 from shared.errors import CutoutError
-from shared.limits import check_options
+from shared.limits import Limits, check_options
 from shared.options import Options
 from worker.engine import stages
 from worker.engine.imageio import decode_image, row_strips
@@ -56,7 +56,7 @@ def grey_of(image: Image.Image) -> Image.Image:
 
 
 def decode_mask(
-    data: bytes, input_size: tuple[int, int], options: Options, limits: stages.Limits
+    data: bytes, input_size: tuple[int, int], options: Options, limits: Limits
 ) -> Image.Image:
     """The corrected mask's bytes, checked (shared/maskcheck.py) against an input of
     ``input_size``, decoded to grey at its own size. Raises InvalidImage,
@@ -113,7 +113,7 @@ def rerender(
     data: bytes,
     mask: bytes,
     options: Options,
-    limits: stages.Limits,
+    limits: Limits,
     *,
     background: bytes | None = None,
 ) -> tuple[stages.Result, Image.Image]:

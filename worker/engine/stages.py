@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from shared.limits import check_input
+from shared.limits import Limits, check_input
 from shared.options import Options
 from worker.engine import quality, render
 from worker.engine.imageio import decode_image
@@ -35,14 +35,6 @@ class Result:
     quality: quality.Quality | None = None
     #: the input's size as decoded (before ``max_megapixels``): what a corrected mask fits
     input_size: tuple[int, int] | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    max_pixels: int
-    max_matting_pixels: int
-    max_job_bytes: int
-    max_side: int = 20_000
 
 
 def decode_input(

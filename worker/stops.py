@@ -21,8 +21,8 @@ A child can die before Python hands its job back: a native crash as the stop lan
 (SIGSEGV inside the matting, seen in about one run in ten of tests/faults/test_stops.py)
 leaves the job ``processing`` with the interrupted run counted, and three such stops
 failed a job. The worker's main process sees every child it loses: for
-:data:`PROCESS_JOB` it uses :class:`StopAwareRequest`, which hands the job back the same
-way (``queued``, the run not counted) when the child was lost while this worker is
+:data:`shared.tasks.PROCESS_JOB` it uses :class:`StopAwareRequest`, which hands the job
+back the same way (``queued``, the run not counted) when the child was lost while this worker is
 stopping (:func:`mark_stopping`, called on Celery's ``worker_shutting_down``). A child
 lost while the worker runs on (killed, out of memory, a crash on its own) still counts:
 that is what ``CUTOUT_MAX_ATTEMPTS`` bounds.

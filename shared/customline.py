@@ -9,7 +9,7 @@ expected while it waits; it stays ``queued``). The dispatcher *admits* at most
 ``CUTOUT_CUSTOM_MODEL_WINDOW`` of a tenant's parked jobs at a time: an admitted job is in
 ``cutout:fair:custom:admitted:<tenant>`` until it is no longer queued or processing, is
 listed in the queued index again, and its message goes to the back of its queue.
-A mixin of :class:`shared.workerstore.RedisWorkerStore`: it needs the store's client ``r``.
+The worker store's part ``custom_lines`` (:class:`shared.workerstore.RedisWorkerStore`).
 """
 
 from __future__ import annotations
@@ -86,19 +86,19 @@ class CustomLineState(RedisOps):
         ]
 
     @translated
-    def custom_park(self, tenant: str, job_id: str, batch_item: bool = False) -> bool:
+    def park(self, tenant: str, job_id: str, batch_item: bool = False) -> bool:
         """Put a queued job in its tenant's line (a ``batch_item`` behind the tenant's
         single jobs); False when it is admitted (run it)."""
         args = [job_id, tenant, time.time() + (BATCH_ITEMS_LATER if batch_item else 0)]
         return bool(self._script(_PARK)(keys=self._keys(tenant), args=args))
 
     @translated
-    def custom_tenants(self) -> list[str]:
+    def tenants(self) -> list[str]:
         """The tenants with custom-model jobs parked or admitted, sorted."""
         return sorted(self.r.smembers(CUSTOM_TENANTS_KEY))
 
     @translated
-    def custom_admit(self, tenant: str, window: int) -> list[str]:
+    def admit(self, tenant: str, window: int) -> list[str]:
         """Admit the tenant's parked jobs up to ``window`` in flight; their ids."""
         args = [tenant, window, time.time(), job_key("")]
         return [str(i) for i in self._script(_ADMIT)(keys=self._keys(tenant), args=args)]

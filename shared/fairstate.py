@@ -49,43 +49,43 @@ class FairState(RedisOps):
     """Operations of the fair dispatcher on the store's Redis."""
 
     @translated
-    def fair_register(self, batch_id: str, tenant: str) -> bool:
+    def register(self, batch_id: str, tenant: str) -> bool:
         """Put a stored batch in its tenant's line; False when it already was."""
         keys = [batch_key(batch_id), tenant_key(tenant), TENANTS_KEY]
         return bool(self._script(_REGISTER)(keys=keys, args=[batch_id, tenant]))
 
     @translated
-    def fair_lock(self) -> str | None:
+    def lock(self) -> str | None:
         """Take the dispatcher lock; its token, or None when another dispatcher holds it."""
         token = new_token()
         return token if self.r.set(LOCK_KEY, token, nx=True, ex=LOCK_TTL) else None
 
     @translated
-    def fair_unlock(self, token: str) -> None:
+    def unlock(self, token: str) -> None:
         self._script(_UNLOCK)(keys=[LOCK_KEY], args=[token])
 
     @translated
-    def fair_tenants(self) -> list[str]:
+    def tenants(self) -> list[str]:
         """The tenants with registered batches, sorted."""
         return sorted(self.r.smembers(TENANTS_KEY))
 
     @translated
-    def fair_batches(self, tenant: str, limit: int = -1) -> list[str]:
+    def batches(self, tenant: str, limit: int = -1) -> list[str]:
         """The tenant's registered batch ids, oldest first (the first ``limit``)."""
         return list(self.r.lrange(tenant_key(tenant), 0, limit - 1 if limit > 0 else -1))
 
     @translated
-    def fair_drop(self, tenant: str, batch_id: str) -> None:
+    def drop(self, tenant: str, batch_id: str) -> None:
         """Take a batch out of its tenant's line (sent and finished, or expired)."""
         self.r.lrem(tenant_key(tenant), 1, batch_id)
 
     @translated
-    def fair_forget_tenant(self, tenant: str) -> None:
+    def forget_tenant(self, tenant: str) -> None:
         """Take the tenant out of the set of tenants with work if its line is empty."""
         self._script(_FORGET_TENANT)(keys=[tenant_key(tenant), TENANTS_KEY], args=[tenant])
 
     @translated
-    def fair_mark_sent(self, batch_id: str, cursor: int, job_ids: list[str]) -> None:
+    def mark_sent(self, batch_id: str, cursor: int, job_ids: list[str]) -> None:
         """Move the batch's cursor to ``cursor`` and list ``job_ids`` in the queued index,
         in one step, before their messages go out."""
         pipe = self.r.pipeline(transaction=True)

@@ -1,6 +1,6 @@
-"""The base of the store's operation mixins (shared/fairstate.py, shared/sweepstate.py):
-the Redis client they run on, Lua scripts registered once per store, and the one error
-translation for their methods (:func:`translated`)."""
+"""The base of the worker store's parts (shared/sweepstate.py, shared/fairstate.py,
+shared/customline.py): the Redis client they run on, Lua scripts registered once per
+part, and the one error translation for their methods (:func:`translated`)."""
 
 from __future__ import annotations
 
@@ -26,14 +26,15 @@ def translated(method: Callable[P, R]) -> Callable[P, R]:
 
 
 class RedisOps:
-    """Gives a mixin the store's client ``r`` and :meth:`_script`."""
+    """A part of the store on its client ``r``, with :meth:`_script`."""
 
-    r: Any
-    retention: int
+    def __init__(self, client: Any) -> None:
+        # decode_responses=True clients; typed loosely since redis-py's stubs assume bytes
+        self.r: Any = client
+        self._scripts: dict[str, Any] = {}
 
     def _script(self, source: str) -> Any:
-        """``source`` registered on this store's client (EVALSHA, loaded on first use)."""
-        scripts: dict[str, Any] = self.__dict__.setdefault("_scripts", {})
-        if source not in scripts:
-            scripts[source] = self.r.register_script(source)
-        return scripts[source]
+        """``source`` registered on this part's client (EVALSHA, loaded on first use)."""
+        if source not in self._scripts:
+            self._scripts[source] = self.r.register_script(source)
+        return self._scripts[source]

@@ -7,7 +7,7 @@ is used): the durable delay set, the sweep lock, and the indexes the sweeps read
 - ``cutout:queued`` (shared/store.py): job id → since when it waits for its message;
 - ``cutout:reconcile:suspects``: job id → when a scan first missed its message.
 
-A mixin of :class:`shared.workerstore.RedisWorkerStore`: it needs the store's client.
+The worker store's part ``sweeps`` (:class:`shared.workerstore.RedisWorkerStore`).
 """
 
 from __future__ import annotations

@@ -85,44 +85,44 @@ class Dispatcher:
 
     def register(self, batch_id: str, tenant: str) -> bool:
         """Put a stored batch in line; True the first time, False when already there."""
-        return self.store.fair_register(batch_id, tenant)
+        return self.store.fair.register(batch_id, tenant)
 
     def dispatch(self) -> int:
         """One pass over every tenant with work; returns the messages sent (0 if another
         dispatcher holds the lock)."""
-        token = self.store.fair_lock()
+        token = self.store.fair.lock()
         if token is None:
             return 0
         sent = 0
         try:
-            for tenant in self.store.fair_tenants():
+            for tenant in self.store.fair.tenants():
                 sent += self._top_up(tenant)
             sent += self._admit_custom()
         finally:
-            self.store.fair_unlock(token)
+            self.store.fair.unlock(token)
         return sent
 
     def park(self, job: dict[str, Any]) -> bool:
         """Put a job that :func:`parks` in its tenant's custom-model line, and admit what
         has room at once; False when the job is admitted already (run it)."""
         tenant, batch_item = str(job.get("tenant") or ""), bool(job.get("batch_id"))
-        if not self.store.custom_park(tenant, job["id"], batch_item):
+        if not self.store.custom_lines.park(tenant, job["id"], batch_item):
             return False
-        token = self.store.fair_lock()
+        token = self.store.fair.lock()
         if token is not None:  # else the dispatcher running now (or within 0.5 s) admits it
             try:
                 self._admit_custom()
             finally:
-                self.store.fair_unlock(token)
+                self.store.fair.unlock(token)
         return True
 
     def _admit_custom(self) -> int:
         """Admit each tenant's parked custom-model jobs up to the window; messages sent."""
         sent = 0
-        for tenant in self.store.custom_tenants():
+        for tenant in self.store.custom_lines.tenants():
             # state first (admitted, in the queued index), then the message, to the job's
             # own queue (a batch item back to bulk)
-            admitted = self.store.custom_admit(tenant, self.custom_window)
+            admitted = self.store.custom_lines.admit(tenant, self.custom_window)
             for job_id, job in zip(admitted, self.store.get_jobs(admitted), strict=True):
                 queue = (job or {}).get("queue") or INTERACTIVE
                 self.ctx.app.send_task(PROCESS_JOB, args=[job_id], queue=queue)
@@ -131,9 +131,9 @@ class Dispatcher:
 
     def _top_up(self, tenant: str) -> int:
         store = self.store
-        batch_ids = store.fair_batches(tenant, SCAN)
+        batch_ids = store.fair.batches(tenant, SCAN)
         if not batch_ids:
-            store.fair_forget_tenant(tenant)
+            store.fair.forget_tenant(tenant)
             return 0
         # Only the first SCAN batches are looked at. Batches are sent oldest first, so
         # every batch with items in flight comes before the first with items unsent; if
@@ -143,14 +143,14 @@ class Dispatcher:
         for batch_id in batch_ids:
             batch = store.get_batch(batch_id)
             if batch is None:  # expired (retention) or never stored
-                store.fair_drop(tenant, batch_id)
+                store.fair.drop(tenant, batch_id)
                 continue
             counts = batch["counts"]
             total = int(counts["total"])
             cursor = min(total, int(batch.get("enqueued") or 0))
             finished = counts["succeeded"] + counts["failed"] + counts["canceled"]
             if cursor >= total and finished >= total:
-                store.fair_drop(tenant, batch_id)  # every item sent and finished
+                store.fair.drop(tenant, batch_id)  # every item sent and finished
                 continue
             in_flight += max(0, cursor - finished)
             if cursor < total:
@@ -189,7 +189,7 @@ class Dispatcher:
     def mark_sent(self, batch_id: str, cursor: int, job_ids: list[str]) -> None:
         """Move the batch's cursor to ``cursor`` and list ``job_ids`` in the queued index,
         in one step, before their messages go out."""
-        self.store.fair_mark_sent(batch_id, cursor, job_ids)
+        self.store.fair.mark_sent(batch_id, cursor, job_ids)
 
 
 __all__ = ["LOCK_KEY", "TENANTS_KEY", "Dispatcher", "pending", "tenant_key"]

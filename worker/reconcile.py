@@ -61,16 +61,16 @@ class Reconciler:
         now = time.time() if now is None else now
         store = self.store
         bound = self.ctx.settings.reconcile_after
-        ids = store.queued_before(now - bound, CANDIDATES)
+        ids = store.sweeps.queued_before(now - bound, CANDIDATES)
         # forget suspicions nobody confirmed for a long time (their jobs moved on)
-        store.prune_suspects(now - 10 * bound - 60)
+        store.sweeps.prune_suspects(now - 10 * bound - 60)
         if not ids:
             return 0
         waiting = []
         for job_id, job in zip(ids, store.get_jobs(ids), strict=True):
             if job is None or job["status"] != "queued":
                 # started, finished or expired: the index only keeps queued jobs
-                store.forget_queued(job_id)
+                store.sweeps.forget_queued(job_id)
             else:
                 waiting.append(job)
         if not waiting:
@@ -86,7 +86,7 @@ class Reconciler:
         suspects = dict(
             zip(
                 [job["id"] for job in waiting],
-                store.suspected_since([job["id"] for job in waiting]),
+                store.sweeps.suspected_since([job["id"] for job in waiting]),
                 strict=True,
             )
         )
@@ -95,12 +95,12 @@ class Reconciler:
             job_id = job["id"]
             if job_id in present:
                 # waiting in its queue (or held by a worker): look again after the bound
-                store.relist_queued(job_id, now)
-                store.clear_suspect(job_id)
+                store.sweeps.relist_queued(job_id, now)
+                store.sweeps.clear_suspect(job_id)
                 continue
             first_missed = suspects.get(job_id)
             if first_missed is None:
-                store.suspect(job_id, now)
+                store.sweeps.suspect(job_id, now)
                 continue
             if now - first_missed < self.confirm_after:
                 continue
@@ -111,11 +111,11 @@ class Reconciler:
     def resend(self, job: dict[str, Any]) -> bool:
         store = self.store
         current = store.get_job(job["id"])
-        store.clear_suspect(job["id"])
+        store.sweeps.clear_suspect(job["id"])
         if current is None or current["status"] != "queued":
             return False
         # listed from now, before the message (state first): lost again, found again
-        store.relist_queued(job["id"], time.time())
+        store.sweeps.relist_queued(job["id"], time.time())
         self.ctx.app.send_task(PROCESS_JOB, args=[job["id"]], queue=job.get("queue") or INTERACTIVE)
         store.record_retry("message_lost")
         log.warning(

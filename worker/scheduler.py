@@ -126,14 +126,14 @@ class Scheduler(threading.Thread):
         self.stopping.set()
 
     def release_due(self) -> int:
-        items = self.store.pop_due(100)
+        items = self.store.sweeps.pop_due(100)
         for raw in items:
             entry = json.loads(raw)
             try:
                 self.ctx.app.send_task(entry["task"], args=entry["args"], queue=entry["queue"])
             except Exception:
                 # put it back so it is not lost; try again on the next pass
-                self.store.put_back_due(raw, 5)
+                self.store.sweeps.put_back_due(raw, 5)
                 raise
         return len(items)
 
@@ -150,7 +150,7 @@ class Scheduler(threading.Thread):
         ``processing_failed`` instead of going round again.
         """
         # one sweeper at a time across all workers
-        if not self.store.take_sweep_lock(max(5, int(self.sweep_every))):
+        if not self.store.sweeps.take_sweep_lock(max(5, int(self.sweep_every))):
             return 0
         taken = self._sweep_processing()
         try:
@@ -168,10 +168,10 @@ class Scheduler(threading.Thread):
         store = self.store
         taken = 0
         # scored by each run's deadline: past its hard time limit a run is surely dead
-        for job_id in store.overdue_runs(500):
+        for job_id in store.sweeps.overdue_runs(500):
             job = store.get_job(job_id)
             if job is None or job["status"] != "processing":
-                store.forget_run(job_id)
+                store.sweeps.forget_run(job_id)
                 continue
             fields = {
                 "job_id": job_id,

@@ -274,22 +274,22 @@ def test_the_custom_model_line_admits_a_window_per_tenant(redis_dbs: RedisDataba
         store.create_job(
             {"id": job_id, "tenant": "a", "status": "queued", "attempts": 0, "batch_id": None}
         )
-        assert store.custom_park("a", job_id)
-        assert store.custom_park("a", job_id)  # a redelivered message parks it once
+        assert store.custom_lines.park("a", job_id)
+        assert store.custom_lines.park("a", job_id)  # a redelivered message parks it once
     assert store.r.zscore(QUEUED_KEY, ids[0]) is None  # no message while it waits
-    assert store.custom_tenants() == ["a"]
-    assert store.custom_admit("a", 1) == [ids[0]]
+    assert store.custom_lines.tenants() == ["a"]
+    assert store.custom_lines.admit("a", 1) == [ids[0]]
     assert store.r.zscore(QUEUED_KEY, ids[0]) is not None
-    assert store.custom_admit("a", 1) == []  # the window is full while it is queued...
+    assert store.custom_lines.admit("a", 1) == []  # the window is full while it is queued...
     store.transition(ids[0], "processing", ("queued",))
-    assert store.custom_admit("a", 1) == []  # ...or processing
-    assert not store.custom_park("a", ids[0])  # admitted: a redelivery runs it
+    assert store.custom_lines.admit("a", 1) == []  # ...or processing
+    assert not store.custom_lines.park("a", ids[0])  # admitted: a redelivery runs it
     store.transition(ids[0], "failed", ("processing",))
     store.transition(ids[1], "canceled", ("queued",))  # cancelled while it waits
-    assert store.custom_admit("a", 1) == [ids[2]]
+    assert store.custom_lines.admit("a", 1) == [ids[2]]
     store.transition(ids[2], "succeeded", ("queued",))
-    assert store.custom_admit("a", 1) == []
-    assert store.custom_tenants() == []
+    assert store.custom_lines.admit("a", 1) == []
+    assert store.custom_lines.tenants() == []
 
 
 def test_a_tenant_s_single_jobs_are_admitted_before_its_batch_items(
@@ -305,7 +305,7 @@ def test_a_tenant_s_single_jobs_are_admitted_before_its_batch_items(
         store.create_job(
             {"id": job_id, "tenant": "a", "status": "queued", "attempts": 0, "batch_id": batch}
         )
-        assert store.custom_park("a", job_id, batch_item=batch is not None)
-    assert store.custom_admit("a", 1) == ["single"]
+        assert store.custom_lines.park("a", job_id, batch_item=batch is not None)
+    assert store.custom_lines.admit("a", 1) == ["single"]
     store.transition("single", "succeeded", ("queued",))
-    assert store.custom_admit("a", 1) == ["item-0"]
+    assert store.custom_lines.admit("a", 1) == ["item-0"]

@@ -6,28 +6,33 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cutout.submit.base import Base
 from cutout.submit.common import PAGE, POLL_MAX, POLL_MIN, TERMINAL, error_message, output_name
+from cutout.submit.context import Context
 from cutout.submit.progress import Progress
 
 
-class Follow(Base):
+class Follow:
     """Poll the batches, record terminal jobs, download results."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
 
     def _open(self, seq: int) -> list[str]:
         """Inputs of batch ``seq`` that still belong to it and are not terminal yet."""
+        ctx = self.ctx
         return [
             name
-            for name in self.state.batches[seq]["files"]
-            if self.state.files[name]["batch"] == seq
-            and self.state.files[name]["status"] not in (*TERMINAL, "expired")
+            for name in ctx.state.batches[seq]["files"]
+            if ctx.state.files[name]["batch"] == seq
+            and ctx.state.files[name]["status"] not in (*TERMINAL, "expired")
         ]
 
-    def _follow(self) -> None:
-        state = self.state
+    def follow(self) -> None:
+        ctx = self.ctx
+        state = ctx.state
         files = state.files
         total = len(files)
-        self.progress = Progress("results", total, self.processed_before, self.args.quiet)
+        ctx.progress = Progress("results", total, ctx.processed_before, ctx.args.quiet)
         # results that finished earlier but were not downloaded (or not recorded as such)
         for name, entry in sorted(files.items()):
             if entry["status"] == "succeeded" and not entry["downloaded"]:
@@ -59,23 +64,24 @@ class Follow(Base):
                 if not self._open(seq):
                     active.remove(seq)
             self._reap()
-            self._show()
+            ctx.show()
             state.flush()  # so that a kill loses at most one round
-            if not active and not self.futures:
+            if not active and not ctx.futures:
                 break
             delay = POLL_MIN if changed else min(POLL_MAX, delay * 1.5)
             time.sleep(delay if active else 0.1)
-        self.progress.close(self._counts_text())
-        self.progress = None
+        ctx.progress.close(ctx.counts_text())
+        ctx.progress = None
         state.flush()
 
     def _get_batch(self, seq: int) -> dict[str, Any] | None:
         """The batch object; None (and its open files marked ``expired``) if it is gone."""
         from cutout.client import ApiError
 
-        record = self.state.batches[seq]
+        ctx = self.ctx
+        record = ctx.state.batches[seq]
         try:
-            return self.client.get_batch(record["id"])
+            return ctx.client.get_batch(record["id"])
         except ApiError as exc:
             if exc.status != 404:
                 raise
@@ -84,13 +90,13 @@ class Follow(Base):
             f"batch {record['id']} is no longer on the server (batches and results are "
             "kept for the service's CUTOUT_RETENTION, 7 days by default)"
         )
-        with self.state.lock:
+        with ctx.state.lock:
             for name in open_names:
-                self.state.files[name].update(
+                ctx.state.files[name].update(
                     status="expired", error={"code": "batch_expired", "message": message}
                 )
-            self.state.save()
-        self._say(
+            ctx.state.save()
+        ctx.say(
             f"{message}: {len(open_names)} image(s) had not finished; "
             "run again with --retry-failed to submit them anew"
         )
@@ -106,7 +112,7 @@ class Follow(Base):
         cursor, expect = marks.get(seq, (None, 0))
         contiguous = True
         while True:
-            jobs, next_cursor = self.client.batch_jobs(
+            jobs, next_cursor = self.ctx.client.batch_jobs(
                 batch_id, status=",".join(TERMINAL), cursor=cursor, limit=PAGE
             )
             for job in jobs:
@@ -125,18 +131,19 @@ class Follow(Base):
             cursor = next_cursor
 
     def _record(self, seq: int, job: dict[str, Any]) -> None:
-        record = self.state.batches[seq]
+        ctx = self.ctx
+        record = ctx.state.batches[seq]
         index = job.get("item_index")
         name = None
         if isinstance(index, int) and 0 <= index < len(record["files"]):
             name = record["files"][index]
         meta_name = (job.get("metadata") or {}).get("file")
         if name is None or (meta_name is not None and meta_name != name):
-            name = meta_name if meta_name in self.state.files else None
+            name = meta_name if meta_name in ctx.state.files else None
         if name is None:
             return
-        with self.state.lock:
-            entry = self.state.files[name]
+        with ctx.state.lock:
+            entry = ctx.state.files[name]
             if entry["batch"] != seq or entry["status"] in TERMINAL:
                 return  # re-submitted since, or known
             result = job.get("result") or {}
@@ -147,51 +154,54 @@ class Follow(Base):
                 bytes=result.get("bytes"),
                 quality=result.get("quality"),
             )
-            self.state.touch()
+            ctx.state.touch()
         if job["status"] == "succeeded":
             self._download(name)
 
     def _vanished(self, seq: int) -> None:
         """A completed batch whose listing ended without some items: their jobs are gone."""
-        with self.state.lock:
+        ctx = self.ctx
+        with ctx.state.lock:
             for name in self._open(seq):
-                self.state.files[name].update(
+                ctx.state.files[name].update(
                     status="failed",
                     error={"code": "not_found", "message": "the server no longer has this job"},
                 )
-            self.state.touch()
+            ctx.state.touch()
 
     def _download(self, name: str) -> None:
-        entry = self.state.files[name]
-        target = self.out / output_name(name, self.options.extension)
+        ctx = self.ctx
+        entry = ctx.state.files[name]
+        target = ctx.out / output_name(name, ctx.options.extension)
         # written whole and renamed, so a file of the right size is the result itself:
         # a run killed after the rename but before saving the state does not fetch it again
         if entry["bytes"] and target.is_file() and target.stat().st_size == entry["bytes"]:
-            with self.state.lock:
+            with ctx.state.lock:
                 entry.update(downloaded=True, error=None)
-                self.state.touch()
+                ctx.state.touch()
             return
-        self.futures.add(self.pool.submit(self._fetch, name, entry["job_id"], target))
+        ctx.futures.add(ctx.pool.submit(self._fetch, name, entry["job_id"], target))
 
     def _fetch(self, name: str, job_id: str, target: Path) -> None:
         from cutout.client import ClientError
 
+        ctx = self.ctx
         try:
-            self.client.download_result(job_id, target)
+            ctx.client.download_result(job_id, target)
         except (ClientError, OSError) as exc:
             code = getattr(exc, "code", "write_error")
-            with self.state.lock:
-                self.state.files[name]["error"] = {
+            with ctx.state.lock:
+                ctx.state.files[name]["error"] = {
                     "code": code,
                     "message": f"download failed: {error_message(exc)}",
                 }
-                self.state.touch()
+                ctx.state.touch()
             return
-        with self.state.lock:
-            self.state.files[name].update(downloaded=True, error=None)
-            self.state.touch()
+        with ctx.state.lock:
+            ctx.state.files[name].update(downloaded=True, error=None)
+            ctx.state.touch()
 
     def _reap(self) -> None:
-        for future in [f for f in self.futures if f.done()]:
-            self.futures.discard(future)
+        for future in [f for f in self.ctx.futures if f.done()]:
+            self.ctx.futures.discard(future)
             future.result()  # _fetch records its own errors; anything else is a bug

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cutout.submit.base import Base
 from cutout.submit.common import (
     CONTENT_TYPES,
     REPORT_NAME,
@@ -13,16 +12,21 @@ from cutout.submit.common import (
     SubmitError,
     error_message,
 )
+from cutout.submit.context import Context
 from cutout.submit.progress import Progress
 
 
-class Uploads(Base):
+class Uploads:
     """Upload the files, create the batch."""
 
-    def _upload(self, names: list[str]) -> None:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def upload(self, names: list[str]) -> None:
         """Signed slots per content type (100 per call), then PUTs, N at a time."""
         from cutout.client import ClientError
 
+        ctx = self.ctx
         if not names:
             return
 
@@ -36,38 +40,38 @@ class Uploads(Base):
             for start in range(0, len(sized), UPLOAD_SLOTS):
                 chunk = sized[start : start + UPLOAD_SLOTS]
                 work.extend(self._slots(chunk, content_type))
-        progress = Progress("upload", len(work), 0, self.args.quiet)
-        self.progress = progress
+        progress = Progress("upload", len(work), 0, ctx.args.quiet)
+        ctx.progress = progress
         failed = 0
 
         def put(item: tuple[str, dict[str, Any]]) -> str | None:
             name, slot = item
             try:
-                data = (self.source / name).read_bytes()
-                self.client.put_upload(slot, data)
+                data = (ctx.source / name).read_bytes()
+                ctx.client.put_upload(slot, data)
             except (OSError, ClientError) as exc:
                 code = getattr(exc, "code", "read_error")
                 error = {"code": code, "message": f"upload failed: {error_message(exc)}"}
-                with self.state.lock:
-                    self.state.files[name]["error"] = error
-                    self.state.touch()
+                with ctx.state.lock:
+                    ctx.state.files[name]["error"] = error
+                    ctx.state.touch()
                 return name
-            with self.state.lock:
-                entry = self.state.files[name]
+            with ctx.state.lock:
+                entry = ctx.state.files[name]
                 entry["upload_key"] = slot["upload_key"]
                 entry["error"] = None
-                self.state.touch()
+                ctx.state.touch()
             return None
 
-        for done, problem in enumerate(self.pool.map(put, work), 1):
+        for done, problem in enumerate(ctx.pool.map(put, work), 1):
             if problem is not None:
                 failed += 1
             progress.update(done, f"{failed} failed" if failed else "")
         progress.close(f"{failed} failed" if failed else "")
-        self.progress = None
-        self.state.flush()
+        ctx.progress = None
+        ctx.state.flush()
         if failed:
-            self._say(f"{failed} upload(s) failed; they are listed in {REPORT_NAME}")
+            ctx.say(f"{failed} upload(s) failed; they are listed in {REPORT_NAME}")
 
     def _sized(self, names: list[str]) -> list[tuple[str, int]]:
         """(name, bytes) of the files to upload; an empty or unreadable one gets its error
@@ -75,7 +79,7 @@ class Uploads(Base):
         out = []
         for name in names:
             try:
-                size = (self.source / name).stat().st_size
+                size = (self.ctx.source / name).stat().st_size
             except OSError as exc:
                 self._refuse(name, "read_error", f"cannot read it: {exc.strerror or exc}")
                 continue
@@ -93,7 +97,7 @@ class Uploads(Base):
         from cutout.client import ApiError
 
         try:
-            slots = self.client.create_uploads([size for _, size in chunk], content_type)
+            slots = self.ctx.client.create_uploads([size for _, size in chunk], content_type)
             return list(zip([name for name, _ in chunk], slots, strict=True))
         except ApiError as exc:
             if exc.status != 413:
@@ -107,12 +111,13 @@ class Uploads(Base):
         return out
 
     def _refuse(self, name: str, code: str, message: str) -> None:
-        with self.state.lock:
-            self.state.files[name]["error"] = {"code": code, "message": message}
-            self.state.touch()
-        self._say(f"{name}: not uploaded ({code}: {message})")
+        ctx = self.ctx
+        with ctx.state.lock:
+            ctx.state.files[name]["error"] = {"code": code, "message": message}
+            ctx.state.touch()
+        ctx.say(f"{name}: not uploaded ({code}: {message})")
 
-    def _create(self, seq: int) -> None:
+    def create(self, seq: int) -> None:
         """POST the batch record ``seq`` (Idempotency-Key from the state); save its id.
 
         An item the API refuses (its upload vanished, too large) leaves the batch with
@@ -120,7 +125,8 @@ class Uploads(Base):
         """
         from cutout.client import ApiError
 
-        state = self.state
+        ctx = self.ctx
+        state = ctx.state
         record = state.batches[seq]
         attempt = 0
         while record["files"]:
@@ -137,7 +143,7 @@ class Uploads(Base):
             if record.get("webhook_url"):
                 body["webhook_url"] = record["webhook_url"]
             try:
-                batch = self.client.create_batch(body, record["key"])
+                batch = ctx.client.create_batch(body, record["key"])
             except ApiError as exc:
                 index = exc.problem.get("item")
                 if not (
@@ -157,10 +163,10 @@ class Uploads(Base):
                     attempt += 1
                     record["key"] = f"cutout-submit.{state.data['run']}.{seq}.{attempt}"
                     state.save()
-                self._say(f"{name}: refused ({exc.code}: {exc.detail})")
+                ctx.say(f"{name}: refused ({exc.code}: {exc.detail})")
                 continue
             with state.lock:
                 record["id"] = batch["id"]
                 state.save()
-            self._say(f"batch {batch['id']}: {len(record['files'])} image(s)")
+            ctx.say(f"batch {batch['id']}: {len(record['files'])} image(s)")
             return

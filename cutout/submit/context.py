@@ -1,4 +1,7 @@
-"""What every part of a ``cutout submit`` run holds: the client, the state, the pool."""
+"""What every part of a ``cutout submit`` run shares: the client, the state, the pool,
+the progress bar. The parts (:class:`cutout.submit.uploads.Uploads`,
+:class:`cutout.submit.follow.Follow`) each hold it, and :class:`cutout.submit.run.Submit`
+holds it and them: one context passed in, not a class each part inherits."""
 
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ if TYPE_CHECKING:
     from cutout.client import ApiClient
 
 
-class Base:
-    """The run's parts (:class:`cutout.submit.run.Submit` joins them) share these."""
+class Context:
+    """What the run's parts share; :meth:`say` writes a line without breaking the bar."""
 
     def __init__(
         self,
@@ -41,7 +44,7 @@ class Base:
         self.progress: Progress | None = None
         self.processed_before = 0
 
-    def _say(self, message: str) -> None:
+    def say(self, message: str) -> None:
         if self.args.quiet:
             return
         if self.progress is not None and self.progress.bar is not None:
@@ -49,16 +52,16 @@ class Base:
         else:
             print(f"{PROG}: {message}", file=sys.stderr)
 
-    def _counts(self) -> tuple[int, int]:
+    def counts(self) -> tuple[int, int]:
         with self.state.lock:
             outcomes = [outcome(e) for e in self.state.files.values()]
         return outcomes.count("succeeded"), outcomes.count("failed")
 
-    def _counts_text(self) -> str:
-        done, failed = self._counts()
+    def counts_text(self) -> str:
+        done, failed = self.counts()
         return f"{done} done, {failed} failed"
 
-    def _show(self) -> None:
+    def show(self) -> None:
         if self.progress is not None:
-            done, failed = self._counts()
+            done, failed = self.counts()
             self.progress.update(done + failed, f"{done} done, {failed} failed")

@@ -6,17 +6,14 @@ problem the client gets (``invalid_request``, ``url_not_allowed``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from api.jsonbody import depth, loads
+from api.jsonbody import loads
 from shared import netaddress
 from shared.errors import InvalidRequest, UrlNotAllowed
 from shared.settings import Settings
-
-MAX_METADATA_BYTES = 16 * 1024
-MAX_METADATA_DEPTH = 8  # levels of objects and arrays, the top object included
+from shared.shapes.jsontext import parse_metadata as parse_metadata  # its one rule
 
 #: multipart form fields that are not options (every other plain field is one)
 FORM_EXTRA_FIELDS = frozenset({"webhook_url", "metadata", "options"})
@@ -33,39 +30,6 @@ def form_option_values(form: Mapping[str, str]) -> dict[str, Any]:
         values.update(options_field)
     values.update({k: v for k, v in form.items() if k not in FORM_EXTRA_FIELDS})
     return values
-
-
-def parse_metadata(value: Any) -> dict[str, Any]:
-    """``metadata``: a JSON object (or its text, from a form) of at most 16 KiB."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        if len(value.encode("utf-8", "surrogatepass")) > MAX_METADATA_BYTES * 6:
-            # the text is read before its size is judged; refuse the absurd first
-            raise InvalidRequest(
-                f"metadata is over the limit of {MAX_METADATA_BYTES} bytes", field="metadata"
-            )
-        value = loads(value, "metadata", field="metadata")
-    if not isinstance(value, dict):
-        raise InvalidRequest("metadata must be a JSON object", field="metadata")
-    if depth(value) > MAX_METADATA_DEPTH:
-        raise InvalidRequest(
-            f"metadata nests deeper than {MAX_METADATA_DEPTH} levels", field="metadata"
-        )
-    try:
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    except UnicodeEncodeError:
-        # a lone surrogate ("\ud800") is valid JSON but no text: it would break every
-        # place that writes the metadata out as UTF-8 (results.zip's manifest, file names)
-        raise InvalidRequest(
-            "metadata holds a lone UTF-16 surrogate, which is not text", field="metadata"
-        ) from None
-    if size > MAX_METADATA_BYTES:
-        raise InvalidRequest(
-            f"metadata is {size} bytes of JSON, over the limit of {MAX_METADATA_BYTES}",
-            field="metadata",
-        )
-    return value
 
 
 def check_url(value: Any, field: str, settings: Settings) -> str:

@@ -26,7 +26,7 @@ from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ids import now_iso, valid_id
 from shared.options import EXTENSIONS, parse_options
 from shared.shapes import public_job
-from shared.shapes.requests import JobCreate, check_members
+from shared.shapes.requests import JobCreate, read_body
 from shared.tasks import ANNOUNCE, WEBHOOKS
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -129,23 +129,18 @@ def _create_from_multipart() -> dict[str, Any]:
 
 def _create_from_json() -> dict[str, Any]:
     svc = services()
-    body = json_body()
-    # the members and the one-of rule of shared.shapes.requests.JobCreate (OpenAPI JobJson)
-    check_members(JobCreate, body)
-    raw_options = body.get("options") or {}
-    if not isinstance(raw_options, dict):
-        raise InvalidRequest("`options` must be a JSON object")
-    options = parse_options(raw_options)
+    # members, the one-of input and each member's kind: the model (OpenAPI JobJson)
+    body = read_body(JobCreate, request_json())
+    options = parse_options(body.options or {})
     check_fast(svc, [options])
-    metadata = parse_metadata(body.get("metadata"))
-    webhook = parse_webhook(body.get("webhook_url"), svc.settings)
-    if "upload_key" in body:
+    metadata = body.metadata or {}
+    webhook = parse_webhook(body.webhook_url, svc.settings)
+    if body.upload_key is not None:
         return job_from_upload(
-            svc, g.tenant, body["upload_key"], options, metadata=metadata, webhook=webhook
+            svc, g.tenant, body.upload_key, options, metadata=metadata, webhook=webhook
         )
-    return job_from_url(
-        svc, g.tenant, body["image_url"], options, metadata=metadata, webhook=webhook
-    )
+    assert body.image_url is not None  # the model's one-of rule
+    return job_from_url(svc, g.tenant, body.image_url, options, metadata=metadata, webhook=webhook)
 
 
 @bp.get("/<job_id>")

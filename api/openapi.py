@@ -3,8 +3,8 @@
 Each view may carry ``@doc(...)`` metadata; :func:`build_document` walks ``app.url_map``,
 so every route appears (an undocumented one with a generic entry, which a unit test
 refuses), with its real methods and path parameters. Schemas of the job, batch,
-problem and options objects come from the code: the shape models of ``shared.shapes``
-and ``shared.options.Options``'s fields.
+problem and options objects and of every request body come from the code: the shape
+models and forms of ``shared.shapes`` and ``shared.options.Options``'s fields.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from shared.options import FORMATS, MODELS, OPTION_NAMES, SCORES, Options
+from shared.options import FORMATS, MODELS, SCORES, Options
 from shared.shapes.openapi import component_schemas, webhooks
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -134,63 +134,17 @@ def _response(status: int | str, spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_UNDOCUMENTED: dict[str, Any] = {
+    "description": None,
+    "tags": [],
+    "request": None,
+    "responses": {},
+    "parameters": [],
+}
+
+
 def build_document(app: Flask) -> dict[str, Any]:
     """The OpenAPI document for every rule in ``app.url_map`` (static files excepted)."""
-    paths: dict[str, dict[str, Any]] = {}
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if rule.endpoint == "static":
-            continue
-        view = app.view_functions.get(rule.endpoint)
-        if getattr(view, HIDDEN_ATTR, False):
-            continue
-        path, path_params = openapi_path(rule.rule)
-        meta = getattr(view, DOC_ATTR, None) or {
-            "summary": f"{rule.endpoint} (undocumented)",
-            "description": None,
-            "tags": [],
-            "request": None,
-            "responses": {},
-            "parameters": [],
-        }
-        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
-        for method in methods:
-            operation: dict[str, Any] = {
-                "operationId": rule.endpoint.replace(".", "_")
-                + ("" if len(methods) == 1 else f"_{method.lower()}"),
-                "summary": meta["summary"],
-            }
-            if meta["description"]:
-                operation["description"] = meta["description"]
-            if meta["tags"]:
-                operation["tags"] = meta["tags"]
-            parameters = path_params + meta["parameters"]
-            if parameters:
-                operation["parameters"] = parameters
-            if meta["request"]:
-                operation["requestBody"] = {
-                    "required": True,
-                    "content": {ct: {"schema": _schema(s)} for ct, s in meta["request"].items()},
-                }
-            responses = {
-                str(code): _response(code, spec) for code, spec in meta["responses"].items()
-            }
-            if rule.rule.startswith(PROTECTED_PREFIXES):
-                operation["security"] = [{"bearer": []}, {"x_api_key": []}]
-                responses.setdefault(
-                    "401",
-                    _response(401, {"description": "missing or invalid API key", "problem": True}),
-                )
-            else:
-                operation["security"] = []
-            responses.setdefault(
-                "default",
-                _response(
-                    "default",
-                    {"description": "an error (problem+json with a stable code)", "problem": True},
-                ),
-            )
-            operation["responses"] = responses
-            paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -200,25 +154,81 @@ def build_document(app: Flask) -> dict[str, Any]:
             "polling or signed webhooks, and a rembg-compatible synchronous endpoint.",
         },
         "servers": [{"url": "/"}],
-        "paths": paths,
+        "paths": paths(app),
         "webhooks": webhooks(),
-        "components": {
-            "schemas": schemas(),
-            "securitySchemes": {
-                "bearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "an API key (CUTOUT_API_KEYS)",
-                },
-                "x_api_key": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-Api-Key",
-                    "description": "the same API keys, as remove.bg's clients send them",
-                },
-            },
-        },
+        "components": {"schemas": schemas(), "securitySchemes": SECURITY_SCHEMES},
     }
+
+
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "an API key (CUTOUT_API_KEYS)"},
+    "x_api_key": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Api-Key",
+        "description": "the same API keys, as remove.bg's clients send them",
+    },
+}
+
+
+def paths(app: Flask) -> dict[str, dict[str, Any]]:
+    """``paths``: each documented rule's operations, one per method."""
+    out: dict[str, dict[str, Any]] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        view = app.view_functions.get(rule.endpoint)
+        if rule.endpoint == "static" or getattr(view, HIDDEN_ATTR, False):
+            continue
+        path, path_params = openapi_path(rule.rule)
+        meta = getattr(view, DOC_ATTR, None) or {
+            "summary": f"{rule.endpoint} (undocumented)",
+            **_UNDOCUMENTED,
+        }
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        for method in methods:
+            operation_id = rule.endpoint.replace(".", "_") + (
+                "" if len(methods) == 1 else f"_{method.lower()}"
+            )
+            protected = rule.rule.startswith(PROTECTED_PREFIXES)
+            out.setdefault(path, {})[method.lower()] = operation(
+                operation_id, meta, path_params, protected
+            )
+    return out
+
+
+def operation(
+    operation_id: str, meta: dict[str, Any], path_params: list[dict[str, Any]], protected: bool
+) -> dict[str, Any]:
+    """One operation from a view's ``@doc`` metadata (``protected``: needs an API key)."""
+    out: dict[str, Any] = {"operationId": operation_id, "summary": meta["summary"]}
+    if meta["description"]:
+        out["description"] = meta["description"]
+    if meta["tags"]:
+        out["tags"] = meta["tags"]
+    parameters = path_params + meta["parameters"]
+    if parameters:
+        out["parameters"] = parameters
+    if meta["request"]:
+        out["requestBody"] = {
+            "required": True,
+            "content": {ct: {"schema": _schema(s)} for ct, s in meta["request"].items()},
+        }
+    responses = {str(code): _response(code, spec) for code, spec in meta["responses"].items()}
+    if protected:
+        out["security"] = [{"bearer": []}, {"x_api_key": []}]
+        responses.setdefault(
+            "401", _response(401, {"description": "missing or invalid API key", "problem": True})
+        )
+    else:
+        out["security"] = []
+    responses.setdefault(
+        "default",
+        _response(
+            "default",
+            {"description": "an error (problem+json with a stable code)", "problem": True},
+        ),
+    )
+    out["responses"] = responses
+    return out
 
 
 def _version() -> str:
@@ -275,33 +285,8 @@ def schemas() -> dict[str, Any]:
     return {
         "Problem": problem_schema(),
         "Options": options_schema(),
-        # Job, Batch, Webhook, JobJson, BatchJson, Upload, …: from the shape models
+        # Job, Batch, JobJson, JobMultipart, Upload, …: from the shape models and forms
         **component_schemas(),
-        "JobMultipart": {
-            "type": "object",
-            "required": ["image"],
-            "properties": {
-                "image": {"type": "string", "contentEncoding": "binary"},
-                "webhook_url": {"type": "string"},
-                "metadata": {"type": "string", "description": "a JSON object, ≤ 16 KiB"},
-                **{name: {"type": "string"} for name in OPTION_NAMES},
-            },
-        },
-        "RemoveMultipart": {
-            "type": "object",
-            "required": ["file"],
-            "properties": {
-                "file": {"type": "string", "contentEncoding": "binary"},
-                "model": {"type": "string"},
-                "a": {"type": "boolean", "description": "alpha matting"},
-                "af": {"type": "integer", "description": "alpha matting foreground threshold"},
-                "ab": {"type": "integer", "description": "alpha matting background threshold"},
-                "ae": {"type": "integer", "description": "alpha matting erode size"},
-                "om": {"type": "boolean", "description": "only the mask"},
-                "ppm": {"type": "boolean", "description": "post-process the mask"},
-                "bgc": {"type": "string", "description": "background colour: (255,255,255,255)"},
-            },
-        },
     }
 
 

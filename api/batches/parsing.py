@@ -7,8 +7,7 @@ holds an object) is checked afterwards by ``api.batches.writes``.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +15,18 @@ from werkzeug.datastructures import FileStorage
 
 from api.fields import check_url, form_option_values, parse_metadata, parse_webhook
 from api.intake import check_image, own_upload_key, read_limited
-from shared.errors import CutoutError, InvalidRequest, PayloadTooLarge, UploadNotFound
+from shared.errors import InvalidRequest, UploadNotFound
 from shared.ids import new_id
 from shared.limits import check_input, check_options
 from shared.options import Options, parse_options
 from shared.settings import Settings
-from shared.shapes.requests import BatchCreate, BatchItem, check_members
+from shared.shapes.requests import (
+    BatchCreate,
+    BatchItem,
+    check_count,
+    item_errors,
+    read_body,
+)
 from shared.storage import input_key
 
 
@@ -47,39 +52,10 @@ class BatchRequest:
     items: list[Item]
 
 
-def for_item(error: CutoutError, index: int) -> CutoutError:
-    """The same error (class, status, extras) naming the item it is about."""
-    named = type(error)(f"items[{index}]: {error.message}", **{**error.extra, "item": index})
-    named.code, named.status, named.title = error.code, error.status, error.title
-    return named
-
-
-@contextlib.contextmanager
-def item_errors(index: int) -> Iterator[None]:
-    try:
-        yield
-    except CutoutError as exc:
-        raise for_item(exc, index) from None
-
-
-def batch_options(raw: Any, settings: Settings) -> Options:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise InvalidRequest("`options` must be a JSON object", field="options")
-    options = parse_options(raw)
+def batch_options(raw: dict[str, Any] | None, settings: Settings) -> Options:
+    options = parse_options(raw or {})
     check_options(options, settings)
     return options
-
-
-def check_count(count: int, max_items: int) -> None:
-    if count == 0:
-        raise InvalidRequest("a batch needs at least one item", field="items")
-    if count > max_items:
-        raise PayloadTooLarge(
-            f"the batch has {count} items, over the limit of {max_items}; split it",
-            field="items",
-        )
 
 
 def parse_json(body: Any, settings: Settings, tenant: str) -> BatchRequest:
@@ -88,41 +64,27 @@ def parse_json(body: Any, settings: Settings, tenant: str) -> BatchRequest:
     Raises InvalidRequest, PayloadTooLarge (too many items), InvalidOption,
     UrlNotAllowed, UploadNotFound (another tenant's key); an item's error names it.
     """
-    if not isinstance(body, dict):
-        raise InvalidRequest("the JSON body must be an object")
-    check_members(BatchCreate, body)
-    raw_items = body.get("items")
-    if not isinstance(raw_items, list):
-        raise InvalidRequest("`items` must be a list of objects", field="items")
-    check_count(len(raw_items), settings.max_batch_items)
-    options = batch_options(body.get("options"), settings)
-    metadata = parse_metadata(body.get("metadata"))
-    webhook = parse_webhook(body.get("webhook_url"), settings)
+    batch = read_body(BatchCreate, body, max_items=settings.max_batch_items)
+    options = batch_options(batch.options, settings)
+    webhook = parse_webhook(batch.webhook_url, settings)
     items = []
-    for index, raw in enumerate(raw_items):
+    for index, item in enumerate(batch.items):
         with item_errors(index):
-            items.append(json_item(settings, tenant, index, raw, options))
-    return BatchRequest(options, metadata, webhook, items)
+            items.append(json_item(settings, tenant, index, item, options))
+    return BatchRequest(options, batch.metadata or {}, webhook, items)
 
 
-def json_item(settings: Settings, tenant: str, index: int, raw: Any, base: Options) -> Item:
-    if not isinstance(raw, dict):
-        raise InvalidRequest("an item must be a JSON object", field="items")
-    check_members(BatchItem, raw)
-    raw_options = raw.get("options")
-    if raw_options is None:
-        options = base
-    elif isinstance(raw_options, dict):
-        options = parse_options(raw_options, base=base) if raw_options else base
+def json_item(settings: Settings, tenant: str, index: int, item: BatchItem, base: Options) -> Item:
+    options = base
+    if item.options:
+        options = parse_options(item.options, base=base)
         check_options(options, settings)
-    else:
-        raise InvalidRequest("`options` must be a JSON object", field="options")
-    metadata = parse_metadata(raw.get("metadata"))
+    metadata = item.metadata or {}
     job_id = new_id("job")
-    if "image_url" in raw:
-        url = check_url(raw["image_url"], "image_url", settings)
+    if item.image_url is not None:
+        url = check_url(item.image_url, "image_url", settings)
         return Item(index, job_id, options, metadata, {"kind": "url", "url": url})
-    key = raw["upload_key"]
+    key = item.upload_key
     # another tenant's key reads exactly like a key that never held anything
     if not own_upload_key(tenant, key):
         raise UploadNotFound("no upload of yours under this upload_key", field="upload_key")

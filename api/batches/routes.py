@@ -51,22 +51,7 @@ bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
     "the `bulk` queue, after single jobs. `webhook_url` receives one `batch.completed`. "
     "Limits: `CUTOUT_MAX_BATCH_ITEMS` items, `CUTOUT_MAX_BATCH_BYTES` of body.",
     tags=["batches"],
-    request={
-        "application/json": "BatchJson",
-        "multipart/form-data": {
-            "type": "object",
-            "required": ["images"],
-            "properties": {
-                "images": {
-                    "type": "array",
-                    "items": {"type": "string", "contentEncoding": "binary"},
-                },
-                "webhook_url": {"type": "string"},
-                "metadata": {"type": "string", "description": "a JSON object"},
-                "options": {"type": "string", "description": "a JSON object of options"},
-            },
-        },
-    },
+    request={"application/json": "BatchJson", "multipart/form-data": "BatchMultipart"},
     responses={
         202: {
             "description": "accepted; items are queued",

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.datastructures import FileStorage
 
-from api.batches.parsing import BatchRequest, Item, for_item
+from api.batches.parsing import BatchRequest, Item
 from api.intake import CONTENT_TYPES, check_upload_key, new_job_record, read_limited
 from shared.errors import CutoutError, NotFound, PayloadTooLarge, Unavailable, UploadNotFound
 from shared.ids import now_iso
 from shared.keys import upload_prefix
+from shared.shapes.requests import for_item
 from shared.tasks import BULK, ENQUEUE_BATCH, INTERACTIVE
 
 if TYPE_CHECKING:

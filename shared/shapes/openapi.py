@@ -1,12 +1,14 @@
-"""OpenAPI component schemas generated from the shape models (JSON Schema 2020-12)."""
+"""OpenAPI component schemas generated from the shape models and the multipart forms
+(JSON Schema 2020-12)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
+from shared.shapes.forms import FORMS
 from shared.shapes.records import (
     Batch,
     BatchEvent,
@@ -70,9 +72,21 @@ def component_schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = _external_refs(top.get("$defs", {}))
     for schema in schemas.values():
         schema.pop("title", None)
-    return {name: schemas[name] for name in COMPONENTS if name in schemas} | {
-        name: schema for name, schema in schemas.items() if name not in COMPONENTS
-    }
+    return (
+        {name: schemas[name] for name in COMPONENTS if name in schemas}
+        | {name: schema for name, schema in schemas.items() if name not in COMPONENTS}
+        | form_schemas()
+    )
+
+
+def form_schemas() -> dict[str, Any]:
+    """The multipart request bodies (``shared.shapes.forms``)."""
+    out = {}
+    for name, form in FORMS.items():
+        schema = TypeAdapter(form).json_schema(schema_generator=_Schema)
+        schema.pop("title", None)
+        out[name] = schema
+    return out
 
 
 def _external_refs(value: Any) -> Any:

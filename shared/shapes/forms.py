@@ -1,0 +1,61 @@
+"""The multipart request bodies, as typed dicts: ``POST /v1/jobs`` with an image file,
+``POST /v1/batches`` with ``images`` files and rembg's ``POST /api/remove``.
+
+A form's fields are text (and files), so every member is a string, a file or a rembg
+flag; the values are read by the endpoints' own parsers (`api.fields`,
+`api.rembg_compat`). The OpenAPI components JobMultipart, BatchMultipart and
+RemoveMultipart are generated from these (`shared.shapes.openapi`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Required
+
+from pydantic import Field, WithJsonSchema
+from typing_extensions import TypedDict  # pydantic needs its TypedDict on 3.11
+
+from shared.options import OPTION_NAMES
+
+#: a file part: the bytes as sent
+File = Annotated[bytes, WithJsonSchema({"type": "string", "contentEncoding": "binary"})]
+
+_JOB_FIELDS: dict[str, Any] = {
+    "image": Required[File],
+    "webhook_url": str,
+    "metadata": Annotated[str, Field(description="a JSON object, ≤ 16 KiB")],
+    # every option is a field of its own (the JSON `options` object's members)
+    **dict.fromkeys(OPTION_NAMES, str),
+}
+#: `POST /v1/jobs` as multipart/form-data
+JobMultipart = TypedDict("JobMultipart", _JOB_FIELDS, total=False)  # type: ignore[misc]
+
+
+class BatchMultipart(TypedDict, total=False):
+    """`POST /v1/batches` as multipart/form-data: the files and batch-level fields."""
+
+    images: Required[list[File]]
+    webhook_url: str
+    metadata: Annotated[str, Field(description="a JSON object")]
+    options: Annotated[str, Field(description="a JSON object of options")]
+
+
+class RemoveMultipart(TypedDict, total=False):
+    """rembg's `POST /api/remove` form."""
+
+    file: Required[File]
+    model: str
+    a: Annotated[bool, Field(description="alpha matting")]
+    af: Annotated[int, Field(description="alpha matting foreground threshold")]
+    ab: Annotated[int, Field(description="alpha matting background threshold")]
+    ae: Annotated[int, Field(description="alpha matting erode size")]
+    om: Annotated[bool, Field(description="only the mask")]
+    ppm: Annotated[bool, Field(description="post-process the mask")]
+    bgc: Annotated[str, Field(description="background colour: (255,255,255,255)")]
+
+
+#: component name → form
+FORMS: dict[str, Any] = {
+    "JobMultipart": JobMultipart,
+    "BatchMultipart": BatchMultipart,
+    "RemoveMultipart": RemoveMultipart,
+}

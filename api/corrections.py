@@ -24,6 +24,7 @@ from api.idempotency import idempotent
 from api.intake import read_limited
 from api.jobs import accepted, load_job
 from api.jsonbody import body_bytes
+from api.models import model_check
 from api.openapi import doc
 from api.services import Services, current
 from api.versions import OPENAPI_PARAMETER as VERSION_PARAMETER
@@ -166,7 +167,7 @@ def _correct(svc: Services, job_id: str) -> dict[str, Any]:
     job = load_job(job_id)
     _check_job(svc, job)
     data = _mask_bytes(svc.settings.max_upload_bytes)
-    options = parse_options(job.get("options") or {})
+    options = parse_options(job.get("options") or {}, models=model_check())
     maskcheck.check_mask(data, input_size(svc, job), options, svc.settings)
     tenant, correction_id = job["tenant"], new_id("cor")
     sent = keys.sent_mask_key(tenant, job_id, correction_id)

@@ -86,7 +86,7 @@ def new_job_record(
         "created_at": now_iso(),
         "started_at": None,
         "finished_at": None,
-        "options": options.to_dict(),
+        "options": options.stored(),
         "result": None,
         "error": None,
         "attempts": 0,

@@ -16,6 +16,7 @@ from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from api.idempotency import idempotent
 from api.intake import job_from_bytes, job_from_upload, job_from_url, read_limited
 from api.jsonbody import request_json
+from api.models import model_check
 from api.openapi import doc
 from api.result_headers import QUALITY_DOC, expose, quality_headers
 from api.services import Services, current
@@ -119,7 +120,7 @@ def _create_from_multipart() -> dict[str, Any]:
     if upload is None:
         others = ", ".join(sorted(request.files)) or "none"
         raise InvalidRequest(f"the multipart body has no `image` file (file fields: {others})")
-    options = parse_options(form_option_values(form))
+    options = parse_options(form_option_values(form), models=model_check())
     check_fast(svc, [options])
     metadata = parse_metadata(form.get("metadata"))
     webhook = parse_webhook(form.get("webhook_url"), svc.settings)
@@ -131,7 +132,7 @@ def _create_from_json() -> dict[str, Any]:
     svc = services()
     # members, the one-of input and each member's kind: the model (OpenAPI JobJson)
     body = read_body(JobCreate, request_json())
-    options = parse_options(body.options or {})
+    options = parse_options(body.options or {}, models=model_check())
     check_fast(svc, [options])
     metadata = body.metadata or {}
     webhook = parse_webhook(body.webhook_url, svc.settings)

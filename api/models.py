@@ -26,7 +26,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, g, has_app_context, request
 from werkzeug.datastructures import FileStorage
 
 from api.jsonbody import loads
@@ -43,7 +43,7 @@ from shared.modelfile import (
     sha256_of,
 )
 from shared.modelstore import GLOBAL, ModelRegistry, tenant_scope
-from shared.options import CUSTOM_MODEL_CHECK
+from shared.options import ModelCheck
 from shared.settings import Settings
 
 bp = Blueprint("models", __name__, url_prefix="/v1/models")
@@ -87,7 +87,8 @@ def _public(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def install(app: Flask) -> None:
-    """Register the blueprint and the per-request custom-model check."""
+    """Register the blueprint and the per-request custom-model check (``g.model_check``,
+    read through :func:`model_check`)."""
     app.register_blueprint(bp)
 
     @app.before_request
@@ -104,13 +105,15 @@ def install(app: Flask) -> None:
                 found[name] = registry().resolve(tenant, name)
             return found[name] is not None
 
-        g.model_check_token = CUSTOM_MODEL_CHECK.set(check)
+        g.model_check = check
 
-    @app.teardown_request
-    def forget_check(_exc: BaseException | None) -> None:
-        token = g.pop("model_check_token", None)
-        if token is not None:
-            CUSTOM_MODEL_CHECK.reset(token)
+
+def model_check() -> ModelCheck | None:
+    """This request's check of custom model names (the caller's registered models), for
+    the views to pass to ``parse_options``; None before authentication or outside a
+    request (built-ins only)."""
+    check: ModelCheck | None = g.get("model_check") if has_app_context() else None
+    return check
 
 
 def pinned_sha256(model: str) -> str | None:

@@ -9,16 +9,14 @@ models and forms of ``shared.shapes`` and ``shared.options.Options``'s fields.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from shared.options import FORMATS, MODELS, SCORES, Options
+from shared.options import options_schema
 from shared.shapes.openapi import component_schemas, webhooks
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -238,45 +236,6 @@ def _version() -> str:
         return version("cutout")
     except PackageNotFoundError:  # running from a checkout that was never installed
         return "0"
-
-
-def options_schema() -> dict[str, Any]:
-    """JSON Schema of the processing options, from :class:`Options`' fields."""
-    defaults = Options().to_dict()
-    hints = typing.get_type_hints(Options)
-    properties: dict[str, Any] = {}
-    for field in dataclasses.fields(Options):
-        hint = hints[field.name]
-        if field.name == "model":
-            # a built-in, or a custom model registered for the caller (GET /v1/models)
-            prop: dict[str, Any] = {
-                "type": "string",
-                "examples": list(MODELS),
-                "description": f"{', '.join(MODELS)}, or a custom model of GET /v1/models",
-            }
-        elif field.name == "format":
-            prop = {"type": "string", "enum": list(FORMATS)}
-        elif field.name == "score":
-            prop = {"type": "string", "enum": list(SCORES)}
-        elif field.name == "bg_color":
-            prop = {"type": ["string", "null"], "description": "#RRGGBB, #RRGGBBAA or r,g,b[,a]"}
-        elif field.name == "canvas":
-            prop = {
-                "type": ["string", "null"],
-                "pattern": r"^\d+x\d+$",
-                "description": "WIDTHxHEIGHT",
-            }
-        elif hint is bool:
-            prop = {"type": "boolean"}
-        elif hint is int:
-            prop = {"type": "integer"}
-        elif hint is float:
-            prop = {"type": "number"}
-        else:
-            prop = {}
-        prop["default"] = defaults[field.name]
-        properties[field.name] = prop
-    return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
 def schemas() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, g, request
 
 from api.errors import NoResult
 from api.intake import job_from_bytes, job_from_url, read_limited
+from api.models import model_check
 from api.openapi import doc
 from api.result_headers import QUALITY_DOC, expose, quality_headers
 from api.services import current
@@ -80,7 +81,7 @@ def rembg_options(params: Mapping[str, Any]) -> Options:
         if value == "" and ours not in ("bg_color", "canvas"):
             continue  # an empty form field means "the default", as in rembg
         values[ours] = value
-    return parse_options(values)
+    return parse_options(values, models=model_check())
 
 
 def _params() -> dict[str, Any]:

@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 from api.errors import from_http_exception
 from api.intake import check_image, job_from_bytes, job_from_url, read_limited
 from api.jsonbody import request_json
+from api.models import model_check
 from api.openapi import doc, not_an_operation
 from api.rembg_compat import finished_job
 from api.removebg_params import SOURCES, is_given, removebg_options
@@ -284,7 +285,7 @@ def removebg() -> Response:
     # beside the job's input: deleted with it when the job expires. Part of the options
     # from the start: it makes the result opaque (format auto and jpg need that)
     background_key = None if bg_bytes is None else keys.background_key(tenant, job_id)
-    options = removebg_options(params, background_key)
+    options = removebg_options(params, background_key, models=model_check())
     if bg_bytes is not None:
         try:
             check_image(bg_bytes, svc.settings)

@@ -17,7 +17,8 @@ from typing import Any
 from PIL import ImageColor
 
 from shared.errors import InvalidOption
-from shared.options import Options, parse_bool, parse_options
+from shared.options import ModelCheck, Options, parse_options
+from shared.optionvalues import parse_bool
 
 #: remove.bg's ``size`` → at most this many megapixels (their documented caps)
 SIZES: dict[str, float] = {
@@ -99,9 +100,12 @@ def parse_bg_color(value: Any) -> str:
     return text  # r,g,b[,a]: our parser judges it
 
 
-def removebg_options(params: dict[str, Any], bg_upload_key: str | None = None) -> Options:
+def removebg_options(
+    params: dict[str, Any], bg_upload_key: str | None = None, models: ModelCheck | None = None
+) -> Options:
     """Our options for remove.bg's parameters (InvalidOption names the bad one);
-    ``bg_upload_key``: where an uploaded ``bg_image_file`` will be stored."""
+    ``bg_upload_key``: where an uploaded ``bg_image_file`` will be stored; ``models``:
+    the caller's custom model names (``parse_options``)."""
     unknown = sorted(k for k, v in params.items() if k not in KNOWN and is_given(v))
     if unknown:
         raise InvalidOption(f"unknown parameter(s): {', '.join(unknown)}", option=unknown[0])
@@ -147,4 +151,4 @@ def removebg_options(params: dict[str, Any], bg_upload_key: str | None = None) -
         plain = not values["mask_only"] and "bg_color" not in values and not opaque
         if values["format"] == "jpeg" and plain:
             values["bg_color"] = "#ffffffff"  # JPG has no transparency: white, as a page
-    return parse_options(values)
+    return parse_options(values, models=models)

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.options import CUSTOM_MODEL_CHECK, parse_options  # noqa: E402
+from shared.options import parse_options  # noqa: E402
 from shared.settings import load_settings  # noqa: E402
 from worker.engine import Engine  # noqa: E402
 from worker.engine.custom import CustomModels  # noqa: E402
@@ -74,11 +74,7 @@ def cpu(pids: list[int]) -> float:
 def run(path: Path, sandboxed: bool, jobs: int, data: bytes) -> dict[str, Any]:
     box = Sandbox(SandboxLimits(memory=2 * 2**30, timeout=300)) if sandboxed else None
     engine = Engine(path.parent, threads=1, custom=Pinned(path), sandbox=box)
-    token = CUSTOM_MODEL_CHECK.set(lambda name: name == "custom")
-    try:
-        options = parse_options({"model": "custom"})
-    finally:
-        CUSTOM_MODEL_CHECK.reset(token)
+    options = parse_options({"model": "custom"}, models=lambda name: name == "custom")
 
     def pids() -> list[int]:
         runner = getattr(box._local, "runner", None) if box else None

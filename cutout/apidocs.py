@@ -21,7 +21,6 @@ A new section is one entry in :data:`SECTIONS` plus its markers in docs/api.md.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import http
 import inspect
 import re
@@ -114,8 +113,8 @@ _VALUES = {
 
 def _option_values(name: str, hint: Any) -> str:
     from shared import options
+    from shared.optionvalues import MAX_MEGAPIXELS, MIN_MEGAPIXELS, Colour
 
-    catalogue = options._CATALOGUE
     if name in _VALUES:
         return _VALUES[name]
     if name == "model":
@@ -124,24 +123,20 @@ def _option_values(name: str, hint: Any) -> str:
         return ", ".join(f"`{f}`" for f in options.FORMATS) + " (`jpg` means `jpeg`)"
     if name == "score":
         return " or ".join(f"`{level}`" for level in options.SCORES) + " (docs/quality.md)"
-    if name in options._BOOLS:
+    if hint is bool:
         return "`true` or `false`"
     if name.startswith("alpha_matting_"):
         return "0–255"
     if name == "margin":
         return f"0–{options.MAX_MARGIN} pixels"
     if name == "bg_color":
-        return _cell(inspect.getdoc(options.parse_color) or "")
+        return _cell(inspect.getdoc(Colour.parse) or "")
     if name == "canvas":
         return f"`WIDTHxHEIGHT`, each side 1–{options.MAX_CANVAS_SIDE}"
     if name == "fill":
         return "a number in (0, 1]"
     if name == "max_megapixels":
-        from shared.catalogue import MAX_MEGAPIXELS, MIN_MEGAPIXELS
-
         return f"{MIN_MEGAPIXELS:g}–{MAX_MEGAPIXELS:g} (million pixels)"
-    if name in catalogue:
-        return _cell(inspect.getdoc(catalogue[name]) or "")
     return _cell(str(hint))
 
 
@@ -158,20 +153,19 @@ def _type_name(hint: Any) -> str:
 def options_markdown() -> str:
     from shared.options import Options
 
-    defaults = Options().to_dict()
-    hints = typing.get_type_hints(Options)
+    defaults = Options().stored()
     rows = []
-    for field in dataclasses.fields(Options):
-        default = defaults[field.name]
+    for name, field in Options.model_fields.items():
+        default = defaults[name]
         shown = "none" if default is None else f"`{str(default).lower()}`"
         if isinstance(default, int | float) and not isinstance(default, bool):
             shown = f"`{default:g}`"
         rows.append(
             (
-                f"`{field.name}`",
-                _type_name(hints[field.name]),
+                f"`{name}`",
+                _type_name(field.annotation),
                 shown,
-                _option_values(field.name, hints[field.name]),
+                _option_values(name, field.annotation),
             )
         )
     return _table(("option", "type", "default", "values"), rows)

@@ -1,37 +1,49 @@
-"""Processing options: one parser shared by the API (forms, JSON), the CLI and the worker.
+"""Processing options: one frozen model shared by the API (forms, JSON), the CLI and the
+worker.
 
 Names follow docs/api.md's options table. Values arrive as strings (forms, query strings,
-command-line flags) or as JSON values; both parse to the same :class:`Options`. Every
-problem raises :class:`~shared.errors.InvalidOption` naming the option.
+command-line flags) or as JSON values; both parse to the same :class:`Options`, whose
+values are typed (:mod:`shared.optionvalues`). Every problem raises
+:class:`~shared.errors.InvalidOption` naming the option: a wrong value first (when
+several are wrong, the first in the table's order; an unknown name before all), then a
+combination that cannot work.
+
+Which custom model names are allowed is the caller's to say, as validation context:
+``parse_options(values, models=check)`` (``check(name)`` is true for a model registered
+for the caller); without one only :data:`MODELS` are.
+
+The stored form (a job record's ``options``, the job object's): :meth:`Options.stored`,
+every option with its value in canonical JSON (the typed values as their text, keys
+sorted), which :meth:`Options.from_stored` parses back to the same model. Every option
+is kept, defaults too: the job object shows them all, and ``position`` must be there to
+say that a scaled subject was left where it was (``null``) rather than centred.
 """
 
 from __future__ import annotations
 
-import contextvars
-import dataclasses
-import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from shared import catalogue
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.json_schema import GenerateJsonSchema
+
+from shared import optionvalues as values_
 from shared.errors import InvalidOption
 from shared.modelfile import NAME_RE
+from shared.optionvalues import Box, Colour, Margin, Position, Size
 
 MODELS = ("u2net", "u2netp")
-#: which custom model names (shared/modelfile.py) may be used: the API sets it per request
-#: (the caller's registered models), the worker and the CLI once per process
-#: (set_custom_model_check); unset, only MODELS are accepted
-CUSTOM_MODEL_CHECK: contextvars.ContextVar[Callable[[str], bool] | None] = contextvars.ContextVar(
-    "custom_model_check", default=None
-)
-_process_check: list[Callable[[str], bool]] = []
-
-
-def set_custom_model_check(check: Callable[[str], bool] | None) -> None:
-    """The whole process's check of custom model names (a worker, a command)."""
-    _process_check[:] = [check] if check else []
-
-
 FORMATS = {
     "png": "image/png",
     "webp": "image/webp",
@@ -39,46 +51,207 @@ FORMATS = {
     "zip": "application/zip",  # color.jpg + alpha.png, as remove.bg's ZIP format
 }
 EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg", "zip": "zip"}
-MAX_CANVAS_SIDE = 10_000
+MAX_CANVAS_SIDE = values_.MAX_CANVAS_SIDE
 MAX_MARGIN = 10_000
 #: the levels of the ``score`` option (docs/quality.md)
 SCORES = ("basic", "full")
 
-RGBA = tuple[int, int, int, int]
+ModelCheck = Callable[[str], bool]
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
+def _name(info: ValidationInfo) -> str:
+    return info.field_name or "option"
+
+
+def _model(value: Any, info: ValidationInfo) -> str:
+    model = str(value).strip()
+    check: ModelCheck | None = (info.context or {}).get("models")
+    # a registered name is short and plain (shared/modelfile.py): anything else is
+    # refused here, before it reaches a store lookup
+    plain = NAME_RE.fullmatch(model) is not None
+    if model not in MODELS and not (check is not None and plain and check(model)):
+        raise InvalidOption(
+            f"model must be one of {', '.join(MODELS)} or a model registered for you, "
+            f"got {value!r}",
+            option="model",
+        )
+    return model
+
+
+def _format(value: Any) -> str:
+    fmt = str(value).strip().lower()
+    fmt = "jpeg" if fmt == "jpg" else fmt
+    if fmt not in FORMATS:
+        raise InvalidOption(
+            f"format must be one of {', '.join(FORMATS)}, got {value!r}", option="format"
+        )
+    return fmt
+
+
+def _score(value: Any) -> str:
+    level = str(value).strip().lower()
+    if level not in SCORES:
+        raise InvalidOption(
+            f"score must be one of {', '.join(SCORES)}, got {value!r}", option="score"
+        )
+    return level
+
+
+def _fill(value: Any) -> float:
+    try:
+        fill = float(value)
+    except (TypeError, ValueError):
+        raise InvalidOption(f"fill must be a number, got {value!r}", option="fill") from None
+    if not 0.0 < fill <= 1.0:
+        raise InvalidOption(f"fill must be in (0, 1], got {fill}", option="fill")
+    return fill
+
+
+def _typed(parse: Callable[[str, Any], Any], schema: dict[str, Any]) -> tuple[Any, ...]:
+    """Annotations of a typed option: its parser (named after the field), its text as
+    the stored form, its JSON Schema (what a client may send; the stored text included)."""
+    return (
+        PlainValidator(lambda value, info: parse(_name(info), value)),
+        PlainSerializer(lambda value: value.text(), when_used="json-unless-none"),
+        WithJsonSchema({"anyOf": [*schema["anyOf"], {"type": "null"}]}),
+    )
+
+
+def _scalar(parse: Callable[[str, Any], Any]) -> BeforeValidator:
+    return BeforeValidator(lambda value, info: parse(_name(info), value))
+
+
+_LENGTH = r"\d+(\.\d+)?([pP][xX]|%)?"
+Flag = Annotated[bool, _scalar(values_.parse_bool)]
+Level = Annotated[int, _scalar(lambda name, value: values_.parse_int(name, value, 0, 255))]
+ColourOption = Annotated[
+    Colour | None,
+    *_typed(
+        Colour.parse,
+        {
+            "anyOf": [
+                {"type": "string", "description": "#RRGGBB, #RRGGBBAA or r,g,b[,a]"},
+                {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0, "maximum": 255},
+                    "minItems": 3,
+                    "maxItems": 4,
+                },
+            ]
+        },
+    ),
+]
+SizeOption = Annotated[
+    Size | None,
+    *_typed(
+        Size.parse,
+        {"anyOf": [{"type": "string", "pattern": r"^\s*\d+\s*[xX]\s*\d+\s*$"}]},
+    ),
+]
+PositionOption = Annotated[
+    Position | None,
+    *_typed(
+        Position.parse,
+        {
+            "anyOf": [
+                {"type": "string", "description": "original, center, X% or X% Y%"},
+                {
+                    "type": "array",
+                    "items": {"type": ["number", "string"]},
+                    "minItems": 2,
+                    "maxItems": 2,
+                },
+            ]
+        },
+    ),
+]
+MarginOption = Annotated[
+    Margin | None,
+    *_typed(
+        Margin.parse,
+        {
+            "anyOf": [
+                {"type": "string", "description": "1, 2 or 4 lengths (30px, 10%)"},
+                {"type": "number", "minimum": 0},
+            ]
+        },
+    ),
+]
+BoxOption = Annotated[
+    Box | None,
+    *_typed(
+        Box.parse,
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": rf"^\s*{_LENGTH}([\s,]+{_LENGTH}){{3}}\s*$",
+                    "description": "x1 y1 x2 y2, each in px (or a bare number) or %",
+                }
+            ]
+        },
+    ),
+]
+ScaleOption = Annotated[
+    float | None,
+    _scalar(values_.parse_scale),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": values_.MIN_SCALE, "maximum": 1},
+                {"type": "string", "description": "10% to 100%, or original"},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
+
+
+class Options(BaseModel):
     """Validated processing options with docs/api.md's defaults."""
 
-    model: str = "u2net"
-    format: str = "png"
-    mask_only: bool = False
-    bg_color: RGBA | None = None
-    post_process: bool = False
-    alpha_matting: bool = False
-    alpha_matting_foreground_threshold: int = 240
-    alpha_matting_background_threshold: int = 10
-    alpha_matting_erode_size: int = 10
-    crop: bool = False
-    margin: int = 0
-    canvas: tuple[int, int] | None = None
-    fill: float = 0.85
-    fast: bool = False
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: Annotated[str, BeforeValidator(_model)] = Field(
+        default="u2net",
+        examples=list(MODELS),
+        description=f"{', '.join(MODELS)}, or a custom model of GET /v1/models",
+    )
+    format: Annotated[Literal["png", "webp", "jpeg", "zip"], BeforeValidator(_format)] = "png"
+    mask_only: Flag = False
+    bg_color: ColourOption = None
+    post_process: Flag = False
+    alpha_matting: Flag = False
+    alpha_matting_foreground_threshold: Level = Field(default=240, ge=0, le=255)
+    alpha_matting_background_threshold: Level = Field(default=10, ge=0, le=255)
+    alpha_matting_erode_size: Level = Field(default=10, ge=0, le=255)
+    crop: Flag = False
+    margin: Annotated[
+        int, _scalar(lambda name, value: values_.parse_int(name, value, 0, MAX_MARGIN))
+    ] = Field(default=0, ge=0, le=MAX_MARGIN)
+    canvas: SizeOption = None
+    fill: Annotated[float, BeforeValidator(_fill)] = Field(default=0.85, gt=0, le=1)
+    fast: Flag = False
     #: the refined cutout (worker/engine/refine.py, docs/refine.md); not rembg-identical
-    refine: bool = False
-    # catalogue outputs (issue 16; parsers in shared/catalogue.py)
-    bg_image_url: str | None = None
-    bg_upload_key: str | None = None
-    shadow: bool = False
-    scale: float | None = None
-    position: tuple[float, float] | None = None
-    crop_margin: str | None = None
-    roi: str | None = None
-    max_megapixels: float | None = None
+    refine: Flag = False
+    # catalogue outputs (issue 16; their values in shared/optionvalues.py)
+    bg_image_url: Annotated[str | None, _scalar(values_.parse_bg_image_url)] = Field(
+        default=None, json_schema_extra={"format": "uri"}
+    )
+    bg_upload_key: Annotated[str | None, _scalar(values_.parse_upload_key)] = Field(
+        default=None, max_length=values_.MAX_KEY_LENGTH
+    )
+    shadow: Flag = False
+    scale: ScaleOption = None
+    position: PositionOption = None
+    crop_margin: MarginOption = None
+    roi: BoxOption = None
+    max_megapixels: Annotated[float | None, _scalar(values_.parse_megapixels)] = Field(
+        default=None, ge=values_.MIN_MEGAPIXELS, le=values_.MAX_MEGAPIXELS
+    )
     #: how the cutout's quality is estimated (worker/engine/quality.py, docs/quality.md):
     #: ``basic`` from the model's own map, ``full`` with a second model's opinion
-    score: str = "basic"
+    score: Annotated[Literal["basic", "full"], BeforeValidator(_score)] = "basic"
 
     @property
     def has_background(self) -> bool:
@@ -92,196 +265,69 @@ class Options:
     def extension(self) -> str:
         return EXTENSIONS[self.format]
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (the job object's ``options``); parses back to the same value."""
-        out: dict[str, Any] = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.name == "bg_color" and value is not None:
-                value = "#{:02x}{:02x}{:02x}{:02x}".format(*value)
-            elif field.name == "canvas" and value is not None:
-                value = f"{value[0]}x{value[1]}"
-            elif field.name == "position" and value is not None:
-                value = f"{value[0] * 100:g}% {value[1] * 100:g}%"
-            out[field.name] = value
-        return out
+    def stored(self) -> dict[str, Any]:
+        """The stored form: every option, JSON values, keys sorted (see the module)."""
+        return dict(sorted(self.model_dump(mode="json").items()))
+
+    @classmethod
+    def from_stored(cls, record: Mapping[str, Any]) -> Options:
+        """A record's ``options`` (this form, or an older one: jobs queued before a
+        deploy) as the model. Its model name was checked for its owner at submit; any
+        plain name is taken here, and the engine resolves it again."""
+        return cls.model_validate(record, context={"models": _plain_name})
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _whole(cls, data: Any, handler: ModelWrapValidatorHandler[Options]) -> Options:
+        if isinstance(data, Mapping):
+            for key in data:
+                if key not in cls.model_fields:
+                    raise InvalidOption(f"unknown option {key!r}", option=str(key))
+        options = handler(data)
+        _check_combinations(options)
+        given = data if isinstance(data, Mapping) else {}
+        if options.scale is not None and options.position is None and "position" not in given:
+            # remove.bg's rule: scaling implies centring, unless a position (original) is given
+            options = options.model_copy(update={"position": Position(0.5, 0.5)})
+        return options
 
 
-OPTION_NAMES = tuple(f.name for f in dataclasses.fields(Options))
-_BOOLS = ("mask_only", "post_process", "alpha_matting", "crop", "fast", "shadow", "refine")
-_CATALOGUE: dict[str, Any] = {
-    "bg_image_url": catalogue.parse_bg_image_url,
-    "bg_upload_key": catalogue.parse_upload_key,
-    "scale": catalogue.parse_scale,
-    "position": catalogue.parse_position,
-    "crop_margin": catalogue.parse_crop_margin,
-    "roi": catalogue.parse_roi,
-    "max_megapixels": catalogue.parse_megapixels,
-}
-_TRUE = {"1", "true", "yes", "on", "t", "y"}
-_FALSE = {"0", "false", "no", "off", "f", "n", ""}
+OPTION_NAMES = tuple(Options.model_fields)
 
 
-def parse_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise InvalidOption(f"{name} must be a boolean (true or false), got {value!r}", option=name)
-
-
-def parse_int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool):
-        raise InvalidOption(f"{name} must be an integer, got {value!r}", option=name)
-    try:
-        number = int(value) if not isinstance(value, float) or value.is_integer() else None
-    except (TypeError, ValueError):
-        number = None
-    if number is None:
-        raise InvalidOption(f"{name} must be an integer, got {value!r}", option=name)
-    if not lo <= number <= hi:
-        raise InvalidOption(f"{name} must be between {lo} and {hi}, got {number}", option=name)
-    return number
-
-
-def parse_color(name: str, value: Any) -> RGBA:
-    """``#RRGGBB``, ``#RRGGBBAA`` or ``r,g,b[,a]`` (also a JSON list of 3 or 4 ints)."""
-    if isinstance(value, list | tuple):
-        parts = list(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"#?[0-9a-fA-F]{6}([0-9a-fA-F]{2})?", text):
-            text = text.lstrip("#")
-            parts = [int(text[i : i + 2], 16) for i in range(0, len(text), 2)]
-        else:
-            parts = [p.strip() for p in text.split(",")]
-    else:
-        parts = []
-    if len(parts) not in (3, 4):
-        raise InvalidOption(
-            f"{name} must be #RRGGBB, #RRGGBBAA or r,g,b[,a], got {value!r}", option=name
-        )
-    channels = [parse_int(name, p, 0, 255) for p in parts]
-    if len(channels) == 3:
-        channels.append(255)
-    return (channels[0], channels[1], channels[2], channels[3])
-
-
-def parse_canvas(name: str, value: Any) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(value))
-    if not match:
-        raise InvalidOption(f"{name} must be WIDTHxHEIGHT, got {value!r}", option=name)
-    width, height = int(match.group(1)), int(match.group(2))
-    if not (1 <= width <= MAX_CANVAS_SIDE and 1 <= height <= MAX_CANVAS_SIDE):
-        raise InvalidOption(
-            f"{name} sides must be between 1 and {MAX_CANVAS_SIDE}, got {width}x{height}",
-            option=name,
-        )
-    return width, height
+def _plain_name(name: str) -> bool:
+    return NAME_RE.fullmatch(name) is not None
 
 
 def parse_options(
     values: Mapping[str, Any] | None,
     *,
     base: Options | None = None,
-    ignore_unknown: bool = False,
+    models: ModelCheck | None = None,
 ) -> Options:
-    """Parse and validate options; ``base`` supplies defaults (batch-level options).
+    """Parse and validate options; ``base`` supplies defaults (batch-level options),
+    ``models`` says which custom model names the caller may use.
 
-    Raises InvalidOption for an unknown name (unless ``ignore_unknown``), a bad value, or
-    a combination that cannot work (``format=jpeg`` without ``bg_color``).
+    Raises InvalidOption for an unknown name, a bad value, or a combination that cannot
+    work (``format=jpeg`` without ``bg_color``).
     """
-    parsed: dict[str, Any] = (
-        {f.name: getattr(base, f.name) for f in dataclasses.fields(base)} if base else {}
-    )
-    for key, value in (values or {}).items():
-        if key not in OPTION_NAMES:
-            if ignore_unknown:
-                continue
-            raise InvalidOption(f"unknown option {key!r}", option=key)
-        if key in _CATALOGUE:
-            parsed[key] = _CATALOGUE[key](key, value)
-            continue
-        if value is None and key in ("bg_color", "canvas"):
-            parsed[key] = None
-            continue
-        if key == "model":
-            model = str(value).strip()
-            check = CUSTOM_MODEL_CHECK.get() or (_process_check[0] if _process_check else None)
-            # a registered name is short and plain (shared/modelfile.py): anything else is
-            # refused here, before it reaches a store lookup
-            plain = NAME_RE.fullmatch(model) is not None
-            if model not in MODELS and not (check is not None and plain and check(model)):
-                raise InvalidOption(
-                    f"model must be one of {', '.join(MODELS)} or a model registered for "
-                    f"you, got {value!r}",
-                    option=key,
-                )
-            parsed[key] = model
-        elif key == "format":
-            fmt = str(value).strip().lower()
-            fmt = "jpeg" if fmt == "jpg" else fmt
-            if fmt not in FORMATS:
-                raise InvalidOption(
-                    f"format must be one of {', '.join(FORMATS)}, got {value!r}", option=key
-                )
-            parsed[key] = fmt
-        elif key in _BOOLS:
-            parsed[key] = parse_bool(key, value)
-        elif key == "score":
-            level = str(value).strip().lower()
-            if level not in SCORES:
-                raise InvalidOption(
-                    f"score must be one of {', '.join(SCORES)}, got {value!r}", option=key
-                )
-            parsed[key] = level
-        elif key.startswith("alpha_matting_"):
-            parsed[key] = parse_int(key, value, 0, 255)
-        elif key == "margin":
-            parsed[key] = parse_int(key, value, 0, MAX_MARGIN)
-        elif key == "bg_color":
-            parsed[key] = None if value == "" else parse_color(key, value)
-        elif key == "canvas":
-            parsed[key] = None if value == "" else parse_canvas(key, value)
-        elif key == "fill":
-            try:
-                fill = float(value)
-            except (TypeError, ValueError):
-                raise InvalidOption(f"fill must be a number, got {value!r}", option=key) from None
-            if not 0.0 < fill <= 1.0:
-                raise InvalidOption(f"fill must be in (0, 1], got {fill}", option=key)
-            parsed[key] = fill
-    options = Options(**parsed)
-    # a base that already had a scale already decided its position (batch-level options)
-    parsed_keys = set(values or {}) | ({"position"} if base and base.scale is not None else set())
+    data = dict(values or {})
+    if base is not None:
+        inherited = base.model_dump(exclude_defaults=True)
+        if base.scale is not None:
+            # a base that already had a scale already decided its position
+            inherited["position"] = base.position
+        data = inherited | data
+    return Options.model_validate(data, context={"models": models})
+
+
+def _check_combinations(options: Options) -> None:
+    """Combinations of options that cannot work (InvalidOption)."""
     if options.format == "jpeg" and not options.has_background and not options.mask_only:
         raise InvalidOption(
             "format jpeg has no alpha channel: it needs bg_color or a background image",
             option="format",
         )
-    _check_catalogue(options)
-    if options.scale is not None and options.position is None and "position" not in parsed_keys:
-        # remove.bg's rule: scaling implies centring, unless a position (original) is given
-        options = dataclasses.replace(options, position=(0.5, 0.5))
-    if options.fast and options.model != "u2net":
-        raise InvalidOption(
-            f"fast is only offered for u2net; {options.model} loses too much quality in it",
-            option="fast",
-        )
-    if options.refine and (options.fast or options.alpha_matting):
-        other = "fast" if options.fast else "alpha_matting"
-        raise InvalidOption(
-            f"refine replaces {other}: it runs the exact u2net and refines the edge "
-            "itself; choose one",
-            option="refine",
-        )
-    return options
-
-
-def _check_catalogue(options: Options) -> None:
-    """Combinations of the catalogue options that cannot work (InvalidOption)."""
     sources = [
         name for name in ("bg_color", "bg_image_url", "bg_upload_key") if getattr(options, name)
     ]
@@ -297,3 +343,28 @@ def _check_catalogue(options: Options) -> None:
             "mask_only gives the mask alone: no zip, shadow or background image with it",
             option="mask_only",
         )
+    if options.fast and options.model != "u2net":
+        raise InvalidOption(
+            f"fast is only offered for u2net; {options.model} loses too much quality in it",
+            option="fast",
+        )
+    if options.refine and (options.fast or options.alpha_matting):
+        other = "fast" if options.fast else "alpha_matting"
+        raise InvalidOption(
+            f"refine replaces {other}: it runs the exact u2net and refines the edge "
+            "itself; choose one",
+            option="refine",
+        )
+
+
+class _Schema(GenerateJsonSchema):
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def options_schema() -> dict[str, Any]:
+    """JSON Schema of the options (what a client may send; the stored form included)."""
+    schema = Options.model_json_schema(schema_generator=_Schema)
+    schema.pop("title", None)
+    schema.pop("description", None)
+    return schema

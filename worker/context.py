@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import FastModeUnavailable
-from shared.modelfile import NAME_RE
-from shared.options import set_custom_model_check
 from shared.settings import Settings
 from shared.storage import S3Storage, Storage
 from shared.store import RedisStore
@@ -141,9 +139,6 @@ def worker_storage(settings: Settings) -> S3Storage:
 
 def configure(settings: Settings, app: Celery) -> WorkerContext:
     global _context
-    # a custom model name in a job was checked against the registry at submit; the
-    # engine resolves it again (and fails the job clearly if it is gone)
-    set_custom_model_check(lambda name: NAME_RE.fullmatch(name) is not None)
     _context = WorkerContext(
         settings=settings,
         app=app,

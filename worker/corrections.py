@@ -33,7 +33,7 @@ from shared.errors import (
     UploadNotFound,
 )
 from shared.ids import now_iso
-from shared.options import parse_options
+from shared.options import Options
 from worker import context, webhooks
 from worker.background import read_background
 from worker.outcome import count_retry
@@ -126,7 +126,7 @@ def _correct(ctx: context.WorkerContext, job_id: str, correction_id: str) -> str
         return "already-finished"
     begin = time.monotonic()
     settings = ctx.settings
-    options = parse_options(job.get("options") or {})
+    options = Options.from_stored(job.get("options") or {})
     data = _read(ctx, stored_input_key(job), "the job's input")
     mask = _read(ctx, correction["mask"], "the corrected mask")
     background = read_background(ctx, job["tenant"], options)

@@ -26,7 +26,7 @@ from shared.ids import now_iso
 from shared.jobstats import TALLY
 from shared.keys import output_key
 from shared.netguard import fetch
-from shared.options import MODELS, parse_options
+from shared.options import MODELS, Options
 from shared.store import TERMINAL
 from worker import batches, context, corrections, webhooks
 from worker.background import read_background
@@ -224,7 +224,7 @@ def _work(ctx: context.WorkerContext, run: _Run) -> tuple[str, Result, dict[str,
     """The job's input (from storage or its URL) and background → the engine → the
     result in storage: its key, the engine's result and the timings."""
     job = run.job
-    options = parse_options(job.get("options") or {})
+    options = Options.from_stored(job.get("options") or {})
     run.on_storage = (job.get("source") or {}).get("kind") != "url"
     data = _read_input(ctx, job)
     corrections.keep_input(ctx, job, data)  # a URL's bytes, for corrected masks

@@ -15,6 +15,7 @@ from werkzeug.datastructures import FileStorage
 
 from api.fields import check_url, form_option_values, parse_metadata, parse_webhook
 from api.intake import check_image, own_upload_key, read_limited
+from api.models import model_check
 from shared.errors import InvalidRequest, UploadNotFound
 from shared.ids import new_id
 from shared.limits import check_input, check_options
@@ -53,7 +54,7 @@ class BatchRequest:
 
 
 def batch_options(raw: dict[str, Any] | None, settings: Settings) -> Options:
-    options = parse_options(raw or {})
+    options = parse_options(raw or {}, models=model_check())
     check_options(options, settings)
     return options
 
@@ -77,7 +78,7 @@ def parse_json(body: Any, settings: Settings, tenant: str) -> BatchRequest:
 def json_item(settings: Settings, tenant: str, index: int, item: BatchItem, base: Options) -> Item:
     options = base
     if item.options:
-        options = parse_options(item.options, base=base)
+        options = parse_options(item.options, base=base, models=model_check())
         check_options(options, settings)
     metadata = item.metadata or {}
     job_id = new_id("job")
@@ -110,7 +111,7 @@ def parse_multipart(
             f"the multipart body has no `images` files (file fields: {others})", field="images"
         )
     check_count(len(uploads), settings.max_batch_items)
-    options = parse_options(form_option_values(form))
+    options = parse_options(form_option_values(form), models=model_check())
     check_options(options, settings)
     metadata = parse_metadata(form.get("metadata"))
     webhook = parse_webhook(form.get("webhook_url"), settings)

@@ -123,7 +123,7 @@ def store_batch(svc: Services, tenant: str, batch_id: str, parsed: BatchRequest)
         "status": "running",
         "created_at": now_iso(),
         # no finished_at member: the store sets it exactly once, when the batch completes
-        "options": parsed.options.to_dict(),
+        "options": parsed.options.stored(),
         "metadata": parsed.metadata,
         "webhook": parsed.webhook,
         "enqueued": 0,

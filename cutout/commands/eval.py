@@ -120,16 +120,18 @@ def _fail(message: str, code: int) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     # heavy imports here, so that `cutout --help` stays fast
-    from cutout.commands.models import allow_local_models
+    from cutout.commands.models import local_model_check
     from shared.errors import CutoutError, InvalidOption
     from shared.settings import SettingsError, load_settings
     from worker.eval.grabcut import OpenCVMissing, require_cv2
     from worker.eval.manifest import ManifestError, load_manifest
     from worker.eval.methods import build_methods
 
-    allow_local_models(None)  # tuned and added models, beside the built-in ones
     try:
-        methods = build_methods(args.model, args.option, args.variant, args.baseline)
+        # tuned and added models, beside the built-in ones
+        methods = build_methods(
+            args.model, args.option, args.variant, args.baseline, local_model_check(None)
+        )
     except InvalidOption as exc:
         return _fail(exc.message, 2)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,9 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     register_custom(sub)
 
 
-def allow_local_models(home: Path | None) -> None:
-    """Let this process's option parser accept the custom models of the local store."""
-    from shared.options import set_custom_model_check
+def local_model_check(home: Path | None) -> Callable[[str], bool]:
+    """The check of custom model names that the local store holds (tuned and added
+    models), for ``parse_options(..., models=...)``."""
     from worker.engine.custom import LocalModels
 
     def check(name: str) -> bool:
@@ -68,7 +69,7 @@ def allow_local_models(home: Path | None) -> None:
             return False
         return LocalModels(Path(folder)).record(name) is not None
 
-    set_custom_model_check(check)
+    return check
 
 
 def _settings_or_exit() -> Settings:

@@ -100,9 +100,13 @@ def _prepare(
 ) -> tuple[Plan, Path | None, Options, bytes | None]:
     """The plan (outputs named), OUT when it is a folder, the options and the background;
     UsageError, InvalidOption or CutoutError (a background that cannot be fetched)."""
+    from cutout.commands.models import local_model_check
+
     check_flag_pairs(args)
     plan, folder = plan_paths(args.paths)
-    options = options_for(args, args.paths[-1], single=not folder)
+    # tuned and added models (cutout tune, models add) beside the built-in ones
+    models = local_model_check(args.model_home)
+    options = options_for(args, args.paths[-1], single=not folder, models=models)
     out_dir = Path(args.paths[-1]) if folder else None
     if out_dir is not None:
         plan = name_outputs(plan, out_dir, options.extension)
@@ -112,14 +116,12 @@ def _prepare(
 
 
 def handler(args: argparse.Namespace) -> int:
-    from cutout.commands.models import allow_local_models
     from cutout.remove.run import Runner, open_engine, run_all
     from shared.errors import FastModeUnavailable, InvalidOption
     from shared.settings import SettingsError, load_settings
 
     if len(args.paths) < 2:
         return _fail("give an input and an output (IN... OUT; '-' for stdin/stdout)", 2)
-    allow_local_models(args.model_home)  # tuned and added models (cutout tune, models add)
     try:
         settings = load_settings()
         plan, out_dir, options, background = _prepare(args, settings)

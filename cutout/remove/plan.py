@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from cutout.commands.flags import option_values
 
 if TYPE_CHECKING:
-    from shared.options import Options
+    from shared.options import ModelCheck, Options
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif"}
 FORMAT_BY_SUFFIX = {
@@ -51,8 +51,11 @@ def check_flag_pairs(args: argparse.Namespace) -> None:
         raise UsageError("--fill only applies with --canvas (the share of the canvas)")
 
 
-def options_for(args: argparse.Namespace, out: str, single: bool) -> Options:
-    """The run's options; a single output file's extension decides the format."""
+def options_for(
+    args: argparse.Namespace, out: str, single: bool, models: ModelCheck | None = None
+) -> Options:
+    """The run's options; a single output file's extension decides the format; ``models``:
+    the custom model names allowed beside the built-in ones."""
     from shared.options import parse_options
 
     values = option_values(args)
@@ -69,7 +72,7 @@ def options_for(args: argparse.Namespace, out: str, single: bool) -> Options:
         if given is not None and str(given).lower() not in (guessed, suffix.lstrip(".")):
             raise UsageError(f"{out}: the extension says {guessed}, --format says {given}")
         values["format"] = guessed
-    return parse_options(values)
+    return parse_options(values, models=models)
 
 
 def _folder_images(path: Path) -> list[str]:

@@ -154,7 +154,7 @@ def test_a_custom_model_gives_the_cutout_it_gives_in_process(
     model_home: Path,
     tmp_path: Path,
 ) -> None:
-    from shared.options import CUSTOM_MODEL_CHECK, parse_options
+    from shared.options import parse_options
     from worker.engine import Engine
     from worker.engine.custom import CustomModels
 
@@ -169,11 +169,7 @@ def test_a_custom_model_gives_the_cutout_it_gives_in_process(
     assert job["status"] == "succeeded", job
     served = client.get(f"/v1/jobs/{job['id']}/result", headers=AUTH_A).get_data()
     engine = Engine(model_home, threads=1, custom=Here())  # no sandbox: in this process
-    token = CUSTOM_MODEL_CHECK.set(lambda name: name == "tiny")
-    try:
-        options = parse_options({"model": "tiny"})
-    finally:
-        CUSTOM_MODEL_CHECK.reset(token)
+    options = parse_options({"model": "tiny"}, models=lambda name: name == "tiny")
     here = engine.process(photo((120, 90), 3), options)
     assert np.array_equal(
         np.asarray(Image.open(io.BytesIO(served))), np.asarray(Image.open(io.BytesIO(here.data)))

@@ -79,14 +79,3 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def s3_endpoint() -> str:
     pytest.fail(REFUSED.format("s3_endpoint"))
-
-
-@pytest.fixture(autouse=True)
-def _own_model_check() -> Any:
-    """Each test starts with the process-wide custom-model check it found: building a
-    worker app (create_worker_app) sets one, and a later test must not inherit it."""
-    from shared import options
-
-    saved = list(options._process_check)
-    yield
-    options._process_check[:] = saved

@@ -364,7 +364,7 @@ def test_rembg_options_map_onto_ours() -> None:
     assert rembg_options({"om": "1"}).mask_only is True
     # our own names work too, and empty fields mean the defaults
     assert rembg_options({"format": "webp", "a": "", "bgc": ""}).format == "webp"
-    assert rembg_options({}).to_dict() == rembg_options({"model": "u2net"}).to_dict()
+    assert rembg_options({}).stored() == rembg_options({"model": "u2net"}).stored()
 
 
 def test_rembg_options_name_the_bad_parameter() -> None:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.catalogue import margin_sides, roi_box
 from shared.errors import InvalidOption
 from shared.options import Options, parse_options
+from shared.optionvalues import Box, Margin
 from tests.unit.engine_helpers import box_mask, scene
 from worker.engine import render as rendering
 from worker.engine.compose import compose
@@ -26,6 +26,18 @@ def pixels(image: Image.Image) -> np.ndarray:
 
 def mask() -> Image.Image:
     return box_mask((64, 48), SUBJECT)
+
+
+def box_of(text: str) -> Box:
+    box = Box.parse("roi", text)
+    assert box is not None
+    return box
+
+
+def margin_of(text: str) -> Margin:
+    margin = Margin.parse("crop_margin", text)
+    assert margin is not None
+    return margin
 
 
 def render(**values: object) -> rendering.Rendered:
@@ -59,9 +71,10 @@ def test_catalogue_options_parse_to_canonical_values(
     values: dict[str, object], field: str, expected: object
 ) -> None:
     options = parse_options(values)
-    assert getattr(options, field) == expected
+    got = getattr(options, field)
+    assert (got.text() if isinstance(got, Box | Margin) else got) == expected
     # a job's stored options parse back to the same value
-    assert parse_options(options.to_dict()) == options
+    assert Options.from_stored(options.stored()) == options
 
 
 @pytest.mark.parametrize(
@@ -96,12 +109,12 @@ def test_jpeg_accepts_a_background_image_instead_of_a_colour() -> None:
 
 
 def test_margin_sides_are_clamped_to_half_the_subject_and_500px() -> None:
-    assert margin_sides("10px 10% 10px 10%", (200, 100)) == (10, 20, 10, 20)
-    assert margin_sides("900px 900px 900px 900px", (2000, 100)) == (50, 500, 50, 500)
+    assert margin_of("10px 10% 10px 10%").pixels((200, 100)) == (10, 20, 10, 20)
+    assert margin_of("900px 900px 900px 900px").pixels((2000, 100)) == (50, 500, 50, 500)
 
 
 def test_roi_box_in_pixels_and_percent() -> None:
-    assert roi_box("10px 20px 50% 100%", (64, 48)) == (10, 20, 32, 48)
+    assert box_of("10px 20px 50% 100%").pixels((64, 48)) == (10, 20, 32, 48)
 
 
 # -- pixels -----------------------------------------------------------------------------
@@ -276,13 +289,15 @@ def test_lengths_have_a_canonical_text_that_parses_again(
     field: str, value: object, canonical: str | None
 ) -> None:
     options = parse_options({field: value})
-    assert getattr(options, field) == canonical
-    assert parse_options(options.to_dict()) == options
+    got = getattr(options, field)
+    assert (None if got is None else got.text()) == canonical
+    assert options.stored()[field] == canonical
+    assert Options.from_stored(options.stored()) == options
 
 
 def test_huge_lengths_still_mean_the_whole_image() -> None:
-    assert roi_box("0px 0px 1000000px 5%", (64, 48)) == (0, 0, 64, 2)
-    assert margin_sides("1000000px 1000000px 1000000px 1000000px", (2000, 100)) == (
+    assert box_of("0px 0px 1000000px 5%").pixels((64, 48)) == (0, 0, 64, 2)
+    assert margin_of("1000000px 1000000px 1000000px 1000000px").pixels((2000, 100)) == (
         50,
         500,
         50,

@@ -16,7 +16,7 @@ from shared.modelfile import (
     check_record,
     sha256_of,
 )
-from shared.options import CUSTOM_MODEL_CHECK, parse_options
+from shared.options import parse_options
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +118,7 @@ def test_lru_drops_the_least_recently_used() -> None:
 def test_options_take_custom_names_only_when_allowed() -> None:
     with pytest.raises(InvalidOption, match="registered"):
         parse_options({"model": "watches"})
-    token = CUSTOM_MODEL_CHECK.set(lambda name: name == "watches")
-    try:
-        assert parse_options({"model": "watches"}).model == "watches"
-        with pytest.raises(InvalidOption):
-            parse_options({"model": "jewellery"})
-    finally:
-        CUSTOM_MODEL_CHECK.reset(token)
+    watches = lambda name: name == "watches"  # noqa: E731
+    assert parse_options({"model": "watches"}, models=watches).model == "watches"
+    with pytest.raises(InvalidOption):
+        parse_options({"model": "jewellery"}, models=watches)

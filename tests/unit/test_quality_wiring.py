@@ -19,8 +19,8 @@ from worker.outcome import quality_fields
 def test_score_option_levels_and_errors() -> None:
     assert Options().score == "basic"
     assert parse_options({"score": " FULL "}).score == "full"
-    assert parse_options({}).to_dict()["score"] == "basic"
-    assert parse_options(parse_options({"score": "full"}).to_dict()).score == "full"
+    assert parse_options({}).stored()["score"] == "basic"
+    assert parse_options(parse_options({"score": "full"}).stored()).score == "full"
     with pytest.raises(InvalidOption) as caught:
         parse_options({"score": "best"})
     assert caught.value.extra["option"] == "score"

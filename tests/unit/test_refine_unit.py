@@ -190,7 +190,7 @@ def test_compose_uses_refines_colours_and_alpha() -> None:
 def test_the_option_parses_and_refuses_what_it_replaces() -> None:
     assert parse_options({"refine": "true"}).refine is True
     assert parse_options({}).refine is False
-    assert parse_options({"refine": True}).to_dict()["refine"] is True
+    assert parse_options({"refine": True}).stored()["refine"] is True
     for other in ({"fast": True}, {"alpha_matting": "1"}):
         with pytest.raises(InvalidOption) as caught:
             parse_options({"refine": "on", **other})

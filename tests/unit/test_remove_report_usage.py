@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -73,8 +72,8 @@ def test_every_option_is_a_flag(command: str) -> None:
     [commands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     sub = commands.choices[command]
     flags = {name for action in sub._actions for name in action.option_strings}
-    for field in dataclasses.fields(Options):
-        assert "--" + field.name.replace("_", "-") in flags, field.name
+    for name in Options.model_fields:
+        assert "--" + name.replace("_", "-") in flags, name
     score = next(a for a in sub._actions if "--score" in a.option_strings)
     assert tuple(score.choices) == SCORES
     assert "docs/quality.md" in score.help

@@ -68,10 +68,12 @@ def test_names_and_values_map_onto_ours() -> None:
         }
     )
     assert options.crop
-    assert options.crop_margin == "10px 5% 10px 5%"
+    assert options.crop_margin is not None
+    assert options.crop_margin.text() == "10px 5% 10px 5%"
     assert options.scale == 0.5
     assert options.position == (0.5, 0.5)
-    assert options.roi == "0% 0% 50% 100%"
+    assert options.roi is not None
+    assert options.roi.text() == "0% 0% 50% 100%"
     assert options.shadow
     assert options.bg_image_url == "https://example.com/b.jpg"
     # format auto with an opaque background image: JPG

@@ -187,6 +187,6 @@ def compose(
     if options.bg_color is not None and not options.mask_only:
         color = options.bg_color
         if options.format == "jpeg":
-            color = (*color[:3], 255)  # JPEG has no alpha: the colour is opaque
+            color = color._replace(alpha=255)  # JPEG has no alpha: the colour is opaque
         picture = apply_background(picture, color)
     return picture

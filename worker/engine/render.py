@@ -28,9 +28,10 @@ from typing import Any
 
 from PIL import Image, ImageFilter
 
-from shared.catalogue import margin_sides, roi_box
 from shared.errors import CutoutError
 from shared.options import Options
+from shared.optionvalues import Box as Region
+from shared.optionvalues import Margin
 from worker.engine.compose import (
     alpha_matting_cutout,
     alpha_of,
@@ -86,11 +87,11 @@ def fit_megapixels(image: Image.Image, megapixels: float | None) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
-def apply_roi(mask: Image.Image, roi: str | None) -> Image.Image:
+def apply_roi(mask: Image.Image, roi: Region | None) -> Image.Image:
     """``mask`` with everything outside the region of interest set to 0."""
     if not roi:
         return mask
-    box = roi_box(roi, mask.size)
+    box = roi.pixels(mask.size)
     out = Image.new("L", mask.size, 0)
     if box[2] > box[0] and box[3] > box[1]:
         out.paste(mask.crop(box), box[:2])
@@ -141,10 +142,10 @@ def cutout(
     return naive_cutout(image, mask)
 
 
-def crop_with_margin(picture: Image.Image, box: Box, spec: str) -> Image.Image:
-    """The subject's ``box`` grown by a canonical ``crop_margin``; beyond the image the
+def crop_with_margin(picture: Image.Image, box: Box, margin: Margin) -> Image.Image:
+    """The subject's ``box`` grown by the ``crop_margin``; beyond the image the
     margin is transparent (black for a mask)."""
-    top, right, bottom, left = margin_sides(spec, (box[2] - box[0], box[3] - box[1]))
+    top, right, bottom, left = margin.pixels((box[2] - box[0], box[3] - box[1]))
     return picture.crop((box[0] - left, box[1] - top, box[2] + right, box[3] + bottom))
 
 
@@ -234,7 +235,7 @@ def render(
     mask = apply_roi(mask, options.roi)
     picture = cutout(image, mask, options, colours)
     if options.roi and picture.mode == "RGBA":
-        clear_outside(picture, roi_box(options.roi, picture.size))
+        clear_outside(picture, options.roi.pixels(picture.size))
     subject = subject_bbox(alpha_of(picture))
     if options.crop or options.canvas:
         if options.canvas:
@@ -264,7 +265,7 @@ def render(
     elif options.bg_color is not None:
         color = options.bg_color
         if options.format == "jpeg":
-            color = (*color[:3], 255)  # JPEG has no alpha: the colour is opaque
+            color = color._replace(alpha=255)  # JPEG has no alpha: the colour is opaque
         picture = apply_background(picture, color)
     return Rendered(picture, subject, foreground)
 

@@ -27,12 +27,24 @@ import re
 from typing import Any
 
 from shared.errors import InvalidOption
-from shared.options import Options, parse_options
+from shared.options import ModelCheck, Options, parse_options
 
 BASELINES = ("grabcut",)
 REFINEMENTS = ("guided",)
 #: options that change the picture's geometry or opacity, so the alpha is not comparable
-INCOMPARABLE = ("crop", "canvas", "bg_color")
+#: (``roi`` keeps both: it applies, as in a job)
+INCOMPARABLE = (
+    "crop",
+    "crop_margin",
+    "canvas",
+    "scale",
+    "position",
+    "max_megapixels",
+    "shadow",
+    "bg_color",
+    "bg_image_url",
+    "bg_upload_key",
+)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
@@ -61,17 +73,17 @@ class Method:
         """The options to render with: the mask alone unless the cutout's alpha is needed."""
         if self.options is None:
             raise ValueError(f"{self.name} is a baseline: it has no processing options")
-        return dataclasses.replace(self.options, mask_only=not self.needs_cutout)
+        return self.options.model_copy(update={"mask_only": not self.needs_cutout})
 
     def describe(self) -> dict[str, Any]:
         """JSON form for the report: name, kind, model and the options that differ."""
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}
         if self.options is not None:
-            default = Options()
+            default = Options().stored()
             changed = {
                 k: v
-                for k, v in self.options.to_dict().items()
-                if k not in ("model", "mask_only", "format") and v != getattr(default, k)
+                for k, v in self.options.stored().items()
+                if k not in ("model", "mask_only", "format") and v != default[k]
             }
             out["model"] = self.options.model
             out["options"] = changed
@@ -125,9 +137,9 @@ def _split_refinement(values: dict[str, str]) -> tuple[dict[str, str], Refinemen
     return values, refine
 
 
-def _model_method(name: str, values: dict[str, str]) -> Method:
+def _model_method(name: str, values: dict[str, str], model_check: ModelCheck | None) -> Method:
     values, refine = _split_refinement(values)
-    options = parse_options(values)
+    options = parse_options(values, models=model_check)
     bad = [k for k in INCOMPARABLE if getattr(options, k)]
     if bad:
         raise InvalidOption(
@@ -143,11 +155,13 @@ def build_methods(
     options: list[str],
     variants: list[str],
     baselines: list[str],
+    model_check: ModelCheck | None = None,
 ) -> list[Method]:
     """The columns, in order: each model (then its variants), standalone variants, baselines.
 
     With no model, no variant and no baseline, the default model (u2net) is evaluated.
     Raises InvalidOption for a bad option, variant, model, baseline or a duplicate name.
+    ``model_check``: the custom model names allowed beside the built-in ones.
     """
     common = dict(parse_pair(text) for text in options)
     if "model" in common:
@@ -165,16 +179,20 @@ def build_methods(
     for model in models:
         if refined:
             exact = {**common, "refine": "false", "model": model}
-            methods.append(_model_method(model, exact))
-            methods.append(_model_method(f"{model}+refine", {**common, "model": model}))
+            methods.append(_model_method(model, exact, model_check))
+            methods.append(
+                _model_method(f"{model}+refine", {**common, "model": model}, model_check)
+            )
         else:
-            methods.append(_model_method(model, {**common, "model": model}))
+            methods.append(_model_method(model, {**common, "model": model}, model_check))
         for name, values in crossed:
-            methods.append(_model_method(f"{model}+{name}", {**common, **values, "model": model}))
+            methods.append(
+                _model_method(f"{model}+{name}", {**common, **values, "model": model}, model_check)
+            )
     if crossed and not models:
         raise InvalidOption("a --variant without model= needs at least one --model")
     for name, values in standalone:
-        methods.append(_model_method(name, {**common, **values}))
+        methods.append(_model_method(name, {**common, **values}, model_check))
     for baseline in baselines:
         if baseline not in BASELINES:
             raise InvalidOption(f"baseline must be one of {', '.join(BASELINES)}, got {baseline!r}")

@@ -18,14 +18,14 @@ from flask import Flask, Response, g, request
 
 from api import auth, health, jobs, openapi, ratelimit, rembg_compat, removebg, trust, uploads
 from api.errors import register_error_handlers
-from api.health import Metrics
+from api.metrics import Metrics
 from api.services import Services
 from shared.correctionstore import CorrectionRecords
 from shared.idempotency import IdempotencyRecords
 from shared.modelstore import ModelRegistry
 from shared.monitor import Monitor
 from shared.ratelimits import TokenBuckets
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings, load_settings, redis_url_for
 from shared.storage import S3Storage
 from shared.store import RedisStore
 from shared.tasks import make_celery
@@ -54,13 +54,7 @@ def create_app(
     server would listen beyond loopback without API keys (see ``auth.check_bind``).
     """
     settings = settings or load_settings()
-    if not settings.redis_url:
-        raise SettingsError(
-            [
-                "CUTOUT_REDIS_URL: required by the API (Redis for jobs and the "
-                "queue); `cutout up` sets it for you"
-            ]
-        )
+    redis_url = redis_url_for(settings, "api")
     auth.check_bind(settings)
 
     # no Flask static route: api.web serves api/static with its CSP and caching headers
@@ -72,12 +66,24 @@ def create_app(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + MULTIPART_ENVELOPE,
     )
     app.config.update(test_config or {})
+    services = build_services(settings, redis_url)
+    app.extensions["cutout"] = services
 
-    store = RedisStore.from_url(settings.redis_url, settings.retention)
+    register_error_handlers(app)
+    _register_request_hooks(app, services)
+    # after authentication (registered above): per-tenant rate limit on /v1 and /api
+    ratelimit.register(app, services)
+    _register_routes(app)
+    return app
+
+
+def build_services(settings: Settings, redis_url: str) -> Services:
+    """The clients one app's views use; creating them connects to nothing."""
+    store = RedisStore.from_url(redis_url, settings.retention)
     storage = S3Storage.from_settings(settings)
     # queue depths come from the broker's Redis (CUTOUT_BROKER_URL, when separate)
     monitor = Monitor.from_store(store, separate_broker_url(settings))
-    services = Services(
+    return Services(
         settings=settings,
         store=store,
         storage=storage,
@@ -90,36 +96,22 @@ def create_app(
         monitor=monitor,
         corrections=CorrectionRecords.from_store(store),
     )
-    app.extensions["cutout"] = services
 
-    register_error_handlers(app)
-    _register_request_hooks(app, services)
-    # after authentication (registered above): per-tenant rate limit on /v1 and /api
-    ratelimit.register(app, services)
+
+def _register_routes(app: Flask) -> None:
+    """Every blueprint: jobs, uploads, the rembg and remove.bg compatible routes,
+    operations, the OpenAPI document, batches, webhook secrets, corrected masks, a job's
+    input image for the page's editor (api/job_input.py), corrected jobs as training data
+    (api/correctionlist.py), custom models (api/models.py: registration, listing, the
+    submit-time model check), and last the web page at / with its files (api/static)."""
+    from api import batches, correctionlist, corrections, job_input, models, web, webhooks
+
     for blueprint in (jobs.bp, uploads.bp, rembg_compat.bp, removebg.bp, health.bp, openapi.bp):
         app.register_blueprint(blueprint)
-    # batches, webhook secrets and corrected masks
-    from api import batches, corrections, webhooks
-
-    for blueprint in (batches.bp, webhooks.bp, corrections.bp):
+    for blueprint in (batches.bp, webhooks.bp, corrections.bp, job_input.bp, correctionlist.bp):
         app.register_blueprint(blueprint)
-    # a job's input image, for the page's editor (api/job_input.py)
-    from api import job_input
-
-    app.register_blueprint(job_input.bp)
-    # corrected jobs as training data (api/correctionlist.py)
-    from api import correctionlist
-
-    app.register_blueprint(correctionlist.bp)
-    # custom models (api/models.py): registration, listing, the submit-time model check
-    from api import models
-
     models.install(app)
-    # the web page at / and its files (api/static), on the public API above
-    from api import web
-
     app.register_blueprint(web.bp)
-    return app
 
 
 def _register_request_hooks(app: Flask, services: Services) -> None:

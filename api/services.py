@@ -15,7 +15,7 @@ from flask import current_app
 if TYPE_CHECKING:
     from celery import Celery
 
-    from api.health import Metrics
+    from api.metrics import Metrics
     from shared.correctionstore import CorrectionRecords
     from shared.idempotency import IdempotencyRecords
     from shared.jobstore import JobStore
@@ -44,7 +44,7 @@ class Services:
     webhook_secrets: WebhookSecrets
     #: registered custom models (api/models.py)
     models: ModelRegistry
-    #: worker telemetry and queue depths (api/health.py, api/capabilities.py)
+    #: worker telemetry and queue depths (api/metrics.py, api/health.py, api/capabilities.py)
     monitor: Monitor
     #: corrected masks' steps on the job records (api/corrections.py)
     corrections: CorrectionRecords

@@ -56,7 +56,7 @@ ENV PATH=/opt/cutout/bin:$PATH \
 # CUTOUT_HOST=0.0.0.0: inside a container the API must listen on every interface; it then
 # refuses to start without CUTOUT_API_KEYS (or an explicit CUTOUT_AUTH=off).
 # PROMETHEUS_MULTIPROC_DIR: gunicorn runs several processes, and /metrics must add up all
-# of them (api/health.py); the folder must start empty, so the command below clears it.
+# of them (api/metrics.py); the folder must start empty, so the command below clears it.
 USER 10001
 WORKDIR /home/cutout
 EXPOSE 8080

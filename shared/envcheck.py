@@ -20,8 +20,9 @@ log = logging.getLogger("cutout.settings")
 #: ``CUTOUT_*`` variables that are no server setting but are read elsewhere
 OTHER_VARIABLES = frozenset(
     {
-        "CUTOUT_API_URL",  # cutout submit: the service
-        "CUTOUT_API_KEY",  # cutout submit, cutout models push: the key to send
+        # cutout submit, corrections export, models push: the service and the key to send
+        "CUTOUT_API_URL",
+        "CUTOUT_API_KEY",
         "CUTOUT_IMAGE_TAG",  # docker-compose.yml: the image tag
         "CUTOUT_CHROMIUM",  # tests/e2e: the browser
     }

@@ -11,7 +11,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from shared import sentinel, tls
 from shared.settingvalues import (
@@ -225,11 +225,41 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+#: the processes that cannot run without a Redis of their own, and how a message names
+#: them: with ``CUTOUT_REDIS_URL`` unset they stop at start like a wrong value stops them
+#: (exit 2 from the command line, SettingsError from create_app or create_worker_app),
+#: never falling back to a Redis on localhost. ``cutout up`` starts an embedded Redis and
+#: sets the variable for the API and the worker it runs; commands that need no Redis
+#: (remove, eval, models, tune) never ask.
+NEEDS_REDIS = {"api": "the API", "worker": "the worker"}
+
+
+def redis_problems(settings: Settings, process: str | None) -> list[str]:
+    """The one problem when ``process`` needs Redis (:data:`NEEDS_REDIS`) and has none."""
+    if process not in NEEDS_REDIS or settings.redis_url:
+        return []
+    return [
+        f"{PREFIX}REDIS_URL: required by {NEEDS_REDIS[process]} (Redis for jobs and the "
+        "queue); `cutout up` sets it for you"
+    ]
+
+
+def redis_url_for(settings: Settings, process: Literal["api", "worker"]) -> str:
+    """``CUTOUT_REDIS_URL`` for a process that cannot run without it; SettingsError when it
+    is unset (settings built in code, which :func:`load_settings` did not check)."""
+    if not settings.redis_url:
+        raise SettingsError(redis_problems(settings, process))
+    return settings.redis_url
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, *, process: str | None = None, **overrides: Any
+) -> Settings:
     """Build :class:`Settings` from ``env`` (default ``os.environ``).
 
     Raises SettingsError listing every wrong variable with its value and what it should
-    be, for example ``CUTOUT_PORT: expected a whole number from 1 to 65535, got 'abc'``.
+    be, for example ``CUTOUT_PORT: expected a whole number from 1 to 65535, got 'abc'``;
+    for a ``process`` of :data:`NEEDS_REDIS`, a missing ``CUTOUT_REDIS_URL`` is listed too.
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
@@ -257,6 +287,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
             f"{PREFIX}MODELS: unknown model(s) {', '.join(map(repr, unknown))}; "
             f"expected a comma-separated list of {', '.join(MODELS)}"
         )
+    problems += redis_problems(settings, process)
     if problems:
         raise SettingsError(problems)
     return settings

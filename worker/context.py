@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import FastModeUnavailable
-from shared.settings import Settings
+from shared.settings import Settings, redis_url_for
 from shared.storage import S3Storage, Storage
 from shared.store import RedisStore
 from shared.tasks import celery_config
@@ -143,9 +143,8 @@ def configure(settings: Settings, app: Celery) -> WorkerContext:
         settings=settings,
         app=app,
         store=RedisWorkerStore.of(
-            RedisStore.from_url(
-                settings.redis_url or "redis://127.0.0.1:6379/0", settings.retention
-            )
+            # no Redis of its own: SettingsError, never a guess at localhost
+            RedisStore.from_url(redis_url_for(settings, "worker"), settings.retention)
         ),
         storage=worker_storage(settings),
     )

@@ -17,12 +17,10 @@ error); 2 usage error; 130 interrupted (run it again to go on).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from cutout.commands import folder_path
-from cutout.submit.common import DEFAULT_API
+from cutout.commands import add_service_flags, folder_path
 
 PROG = "cutout corrections export"
 
@@ -54,18 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="corrections",
         help="the manifest's category for jobs without a metadata category (default: corrections)",
     )
-    export.add_argument(
-        "--api",
-        default=os.environ.get("CUTOUT_API_URL") or DEFAULT_API,
-        metavar="URL",
-        help=f"the service (default: CUTOUT_API_URL or {DEFAULT_API})",
-    )
-    export.add_argument(
-        "--api-key",
-        default=os.environ.get("CUTOUT_API_KEY") or None,
-        metavar="KEY",
-        help="API key (default: CUTOUT_API_KEY)",
-    )
+    add_service_flags(export)
     export.add_argument(
         "--concurrency", "-c", type=int, default=4, metavar="N", help="downloads at once"
     )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cutout.commands import folder_path
+from cutout.commands import add_service_flags, folder_path, settings_or_exit
 
 
 def register_custom(sub: Any) -> None:
@@ -41,8 +41,7 @@ def register_custom(sub: Any) -> None:
         "and an operator key).",
     )
     push.add_argument("name")
-    push.add_argument("--api", default="http://127.0.0.1:8080", metavar="URL")
-    push.add_argument("--api-key", metavar="KEY", help="default: CUTOUT_API_KEY")
+    add_service_flags(push)
     push.add_argument(
         "--global",
         dest="scope_global",
@@ -54,9 +53,7 @@ def register_custom(sub: Any) -> None:
 
 
 def _home(args: argparse.Namespace) -> Path:
-    from cutout.commands.models import _settings_or_exit
-
-    return Path(args.home or _settings_or_exit().model_home)
+    return Path(args.home or settings_or_exit().model_home)
 
 
 def add_handler(args: argparse.Namespace) -> int:
@@ -121,8 +118,6 @@ def list_custom(home: Path, *, as_json: bool) -> None:
 
 
 def push_handler(args: argparse.Namespace) -> int:
-    import os
-
     from cutout.client import ClientError
     from worker.engine.custom import LocalModels
 
@@ -131,11 +126,9 @@ def push_handler(args: argparse.Namespace) -> int:
     if record is None:
         print(f"cutout models push: no custom model {args.name!r}", file=sys.stderr)
         return 2
-    key = args.api_key or os.environ.get("CUTOUT_API_KEY")
+    scope = "global" if args.scope_global else None
     try:
-        status, body = push_model(
-            args.api, key, store.path(args.name), record, "global" if args.scope_global else None
-        )
+        status, body = push_model(args.api, args.api_key, store.path(args.name), record, scope)
     except ClientError as exc:
         print(f"cutout models push: {exc}", file=sys.stderr)
         return 1

@@ -37,6 +37,17 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--bg-color", "-bgc", help="#RRGGBB, #RRGGBBAA or r,g,b[,a]")
     group.add_argument("--mask-only", "-om", action="store_true", help="the 8-bit mask only")
     group.add_argument("--post-process", "-ppm", action="store_true", help="smooth the mask")
+    _matting_flags(group)
+    group.add_argument("--crop", action="store_true", help="crop to the subject")
+    group.add_argument("--margin", metavar="PX", help="pixels kept around the subject")
+    group.add_argument("--canvas", metavar="WxH", help="place the subject on a canvas")
+    group.add_argument("--fill", metavar="F", help="share of the canvas the subject fills")
+    _engine_flags(group)
+    add_catalogue_flags(group)
+
+
+def _matting_flags(group: argparse._ArgumentGroup) -> None:
+    """rembg's alpha matting and its trimap's three numbers."""
     group.add_argument(
         "--alpha-matting",
         "-a",
@@ -63,10 +74,10 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="trimap: both sure regions shrink by N px, widening the band (default 10)",
     )
-    group.add_argument("--crop", action="store_true", help="crop to the subject")
-    group.add_argument("--margin", metavar="PX", help="pixels kept around the subject")
-    group.add_argument("--canvas", metavar="WxH", help="place the subject on a canvas")
-    group.add_argument("--fill", metavar="F", help="share of the canvas the subject fills")
+
+
+def _engine_flags(group: argparse._ArgumentGroup) -> None:
+    """Cutout's own choices beyond rembg's: the int8 model, edge refinement, the score."""
     group.add_argument(
         "--fast",
         action="store_true",
@@ -88,7 +99,6 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
         "about 1.4x the CPU (docs/quality.md has what each measured); the cutout's pixels "
         "are the same either way",
     )
-    add_catalogue_flags(group)
 
 
 def add_catalogue_flags(group: argparse._ArgumentGroup) -> None:

@@ -7,12 +7,8 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from cutout.commands import folder_path
-
-if TYPE_CHECKING:
-    from shared.settings import Settings
+from cutout.commands import folder_path, settings_or_exit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -72,21 +68,11 @@ def local_model_check(home: Path | None) -> Callable[[str], bool]:
     return check
 
 
-def _settings_or_exit() -> Settings:
-    from shared.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        print(f"cutout: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def fetch_handler(args: argparse.Namespace) -> int:
     from shared.errors import ModelUnavailable
     from worker.engine.models import MODEL_SPECS, fetch_models
 
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     home = args.home or settings.model_home
     names = args.names or list(settings.models)
     unknown = [n for n in names if n not in MODEL_SPECS]
@@ -114,7 +100,7 @@ def build_fast_handler(args: argparse.Namespace) -> int:
     from shared.errors import FastModeUnavailable, ModelUnavailable
     from worker.engine.fast import build_fast_model, fast_paths
 
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     home = Path(args.home or settings.model_home)
     try:
         xml = build_fast_model(home, progress=not args.quiet, force=args.force)
@@ -134,7 +120,7 @@ def build_fast_handler(args: argparse.Namespace) -> int:
 def list_handler(args: argparse.Namespace) -> int:
     from worker.engine.models import MODEL_SPECS, verify
 
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     home = Path(args.home or settings.model_home)
     print("name\tpresent\tverified\tpath")
     for name, spec in MODEL_SPECS.items():

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from cutout.commands.up import cmd_up, load_settings_or_exit
+from cutout.commands import settings_or_exit
+from cutout.commands.up import cmd_up
 from shared.tasks import QUEUES
+from worker.startup import POOLS
 
 log = logging.getLogger("cutout")
 
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     worker.add_argument(
         "--pool",
-        choices=("prefork", "solo", "threads"),
+        choices=POOLS,
         default=None,
         help="pool (default prefork on CPU, solo with CUTOUT_DEVICE=cuda)",
     )
@@ -60,7 +61,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     from api.auth import BindRefused, check_bind
     from shared.logs import setup_logging
 
-    settings = load_settings_or_exit()
+    settings = settings_or_exit("api")
     setup_logging(settings.log_level, settings.log_format)
     try:
         # fail here, once, before gunicorn forks (create_app checks again per process)
@@ -106,88 +107,18 @@ def _child_exit(server: Any, worker: Any) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from shared.errors import ModelUnavailable
+    """The worker's start-up policy (pool, CUDA and fork, batching) is worker/startup.py's."""
     from shared.logs import setup_logging
-    from worker.engine import fetch_models
+    from worker.startup import StartRefused, start
 
-    settings = load_settings_or_exit()
+    settings = settings_or_exit("worker")
     setup_logging(settings.log_level, settings.log_format)
-    if not settings.redis_url:
-        # no CUTOUT_S3_ENDPOINT_URL is fine: boto3 then talks to AWS S3 itself
-        print("cutout worker: CUTOUT_REDIS_URL must be set (or use `cutout up`)", file=sys.stderr)
-        return 2
     try:
-        # fetched once here, before the pool forks; never inside a task
-        fetch_models(settings.models, settings.model_home, progress=sys.stderr.isatty())
-    except ModelUnavailable as exc:
-        print(f"cutout worker: {exc}", file=sys.stderr)
-        return 1
-    # CUTOUT_BATCH_SIZE > 1: threads meet at inference (worker.engine.batching), which
-    # needs them in one process
-    batching = settings.batch_size > 1
-    pool = args.pool or (
-        "threads" if batching else "solo" if settings.device == "cuda" else "prefork"
-    )
-    if settings.device == "cuda" and pool == "prefork":
-        print(
-            "cutout worker: CUDA does not survive fork; use --pool solo or threads", file=sys.stderr
-        )
-        return 2
-    concurrency = args.concurrency or settings.effective_concurrency
-    if batching and pool == "threads":
-        # one thread per job of a batch, at least
-        concurrency = max(concurrency, settings.batch_size)
-    elif batching:
-        print(
-            f"cutout worker: CUTOUT_BATCH_SIZE needs --pool threads; {pool} runs one job per call",
-            file=sys.stderr,
-        )
-    from worker.warmup import remove_worker_locks, start_matting_warmer
-
-    # alpha matting's numba code compiles in a process of its own while this worker
-    # takes jobs; a matting job waits for it, no other job does (worker/warmup.py)
-    warmer = start_matting_warmer(pool)
-    try:
-        return _run_worker(args, settings, pool, concurrency)
-    finally:
-        if warmer is not None and warmer.poll() is None:
-            warmer.terminate()
-        remove_worker_locks(os.getpid())
+        return start(settings, args.queues, args.pool, args.concurrency, warn=_say_worker)
+    except StartRefused as exc:
+        _say_worker(str(exc))
+        return exc.exit_code
 
 
-def _run_worker(args: argparse.Namespace, settings: Any, pool: str, concurrency: int) -> int:
-    from worker.celery_app import create_worker_app
-
-    app = create_worker_app(settings, pool=pool)
-    if settings.device == "cuda":
-        # create the sessions now, before Celery starts and says ready: ONNX Runtime falls
-        # back to CPU silently, and a GPU worker on CPU must not take jobs
-        from worker import context
-        from worker.engine import DeviceUnavailable
-
-        try:
-            context.get().warm()
-        except DeviceUnavailable as exc:
-            print(
-                "cutout worker: CUTOUT_DEVICE=cuda but the CUDAExecutionProvider is not "
-                f"active: {exc}",
-                file=sys.stderr,
-            )
-            return 1
-    argv = [
-        "worker",
-        "--queues",
-        args.queues,
-        "--pool",
-        pool,
-        "--concurrency",
-        str(1 if pool == "solo" else concurrency),
-        "--hostname",
-        f"cutout@{socket.gethostname()}.{os.getpid()}",
-        "--without-gossip",
-        "--without-mingle",
-        "--loglevel",
-        settings.log_level.upper(),
-    ]
-    app.worker_main(argv)
-    return 0
+def _say_worker(message: str) -> None:
+    print(f"cutout worker: {message}", file=sys.stderr)

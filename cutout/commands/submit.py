@@ -20,12 +20,12 @@ service could not be used; 2 usage error; 130 interrupted (run it again to resum
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from cutout.commands import add_service_flags
 from cutout.commands.flags import add_option_flags, option_values
-from cutout.submit.common import DEFAULT_API, PROG, SubmitError, UsageError, error_message
+from cutout.submit.common import PROG, SubmitError, UsageError, error_message
 from cutout.submit.run import Submit
 from cutout.submit.state import State, list_images, locked
 
@@ -40,18 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("dir", metavar="DIR", help="folder of images")
     parser.add_argument("--out", "-o", required=True, metavar="OUT", help="folder for results")
-    parser.add_argument(
-        "--api",
-        default=os.environ.get("CUTOUT_API_URL") or DEFAULT_API,
-        metavar="URL",
-        help=f"the service (default: CUTOUT_API_URL or {DEFAULT_API})",
-    )
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("CUTOUT_API_KEY") or None,
-        metavar="KEY",
-        help="API key (default: CUTOUT_API_KEY)",
-    )
+    add_service_flags(parser)
     parser.add_argument(
         "--recursive", "-r", action="store_true", help="include sub-folders (mirrored in OUT)"
     )
@@ -73,64 +62,78 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from cutout.client import ApiClient, ClientError
     from shared.errors import InvalidOption
-    from shared.options import parse_options
 
     try:
-        if args.concurrency < 1:
-            raise UsageError("--concurrency must be at least 1")
-        source = Path(args.dir)
-        if not source.is_dir():
-            raise UsageError(f"{args.dir}: not a folder")
-        out = Path(args.out)
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"{args.out}: not a folder")
-        if out.resolve() == source.resolve():
-            raise UsageError("--out must be another folder than DIR")
-        given = option_values(args)
-        parse_options(given)
-        if not args.api.startswith(("http://", "https://")):
-            raise UsageError(f"--api must be an http(s) URL, got {args.api!r}")
+        source, out, given = _checked(args)
     except InvalidOption as exc:
         print(f"{PROG}: {exc.message}", file=sys.stderr)
         return 2
     except UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-
     out.mkdir(parents=True, exist_ok=True)
     try:
         with locked(out):
-            client = ApiClient(args.api, args.api_key)
-            try:
-                state = State.open(out, args, source, given)
-                files = list_images(source, out, args.recursive)
-                run = Submit(args, client, state, source, out)
-                run.plan(files)
-            except (UsageError, InvalidOption) as exc:
-                message = exc.message if isinstance(exc, InvalidOption) else str(exc)
-                print(f"{PROG}: {message}", file=sys.stderr)
-                return 2
-            # usage errors first (they need no server), then whether anything answers
-            try:
-                client.check_reachable()
-            except ClientError as exc:
-                print(f"{PROG}: {exc}", file=sys.stderr)
-                return 1
-            try:
-                return run.execute()
-            except KeyboardInterrupt:
-                run.interrupted()
-                return 130
-            except (SubmitError, ClientError) as exc:
-                run.stop()
-                print(f"{PROG}: {error_message(exc)}", file=sys.stderr)
-                print(
-                    f"{PROG}: progress is saved in {state.path}; run the same command to resume",
-                    file=sys.stderr,
-                )
-                return 1
+            return _run(args, source, out, given)
     except UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+
+
+def _checked(args: argparse.Namespace) -> tuple[Path, Path, dict[str, object]]:
+    """DIR, OUT and the options given, checked before anything is written or sent
+    (UsageError, or InvalidOption with the service's own words)."""
+    from shared.options import parse_options
+
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    source = Path(args.dir)
+    if not source.is_dir():
+        raise UsageError(f"{args.dir}: not a folder")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{args.out}: not a folder")
+    if out.resolve() == source.resolve():
+        raise UsageError("--out must be another folder than DIR")
+    given = option_values(args)
+    parse_options(given)
+    if not args.api.startswith(("http://", "https://")):
+        raise UsageError(f"--api must be an http(s) URL, got {args.api!r}")
+    return source, out, given
+
+
+def _run(args: argparse.Namespace, source: Path, out: Path, given: dict[str, object]) -> int:
+    """Plan (usage errors first: they need no server), check the service answers, then
+    upload, submit and download, leaving a state to resume from when it stops."""
+    from cutout.client import ApiClient, ClientError
+    from shared.errors import InvalidOption
+
+    client = ApiClient(args.api, args.api_key)
+    try:
+        state = State.open(out, args, source, given)
+        files = list_images(source, out, args.recursive)
+        run = Submit(args, client, state, source, out)
+        run.plan(files)
+    except (UsageError, InvalidOption) as exc:
+        message = exc.message if isinstance(exc, InvalidOption) else str(exc)
+        print(f"{PROG}: {message}", file=sys.stderr)
+        return 2
+    try:
+        client.check_reachable()
+    except ClientError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return run.execute()
+    except KeyboardInterrupt:
+        run.interrupted()
+        return 130
+    except (SubmitError, ClientError) as exc:
+        run.stop()
+        print(f"{PROG}: {error_message(exc)}", file=sys.stderr)
+        print(
+            f"{PROG}: progress is saved in {state.path}; run the same command to resume",
+            file=sys.stderr,
+        )
+        return 1

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cutout.commands import folder_path
+from cutout.commands import folder_path, settings_or_exit
 from worker.tune.config import TuneConfig
 from worker.tune.gate import Tolerance
 
@@ -45,6 +45,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--manifest", required=True, type=Path, metavar="CSV")
     parser.add_argument("--base", required=True, choices=("u2net", "u2netp"))
     parser.add_argument("--name", required=True, help="the new model's name (a-z, 0-9, _ -)")
+    _validation_flags(parser)
+    _training_flags(parser)
+    _gate_flags(parser)
+    parser.add_argument("--model-home", type=folder_path, help="default: CUTOUT_MODEL_HOME")
+    parser.add_argument("--record", type=Path, metavar="JSON", help="also write the record here")
+    parser.set_defaults(func=handler)
+
+
+def _validation_flags(parser: argparse.ArgumentParser) -> None:
+    """How the tuned model is judged: K folds, a validation file, or a held-out share."""
     parser.add_argument(
         "--folds",
         type=int,
@@ -62,6 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SHARE",
         help="hold out one seeded share of the manifest instead of cross-validation",
     )
+
+
+def _training_flags(parser: argparse.ArgumentParser) -> None:
+    """What is trained and how: layers, epochs, the pulls toward the base, the device."""
     parser.add_argument(
         "--layers",
         choices=("head", "decoder", "all"),
@@ -89,10 +103,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-steps", type=int, help="stop each run after this many steps (smoke runs)"
     )
-    _gate_flags(parser)
-    parser.add_argument("--model-home", type=folder_path, help="default: CUTOUT_MODEL_HOME")
-    parser.add_argument("--record", type=Path, metavar="JSON", help="also write the record here")
-    parser.set_defaults(func=handler)
 
 
 def _gate_flags(parser: argparse.ArgumentParser) -> None:
@@ -138,8 +148,6 @@ def _check(args: argparse.Namespace) -> str | None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from cutout.commands.models import _settings_or_exit
-
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -155,7 +163,7 @@ def handler(args: argparse.Namespace) -> int:
     if problem:
         print(f"cutout tune: {problem}", file=sys.stderr)
         return 2
-    home = args.model_home or _settings_or_exit().model_home
+    home = args.model_home or settings_or_exit().model_home
     config = TuneConfig(
         manifest=args.manifest,
         base=args.base,

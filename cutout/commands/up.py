@@ -25,18 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from cutout.commands import settings_or_exit
+
 READY_TIMEOUT = 300.0  # from the API's and the worker's start to a consuming worker
 NOTE_EVERY = 15.0  # a "still starting" line this often while nothing changes
-
-
-def load_settings_or_exit() -> Any:
-    from shared.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        print(f"cutout: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def say(message: str) -> None:
@@ -253,7 +245,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from shared.errors import ModelUnavailable
     from shared.logs import setup_logging
 
-    settings = load_settings_or_exit()
+    settings = settings_or_exit()
     setup_logging(settings.log_level, "text")
     port = args.port or settings.port
     data_dir = settings.data_dir.resolve()

@@ -32,6 +32,16 @@ def test_readme_states_the_parity_the_tests_check() -> None:
     assert "tests/integration/test_parity.py" in readme
 
 
+def test_the_package_description_states_the_parity_the_readme_does() -> None:
+    """pip and PyPI show pyproject.toml's description: it said "rembg-identical"."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    description = project["description"]
+    assert "identical" not in description
+    assert f"within {int(parity_bound('MAX_DIFF'))} levels (of 255) of rembg's" in description
+
+
 def test_readme_states_the_api_key_minimum_the_settings_enforce() -> None:
     readme = " ".join((ROOT / "README.md").read_text().split())
     match = re.search(r"each key at least (\d+) characters", readme)

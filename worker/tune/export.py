@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import io
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from shared.atomicfile import atomic_write
 from shared.modelfile import INPUT, OUTPUTS, check_io
 from worker.tune.net import U2Net
 
@@ -80,7 +78,3 @@ def check_parity(model: U2Net, data: bytes, probes: list[np.ndarray]) -> float:
             f"ONNX Runtime differs from the trainer by {worst:.2e} (> {TOLERANCE:g})"
         )
     return worst
-
-
-def write_model(data: bytes, path: Path) -> None:
-    atomic_write(path, data)

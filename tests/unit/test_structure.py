@@ -18,10 +18,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("api", "worker", "shared", "cutout")
 
-#: import edges (importer, imported) left out of the cycle check while another change of
-#: issue 28 removes them; each names a circle that is being cut. Empty when done.
-KNOWN_CYCLES: set[tuple[str, str]] = set()
-
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -112,7 +108,6 @@ def test_the_house_has_no_import_cycle() -> None:
             target
             for target in graph[name]
             if not (is_package_init(target, graph) and name.startswith(target + "."))
-            and (name, target) not in KNOWN_CYCLES
         }
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " → ".join(cycle or [])
@@ -163,3 +158,40 @@ def test_the_worker_reaches_redis_and_s3_only_through_shared() -> None:
             if isinstance(node, ast.Attribute) and node.attr in ("r", "client"):
                 offences.append(f"{path.relative_to(ROOT)}:{node.lineno} uses .{node.attr}")
     assert offences == []
+
+
+#: the sentence a Redis store's docstring (shared/stores/) ends with, by who reaches it
+SIDES = {
+    "Used by the API and the worker.": {"api", "worker"},
+    "Used by the API only.": {"api"},
+    "Used by the worker only.": {"worker"},
+}
+
+
+def _reached_from(graph: dict[str, set[str]], package: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [name for name in graph if name.partition(".")[0] == package]
+    while stack:
+        for target in graph[stack.pop()]:
+            if target not in seen:
+                seen.add(target)
+                stack.append(target)
+    return seen
+
+
+def test_every_store_says_truly_which_side_uses_it() -> None:
+    """A store used by one side only says so (so a reader knows what a change touches),
+    and every module that names its side names it truly (imports of any kind count)."""
+    graph = import_graph()
+    reached = {side: _reached_from(graph, side) for side in ("api", "worker")}
+    wrong = []
+    for name, path in _modules().items():
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        said = [sentence for sentence in SIDES if sentence in " ".join(doc.split())]
+        in_stores = name.startswith("shared.stores.") and path.name != "__init__.py"
+        if not said and not in_stores:
+            continue
+        truth = {side for side, names in reached.items() if name in names}
+        if len(said) != 1 or SIDES[said[0]] != truth:
+            wrong.append(f"{name}: says {said or 'nothing'}, used by {sorted(truth)}")
+    assert wrong == []

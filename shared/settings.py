@@ -49,7 +49,10 @@ def default_model_home() -> Path:
     return Path(base) / "cutout" / "models"
 
 
-def _cpu_count() -> int:
+def available_cpus() -> int:
+    """The cores this process may run on (its affinity: a container's cpuset, ``taskset``),
+    which every default sized from the CPU count uses (worker pool, ONNX Runtime threads,
+    ``cutout remove``'s streams); ``os.cpu_count()`` counts the machine's."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
@@ -139,13 +142,16 @@ class Settings:
             return self.worker_concurrency
         if self.device == "cuda":
             return 1
-        return _cpu_count()
+        return available_cpus()
 
     @property
     def effective_ort_threads(self) -> int:
-        if self.ort_threads:
-            return self.ort_threads
-        return max(1, _cpu_count() // self.effective_concurrency)
+        return self.threads_per_stream(self.effective_concurrency)
+
+    def threads_per_stream(self, streams: int) -> int:
+        """ONNX Runtime threads for each of ``streams`` runs at once: CUTOUT_ORT_THREADS,
+        else the available cores shared out among them (at least one each)."""
+        return self.ort_threads or max(1, available_cpus() // max(1, streams))
 
     @property
     def auth_enabled(self) -> bool:

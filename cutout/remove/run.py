@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ from cutout.remove import report
 from cutout.remove.plan import Plan
 from shared.atomicfile import atomic_write
 from shared.errors import CutoutError
+from shared.settings import available_cpus
 
 if TYPE_CHECKING:
     from shared.options import Options
@@ -36,12 +36,12 @@ def open_engine(
     from worker.engine.quality import SECOND_MODEL
 
     home = args.model_home or settings.model_home
-    cpus = os.cpu_count() or 1
+    cpus = available_cpus()  # the cores this process may use, as the worker counts them
     # several inputs: one stream per core, each with one ONNX Runtime thread, sharing one
     # session (two 1-thread streams out-run one 2-thread stream on small CPUs; see
     # bench/README.md). One input: all cores on it.
     streams = args.jobs or (min(cpus, inputs) if inputs > 1 else 1)
-    threads = args.threads or settings.ort_threads or max(1, cpus // streams)
+    threads = args.threads or settings.threads_per_stream(streams)
     engine = Engine(home, threads=threads, device=settings.device)
     models = [] if options.fast else [options.model]
     if options.score == "full":

@@ -25,7 +25,12 @@ JOB_MEMBERS = "image_url, metadata, options, upload_key, webhook_url"
 def app() -> Flask:
     logging.getLogger("cutout").setLevel(logging.CRITICAL)  # "rate limit unavailable"
     return create_app(
-        load_settings({}, redis_url="redis://127.0.0.1:1/0", s3_endpoint_url="http://127.0.0.1:1")
+        load_settings(
+            {},
+            redis_url="redis://127.0.0.1:1/0",
+            s3_endpoint_url="http://127.0.0.1:1",
+            max_upload_bytes=1000,
+        )
     )
 
 
@@ -150,3 +155,66 @@ def test_batch_item_options_may_be_absent_or_empty() -> None:
     parsed = parse_json({**body, "metadata": '{"a": 1}'}, settings, "a")
     assert parsed.metadata == {"a": 1}
     assert parsed.webhook is None
+
+
+REQUIRED = (
+    "`bytes` (the exact size of each file) or `sizes` (one per file) is required: the size "
+    "is signed into the upload URL"
+)
+SIZES = "`sizes` must be a list of 1 to 100 byte counts"
+TYPES = (
+    "`content_type` must be one of application/octet-stream, image/bmp, image/gif, "
+    "image/jpeg, image/png, image/tiff, image/webp"
+)
+UPLOAD_REFUSALS: list[tuple[Any, int, str, str, str | None]] = [
+    ([1], 400, "invalid_request", "the JSON body must be an object", None),
+    ({"x": 1}, 400, "invalid_request",
+     "unknown field(s) x; expected bytes, content_type, count, sizes", None),
+    ({"count": "2", "bytes": 5}, 400, "invalid_request", "`count` must be an integer", "count"),
+    ({"count": True, "bytes": 5}, 400, "invalid_request", "`count` must be an integer", "count"),
+    ({"count": 0, "bytes": 5}, 400, "invalid_request", "`count` must be between 1 and 100",
+     "count"),
+    ({"count": 101, "bytes": 5}, 400, "invalid_request", "`count` must be between 1 and 100",
+     "count"),
+    ({"count": None, "bytes": 5}, 400, "invalid_request", "`count` must be between 1 and 100",
+     "count"),
+    ({"count": 2}, 400, "invalid_request", REQUIRED, "bytes"),
+    ({}, 400, "invalid_request", REQUIRED, "bytes"),
+    ({"bytes": None}, 400, "invalid_request", REQUIRED, "bytes"),
+    ({"bytes": "5"}, 400, "invalid_request", "`bytes` must hold integers", "bytes"),
+    ({"bytes": 5.0}, 400, "invalid_request", "`bytes` must hold integers", "bytes"),
+    ({"bytes": 0}, 400, "invalid_request", "`bytes` must be positive", "bytes"),
+    ({"bytes": 1001}, 413, "payload_too_large",
+     "`bytes`: 1001 bytes is over the upload limit of 1000", None),
+    ({"sizes": "x"}, 400, "invalid_request", SIZES, "sizes"),
+    ({"sizes": None}, 400, "invalid_request", SIZES, "sizes"),
+    ({"sizes": []}, 400, "invalid_request", SIZES, "sizes"),
+    ({"sizes": [1] * 101}, 400, "invalid_request", SIZES, "sizes"),
+    ({"sizes": [5], "bytes": 5}, 400, "invalid_request", "send `bytes` or `sizes`, not both",
+     "sizes"),
+    ({"sizes": [5], "count": 2}, 400, "invalid_request",
+     "`count` must equal the length of `sizes`", "count"),
+    ({"sizes": [5, "x"]}, 400, "invalid_request", "`sizes` must hold integers", "sizes"),
+    ({"sizes": [5, 0]}, 400, "invalid_request", "`sizes` must be positive", "sizes"),
+    ({"sizes": [5, 1001]}, 413, "payload_too_large",
+     "`sizes`: 1001 bytes is over the upload limit of 1000", None),
+    ({"bytes": 5, "content_type": "text/plain"}, 400, "invalid_request", TYPES, "content_type"),
+    ({"bytes": 5, "content_type": 5}, 400, "invalid_request", TYPES, "content_type"),
+    ({"bytes": "5", "content_type": 5}, 400, "invalid_request", "`bytes` must hold integers",
+     "bytes"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "status", "code", "message", "field"), UPLOAD_REFUSALS)
+def test_upload_bodies_are_refused_with_their_stable_problem(
+    app: Flask, body: Any, status: int, code: str, message: str, field: str | None
+) -> None:
+    response = app.test_client().post("/v1/uploads", json=body)
+    problem = response.get_json()
+    assert (response.status_code, problem["code"], problem["detail"]) == (status, code, message)
+    assert problem.get("field") == field
+
+
+def test_an_upload_request_without_a_body_needs_its_sizes(app: Flask) -> None:
+    problem = app.test_client().post("/v1/uploads").get_json()
+    assert (problem["detail"], problem["field"]) == (REQUIRED, "bytes")

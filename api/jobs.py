@@ -39,14 +39,6 @@ def services() -> Services:
     return current()
 
 
-def json_body() -> dict[str, Any]:
-    """The request's JSON object; InvalidRequest when it is missing or not an object."""
-    body = request_json()
-    if not isinstance(body, dict):
-        raise InvalidRequest("the JSON body must be an object")
-    return body
-
-
 def load_job(job_id: str) -> dict[str, Any]:
     """The caller's job, or NotFound (unknown, malformed and other tenants' ids alike)."""
     if not valid_id(job_id, "job"):

@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
+from shared import imagecheck
 from shared.errors import CutoutError, InvalidRequest, NotFound, PayloadTooLarge, UploadNotFound
 from shared.shapes.jsontext import parse_metadata
 from shared.shapes.records import Metadata, OptionsDict
@@ -156,12 +157,15 @@ class Body(BaseModel):
         if not isinstance(body, dict):
             raise cls.not_an_object()
         check_members(cls, body)
-        context = info.context or {}
-        judged = dict(body)
+        return cls.judge_members(dict(body), info.context or {})
+
+    @classmethod
+    def judge_members(cls, body: dict[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+        """The members after :attr:`guards` (a body whose rules span members overrides)."""
         for name, guard in cls.guards:
-            if name in judged or cls.model_fields[name].is_required():
-                judged[name] = guard(judged.get(name), context)
-        return judged
+            if name in body or cls.model_fields[name].is_required():
+                body[name] = guard(body.get(name), context)
+        return body
 
 
 def _one_of(*names: str) -> dict[str, Any]:
@@ -232,10 +236,67 @@ class BatchCreate(Body):
 class UploadRequest(Body):
     """`POST /v1/uploads`: the exact size of each slot, signed into its URL."""
 
+    # read with the context max_bytes=CUTOUT_MAX_UPLOAD_BYTES; once read, `sizes` holds
+    # every slot's size (from `sizes`, or `bytes` × `count`) and `content_type` is lower case
+
     count: Annotated[int, Field(ge=1, le=100)] = 1
     content_type: str = "application/octet-stream"
     bytes: Annotated[int, Field(ge=1)] | None = None
     sizes: Sizes | None = None
+
+    @classmethod
+    def judge_members(cls, body: dict[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+        sizes = upload_sizes(body, context.get("max_bytes"))
+        content_type = body.get("content_type") or UPLOAD_TYPES[0]
+        if not isinstance(content_type, str) or content_type.lower() not in UPLOAD_TYPES:
+            raise InvalidRequest(
+                f"`content_type` must be one of {', '.join(sorted(UPLOAD_TYPES))}",
+                field="content_type",
+            )
+        return {**body, "count": len(sizes), "sizes": sizes, "content_type": content_type.lower()}
+
+
+#: what an upload slot may declare: the types of the formats we read (shared/imagecheck.py)
+UPLOAD_TYPES = ("application/octet-stream", *imagecheck.CONTENT_TYPES.values())
+MAX_SLOTS = 100
+
+
+def upload_sizes(body: Mapping[str, Any], limit: int | None) -> list[int]:
+    """One declared length per slot, from ``sizes``, or ``bytes`` × ``count``."""
+    if "sizes" in body:
+        raw = body["sizes"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_SLOTS:
+            raise InvalidRequest(
+                f"`sizes` must be a list of 1 to {MAX_SLOTS} byte counts", field="sizes"
+            )
+        if "bytes" in body:
+            raise InvalidRequest("send `bytes` or `sizes`, not both", field="sizes")
+        if "count" in body and body["count"] != len(raw):
+            raise InvalidRequest("`count` must equal the length of `sizes`", field="count")
+        return [_slot_size(value, "sizes", limit) for value in raw]
+    count = body.get("count", 1)
+    count = 0 if count is None else count  # null is out of range, not of the wrong kind
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise InvalidRequest("`count` must be an integer", field="count")
+    if not 1 <= count <= MAX_SLOTS:
+        raise InvalidRequest(f"`count` must be between 1 and {MAX_SLOTS}", field="count")
+    if body.get("bytes") is None:
+        raise InvalidRequest(
+            "`bytes` (the exact size of each file) or `sizes` (one per file) is "
+            "required: the size is signed into the upload URL",
+            field="bytes",
+        )
+    return [_slot_size(body["bytes"], "bytes", limit)] * count
+
+
+def _slot_size(value: Any, name: str, limit: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"`{name}` must hold integers", field=name)
+    if value < 1:
+        raise InvalidRequest(f"`{name}` must be positive", field=name)
+    if limit is not None and value > limit:
+        raise PayloadTooLarge(f"`{name}`: {value} bytes is over the upload limit of {limit}")
+    return value
 
 
 class Upload(BaseModel):

@@ -150,7 +150,7 @@ def _warm(handshake_fd: int, path: Path) -> int:
         log.warning("no lock for the alpha matting warmer: %s", exc)
         tell_the_worker()
     started = time.monotonic()
-    from worker.engine.compose import warm_alpha_matting
+    from worker.engine.matting import warm_alpha_matting
 
     warm_alpha_matting()
     log.info(

@@ -1,4 +1,4 @@
-"""The options on known masks: what the pixels must be (compose() is pure, no model)."""
+"""The options on known masks: what the pixels must be (render() is pure, no model)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,22 @@ from shared.options import Options, parse_options
 from tests.unit.engine_helpers import alpha_bbox, box_mask, scene
 from worker.engine.compose import (
     SUBJECT_ALPHA_THRESHOLD,
-    compose,
     naive_cutout,
     post_process_mask,
     subject_bbox,
 )
+from worker.engine.render import render
 
 RED, BLUE = (220, 30, 30), (20, 40, 200)
 
 
 def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image).astype(int)
+
+
+def picture(image: Image.Image, mask: Image.Image, options: Options) -> Image.Image:
+    """The final picture of ``image`` cut out by ``mask``: the render path's."""
+    return render(image, mask, options).picture
 
 
 def soft_mask() -> Image.Image:
@@ -32,7 +37,7 @@ def soft_mask() -> Image.Image:
 
 
 def test_plain_cutout_is_rembgs_composite() -> None:
-    out = compose(scene(), soft_mask(), Options())
+    out = picture(scene(), soft_mask(), Options())
     assert out.mode == "RGBA"
     assert out.size == (64, 48)
     p = pixels(out)
@@ -67,13 +72,13 @@ def test_cutout_of_an_image_with_alpha_multiplies_both() -> None:
 
 
 def test_mask_only_is_the_mask() -> None:
-    out = compose(scene(), soft_mask(), Options(mask_only=True))
+    out = picture(scene(), soft_mask(), Options(mask_only=True))
     assert out.mode == "L"
     np.testing.assert_array_equal(pixels(out), pixels(soft_mask()))
 
 
 def test_mask_only_ignores_bg_color() -> None:
-    out = compose(scene(), soft_mask(), Options(mask_only=True, bg_color=(0, 255, 0, 255)))
+    out = picture(scene(), soft_mask(), Options(mask_only=True, bg_color=(0, 255, 0, 255)))
     assert out.mode == "L"
 
 
@@ -88,12 +93,12 @@ def test_post_process_removes_specks_and_hardens_edges() -> None:
     assert p[42, 4] == 0
     assert p[24, 32] == 255
     assert p[2, 60] == 0
-    result = compose(scene(), Image.fromarray(mask), Options(post_process=True))
+    result = picture(scene(), Image.fromarray(mask), Options(post_process=True))
     assert set(np.unique(pixels(result)[..., 3])) <= {0, 255}
 
 
 def test_bg_color_is_composited_and_opaque() -> None:
-    out = compose(scene(), soft_mask(), Options(bg_color=(0, 255, 0, 255)))
+    out = picture(scene(), soft_mask(), Options(bg_color=(0, 255, 0, 255)))
     p = pixels(out)
     assert out.mode == "RGBA"
     assert (p[..., 3] == 255).all()
@@ -105,9 +110,9 @@ def test_bg_color_is_composited_and_opaque() -> None:
 
 def test_translucent_bg_color_keeps_its_alpha_for_png_but_not_jpeg() -> None:
     colour = (0, 0, 255, 128)
-    png = compose(scene(), box_mask((64, 48), (16, 12, 48, 36)), Options(bg_color=colour))
+    png = picture(scene(), box_mask((64, 48), (16, 12, 48, 36)), Options(bg_color=colour))
     assert tuple(pixels(png)[2, 2]) == colour
-    jpeg = compose(
+    jpeg = picture(
         scene(),
         box_mask((64, 48), (16, 12, 48, 36)),
         parse_options({"format": "jpeg", "bg_color": "0,0,255,128"}),
@@ -116,7 +121,7 @@ def test_translucent_bg_color_keeps_its_alpha_for_png_but_not_jpeg() -> None:
 
 
 def test_crop_to_the_subject() -> None:
-    out = compose(scene(), box_mask((64, 48), (16, 12, 48, 36)), Options(crop=True))
+    out = picture(scene(), box_mask((64, 48), (16, 12, 48, 36)), Options(crop=True))
     assert out.size == (32, 24)
     assert (pixels(out)[..., 3] == 255).all()
     assert tuple(pixels(out)[0, 0]) == (*RED, 255)
@@ -124,25 +129,25 @@ def test_crop_to_the_subject() -> None:
 
 def test_crop_with_margin_is_clamped_to_the_image() -> None:
     mask = box_mask((64, 48), (16, 12, 48, 36))
-    assert compose(scene(), mask, Options(crop=True, margin=5)).size == (42, 34)
+    assert picture(scene(), mask, Options(crop=True, margin=5)).size == (42, 34)
     # 20 px of margin reaches past the left (16), top (12) and bottom (36+20 > 48) edges
-    assert compose(scene(), mask, Options(crop=True, margin=20)).size == (64, 48)
+    assert picture(scene(), mask, Options(crop=True, margin=20)).size == (64, 48)
 
 
 def test_crop_ignores_faint_haze() -> None:
     mask = np.array(box_mask((64, 48), (16, 12, 48, 36)))
     mask[0:4, 0:64] = SUBJECT_ALPHA_THRESHOLD  # haze at the threshold does not count
-    out = compose(scene(), Image.fromarray(mask), Options(crop=True))
+    out = picture(scene(), Image.fromarray(mask), Options(crop=True))
     assert out.size == (32, 24)
 
 
 def test_crop_without_a_subject_keeps_the_image() -> None:
-    out = compose(scene(), Image.new("L", (64, 48), 0), Options(crop=True))
+    out = picture(scene(), Image.new("L", (64, 48), 0), Options(crop=True))
     assert out.size == (64, 48)
 
 
 def test_crop_of_the_mask() -> None:
-    out = compose(scene(), soft_mask(), Options(crop=True, mask_only=True))
+    out = picture(scene(), soft_mask(), Options(crop=True, mask_only=True))
     assert out.mode == "L"
     assert out.size == (36, 28)
 
@@ -155,7 +160,7 @@ def test_subject_bbox() -> None:
 
 def test_canvas_scales_and_centres_the_subject() -> None:
     # a 32x24 subject on a 200x100 canvas at fill 0.5: height limits (24 -> 50), width 67
-    out = compose(
+    out = picture(
         scene(),
         box_mask((64, 48), (16, 12, 48, 36)),
         Options(canvas=(200, 100), fill=0.5),
@@ -170,7 +175,7 @@ def test_canvas_scales_and_centres_the_subject() -> None:
 
 
 def test_canvas_with_bg_color_and_default_fill() -> None:
-    out = compose(
+    out = picture(
         scene(),
         box_mask((64, 48), (16, 12, 48, 36)),
         Options(canvas=(100, 100), bg_color=(255, 255, 255, 255)),
@@ -185,21 +190,21 @@ def test_canvas_with_bg_color_and_default_fill() -> None:
 
 def test_canvas_with_margin_shrinks_the_subject() -> None:
     mask = box_mask((64, 48), (16, 12, 48, 36))
-    plain = compose(scene(), mask, Options(canvas=(100, 100), fill=1.0))
-    padded = compose(scene(), mask, Options(canvas=(100, 100), fill=1.0, margin=8))
+    plain = picture(scene(), mask, Options(canvas=(100, 100), fill=1.0))
+    padded = picture(scene(), mask, Options(canvas=(100, 100), fill=1.0, margin=8))
     width = alpha_bbox(plain)[2] - alpha_bbox(plain)[0]
     assert width == 100
     assert alpha_bbox(padded)[2] - alpha_bbox(padded)[0] < width
 
 
 def test_canvas_without_a_subject_is_empty() -> None:
-    out = compose(scene(), Image.new("L", (64, 48), 0), Options(canvas=(30, 20)))
+    out = picture(scene(), Image.new("L", (64, 48), 0), Options(canvas=(30, 20)))
     assert out.size == (30, 20)
     assert alpha_bbox(out) is None
 
 
 def test_canvas_of_the_mask_is_greyscale() -> None:
-    out = compose(scene(), soft_mask(), Options(canvas=(100, 50), mask_only=True))
+    out = picture(scene(), soft_mask(), Options(canvas=(100, 50), mask_only=True))
     assert out.mode == "L"
     assert out.size == (100, 50)
 
@@ -211,7 +216,7 @@ def test_alpha_matting_refines_a_soft_mask() -> None:
     mask[12:36, 16:48] = 255
     mask[10:12, 14:50] = 90  # a band the trimap leaves unknown
     options = Options(alpha_matting=True, alpha_matting_erode_size=3)
-    out = compose(scene(), Image.fromarray(mask), options)
+    out = picture(scene(), Image.fromarray(mask), options)
     p = pixels(out)
     assert out.mode == "RGBA"
     assert p[24, 32, 3] == 255
@@ -223,6 +228,6 @@ def test_alpha_matting_refines_a_soft_mask() -> None:
 
 def test_alpha_matting_without_a_foreground_falls_back_to_the_plain_cutout() -> None:
     mask = Image.new("L", (64, 48), 0)
-    out = compose(scene(), mask, Options(alpha_matting=True))
+    out = picture(scene(), mask, Options(alpha_matting=True))
     assert out.mode == "RGBA"
     assert pixels(out).max() == 0

@@ -9,7 +9,6 @@ from PIL import Image, ImageDraw
 
 from shared.errors import InvalidOption
 from shared.options import Options, parse_options
-from worker.engine.compose import compose
 from worker.engine.refine import (
     RefineParams,
     fuse,
@@ -21,6 +20,7 @@ from worker.engine.refine import (
     refine_picture,
     refine_probability,
 )
+from worker.engine.render import render
 from worker.eval.methods import build_methods
 from worker.eval.metrics import boundary_f1, iou
 
@@ -177,14 +177,15 @@ def test_refine_probability_runs_each_model_once_with_the_flip_in_the_batch(
     assert prob[:, 100:].max() == 0.0
 
 
-def test_compose_uses_refines_colours_and_alpha() -> None:
+def test_render_uses_refines_colours_and_alpha() -> None:
     rgb, truth = disc_scene(size=64, radius=20)
     image = Image.fromarray(rgb)
     mask, colours = refine_image(image, blurry_probability(truth))
-    out = compose(image, mask, Options(refine=True), colours)
+    out = render(image, mask, Options(refine=True), colours=colours).picture
     assert out.mode == "RGBA"
     assert np.array_equal(np.asarray(out)[..., 3], np.asarray(mask))
-    assert compose(image, mask, Options(refine=True, mask_only=True), colours).mode == "L"
+    only = render(image, mask, Options(refine=True, mask_only=True), colours=colours)
+    assert only.picture.mode == "L"
 
 
 def test_the_option_parses_and_refuses_what_it_replaces() -> None:

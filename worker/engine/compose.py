@@ -1,19 +1,18 @@
-"""From (image, mask, options) to the final picture: pure functions, no model.
+"""rembg's steps from (image, mask) to a picture, and the geometry they share: pure
+functions, no model. :func:`worker.engine.render.render` puts them in order, with the
+catalogue's options between them; that order is the only render path.
 
-The order is rembg's, with our additions after it:
-
-1. ``post_process``: rembg's mask smoothing (opening, Gaussian blur, threshold).
-2. ``mask_only`` → the mask; ``alpha_matting`` → pymatting cutout, solved around the
-   edge a box at a time (worker/engine/matting.py; falling back to the plain cutout where
-   pymatting gives up, as rembg does); otherwise rembg's plain cutout,
-   ``Image.composite(image, transparent, mask)``.
-3. ``crop`` (+ ``margin``): to the subject's bounding box. The subject is every pixel with
-   alpha above :data:`SUBJECT_ALPHA_THRESHOLD` (10 of 255, rembg's default background
-   threshold for alpha matting): U²-Net leaves faint haze of a few levels far from the
-   subject, which would otherwise stretch the box to the whole image.
-4. ``canvas`` (+ ``fill``, ``margin``): the subject's box (grown by ``margin``) is scaled so
-   that it fills ``fill`` of the canvas along its limiting side, and centred.
-5. ``bg_color``: the result alpha-composited onto the colour (not for ``mask_only``).
+- ``post_process``: rembg's mask smoothing (opening, Gaussian blur, threshold).
+- the cutout: rembg's plain cutout, ``Image.composite(image, transparent, mask)``
+  (:func:`naive_cutout`), or refine's colours under the mask (:func:`refined_cutout`);
+  alpha matting is worker/engine/matting.py's.
+- ``crop`` (+ ``margin``): to the subject's bounding box. The subject is every pixel with
+  alpha above :data:`SUBJECT_ALPHA_THRESHOLD` (10 of 255, rembg's default background
+  threshold for alpha matting): U²-Net leaves faint haze of a few levels far from the
+  subject, which would otherwise stretch the box to the whole image.
+- ``canvas`` (+ ``fill``, ``margin``): the subject's box (grown by ``margin``) is scaled so
+  that it fills ``fill`` of the canvas along its limiting side, and centred.
+- ``bg_color``: the result alpha-composited onto the colour.
 
 rembg differences, on purpose: rembg's background colour is ``paste(img, mask=img)``,
 which leaves edge pixels partly transparent even on an opaque colour; we alpha-composite,
@@ -23,17 +22,10 @@ so an opaque colour gives an opaque image. Alpha matting converts every mode to 
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 from PIL import Image
 
-from shared.options import Options
 from worker.engine.imageio import row_strips
-from worker.engine.matting import alpha_matting_cutout
-from worker.engine.matting import warm_alpha_matting as warm_alpha_matting  # engine, warmup
-
-log = logging.getLogger("cutout.engine")
 
 SUBJECT_ALPHA_THRESHOLD = 10
 
@@ -144,49 +136,3 @@ def apply_background(picture: Image.Image, color: tuple[int, int, int, int]) -> 
     """``picture`` (RGBA) alpha-composited onto a solid ``color``; RGBA."""
     background = Image.new("RGBA", picture.size, tuple(color))
     return Image.alpha_composite(background, picture.convert("RGBA"))
-
-
-def compose(
-    image: Image.Image,
-    mask: Image.Image,
-    options: Options,
-    colours: Image.Image | None = None,
-) -> Image.Image:
-    """The final picture for ``options`` from the decoded image and the model's mask.
-
-    ``colours`` (``refine``'s RGBA cutout, or RGB: its decontaminated colours) replaces the
-    plain cutout's colours when given. RGBA for a cutout, L for ``mask_only``; RGBA on
-    ``bg_color`` (opaque for JPEG).
-    """
-    if options.post_process:
-        mask = post_process_mask(mask)
-    if options.mask_only:
-        picture = mask
-    elif options.alpha_matting:
-        try:
-            picture = alpha_matting_cutout(
-                image,
-                mask,
-                options.alpha_matting_foreground_threshold,
-                options.alpha_matting_background_threshold,
-                options.alpha_matting_erode_size,
-            )
-        except ValueError as exc:
-            log.info("alpha matting gave up (%s); plain cutout instead", exc)
-            picture = naive_cutout(image, mask)
-    elif colours is not None:
-        picture = refined_cutout(colours, mask)
-    else:
-        picture = naive_cutout(image, mask)
-    if options.crop or options.canvas:
-        box = subject_bbox(alpha_of(picture), options.margin)
-        if options.canvas:
-            picture = place_on_canvas(picture, box, options.canvas, options.fill)
-        elif box is not None:
-            picture = picture.crop(box)
-    if options.bg_color is not None and not options.mask_only:
-        color = options.bg_color
-        if options.format == "jpeg":
-            color = color._replace(alpha=255)  # JPEG has no alpha: the colour is opaque
-        picture = apply_background(picture, color)
-    return picture

@@ -20,15 +20,16 @@ from shared.limits import DEFAULT_LIMITS, Limits, check_options
 from shared.options import Options
 from worker.engine import quality, stages
 from worker.engine.batching import BatchCollector, symbolic_batch
-from worker.engine.compose import compose, warm_alpha_matting
 from worker.engine.custom import LRU, CustomModels, LocalResolver
 from worker.engine.families import FAMILIES, U2NetFamily
+from worker.engine.matting import warm_alpha_matting
 from worker.engine.models import MODEL_SPECS, ensure_model, get_spec
 from worker.engine.refine import refine_image, refine_probability
+from worker.engine.render import render
 from worker.engine.rerender import rerender as rerender_with
 from worker.engine.sandbox import Sandbox, Sandboxed
 from worker.engine.session import create_session
-from worker.engine.stages import Result
+from worker.engine.stages import Masked, Result
 
 __all__ = ["Engine", "Result"]
 
@@ -264,39 +265,59 @@ class Engine:
 
     def refined(self, image: Image.Image) -> tuple[Image.Image, Image.Image]:
         """``refine``'s alpha (mode L) and cutout (RGBA, its colours decontaminated) of
-        ``image``; compose changes the cutout's alpha in place (refine_image)."""
+        ``image``; rendering changes the cutout's alpha in place (refine_image)."""
         return refine_image(image, self._refine_probability(image))
 
-    def render(self, image: Image.Image, options: Options) -> Image.Image:
-        """The final picture for ``options`` before encoding (see worker.engine.compose)."""
-        if options.refine:
-            mask, colours = self.refined(image)
-            return compose(image, mask, options, colours)
-        if not options.fast:
-            return compose(image, self.predict_mask(image, options.model), options)
-        loaded = self._load_fast()
-        output = self._infer_for(loaded, loaded.family.preprocess(image))
-        return compose(image, loaded.family.postprocess(output, image.size), options)
+    def _model_for(self, options: Options) -> Runnable | None:
+        """The model ``options`` run (the fast one for ``fast``); None for ``refine``,
+        whose maps come from :func:`refine_probability`."""
+        return None if options.refine else self._loaded_for(options)
+
+    def _mask(
+        self, image: Image.Image, options: Options, loaded: Runnable | None, *, assess: bool
+    ) -> Masked:
+        """The mask of ``image`` from ``loaded`` (None: refine's fused map, with its
+        colours), scored when ``assess`` (worker/engine/quality.py, at ``options.score``'s
+        level) from the map it was made from."""
+        clock = time.perf_counter
+        t1 = clock()
+        colours = batch = small = None
+        if loaded is None:  # refine: preprocessing is counted in inference
+            t2 = t1
+            output = self._refine_probability(image)
+            t3 = clock()
+            mask, colours = refine_image(image, output)
+        else:
+            small = loaded.family.shrink(image)
+            batch = loaded.family.normalise(small)
+            t2 = clock()
+            output = self._infer_for(loaded, batch)
+            t3 = clock()
+            mask = loaded.family.postprocess(output, image.size)
+        assessed = self._assessed(options, image, output, batch, small) if assess else None
+        timings = {"preprocess": t2 - t1, "inference": t3 - t2, "score": clock() - t3}
+        return Masked(mask, colours, assessed, timings)
+
+    def render(
+        self, image: Image.Image, options: Options, background: Image.Image | None = None
+    ) -> Image.Image:
+        """The final picture for ``options`` before encoding: the mask, then
+        worker/engine/render.py's :func:`~worker.engine.render.render`, the path every job
+        takes (:meth:`process` is this between its decode and its encode). ``background``:
+        the decoded image of ``bg_image_url`` / ``bg_upload_key`` when the options name
+        one."""
+        masked = self._mask(image, options, self._model_for(options), assess=False)
+        return render(image, masked.mask, options, background, masked.colours).picture
 
     def render_assessed(
-        self, image: Image.Image, options: Options
+        self, image: Image.Image, options: Options, background: Image.Image | None = None
     ) -> tuple[Image.Image, quality.Quality | None]:
         """:meth:`render`'s picture (the same pixels) and the quality of the map it was made
         from, scored as :meth:`process` scores it (None when scoring failed), from one
         inference: what ``cutout eval`` measures."""
-        colours: Image.Image | None = None
-        batch = small = None
-        if options.refine:
-            output = self._refine_probability(image)
-            mask, colours = refine_image(image, output)
-        else:
-            loaded = self._loaded_for(options)
-            small = loaded.family.shrink(image)
-            batch = loaded.family.normalise(small)
-            output = self._infer_for(loaded, batch)
-            mask = loaded.family.postprocess(output, image.size)
-        assessed = self._assessed(options, image, output, batch, small)
-        return compose(image, mask, options, colours), assessed
+        masked = self._mask(image, options, self._model_for(options), assess=True)
+        rendered = render(image, masked.mask, options, background, masked.colours)
+        return rendered.picture, masked.quality
 
     def process(
         self,
@@ -316,39 +337,21 @@ class Engine:
         over ``max_pixels``), ModelUnavailable, FastModeUnavailable.
         """
         check_options(options, limits)
-        loaded = None if options.refine else self._loaded_for(options)
-        clock = time.perf_counter
-        t0 = clock()
+        loaded = self._model_for(options)  # a missing model fails before the decode
+        start = time.perf_counter()
         image, original_size = stages.decode_input(data, options, limits)
-        t1 = clock()
-        colours = None
-        batch = small = None
-        if loaded is None:  # refine: preprocessing is counted in inference
-            t2 = t1
-            output = self._refine_probability(image)
-            t3 = clock()
-            mask, colours = refine_image(image, output)
-        else:
-            small = loaded.family.shrink(image)
-            batch = loaded.family.normalise(small)
-            t2 = clock()
-            output = self._infer_for(loaded, batch)
-            t3 = clock()
-            mask = loaded.family.postprocess(output, image.size)
-        assessed = self._assessed(options, image, output, batch, small)
-        del output, batch, small
-        t_score = clock()
-        timings = {"decode": t1 - t0, "preprocess": t2 - t1, "inference": t3 - t2}
+        decoded = time.perf_counter() - start
+        masked = self._mask(image, options, loaded, assess=True)
         return stages.output(
             image,
             original_size,
-            mask,
+            masked.mask,
             options,
             limits,
             background=background,
-            colours=colours,
-            timings={**timings, "score": t_score - t3},
-            assessed=assessed,
+            colours=masked.colours,
+            timings={"decode": decoded, **masked.timings},
+            assessed=masked.quality,
         )
 
     def rerender(

@@ -334,8 +334,8 @@ def refine_image(
 ) -> tuple[Image.Image, Image.Image]:
     """(alpha as mode L, the refined cutout as RGBA) of ``image`` refined from the fused
     ``probability`` (:func:`refine_probability`). The cutout's colours are the
-    decontaminated foreground colours; compose puts the (post-processed) alpha on it in
-    place, so it is not copied again: the picture belongs to one composition, and a
-    second one needs a fresh call (or a copy)."""
+    decontaminated foreground colours; the render (worker/engine/render.py) puts the
+    (post-processed) alpha on it in place, so it is not copied again: the picture belongs
+    to one render, and a second one needs a fresh call (or a copy)."""
     picture = refine_picture(image, probability, params)
     return picture.getchannel("A"), picture

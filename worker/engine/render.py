@@ -1,13 +1,16 @@
-"""The catalogue outputs (issue 16): region of interest, crop margins, subject scale and
-position, drop shadow, background image, ZIP of colour + alpha, and the subject's box.
+"""From (image, mask, options) to the final picture: :func:`render`, the one render path.
+A job (:meth:`Engine.process`), a corrected mask's re-render (worker/engine/rerender.py),
+``cutout remove`` and ``cutout eval`` (:meth:`Engine.render_assessed`) all render here.
+Besides rembg's steps (worker/engine/compose.py) it applies the catalogue outputs (issue
+16): region of interest, crop margins, subject scale and position, drop shadow,
+background image; and it encodes (ZIP of colour + alpha too) and gives the subject's box.
 
-:func:`render` is the engine's whole path from (image, mask) to the final picture. With
-none of these options set it does exactly what :func:`worker.engine.compose.compose`
-does (same functions, same order; a unit test holds them equal), so the default output
-stays rembg's. The order:
+With none of the catalogue options set it runs rembg's steps in rembg's order, so the
+default output stays rembg's (tests/integration/test_parity.py). The order:
 
 1. ``post_process`` (rembg's), then ``roi``: the mask is zeroed outside the region.
-2. the cutout (mask, alpha matting or rembg's plain cutout), and the subject's box.
+2. the cutout (mask, refine's colours, alpha matting or rembg's plain cutout), and the
+   subject's box.
 3. geometry: ``crop`` (+ ``margin`` or ``crop_margin``) or ``canvas``; then ``scale`` /
    ``position`` move the subject's box within that canvas.
 4. ``shadow`` under the subject, then the background (``bg_color`` or the image).
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import math
 import zipfile
 from typing import Any
@@ -33,10 +37,8 @@ from shared.options import Options
 from shared.optionvalues import Box as Region
 from shared.optionvalues import Margin
 from worker.engine.compose import (
-    alpha_matting_cutout,
     alpha_of,
     apply_background,
-    log,
     naive_cutout,
     place_on_canvas,
     post_process_mask,
@@ -44,6 +46,9 @@ from worker.engine.compose import (
     subject_bbox,
 )
 from worker.engine.imageio import JPEG_QUALITY, decode_image, encode_image, encode_png
+from worker.engine.matting import alpha_matting_cutout
+
+log = logging.getLogger("cutout.engine")
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom
 
@@ -122,7 +127,7 @@ def cutout(
     options: Options,
     colours: Image.Image | None = None,
 ) -> Image.Image:
-    """Step 2 of compose(): the mask, the alpha-matted or the plain cutout (with
+    """Step 2 of :func:`render`: the mask, the alpha-matted or the plain cutout (with
     ``colours``, refine's RGBA cutout, given ``mask`` as its alpha in place)."""
     if options.mask_only:
         return mask

@@ -37,6 +37,18 @@ class Result:
     input_size: tuple[int, int] | None = None
 
 
+@dataclasses.dataclass
+class Masked:
+    """What makes the picture besides the image: the mask (mode L, the image's size),
+    ``refine``'s colours (RGBA, changed in place by the render), the quality of the map
+    the mask came from, and seconds per stage (preprocess, inference, score)."""
+
+    mask: Image.Image
+    colours: Image.Image | None
+    quality: quality.Quality | None
+    timings: dict[str, float]
+
+
 def decode_input(
     data: bytes, options: Options, limits: Limits
 ) -> tuple[Image.Image, tuple[int, int]]:

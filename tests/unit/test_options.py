@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from shared.errors import InvalidOption
-from shared.options import Options, parse_options
+from shared.options import OPTION_NAMES, Options, options_schema, parse_options
 from shared.optionvalues import Box, Margin
 
 # (values given, the stored form's fields that they change; position is always shown)
@@ -504,3 +505,33 @@ def test_stored_options_parse_back_to_the_same_model() -> None:
         loaded += 1
     assert set(refused) <= set(COMBINATIONS), refused
     assert loaded > 1000  # most combinations are valid: the loop tested something
+
+
+# -- the JSON Schema -------------------------------------------------------------------------
+
+
+def test_every_option_has_a_type_in_openapi_json() -> None:
+    from api.openapi import build_document
+    from cutout.apidocs import _app
+
+    app = _app()
+    with app.app_context():
+        properties = build_document(app)["components"]["schemas"]["Options"]["properties"]
+    assert list(properties) == list(OPTION_NAMES)
+    for name, schema in properties.items():
+        kinds = [schema] if "type" in schema else schema.get("anyOf", [])
+        assert kinds, name
+        assert all("type" in kind for kind in kinds), name
+
+
+def test_stored_forms_validate_against_the_schema() -> None:
+    validator = Draft202012Validator(options_schema())
+    rng = random.Random(2028)
+    for _ in range(300):
+        values = {name: make(rng) for name, make in VALUES.items() if rng.random() < 0.4}
+        try:
+            options = parse_options(values)
+        except InvalidOption:
+            continue
+        # what a job object shows (its options) is what the document promises
+        assert not list(validator.iter_errors(options.stored())), options.stored()

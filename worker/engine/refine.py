@@ -231,13 +231,22 @@ def _coarse_guide(image: Image.Image, cw: int, ch: int) -> np.ndarray:
     return np.clip(np.rint(small_f), 0, 255).astype(np.float32) / 255.0
 
 
-def refine_picture(
-    image: Image.Image, prob: np.ndarray, params: RefineParams = DEFAULT_PARAMS
-) -> Image.Image:
-    """The refined cutout (RGBA, colours decontaminated) of the photo ``image`` (any mode;
-    its colours are read as RGB) from the fused probability ``prob`` (any size, float32
-    0..1). The photo is read and the cutout written a strip at a time, so beyond the
-    RGBA result the work adds the coarse grid and one strip (module doc, Memory)."""
+@dataclasses.dataclass
+class _Coarse:
+    """What :func:`refine_picture` works out on the coarse grid (``cw`` × ``ch``): the
+    guided filter's coefficients, the band and speck flags (2 channels), and the nearby
+    foreground and background colours (6 channels; None without ``decontaminate``)."""
+
+    cw: int
+    ch: int
+    coef: np.ndarray
+    flags: np.ndarray
+    fills: np.ndarray | None
+
+
+def _coarse(image: Image.Image, prob: np.ndarray, params: RefineParams) -> _Coarse:
+    """The coarse grid's part of :func:`refine_picture`: where the edge band is, which
+    specks go, the filter's coefficients and the colour fills."""
     width, height = image.size
     scale = min(1.0, params.coarse_side / max(width, height))
     cw, ch = max(1, round(width * scale)), max(1, round(height * scale))
@@ -254,6 +263,7 @@ def refine_picture(
     alpha_c = np.where(band_c, q_c, (p_c >= 0.5).astype(np.float32))
     drop_c = _remove_specks(alpha_c >= 0.5, params.speck_fraction)
 
+    fills = None
     if params.decontaminate:
         fg_w = (alpha_c > 0.97).astype(np.float32)
         bg_w = (alpha_c < 0.03).astype(np.float32)
@@ -262,41 +272,65 @@ def refine_picture(
         fills = np.concatenate([fg_fill, bg_fill], axis=-1)
     # band and drop as one 2-channel coarse float map, sampled nearest
     flags = np.stack([band_c, drop_c], axis=-1).astype(np.float32)
+    return _Coarse(cw, ch, coef, flags, fills)
 
-    picture = Image.new("RGBA", (width, height))
+
+def _refined_rows(
+    image: Image.Image,
+    prob: np.ndarray,
+    coarse: _Coarse,
+    params: RefineParams,
+    y0: int,
+    y1: int,
+) -> np.ndarray:
+    """Rows ``y0``..``y1`` of the refined cutout: RGBA uint8, the image's width."""
+    width, height = image.size
     xs = np.arange(width, dtype=np.float64)
-    sx, sy = cw / width, ch / height
-    px, py = prob.shape[1] / width, prob.shape[0] / height
+    ys = np.arange(y0, y1, dtype=np.float64)
+    sx, sy = coarse.cw / width, coarse.ch / height
+    photo = _rows(image, y0, y1).astype(np.float32) / 255.0
+    p_full = _remap(prob, prob.shape[1] / width, prob.shape[0] / height, xs, ys)
+    flag = _remap(coarse.flags, sx, sy, xs, ys, cv2.INTER_NEAREST)
+    band, drop = flag[..., 0] > 0.5, flag[..., 1] > 0.5
+    alpha = (p_full >= 0.5).astype(np.float32)
+    rgb_out = photo
+    if band.any():
+        kc = _remap(coarse.coef, sx, sy, xs, ys)
+        q = np.einsum("hwc,hwc->hw", kc[..., :3], photo) + kc[..., 3]
+        if params.gain != 1.0:
+            q = (q - 0.5) * params.gain + 0.5
+        alpha = np.where(band, np.clip(q, 0.0, 1.0), alpha)
+    alpha[drop] = 0.0
+    if coarse.fills is not None and band.any():
+        f = _remap(coarse.fills, sx, sy, xs, ys)
+        fg, bg = f[..., :3], f[..., 3:]
+        a = alpha[..., None]
+        solved = np.clip((photo - (1.0 - a) * bg) / np.maximum(a, 1e-3), 0.0, 1.0)
+        # where α is small the solution amplifies noise: lean on the nearby foreground
+        mix = np.clip(a, 0.0, 1.0)
+        colour = mix * solved + (1.0 - mix) * fg
+        rgb_out = np.where((band & (alpha < 1.0))[..., None], colour, photo)
+    out = np.empty((ys.size, width, 4), dtype=np.uint8)
+    out[..., 3] = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    # fully transparent pixels carry no colour (as rembg's cutout): smaller files
+    out[..., :3] = np.clip(rgb_out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out[..., :3] *= (out[..., 3] > 0)[..., None]
+    return out
+
+
+def refine_picture(
+    image: Image.Image, prob: np.ndarray, params: RefineParams = DEFAULT_PARAMS
+) -> Image.Image:
+    """The refined cutout (RGBA, colours decontaminated) of the photo ``image`` (any mode;
+    its colours are read as RGB) from the fused probability ``prob`` (any size, float32
+    0..1). The photo is read and the cutout written a strip at a time, so beyond the
+    RGBA result the work adds the coarse grid and one strip (module doc, Memory)."""
+    width, height = image.size
+    coarse = _coarse(image, prob, params)
+    picture = Image.new("RGBA", (width, height))
     for y0, y1 in row_strips(width, height, STRIP_PIXELS):
-        ys = np.arange(y0, y1, dtype=np.float64)
-        photo = _rows(image, y0, y1).astype(np.float32) / 255.0
-        p_full = _remap(prob, px, py, xs, ys)
-        flag = _remap(flags, sx, sy, xs, ys, cv2.INTER_NEAREST)
-        band, drop = flag[..., 0] > 0.5, flag[..., 1] > 0.5
-        alpha = (p_full >= 0.5).astype(np.float32)
-        rgb_out = photo
-        if band.any():
-            kc = _remap(coef, sx, sy, xs, ys)
-            q = np.einsum("hwc,hwc->hw", kc[..., :3], photo) + kc[..., 3]
-            if params.gain != 1.0:
-                q = (q - 0.5) * params.gain + 0.5
-            alpha = np.where(band, np.clip(q, 0.0, 1.0), alpha)
-        alpha[drop] = 0.0
-        if params.decontaminate and band.any():
-            f = _remap(fills, sx, sy, xs, ys)
-            fg, bg = f[..., :3], f[..., 3:]
-            a = alpha[..., None]
-            solved = np.clip((photo - (1.0 - a) * bg) / np.maximum(a, 1e-3), 0.0, 1.0)
-            # where α is small the solution amplifies noise: lean on the nearby foreground
-            mix = np.clip(a, 0.0, 1.0)
-            colour = mix * solved + (1.0 - mix) * fg
-            rgb_out = np.where((band & (alpha < 1.0))[..., None], colour, photo)
-        out = np.empty((ys.size, width, 4), dtype=np.uint8)
-        out[..., 3] = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        # fully transparent pixels carry no colour (as rembg's cutout): smaller files
-        out[..., :3] = np.clip(rgb_out * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        out[..., :3] *= (out[..., 3] > 0)[..., None]
-        picture.paste(Image.fromarray(out), (0, y0))
+        rows = _refined_rows(image, prob, coarse, params, y0, y1)
+        picture.paste(Image.fromarray(rows), (0, y0))
     return picture
 
 

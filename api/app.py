@@ -29,7 +29,7 @@ from shared.settings import Settings, load_settings, redis_url_for
 from shared.storage import S3Storage
 from shared.store import RedisStore
 from shared.tasks import make_celery
-from shared.webhooks import WebhookSecrets
+from shared.webhooksecrets import WebhookSecrets
 
 log = logging.getLogger("cutout.api")
 access_log = logging.getLogger("cutout.api.access")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from shared.ratelimits import TokenBuckets
     from shared.settings import Settings
     from shared.storage import Storage
-    from shared.webhooks import WebhookSecrets
+    from shared.webhooksecrets import WebhookSecrets
 
 
 @dataclass

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, g
 from api import trust
 from api.openapi import doc
 from api.services import current
-from shared.webhooks import WebhookSecrets
+from shared.webhooksecrets import WebhookSecrets
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
 

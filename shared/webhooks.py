@@ -7,7 +7,8 @@ HMAC-SHA256 over ``"{id}.{timestamp}.{body}"``, keyed with the base64-decoded pa
 the tenant's ``whsec_…`` secret. Receivers verify it with any Standard Webhooks library.
 
 Delivery goes through :mod:`shared.netguard`, so a webhook URL cannot reach our own
-network either. Retries and their schedule belong to the caller (the worker's task).
+network either. Retries and their schedule belong to the caller (the worker's task); each
+tenant's secret is kept in Redis by :class:`shared.webhooksecrets.WebhookSecrets`.
 """
 
 from __future__ import annotations
@@ -21,18 +22,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import redis
-
-from shared.errors import CutoutError, Unavailable, UrlNotAllowed
+from shared.errors import CutoutError, UrlNotAllowed
 from shared.ids import new_id
 from shared.netaddress import IPNetwork
 from shared.netguard import fetch
-from shared.redis_errors import redis_errors
-
-if TYPE_CHECKING:
-    from shared.store import RedisStore
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix of every secret, not a secret
 SECRET_BYTES = 24
@@ -40,8 +35,6 @@ EVENT_TYPES = frozenset({"job.succeeded", "job.failed", "job.corrected", "batch.
 USER_AGENT = "Cutout-Webhooks/0.1"
 #: a receiver's answer is not needed; read at most this much of it
 _MAX_ANSWER_BYTES = 64 * 1024
-#: how errors name this store (shared/redis_errors.py)
-_WHAT = "the webhook secret store"
 
 
 def new_secret() -> str:
@@ -147,55 +140,3 @@ def deliver(
     if 200 <= result.status < 300:
         return DeliveryOutcome(True, result.status, None, retryable=False)
     return DeliveryOutcome(False, result.status, f"the receiver answered {result.status}")
-
-
-class WebhookSecrets:
-    """Each tenant's current signing secret, in Redis (key ``cutout:webhook_secret:<tenant>``).
-
-    Secrets do not expire. Redis failures surface as :class:`Unavailable`.
-    """
-
-    PREFIX = "cutout:webhook_secret:"
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.r: Any = client  # works with decode_responses on or off
-
-    @classmethod
-    def from_store(cls, store: RedisStore) -> WebhookSecrets:
-        """The secrets on the job store's Redis."""
-        return cls(store.r)
-
-    def _key(self, tenant: str) -> str:
-        return self.PREFIX + tenant
-
-    def get(self, tenant: str) -> str | None:
-        """The tenant's secret, or None if it has none yet."""
-        with redis_errors(_WHAT):
-            value = self.r.get(self._key(tenant))
-        return _text(value)
-
-    def get_or_create(self, tenant: str) -> str:
-        """The tenant's secret, made on first use. Concurrent first calls agree (SET NX)."""
-        key = self._key(tenant)
-        with redis_errors(_WHAT):
-            for _ in range(3):
-                candidate = new_secret()
-                if self.r.set(key, candidate, nx=True):
-                    return candidate
-                existing = _text(self.r.get(key))
-                if existing is not None:  # None only if deleted in between: try again
-                    return existing
-        raise Unavailable("the webhook secret could not be stored")
-
-    def rotate(self, tenant: str) -> str:
-        """Replace the tenant's secret with a new one and return it; the old one is gone."""
-        secret = new_secret()
-        with redis_errors(_WHAT):
-            self.r.set(self._key(tenant), secret)
-        return secret
-
-
-def _text(value: bytes | str | None) -> str | None:
-    if value is None:
-        return None
-    return value.decode("ascii") if isinstance(value, bytes) else value

@@ -25,7 +25,7 @@ from shared.redisops import translated
 from shared.storage import Storage
 from shared.store import PREFIX, RedisStore
 from shared.sweepstate import SweepState
-from shared.webhooks import WebhookSecrets
+from shared.webhooksecrets import WebhookSecrets
 
 # what a task retries besides a transient CutoutError: redis-py's errors that reach it
 # without passing through a store, from the broker's Redis under kombu's send_task

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from shared import netaddress, netguard, webhooks
+from shared import netaddress, netguard, webhooks, webhooksecrets
 from shared.errors import PayloadTooLarge, UrlFetchFailed, UrlNotAllowed
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
@@ -612,7 +612,7 @@ def test_secret_store_in_redis(redis_url: str) -> None:
     import redis
 
     client = redis.Redis.from_url(redis_url)
-    store = webhooks.WebhookSecrets(client)
+    store = webhooksecrets.WebhookSecrets(client)
     tenant = f"t{time.time_ns()}"
     results: list[str] = []
     threads = [
@@ -626,8 +626,6 @@ def test_secret_store_in_redis(redis_url: str) -> None:
     assert len(set(results)) == 1  # concurrent first calls agree
     rotated = store.rotate(tenant)
     assert rotated != results[0]
-    assert (
-        webhooks.WebhookSecrets(redis.Redis.from_url(redis_url, decode_responses=True)).get(tenant)
-        == rotated
-    )
+    decoded = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert webhooksecrets.WebhookSecrets(decoded).get(tenant) == rotated
     assert json.dumps(rotated)  # a plain str, ready for {"secret": ...}

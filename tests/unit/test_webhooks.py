@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from shared import webhooks
+from shared import webhooks, webhooksecrets
 from shared.errors import Unavailable
 
 
@@ -115,7 +115,7 @@ def test_secret_store_translates_redis_failures() -> None:
 
         set = get
 
-    store = webhooks.WebhookSecrets(Down())  # type: ignore[arg-type]
+    store = webhooksecrets.WebhookSecrets(Down())  # type: ignore[arg-type]
     with pytest.raises(Unavailable):
         store.get_or_create("acme")
     with pytest.raises(Unavailable):

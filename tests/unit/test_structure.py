@@ -195,3 +195,40 @@ def test_every_store_says_truly_which_side_uses_it() -> None:
         if len(said) != 1 or SIDES[said[0]] != truth:
             wrong.append(f"{name}: says {said or 'nothing'}, used by {sorted(truth)}")
     assert wrong == []
+
+
+#: shared/'s packages in layers: each may import its own package and the layers below.
+#: The top modules (errors, ids, atomicfile, logs) are the base; the stores sit on top.
+SHARED_LAYERS: dict[str, set[str]] = {
+    "shared": set(),
+    "shared.redis": {"shared"},
+    "shared.net": {"shared"},
+    "shared.s3": {"shared"},
+    "shared.onnx": {"shared"},
+    "shared.contract": {"shared", "shared.redis", "shared.net", "shared.s3", "shared.onnx"},
+    "shared.stores": {
+        "shared",
+        *("shared.redis", "shared.net", "shared.s3", "shared.onnx", "shared.contract"),
+    },
+}
+
+
+def _shared_package(name: str) -> str:
+    """The layer of a module of shared/: its package under shared, or the base."""
+    parts = name.split(".")
+    package = ".".join(parts[:2])
+    return package if len(parts) >= 2 and package in SHARED_LAYERS else "shared"
+
+
+def test_shared_packages_import_only_their_own_and_the_layers_below() -> None:
+    graph = import_graph()
+    wrong = []
+    for name, targets in graph.items():
+        if name.partition(".")[0] != "shared":
+            continue
+        mine = _shared_package(name)
+        for target in targets:
+            theirs = _shared_package(target)
+            if target.startswith("shared") and theirs != mine and theirs not in SHARED_LAYERS[mine]:
+                wrong.append(f"{name} ({mine}) imports {target} ({theirs})")
+    assert wrong == []

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from shared.settings import Settings
     from worker.engine import Engine
+    from worker.eval.manifest import Item
     from worker.eval.methods import Method
+    from worker.eval.runner import EvalResult
 
 
 def register(subparsers: Any) -> None:
@@ -47,6 +49,13 @@ def register(subparsers: Any) -> None:
         metavar="CSV",
         help="CSV with image, mask, category columns (paths relative to its folder)",
     )
+    _column_flags(parser)
+    _run_flags(parser)
+    parser.set_defaults(func=handle)
+
+
+def _column_flags(parser: argparse.ArgumentParser) -> None:
+    """What is evaluated: the model columns, their options and variants, the baselines."""
     parser.add_argument(
         "--model",
         action="append",
@@ -82,6 +91,10 @@ def register(subparsers: Any) -> None:
         help="a classical baseline column: OpenCV's GrabCut started from a rectangle 5%% "
         "inside the border, no model at all (needs pip install 'cutout[eval]')",
     )
+
+
+def _run_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the results go, which items run, and how."""
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every result as JSON")
     parser.add_argument(
         "--report", type=Path, metavar="OUT.html", help="write a self-contained HTML report"
@@ -100,7 +113,6 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="no progress line on stderr (it counts image × column runs; the table is stdout)",
     )
-    parser.set_defaults(func=handle)
 
 
 def _positive(text: str) -> int:
@@ -118,10 +130,38 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+class _Stop(Exception):
+    """The run stops here: ``message`` on stderr, exit ``code``."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
 def handle(args: argparse.Namespace) -> int:
+    from worker.eval.report import format_table  # here, so that `cutout --help` stays fast
+
+    try:
+        methods, items, settings = _inputs(args)
+        engine = _engine(methods, settings, args.threads)
+        result = _evaluate(args, methods, items, settings, engine)
+        print(format_table(result))
+        _write_outputs(args, result)
+    except _Stop as stop:
+        return _fail(stop.message, stop.code)
+    if result.failed:
+        return _fail(f"{result.failed} item result(s) failed; see the messages above", 1)
+    return 0
+
+
+def _inputs(args: argparse.Namespace) -> tuple[list[Method], list[Item], Settings]:
+    """The columns, the manifest's items and the settings; :class:`_Stop` with exit 2 for
+    a usage error (bad option, variant or manifest; bad settings), 1 for OpenCV missing
+    where GrabCut needs it."""
     # heavy imports here, so that `cutout --help` stays fast
     from cutout.commands.models import local_model_check
-    from shared.errors import CutoutError, InvalidOption
+    from shared.errors import InvalidOption
     from shared.settings import SettingsError, load_settings
     from worker.eval.grabcut import OpenCVMissing, require_cv2
     from worker.eval.manifest import ManifestError, load_manifest
@@ -133,30 +173,32 @@ def handle(args: argparse.Namespace) -> int:
             args.model, args.option, args.variant, args.baseline, local_model_check(None)
         )
     except InvalidOption as exc:
-        return _fail(exc.message, 2)
+        raise _Stop(exc.message, 2) from None
     try:
         items = load_manifest(args.manifest, category=args.category, limit=args.limit)
     except ManifestError as exc:
-        return _fail(str(exc), 2)
+        raise _Stop(str(exc), 2) from None
     if any(m.kind == "baseline" for m in methods):
         try:
             require_cv2()
         except OpenCVMissing as exc:
-            return _fail(str(exc), 1)
+            raise _Stop(str(exc), 1) from None
     try:
-        settings = load_settings()
+        return methods, items, load_settings()
     except SettingsError as exc:
-        return _fail(str(exc), 2)
+        raise _Stop(str(exc), 2) from None
 
-    from worker.engine import decode_image
 
-    try:
-        engine = _engine(methods, settings, args.threads)
-    except CutoutError as exc:
-        return _fail(f"{exc.message} (fetch weights with: cutout models fetch)", 1)
-
+def _evaluate(
+    args: argparse.Namespace,
+    methods: list[Method],
+    items: list[Item],
+    settings: Settings,
+    engine: Engine | None,
+) -> EvalResult:
+    """Every column on every item, with the progress on stderr."""
     from cutout.submit.progress import Progress
-    from worker.eval.report import format_table, render_html
+    from worker.engine import decode_image
     from worker.eval.runner import run_eval
 
     # on stderr: a tqdm bar on a terminal, else a line every few seconds and at the end
@@ -167,7 +209,7 @@ def handle(args: argparse.Namespace) -> int:
     # pymatting prints solver warnings to stdout; keep stdout for the table alone
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            result = run_eval(
+            return run_eval(
                 items,
                 methods,
                 decode=lambda data: decode_image(
@@ -182,7 +224,12 @@ def handle(args: argparse.Namespace) -> int:
     finally:
         progress.close()
 
-    print(format_table(result))
+
+def _write_outputs(args: argparse.Namespace, result: EvalResult) -> None:
+    """The JSON and the HTML report, where asked; :class:`_Stop` (exit 1) when one cannot
+    be written."""
+    from worker.eval.report import render_html
+
     command = "cutout eval " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else None
     try:
         if args.json is not None:
@@ -191,15 +238,13 @@ def handle(args: argparse.Namespace) -> int:
             page = render_html(result, manifest=str(args.manifest), command=command)
             _write(args.report, page)
     except OSError as exc:
-        return _fail(f"cannot write the output: {exc}", 1)
-    if result.failed:
-        return _fail(f"{result.failed} item result(s) failed; see the messages above", 1)
-    return 0
+        raise _Stop(f"cannot write the output: {exc}", 1) from None
 
 
 def _engine(methods: list[Method], settings: Settings, threads: int | None) -> Engine | None:
     """The engine with every model the columns need loaded (None without a model column).
-    Raises CutoutError (weights missing, device unavailable)."""
+    :class:`_Stop` (exit 1) when weights are missing or the device is unavailable."""
+    from shared.errors import CutoutError
     from worker.engine import Engine
     from worker.engine.quality import SECOND_MODEL
 
@@ -210,8 +255,11 @@ def _engine(methods: list[Method], settings: Settings, threads: int | None) -> E
     if not models:
         return None
     count = threads or settings.ort_threads or os.cpu_count() or 1
-    engine = Engine(settings.model_home, threads=count, device=settings.device)
-    engine.warm(models)
+    try:
+        engine = Engine(settings.model_home, threads=count, device=settings.device)
+        engine.warm(models)
+    except CutoutError as exc:
+        raise _Stop(f"{exc.message} (fetch weights with: cutout models fetch)", 1) from None
     return engine
 
 

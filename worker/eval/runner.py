@@ -146,39 +146,27 @@ def run_eval(
     rows: list[dict[str, Any]] = []
     pictures: dict[int, ItemThumbs] = {}
     seen_errors: set[tuple[str, str]] = set()
+    total, done = len(items) * len(methods), 0
 
     def note(method: str, message: str) -> None:
         if warn and (method, message) not in seen_errors:
             seen_errors.add((method, message))
             warn(f"{method}: {message}")
 
-    total = len(items) * len(methods)
-    done = 0
+    def tick(runs: int) -> None:
+        nonlocal done
+        done += runs
+        if progress:
+            progress(done, total)
+
     for index, item in enumerate(items):
-        row: dict[str, Any] = {
-            "image": item.image,
-            "mask": item.mask,
-            "category": item.category,
-            "error": None,
-            "results": {},
-        }
+        row, opened = open_item(item, decode)
         rows.append(row)
-        try:
-            image = decode(item.image_path.read_bytes())
-            truth = load_truth(item.mask_path)
-            if truth.shape != (image.height, image.width):
-                raise ValueError(
-                    f"mask is {truth.shape[1]}x{truth.shape[0]} but the image is "
-                    f"{image.width}x{image.height}"
-                )
-        except (CutoutError, OSError, ValueError, Image.DecompressionBombError) as exc:
-            row["error"] = f"{type(exc).__name__}: {exc}"
+        if opened is None:
             note(item.image, row["error"])
-            done += len(methods)
-            if progress:
-                progress(done, total)
+            tick(len(methods))
             continue
-        row["width"], row["height"] = image.width, image.height
+        image, truth = opened
         if thumbs:
             pictures[index] = ItemThumbs(image=_jpeg_thumb(image), truth=_thumb(truth))
         for method in methods:
@@ -188,12 +176,38 @@ def run_eval(
                 note(method.name, result["error"])
             elif thumbs:
                 pictures[index].predictions[method.name] = _thumb(pred)
-            done += 1
-            if progress:
-                progress(done, total)
+            tick(1)
     scored = {m.name: m.options.score for m in methods if m.kind == "model" and m.options}
     summary, by_category = aggregate(rows, [m.name for m in methods], scored, review_below)
     return EvalResult(methods, rows, summary, by_category, pictures, review_below)
+
+
+def open_item(
+    item: Item, decode: Decoder
+) -> tuple[dict[str, Any], tuple[Image.Image, np.ndarray] | None]:
+    """The item's row (its ``width`` and ``height``, or its ``error``) and its decoded
+    image and truth mask; None for those when either cannot be read or their sizes
+    differ."""
+    row: dict[str, Any] = {
+        "image": item.image,
+        "mask": item.mask,
+        "category": item.category,
+        "error": None,
+        "results": {},
+    }
+    try:
+        image = decode(item.image_path.read_bytes())
+        truth = load_truth(item.mask_path)
+        if truth.shape != (image.height, image.width):
+            raise ValueError(
+                f"mask is {truth.shape[1]}x{truth.shape[0]} but the image is "
+                f"{image.width}x{image.height}"
+            )
+    except (CutoutError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        return row, None
+    row["width"], row["height"] = image.width, image.height
+    return row, (image, truth)
 
 
 def measure(

@@ -43,7 +43,7 @@ from worker.serving import serving_tenant
 from worker.stops import STOP_TYPES, hand_back, stopping
 
 if TYPE_CHECKING:
-    from worker.engine.engine import Result
+    from worker.engine.stages import Result
 
 log = logging.getLogger("cutout.worker")
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.unit.engine_helpers import scene
-from worker.engine import encode_image
+from worker.engine.imageio import encode_image
 
 
 def decode(data: bytes) -> Image.Image:

@@ -14,8 +14,15 @@ from pathlib import Path
 import pytest
 
 from shared.errors import ModelUnavailable
-from worker.engine import MODEL_SPECS, ModelSpec, ensure_model, fetch_models
-from worker.engine.models import PipWheelSource, SourceError, UrlSource
+from worker.engine.models import (
+    MODEL_SPECS,
+    ModelSpec,
+    PipWheelSource,
+    SourceError,
+    UrlSource,
+    ensure_model,
+    fetch_models,
+)
 
 PAYLOAD = b"pretend these are ONNX weights" * 100
 

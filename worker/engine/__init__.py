@@ -1,28 +1,19 @@
-"""The inference engine: model registry and fetching, ONNX sessions, rembg's pipeline.
+"""The inference engine: model registry and fetching, ONNX sessions, the render path.
 
-Public API (others code against exactly these names)::
+The names below are the ones most callers start from (the worker's context and start-up,
+``cutout remove``, ``cutout eval``, ``cutout up``): the :class:`Engine` and what is
+needed before there is one (weights, decoding, the CUDA check). They are a convenience,
+not a boundary: everything else (``quality``, ``fast``, ``custom``, ``render``, ...) is
+imported from the module that defines it, and docs/architecture.md ("The engine") says
+which module does what.
 
-    from worker.engine import (
-        Engine, Result, decode_image, ensure_model, fetch_models, MODEL_SPECS,
-    )
-
-Importing this package loads onnxruntime; only ``worker/`` and ``cutout`` commands that
-process images import it.
+Importing any module of this package runs this file, so it loads onnxruntime; the API
+never imports the engine.
 """
 
-from worker.engine.engine import Engine, Result
-from worker.engine.imageio import decode_image, encode_image
-from worker.engine.models import MODEL_SPECS, ModelSpec, ensure_model, fetch_models
+from worker.engine.engine import Engine
+from worker.engine.imageio import decode_image
+from worker.engine.models import ensure_model, fetch_models
 from worker.engine.session import DeviceUnavailable
 
-__all__ = [
-    "MODEL_SPECS",
-    "DeviceUnavailable",
-    "Engine",
-    "ModelSpec",
-    "Result",
-    "decode_image",
-    "encode_image",
-    "ensure_model",
-    "fetch_models",
-]
+__all__ = ["DeviceUnavailable", "Engine", "decode_image", "ensure_model", "fetch_models"]

@@ -31,7 +31,7 @@ from worker.engine.sandbox import Sandbox, Sandboxed
 from worker.engine.session import create_session
 from worker.engine.stages import Masked, Result
 
-__all__ = ["Engine", "Result"]
+__all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 from bench.refine_tune import maps_for  # noqa: E402
 from shared.settings import load_settings  # noqa: E402
 from worker.engine import Engine, decode_image  # noqa: E402
-from worker.engine.compose import alpha_matting_cutout, naive_cutout  # noqa: E402
+from worker.engine.compose import naive_cutout  # noqa: E402
+from worker.engine.matting import alpha_matting_cutout  # noqa: E402
 from worker.engine.refine import FUSION, fuse, refine  # noqa: E402
 
 NEW_BACKGROUNDS = (np.array([128, 128, 128], np.float32), np.array([20, 60, 230], np.float32))

@@ -313,7 +313,13 @@ def parse_options(
     """
     data = dict(values or {})
     if base is not None:
-        inherited = base.model_dump(exclude_defaults=True)
+        # the typed values themselves, which their parsers take back as they are: a
+        # model_dump would hand roi and crop_margin over as plain tuples, which they refuse
+        inherited = {
+            name: getattr(base, name)
+            for name, field in Options.model_fields.items()
+            if getattr(base, name) != field.default
+        }
         if base.scale is not None:
             # a base that already had a scale already decided its position
             inherited["position"] = base.position

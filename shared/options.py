@@ -4,8 +4,8 @@ worker.
 Names follow docs/api.md's options table. Values arrive as strings (forms, query strings,
 command-line flags) or as JSON values; both parse to the same :class:`Options`, whose
 values are typed (:mod:`shared.optionvalues`). Every problem raises
-:class:`~shared.errors.InvalidOption` naming the option: a wrong value first (when
-several are wrong, the first in the table's order; an unknown name before all), then a
+:class:`~shared.errors.InvalidOption` naming the option: an unknown name or a wrong
+value first (when several are, the first in the order the client gave them), then a
 combination that cannot work.
 
 Which custom model names are allowed is the caller's to say, as validation context:
@@ -279,11 +279,19 @@ class Options(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _whole(cls, data: Any, handler: ModelWrapValidatorHandler[Options]) -> Options:
-        if isinstance(data, Mapping):
-            for key in data:
+        known = not isinstance(data, Mapping) or all(key in cls.model_fields for key in data)
+        try:
+            options = handler(data) if known else None
+        except InvalidOption:
+            options = None
+        if options is None:
+            # pydantic judges the fields in the model's order; a client is told of the
+            # first unknown name or wrong value in its own order, as it always was
+            for key, value in data.items():
                 if key not in cls.model_fields:
                     raise InvalidOption(f"unknown option {key!r}", option=str(key))
-        options = handler(data)
+                handler({key: value})
+            options = handler(data)
         _check_combinations(options)
         given = data if isinstance(data, Mapping) else {}
         if options.scale is not None and options.position is None and "position" not in given:
@@ -323,7 +331,8 @@ def parse_options(
         if base.scale is not None:
             # a base that already had a scale already decided its position
             inherited["position"] = base.position
-        data = inherited | data
+        # the item's own values first, in its order (the first wrong one is named)
+        data = data | {name: value for name, value in inherited.items() if name not in data}
     return Options.model_validate(data, context={"models": models})
 
 

@@ -8,6 +8,8 @@ because the batch's typed values were handed back to the parsers as plain tuples
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +18,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from testkit.batch import AUTH_A, make_app
+from testkit.batch import AUTH_A, make_app, photo
 from tests.conftest import RedisDatabases
 
 GOOD = {"image_url": "https://images.example.com/a.jpg"}
@@ -67,3 +69,46 @@ def test_an_item_with_options_of_its_own_inherits_every_batch_option(
             assert job["options"][name] == value, (name, job["options"])
     assert [job["options"]["format"] for job in jobs] == ["png", "webp", "png"]
     assert [job["options"]["crop"] for job in jobs] == [False, False, True]
+
+
+#: options with more than one problem, in the client's order → the option named
+FIRST_PROBLEM: list[tuple[dict[str, Any], str]] = [
+    ({"format": "bmp", "zzz": 1}, "format"),
+    ({"zzz": 1, "format": "bmp"}, "zzz"),
+    ({"margin": -1, "format": "bmp"}, "margin"),
+    ({"format": "bmp", "margin": -1}, "format"),
+    ({"roi": "1 2 3", "bg_color": "red"}, "roi"),
+]
+
+
+@pytest.mark.parametrize(("options", "named"), FIRST_PROBLEM)
+def test_the_first_problem_in_the_clients_order_is_named(
+    api: FlaskClient, options: dict[str, Any], named: str
+) -> None:
+    """Each wrong option is refused alone; of several, the first the client gave is
+    named (JSON jobs, JSON batches and multipart forms alike)."""
+
+    def post_json(path: str, body: dict[str, Any]) -> Any:
+        # json.dumps keeps the client's order (the test client's json= sorts the keys)
+        return api.post(
+            path, data=json.dumps(body), content_type="application/json", headers=AUTH_A
+        )
+
+    form = {name: str(value) for name, value in options.items()}
+    answers = [
+        post_json("/v1/jobs", {**GOOD, "options": options}),
+        post_json("/v1/batches", {"items": [GOOD], "options": options}),
+        post_json("/v1/batches", {"items": [GOOD, {**GOOD, "options": options}]}),
+        api.post(
+            "/v1/jobs", data={"image": (io.BytesIO(photo()), "a.png"), **form}, headers=AUTH_A
+        ),
+        api.post(
+            "/v1/jobs",
+            data={"image": (io.BytesIO(photo()), "a.png"), "options": json.dumps(options)},
+            headers=AUTH_A,
+        ),
+    ]
+    for answer in answers:
+        assert answer.status_code == 422, answer.get_data(as_text=True)
+        body = answer.get_json()
+        assert (body["code"], body["option"]) == ("invalid_option", named), body

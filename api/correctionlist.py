@@ -21,6 +21,7 @@ from api.correctionpages import SCAN_MAX, STEP, Cursor, Query, entries, iso, pru
 from api.job_input import stored_input
 from api.openapi import doc
 from api.services import Services, current
+from shared.shapes.records import JobRecord
 
 bp = Blueprint("correction_list", __name__, url_prefix="/v1/corrections")
 
@@ -134,10 +135,10 @@ def page(svc: Services, tenant: str, query: Query) -> dict[str, Any]:
             break
         scanned += 1
         last = Cursor(at, job_id)
-        if job is None or job.get("tenant") != tenant:
+        if job is None or job.tenant != tenant:
             gone.append(job_id)
             continue
-        if query.batch_id and job.get("batch_id") != query.batch_id:
+        if query.batch_id and job.batch_id != query.batch_id:
             continue
         item = _item(svc, job, at)
         if item is not None:
@@ -146,19 +147,19 @@ def page(svc: Services, tenant: str, query: Query) -> dict[str, Any]:
     return {"items": items, "next_cursor": last.encode() if more and last else None}
 
 
-def _item(svc: Services, job: dict[str, Any], at: float) -> dict[str, Any] | None:
+def _item(svc: Services, job: JobRecord, at: float) -> dict[str, Any] | None:
     """The listing's item for a corrected job (None for one with no corrected mask)."""
-    result = job.get("result") or {}
+    result = job.result or {}
     mask_key, input_key = result.get("mask_key"), stored_input(job)
-    if job.get("status") != "succeeded" or not mask_key or not input_key:
+    if job.status != "succeeded" or not mask_key or not input_key:
         return None
-    job_id, version = str(job["id"]), int(result.get("version") or 1)
+    job_id, version = job.id, int(result.get("version") or 1)
     storage = svc.storage
     return {
         "job_id": job_id,
-        "batch_id": job.get("batch_id"),
-        "metadata": job.get("metadata") or {},
-        "options": job.get("options") or {},
+        "batch_id": job.batch_id,
+        "metadata": job.metadata or {},
+        "options": job.options or {},
         "corrected_at": iso(at),
         "version": version,
         "input_url": f"/v1/jobs/{job_id}/input",

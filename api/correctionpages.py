@@ -27,6 +27,7 @@ from shared.correctionstore import CorrectionRecords, corrected_key
 from shared.errors import InvalidRequest
 from shared.ids import valid_id
 from shared.redis_errors import redis_errors
+from shared.shapes.records import JobRecord
 
 STEP = 500  # index entries (and job records) read at a time
 SCAN_MAX = 5000  # entries one page may look at (a batch filter skips others' jobs)
@@ -105,7 +106,7 @@ def iso(at: float) -> str:
     return text.replace("+00:00", "Z")
 
 
-Entry = tuple[str, float, "dict[str, Any] | None"]  # job id, corrected at, the job or None
+Entry = tuple[str, float, "JobRecord | None"]  # job id, corrected at, the job or None
 
 
 def entries(

@@ -43,6 +43,7 @@ from shared.errors import (
 from shared.ids import new_id, now_iso
 from shared.options import parse_options
 from shared.settings import Settings
+from shared.shapes.records import JobRecord
 from shared.tasks import CORRECT_JOB, INTERACTIVE
 
 log = logging.getLogger("cutout.api")
@@ -115,7 +116,7 @@ def put_mask(job_id: str) -> Response:
         if slot.replay is not None:
             return accepted(load_job(slot.replay.id))
         job = _correct(svc, job_id)
-        slot.save(job["id"], f"/v1/jobs/{job['id']}")
+        slot.save(job.id, f"/v1/jobs/{job.id}")
     return accepted(job)
 
 
@@ -140,8 +141,8 @@ def put_mask(job_id: str) -> Response:
 )
 def get_mask(job_id: str) -> Response:
     job = load_job(job_id)
-    if job["status"] != "succeeded":
-        _refuse("status", job["status"])
+    if job.status != "succeeded":
+        _refuse("status", job.status)
     result = result_version(job, request.args.get("version"))
     key = result.get("mask_key")
     if not key:
@@ -163,13 +164,13 @@ def get_mask(job_id: str) -> Response:
     return response
 
 
-def _correct(svc: Services, job_id: str) -> dict[str, Any]:
+def _correct(svc: Services, job_id: str) -> JobRecord:
     job = load_job(job_id)
     _check_job(svc, job)
     data = _mask_bytes(svc.settings.max_upload_bytes)
-    options = parse_options(job.get("options") or {}, models=model_check())
+    options = parse_options(job.options or {}, models=model_check())
     maskcheck.check_mask(data, input_size(svc, job), options, svc.settings)
-    tenant, correction_id = job["tenant"], new_id("cor")
+    tenant, correction_id = str(job.tenant), new_id("cor")
     sent = keys.sent_mask_key(tenant, job_id, correction_id)
     svc.storage.put(sent, data, "image/png")
     correction = {
@@ -199,12 +200,12 @@ def _correct(svc: Services, job_id: str) -> dict[str, Any]:
     return load_job(job_id)
 
 
-def _check_job(svc: Services, job: dict[str, Any]) -> None:
+def _check_job(svc: Services, job: JobRecord) -> None:
     """Refuse at once what the atomic step would refuse, before the body is read."""
-    status = job["status"]
+    status = job.status
     if status != "succeeded":
         _refuse("status", status)
-    pending = job.get("correction") or {}
+    pending = job.correction or {}
     fresh = time.time() - float(pending.get("requested") or 0) < stale_after(svc.settings)
     if pending.get("status") == "pending" and fresh:
         _refuse("pending", status)
@@ -248,13 +249,13 @@ def _mask_bytes(limit: int) -> bytes:
     return data
 
 
-def input_size(svc: Services, job: dict[str, Any]) -> tuple[int, int]:
+def input_size(svc: Services, job: JobRecord) -> tuple[int, int]:
     """The job's input as decoded (upright), which the mask must fit: recorded with the
     result; for a job finished before sizes were recorded, read from the stored input's
     header (its EXIF orientation applied). Raises UploadNotFound when the input is no
     longer stored (deleted with DELETE /v1/jobs/{id}): nothing could be rendered."""
-    size = (job.get("result") or {}).get("input_size")
-    key = job.get("input_key") or keys.input_key(job["tenant"], job["id"])
+    size = (job.result or {}).get("input_size")
+    key = job.input_key or keys.input_key(str(job.tenant), job.id)
     try:
         if size:
             svc.storage.head(key)

@@ -34,6 +34,7 @@ from shared.keys import input_key
 from shared.limits import check_input, check_options
 from shared.options import MODELS, Options
 from shared.settings import Settings
+from shared.shapes.records import JobRecord
 from shared.storage import Storage
 from shared.tasks import INTERACTIVE, enqueue_job
 
@@ -77,28 +78,21 @@ def new_job_record(
     webhook: dict[str, Any] | None = None,
     queue: str = INTERACTIVE,
     batch_id: str | None = None,
-) -> dict[str, Any]:
+) -> JobRecord:
     """The stored job record the worker reads (status ``queued``)."""
-    return {
-        "id": job_id,
-        "tenant": tenant,
-        "status": "queued",
-        "created_at": now_iso(),
-        "started_at": None,
-        "finished_at": None,
-        "options": options.stored(),
-        "result": None,
-        "error": None,
-        "attempts": 0,
-        "batch_id": batch_id,
-        "metadata": metadata or {},
-        "webhook": webhook,
-        "input_key": input_key,
-        "source": source,
-        "queue": queue,
-        # a custom model's file as submitted: the worker serves exactly this version
-        "model_sha256": pinned_model(options),
-    }
+    return JobRecord.queued(
+        id=job_id,
+        tenant=tenant,
+        created_at=now_iso(),
+        options=options.stored(),
+        batch_id=batch_id,
+        metadata=metadata or {},
+        webhook=webhook,
+        input_key=input_key,
+        source=source,
+        queue=queue,
+        model_sha256=pinned_model(options),
+    )
 
 
 def pinned_model(options: Options) -> str | None:
@@ -145,25 +139,25 @@ def check_background(tenant: str, options: Options) -> None:
         raise UploadNotFound("no upload of yours under this bg_upload_key", field="bg_upload_key")
 
 
-def submit(services: Services, record: dict[str, Any]) -> None:
+def submit(services: Services, record: JobRecord) -> None:
     """Store the record, then enqueue it; a failed enqueue fails the job, never loses it."""
     services.store.create_job(record)
     try:
-        enqueue_job(services.celery, record["id"], record["queue"])
+        enqueue_job(services.celery, record.id, record.queue or INTERACTIVE)
     except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; all mean "broker down"
-        log.error("enqueue failed for %s: %s", record["id"], type(exc).__name__)
+        log.error("enqueue failed for %s: %s", record.id, type(exc).__name__)
         error = Unavailable("the queue is unavailable; the job was not started")
         # if the store is down too, the record simply expires with its TTL
         with contextlib.suppress(CutoutError):
             services.store.transition(
-                record["id"],
+                record.id,
                 "failed",
                 ["queued"],
                 error=error.to_job_error(),
                 finished_at=now_iso(),
             )
         raise error from None
-    services.metrics.job_created(record)
+    services.metrics.job_created(record.stored())
 
 
 def store_input(services: Services, tenant: str, job_id: str, data: bytes, fmt: str) -> str:
@@ -181,7 +175,7 @@ def job_from_bytes(
     metadata: Mapping[str, Any] | None = None,
     webhook: dict[str, Any] | None = None,
     job_id: str | None = None,
-) -> dict[str, Any]:
+) -> JobRecord:
     """Validate image bytes, store them, create and enqueue the job; returns the record."""
     check_background(tenant, options)
     check_options(options, services.settings)
@@ -214,7 +208,7 @@ def job_from_url(
     webhook: dict[str, Any] | None = None,
     field: str = "image_url",
     job_id: str | None = None,
-) -> dict[str, Any]:
+) -> JobRecord:
     """A job whose input the worker fetches from ``url`` under the SSRF guard."""
     check_background(tenant, options)
     check_options(options, services.settings)
@@ -227,7 +221,7 @@ def job_from_url(
         metadata=dict(metadata or {}),
         webhook=webhook,
     )
-    with queue_slots(services, tenant, [record["id"]]):
+    with queue_slots(services, tenant, [record.id]):
         submit(services, record)
     return record
 
@@ -240,7 +234,7 @@ def job_from_upload(
     *,
     metadata: Mapping[str, Any] | None = None,
     webhook: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> JobRecord:
     """A job on a direct upload; the worker sniffs and limits the bytes again."""
     check_background(tenant, options)
     check_options(options, services.settings)
@@ -254,6 +248,6 @@ def job_from_upload(
         metadata=dict(metadata or {}),
         webhook=webhook,
     )
-    with queue_slots(services, tenant, [record["id"]]):
+    with queue_slots(services, tenant, [record.id]):
         submit(services, record)
     return record

@@ -18,17 +18,16 @@ from api.jobs import load_job, services
 from api.openapi import doc
 from shared import keys
 from shared.errors import NotFound
+from shared.shapes.records import JobRecord
 
 bp = Blueprint("job_input", __name__, url_prefix="/v1/jobs")
 
 
-def stored_input(job: dict[str, object]) -> str | None:
+def stored_input(job: JobRecord) -> str | None:
     """The storage key of the job's input: its recorded key, else the job's own slot."""
-    recorded = job.get("input_key")
-    if isinstance(recorded, str) and recorded:
-        return recorded
-    tenant = job.get("tenant")
-    return keys.input_key(str(tenant), str(job["id"])) if tenant else None
+    if job.input_key:
+        return job.input_key
+    return keys.input_key(job.tenant, job.id) if job.tenant else None
 
 
 SIGNATURES = (

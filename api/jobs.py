@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 from flask import Blueprint, Response, g, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
@@ -27,6 +26,7 @@ from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ids import now_iso, valid_id
 from shared.options import EXTENSIONS, parse_options
 from shared.shapes import public_job
+from shared.shapes.records import JobRecord
 from shared.shapes.requests import JobCreate, read_body
 from shared.tasks import ANNOUNCE, WEBHOOKS
 
@@ -39,7 +39,7 @@ def services() -> Services:
     return current()
 
 
-def load_job(job_id: str) -> dict[str, Any]:
+def load_job(job_id: str) -> JobRecord:
     """The caller's job, or NotFound (unknown, malformed and other tenants' ids alike)."""
     if not valid_id(job_id, "job"):
         raise NotFound("no such job")
@@ -50,10 +50,10 @@ def load_job(job_id: str) -> dict[str, Any]:
     return job
 
 
-def accepted(job: dict[str, Any]) -> Response:
-    g.job_id = job["id"]
+def accepted(job: JobRecord) -> Response:
+    g.job_id = job.id
     response = Response(json.dumps(public_job(job)), status=202, mimetype="application/json")
-    response.headers["Location"] = f"/v1/jobs/{job['id']}"
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
     return response
 
 
@@ -89,11 +89,11 @@ def create_job() -> Response:
         if slot.replay is not None:
             return accepted(load_job(slot.replay.id))
         job = _create_job()
-        slot.save(job["id"], f"/v1/jobs/{job['id']}")
+        slot.save(job.id, f"/v1/jobs/{job.id}")
     return accepted(job)
 
 
-def _create_job() -> dict[str, Any]:
+def _create_job() -> JobRecord:
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
         return _create_from_multipart()
@@ -105,7 +105,7 @@ def _create_job() -> dict[str, Any]:
     )
 
 
-def _create_from_multipart() -> dict[str, Any]:
+def _create_from_multipart() -> JobRecord:
     svc = services()
     form = request.form
     upload = request.files.get("image")
@@ -120,7 +120,7 @@ def _create_from_multipart() -> dict[str, Any]:
     return job_from_bytes(svc, g.tenant, data, options, metadata=metadata, webhook=webhook)
 
 
-def _create_from_json() -> dict[str, Any]:
+def _create_from_json() -> JobRecord:
     svc = services()
     # members, the one-of input and each member's kind: the model (OpenAPI JobJson)
     body = read_body(JobCreate, request_json())
@@ -183,16 +183,14 @@ def get_job(job_id: str) -> Response:
 )
 def get_result(job_id: str) -> BaseResponse:
     job = load_job(job_id)
-    status = job["status"]
+    status = job.status
     if status in ("queued", "processing"):
         raise Conflict(f"the job is {status}; poll /v1/jobs/{job_id}", job_status=status)
-    if status != "succeeded" or not (job.get("result") or {}).get("key"):
-        raise NoResult(
-            f"the job is {status} and has no result", job_status=status, error=job.get("error")
-        )
+    if status != "succeeded" or not (job.result or {}).get("key"):
+        raise NoResult(f"the job is {status} and has no result", job_status=status, error=job.error)
     result = result_version(job, request.args.get("version"))
     key = result["key"]
-    extension = EXTENSIONS.get((job.get("options") or {}).get("format", ""), "") or (
+    extension = EXTENSIONS.get((job.options or {}).get("format", ""), "") or (
         key.rsplit(".", 1)[-1] if "." in key else "bin"
     )
     version = newest_version(result)
@@ -233,23 +231,23 @@ def get_result(job_id: str) -> BaseResponse:
 def delete_job(job_id: str) -> Response:
     svc = services()
     job = load_job(job_id)
-    if job["status"] == "queued":
+    if job.status == "queued":
         transition = svc.store.transition(job_id, "canceled", ["queued"], finished_at=now_iso())
         if not transition.applied:
             job = load_job(job_id)  # a worker took it meanwhile
         elif transition.batch_completed:
             # this cancel finished its batch: a worker sends batch.completed
             svc.celery.send_task(ANNOUNCE, args=[job_id, "canceled", True], queue=WEBHOOKS)
-    if job["status"] == "processing":
+    if job.status == "processing":
         raise JobRunning(
             "a worker is processing this job; delete it once it has finished",
             job_status="processing",
         )
-    tenant = job["tenant"]
+    tenant = str(job.tenant)
     for prefix in keys.job_prefixes(tenant, job_id):
         svc.storage.delete_prefix(prefix)
     # a direct upload is this job's input too; its key carries the tenant (checked at intake)
-    upload = job.get("input_key") or ""
+    upload = job.input_key or ""
     if keys.is_upload_of(upload, tenant):
         svc.storage.delete_prefix(upload)
     return Response(status=204)

@@ -24,6 +24,7 @@ from api.result_headers import QUALITY_DOC, expose, quality_headers
 from api.services import current
 from shared.errors import CutoutError, InvalidRequest, ProcessingTimeout, error_for_code
 from shared.options import Options, parse_options
+from shared.shapes.records import JobRecord
 
 bp = Blueprint("rembg", __name__, url_prefix="/api")
 
@@ -90,14 +91,14 @@ def _params() -> dict[str, Any]:
     return params
 
 
-def finished_job(job: dict[str, Any]) -> dict[str, Any]:
+def finished_job(job: JobRecord) -> JobRecord:
     """Wait (up to CUTOUT_SYNC_TIMEOUT) for ``job`` and return its succeeded record.
 
     Raises ProcessingTimeout (it goes on; ``Location`` names it), the job's own error
     when it failed, NoResult when it was canceled.
     """
     svc = current()
-    job_id = job["id"]
+    job_id = job.id
     g.job_id = job_id
     location = f"/v1/jobs/{job_id}"
     # the store waits in slices shorter than its client's socket timeout itself
@@ -109,15 +110,16 @@ def finished_job(job: dict[str, Any]) -> dict[str, Any]:
         )
         timeout.headers = {"Location": location}  # type: ignore[attr-defined]
         raise timeout
-    done = svc.store.get_job(job_id) or {}
-    if done.get("status") == "succeeded" and (done.get("result") or {}).get("key"):
-        return dict(done)
-    error_info = done.get("error") or {}
+    done = svc.store.get_job(job_id)
+    status = done.status if done is not None else None
+    if done is not None and status == "succeeded" and (done.result or {}).get("key"):
+        return done
+    error_info = (done.error if done is not None else None) or {}
     error: CutoutError
-    if done.get("status") == "failed" and error_info.get("code"):
+    if status == "failed" and error_info.get("code"):
         error = error_for_code(error_info["code"], error_info.get("message"))
     else:
-        error = NoResult(f"the job is {done.get('status')}", job_status=done.get("status"))
+        error = NoResult(f"the job is {status}", job_status=status)
     error.headers = {"Location": location}  # type: ignore[attr-defined]
     raise error
 
@@ -131,12 +133,12 @@ def subject_headers(result: dict[str, Any]) -> dict[str, str]:
     return {f"Cutout-Subject-{name.title()}": str(subject[name]) for name in names}
 
 
-def _wait_and_answer(job: dict[str, Any]) -> Response:
+def _wait_and_answer(job: JobRecord) -> Response:
     svc = current()
-    result = finished_job(job)["result"]
+    result = finished_job(job).result or {}
     data = svc.storage.get(result["key"])
     response = Response(data, mimetype=result.get("content_type") or "image/png")
-    response.headers["Cutout-Job-Id"] = job["id"]
+    response.headers["Cutout-Job-Id"] = job.id
     response.headers.update(subject_headers(result))
     response.headers.update(quality_headers(result))
     return expose(response)

@@ -35,6 +35,7 @@ from api.services import current
 from shared import keys
 from shared.errors import CutoutError, InvalidRequest, MethodNotAllowed, NotFound
 from shared.ids import new_id
+from shared.shapes.records import JobRecord
 
 bp = Blueprint("removebg", __name__, url_prefix="/v1.0")
 
@@ -324,9 +325,9 @@ def removebg_slash() -> Response:
     return removebg()
 
 
-def _answer(job: dict[str, Any], params: dict[str, Any]) -> Response:
+def _answer(job: JobRecord, params: dict[str, Any]) -> Response:
     svc = current()
-    result = job["result"]
+    result = job.result or {}
     if not result.get("subject"):
         raise UnknownForeground("Could not identify foreground in image")
     foreground = result.get("foreground") or {"left": 0, "top": 0, "width": 0, "height": 0}
@@ -339,7 +340,7 @@ def _answer(job: dict[str, Any], params: dict[str, Any]) -> Response:
         "X-Foreground-Width": str(foreground["width"]),
         "X-Foreground-Height": str(foreground["height"]),
         "X-Credits-Charged": "0",
-        "Cutout-Job-Id": job["id"],
+        "Cutout-Job-Id": job.id,
         # ours, not remove.bg's: result.quality (docs/quality.md); headers only, so
         # remove.bg's JSON answer keeps its schema
         **quality_headers(result),

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.errors import InvalidRequest, NotFound
+from shared.shapes.records import JobRecord
 
 #: the ``version`` query parameter, for the views that take it
 OPENAPI_PARAMETER: dict[str, Any] = {
@@ -24,11 +25,11 @@ def newest_version(result: Mapping[str, Any]) -> int:
     return int(result.get("version") or 1)
 
 
-def result_version(job: Mapping[str, Any], raw: str | None) -> dict[str, Any]:
+def result_version(job: JobRecord, raw: str | None) -> dict[str, Any]:
     """The stored result of version ``raw`` of a succeeded ``job`` (the newest when
     ``raw`` is None or empty). Raises InvalidRequest (not a whole number from 1) and
     NotFound (a version the job does not have)."""
-    result = dict(job.get("result") or {})
+    result = dict(job.result or {})
     if raw is None or raw == "":
         return result
     if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
@@ -36,7 +37,7 @@ def result_version(job: Mapping[str, Any], raw: str | None) -> dict[str, Any]:
     wanted, newest = int(raw), newest_version(result)
     if wanted == newest:
         return result
-    for older in job.get("versions") or ():
+    for older in job.versions or ():
         if isinstance(older, Mapping) and newest_version(older) == wanted:
             return dict(older)
     raise NotFound(

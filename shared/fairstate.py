@@ -102,5 +102,6 @@ def pending(store: RedisStore) -> int:
         for batch_id in r.lrange(tenant_key(tenant), 0, -1):
             batch = store.get_batch(batch_id)
             if batch is not None:
-                left += max(0, int(batch["counts"]["total"]) - int(batch.get("enqueued") or 0))
+                total = (batch.counts or {}).get("total", 0)
+                left += max(0, total - (batch.enqueued or 0))
     return left

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -29,7 +29,7 @@ from shared.redis_errors import connect
 from shared.redis_errors import redis_errors as _translated  # the one translation
 from shared.shapes.records import STATUSES as STATUSES
 from shared.shapes.records import TERMINAL as TERMINAL
-from shared.shapes.records import decode as _decode
+from shared.shapes.records import BatchRecord, Counts, JobRecord, Stored
 from shared.shapes.records import encode as _encode
 from shared.store_scripts import RESERVE, TRANSITION
 from shared.store_scripts import Transition as Transition  # re-exported for its importers
@@ -85,6 +85,11 @@ def tenant_active_key(tenant: str) -> str:
     return f"{PREFIX}tenant:{tenant}:active"
 
 
+def _members(record: Stored | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A record's members to write (a typed record's set ones; a mapping as it is)."""
+    return record.stored() if isinstance(record, Stored) else record
+
+
 class RedisStore:
     """:class:`~shared.jobstore.JobStore` on Redis. Redis errors surface as :class:`Unavailable`."""
 
@@ -101,11 +106,12 @@ class RedisStore:
 
     # -- jobs ---------------------------------------------------------------------------
 
-    def create_job(self, job: Mapping[str, Any]) -> None:
+    def create_job(self, job: JobRecord | Mapping[str, Any]) -> None:
         """Store a new job record (``status`` normally ``queued``) with the retention TTL.
 
         A queued job joins the queued index in the same step: its message is sent next.
         """
+        job = _members(job)
         with _translated():
             pipe = self.r.pipeline()
             self._add_job(pipe, job)
@@ -138,14 +144,14 @@ class RedisStore:
         with _translated():
             self.r.zadd(EXPIRY_KEY, {upload_member(tenant, key): deadline for key in keys})
 
-    def get_job(self, job_id: str, tenant: str | None = None) -> dict[str, Any] | None:
+    def get_job(self, job_id: str, tenant: str | None = None) -> JobRecord | None:
         """The job, or None when it does not exist or belongs to another tenant."""
         with _translated():
             raw = self.r.hgetall(job_key(job_id))
         if not raw:
             return None
-        job = _decode(raw)
-        if tenant is not None and job.get("tenant") != tenant:
+        job = JobRecord.from_hash(raw)
+        if tenant is not None and job.tenant != tenant:
             return None
         return job
 
@@ -162,7 +168,7 @@ class RedisStore:
         allowed: Iterable[str],
         *,
         run_deadline: float | None = None,
-        record: Mapping[str, Any] | None = None,
+        record: JobRecord | Mapping[str, Any] | None = None,
         stats: tuple[str, int, str, str] | None = None,
         **fields: Any,
     ) -> Transition:
@@ -179,6 +185,8 @@ class RedisStore:
         with _translated():
             if record is None:
                 batch_id, tenant = self.r.hmget(job_key(job_id), ["batch_id", "tenant"])
+            elif isinstance(record, JobRecord):
+                batch_id, tenant = record.batch_id, record.tenant
             else:
                 batch_id, tenant = record.get("batch_id"), record.get("tenant")
             batch_id = batch_id or ""
@@ -215,7 +223,7 @@ class RedisStore:
                 keys=[*keys, PROCS_KEY], args=[*args, "_claim", ",".join(models)]
             )
         raw = reply[3] if len(reply) > 3 else []
-        before = _decode(dict(zip(raw[::2], raw[1::2], strict=True))) if raw else None
+        before = JobRecord.from_hash(dict(zip(raw[::2], raw[1::2], strict=True))) if raw else None
         return Transition(reply[0] == 1, reply[1] or None, False, before)
 
     def wait_finished(self, job_id: str, timeout: float) -> bool:
@@ -225,7 +233,7 @@ class RedisStore:
             job = self.get_job(job_id)
             if job is None:
                 return False
-            if job["status"] in TERMINAL:
+            if job.status in TERMINAL:
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
@@ -245,7 +253,8 @@ class RedisStore:
 
     # -- batches ------------------------------------------------------------------------
 
-    def create_batch(self, batch: Mapping[str, Any], total: int) -> None:
+    def create_batch(self, batch: BatchRecord | Mapping[str, Any], total: int) -> None:
+        batch = _members(batch)
         with _translated():
             pipe = self.r.pipeline()
             pipe.hset(batch_key(batch["id"]), mapping=_encode(batch))
@@ -265,18 +274,20 @@ class RedisStore:
                 pipe.expire(key, self.retention)
             pipe.execute()
 
-    def add_batch_jobs(self, batch_id: str, jobs: list[Mapping[str, Any]]) -> None:
+    def add_batch_jobs(self, batch_id: str, jobs: Sequence[JobRecord | Mapping[str, Any]]) -> None:
         """Store a chunk of the batch's jobs (status ``queued``) and count them queued."""
         with _translated():
             pipe = self.r.pipeline()
-            for job in jobs:
-                self._add_job(pipe, job)
-            pipe.rpush(batch_jobs_key(batch_id), *[job["id"] for job in jobs])
+            records = [_members(job) for job in jobs]
+            for record in records:
+                self._add_job(pipe, record)
+            pipe.rpush(batch_jobs_key(batch_id), *[record["id"] for record in records])
             pipe.expire(batch_jobs_key(batch_id), self.retention)
             pipe.hincrby(batch_counts_key(batch_id), "queued", len(jobs))
             pipe.execute()
 
-    def get_batch(self, batch_id: str, tenant: str | None = None) -> dict[str, Any] | None:
+    def get_batch(self, batch_id: str, tenant: str | None = None) -> BatchRecord | None:
+        """The batch with its ``counts``, or None (no such batch, or another tenant's)."""
         with _translated():
             pipe = self.r.pipeline()
             pipe.hgetall(batch_key(batch_id))
@@ -284,15 +295,10 @@ class RedisStore:
             raw, counts = pipe.execute()
         if not raw:
             return None
-        batch = _decode(raw)
-        if tenant is not None and batch.get("tenant") != tenant:
+        batch = BatchRecord.from_hash(raw)
+        if tenant is not None and batch.tenant != tenant:
             return None
-        batch["counts"] = {
-            name: int(counts.get(name, 0))
-            for name in (
-                "total", "queued", "processing", "succeeded", "failed", "canceled", "review"
-            )
-        }  # fmt: skip
+        batch.counts = {name: int(counts.get(name, 0)) for name in Counts.model_fields}
         return batch
 
     def update_batch(self, batch_id: str, **fields: Any) -> None:
@@ -317,7 +323,7 @@ class RedisStore:
         with _translated():
             return list(self.r.lrange(batch_jobs_key(batch_id), start, stop))
 
-    def get_jobs(self, job_ids: list[str]) -> list[dict[str, Any] | None]:
+    def get_jobs(self, job_ids: list[str]) -> list[JobRecord | None]:
         """Several jobs in one round trip, in the order asked (None where one is gone)."""
         if not job_ids:
             return []
@@ -326,9 +332,9 @@ class RedisStore:
             for job_id in job_ids:
                 pipe.hgetall(job_key(job_id))
             rows = pipe.execute()
-        return [_decode(raw) if raw else None for raw in rows]
+        return [JobRecord.from_hash(raw) if raw else None for raw in rows]
 
-    def iter_batch_jobs(self, batch_id: str, chunk: int = 500) -> Iterator[dict[str, Any]]:
+    def iter_batch_jobs(self, batch_id: str, chunk: int = 500) -> Iterator[JobRecord]:
         """Every job of the batch in item order, read in chunks (for zips and listings)."""
         start = 0
         while True:
@@ -342,7 +348,7 @@ class RedisStore:
                 rows = pipe.execute()
             for raw in rows:
                 if raw:
-                    yield _decode(raw)
+                    yield JobRecord.from_hash(raw)
             start += chunk
 
     # -- per-tenant queue cap -------------------------------------------------------------

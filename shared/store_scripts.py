@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.ids import now_iso
-from shared.shapes.records import encode
+from shared.shapes.records import JobRecord, encode
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Transition:
     batch_completed: bool = False
     #: the job's record as read before the change (``RedisStore.claim`` only; None when
     #: the job does not exist)
-    before: dict[str, Any] | None = None
+    before: JobRecord | None = None
     #: the worker process's metric totals as stored, when Redis did not hold its last
     #: write and this job's counts were added to what it held (shared/jobstats.py)
     stats: str | None = None

@@ -45,10 +45,10 @@ def _enqueue(ctx: context.WorkerContext, batch_id: str) -> str:
         log.warning("batch record missing (expired?)", extra={"batch_id": batch_id})
         return "missing"
     dispatcher = Dispatcher(ctx)
-    registered = dispatcher.register(batch_id, str(batch.get("tenant") or ""))
+    registered = dispatcher.register(batch_id, batch.tenant or "")
     sent = dispatcher.dispatch()
     log.info(
         "batch registered" if registered else "batch already registered",
-        extra={"batch_id": batch_id, "total": batch["counts"]["total"], "sent": sent},
+        extra={"batch_id": batch_id, "total": (batch.counts or {}).get("total"), "sent": sent},
     )
     return "registered" if registered else "already-registered"

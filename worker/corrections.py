@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
@@ -34,6 +33,7 @@ from shared.errors import (
 )
 from shared.ids import now_iso
 from shared.options import Options
+from shared.shapes.records import JobRecord
 from worker import context, webhooks
 from worker.background import read_background
 from worker.outcome import count_retry
@@ -43,20 +43,20 @@ from worker.stops import STOP_TYPES, stopping
 log = logging.getLogger("cutout.worker")
 
 
-def keep_input(ctx: context.WorkerContext, job: dict[str, Any], data: bytes) -> None:
+def keep_input(ctx: context.WorkerContext, job: JobRecord, data: bytes) -> None:
     """Store a URL job's input beside the job's other objects (deleted with it), so a
     corrected mask is rendered on the very bytes the model saw, and the corrections
     export has them, whatever the URL answers later."""
-    if (job.get("source") or {}).get("kind") != "url":
+    if (job.source or {}).get("kind") != "url":
         return
     fmt = imagecheck.sniff(data)
     ctype = imagecheck.CONTENT_TYPES.get(fmt or "", "application/octet-stream")
-    ctx.storage.put(keys.input_key(job["tenant"], job["id"]), data, ctype)
+    ctx.storage.put(keys.input_key(str(job.tenant), job.id), data, ctype)
 
 
-def stored_input_key(job: dict[str, Any]) -> str:
+def stored_input_key(job: JobRecord) -> str:
     """Where the job's input lies: its upload, or its own input key (URL jobs too)."""
-    return str(job.get("input_key") or keys.input_key(job["tenant"], job["id"]))
+    return job.input_key or keys.input_key(str(job.tenant), job.id)
 
 
 def correct_job(self: Task, job_id: str, correction_id: str) -> str:
@@ -89,7 +89,7 @@ def correct_job(self: Task, job_id: str, correction_id: str) -> str:
 
 def _failed(ctx: context.WorkerContext, job_id: str, correction_id: str, error: CutoutError) -> str:
     job = ctx.store.get_job(job_id)
-    correction = (job or {}).get("correction") or {}
+    correction = (job.correction if job is not None else None) or {}
     failed = {**correction, "status": "failed", "finished_at": now_iso()}
     failed["error"] = error.to_job_error()
     if ctx.store.correction_records().fail(job_id, correction_id, failed):
@@ -115,7 +115,7 @@ def _read(ctx: context.WorkerContext, key: str, what: str) -> bytes:
 
 def _correct(ctx: context.WorkerContext, job_id: str, correction_id: str) -> str:
     job = ctx.store.get_job(job_id)
-    correction = (job or {}).get("correction") or {}
+    correction = (job.correction if job is not None else None) or {}
     if job is None or correction.get("id") != correction_id:
         return "superseded"
     if correction.get("status") == "succeeded":
@@ -126,20 +126,20 @@ def _correct(ctx: context.WorkerContext, job_id: str, correction_id: str) -> str
         return "already-finished"
     begin = time.monotonic()
     settings = ctx.settings
-    options = Options.from_stored(job.get("options") or {})
+    options = Options.from_stored(job.options or {})
     data = _read(ctx, stored_input_key(job), "the job's input")
     mask = _read(ctx, correction["mask"], "the corrected mask")
-    background = read_background(ctx, job["tenant"], options)
+    background = read_background(ctx, str(job.tenant), options)
     result, grey = ctx.engine.rerender(data, mask, options, limits=settings, background=background)
     del data, mask, background
-    tenant, version = job["tenant"], int(correction["version"])
+    tenant, version = str(job.tenant), int(correction["version"])
     key = keys.corrected_result_key(tenant, job_id, correction_id, options.extension)
     ctx.storage.put(key, result.data, result.content_type)
     from worker.engine.imageio import encode_png  # the engine loads in the pool child only
 
     grey_key = keys.grey_mask_key(tenant, job_id, correction_id)
     ctx.storage.put(grey_key, encode_png(grey), "image/png")
-    previous = job.get("result") or {}
+    previous = job.result or {}
     newest = {
         **previous,
         "key": key,

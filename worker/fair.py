@@ -45,10 +45,11 @@ behind its tenant's single jobs in the line (someone waits on those).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.fairstate import LOCK_KEY, TENANTS_KEY, pending, tenant_key
 from shared.options import MODELS
+from shared.shapes.records import JobRecord
 from shared.tasks import BULK, INTERACTIVE, PROCESS_JOB
 from shared.workerstore import WorkerStore
 
@@ -61,11 +62,11 @@ SCAN = 50  # batches of one tenant looked at per pass (see _top_up)
 CHUNK = 500  # messages between cursor updates
 
 
-def parks(job: dict[str, Any]) -> bool:
+def parks(job: JobRecord) -> bool:
     """Whether ``job`` goes through its tenant's custom-model line: a queued job (single
     or batch item) on a model other than the built-ins."""
-    model = (job.get("options") or {}).get("model")
-    return job.get("status") == "queued" and isinstance(model, str) and model not in MODELS
+    model = (job.options or {}).get("model")
+    return job.status == "queued" and isinstance(model, str) and model not in MODELS
 
 
 class Dispatcher:
@@ -102,11 +103,11 @@ class Dispatcher:
             self.store.fair.unlock(token)
         return sent
 
-    def park(self, job: dict[str, Any]) -> bool:
+    def park(self, job: JobRecord) -> bool:
         """Put a job that :func:`parks` in its tenant's custom-model line, and admit what
         has room at once; False when the job is admitted already (run it)."""
-        tenant, batch_item = str(job.get("tenant") or ""), bool(job.get("batch_id"))
-        if not self.store.custom_lines.park(tenant, job["id"], batch_item):
+        tenant, batch_item = job.tenant or "", bool(job.batch_id)
+        if not self.store.custom_lines.park(tenant, job.id, batch_item):
             return False
         token = self.store.fair.lock()
         if token is not None:  # else the dispatcher running now (or within 0.5 s) admits it
@@ -124,7 +125,7 @@ class Dispatcher:
             # own queue (a batch item back to bulk)
             admitted = self.store.custom_lines.admit(tenant, self.custom_window)
             for job_id, job in zip(admitted, self.store.get_jobs(admitted), strict=True):
-                queue = (job or {}).get("queue") or INTERACTIVE
+                queue = (job.queue if job is not None else None) or INTERACTIVE
                 self.ctx.app.send_task(PROCESS_JOB, args=[job_id], queue=queue)
                 sent += 1
         return sent
@@ -145,9 +146,9 @@ class Dispatcher:
             if batch is None:  # expired (retention) or never stored
                 store.fair.drop(tenant, batch_id)
                 continue
-            counts = batch["counts"]
+            counts = batch.counts or {}
             total = int(counts["total"])
-            cursor = min(total, int(batch.get("enqueued") or 0))
+            cursor = min(total, batch.enqueued or 0)
             finished = counts["succeeded"] + counts["failed"] + counts["canceled"]
             if cursor >= total and finished >= total:
                 store.fair.drop(tenant, batch_id)  # every item sent and finished

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from shared.errors import ProcessingFailed
 from shared.ids import now_iso
 from shared.jobstats import TALLY
+from shared.shapes.records import JobRecord
 from shared.store import Transition
 from worker import webhooks
 
@@ -40,7 +41,7 @@ def finish(
     *,
     model: str = "unknown",
     timings: dict[str, float] | None = None,
-    record: dict[str, Any] | None = None,
+    record: JobRecord | None = None,
     **fields: Any,
 ) -> Transition:
     """Record a terminal state (from processing or queued) and announce it.
@@ -66,23 +67,23 @@ def finish(
     return done
 
 
-def fail_after_worker_loss(ctx: WorkerContext, job: dict[str, Any]) -> bool:
+def fail_after_worker_loss(ctx: WorkerContext, job: JobRecord) -> bool:
     """Fail a job whose runs kept dying with ``processing_failed``; True if this call did.
 
     Called when a job found in ``processing`` (its last run died) has already been
     started ``CUTOUT_MAX_ATTEMPTS`` times: by a redelivered task, or by the sweeper.
     """
-    attempts = job.get("attempts") or 0
-    model = str((job.get("options") or {}).get("model", "unknown"))
+    attempts = job.attempts or 0
+    model = str((job.options or {}).get("model", "unknown"))
     error = ProcessingFailed(f"processing stopped {attempts} times without finishing")
-    done = finish(ctx, job["id"], "failed", model=model, record=job, error=error.to_job_error())
+    done = finish(ctx, job.id, "failed", model=model, record=job, error=error.to_job_error())
     if done.applied:
         log.error(
             "job failed after repeated worker loss",
             extra={
-                "job_id": job["id"],
-                "tenant": job.get("tenant"),
-                "batch_id": job.get("batch_id"),
+                "job_id": job.id,
+                "tenant": job.tenant,
+                "batch_id": job.batch_id,
                 "attempts": attempts,
             },
         )
@@ -97,12 +98,12 @@ def count_retry(ctx: WorkerContext, reason: str) -> None:
         log.debug("could not count a retry")
 
 
-def reannounce(ctx: WorkerContext, job: dict[str, Any]) -> None:
+def reannounce(ctx: WorkerContext, job: JobRecord) -> None:
     """Queue again the webhooks of a job found finished (each event is claimed once)."""
-    batch = ctx.store.get_batch(job["batch_id"]) if job.get("batch_id") else None
-    completed = batch is not None and batch.get("status") == "completed"
-    if job.get("webhook") or completed:
-        webhooks.after_job_finished(ctx, job["id"], job["status"], completed)
+    batch = ctx.store.get_batch(job.batch_id) if job.batch_id else None
+    completed = batch is not None and batch.status == "completed"
+    if job.webhook or completed:
+        webhooks.after_job_finished(ctx, job.id, job.status, completed)
 
 
 def announce(
@@ -110,7 +111,7 @@ def announce(
     job_id: str,
     status: str,
     done: Transition,
-    record: dict[str, Any] | None = None,
+    record: JobRecord | None = None,
 ) -> None:
     """Queue the webhook deliveries this state change calls for."""
     webhooks.after_job_finished(ctx, job_id, status, done.batch_completed, record)

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.brokerscan import SCAN_MAX, BrokerScan, job_of, queue_lists
+from shared.shapes.records import JobRecord
 from shared.sweepstate import SUSPECTS_KEY
 from shared.tasks import INTERACTIVE, PROCESS_JOB
 from shared.workerstore import WorkerStore
@@ -68,14 +69,14 @@ class Reconciler:
             return 0
         waiting = []
         for job_id, job in zip(ids, store.get_jobs(ids), strict=True):
-            if job is None or job["status"] != "queued":
+            if job is None or job.status != "queued":
                 # started, finished or expired: the index only keeps queued jobs
                 store.sweeps.forget_queued(job_id)
             else:
                 waiting.append(job)
         if not waiting:
             return 0
-        queues = {job.get("queue") or INTERACTIVE for job in waiting}
+        queues = {job.queue or INTERACTIVE for job in waiting}
         present = self.messages(queues)
         if present is None:
             log.warning(
@@ -85,14 +86,14 @@ class Reconciler:
             return 0
         suspects = dict(
             zip(
-                [job["id"] for job in waiting],
-                store.sweeps.suspected_since([job["id"] for job in waiting]),
+                [job.id for job in waiting],
+                store.sweeps.suspected_since([job.id for job in waiting]),
                 strict=True,
             )
         )
         resent = 0
         for job in waiting:
-            job_id = job["id"]
+            job_id = job.id
             if job_id in present:
                 # waiting in its queue (or held by a worker): look again after the bound
                 store.sweeps.relist_queued(job_id, now)
@@ -108,23 +109,23 @@ class Reconciler:
                 resent += 1
         return resent
 
-    def resend(self, job: dict[str, Any]) -> bool:
+    def resend(self, job: JobRecord) -> bool:
         store = self.store
-        current = store.get_job(job["id"])
-        store.sweeps.clear_suspect(job["id"])
-        if current is None or current["status"] != "queued":
+        current = store.get_job(job.id)
+        store.sweeps.clear_suspect(job.id)
+        if current is None or current.status != "queued":
             return False
         # listed from now, before the message (state first): lost again, found again
-        store.sweeps.relist_queued(job["id"], time.time())
-        self.ctx.app.send_task(PROCESS_JOB, args=[job["id"]], queue=job.get("queue") or INTERACTIVE)
+        store.sweeps.relist_queued(job.id, time.time())
+        self.ctx.app.send_task(PROCESS_JOB, args=[job.id], queue=job.queue or INTERACTIVE)
         store.record_retry("message_lost")
         log.warning(
             "re-sent a queued job whose message was lost",
             extra={
-                "job_id": job["id"],
-                "tenant": job.get("tenant"),
-                "batch_id": job.get("batch_id"),
-                "queue": job.get("queue"),
+                "job_id": job.id,
+                "tenant": job.tenant,
+                "batch_id": job.batch_id,
+                "queue": job.queue,
             },
         )
         return True

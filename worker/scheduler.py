@@ -170,15 +170,15 @@ class Scheduler(threading.Thread):
         # scored by each run's deadline: past its hard time limit a run is surely dead
         for job_id in store.sweeps.overdue_runs(500):
             job = store.get_job(job_id)
-            if job is None or job["status"] != "processing":
+            if job is None or job.status != "processing":
                 store.sweeps.forget_run(job_id)
                 continue
             fields = {
                 "job_id": job_id,
-                "batch_id": job.get("batch_id"),
-                "tenant": job.get("tenant"),
+                "batch_id": job.batch_id,
+                "tenant": job.tenant,
             }
-            if (job.get("attempts") or 0) >= self.ctx.settings.max_attempts:
+            if (job.attempts or 0) >= self.ctx.settings.max_attempts:
                 fail_after_worker_loss(self.ctx, job)
                 taken += 1
                 continue
@@ -186,9 +186,7 @@ class Scheduler(threading.Thread):
             if not store.transition(job_id, "queued", ("processing",)).applied:
                 continue
             try:
-                self.ctx.app.send_task(
-                    PROCESS_JOB, args=[job_id], queue=job.get("queue") or "interactive"
-                )
+                self.ctx.app.send_task(PROCESS_JOB, args=[job_id], queue=job.queue or "interactive")
             except Exception:
                 # no message went out: back to processing, due now, for the next sweep
                 store.transition(job_id, "processing", ("queued",), run_deadline=time.time())
@@ -197,7 +195,7 @@ class Scheduler(threading.Thread):
             store.record_retry("worker_lost")
             log.warning(
                 "re-queued a job stuck in processing",
-                extra={**fields, "attempts": job.get("attempts")},
+                extra={**fields, "attempts": job.attempts},
             )
         return taken
 

@@ -27,6 +27,7 @@ from shared.jobstats import TALLY
 from shared.keys import output_key
 from shared.netguard import fetch
 from shared.options import MODELS, Options
+from shared.shapes.records import JobRecord
 from shared.store import TERMINAL
 from worker import batches, context, corrections, webhooks
 from worker.background import read_background
@@ -136,7 +137,7 @@ def _retry(
         raise
 
 
-def _claim(ctx: context.WorkerContext, job_id: str) -> dict[str, Any] | str:
+def _claim(ctx: context.WorkerContext, job_id: str) -> JobRecord | str:
     """The job's record, moved to ``processing`` with one more attempt; or, as a string,
     why this delivery does not run it (the task's return value)."""
     settings = ctx.settings
@@ -151,7 +152,7 @@ def _claim(ctx: context.WorkerContext, job_id: str) -> dict[str, Any] | str:
     if job is None:
         log.warning("job record missing (expired or deleted)", extra={"job_id": job_id})
         return "missing"
-    if job["status"] in TERMINAL:
+    if job.status in TERMINAL:
         # a run that died between recording the outcome and queueing its webhooks lost
         # them; each event is claimed once (worker/webhooks.py), so announcing is harmless
         reannounce(ctx, job)
@@ -160,8 +161,8 @@ def _claim(ctx: context.WorkerContext, job_id: str) -> dict[str, Any] | str:
         # a custom model's single job waits in its tenant's line (worker/fair.py)
         log.info("custom-model job parked", extra=_log_fields(job_id, job))
         return "parked"
-    attempts = job.get("attempts") or 0
-    if job["status"] == "processing" and attempts >= settings.max_attempts:
+    attempts = job.attempts or 0
+    if job.status == "processing" and attempts >= settings.max_attempts:
         # delivered again after its worker died each time: this input kills workers
         fail_after_worker_loss(ctx, job)
         return "failed"
@@ -177,18 +178,18 @@ def _claim(ctx: context.WorkerContext, job_id: str) -> dict[str, Any] | str:
     return job if started.applied else "not-runnable"
 
 
-def _log_fields(job_id: str, job: dict[str, Any]) -> dict[str, Any]:
-    return {"job_id": job_id, "tenant": job.get("tenant"), "batch_id": job.get("batch_id")}
+def _log_fields(job_id: str, job: JobRecord) -> dict[str, Any]:
+    return {"job_id": job_id, "tenant": job.tenant, "batch_id": job.batch_id}
 
 
 class _Run:
     """One run of a claimed job: its record, when it began, and whether it is waiting on
     object storage now (see :func:`_job_error`)."""
 
-    def __init__(self, job: dict[str, Any]) -> None:
+    def __init__(self, job: JobRecord) -> None:
         self.job = job
-        self.job_id: str = job["id"]
-        self.model = str((job.get("options") or {}).get("model", "unknown"))
+        self.job_id: str = job.id
+        self.model = str((job.options or {}).get("model", "unknown"))
         self.fields = _log_fields(self.job_id, job)
         self.begin = time.monotonic()
         self.on_storage = False
@@ -224,18 +225,19 @@ def _work(ctx: context.WorkerContext, run: _Run) -> tuple[str, Result, dict[str,
     """The job's input (from storage or its URL) and background → the engine → the
     result in storage: its key, the engine's result and the timings."""
     job = run.job
-    options = Options.from_stored(job.get("options") or {})
-    run.on_storage = (job.get("source") or {}).get("kind") != "url"
+    options = Options.from_stored(job.options or {})
+    run.on_storage = (job.source or {}).get("kind") != "url"
     data = _read_input(ctx, job)
     corrections.keep_input(ctx, job, data)  # a URL's bytes, for corrected masks
-    background = read_background(ctx, job["tenant"], options)
+    tenant = str(job.tenant)
+    background = read_background(ctx, tenant, options)
     run.on_storage = False
     fetched = time.monotonic()
     # whose custom models, and the version the job was submitted with (docs/tune.md)
-    with serving_tenant(job["tenant"], job.get("model_sha256")):
+    with serving_tenant(tenant, job.model_sha256):
         result = ctx.engine.process(data, options, limits=ctx.settings, background=background)
     processed = time.monotonic()
-    key = output_key(job["tenant"], run.job_id, options.extension)
+    key = output_key(tenant, run.job_id, options.extension)
     run.on_storage = True
     ctx.storage.put(key, result.data, result.content_type)
     run.on_storage = False
@@ -290,7 +292,7 @@ def _took(begin: float, timings: dict[str, float]) -> dict[str, Any]:
 
 def _succeeded(
     ctx: context.WorkerContext,
-    job: dict[str, Any],
+    job: JobRecord,
     model: str,
     key: str,
     result: Result,
@@ -298,7 +300,7 @@ def _succeeded(
 ) -> None:
     """Record the outcome: the stored result's location, size, subject and quality (its
     score also enters the batch's review count and score order, in the same step)."""
-    job_id = job["id"]
+    job_id = job.id
     scored = quality_fields(result.quality, ctx.settings.review_below)
     extra: dict[str, Any] = {}
     if scored is not None:
@@ -327,8 +329,8 @@ def _succeeded(
     )
 
 
-def _read_input(ctx: context.WorkerContext, job: dict[str, Any]) -> bytes:
-    source = job.get("source") or {"kind": "upload"}
+def _read_input(ctx: context.WorkerContext, job: JobRecord) -> bytes:
+    source = job.source or {"kind": "upload"}
     limit = ctx.settings.max_upload_bytes
     if source.get("kind") == "url":
         return fetch(
@@ -337,6 +339,6 @@ def _read_input(ctx: context.WorkerContext, job: dict[str, Any]) -> bytes:
             allowed_networks=ctx.settings.allowed_private_networks,
         ).body
     try:
-        return ctx.storage.get(job["input_key"], max_bytes=limit)
+        return ctx.storage.get(str(job.input_key), max_bytes=limit)
     except NotFound:
         raise UploadNotFound("the job's input is no longer in storage") from None

@@ -22,6 +22,7 @@ from celery import Task
 from shared import webhooks as signing
 from shared.errors import CutoutError
 from shared.shapes import public_batch, public_job
+from shared.shapes.records import BatchRecord, JobRecord
 from shared.tasks import DELIVER_WEBHOOK, WEBHOOKS
 from shared.workerstore import STORE_ERROR
 from worker import context
@@ -35,27 +36,27 @@ def after_job_finished(
     job_id: str,
     status: str,
     batch_completed: bool,
-    record: dict[str, Any] | None = None,
+    record: JobRecord | None = None,
 ) -> None:
     """Queue the events a job's terminal state calls for. ``record``: the job as read
     before (its ``webhook`` and ``batch_id`` do not change), saving a round trip."""
     job = record if record is not None else ctx.store.get_job(job_id)
     if job is None:
         return
-    if job.get("webhook") and status in ("succeeded", "failed"):
+    if job.webhook and status in ("succeeded", "failed"):
         _queue_event(ctx, "job", job_id, f"job.{status}")
-    if batch_completed and job.get("batch_id"):
-        batch = ctx.store.get_batch(job["batch_id"])
-        if batch and batch.get("webhook"):
-            _queue_event(ctx, "batch", job["batch_id"], "batch.completed")
+    if batch_completed and job.batch_id:
+        batch = ctx.store.get_batch(job.batch_id)
+        if batch and batch.webhook:
+            _queue_event(ctx, "batch", job.batch_id, "batch.completed")
 
 
-def after_job_corrected(ctx: context.WorkerContext, job: dict[str, Any], version: int) -> None:
+def after_job_corrected(ctx: context.WorkerContext, job: JobRecord, version: int) -> None:
     """Queue ``job.corrected`` for the correction that made result ``version`` (once per
     version); the job's ``webhook`` member then follows this event's delivery."""
-    if job.get("webhook"):
+    if job.webhook:
         fresh = {"status": "pending", "attempts": 0, "last_status": None, "last_error": None}
-        _queue_event(ctx, "job", job["id"], "job.corrected", f"job.corrected.v{version}", fresh)
+        _queue_event(ctx, "job", job.id, "job.corrected", f"job.corrected.v{version}", fresh)
 
 
 def _queue_event(
@@ -85,7 +86,7 @@ def _queue_event(
     return True
 
 
-def _load(ctx: context.WorkerContext, kind: str, object_id: str) -> dict[str, Any] | None:
+def _load(ctx: context.WorkerContext, kind: str, object_id: str) -> JobRecord | BatchRecord | None:
     if kind == "job":
         return ctx.store.get_job(object_id)
     return ctx.store.get_batch(object_id)
@@ -93,9 +94,9 @@ def _load(ctx: context.WorkerContext, kind: str, object_id: str) -> dict[str, An
 
 def _update(ctx: context.WorkerContext, kind: str, object_id: str, changes: dict[str, Any]) -> None:
     record = _load(ctx, kind, object_id)
-    if record is None or not record.get("webhook"):
+    if record is None or not record.webhook:
         return
-    webhook = {**record["webhook"], **changes}
+    webhook = {**record.webhook, **changes}
     if kind == "job":
         ctx.store.update_job(object_id, webhook=webhook)
     else:
@@ -122,13 +123,13 @@ def deliver_webhook(
 def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -> str:
     ctx = context.get()
     record = _load(ctx, kind, object_id)
-    if record is None or not record.get("webhook"):
+    if record is None or not record.webhook:
         return "gone"
-    hook = record["webhook"]
+    hook = record.webhook
     if hook.get("status") == "delivered" and hook.get("id") == msg_id:
         return "already-delivered"
     body = _event_body(kind, event, record)
-    secret = ctx.store.webhook_secret(record["tenant"])
+    secret = ctx.store.webhook_secret(str(record.tenant))
     outcome = signing.deliver(
         hook["url"],
         secret,
@@ -149,7 +150,7 @@ def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -
         },
         # top level too, so one search by job_id / batch_id / tenant finds these lines
         f"{kind}_id": object_id,
-        "tenant": record.get("tenant"),
+        "tenant": record.tenant,
     }
     ctx.store.record_webhook(event, "delivered" if outcome.ok else "failed_attempt")
     if outcome.ok:
@@ -160,13 +161,13 @@ def _deliver(kind: str, object_id: str, event: str, msg_id: str, attempt: int) -
     return _after_failed_attempt(ctx, task_args, attempts, outcome, fields)
 
 
-def _event_body(kind: str, event: str, record: dict[str, Any]) -> bytes:
+def _event_body(kind: str, event: str, record: JobRecord | BatchRecord) -> bytes:
     """The event's body, the same on every attempt: its time is when the object finished
     (for ``job.corrected``, when the correction's re-render did)."""
-    data = public_job(record) if kind == "job" else public_batch(record)
-    finished = record.get("finished_at")
-    if event == "job.corrected":
-        finished = (record.get("correction") or {}).get("finished_at") or finished
+    data = public_job(record) if isinstance(record, JobRecord) else public_batch(record)
+    finished = record.finished_at
+    if event == "job.corrected" and isinstance(record, JobRecord):
+        finished = (record.correction or {}).get("finished_at") or finished
     moment = datetime.fromisoformat(finished.replace("Z", "+00:00")) if finished else None
     return signing.event_body(event, data, now=moment)
 

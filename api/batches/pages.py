@@ -21,7 +21,9 @@ from typing import Any
 
 from shared.errors import InvalidRequest
 from shared.ids import valid_id
+from shared.jobstore import JobStore
 from shared.shapes import STATUSES, public_job
+from shared.shapes.records import BatchRecord, JobRecord
 
 PAGE_DEFAULT = 100
 PAGE_MAX = 1000
@@ -170,35 +172,35 @@ class Query:
     def filtered(self) -> bool:
         return self.status is not None or self.review is not None
 
-    def matches(self, job: Mapping[str, Any]) -> bool:
-        if self.status is not None and job["status"] not in self.status:
+    def matches(self, job: JobRecord) -> bool:
+        if self.status is not None and job.status not in self.status:
             return False
         if self.review is None:
             return True
-        quality = (job.get("result") or {}).get("quality")
+        quality = (job.result or {}).get("quality")
         return isinstance(quality, dict) and bool(quality.get("review")) is self.review
 
 
 def _records(
-    store: Any, batch: Mapping[str, Any], ids: list[str]
-) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    store: JobStore, batch: BatchRecord, ids: list[str]
+) -> Iterator[tuple[str, JobRecord | None]]:
     """``ids`` with their records; None for a job gone or not the batch's tenant's."""
     for job_id, job in zip(ids, store.get_jobs(ids), strict=True):
-        if job is not None and job.get("tenant") != batch.get("tenant"):
+        if job is not None and job.tenant != batch.tenant:
             job = None
         yield job_id, job
 
 
-def _item_page(store: Any, batch: Mapping[str, Any], query: Query) -> dict[str, Any]:
+def _item_page(store: JobStore, batch: BatchRecord, query: Query) -> dict[str, Any]:
     offset = decode_cursor(query.cursor) if query.cursor else 0
-    total = batch["counts"]["total"]
+    total = (batch.counts or {}).get("total", 0)
     found: list[dict[str, Any]] = []
     scanned = 0
     while offset < total and len(found) < query.limit and scanned < SCAN_MAX:
         # unfiltered, exactly the rest of the page; filtered, bigger steps
         want = query.limit - len(found)
         step = min(SCAN_MAX - scanned, STEP) if query.filtered else want
-        ids = store.batch_job_ids(batch["id"], offset, offset + step - 1)
+        ids = store.batch_job_ids(batch.id, offset, offset + step - 1)
         if not ids:
             break
         for _, job in _records(store, batch, ids):
@@ -212,11 +214,11 @@ def _item_page(store: Any, batch: Mapping[str, Any], query: Query) -> dict[str, 
     return {"items": found, "next_cursor": next_cursor}
 
 
-def _score_page(store: Any, batch: Mapping[str, Any], query: Query) -> dict[str, Any]:
+def _score_page(store: JobStore, batch: BatchRecord, query: Query) -> dict[str, Any]:
     """Scored succeeded jobs, worst first (``store.batch_scored_ids``), filtered too."""
     start = 0
     if query.cursor:
-        rank = store.batch_score_rank(batch["id"], decode_score_cursor(query.cursor))
+        rank = store.batch_score_rank(batch.id, decode_score_cursor(query.cursor))
         if rank is None:  # a job id that never was in this batch's score order
             raise InvalidRequest(
                 "`cursor` names no job of this batch's order=score listing (a cursor from "
@@ -232,7 +234,7 @@ def _score_page(store: Any, batch: Mapping[str, Any], query: Query) -> dict[str,
         want = query.limit - len(found)
         step = min(SCAN_MAX - scanned, STEP) if query.filtered else want
         # one id past the step: whether anything follows what this page takes
-        ids = store.batch_scored_ids(batch["id"], start, start + step)
+        ids = store.batch_scored_ids(batch.id, start, start + step)
         taken = 0
         for job_id, job in _records(store, batch, ids[:step]):
             taken += 1
@@ -248,7 +250,7 @@ def _score_page(store: Any, batch: Mapping[str, Any], query: Query) -> dict[str,
     return {"items": found, "next_cursor": next_cursor}
 
 
-def page(store: Any, batch: Mapping[str, Any], args: Mapping[str, str]) -> dict[str, Any]:
+def page(store: JobStore, batch: BatchRecord, args: Mapping[str, str]) -> dict[str, Any]:
     """The page of ``batch``'s jobs that ``args`` (limit, status, review, order, cursor)
     asks for, as the public :class:`shared.shapes.records.JobPage`."""
     query = Query.of(args)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 from flask import Blueprint, Response, g, request
 
@@ -29,6 +28,7 @@ from api.services import Services, current
 from shared.errors import InvalidRequest, NotFound
 from shared.ids import new_id, valid_id
 from shared.shapes import public_batch
+from shared.shapes.records import BatchRecord
 from shared.tasks import BULK
 
 log = logging.getLogger("cutout.api")
@@ -80,13 +80,13 @@ def create_batch() -> Response:
         if slot.replay is not None:
             return _accepted(load_batch(slot.replay.id))
         batch = _create_batch()
-        slot.save(batch["id"], f"/v1/batches/{batch['id']}")
+        slot.save(batch.id, f"/v1/batches/{batch.id}")
     return _accepted(batch)
 
 
-def _accepted(batch: dict[str, Any]) -> Response:
+def _accepted(batch: BatchRecord) -> Response:
     response = Response(json.dumps(public_batch(batch)), status=202, mimetype="application/json")
-    response.headers["Location"] = f"/v1/batches/{batch['id']}"
+    response.headers["Location"] = f"/v1/batches/{batch.id}"
     return response
 
 
@@ -112,7 +112,7 @@ def _parse(svc: Services, tenant: str) -> BatchRequest:
     )
 
 
-def _create_batch() -> dict[str, Any]:
+def _create_batch() -> BatchRecord:
     svc = current()
     tenant = g.tenant
     parsed = _parse(svc, tenant)
@@ -134,13 +134,13 @@ def _create_batch() -> dict[str, Any]:
         "batch accepted",
         extra={"batch_id": batch_id, "tenant": tenant, "items": len(parsed.items)},
     )
-    return dict(batch)
+    return batch
 
 
 # -- reading ----------------------------------------------------------------------------
 
 
-def load_batch(batch_id: str) -> dict[str, Any]:
+def load_batch(batch_id: str) -> BatchRecord:
     """The caller's batch, or NotFound (unknown, malformed and other tenants' ids alike)."""
     if not valid_id(batch_id, "bat"):
         raise NotFound("no such batch")
@@ -234,5 +234,5 @@ def results_zip(batch_id: str) -> Response:
     svc = current()
     response = Response(stream_zip(svc.store, svc.storage, batch), mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{batch_id}.zip"'
-    response.headers["X-Batch-Status"] = batch.get("status") or "running"
+    response.headers["X-Batch-Status"] = batch.status or "running"
     return response

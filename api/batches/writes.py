@@ -22,6 +22,7 @@ from api.intake import CONTENT_TYPES, check_upload_key, new_job_record, read_lim
 from shared.errors import CutoutError, NotFound, PayloadTooLarge, Unavailable, UploadNotFound
 from shared.ids import now_iso
 from shared.keys import upload_prefix
+from shared.shapes.records import BatchRecord
 from shared.shapes.requests import for_item
 from shared.tasks import BULK, ENQUEUE_BATCH, INTERACTIVE
 
@@ -117,17 +118,17 @@ def store_uploads(svc: Services, items: list[Item]) -> None:
 
 def store_batch(svc: Services, tenant: str, batch_id: str, parsed: BatchRequest) -> None:
     """The batch record, then its job records in pipelined chunks (all `queued`)."""
-    batch = {
-        "id": batch_id,
-        "tenant": tenant,
-        "status": "running",
-        "created_at": now_iso(),
+    batch = BatchRecord(
+        id=batch_id,
+        tenant=tenant,
+        status="running",
+        created_at=now_iso(),
         # no finished_at member: the store sets it exactly once, when the batch completes
-        "options": parsed.options.stored(),
-        "metadata": parsed.metadata,
-        "webhook": parsed.webhook,
-        "enqueued": 0,
-    }
+        options=parsed.options.stored(),
+        metadata=parsed.metadata,
+        webhook=parsed.webhook,
+        enqueued=0,  # the fair dispatcher's cursor (worker/fair.py)
+    )
     svc.store.create_batch(batch, total=len(parsed.items))
     for start in range(0, len(parsed.items), STORE_CHUNK):
         chunk: list[Mapping[str, Any]] = []
@@ -142,10 +143,10 @@ def store_batch(svc: Services, tenant: str, batch_id: str, parsed: BatchRequest)
                 queue=BULK,
                 batch_id=batch_id,
             )
-            record["item_index"] = item.index
+            record.item_index = item.index
             # members still empty are left out (readers treat a missing member as None):
             # a third fewer arguments to pack, which is most of the time a batch takes
-            chunk.append({k: v for k, v in record.items() if v is not None})
+            chunk.append(record.stored(drop_empty=True))
         svc.store.add_batch_jobs(batch_id, chunk)
 
 

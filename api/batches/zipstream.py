@@ -18,7 +18,9 @@ from typing import Any
 
 from shared.errors import NotFound, StorageError
 from shared.ids import now_iso
+from shared.jobstore import JobStore
 from shared.options import EXTENSIONS
+from shared.shapes.records import BatchRecord, JobRecord
 
 ZIP_CHUNK = 1 << 16
 _UNSAFE_NAME = re.compile(r"[^\w.-]+")
@@ -44,27 +46,23 @@ class _Sink(io.RawIOBase):
         return out
 
 
-def entry_name(job: dict[str, Any], extension: str, used: set[str]) -> str:
+def entry_name(job: JobRecord, extension: str, used: set[str]) -> str:
     """The result's file name in the zip, unique (case-insensitively) within it.
 
     From the item's metadata ``name`` or ``filename`` (or a multipart file's name):
     its stem, reduced to letters, digits, ``.``, ``_``, ``-``, with the result's
     extension; otherwise ``<item index:05d>_<job id>.<ext>``.
     """
-    index = job.get("item_index") or 0
-    metadata = job.get("metadata") or {}
-    raw = (
-        metadata.get("name")
-        or metadata.get("filename")
-        or (job.get("source") or {}).get("filename")
-    )
+    index = job.item_index or 0
+    metadata = job.metadata or {}
+    raw = metadata.get("name") or metadata.get("filename") or (job.source or {}).get("filename")
     stem = ""
     if isinstance(raw, str):
         base = raw.replace("\\", "/").rsplit("/", 1)[-1]
         if "." in base.strip("."):
             base = base.rsplit(".", 1)[0]
         stem = _UNSAFE_NAME.sub("_", base).strip("._-")[:120]
-    default = f"{index:05d}_{job['id']}"
+    default = f"{index:05d}_{job.id}"
     candidates = [f"{stem}.{extension}", f"{stem}_{index:05d}.{extension}"] if stem else []
     candidates.append(f"{default}.{extension}")
     for name in candidates:
@@ -101,45 +99,45 @@ MANIFEST_COLUMNS = (
 )
 
 
-def quality_cells(job: dict[str, Any]) -> list[str]:
+def quality_cells(job: JobRecord) -> list[str]:
     """``score``, ``review`` (``true``/``false``) and ``flags`` (codes separated by spaces)
     of a succeeded job's ``result.quality``; three empty cells for any other job."""
-    quality = (job.get("result") or {}).get("quality") if job.get("status") == "succeeded" else None
+    quality = (job.result or {}).get("quality") if job.status == "succeeded" else None
     if not isinstance(quality, dict):
         return ["", "", ""]
     review = "true" if quality.get("review") else "false"
     return [str(quality.get("score", "")), review, " ".join(quality.get("flags") or ())]
 
 
-def _version_cell(job: dict[str, Any]) -> str:
-    result = job.get("result") or {}
-    return str(result.get("version") or 1) if job.get("status") == "succeeded" else ""
+def _version_cell(job: JobRecord) -> str:
+    result = job.result or {}
+    return str(result.get("version") or 1) if job.status == "succeeded" else ""
 
 
-def stream_zip(store: Any, storage: Any, batch: dict[str, Any]) -> Iterator[bytes]:
+def stream_zip(store: JobStore, storage: Any, batch: BatchRecord) -> Iterator[bytes]:
     """The zip of every succeeded result of ``batch`` and ``manifest.csv``, in chunks."""
     sink = _Sink()
     rows: list[list[Any]] = []
     used: set[str] = set()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED) as archive:
-        for job in store.iter_batch_jobs(batch["id"]):
-            if job.get("tenant") != batch.get("tenant"):
+        for job in store.iter_batch_jobs(batch.id):
+            if job.tenant != batch.tenant:
                 continue
-            error = job.get("error") or {}
+            error = job.error or {}
             row = [
-                job.get("item_index"),
-                job["id"],
-                job["status"],
+                job.item_index,
+                job.id,
+                job.status,
                 error.get("code") or "",
                 error.get("message") or "",
                 "",
-                json.dumps(job.get("metadata") or {}, separators=(",", ":"), ensure_ascii=False),
+                json.dumps(job.metadata or {}, separators=(",", ":"), ensure_ascii=False),
                 *quality_cells(job),
                 _version_cell(job),
             ]
             rows.append(row)
-            result = job.get("result") or {}
-            if job["status"] != "succeeded" or not result.get("key"):
+            result = job.result or {}
+            if job.status != "succeeded" or not result.get("key"):
                 continue
             chunks = storage.stream(result["key"], ZIP_CHUNK)
             try:
@@ -149,10 +147,10 @@ def stream_zip(store: Any, storage: Any, batch: dict[str, Any]) -> Iterator[byte
                 row[3] = exc.code
                 row[4] = "the result could not be read from storage"
                 continue
-            fmt = (job.get("options") or {}).get("format", "")
+            fmt = (job.options or {}).get("format", "")
             extension = EXTENSIONS.get(fmt) or result["key"].rsplit(".", 1)[-1]
             name = entry_name(job, extension, used)
-            info = zipfile.ZipInfo(name, _zip_time(job.get("finished_at")))
+            info = zipfile.ZipInfo(name, _zip_time(job.finished_at))
             info.compress_type = zipfile.ZIP_STORED
             info.file_size = int(result.get("bytes") or 0)
             with archive.open(info, mode="w") as entry:

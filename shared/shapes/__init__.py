@@ -1,8 +1,9 @@
 """Every API shape, defined once: stored records, public JSON, request bodies, schemas.
 
-See ``records`` (Job, Batch, Webhook, results; the Redis codec and the public JSON),
-``requests`` (request bodies), ``openapi`` (component schemas) and ``markdown`` (the
-field tables of docs/api.md).
+See ``records`` (Job, Batch, Webhook, results; the stored JobRecord and BatchRecord the
+stores return, their Redis codec and the public JSON), ``requests`` (JSON request bodies,
+read with ``model_validate``), ``forms`` (multipart bodies), ``jsontext`` (bounded client
+JSON), ``openapi`` (component schemas) and ``markdown`` (the field tables of docs/api.md).
 """
 
 from shared.shapes.records import (
@@ -11,7 +12,9 @@ from shared.shapes.records import (
     STATUSES,
     TERMINAL,
     Batch,
+    BatchRecord,
     Job,
+    JobRecord,
     Webhook,
     decode,
     encode,
@@ -25,7 +28,9 @@ __all__ = [
     "STATUSES",
     "TERMINAL",
     "Batch",
+    "BatchRecord",
     "Job",
+    "JobRecord",
     "Webhook",
     "decode",
     "encode",

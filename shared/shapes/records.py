@@ -4,7 +4,8 @@ Each shape is one pydantic model. From it come the Redis hash codec (which membe
 JSON text, which are integers: :func:`decode`, :func:`encode`), the public JSON the API
 and webhook events send (:func:`public_job`, :func:`public_batch`) and the OpenAPI
 schemas (`shared.shapes.openapi`). The public models forbid undeclared members, so the
-published schema is complete and strict by construction.
+published schema is complete and strict by construction. The stores return the stored
+records typed (:class:`JobRecord`, :class:`BatchRecord`); readers use their attributes.
 
 Public JSON is built in `python` mode and written by the caller with `json.dumps`, so
 the bytes are the ones the API always sent: members in declaration order, JSON values of
@@ -17,7 +18,7 @@ import json
 import types
 import typing
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -177,10 +178,25 @@ class Batch(Public):
 # -- stored records -----------------------------------------------------------------------
 
 
-class JobRecord(BaseModel):
-    """A job as stored in its Redis hash: the public members and the internal ones."""
+class Stored(BaseModel):
+    """A record as stored in its Redis hash; :meth:`from_hash` reads one (members as
+    stored, '' reads as None), :meth:`stored` gives the members to write. Members other
+    than the declared ones are kept (``extra``)."""
 
     model_config = ConfigDict(extra="allow")
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[str, str]) -> Self:
+        return cls.model_validate(decode(raw))
+
+    def stored(self, *, drop_empty: bool = False) -> dict[str, Any]:
+        """The members set on this record (``drop_empty``: without the None ones)."""
+        fields = self.model_dump(exclude_unset=True)
+        return {k: v for k, v in fields.items() if v is not None} if drop_empty else fields
+
+
+class JobRecord(Stored):
+    """A job as stored in its Redis hash: the public members and the internal ones."""
 
     id: str
     tenant: str | None = None
@@ -199,17 +215,23 @@ class JobRecord(BaseModel):
     input_key: str | None = None
     source: dict[str, Any] | None = None  # {"kind": "upload" | "url", "url"?, "filename"?}
     queue: str | None = None
+    #: a custom model's file as submitted (its sha256): the worker serves exactly this one
+    model_sha256: str | None = None
     #: the public Correction plus its `id`, `mask` (key of the mask as sent),
     #: `mask_key` (the stored grey mask) and `requested` (epoch seconds)
     correction: dict[str, Any] | None = None
     #: the results the corrections replaced: [{"version", "key", "content_type", "bytes"}]
     versions: list[dict[str, Any]] | None = None
 
+    @classmethod
+    def queued(cls, **members: Any) -> JobRecord:
+        """A new job's record, as its first write stores it: queued, not yet run."""
+        run: dict[str, Any] = {"started_at": None, "finished_at": None, "attempts": 0}
+        return cls(status="queued", **run, result=None, error=None, **members)
 
-class BatchRecord(BaseModel):
-    """A batch as stored in its Redis hash (its counters live in a second hash)."""
 
-    model_config = ConfigDict(extra="allow")
+class BatchRecord(Stored):
+    """A batch as stored in its Redis hash; ``counts`` come from its second hash."""
 
     id: str
     tenant: str | None = None
@@ -219,6 +241,11 @@ class BatchRecord(BaseModel):
     options: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     webhook: dict[str, Any] | None = None
+    #: the fair dispatcher's cursor: how many items, in item order, have been sent
+    enqueued: int | None = None
+    #: the batch's items by status, as :class:`Counts` (read from the batch's second
+    #: hash, never written with the record)
+    counts: dict[str, int] | None = None
 
 
 def _kinds(*models: type[BaseModel]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -299,40 +326,44 @@ def _public_correction(correction: Mapping[str, Any] | None) -> dict[str, Any] |
     return {name: correction.get(name) for name in _CORRECTION_KEYS}
 
 
-def public_job(job: Mapping[str, Any]) -> dict[str, Any]:
+def public_job(job: JobRecord | Mapping[str, Any]) -> dict[str, Any]:
     """The job object of docs/api.md, from a stored record (`item_index` only on a
     batch's jobs). Raises pydantic.ValidationError for a record that is not a job."""
+    if not isinstance(job, JobRecord):
+        job = JobRecord.model_validate(job)
     fields: dict[str, Any] = {
-        "id": job["id"],
-        "status": job["status"],
-        "created_at": job.get("created_at"),
-        "started_at": job.get("started_at"),
-        "finished_at": job.get("finished_at"),
-        "options": job.get("options") or {},
-        "result": _public_result(job.get("result")),
-        "error": job.get("error"),
-        "attempts": job.get("attempts") or 0,
-        "batch_id": job.get("batch_id"),
-        "metadata": job.get("metadata") or {},
-        "webhook": job.get("webhook"),
-        "correction": _public_correction(job.get("correction")),
+        "id": job.id,
+        "status": job.status,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "options": job.options or {},
+        "result": _public_result(job.result),
+        "error": job.error,
+        "attempts": job.attempts or 0,
+        "batch_id": job.batch_id,
+        "metadata": job.metadata or {},
+        "webhook": job.webhook,
+        "correction": _public_correction(job.correction),
     }
-    if job.get("item_index") is not None:
-        fields["item_index"] = job["item_index"]
+    if job.item_index is not None:
+        fields["item_index"] = job.item_index
     return Job.model_validate(fields).model_dump(exclude_unset=True)
 
 
-def public_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
+def public_batch(batch: BatchRecord | Mapping[str, Any]) -> dict[str, Any]:
     """The batch object of docs/api.md, from a stored record with its `counts`."""
+    if not isinstance(batch, BatchRecord):
+        batch = BatchRecord.model_validate(batch)
     fields = {
-        "id": batch["id"],
-        "status": batch.get("status") or "running",
-        "created_at": batch.get("created_at"),
-        "finished_at": batch.get("finished_at"),
-        "counts": batch.get("counts") or {},
-        "options": batch.get("options") or {},
-        "metadata": batch.get("metadata") or {},
-        "webhook": batch.get("webhook"),
+        "id": batch.id,
+        "status": batch.status or "running",
+        "created_at": batch.created_at,
+        "finished_at": batch.finished_at,
+        "counts": batch.counts or {},
+        "options": batch.options or {},
+        "metadata": batch.metadata or {},
+        "webhook": batch.webhook,
     }
     return Batch.model_validate(fields).model_dump(exclude_unset=True)
 

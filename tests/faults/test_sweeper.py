@@ -79,10 +79,10 @@ def test_a_dead_run_is_requeued_once_however_long_it_waits(sweeper: Scheduler, u
 
     assert sweep(sweeper) >= 1
     job = store.get_job(job_id)
-    assert job["status"] == "queued"
-    assert job["attempts"] == 1  # the run that died counted when it started
-    assert store.get_batch(batch_id)["counts"]["queued"] == 1
-    assert store.get_batch(batch_id)["counts"]["processing"] == 0
+    assert job.status == "queued"
+    assert job.attempts == 1  # the run that died counted when it started
+    assert store.get_batch(batch_id).counts["queued"] == 1
+    assert store.get_batch(batch_id).counts["processing"] == 0
     assert store.r.zscore(PROCESSING_KEY, job_id) is None
     assert broker.llen(queue) == 1
 
@@ -90,7 +90,7 @@ def test_a_dead_run_is_requeued_once_however_long_it_waits(sweeper: Scheduler, u
     sweep(sweeper)
     sweep(sweeper)
     assert broker.llen(queue) == 1
-    assert store.get_job(job_id)["status"] == "queued"
+    assert store.get_job(job_id).status == "queued"
     broker.delete(queue)
 
 
@@ -101,10 +101,10 @@ def test_a_job_started_max_attempts_times_fails_when_its_run_dies(sweeper: Sched
 
     assert sweep(sweeper) >= 1
     job = store.get_job(job_id)
-    assert job["status"] == "failed"
-    assert job["error"]["code"] == "processing_failed"
-    assert job["attempts"] == 3
+    assert job.status == "failed"
+    assert job.error["code"] == "processing_failed"
+    assert job.attempts == 3
     batch = store.get_batch(batch_id)
-    assert batch["status"] == "completed"
-    assert batch["counts"]["failed"] == 1
+    assert batch.status == "completed"
+    assert batch.counts["failed"] == 1
     assert store.r.zscore(PROCESSING_KEY, job_id) is None

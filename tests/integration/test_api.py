@@ -162,11 +162,11 @@ def test_submit_png_stores_input_record_and_queues_task(
     assert stored["ContentType"] == "image/png"
 
     record = app.extensions["cutout"].store.get_job(job["id"])
-    assert record["status"] == "queued"
-    assert record["tenant"] == "public"
-    assert record["input_key"] == f"inputs/public/{job['id']}/source"
-    assert record["source"] == {"kind": "upload"}
-    assert record["queue"] == "interactive"
+    assert record.status == "queued"
+    assert record.tenant == "public"
+    assert record.input_key == f"inputs/public/{job['id']}/source"
+    assert record.source == {"kind": "upload"}
+    assert record.queue == "interactive"
     assert public_job(record) == job
 
     assert rdb.llen("interactive") == 1
@@ -294,8 +294,8 @@ def test_image_url_job_is_queued_with_url_source(
         "attempts": 0,
     }
     record = app.extensions["cutout"].store.get_job(job["id"])
-    assert record["source"] == {"kind": "url", "url": "https://example.com/a.jpg"}
-    assert record["input_key"] is None
+    assert record.source == {"kind": "url", "url": "https://example.com/a.jpg"}
+    assert record.input_key is None
     assert rdb.llen("interactive") == 1
     assert_problem(
         client.post("/v1/jobs", json={"image_url": "file:///etc/passwd"}), 422, "url_not_allowed"
@@ -485,7 +485,7 @@ def test_upload_then_job_from_upload_key(
     assert created.status_code == 202, created.get_data(as_text=True)
     job_id = created.get_json()["id"]
     app_store = create_app(make_settings()).extensions["cutout"].store
-    assert app_store.get_job(job_id)["input_key"] == slot["upload_key"]
+    assert app_store.get_job(job_id).input_key == slot["upload_key"]
     assert rdb.llen("interactive") == 1
 
     # another tenant's key: as if it did not exist
@@ -617,8 +617,8 @@ def test_api_remove_answers_the_image(client: FlaskClient, app: Flask, rdb: redi
     assert response.mimetype == "image/png"
     assert response.data == b"\x89PNG-result"
     job = app.extensions["cutout"].store.get_job(response.headers["Cutout-Job-Id"])
-    assert job["options"]["alpha_matting"] is True
-    assert job["options"]["bg_color"] == "#ffffffff"
+    assert job.options["alpha_matting"] is True
+    assert job.options["bg_color"] == "#ffffffff"
 
 
 def test_api_remove_failure_carries_the_jobs_code(
@@ -658,6 +658,6 @@ def test_api_remove_get_queues_a_url_job(
     response = app.test_client().get("/api/remove?url=https://example.com/a.jpg&om=true")
     assert_problem(response, 504, "processing_timeout")
     job = app.extensions["cutout"].store.get_job(response.headers["Location"].rsplit("/", 1)[-1])
-    assert job["source"] == {"kind": "url", "url": "https://example.com/a.jpg"}
-    assert job["options"]["mask_only"] is True
+    assert job.source == {"kind": "url", "url": "https://example.com/a.jpg"}
+    assert job.options["mask_only"] is True
     assert_problem(app.test_client().get("/api/remove"), 400, "invalid_request")

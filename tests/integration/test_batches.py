@@ -235,7 +235,7 @@ def test_json_batch_of_urls_end_to_end(
         assert row["status"] == "succeeded"
         assert row["error_code"] == ""
         record = store.get_job(job["id"])
-        assert archive.read(row["file"]) == storage.get(record["result"]["key"])
+        assert archive.read(row["file"]) == storage.get(record.result["key"])
         if index == 5:
             assert row["file"] == f"{index:05d}_{job['id']}.webp"
         elif index % 2 == 0:

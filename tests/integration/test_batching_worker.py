@@ -53,13 +53,13 @@ def test_batched_worker_matches_unbatched_and_fails_one_job(
     jobs = [finished(store, job_id, timeout=300) for job_id in good]
     failed = finished(store, bad, timeout=300)
 
-    assert failed["status"] == "failed"
-    assert failed["error"]["code"] == "invalid_image"
+    assert failed.status == "failed"
+    assert failed.error["code"] == "invalid_image"
     engine = Engine(model_home, threads=1)
     for data, job in zip(inputs, jobs, strict=True):
-        assert job["status"] == "succeeded", job
-        assert job["attempts"] == 1
-        ours = np.asarray(Image.open(io.BytesIO(storage.get(job["result"]["key"]))))
+        assert job.status == "succeeded", job
+        assert job.attempts == 1
+        ours = np.asarray(Image.open(io.BytesIO(storage.get(job.result["key"]))))
         alone = engine.process(data, parse_options(options))
         theirs = np.asarray(Image.open(io.BytesIO(alone.data)))
         assert np.array_equal(ours, theirs)

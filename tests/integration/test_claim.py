@@ -70,19 +70,19 @@ def test_a_plain_job_is_read_and_started_in_one_command(store: RedisStore) -> No
     assert claimed.applied
     assert sent == ["EVALSHA"]  # the read happens inside the script, not before it
     # the record as it was read: what the run works from
-    assert claimed.before["status"] == "queued"
-    assert claimed.before["options"] == {"model": "u2netp"}
+    assert claimed.before.status == "queued"
+    assert claimed.before.options == {"model": "u2netp"}
     now = store.get_job(job["id"])
-    assert now["status"] == "processing"
-    assert now["attempts"] == 1
-    assert now["started_at"]
+    assert now.status == "processing"
+    assert now.attempts == 1
+    assert now.started_at
     assert store.r.zscore(PROCESSING_KEY, job["id"]) is not None
     assert store.r.zscore(QUEUED_KEY, job["id"]) is None
     # a second delivery of the same message starts nothing: the caller decides
     again = _claim(store, job["id"])
     assert not again.applied
-    assert again.before["status"] == "processing"
-    assert store.get_job(job["id"])["attempts"] == 1
+    assert again.before.status == "processing"
+    assert store.get_job(job["id"]).attempts == 1
 
 
 @pytest.mark.parametrize(

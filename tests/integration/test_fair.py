@@ -127,7 +127,7 @@ def test_dispatcher_keeps_a_window_per_tenant(
     try:
         assert batches._enqueue(ctx, a) == "registered"
         assert rdb.llen("bulk") == 20
-        assert services.store.get_batch(a)["enqueued"] == "20"
+        assert services.store.get_batch(a).enqueued == 20
         # redelivered: registers nothing new, and the window is full
         assert batches._enqueue(ctx, a) == "already-registered"
         assert rdb.llen("bulk") == 20

@@ -192,9 +192,9 @@ def test_a_fast_job_through_the_worker(  # type: ignore[no-untyped-def]
     start_worker({"CUTOUT_MODELS": "u2net", "CUTOUT_FAST": "auto"}, args=["--queues", "fastyes"])
     data = (eval_dir / "photos" / "car-1.jpg").read_bytes()
     job = finished(store, _submit(store, storage, celery_app, data, {"fast": True}, "fastyes"), 300)
-    assert job["status"] == "succeeded", job
-    assert job["options"]["fast"] is True
-    ours = np.asarray(Image.open(io.BytesIO(storage.get(job["result"]["key"]))).getchannel("A"))
+    assert job.status == "succeeded", job
+    assert job.options["fast"] is True
+    ours = np.asarray(Image.open(io.BytesIO(storage.get(job.result["key"]))).getchannel("A"))
     local = Engine(fast_home, threads=1).process(data, parse_options({"fast": True}))
     theirs = np.asarray(Image.open(io.BytesIO(local.data)).getchannel("A"))
     assert ours.shape == theirs.shape
@@ -216,6 +216,6 @@ def test_a_fast_job_on_a_worker_without_fast_mode_fails_clearly(  # type: ignore
     )
     data = (eval_dir / "photos" / "car-1.jpg").read_bytes()
     job = finished(store, _submit(store, storage, celery_app, data, {"fast": True}, "fastno"), 120)
-    assert job["status"] == "failed", job
-    assert job["error"]["code"] == "fast_mode_unavailable"
+    assert job.status == "failed", job
+    assert job.error["code"] == "fast_mode_unavailable"
     assert not (home / "u2net.fast-int8-320.xml").exists()

@@ -14,6 +14,7 @@ import redis
 
 from shared import jobstats, telemetry
 from shared.ids import new_id, now_iso
+from shared.shapes.records import JobRecord
 from shared.workerstore import RedisWorkerStore
 from worker.outcome import finish
 
@@ -32,19 +33,19 @@ def _ctx(r: Any) -> Any:
     return SimpleNamespace(store=RedisWorkerStore(r, 3600), app=None)
 
 
-def _processing_job(ctx: Any) -> dict[str, Any]:
-    job = {
-        "id": new_id("job"),
-        "tenant": "t1",
-        "status": "queued",
-        "created_at": now_iso(),
-        "options": {"model": "u2netp"},
-        "attempts": 0,
-        "batch_id": None,
-        "webhook": None,
-    }
+def _processing_job(ctx: Any) -> JobRecord:
+    job = JobRecord(
+        id=new_id("job"),
+        tenant="t1",
+        status="queued",
+        created_at=now_iso(),
+        options={"model": "u2netp"},
+        attempts=0,
+        batch_id=None,
+        webhook=None,
+    )
     ctx.store.create_job(job)
-    assert ctx.store.transition(job["id"], "processing", ("queued",), record=job).applied
+    assert ctx.store.transition(job.id, "processing", ("queued",), record=job).applied
     return job
 
 
@@ -58,13 +59,13 @@ def test_a_finished_job_counts_once_with_no_command_of_its_own(r: Any) -> None:
     job = _processing_job(ctx)
     ctx.store.transition("job_warm", "failed", ("queued",))  # the script loaded, once
     r.config_resetstat()
-    assert finish(ctx, job["id"], "succeeded", model="u2netp", timings=TIMINGS, record=job).applied
+    assert finish(ctx, job.id, "succeeded", model="u2netp", timings=TIMINGS, record=job).applied
     calls = {k.removeprefix("cmdstat_"): v["calls"] for k, v in r.info("commandstats").items()}
     # one script call moved the job and stored the metrics: no HINCRBY per bucket
     assert calls.get("hincrby", 0) == calls.get("hincrbyfloat", 0) == 0
     assert calls["evalsha"] == 1
     # a second finish of the same job (a redelivered task) changes nothing, counts nothing
-    assert not finish(ctx, job["id"], "succeeded", model="u2netp", timings=TIMINGS).applied
+    assert not finish(ctx, job.id, "succeeded", model="u2netp", timings=TIMINGS).applied
 
     stats = telemetry.read_stats(r)
     assert (
@@ -84,7 +85,7 @@ def test_failed_jobs_count_by_error_code(r: Any) -> None:
     ctx = _ctx(r)
     job = _processing_job(ctx)
     error = {"code": "processing_timeout", "message": "slow"}
-    assert finish(ctx, job["id"], "failed", model="u2netp", record=job, error=error).applied
+    assert finish(ctx, job.id, "failed", model="u2netp", record=job, error=error).applied
     stats = telemetry.read_stats(r)
     assert stats["jobs"]["u2netp|failed"] == 1
     assert stats["errors"]["u2netp|processing_timeout"] == 1
@@ -94,7 +95,7 @@ def test_fold_keeps_every_count_and_stale_fields_of_dead_processes_fold(r: Any) 
     ctx = _ctx(r)
     for _ in range(3):
         job = _processing_job(ctx)
-        finish(ctx, job["id"], "succeeded", model="u2netp", timings=TIMINGS, record=job)
+        finish(ctx, job.id, "succeeded", model="u2netp", timings=TIMINGS, record=job)
     # a process that stopped long ago without folding (SIGKILL): its totals still count
     dead = {"t": time.time() - 2 * jobstats.STALE_AFTER, "jobs": {"u2netp|succeeded": 5}}
     dead.update(bins={"inference|0.5": 5}, sums={"inference": 1.5}, errors={})
@@ -120,7 +121,7 @@ def test_counters_of_older_workers_add_up_with_the_new_ones(r: Any) -> None:
     r.hset(telemetry.STAGES_KEY, mapping={"inference|+Inf": 2, "inference|sum": 0.8})
     ctx = _ctx(r)
     job = _processing_job(ctx)
-    finish(ctx, job["id"], "succeeded", model="u2netp", timings={"inference": 0.05}, record=job)
+    finish(ctx, job.id, "succeeded", model="u2netp", timings={"inference": 0.05}, record=job)
     stats = telemetry.read_stats(r)
     assert stats["jobs"]["u2netp|succeeded"] == 3
     assert stats["stages"]["inference|0.05"] == 1
@@ -135,18 +136,18 @@ def test_writes_redis_lost_are_counted_again_once_never_twice(r: Any) -> None:
     write are lost together; the job runs again, and counts once, not twice."""
     ctx = _ctx(r)
     first = _processing_job(ctx)
-    finish(ctx, first["id"], "succeeded", model="u2netp", timings=TIMINGS, record=first)
+    finish(ctx, first.id, "succeeded", model="u2netp", timings=TIMINGS, record=first)
     kept = r.hget(jobstats.PROCS_KEY, jobstats.TALLY.id)
     job = _processing_job(ctx)
-    finish(ctx, job["id"], "succeeded", model="u2netp", timings=TIMINGS, record=job)
+    finish(ctx, job.id, "succeeded", model="u2netp", timings=TIMINGS, record=job)
     # the lost tail: the second job is processing again, the metrics are the first's
     r.hset(jobstats.PROCS_KEY, jobstats.TALLY.id, kept)
-    r.hset(f"cutout:job:{job['id']}", "status", "processing")
-    assert finish(ctx, job["id"], "succeeded", model="u2netp", timings=TIMINGS, record=job).applied
+    r.hset(f"cutout:job:{job.id}", "status", "processing")
+    assert finish(ctx, job.id, "succeeded", model="u2netp", timings=TIMINGS, record=job).applied
     assert telemetry.read_stats(r)["jobs"]["u2netp|succeeded"] == 2
     # and the process carries on from what Redis holds
     third = _processing_job(ctx)
-    finish(ctx, third["id"], "succeeded", model="u2netp", timings=TIMINGS, record=third)
+    finish(ctx, third.id, "succeeded", model="u2netp", timings=TIMINGS, record=third)
     stats = telemetry.read_stats(r)
     assert stats["jobs"]["u2netp|succeeded"] == 3
     assert stats["stages"]["inference|+Inf"] == 3

@@ -248,11 +248,11 @@ def test_a_1000x1000_photo_is_alpha_matted_through_the_worker(  # type: ignore[n
     assert status == 202, raw
     job_id = json.loads(raw)["id"]
     job = wait_for(
-        lambda: (j := store.get_job(job_id)) and j["status"] in ("succeeded", "failed") and j,
+        lambda: (j := store.get_job(job_id)) and j.status in ("succeeded", "failed") and j,
         300,
     )
-    assert job["status"] == "succeeded", job
-    served = np.asarray(Image.open(io.BytesIO(storage.get(job["result"]["key"]))))
+    assert job.status == "succeeded", job
+    served = np.asarray(Image.open(io.BytesIO(storage.get(job.result["key"]))))
     assert served.shape == (1000, 1000, 4)
     assert served[500, 500, 3] == 255  # the subject
     assert served[5, 5, 3] == 0  # the background

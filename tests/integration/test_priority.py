@@ -63,9 +63,9 @@ def test_single_job_overtakes_a_queued_batch(
     store = client.application.extensions["cutout"].store
     batch_jobs = list(store.iter_batch_jobs(batch_id))
     assert len(batch_jobs) == ITEMS
-    assert all(job["status"] == "succeeded" for job in batch_jobs)
+    assert all(job.status == "succeeded" for job in batch_jobs)
     # RFC 3339 with milliseconds and Z: these strings sort as times
-    finished = sorted(job["finished_at"] for job in batch_jobs)
+    finished = sorted(job.finished_at for job in batch_jobs)
     after = sum(1 for stamp in finished if stamp > done["finished_at"])
     assert done["finished_at"] < finished[-1]
     # it went next: the items still queued when it was submitted finished after it, but

@@ -124,7 +124,7 @@ def finish(app: Flask, job_id: str, status: str = "succeeded") -> None:
     fields: dict[str, Any] = {"finished_at": now_iso()}
     if status == "succeeded":
         job = store.get_job(job_id)
-        key = f"outputs/{job['tenant']}/{job_id}/result.png"
+        key = f"outputs/{job.tenant}/{job_id}/result.png"
         app.extensions["cutout"].storage.put(key, png(), "image/png")
         fields["result"] = {
             "url": f"/v1/jobs/{job_id}/result",

@@ -34,10 +34,10 @@ def test_transitions_never_go_backwards(store) -> None:
     assert not again.applied
     assert again.previous == "succeeded"
     record = store.get_job(job["id"])
-    assert record["status"] == "succeeded"
-    assert record["attempts"] == 1
-    assert record["result"] == {"bytes": 3}
-    assert record["metadata"] == {"sku": "A1"}
+    assert record.status == "succeeded"
+    assert record.attempts == 1
+    assert record.result == {"bytes": 3}
+    assert record.metadata == {"sku": "A1"}
 
 
 def test_other_tenant_sees_nothing(store) -> None:
@@ -64,7 +64,7 @@ def test_batch_counts_and_single_completion_under_concurrency(store) -> None:
     )
     store.add_batch_jobs(batch_id, jobs[:25])
     store.add_batch_jobs(batch_id, jobs[25:])
-    assert store.get_batch(batch_id)["counts"]["queued"] == 40
+    assert store.get_batch(batch_id).counts["queued"] == 40
 
     completions: list[str] = []
 
@@ -88,9 +88,9 @@ def test_batch_counts_and_single_completion_under_concurrency(store) -> None:
 
     batch = store.get_batch(batch_id)
     assert len(completions) == 1
-    assert batch["status"] == "completed"
-    assert batch["finished_at"]
-    assert batch["counts"] == {
+    assert batch.status == "completed"
+    assert batch.finished_at
+    assert batch.counts == {
         "total": 40,
         "queued": 0,
         "processing": 0,
@@ -99,7 +99,7 @@ def test_batch_counts_and_single_completion_under_concurrency(store) -> None:
         "canceled": 0,
         "review": 0,  # no job here carried a quality score
     }
-    assert [j["id"] for j in store.iter_batch_jobs(batch_id, chunk=7)] == [j["id"] for j in jobs]
+    assert [j.id for j in store.iter_batch_jobs(batch_id, chunk=7)] == [j["id"] for j in jobs]
 
 
 def test_wait_finished_wakes_on_terminal_state(store) -> None:

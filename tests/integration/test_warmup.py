@@ -71,7 +71,7 @@ def test_slow_warm_up_still_gives_working_children(
     ]
     for job_id in jobs:
         job = finished(store, job_id, timeout=600)
-        assert job["status"] == "succeeded", job
+        assert job.status == "succeeded", job
     # both children have warmed up; then one dies and its replacement warms up under the
     # same load
     wait_for(lambda: worker.log_path.read_text(errors="replace").count("warm-up done") >= 2, 600)
@@ -86,7 +86,7 @@ def test_slow_warm_up_still_gives_working_children(
     ]
     for job_id in more:
         job = finished(store, job_id, timeout=600)
-        assert job["status"] == "succeeded", job
+        assert job.status == "succeeded", job
     wait_for(lambda: worker.log_path.read_text(errors="replace").count("warm-up done") >= 3, 600)
     log = worker.log_path.read_text(errors="replace")
     # no child was killed for reporting late; the replacement warmed up on its own
@@ -120,7 +120,7 @@ def test_plain_jobs_never_wait_for_alpha_matting(store, storage, celery_app, sta
             {"model": "u2netp"},
             queue="mattinggate",
         )
-        assert finished(store, plain, timeout=300)["status"] == "succeeded"
+        assert finished(store, plain, timeout=300).status == "succeeded"
         matting = submit(
             store,
             storage,
@@ -129,11 +129,11 @@ def test_plain_jobs_never_wait_for_alpha_matting(store, storage, celery_app, sta
             {"model": "u2netp", "alpha_matting": True},
             queue="mattinggate",
         )
-        wait_for(lambda: store.get_job(matting)["status"] == "processing", 120)
+        wait_for(lambda: store.get_job(matting).status == "processing", 120)
         # nothing was compiled yet: the plain job did not wait for it
         assert "alpha matting ready" not in worker.log_path.read_text(errors="replace")
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
-    assert finished(store, matting, timeout=900)["status"] == "succeeded"
+    assert finished(store, matting, timeout=900).status == "succeeded"
     assert list(cache.rglob("*.nbi")), "numba's cache is not in NUMBA_CACHE_DIR"

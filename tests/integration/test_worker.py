@@ -11,6 +11,7 @@ from PIL import Image
 from shared.ids import new_id, now_iso
 from shared.options import parse_options
 from shared.settings import load_settings
+from shared.shapes.records import JobRecord
 from shared.storage import input_key
 from shared.tasks import enqueue_job, make_celery
 from tests.integration.conftest import wait_for
@@ -63,9 +64,9 @@ def submit(
     return job_id
 
 
-def finished(store, job_id: str, timeout: float = 120) -> dict:
+def finished(store, job_id: str, timeout: float = 120) -> JobRecord:
     return wait_for(
-        lambda: (j := store.get_job(job_id)) and j["status"] in ("succeeded", "failed") and j,
+        lambda: (j := store.get_job(job_id)) and j.status in ("succeeded", "failed") and j,
         timeout,
     )
 
@@ -76,12 +77,12 @@ def test_job_result_equals_local_engine(store, storage, celery_app, worker, mode
     data = photo_bytes()
     options = {"model": "u2netp", "bg_color": "#ffffff"}
     job = finished(store, submit(store, storage, celery_app, data, options))
-    assert job["status"] == "succeeded", job
-    assert job["attempts"] == 1
-    stored = storage.get(job["result"]["key"])
-    assert job["result"]["bytes"] == len(stored)
-    assert job["result"]["content_type"] == "image/png"
-    assert (job["result"]["width"], job["result"]["height"]) == (480, 360)
+    assert job.status == "succeeded", job
+    assert job.attempts == 1
+    stored = storage.get(job.result["key"])
+    assert job.result["bytes"] == len(stored)
+    assert job.result["content_type"] == "image/png"
+    assert (job.result["width"], job.result["height"]) == (480, 360)
     local = Engine(model_home, threads=1).process(data, parse_options(options))
     ours = np.asarray(Image.open(io.BytesIO(stored)))
     theirs = np.asarray(Image.open(io.BytesIO(local.data)))
@@ -91,12 +92,12 @@ def test_job_result_equals_local_engine(store, storage, celery_app, worker, mode
 
 def test_bad_image_fails_with_its_code(store, storage, celery_app, worker) -> None:
     job = finished(store, submit(store, storage, celery_app, b"this is not an image", {}))
-    assert job["status"] == "failed"
-    assert job["error"]["code"] == "unsupported_format"
+    assert job.status == "failed"
+    assert job.error["code"] == "unsupported_format"
     truncated = photo_bytes()[:600]
     job = finished(store, submit(store, storage, celery_app, truncated, {"model": "u2netp"}))
-    assert job["status"] == "failed"
-    assert job["error"]["code"] == "invalid_image"
+    assert job.status == "failed"
+    assert job.error["code"] == "invalid_image"
 
 
 def test_worker_killed_mid_job_is_replaced_and_job_completes(
@@ -123,12 +124,12 @@ def test_worker_killed_mid_job_is_replaced_and_job_completes(
         }
     )
     celery_app.send_task("cutout.process_job", args=[job_id], queue="crashtest")
-    wait_for(lambda: store.get_job(job_id)["status"] == "processing", 60, 0.02)
+    wait_for(lambda: store.get_job(job_id).status == "processing", 60, 0.02)
     first.kill()
-    assert store.get_job(job_id)["status"] == "processing"
+    assert store.get_job(job_id).status == "processing"
     start_worker(env, args=["--queues", "crashtest"])
     job = finished(store, job_id, timeout=180)
-    assert job["status"] == "succeeded", job
-    assert job["attempts"] == 2
+    assert job.status == "succeeded", job
+    assert job.attempts == 2
     # the stored result is the recorded one (once any copy of the killed run settles)
-    wait_for(lambda: storage.head(job["result"]["key"])["bytes"] == job["result"]["bytes"], 30)
+    wait_for(lambda: storage.head(job.result["key"])["bytes"] == job.result["bytes"], 30)

@@ -36,6 +36,7 @@ from shared.errors import (
 )
 from shared.options import OPTION_NAMES
 from shared.settings import Settings, load_settings
+from shared.shapes.records import JobRecord
 
 KEY = "a-key-that-is-long-enough"
 
@@ -469,7 +470,8 @@ def test_sync_wait_is_sliced_below_the_socket_timeout(monkeypatch: pytest.Monkey
     def store(finish_after: int) -> store_module.RedisStore:
         waiting = object.__new__(store_module.RedisStore)
         waiting.r = Client(finish_after)
-        monkeypatch.setattr(waiting, "get_job", lambda job_id: {"status": "processing"})
+        processing = JobRecord(id="job_1", status="processing")
+        monkeypatch.setattr(waiting, "get_job", lambda job_id: processing)
         return waiting
 
     assert store(4).wait_finished("job_x", 60.0) is True

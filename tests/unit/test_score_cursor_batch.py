@@ -4,13 +4,12 @@ which is false for a cursor the API did give out, for another batch."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from api.batches import pages
 from shared.errors import InvalidRequest
 from shared.ids import new_id
+from shared.shapes.records import BatchRecord
 
 
 class _Scored:
@@ -22,8 +21,8 @@ class _Scored:
 
 def test_a_score_cursor_from_another_batch_is_named_as_such() -> None:
     cursor = pages.encode_score_cursor(new_id("job"))
-    batch: dict[str, Any] = {"id": new_id("bat"), "tenant": "a", "counts": {"total": 3}}
+    batch = BatchRecord(id=new_id("bat"), tenant="a", counts={"total": 3})
     with pytest.raises(InvalidRequest) as caught:
-        pages.page(_Scored(), batch, {"order": "score", "cursor": cursor})
+        pages.page(_Scored(), batch, {"order": "score", "cursor": cursor})  # type: ignore[arg-type]
     assert caught.value.extra == {"field": "cursor"}
     assert "another batch" in caught.value.message

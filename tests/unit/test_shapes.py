@@ -11,7 +11,7 @@ import pytest
 from flask import Flask, Response
 
 from api.openapi import doc
-from shared.shapes import decode, encode, public_batch, public_job
+from shared.shapes import BatchRecord, JobRecord, decode, encode, public_batch, public_job
 from shared.shapes.openapi import component_schemas
 from tests import openapi_conformance
 
@@ -201,3 +201,29 @@ def test_webhook_event_bodies_match_the_documented_webhooks() -> None:
     body = json.loads(event_body("job.succeeded", public_job(RECORD)))
     assert list(validator.iter_errors(body)) == []
     assert list(validator.iter_errors({**body, "type": "batch.completed"}))
+
+
+def test_stored_records_read_back_typed() -> None:
+    """What the stores return: the record as written, typed, read back from its hash."""
+    record = JobRecord.queued(
+        id="job_01hzzzzzzzzzzzzzzzzzzzzzzz",
+        tenant="t1",
+        created_at="2026-01-02T03:04:05.678Z",
+        options={"model": "u2netp", "format": "png"},
+        batch_id=None,
+        metadata={"sku": "A1"},
+        webhook={"url": "https://hooks.example.com/", "status": "pending", "attempts": 0},
+        input_key=None,
+        source={"kind": "url", "url": "https://images.example.com/a.jpg"},
+        queue="interactive",
+        model_sha256=None,
+    )
+    back = JobRecord.from_hash(encode(record.stored()))
+    assert back == record
+    assert (back.status, back.attempts, back.result, back.started_at) == ("queued", 0, None, None)
+    assert back.options == {"model": "u2netp", "format": "png"}
+    # a member the model does not declare is kept as it was stored
+    batch = BatchRecord.from_hash({"id": "bat_1", "status": "running", "enqueued": "20", "x": "1"})
+    assert (batch.enqueued, batch.model_extra) == (20, {"x": "1"})
+    with pytest.raises(pydantic.ValidationError):
+        JobRecord.from_hash({"id": "job_1", "status": "done"})

@@ -103,7 +103,6 @@ def test_dispatcher_keeps_a_window_per_tenant(
     redis_dbs: RedisDatabases, s3_endpoint: str, s3_credentials: dict[str, str]
 ) -> None:
     """Registration, the window per tenant, top-up as items finish, the lock: by hand."""
-    from shared import options
     from worker import batches, context, fair
 
     hand_db = redis_dbs.take()  # no worker reads it
@@ -119,9 +118,6 @@ def test_dispatcher_keeps_a_window_per_tenant(
     assert rdb.llen("bulk") == 0
 
     saved = context._context
-    # configure() also sets the process-wide check of custom model names: left set, it
-    # let tests/unit/test_modelfile.py's refusal of unregistered names pass them later
-    saved_check = list(options._process_check)
     settings = dataclasses.replace(services.settings, bulk_window=20)
     ctx = context.configure(settings, services.celery)
     try:
@@ -151,7 +147,6 @@ def test_dispatcher_keeps_a_window_per_tenant(
         assert fair.pending(services.store) == (50 - 30) + (30 - 20)
     finally:
         context._context = saved
-        options._process_check[:] = saved_check
     sent = [json.loads(m)["headers"]["argsrepr"] for m in rdb.lrange("bulk", 0, -1)]
     b_ids = services.store.batch_job_ids(b)
     # a's first 30 items and b's first 20, each sent once

@@ -78,11 +78,7 @@ def stale_after(settings: Settings) -> float:
     tags=["jobs"],
     request={
         "image/png": {"type": "string", "contentEncoding": "binary"},
-        "multipart/form-data": {
-            "type": "object",
-            "required": ["mask"],
-            "properties": {"mask": {"type": "string", "contentEncoding": "binary"}},
-        },
+        "multipart/form-data": "MaskMultipart",
     },
     parameters=[IDEMPOTENCY_PARAMETER],
     responses={

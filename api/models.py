@@ -150,7 +150,7 @@ def _scope() -> str:
     "`model_quota_exceeded` (`CUTOUT_MAX_MODELS_PER_TENANT`, "
     "`CUTOUT_MAX_MODEL_STORAGE_BYTES`), `invalid_request`, `forbidden`, `payload_too_large`.",
     tags=["models"],
-    request={"multipart/form-data": {"type": "object", "required": ["file", "record"]}},
+    request={"multipart/form-data": "ModelMultipart"},
     responses={
         201: {"description": "registered", "schema": MODEL_SCHEMA},
         403: {"description": "global scope without an operator key", "problem": True},

@@ -1,15 +1,16 @@
 """The multipart request bodies, as typed dicts: ``POST /v1/jobs`` with an image file,
-``POST /v1/batches`` with ``images`` files and rembg's ``POST /api/remove``.
+``POST /v1/batches`` with ``images`` files, rembg's ``POST /api/remove``, a corrected
+mask (``PUT /v1/jobs/{id}/mask``) and a custom model (``POST /v1/models``).
 
 A form's fields are text (and files), so every member is a string, a file or a rembg
 flag; the values are read by the endpoints' own parsers (`api.fields`,
-`api.rembg_compat`). The OpenAPI components JobMultipart, BatchMultipart and
-RemoveMultipart are generated from these (`shared.shapes.openapi`).
+`api.rembg_compat`). The OpenAPI components named in :data:`FORMS` are generated from
+these (`shared.shapes.openapi`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Required
+from typing import Annotated, Any, Literal, Required
 
 from pydantic import Field, WithJsonSchema
 from typing_extensions import TypedDict  # pydantic needs its TypedDict on 3.11
@@ -53,9 +54,26 @@ class RemoveMultipart(TypedDict, total=False):
     bgc: Annotated[str, Field(description="background colour: (255,255,255,255)")]
 
 
+class MaskMultipart(TypedDict):
+    """`PUT /v1/jobs/{id}/mask` as multipart/form-data."""
+
+    mask: Required[Annotated[File, Field(description="a PNG: grey, or with an alpha channel")]]
+
+
+class ModelMultipart(TypedDict, total=False):
+    """`POST /v1/models`: a custom model and its record."""
+
+    file: Required[Annotated[File, Field(description="the ONNX model")]]
+    record: Required[Annotated[str, Field(description="its JSON record (a field or a file)")]]
+    name: Annotated[str, Field(description="the name to serve it under (else the record's)")]
+    scope: Literal["tenant", "global"]
+
+
 #: component name → form
 FORMS: dict[str, Any] = {
     "JobMultipart": JobMultipart,
     "BatchMultipart": BatchMultipart,
     "RemoveMultipart": RemoveMultipart,
+    "MaskMultipart": MaskMultipart,
+    "ModelMultipart": ModelMultipart,
 }

@@ -31,7 +31,7 @@ from shared.shapes.records import STATUSES as STATUSES
 from shared.shapes.records import TERMINAL as TERMINAL
 from shared.shapes.records import BatchRecord, Counts, JobRecord, Stored
 from shared.shapes.records import encode as _encode
-from shared.store_scripts import RESERVE, TRANSITION
+from shared.store_scripts import RESERVE, TRANSITION, UPDATE_EXISTING
 from shared.store_scripts import Transition as Transition  # re-exported for its importers
 from shared.store_scripts import script_args as _script_args
 
@@ -99,6 +99,7 @@ class RedisStore:
         self.retention = retention
         self._transition = client.register_script(TRANSITION)
         self._reserve = client.register_script(RESERVE)
+        self._update = client.register_script(UPDATE_EXISTING)
 
     @classmethod
     def from_url(cls, url: str, retention: int) -> RedisStore:
@@ -156,10 +157,11 @@ class RedisStore:
         return job
 
     def update_job(self, job_id: str, **fields: Any) -> None:
-        """Set fields that are not part of the state machine (webhook delivery status)."""
-        with _translated():
-            if self.r.exists(job_key(job_id)):
-                self.r.hset(job_key(job_id), mapping=_encode(fields))
+        """Set fields outside the state machine (webhook delivery) while the job exists."""
+        flat = [item for pair in _encode(fields).items() for item in pair]
+        if flat:
+            with _translated():
+                self._update(keys=[job_key(job_id)], args=flat)
 
     def transition(
         self,

@@ -204,3 +204,11 @@ for i = 3, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return {1, redis.call('SCARD', KEYS[1])}
 """
+
+# KEYS: a job's hash. ARGV: field, value, ... Sets them only while the hash exists, in
+# one step: a job expiring between a check and a write would leave a hash of these
+# fields alone, with no status and no expiry.
+UPDATE_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], unpack(ARGV)) end
+return 0
+"""

@@ -55,6 +55,20 @@ def test_records_carry_retention_ttl(store) -> None:
     assert 0 < ttl <= 3600
 
 
+def test_update_job_writes_only_while_the_job_exists(store) -> None:
+    job = _job()
+    store.create_job(job)
+    store.update_job(job["id"], webhook={"state": "delivered", "attempts": 1})
+    record = store.get_job(job["id"])
+    assert record.webhook == {"state": "delivered", "attempts": 1}
+    assert record.status == "queued"
+    # an expired (or deleted) job gets no hash of webhook fields alone: no status, no TTL
+    store.r.delete(f"cutout:job:{job['id']}")
+    store.update_job(job["id"], webhook={"state": "failed", "attempts": 2})
+    assert not store.r.exists(f"cutout:job:{job['id']}")
+    assert store.get_job(job["id"]) is None
+
+
 def test_batch_counts_and_single_completion_under_concurrency(store) -> None:
     batch_id = new_id("bat")
     jobs = [_job(batch_id) for _ in range(40)]

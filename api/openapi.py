@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from api.removebg_request import removebg_schemas
 from shared.options import options_schema
 from shared.shapes.openapi import component_schemas, webhooks
 
@@ -246,6 +247,8 @@ def schemas() -> dict[str, Any]:
         "Options": options_schema(),
         # Job, Batch, JobJson, JobMultipart, Upload, …: from the shape models and forms
         **component_schemas(),
+        # remove.bg's request bodies: from its request model
+        **removebg_schemas(),
     }
 
 

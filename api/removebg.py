@@ -29,7 +29,7 @@ from api.jsonbody import request_json
 from api.models import model_check
 from api.openapi import doc, not_an_operation
 from api.rembg_compat import finished_job
-from api.removebg_params import SOURCES, is_given, removebg_options
+from api.removebg_request import FILES, RemoveBgRequest, read_removebg
 from api.result_headers import QUALITY_DOC, expose, quality_headers
 from api.services import current
 from shared import keys
@@ -143,11 +143,10 @@ def _ratelimit_headers(response: Response) -> Response:
     return response
 
 
-def _params() -> tuple[dict[str, Any], bytes | None, bytes | None]:
-    """(parameters, image_file bytes, bg_image_file bytes) of a multipart, form or JSON
-    request."""
-    svc = current()
-    limit = svc.settings.max_upload_bytes
+def _params() -> dict[str, Any]:
+    """remove.bg's parameters of a multipart, form or JSON request, as sent (the files of
+    a multipart body as their bytes), for :class:`RemoveBgRequest`."""
+    limit = current().settings.max_upload_bytes
     mimetype = request.mimetype
     if mimetype == "application/json" or mimetype.endswith("+json"):
         # bounded like every client JSON (api/jsonbody.py): 100,000 `[` were a 500 here
@@ -157,22 +156,18 @@ def _params() -> tuple[dict[str, Any], bytes | None, bytes | None]:
             body = None
         if not isinstance(body, dict):
             raise InvalidRequest("the body must be a JSON object of remove.bg's parameters")
-        return dict(body), None, None
+        return dict(body)
     if mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise InvalidRequest(
             "send multipart/form-data, application/x-www-form-urlencoded or application/json "
             f"(got Content-Type {mimetype or 'none'!r})"
         )
     params: dict[str, Any] = dict(request.form.items())
-    image = request.files.get("image_file")
-    background = request.files.get("bg_image_file")
-    image_bytes = read_limited(image.stream, limit) if image is not None else None
-    bg_bytes = read_limited(background.stream, limit) if background is not None else None
-    if image_bytes is not None:
-        params["image_file"] = "<file>"
-    if bg_bytes is not None:
-        params["bg_image_file"] = "<file>"
-    return params, image_bytes, bg_bytes
+    for name in FILES:
+        upload = request.files.get(name)
+        if upload is not None:
+            params[name] = read_limited(upload.stream, limit)
+    return params
 
 
 def _decode_b64(value: Any, limit: int, name: str = "image_file_b64") -> bytes:
@@ -244,9 +239,9 @@ JSON_200 = {
     'errors are `{"errors": [{"title", "code", "detail"}]}`.',
     tags=["remove.bg"],
     request={
-        "multipart/form-data": {"type": "object"},
-        "application/json": {"type": "object"},
-        "application/x-www-form-urlencoded": {"type": "object"},
+        "multipart/form-data": "RemoveBgMultipart",
+        "application/json": "RemoveBgJson",
+        "application/x-www-form-urlencoded": "RemoveBgForm",
     },
     responses={
         200: {
@@ -268,54 +263,44 @@ JSON_200 = {
 )
 def removebg() -> Response:
     svc = current()
-    params, image_bytes, bg_bytes = _params()
-    sources = [name for name in SOURCES if is_given(params.get(name))]
-    if len(sources) != 1:
-        raise InvalidRequest(
-            "send exactly one of image_file, image_file_b64 and image_url"
-            + (f" (got {', '.join(sources)})" if sources else ""),
-            field="image_file",
-        )
-    if is_given(params.get("bg_image_file")) and bg_bytes is None:
-        raise InvalidRequest(
-            "bg_image_file must be a file of a multipart body (or send bg_image_url)",
-            field="bg_image_file",
-        )
     tenant = g.tenant
     job_id = new_id("job")
     # beside the job's input: deleted with it when the job expires. Part of the options
     # from the start: it makes the result opaque (format auto and jpg need that)
-    background_key = None if bg_bytes is None else keys.background_key(tenant, job_id)
-    options = removebg_options(params, background_key, models=model_check())
-    if bg_bytes is not None:
+    body = read_removebg(
+        _params(), models=model_check(), bg_upload_key=keys.background_key(tenant, job_id)
+    )
+    background_key = body.options.bg_upload_key
+    if body.bg_image_file is not None:
         try:
-            check_image(bg_bytes, svc.settings)
+            check_image(body.bg_image_file, svc.settings)
         except CutoutError as exc:
             # the same checks as the photo's: say which file failed them
             exc.extra.setdefault("field", "bg_image_file")
             raise
-    if sources[0] == "image_file_b64":
-        image_bytes = _decode_b64(params["image_file_b64"], svc.settings.max_upload_bytes)
-    elif sources[0] == "image_file" and image_bytes is None:
+    image = body.image_file
+    if body.image_file_b64 is not None:
+        image = _decode_b64(body.image_file_b64, svc.settings.max_upload_bytes)
+    elif body.source == "image_file" and image is None:
         raise InvalidRequest(
             "image_file must be a file of a multipart body (or send image_file_b64)",
             field="image_file",
         )
-    if background_key is not None and bg_bytes is not None:  # both or neither
-        svc.storage.put(background_key, bg_bytes, "application/octet-stream")
+    if background_key is not None and body.bg_image_file is not None:  # both or neither
+        svc.storage.put(background_key, body.bg_image_file, "application/octet-stream")
     try:
-        if sources[0] == "image_url":
-            url = str(params["image_url"])
-            job = job_from_url(svc, tenant, url, options, field="image_url", job_id=job_id)
+        if body.image_url is not None:
+            url = body.image_url
+            job = job_from_url(svc, tenant, url, body.options, field="image_url", job_id=job_id)
         else:
             # image_file_b64 decoded above, or an image_file part checked there
-            data = cast("bytes", image_bytes)
-            job = job_from_bytes(svc, tenant, data, options, job_id=job_id)
+            data = cast("bytes", image)
+            job = job_from_bytes(svc, tenant, data, body.options, job_id=job_id)
     except CutoutError:
         if background_key is not None:
             svc.storage.delete_prefix(keys.job_prefixes(tenant, job_id)[0])
         raise
-    return _answer(finished_job(job), params)
+    return _answer(finished_job(job), body)
 
 
 @bp.post("/removebg/", endpoint="removebg_slash")
@@ -325,7 +310,7 @@ def removebg_slash() -> Response:
     return removebg()
 
 
-def _answer(job: JobRecord, params: dict[str, Any]) -> Response:
+def _answer(job: JobRecord, body: RemoveBgRequest) -> Response:
     svc = current()
     result = job.result or {}
     if not result.get("subject"):
@@ -345,11 +330,10 @@ def _answer(job: JobRecord, params: dict[str, Any]) -> Response:
         # remove.bg's JSON answer keeps its schema
         **quality_headers(result),
     }
-    kind = str(params.get("type") or "auto").strip().lower()
-    if kind != "auto" and str(params.get("type_level") or "1").lower() != "none":
-        headers["X-Type"] = kind
+    if body.type != "auto" and body.type_level != "none":
+        headers["X-Type"] = body.type
     if request.accept_mimetypes.best == "application/json":
-        body = {
+        answer = {
             "data": {
                 "result_b64": base64.b64encode(data).decode("ascii"),
                 "foreground_top": foreground["top"],
@@ -358,7 +342,7 @@ def _answer(job: JobRecord, params: dict[str, Any]) -> Response:
                 "foreground_height": foreground["height"],
             }
         }
-        response = Response(json.dumps(body), mimetype="application/json")
+        response = Response(json.dumps(answer), mimetype="application/json")
     else:
         response = Response(data, mimetype=result.get("content_type") or "image/png")
     response.headers.update(headers)

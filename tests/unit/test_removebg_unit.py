@@ -13,6 +13,7 @@ from werkzeug.test import TestResponse
 from api.app import create_app
 from api.removebg import InvalidBase64, _decode_b64, error_response, removebg_status
 from api.removebg_params import parse_bg_color, removebg_options
+from api.removebg_request import RemoveBgRequest
 from shared.errors import (
     InvalidImage,
     InvalidOption,
@@ -283,3 +284,76 @@ def test_base64_line_breaks_url_safe_alphabet_and_no_padding_decode() -> None:
     assert _decode_b64(f"data:image/png;base64,{standard}", 10_000) == data
     with pytest.raises(InvalidBase64):
         _decode_b64("", 10_000)
+
+
+# -- the request as a model, and its schema in /openapi.json --------------------------------
+
+#: remove.bg's parameters we accept (docs/removebg.md), and our two extensions
+PARAMETERS = {
+    "size", "type", "type_level", "format", "roi", "crop", "crop_margin", "scale", "position",
+    "channels", "add_shadow", "semitransparency", "bg_color", "bg_image_url", "image_url",
+    "image_file", "image_file_b64", "bg_image_file", "model", "score",
+}  # fmt: skip
+
+
+def test_the_request_schemas_come_from_the_model_and_type_every_parameter(
+    client: FlaskClient,
+) -> None:
+    # they were {"type": "object"}: no parameter documented
+    document = client.get("/openapi.json").get_json()
+    body = document["paths"]["/v1.0/removebg"]["post"]["requestBody"]["content"]
+    schemas = document["components"]["schemas"]
+    refs = {ct: media["schema"]["$ref"].rsplit("/", 1)[1] for ct, media in body.items()}
+    assert refs == {
+        "multipart/form-data": "RemoveBgMultipart",
+        "application/json": "RemoveBgJson",
+        "application/x-www-form-urlencoded": "RemoveBgForm",
+    }
+    multipart = schemas["RemoveBgMultipart"]["properties"]
+    assert set(multipart) == PARAMETERS
+    for name in ("RemoveBgJson", "RemoveBgForm"):  # no files outside multipart
+        assert set(schemas[name]["properties"]) == PARAMETERS - {"image_file", "bg_image_file"}
+    for name, schema in multipart.items():
+        assert "type" in schema or "anyOf" in schema, name
+    assert multipart["image_file"]["anyOf"][0] == {"type": "string", "contentEncoding": "binary"}
+    assert multipart["size"]["enum"][:2] == ["preview", "small"]
+    assert multipart["add_shadow"]["type"] == "boolean"
+    assert multipart["roi"] == schemas["Options"]["properties"]["roi"] | {"default": None}
+
+
+def test_the_request_reads_into_typed_attributes() -> None:
+    body = RemoveBgRequest.model_validate(
+        {
+            "image_file_b64": "AAAA",
+            "size": " HD ",
+            "type": "Person",
+            "roi": "0 0 50% 50%",
+            "crop": "true",
+            "scale": "50%",
+            "position": "original",
+            "add_shadow": "1",
+            "bg_color": "81d4fa",
+            "model": "u2netp",
+            "image_url": "undefined",  # unset, as the npm client sends it
+        },
+        context={"bg_upload_key": "inputs/acme/job_1/background"},
+    )
+    assert (body.source, body.image_file_b64, body.image_url) == ("image_file_b64", "AAAA", None)
+    assert (body.size, body.type, body.crop, body.add_shadow) == ("hd", "person", True, True)
+    assert body.roi == body.options.roi
+    assert body.roi is not None
+    assert body.roi.text() == "0px 0px 50% 50%"
+    assert (body.scale, body.position, body.model) == (0.5, None, "u2netp")
+    assert body.bg_color is not None
+    assert body.bg_color.text() == "#81d4faff"
+    assert (body.options.max_megapixels, body.options.shadow) == (4.0, True)
+    # no file: the key is not used, and the opaque colour makes format auto a JPG
+    assert (body.options.bg_upload_key, body.options.format) == (None, "jpeg")
+    # an uploaded background is stored under the key
+    upload = RemoveBgRequest.model_validate(
+        {"image_file": b"photo", "bg_image_file": b"", "format": "png"},
+        context={"bg_upload_key": "inputs/acme/job_1/background"},
+    )
+    assert (upload.source, upload.image_file, upload.bg_image_file) == ("image_file", b"photo", b"")
+    assert upload.options.bg_upload_key == "inputs/acme/job_1/background"
+    assert upload.options.format == "png"

@@ -43,8 +43,7 @@ PROCESSING_KEY = f"{PREFIX}processing"
 # the re-queue. The reconciler (worker/reconcile.py) re-sends a job found here long after
 # whose message the broker does not hold (a Redis crash lost it).
 QUEUED_KEY = f"{PREFIX}queued"
-# stored objects to delete when their job expires: JSON {tenant, job, input} → expiry time
-# (``job`` null: an upload slot, see expire_uploads)
+# objects to delete when their job expires: {tenant, job (null: upload slot), input} → time
 EXPIRY_KEY = f"{PREFIX}expiry"
 # worker process id → that process's finished-job metrics (shared/jobstats.py)
 PROCS_KEY = f"{PREFIX}stats:procs"
@@ -108,10 +107,7 @@ class RedisStore:
     # -- jobs ---------------------------------------------------------------------------
 
     def create_job(self, job: JobRecord | Mapping[str, Any]) -> None:
-        """Store a new job record (``status`` normally ``queued``) with the retention TTL.
-
-        A queued job joins the queued index in the same step: its message is sent next.
-        """
+        """Store a new job with the retention TTL (a queued one joins the queued index)."""
         job = _members(job)
         with _translated():
             pipe = self.r.pipeline()

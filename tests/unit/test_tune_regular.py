@@ -98,3 +98,36 @@ def test_augmentation_is_the_same_for_the_same_seed() -> None:
     # the augmentation changes something (flip, crop, colour), the mask follows the photo
     first = pairs(3, 0.0)
     assert any(image != samples[0].image.tobytes() for image, _ in first)
+
+
+def test_edge_band_weights_pixels_near_the_mask_edge_only() -> None:
+    from worker.tune.fit import deep_supervision_loss, edge_weights
+
+    mask = torch.zeros(1, 1, 20, 20)
+    mask[..., 5:15, 5:15] = 1.0
+    weights = edge_weights(mask, 2.0, radius=1)
+    # the edge between rows 4 and 5: the pixel either side of it is in the band
+    assert float(weights[0, 0, 10, 10]) == 1.0  # deep inside
+    assert float(weights[0, 0, 0, 0]) == 1.0  # far outside
+    assert [float(weights[0, 0, row, 10]) for row in (3, 4, 5, 6)] == [1.0, 3.0, 3.0, 1.0]
+    # a weighted loss is normalised: equal per-pixel errors give the unweighted loss
+    logits = [torch.zeros(1, 1, 20, 20)]
+    half = torch.full((1, 1, 20, 20), 0.5)
+    plain = deep_supervision_loss(logits, half)
+    assert torch.allclose(deep_supervision_loss(logits, half, weights), plain)
+    # and an error on the edge costs more than the same error inside
+    wrong_edge, wrong_inside = mask.clone(), mask.clone()
+    wrong_edge[..., 5, 10] = 0.0
+    wrong_inside[..., 10, 10] = 0.0
+    sure = [mask * 20 - 10]
+    assert deep_supervision_loss(sure, wrong_edge, weights) > deep_supervision_loss(
+        sure, wrong_inside, weights
+    )
+
+
+def test_distillation_takes_a_weight_per_pixel() -> None:
+    mask, teacher = torch.ones(3), torch.zeros(3)
+    share = torch.tensor([0.0, 0.3, 1.0])
+    assert torch.allclose(distilled(mask, teacher, share), torch.tensor([1.0, 0.7, 0.0]))
+    with pytest.raises(ValueError, match="distillation"):
+        distilled(mask, teacher, torch.tensor([0.5, 1.5, 0.0]))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from worker.tune.gate import Tolerance
 
-LAYERS = ("head", "decoder", "all")
+LAYERS = ("head", "last", "decoder", "all")
 #: Adam's learning rate by what is trained
-DEFAULT_LR = {"head": 1e-3, "decoder": 5e-5, "all": 1e-5}
+DEFAULT_LR = {"head": 1e-3, "last": 1e-4, "decoder": 5e-5, "all": 1e-5}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,16 @@ class Recipe:
     distill: float
     #: probability of the background swap augmentation (worker/tune/data.py)
     swap: float = 0.0
+    #: extra loss weight of pixels within a few pixels of the mask's edge (0: plain BCE)
+    edge: float = 0.0
+    #: the base's share of the target within a few pixels of the mask's edge (None: ``distill``)
+    edge_distill: float | None = None
+    #: the band's half-width, in pixels of the 320×320 map
+    edge_radius: int = 3
+    #: steps over which the learning rate rises linearly to ``lr`` (0: none)
+    warmup: int = 0
+    #: the weight of the six side outputs' terms in the loss (0: the fused map's alone)
+    sides: float = 1.0
     #: stop each run after this many steps (tests, smoke runs); None: all
     max_steps: int | None = None
 
@@ -61,6 +71,11 @@ class TuneConfig:
     ema: float = 0.9
     distill: float = 0.3
     swap: float = 0.0
+    edge: float = 0.0
+    edge_distill: float | None = None
+    edge_radius: int = 3
+    warmup: int = 0
+    sides: float = 1.0
     device: str = "cpu"
     seed: int = 0
     allow_worse: bool = False
@@ -82,5 +97,10 @@ class TuneConfig:
             ema=self.ema,
             distill=self.distill,
             swap=self.swap,
+            edge=self.edge,
+            edge_distill=self.edge_distill,
+            edge_radius=self.edge_radius,
+            warmup=self.warmup,
+            sides=self.sides,
             max_steps=self.max_steps,
         )

@@ -25,6 +25,9 @@ from worker.tune.data import Sample, batch_arrays
 from worker.tune.net import DECODER, HEAD, U2Net
 from worker.tune.regular import Anchor, Ema, distilled
 
+#: pixels (of the 320×320 map) either side of the mask's edge that ``edge`` weights
+EDGE_RADIUS = 3
+
 
 class FitError(ValueError):
     """A recipe that cannot train (bad layers, rates out of range)."""
@@ -34,7 +37,9 @@ def set_trainable(model: U2Net, layers: str) -> list[torch.nn.Parameter]:
     """Freeze everything but ``layers``; the parameters left to train."""
     if layers not in LAYERS:
         raise FitError(f"--layers must be one of {', '.join(LAYERS)}, got {layers!r}")
-    names = {"head": HEAD, "decoder": DECODER + HEAD, "all": None}[layers]
+    names = {"head": HEAD, "last": ("stage1d", *HEAD), "decoder": DECODER + HEAD, "all": None}[
+        layers
+    ]
     params = []
     for module_name, module in model.named_children():
         train = names is None or module_name in names
@@ -45,9 +50,29 @@ def set_trainable(model: U2Net, layers: str) -> list[torch.nn.Parameter]:
     return params
 
 
-def deep_supervision_loss(logits: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-    """U²-Net's loss: binary cross-entropy of the fused map plus every side output."""
-    return sum((F.binary_cross_entropy_with_logits(d, target) for d in logits), torch.zeros(()))
+def edge_weights(mask: torch.Tensor, edge: float, radius: int = EDGE_RADIUS) -> torch.Tensor:
+    """Per-pixel loss weights: ``1 + edge`` within ``radius`` pixels of the mask's edge
+    (where the binarised mask's dilation and erosion differ), 1 elsewhere."""
+    binary = (mask > 0.5).to(mask.dtype)
+    size = 2 * radius + 1
+    dilated = F.max_pool2d(binary, size, stride=1, padding=radius)
+    eroded = -F.max_pool2d(-binary, size, stride=1, padding=radius)
+    return 1 + edge * (dilated - eroded)
+
+
+def deep_supervision_loss(
+    logits: Sequence[torch.Tensor], target: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """U²-Net's loss: binary cross-entropy of the fused map plus every side output;
+    with ``weights``, each pixel's term weighted (normalised to the weights' mean)."""
+    if weights is None:
+        terms = (F.binary_cross_entropy_with_logits(d, target) for d in logits)
+    else:
+        scale = weights.mean()
+        terms = (
+            F.binary_cross_entropy_with_logits(d, target, weight=weights) / scale for d in logits
+        )
+    return sum(terms, torch.zeros(()))
 
 
 def evaluate(
@@ -108,12 +133,38 @@ class _Parts:
     optimizer: torch.optim.Optimizer
 
 
-def _step(parts: _Parts, recipe: Recipe, x: np.ndarray, y: np.ndarray, device: torch.device):
-    inputs, target = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-    if parts.teacher is not None:
-        with torch.no_grad():
-            target = distilled(target, parts.teacher(inputs)[0], recipe.distill)
-    loss = deep_supervision_loss(parts.model.logits(inputs), target)
+def _targets(
+    parts: _Parts, recipe: Recipe, inputs: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The training target (the mask, blended with the base's map: ``distill``, and
+    ``edge_distill`` within the edge band) and the per-pixel loss weights (``edge``)."""
+    band = None
+    if recipe.edge or recipe.edge_distill is not None:
+        band = edge_weights(mask, 1.0, recipe.edge_radius) - 1
+    weights = 1 + recipe.edge * band if recipe.edge and band is not None else None
+    if parts.teacher is None:
+        return mask, weights
+    share: float | torch.Tensor = recipe.distill
+    if recipe.edge_distill is not None and band is not None:
+        share = recipe.distill + (recipe.edge_distill - recipe.distill) * band
+    with torch.no_grad():
+        return distilled(mask, parts.teacher(inputs)[0], share), weights
+
+
+def _step(
+    parts: _Parts, recipe: Recipe, batch: tuple[np.ndarray, np.ndarray], done: int, device
+) -> float:
+    inputs, mask = (torch.from_numpy(a).to(device) for a in batch)
+    target, weights = _targets(parts, recipe, inputs, mask)
+    logits = parts.model.logits(inputs)
+    if recipe.sides == 1:
+        loss = deep_supervision_loss(logits, target, weights)
+    else:  # the fused map, and the side outputs at their own weight
+        loss = deep_supervision_loss(logits[:1], target, weights)
+        loss = loss + recipe.sides * deep_supervision_loss(logits[1:], target, weights)
+    if recipe.warmup:
+        for group in parts.optimizer.param_groups:
+            group["lr"] = recipe.lr * min(1.0, (done + 1) / recipe.warmup)
     parts.optimizer.zero_grad()
     (loss + parts.anchor.penalty()).backward()
     parts.optimizer.step()
@@ -142,7 +193,7 @@ def fit(
     params = set_trainable(model, recipe.layers)
     parts = _Parts(
         model=model,
-        teacher=base.to(device).eval() if recipe.distill else None,
+        teacher=base.to(device).eval() if recipe.distill or recipe.edge_distill else None,
         anchor=Anchor(params, recipe.l2sp),
         ema=Ema(params, recipe.ema),
         optimizer=torch.optim.Adam(params, lr=recipe.lr),
@@ -162,8 +213,8 @@ def fit(
             if out.steps >= total:
                 break
             batch = order[start : start + recipe.batch_size]
-            x, y = batch_arrays(batch, rng, train_set, train=True, swap=recipe.swap)
-            losses.append(_step(parts, recipe, x, y, device))
+            arrays = batch_arrays(batch, rng, train_set, train=True, swap=recipe.swap)
+            losses.append(_step(parts, recipe, arrays, out.steps, device))
             out.steps += 1
             progress.step(f"{label}  epoch {epoch}/{n_epochs}", losses[-1])
         out.losses.append(float(np.mean(losses)))

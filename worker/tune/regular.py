@@ -75,10 +75,16 @@ class Ema:
                     p.copy_(v)
 
 
-def distilled(target: torch.Tensor, teacher: torch.Tensor, weight: float) -> torch.Tensor:
-    """``(1 − weight) · target + weight · teacher``: the mask blended with the base's map."""
-    if not 0 <= weight <= 1:
+def distilled(
+    target: torch.Tensor, teacher: torch.Tensor, weight: float | torch.Tensor
+) -> torch.Tensor:
+    """``(1 − weight) · target + weight · teacher``: the mask blended with the base's map
+    (``weight`` a number, or a tensor of one weight per pixel)."""
+    if isinstance(weight, torch.Tensor):
+        if weight.min() < 0 or weight.max() > 1:
+            raise ValueError("distillation weights must be in [0, 1]")
+    elif not 0 <= weight <= 1:
         raise ValueError(f"distillation weight must be in [0, 1], got {weight}")
-    if not weight:
+    elif not weight:
         return target
     return (1 - weight) * target + weight * teacher

@@ -20,16 +20,16 @@ from api import auth, health, jobs, openapi, ratelimit, rembg_compat, removebg, 
 from api.errors import register_error_handlers
 from api.metrics import Metrics
 from api.services import Services
-from shared.correctionstore import CorrectionRecords
-from shared.idempotency import IdempotencyRecords
-from shared.modelstore import ModelRegistry
-from shared.monitor import Monitor
-from shared.ratelimits import TokenBuckets
-from shared.settings import Settings, load_settings, redis_url_for
-from shared.storage import S3Storage
-from shared.store import RedisStore
-from shared.tasks import make_celery
-from shared.webhooksecrets import WebhookSecrets
+from shared.contract.settings import Settings, load_settings, redis_url_for
+from shared.contract.tasks import make_celery
+from shared.s3.storage import S3Storage
+from shared.stores.corrections import CorrectionRecords
+from shared.stores.idempotency import IdempotencyRecords
+from shared.stores.jobs import RedisStore
+from shared.stores.models import ModelRegistry
+from shared.stores.monitor import Monitor
+from shared.stores.ratelimits import TokenBuckets
+from shared.stores.webhooksecrets import WebhookSecrets
 
 log = logging.getLogger("cutout.api")
 access_log = logging.getLogger("cutout.api.access")

@@ -13,8 +13,8 @@ import logging
 
 from flask import g, request
 
+from shared.contract.settings import Settings, SettingsError
 from shared.errors import Unauthorized
-from shared.settings import Settings, SettingsError
 
 log = logging.getLogger("cutout.api")
 

@@ -3,7 +3,7 @@
 Fast mode needs the fast extra and a built int8 model on the worker. A job with
 ``fast: true`` on a deployment where no worker has it used to be accepted and then fail
 (``fast_mode_unavailable``); now the API refuses it at submit when live workers exist and
-none advertises fast mode (``"fast": true`` in its heartbeat, shared/telemetry.py). A
+none advertises fast mode (``"fast": true`` in its heartbeat, shared/stores/telemetry.py). A
 worker advertises it from its first heartbeat when it will load (or build) the model
 (``fast_state: "loading"``, worker/warmup.py ``fast_prospect``), not only once loaded: a
 fast job that reaches it waits for the model, and the seconds after a start no longer
@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from shared.contract.options import Options
 from shared.errors import FastModeUnavailable, Unavailable
-from shared.options import Options
 
 if TYPE_CHECKING:
     from api.services import Services

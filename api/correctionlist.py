@@ -21,7 +21,7 @@ from api.correctionpages import SCAN_MAX, STEP, Cursor, Query, entries, iso, pru
 from api.job_input import stored_input
 from api.openapi import doc
 from api.services import Services, current
-from shared.shapes.records import JobRecord
+from shared.contract.shapes.records import JobRecord
 
 bp = Blueprint("correction_list", __name__, url_prefix="/v1/corrections")
 

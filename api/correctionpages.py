@@ -1,6 +1,6 @@
 """Reading the tenant's index of corrected jobs a page at a time (``GET /v1/corrections``).
 
-The index (shared/correctionstore.py) is a sorted set, job id → when its latest
+The index (shared/stores/corrections.py) is a sorted set, job id → when its latest
 correction finished (Redis's clock, each entry after the newest), so listing oldest
 first with a cursor that names the last listed entry (its time and job id) is stable:
 a correction finished while a client pages lands after everything already passed
@@ -23,11 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.batches.pages import limit_arg
-from shared.correctionstore import CorrectionRecords, corrected_key
+from shared.contract.shapes.records import JobRecord
 from shared.errors import InvalidRequest
 from shared.ids import valid_id
-from shared.redis_errors import redis_errors
-from shared.shapes.records import JobRecord
+from shared.redis.errors import redis_errors
+from shared.stores.corrections import CorrectionRecords, corrected_key
 
 STEP = 500  # index entries (and job records) read at a time
 SCAN_MAX = 5000  # entries one page may look at (a batch filter skips others' jobs)

@@ -2,10 +2,10 @@
 "Corrected masks").
 
 The mask is checked here, before anything changes: the same limits as an upload (bytes,
-format, pixels and sides, the job's memory) and the size rules of shared/maskcheck.py
+format, pixels and sides, the job's memory) and the size rules of shared/contract/maskcheck.py
 against the job's input. It is then stored, made the job's pending correction (one
 atomic step that also refuses a job that is not ``succeeded`` or has a correction
-pending: shared/correctionstore.py), and a worker renders it (worker/corrections.py).
+pending: shared/stores/corrections.py), and a worker renders it (worker/corrections.py).
 A refused mask changes nothing: the result and its version stay.
 """
 
@@ -29,7 +29,11 @@ from api.openapi import doc
 from api.services import Services, current
 from api.versions import OPENAPI_PARAMETER as VERSION_PARAMETER
 from api.versions import result_version
-from shared import imagecheck, keys, maskcheck
+from shared.contract import imagecheck, maskcheck
+from shared.contract.options import parse_options
+from shared.contract.settings import Settings
+from shared.contract.shapes.records import JobRecord
+from shared.contract.tasks import CORRECT_JOB, INTERACTIVE
 from shared.errors import (
     CorrectionPending,
     CutoutError,
@@ -41,10 +45,7 @@ from shared.errors import (
     UploadNotFound,
 )
 from shared.ids import new_id, now_iso
-from shared.options import parse_options
-from shared.settings import Settings
-from shared.shapes.records import JobRecord
-from shared.tasks import CORRECT_JOB, INTERACTIVE
+from shared.s3 import keys
 
 log = logging.getLogger("cutout.api")
 

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from api.jsonbody import loads
-from shared import netaddress
+from shared.contract.settings import Settings
+from shared.contract.shapes.jsontext import parse_metadata as parse_metadata  # its one rule
 from shared.errors import InvalidRequest, UrlNotAllowed
-from shared.settings import Settings
-from shared.shapes.jsontext import parse_metadata as parse_metadata  # its one rule
+from shared.net import address as netaddress
 
 #: multipart form fields that are not options (every other plain field is one)
 FORM_EXTRA_FIELDS = frozenset({"webhook_url", "metadata", "options"})
@@ -35,7 +35,7 @@ def form_option_values(form: Mapping[str, str]) -> dict[str, Any]:
 def check_url(value: Any, field: str, settings: Settings) -> str:
     """An acceptable http(s) URL; UrlNotAllowed (422) saying why not.
 
-    The shape is checked here with the worker's own SSRF guard (``shared.netaddress``), and
+    The shape is checked here with the worker's own SSRF guard (``shared.net.address``), and
     a literal address (``http://10.0.0.1/``, ``http://2130706433/``) is refused at once;
     names are judged where the connection is made, after DNS and on every redirect.
     """

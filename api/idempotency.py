@@ -47,8 +47,8 @@ from flask import Request, request
 
 from api.jsonbody import body_bytes, loads
 from shared.errors import CutoutError, IdempotencyMismatch, InvalidRequest
-from shared.idempotency import IdempotencyRecords
-from shared.idempotency import record_key as redis_key
+from shared.stores.idempotency import IdempotencyRecords
+from shared.stores.idempotency import record_key as redis_key
 
 if TYPE_CHECKING:
     from api.services import Services

@@ -20,8 +20,13 @@ from flask import has_request_context
 from api.fields import check_url
 from api.models import pinned_sha256
 from api.ratelimit import queue_slots
-from shared import imagecheck, keys
-from shared.catalogue import background_key_allowed, plain_key
+from shared.contract import imagecheck
+from shared.contract.catalogue import background_key_allowed, plain_key
+from shared.contract.limits import check_input, check_options
+from shared.contract.options import MODELS, Options
+from shared.contract.settings import Settings
+from shared.contract.shapes.records import JobRecord
+from shared.contract.tasks import INTERACTIVE, enqueue_job
 from shared.errors import (
     CutoutError,
     NotFound,
@@ -30,20 +35,16 @@ from shared.errors import (
     UploadNotFound,
 )
 from shared.ids import new_id, now_iso
-from shared.keys import input_key
-from shared.limits import check_input, check_options
-from shared.options import MODELS, Options
-from shared.settings import Settings
-from shared.shapes.records import JobRecord
-from shared.storage import Storage
-from shared.tasks import INTERACTIVE, enqueue_job
+from shared.s3 import keys
+from shared.s3.keys import input_key
+from shared.s3.storage import Storage
 
 if TYPE_CHECKING:
     from api.services import Services
 
 log = logging.getLogger("cutout.api")
 
-# the format and limit checks are shared with the engine (shared/imagecheck.py)
+# the format and limit checks are shared with the engine (shared/contract/imagecheck.py)
 sniff_format = imagecheck.sniff
 header_size = imagecheck.header_size
 CONTENT_TYPES = imagecheck.CONTENT_TYPES
@@ -54,7 +55,7 @@ def check_image(data: bytes, settings: Settings) -> tuple[str, tuple[int, int]]:
 
     Raises InvalidImage (empty, unreadable header), UnsupportedFormat (not one of JPEG,
     PNG, WebP, GIF, BMP, TIFF by its magic numbers), ImageTooLarge (a side or the pixels
-    over the settings). See shared/imagecheck.py.
+    over the settings). See shared/contract/imagecheck.py.
     """
     return imagecheck.check_image(data, max_pixels=settings.max_pixels, max_side=settings.max_side)
 

@@ -16,9 +16,9 @@ from flask import Blueprint, Response
 
 from api.jobs import load_job, services
 from api.openapi import doc
-from shared import keys
+from shared.contract.shapes.records import JobRecord
 from shared.errors import NotFound
-from shared.shapes.records import JobRecord
+from shared.s3 import keys
 
 bp = Blueprint("job_input", __name__, url_prefix="/v1/jobs")
 

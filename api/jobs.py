@@ -21,14 +21,14 @@ from api.result_headers import QUALITY_DOC, expose, quality_headers
 from api.services import Services, current
 from api.versions import OPENAPI_PARAMETER as VERSION_PARAMETER
 from api.versions import newest_version, result_version
-from shared import keys
+from shared.contract.options import EXTENSIONS, parse_options
+from shared.contract.shapes import public_job
+from shared.contract.shapes.records import JobRecord
+from shared.contract.shapes.requests import JobCreate, read_body
+from shared.contract.tasks import ANNOUNCE, WEBHOOKS
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ids import now_iso, valid_id
-from shared.options import EXTENSIONS, parse_options
-from shared.shapes import public_job
-from shared.shapes.records import JobRecord
-from shared.shapes.requests import JobCreate, read_body
-from shared.tasks import ANNOUNCE, WEBHOOKS
+from shared.s3 import keys
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 

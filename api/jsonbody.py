@@ -1,7 +1,7 @@
 """Reading JSON from clients with bounds: body size (also for chunked bodies), nesting depth.
 
 Every JSON text a client sends (a request body, the multipart ``options`` and
-``metadata`` fields) goes through :func:`loads` (``shared.shapes.jsontext``), which
+``metadata`` fields) goes through :func:`loads` (``shared.contract.shapes.jsontext``), which
 answers ``400 invalid_request`` for a text nested deeper than :data:`MAX_DEPTH` levels
 instead of a ``RecursionError`` (a 500).
 
@@ -17,10 +17,10 @@ from typing import Any
 
 from flask import Request, request
 
+from shared.contract.shapes.jsontext import MAX_DEPTH as MAX_DEPTH
+from shared.contract.shapes.jsontext import depth as depth
+from shared.contract.shapes.jsontext import loads as loads
 from shared.errors import PayloadTooLarge
-from shared.shapes.jsontext import MAX_DEPTH as MAX_DEPTH
-from shared.shapes.jsontext import depth as depth
-from shared.shapes.jsontext import loads as loads
 
 
 def body_bytes(req: Request | None = None) -> bytes:

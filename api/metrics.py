@@ -1,6 +1,6 @@
 """The API's Prometheus metrics (``/metrics``, api/health.py): request counts and
 latencies, jobs created per model, the depth of each Celery queue read from Redis at
-scrape time, and what the workers recorded there (shared/telemetry.py).
+scrape time, and what the workers recorded there (shared/stores/telemetry.py).
 
 Metrics live in a registry per app (several apps in one test process must not clash).
 Under gunicorn with several workers set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder
@@ -23,13 +23,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from shared import telemetry
 from shared.errors import Unavailable
-from shared.monitor import Monitor
+from shared.stores import telemetry
+from shared.stores.monitor import Monitor
 
 log = logging.getLogger("cutout.api")
 
-#: the workers' counters (shared/telemetry.py): (stats key, metric, help, labels); a key
+#: the workers' counters (shared/stores/telemetry.py): (stats key, metric, help, labels); a key
 #: with two labels is ``first|second``
 WORKER_COUNTERS = (
     ("jobs", "cutout_jobs_finished", "Jobs finished by model and status", ("model", "status")),
@@ -74,7 +74,7 @@ class QueueDepthCollector(Collector):
 
 
 class WorkerStatsCollector(Collector):
-    """What workers recorded in Redis (shared/telemetry.py), read at scrape time."""
+    """What workers recorded in Redis (shared/stores/telemetry.py), read at scrape time."""
 
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor

@@ -2,16 +2,16 @@
 
 ``POST /v1/models`` (multipart: ``file`` the ONNX model, ``record`` its JSON record as
 ``cutout tune`` writes it, optional ``scope=global`` for operator tenants) checks the
-model without running it (shared/onnxproto.py: I/O, operator domains, external data, with
+model without running it (shared/onnx/proto.py: I/O, operator domains, external data, with
 bounded work; the API has neither onnxruntime nor the ``onnx`` package) and that the
 record names the file's sha256, reserves the tenant's quota, streams the file to the
-bucket and stores the record in Redis (shared/modelstore.py). The upload is never read
+bucket and stores the record in Redis (shared/stores/models.py). The upload is never read
 into memory whole: werkzeug spools it to a file, checked through an mmap.
 ``GET /v1/models`` lists what the caller may use: the built-in models this deployment
 serves, global models, and the caller's own.
 ``DELETE /v1/models/{name}`` removes the caller's own (``?scope=global``: an operator's).
 
-Every request also gets the option parser's custom-model check (shared/options.py):
+Every request also gets the option parser's custom-model check (shared/contract/options.py):
 ``model=NAME`` is accepted at submit only for a model the caller may use, so an unknown
 or removed model is a 422 ``invalid_option`` there, never a failed job later; the record
 found is the one a job pins (:func:`pinned_sha256`, api/intake.py).
@@ -32,8 +32,10 @@ from werkzeug.datastructures import FileStorage
 from api.jsonbody import loads
 from api.openapi import doc
 from api.services import current
+from shared.contract.options import ModelCheck
+from shared.contract.settings import Settings
 from shared.errors import CutoutError, InvalidModel, InvalidRequest, NotFound, PayloadTooLarge
-from shared.modelfile import (
+from shared.onnx.modelfile import (
     MAX_RECORD_BYTES,
     ModelFileError,
     check_io,
@@ -42,9 +44,7 @@ from shared.modelfile import (
     mapped,
     sha256_of,
 )
-from shared.modelstore import GLOBAL, ModelRegistry, tenant_scope
-from shared.options import ModelCheck
-from shared.settings import Settings
+from shared.stores.models import GLOBAL, ModelRegistry, tenant_scope
 
 bp = Blueprint("models", __name__, url_prefix="/v1/models")
 

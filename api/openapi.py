@@ -4,7 +4,7 @@ Each view may carry ``@doc(...)`` metadata; :func:`build_document` walks ``app.u
 so every route appears (an undocumented one with a generic entry, which a unit test
 refuses), with its real methods and path parameters. Schemas of the job, batch,
 problem and options objects and of every request body come from the code: the shape
-models and forms of ``shared.shapes`` and ``shared.options.Options``'s fields.
+models and forms of ``shared.contract.shapes`` and ``shared.contract.options.Options``'s fields.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from api.removebg_request import removebg_schemas
-from shared.options import options_schema
-from shared.shapes.openapi import component_schemas, webhooks
+from shared.contract.options import options_schema
+from shared.contract.shapes.openapi import component_schemas, webhooks
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,7 +1,7 @@
 """Abuse limits per tenant: a request-rate token bucket and a cap on queued jobs.
 
 **Rate** (``CUTOUT_RATE_LIMIT`` tokens per second, ``CUTOUT_RATE_BURST`` capacity): one
-bucket per tenant in Redis (shared/ratelimits.py), refilled by one Lua script from the
+bucket per tenant in Redis (shared/stores/ratelimits.py), refilled by one Lua script from the
 time elapsed on the *Redis* clock (so several API processes on machines with skewed
 clocks share one fair bucket). Every authenticated ``/v1`` and ``/api`` request costs one
 token; health, metrics, the OpenAPI document and the web page are never limited. Each
@@ -32,7 +32,7 @@ from flask import Flask, Response, g, request
 
 from api.auth import PROTECTED_PREFIXES
 from shared.errors import QueueFull, RateLimited, Unavailable
-from shared.ratelimits import TokenBuckets
+from shared.stores.ratelimits import TokenBuckets
 
 if TYPE_CHECKING:
     from api.services import Services
@@ -76,7 +76,8 @@ class Decision:
 
 
 class RateLimiter:
-    """Token buckets per tenant (shared/ratelimits.py: one Lua script, atomic per request)."""
+    """Token buckets per tenant (shared/stores/ratelimits.py: one Lua script, atomic per
+    request)."""
 
     def __init__(self, buckets: TokenBuckets, rate: float, burst: int) -> None:
         self.rate = rate

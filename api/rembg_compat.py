@@ -22,9 +22,9 @@ from api.models import model_check
 from api.openapi import doc
 from api.result_headers import QUALITY_DOC, expose, quality_headers
 from api.services import current
+from shared.contract.options import Options, parse_options
+from shared.contract.shapes.records import JobRecord
 from shared.errors import CutoutError, InvalidRequest, ProcessingTimeout, error_for_code
-from shared.options import Options, parse_options
-from shared.shapes.records import JobRecord
 
 bp = Blueprint("rembg", __name__, url_prefix="/api")
 

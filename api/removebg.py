@@ -32,10 +32,10 @@ from api.rembg_compat import finished_job
 from api.removebg_request import FILES, RemoveBgRequest, read_removebg
 from api.result_headers import QUALITY_DOC, expose, quality_headers
 from api.services import current
-from shared import keys
+from shared.contract.shapes.records import JobRecord
 from shared.errors import CutoutError, InvalidRequest, MethodNotAllowed, NotFound
 from shared.ids import new_id
-from shared.shapes.records import JobRecord
+from shared.s3 import keys
 
 bp = Blueprint("removebg", __name__, url_prefix="/v1.0")
 

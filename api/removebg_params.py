@@ -16,9 +16,9 @@ from typing import Any
 
 from PIL import ImageColor
 
+from shared.contract.options import ModelCheck, Options, parse_options
+from shared.contract.optionvalues import parse_bool
 from shared.errors import InvalidOption
-from shared.options import ModelCheck, Options, parse_options
-from shared.optionvalues import parse_bool
 
 #: remove.bg's ``size`` → at most this many megapixels (their documented caps)
 SIZES: dict[str, float] = {

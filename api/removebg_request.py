@@ -29,9 +29,9 @@ from pydantic import (
 from pydantic.json_schema import GenerateJsonSchema, SkipJsonSchema
 
 from api.removebg_params import SOURCES, is_given, removebg_options
+from shared.contract.options import Options, options_schema
+from shared.contract.optionvalues import Box, Colour, Margin, Position, parse_bool
 from shared.errors import InvalidRequest
-from shared.options import Options, options_schema
-from shared.optionvalues import Box, Colour, Margin, Position, parse_bool
 
 File = Annotated[bytes, WithJsonSchema({"type": "string", "contentEncoding": "binary"})]
 Url = Annotated[str, Field(json_schema_extra={"format": "uri"})]

@@ -16,15 +16,15 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from api.metrics import Metrics
-    from shared.correctionstore import CorrectionRecords
-    from shared.idempotency import IdempotencyRecords
-    from shared.jobstore import JobStore
-    from shared.modelstore import ModelRegistry
-    from shared.monitor import Monitor
-    from shared.ratelimits import TokenBuckets
-    from shared.settings import Settings
-    from shared.storage import Storage
-    from shared.webhooksecrets import WebhookSecrets
+    from shared.contract.settings import Settings
+    from shared.s3.storage import Storage
+    from shared.stores.corrections import CorrectionRecords
+    from shared.stores.idempotency import IdempotencyRecords
+    from shared.stores.jobstore import JobStore
+    from shared.stores.models import ModelRegistry
+    from shared.stores.monitor import Monitor
+    from shared.stores.ratelimits import TokenBuckets
+    from shared.stores.webhooksecrets import WebhookSecrets
 
 
 @dataclass

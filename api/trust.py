@@ -25,8 +25,8 @@ from __future__ import annotations
 from flask import request
 
 from api.auth import is_loopback, parse_bearer
+from shared.contract.settings import Settings
 from shared.errors import CutoutError
-from shared.settings import Settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SAME_SITE_FETCH = frozenset({"same-origin", "none"})

@@ -8,7 +8,7 @@ can never store more than the upload limit. URLs expire after 15 minutes; the si
 checked again when a job uses the key, and the worker sniffs the bytes like any other
 input. Every slot is listed for deletion after ``CUTOUT_RETENTION`` (the worker's
 retention sweep), so uploads that no job uses do not stay forever; a job that uses one
-pushes that back to the job's own retention (shared/store.py).
+pushes that back to the job's own retention (shared/stores/jobs.py).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from flask import Blueprint, Response, g, request
 from api.jsonbody import request_json
 from api.openapi import doc
 from api.services import current
+from shared.contract.shapes.requests import UploadRequest, read_body
 from shared.ids import new_id
-from shared.keys import upload_key
-from shared.shapes.requests import UploadRequest, read_body
-from shared.storage import Storage
+from shared.s3.keys import upload_key
+from shared.s3.storage import Storage
 
 bp = Blueprint("uploads", __name__, url_prefix="/v1/uploads")
 

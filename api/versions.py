@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from shared.contract.shapes.records import JobRecord
 from shared.errors import InvalidRequest, NotFound
-from shared.shapes.records import JobRecord
 
 #: the ``version`` query parameter, for the views that take it
 OPENAPI_PARAMETER: dict[str, Any] = {

@@ -31,8 +31,8 @@ from flask import Blueprint, Response, abort, request
 from api.capabilities import fast_available
 from api.openapi import doc
 from api.services import current
-from shared.keys import upload_key
-from shared.options import FORMATS
+from shared.contract.options import FORMATS
+from shared.s3.keys import upload_key
 
 bp = Blueprint("web", __name__)
 

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, g
 from api import trust
 from api.openapi import doc
 from api.services import current
-from shared.webhooksecrets import WebhookSecrets
+from shared.stores.webhooksecrets import WebhookSecrets
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
 

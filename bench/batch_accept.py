@@ -93,7 +93,7 @@ def main() -> int:
 
 def run(args: argparse.Namespace, redis_url: str, endpoint: str, redis: Any) -> int:
     from api.app import create_app
-    from shared.settings import load_settings
+    from shared.contract.settings import load_settings
     from worker import batches, context
     from worker.fair import Dispatcher
 

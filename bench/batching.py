@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.settings import load_settings
+from shared.contract.settings import load_settings
 from worker.engine.batching import symbolic_batch
 from worker.engine.models import ensure_model
 from worker.engine.session import create_session

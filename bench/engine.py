@@ -121,8 +121,8 @@ def _cpu() -> float:
 def run_ours_child(args: argparse.Namespace) -> None:
     """One measured configuration of our engine (run in its own process)."""
     sys.path.insert(0, str(ROOT))
-    from shared.options import Options
-    from shared.settings import load_settings
+    from shared.contract.options import Options
+    from shared.contract.settings import load_settings
     from worker.engine import Engine
 
     images = [Path(p).read_bytes() for p in args.paths]
@@ -243,7 +243,7 @@ def main() -> int:
 
     args.photos = args.photos or need("photos")
     sys.path.insert(0, str(ROOT))
-    from shared.settings import load_settings
+    from shared.contract.settings import load_settings
     from worker.engine import fetch_models
 
     home = load_settings().model_home

@@ -53,7 +53,7 @@ def _epoch(stamp: str) -> float:
 
 
 def run_one(window: int, big: int, small: int, tmp: Path) -> dict[str, Any]:
-    from shared.settings import load_settings
+    from shared.contract.settings import load_settings
 
     os.environ.update(S3_CREDENTIALS)
     env = dict(os.environ)

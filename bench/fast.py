@@ -51,8 +51,8 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from shared.options import Options
-    from shared.settings import load_settings
+    from shared.contract.options import Options
+    from shared.contract.settings import load_settings
     from worker.engine import Engine, fast
     from worker.engine.imageio import decode_image
     from worker.eval.manifest import load_manifest

@@ -40,7 +40,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shared.limits import MATTING_BOX_BYTES  # noqa: E402
+from shared.contract.limits import MATTING_BOX_BYTES  # noqa: E402
 from worker.engine import matting  # noqa: E402
 
 GREY = 128.0
@@ -94,7 +94,7 @@ def truth_errors(rgba: np.ndarray, alpha: np.ndarray, fg: np.ndarray) -> dict[st
 
 def compare(args: argparse.Namespace) -> list[dict[str, object]]:
     from bench.make_truth import CATEGORIES, PHOTOS, make_item
-    from shared.settings import load_settings
+    from shared.contract.settings import load_settings
     from worker.engine import Engine
 
     engine = Engine(load_settings().model_home, threads=2)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.options import Options
-from shared.settings import load_settings
+from shared.contract.options import Options
+from shared.contract.settings import load_settings
 from worker.engine import Engine, decode_image, quality
 from worker.engine.families import U2NetFamily
 

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from evalset import need  # noqa: E402
 
-from shared.settings import load_settings  # noqa: E402
+from shared.contract.settings import load_settings  # noqa: E402
 from worker.engine import Engine, decode_image  # noqa: E402
 from worker.engine.families import U2NetFamily  # noqa: E402
 from worker.eval.manifest import load_manifest  # noqa: E402

@@ -108,7 +108,7 @@ class Stack:
 
     def finished(self) -> int:
         """Jobs counted succeeded: the shared counter plus each worker process's totals
-        (shared/jobstats.py; a stack without them answers an empty hash)."""
+        (shared/stores/jobstats.py; a stack without them answers an empty hash)."""
         self.polls += 1
         pipe = self.r.pipeline(transaction=False)
         pipe.hget("cutout:stats:jobs", JOBS_FIELD)

@@ -11,7 +11,7 @@ through the code of the checkout under test (``--compare ROOT`` runs another che
 in turn, alternating rounds):
 
 - the API: the rate limit's token bucket, the queue cap's reservation, the record
-  (shared/ratelimits.py, shared/store.py), and Celery's publish (an LPUSH of a message
+  (shared/stores/ratelimits.py, shared/stores/jobs.py), and Celery's publish (an LPUSH of a message
   of the real size);
 - the worker: Celery's fetch and unacked bookkeeping (RPOP, then MULTI ZADD HSET EXEC as
   kombu does), the claim (worker/tasks.py ``_claim``), the outcome with its metrics
@@ -45,10 +45,10 @@ def client(url: str, jobs: int, tag: str) -> None:
     """One client process: the Redis side of ``jobs`` jobs, one after the other."""
     import redis
 
+    from shared.contract.settings import load_settings
     from shared.ids import new_id, now_iso
-    from shared.ratelimits import TokenBuckets
-    from shared.settings import load_settings
-    from shared.workerstore import RedisWorkerStore
+    from shared.stores.ratelimits import TokenBuckets
+    from shared.stores.workerstore import RedisWorkerStore
     from worker import tasks
     from worker.outcome import finish
 

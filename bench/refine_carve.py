@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from refine_tune import cache_file, exact_mask, report  # noqa: E402
 
-from shared.settings import load_settings  # noqa: E402
+from shared.contract.settings import load_settings  # noqa: E402
 from worker.engine import Engine, decode_image  # noqa: E402
 from worker.engine.families import U2NetFamily  # noqa: E402
 from worker.engine.refine import normalise, refine  # noqa: E402

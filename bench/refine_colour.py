@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.refine_tune import maps_for  # noqa: E402
-from shared.settings import load_settings  # noqa: E402
+from shared.contract.settings import load_settings  # noqa: E402
 from worker.engine import Engine, decode_image  # noqa: E402
 from worker.engine.compose import naive_cutout  # noqa: E402
 from worker.engine.matting import alpha_matting_cutout  # noqa: E402

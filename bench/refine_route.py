@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from refine_tune import exact_mask, maps_for  # noqa: E402
 
-from shared.settings import load_settings  # noqa: E402
+from shared.contract.settings import load_settings  # noqa: E402
 from worker.engine import Engine, decode_image  # noqa: E402
 from worker.engine.refine import refine  # noqa: E402
 from worker.eval.manifest import load_manifest  # noqa: E402

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.refine_tune import cache_file, exact_mask, report  # noqa: E402
-from shared.settings import load_settings  # noqa: E402
+from shared.contract.settings import load_settings  # noqa: E402
 from worker.engine import decode_image  # noqa: E402
 from worker.engine.families import U2NetFamily  # noqa: E402
 from worker.engine.refine import fuse, normalise, refine  # noqa: E402

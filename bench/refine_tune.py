@@ -28,7 +28,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shared.settings import load_settings  # noqa: E402
+from shared.contract.settings import load_settings  # noqa: E402
 from worker.engine import Engine, decode_image  # noqa: E402
 from worker.engine.families import U2NetFamily  # noqa: E402
 from worker.engine.refine import RefineParams, fuse, normalise, refine  # noqa: E402

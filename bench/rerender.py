@@ -21,8 +21,8 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from shared.options import parse_options
-from shared.settings import load_settings
+from shared.contract.options import parse_options
+from shared.contract.settings import load_settings
 from testkit.batch import photo
 from worker.engine import Engine
 

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.options import parse_options  # noqa: E402
-from shared.settings import load_settings  # noqa: E402
+from shared.contract.options import parse_options  # noqa: E402
+from shared.contract.settings import load_settings  # noqa: E402
 from worker.engine import Engine  # noqa: E402
 from worker.engine.custom import CustomModels  # noqa: E402
 from worker.engine.sandbox import Sandbox, SandboxLimits  # noqa: E402

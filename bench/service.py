@@ -62,8 +62,8 @@ def engine_alone(data: list[bytes], model: str, procs: int, threads: int) -> flo
     code = f"""
 import sys, time
 from pathlib import Path
-from shared.options import parse_options
-from shared.settings import load_settings
+from shared.contract.options import parse_options
+from shared.contract.settings import load_settings
 from worker.engine import Engine
 paths = sys.argv[1:]
 engine = Engine(load_settings().model_home, threads={threads})

@@ -264,7 +264,7 @@ def main() -> int:
     args = parser.parse_args()
     args.setting = args.setting or ["before", "after"]
     manifest = horses()
-    from shared.settings import load_settings
+    from shared.contract.settings import load_settings
 
     args.model_home = load_settings().model_home
     seeds = range(args.first_seed, args.first_seed + args.splits)

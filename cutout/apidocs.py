@@ -8,11 +8,11 @@ it). The sections come from the code itself, so the reference cannot drift from 
 - ``commands``: the ``cutout`` command line (``cutout.cli.build_parser``);
 - ``endpoints``: the Flask app's ``url_map``, through the OpenAPI document
   (``api.openapi.build_document``): every route, its methods, summary and answers;
-- ``options``: ``shared.options.Options`` (names, types, defaults) and its parsers;
+- ``options``: ``shared.contract.options.Options`` (names, types, defaults) and its parsers;
 - ``errors``: every :class:`shared.errors.CutoutError` code the service can answer or
   store on a job, with its HTTP status and title, and gunicorn's own (``api.server``);
-- ``webhook-events``: ``shared.webhooks.EVENT_TYPES`` and its signature scheme;
-- ``settings``: ``shared.settings`` (every ``CUTOUT_*`` variable), with the meaning and
+- ``webhook-events``: ``shared.net.webhooks.EVENT_TYPES`` and its signature scheme;
+- ``settings``: ``shared.contract.settings`` (every ``CUTOUT_*`` variable), with the meaning and
   default written once in docs/settings.md.
 
 A new section is one entry in :data:`SECTIONS` plus its markers in docs/api.md.
@@ -76,7 +76,7 @@ def commands_markdown() -> str:
 
 def _app() -> Any:
     from api.app import create_app
-    from shared.settings import load_settings
+    from shared.contract.settings import load_settings
 
     # nothing is contacted while the app is built; the address only has to be well formed
     return create_app(load_settings({"CUTOUT_REDIS_URL": "redis://127.0.0.1:1/0"}))
@@ -112,8 +112,8 @@ _VALUES = {
 
 
 def _option_values(name: str, hint: Any) -> str:
-    from shared import options
-    from shared.optionvalues import MAX_MEGAPIXELS, MIN_MEGAPIXELS, Colour
+    from shared.contract import options
+    from shared.contract.optionvalues import MAX_MEGAPIXELS, MIN_MEGAPIXELS, Colour
 
     if name in _VALUES:
         return _VALUES[name]
@@ -151,7 +151,7 @@ def _type_name(hint: Any) -> str:
 
 
 def options_markdown() -> str:
-    from shared.options import Options
+    from shared.contract.options import Options
 
     defaults = Options().stored()
     rows = []
@@ -176,7 +176,7 @@ def options_markdown() -> str:
 
 def errors_markdown() -> str:
     import api.app  # noqa: F401 (defines the API's own errors)
-    import shared.modelfile  # noqa: F401
+    import shared.onnx.modelfile  # noqa: F401
     import worker.engine.session  # noqa: F401
     from api.server import CODES
     from shared.errors import CutoutError, _all_subclasses
@@ -204,7 +204,7 @@ def errors_markdown() -> str:
 
 
 def webhook_events_markdown() -> str:
-    from shared import webhooks
+    from shared.net import webhooks
 
     events = ", ".join(f"`{event}`" for event in sorted(webhooks.EVENT_TYPES))
     signature = (inspect.getdoc(webhooks) or "").split("\n\n")[1]
@@ -226,7 +226,7 @@ def _settings_rows() -> dict[str, tuple[str, str]]:
 
 
 def settings_markdown() -> str:
-    from shared.settings import _PARSERS, PREFIX
+    from shared.contract.settings import _PARSERS, PREFIX
 
     described = _settings_rows()
     rows = []
@@ -241,7 +241,7 @@ def settings_markdown() -> str:
 
 #: section name → what writes it
 def schemas_markdown() -> str:
-    from shared.shapes.markdown import shapes_markdown
+    from shared.contract.shapes.markdown import shapes_markdown
 
     return shapes_markdown()
 

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.envcheck import warn_unknown_variables
+    from cutout.envcheck import warn_unknown_variables
 
     # before anything else, so that API, worker and every command say it (stderr)
     warn_unknown_variables(

@@ -168,7 +168,7 @@ def redis_server(
 
 
 def redis_ready(port: int) -> Callable[[], bool]:
-    from shared.redis_errors import answers
+    from shared.redis.errors import answers
 
     return lambda: answers(f"redis://127.0.0.1:{port}/0")
 
@@ -250,7 +250,7 @@ def weed_server(data_dir: Path, ports: WeedPorts, bucket: str, env: dict[str, st
 
 
 def s3_ready(endpoint: str, bucket: str, env: dict[str, str]) -> Callable[[], bool]:
-    from shared.storage import S3Storage
+    from shared.s3.storage import S3Storage
 
     def ready() -> bool:
         storage = S3Storage(

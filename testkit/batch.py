@@ -21,7 +21,7 @@ from PIL import Image
 from standardwebhooks.webhooks import Webhook
 
 from api.app import create_app
-from shared.settings import load_settings
+from shared.contract.settings import load_settings
 
 KEY_A = "tenant-a-key-0123456789"
 KEY_B = "tenant-b-key-0123456789"

@@ -1,5 +1,5 @@
 """Tiny ONNX models with U²-Net's input and outputs, for the registration checks of
-``POST /v1/models`` (shared/onnxproto.py): valid ones that a worker can run, and ones the
+``POST /v1/models`` (shared/onnx/proto.py): valid ones that a worker can run, and ones the
 check must refuse (a foreign operator domain, in the main graph or a subgraph; external
 data; subgraphs nested too deep). Built with the ``onnx`` package.
 

@@ -51,7 +51,7 @@ def eval_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def model_home() -> Path:
-    from shared.settings import load_settings
+    from shared.contract.settings import load_settings
 
     return load_settings().model_home
 

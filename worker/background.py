@@ -1,7 +1,7 @@
 """The bytes of a job's background image (``bg_image_url`` / ``bg_upload_key``).
 
 A URL is fetched through the same SSRF guard and byte limit as ``image_url``
-(``shared.netguard``); an upload key must lie in the job's tenant's upload area, exactly
+(``shared.net.guard``); an upload key must lie in the job's tenant's upload area, exactly
 as the API checks it, and is read with the same byte limit. The engine then decodes the
 bytes under the input pixel limits.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.catalogue import background_key_allowed
+from shared.contract.catalogue import background_key_allowed
+from shared.contract.options import Options
 from shared.errors import NotFound, UploadNotFound
-from shared.netguard import fetch
-from shared.options import Options
+from shared.net.guard import fetch
 
 if TYPE_CHECKING:
     from worker.context import WorkerContext

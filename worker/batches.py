@@ -17,7 +17,7 @@ import logging
 from celery import Task
 
 from shared.errors import CutoutError
-from shared.workerstore import STORE_ERROR
+from shared.stores.workerstore import STORE_ERROR
 from worker import context
 from worker.fair import Dispatcher
 from worker.retry import TRANSIENT_RETRIES, backoff

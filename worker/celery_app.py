@@ -1,4 +1,4 @@
-"""The worker's Celery application: the contract from shared.tasks, plus our tasks.
+"""The worker's Celery application: the contract from shared.contract.tasks, plus our tasks.
 
 Start with ``cutout worker`` (see cutout/commands/service.py). The model weights are
 fetched in the parent before the pool forks; each pool child creates its own ONNX
@@ -15,9 +15,9 @@ from typing import Any
 
 from celery import Celery, signals
 
-from shared import tasks as contract
-from shared.settings import Settings
-from shared.tasks import make_celery
+from shared.contract import tasks as contract
+from shared.contract.settings import Settings
+from shared.contract.tasks import make_celery
 from worker import context, reconnect, stops, tasks, warmup
 from worker.health import Publisher, consumer_step
 from worker.scheduler import Scheduler

@@ -11,12 +11,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shared.contract.settings import Settings, redis_url_for
+from shared.contract.tasks import celery_config
 from shared.errors import FastModeUnavailable
-from shared.settings import Settings, redis_url_for
-from shared.storage import S3Storage, Storage
-from shared.store import RedisStore
-from shared.tasks import celery_config
-from shared.workerstore import RedisWorkerStore, WorkerStore
+from shared.s3.storage import S3Storage, Storage
+from shared.stores.jobs import RedisStore
+from shared.stores.workerstore import RedisWorkerStore, WorkerStore
 
 if TYPE_CHECKING:
     from celery import Celery

@@ -1,8 +1,8 @@
 """The corrected-mask task: a job's result rendered again from the mask a client sent
 (PUT /v1/jobs/{id}/mask, docs/api.md "Corrected masks").
 
-The API stored the mask and made it the job's pending correction (shared/
-correctionstore.py); this task reads the job's input (kept for the job's whole life:
+The API stored the mask and made it the job's pending correction (shared/stores/
+corrections.py); this task reads the job's input (kept for the job's whole life:
 :func:`keep_input` stores a URL job's input too), the mask and the background again,
 renders with the job's own options (:meth:`Engine.rerender`), stores the result under
 the correction's own key and the mask as grey PNG at the input's size, and only then
@@ -23,7 +23,9 @@ import time
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
-from shared import imagecheck, keys
+from shared.contract import imagecheck
+from shared.contract.options import Options
+from shared.contract.shapes.records import JobRecord
 from shared.errors import (
     CutoutError,
     NotFound,
@@ -32,8 +34,7 @@ from shared.errors import (
     UploadNotFound,
 )
 from shared.ids import now_iso
-from shared.options import Options
-from shared.shapes.records import JobRecord
+from shared.s3 import keys
 from worker import context, webhooks
 from worker.background import read_background
 from worker.outcome import count_retry

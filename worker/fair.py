@@ -30,7 +30,7 @@ Custom models get a line of their own. A job on a custom model may hold a worker
 to ``CUTOUT_CUSTOM_MODEL_TIMEOUT`` (worker/engine/sandbox.py), and ``interactive`` and
 ``bulk`` are FIFO lists: a tenant's 100 slow custom-model jobs held every job behind
 them. So the first time a worker takes such a job (a single job or a batch item) it does
-not run it but *parks* it in its tenant's line (shared/customline.py; the job stays
+not run it but *parks* it in its tenant's line (shared/stores/customlines.py; the job stays
 ``queued``), and the dispatcher *admits* at most ``CUTOUT_CUSTOM_MODEL_WINDOW`` of each
 tenant's parked jobs at a time: an admitted job's message goes to the back of its own
 queue, and the next is admitted once it has finished. Another tenant's job, queued behind
@@ -47,11 +47,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from shared.fairstate import LOCK_KEY, TENANTS_KEY, pending, tenant_key
-from shared.options import MODELS
-from shared.shapes.records import JobRecord
-from shared.tasks import BULK, INTERACTIVE, PROCESS_JOB
-from shared.workerstore import WorkerStore
+from shared.contract.options import MODELS
+from shared.contract.shapes.records import JobRecord
+from shared.contract.tasks import BULK, INTERACTIVE, PROCESS_JOB
+from shared.stores.fair import LOCK_KEY, TENANTS_KEY, pending, tenant_key
+from shared.stores.workerstore import WorkerStore
 
 if TYPE_CHECKING:
     from worker.context import WorkerContext

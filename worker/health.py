@@ -10,7 +10,7 @@ scheduler's heartbeat to Redis) go on regardless, which is why they are no liven
 signal.
 
 The same step tells Redis that this worker consumes (the sorted set ``cutout:consumers``,
-shared/telemetry.py): ``/readyz`` counts its live members as ``workers.consuming``, and
+shared/stores/telemetry.py): ``/readyz`` counts its live members as ``workers.consuming``, and
 ``cutout up`` says "ready" once there is one. A thread of the main process writes it every
 :data:`INTERVAL` seconds while the event loop's timer keeps firing, so a slow Redis never
 holds the event loop; it is deleted when the consumer stops.
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "CUTOUT_TASK_TIME_LIMIT for the solo pool)",
     )
     args = parser.parse_args(argv)
-    from shared.settings import SettingsError, load_settings
+    from shared.contract.settings import SettingsError, load_settings
 
     try:
         settings = load_settings()

@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from shared.contract.shapes.records import JobRecord
 from shared.errors import ProcessingFailed
 from shared.ids import now_iso
-from shared.jobstats import TALLY
-from shared.shapes.records import JobRecord
-from shared.store import Transition
+from shared.stores.jobs import Transition
+from shared.stores.jobstats import TALLY
 from worker import webhooks
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ log = logging.getLogger("cutout.worker")
 
 
 def quality_fields(quality: Quality | None, review_below: float) -> dict[str, Any] | None:
-    """``result.quality`` of a job (shared.shapes.records.Quality): the engine's score and
+    """``result.quality`` of a job (shared.contract.shapes.records.Quality): the engine's score and
     flags, and ``review`` against ``CUTOUT_REVIEW_BELOW``; None when there is no score."""
     if quality is None:
         return None
@@ -46,7 +46,7 @@ def finish(
 ) -> Transition:
     """Record a terminal state (from processing or queued) and announce it.
 
-    The job counts in this process's metrics in the same step (shared/jobstats.py);
+    The job counts in this process's metrics in the same step (shared/stores/jobstats.py);
     ``record``, the job as read before, saves reading it again."""
     code = (fields.get("error") or {}).get("code")
     with TALLY.lock:

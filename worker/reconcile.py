@@ -8,7 +8,7 @@ written before the message it causes, so what can be left is a job ``queued`` in
 record with no message anywhere: nothing would ever run it.
 
 Every job that is ``queued`` with a message expected is listed in the queued index
-(``cutout:queued``, job id → since when; shared/store.py keeps it with the record). Each
+(``cutout:queued``, job id → since when; shared/stores/jobs.py keeps it with the record). Each
 sweep (worker/scheduler.py, one sweeper at a time) looks at the jobs listed for longer
 than ``CUTOUT_RECONCILE_AFTER`` (at most :data:`CANDIDATES` per pass) and asks the broker
 whether their message is there: in their queue's lists, or in kombu's ``unacked`` hash
@@ -33,11 +33,11 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from shared.brokerscan import SCAN_MAX, BrokerScan, job_of, queue_lists
-from shared.shapes.records import JobRecord
-from shared.sweepstate import SUSPECTS_KEY
-from shared.tasks import INTERACTIVE, PROCESS_JOB
-from shared.workerstore import WorkerStore
+from shared.contract.shapes.records import JobRecord
+from shared.contract.tasks import INTERACTIVE, PROCESS_JOB
+from shared.stores.brokerscan import SCAN_MAX, BrokerScan, job_of, queue_lists
+from shared.stores.sweeps import SUSPECTS_KEY
+from shared.stores.workerstore import WorkerStore
 
 if TYPE_CHECKING:
     from worker.context import WorkerContext

@@ -26,11 +26,11 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from shared.contract.tasks import PROCESS_JOB
 from shared.errors import CutoutError
-from shared.keys import is_upload_of, job_prefixes
-from shared.sweepstate import DUE_KEY, SWEEP_LOCK
-from shared.tasks import PROCESS_JOB
-from shared.workerstore import WorkerStore
+from shared.s3.keys import is_upload_of, job_prefixes
+from shared.stores.sweeps import DUE_KEY, SWEEP_LOCK
+from shared.stores.workerstore import WorkerStore
 from worker.fair import Dispatcher
 from worker.outcome import fail_after_worker_loss
 from worker.reconcile import Reconciler
@@ -108,7 +108,7 @@ class Scheduler(threading.Thread):
         """Delete the stored input and result of jobs past ``CUTOUT_RETENTION``.
 
         Their Redis records expire by TTL on their own; the storage keys of each expired
-        job are listed in a sorted set by expiry time (shared/store.py).
+        job are listed in a sorted set by expiry time (shared/stores/jobs.py).
         """
         removed = 0
         for entry in self.store.pop_expired():
@@ -158,7 +158,7 @@ class Scheduler(threading.Thread):
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
             log.warning("reconcile pass failed: %s", exc)
         try:
-            # metric totals of processes that died without stopping (shared/jobstats.py)
+            # metric totals of processes that died without stopping (shared/stores/jobstats.py)
             self.store.fold_stale_metrics()
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
             log.warning("metric fold failed: %s", exc)

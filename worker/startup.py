@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.settings import Settings
+from shared.contract.settings import Settings
 
 POOLS = ("prefork", "solo", "threads")
 

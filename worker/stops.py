@@ -15,13 +15,13 @@ worker to its parent, which rejects the late-acknowledged message with requeue
 restored when the worker's connection closes (or after ``visibility_timeout``).
 
 A soft time limit is not a stop (the job took too long: ``processing_timeout``), nor is
-``MemoryError`` (the input's fault, bounded by shared/limits.py).
+``MemoryError`` (the input's fault, bounded by shared/contract/limits.py).
 
 A child can die before Python hands its job back: a native crash as the stop lands
 (SIGSEGV inside the matting, seen in about one run in ten of tests/faults/test_stops.py)
 leaves the job ``processing`` with the interrupted run counted, and three such stops
 failed a job. The worker's main process sees every child it loses: for
-:data:`shared.tasks.PROCESS_JOB` it uses :class:`StopAwareRequest`, which hands the job
+:data:`shared.contract.tasks.PROCESS_JOB` it uses :class:`StopAwareRequest`, which hands the job
 back the same way (``queued``, the run not counted) when the child was lost while this worker is
 stopping (:func:`mark_stopping`, called on Celery's ``worker_shutting_down``). A child
 lost while the worker runs on (killed, out of memory, a crash on its own) still counts:
@@ -83,7 +83,7 @@ def stage_of(exc: BaseException) -> str:
         return "matting"
     if "onnxruntime" in names or ":_infer" in names or "openvino" in names:
         return "inference"
-    if ":_read_input" in names or "netguard" in names:
+    if ":_read_input" in names or "net/guard.py" in names:
         return "download"
     if "storage.py:put" in names:
         return "upload"

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery, Task, signals
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
-from shared import tasks as contract
+from shared.contract import tasks as contract
+from shared.contract.options import MODELS, Options
+from shared.contract.shapes.records import JobRecord
 from shared.errors import (
     CutoutError,
     NotFound,
@@ -23,12 +25,10 @@ from shared.errors import (
     UploadNotFound,
 )
 from shared.ids import now_iso
-from shared.jobstats import TALLY
-from shared.keys import output_key
-from shared.netguard import fetch
-from shared.options import MODELS, Options
-from shared.shapes.records import JobRecord
-from shared.store import TERMINAL
+from shared.net.guard import fetch
+from shared.s3.keys import output_key
+from shared.stores.jobs import TERMINAL
+from shared.stores.jobstats import TALLY
 from worker import batches, context, corrections, webhooks
 from worker.background import read_background
 from worker.fair import Dispatcher, parks
@@ -68,7 +68,7 @@ def register(app: Celery) -> None:
         corrections.correct_job
     )
     # a process's metric totals join the shared counters when it stops (pool children
-    # on their way out, a solo worker at its shutdown): shared/jobstats.py
+    # on their way out, a solo worker at its shutdown): shared/stores/jobstats.py
     signals.worker_process_shutdown.connect(fold_metrics, weak=False)
     signals.worker_shutdown.connect(fold_metrics, weak=False)
 

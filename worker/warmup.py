@@ -48,7 +48,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shared.settings import Settings
+    from shared.contract.settings import Settings
     from worker.context import WorkerContext
 
 log = logging.getLogger("cutout.worker")
@@ -117,8 +117,8 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
 
 def _warm(handshake_fd: int, path: Path) -> int:
     """The warmer process: lock, tell the worker, import and run pymatting once."""
+    from shared.contract.settings import SettingsError, load_settings
     from shared.logs import setup_logging
-    from shared.settings import SettingsError, load_settings
 
     try:
         settings = load_settings()

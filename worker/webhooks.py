@@ -19,12 +19,12 @@ from typing import Any
 
 from celery import Task
 
-from shared import webhooks as signing
+from shared.contract.shapes import public_batch, public_job
+from shared.contract.shapes.records import BatchRecord, JobRecord
+from shared.contract.tasks import DELIVER_WEBHOOK, WEBHOOKS
 from shared.errors import CutoutError
-from shared.shapes import public_batch, public_job
-from shared.shapes.records import BatchRecord, JobRecord
-from shared.tasks import DELIVER_WEBHOOK, WEBHOOKS
-from shared.workerstore import STORE_ERROR
+from shared.net import webhooks as signing
+from shared.stores.workerstore import STORE_ERROR
 from worker import context
 from worker.retry import backoff
 

@@ -19,11 +19,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.contract.shapes import STATUSES, public_job
+from shared.contract.shapes.records import BatchRecord, JobRecord
 from shared.errors import InvalidRequest
 from shared.ids import valid_id
-from shared.jobstore import JobStore
-from shared.shapes import STATUSES, public_job
-from shared.shapes.records import BatchRecord, JobRecord
+from shared.stores.jobstore import JobStore
 
 PAGE_DEFAULT = 100
 PAGE_MAX = 1000
@@ -252,7 +252,7 @@ def _score_page(store: JobStore, batch: BatchRecord, query: Query) -> dict[str, 
 
 def page(store: JobStore, batch: BatchRecord, args: Mapping[str, str]) -> dict[str, Any]:
     """The page of ``batch``'s jobs that ``args`` (limit, status, review, order, cursor)
-    asks for, as the public :class:`shared.shapes.records.JobPage`."""
+    asks for, as the public :class:`shared.contract.shapes.records.JobPage`."""
     query = Query.of(args)
     if query.order == "score":
         return _score_page(store, batch, query)

@@ -16,19 +16,19 @@ from werkzeug.datastructures import FileStorage
 from api.fields import check_url, form_option_values, parse_metadata, parse_webhook
 from api.intake import check_image, own_upload_key, read_limited
 from api.models import model_check
-from shared.errors import InvalidRequest, UploadNotFound
-from shared.ids import new_id
-from shared.limits import check_input, check_options
-from shared.options import Options, parse_options
-from shared.settings import Settings
-from shared.shapes.requests import (
+from shared.contract.limits import check_input, check_options
+from shared.contract.options import Options, parse_options
+from shared.contract.settings import Settings
+from shared.contract.shapes.requests import (
     BatchCreate,
     BatchItem,
     check_count,
     item_errors,
     read_body,
 )
-from shared.storage import input_key
+from shared.errors import InvalidRequest, UploadNotFound
+from shared.ids import new_id
+from shared.s3.storage import input_key
 
 
 @dataclass
@@ -60,7 +60,7 @@ def batch_options(raw: dict[str, Any] | None, settings: Settings) -> Options:
 
 
 def parse_json(body: Any, settings: Settings, tenant: str) -> BatchRequest:
-    """A JSON batch (:class:`shared.shapes.requests.BatchCreate`) → its items.
+    """A JSON batch (:class:`shared.contract.shapes.requests.BatchCreate`) → its items.
 
     Raises InvalidRequest, PayloadTooLarge (too many items), InvalidOption,
     UrlNotAllowed, UploadNotFound (another tenant's key); an item's error names it.

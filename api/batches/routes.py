@@ -25,11 +25,11 @@ from api.jsonbody import request_json
 from api.openapi import doc
 from api.ratelimit import queue_slots
 from api.services import Services, current
+from shared.contract.shapes import public_batch
+from shared.contract.shapes.records import BatchRecord
+from shared.contract.tasks import BULK
 from shared.errors import InvalidRequest, NotFound
 from shared.ids import new_id, valid_id
-from shared.shapes import public_batch
-from shared.shapes.records import BatchRecord
-from shared.tasks import BULK
 
 log = logging.getLogger("cutout.api")
 

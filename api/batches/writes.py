@@ -19,12 +19,12 @@ from werkzeug.datastructures import FileStorage
 
 from api.batches.parsing import BatchRequest, Item
 from api.intake import CONTENT_TYPES, check_upload_key, new_job_record, read_limited
+from shared.contract.shapes.records import BatchRecord
+from shared.contract.shapes.requests import for_item
+from shared.contract.tasks import BULK, ENQUEUE_BATCH, INTERACTIVE
 from shared.errors import CutoutError, NotFound, PayloadTooLarge, Unavailable, UploadNotFound
 from shared.ids import now_iso
-from shared.keys import upload_prefix
-from shared.shapes.records import BatchRecord
-from shared.shapes.requests import for_item
-from shared.tasks import BULK, ENQUEUE_BATCH, INTERACTIVE
+from shared.s3.keys import upload_prefix
 
 if TYPE_CHECKING:
     from api.services import Services

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from shared.contract.options import EXTENSIONS
+from shared.contract.shapes.records import BatchRecord, JobRecord
 from shared.errors import NotFound, StorageError
 from shared.ids import now_iso
-from shared.jobstore import JobStore
-from shared.options import EXTENSIONS
-from shared.shapes.records import BatchRecord, JobRecord
+from shared.stores.jobstore import JobStore
 
 ZIP_CHUNK = 1 << 16
 _UNSAFE_NAME = re.compile(r"[^\w.-]+")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shared.settings import Settings
+    from shared.contract.settings import Settings
 
 
 def folder_path(text: str) -> Path:
@@ -40,10 +40,10 @@ def add_service_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_or_exit(process: str | None = None) -> Settings:
-    """This command's settings (shared/settings.py); when one is wrong, or missing for
+    """This command's settings (shared/contract/settings.py); when one is wrong, or missing for
     ``process`` (``api``, ``worker``: CUTOUT_REDIS_URL), every problem is printed and the
     command exits 2 before it does anything."""
-    from shared.settings import SettingsError, load_settings
+    from shared.contract.settings import SettingsError, load_settings
 
     try:
         return load_settings(process=process)

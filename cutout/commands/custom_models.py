@@ -59,7 +59,7 @@ def _home(args: argparse.Namespace) -> Path:
 def add_handler(args: argparse.Namespace) -> int:
     import time
 
-    from shared.modelfile import ModelFileError, sha256_of
+    from shared.onnx.modelfile import ModelFileError, sha256_of
     from worker.engine.custom import LocalModels
     from worker.engine.models import get_spec
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from shared.settings import Settings
+    from shared.contract.settings import Settings
     from worker.engine import Engine
     from worker.eval.manifest import Item
     from worker.eval.methods import Method
@@ -161,8 +161,8 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Method], list[Item], Setting
     where GrabCut needs it."""
     # heavy imports here, so that `cutout --help` stays fast
     from cutout.commands.models import local_model_check
+    from shared.contract.settings import SettingsError, load_settings
     from shared.errors import InvalidOption
-    from shared.settings import SettingsError, load_settings
     from worker.eval.grabcut import OpenCVMissing, require_cv2
     from worker.eval.manifest import ManifestError, load_manifest
     from worker.eval.methods import build_methods

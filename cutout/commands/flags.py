@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from shared.options import SCORES
+from shared.contract.options import SCORES
 
-# flag → option name (shared.options); every option of docs/api.md
+# flag → option name (shared.contract.options); every option of docs/api.md
 _VALUE_OPTIONS = {
     "model": "model",
     "format": "format",

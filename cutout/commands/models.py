@@ -57,7 +57,7 @@ def local_model_check(home: Path | None) -> Callable[[str], bool]:
     from worker.engine.custom import LocalModels
 
     def check(name: str) -> bool:
-        from shared.settings import SettingsError, load_settings
+        from shared.contract.settings import SettingsError, load_settings
 
         try:
             folder = home or load_settings().model_home

@@ -49,8 +49,8 @@ from shared.errors import CutoutError
 if TYPE_CHECKING:
     from cutout.remove.plan import Plan
     from cutout.remove.run import Runner
-    from shared.options import Options
-    from shared.settings import Settings
+    from shared.contract.options import Options
+    from shared.contract.settings import Settings
 
 PROG = "cutout remove"
 
@@ -117,8 +117,8 @@ def _prepare(
 
 def handler(args: argparse.Namespace) -> int:
     from cutout.remove.run import Runner, open_engine, run_all
+    from shared.contract.settings import SettingsError, load_settings
     from shared.errors import FastModeUnavailable, InvalidOption
-    from shared.settings import SettingsError, load_settings
 
     if len(args.paths) < 2:
         return _fail("give an input and an output (IN... OUT; '-' for stdin/stdout)", 2)

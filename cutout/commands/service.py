@@ -12,7 +12,7 @@ from typing import Any
 
 from cutout.commands import settings_or_exit
 from cutout.commands.up import cmd_up
-from shared.tasks import QUEUES
+from shared.contract.tasks import QUEUES
 from worker.startup import POOLS
 
 log = logging.getLogger("cutout")

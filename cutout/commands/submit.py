@@ -84,7 +84,7 @@ def handler(args: argparse.Namespace) -> int:
 def _checked(args: argparse.Namespace) -> tuple[Path, Path, dict[str, object]]:
     """DIR, OUT and the options given, checked before anything is written or sent
     (UsageError, or InvalidOption with the service's own words)."""
-    from shared.options import parse_options
+    from shared.contract.options import parse_options
 
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")

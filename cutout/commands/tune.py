@@ -154,7 +154,7 @@ def handler(args: argparse.Namespace) -> int:
         print("cutout tune: needs PyTorch: pip install 'cutout[tune]'", file=sys.stderr)
         return 2
     from shared.errors import ModelUnavailable
-    from shared.modelfile import ModelFileError
+    from shared.onnx.modelfile import ModelFileError
     from worker.eval.manifest import ManifestError
     from worker.tune.record import record_json
     from worker.tune.train import TuneError, tune

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from cutout.commands.flags import option_values
 
 if TYPE_CHECKING:
-    from shared.options import ModelCheck, Options
+    from shared.contract.options import ModelCheck, Options
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".jfif"}
 FORMAT_BY_SUFFIX = {
@@ -56,7 +56,7 @@ def options_for(
 ) -> Options:
     """The run's options; a single output file's extension decides the format; ``models``:
     the custom model names allowed beside the built-in ones."""
-    from shared.options import parse_options
+    from shared.contract.options import parse_options
 
     values = option_values(args)
     suffix = Path(out).suffix.lower() if single and out != "-" else ""
@@ -167,7 +167,7 @@ def read_background(options: Options, settings: object) -> bytes | None:
         raise UsageError("--bg-upload-key names a server's upload; use --bg-image-url here")
     if not options.bg_image_url:
         return None
-    from shared.netguard import fetch
+    from shared.net.guard import fetch
 
     return fetch(
         options.bg_image_url,

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from cutout.remove import report
 from cutout.remove.plan import Plan
 from shared.atomicfile import atomic_write
+from shared.contract.settings import available_cpus
 from shared.errors import CutoutError
-from shared.settings import available_cpus
 
 if TYPE_CHECKING:
-    from shared.options import Options
+    from shared.contract.options import Options
     from worker.engine import Engine
 
 PROG = "cutout remove"

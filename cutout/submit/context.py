@@ -30,7 +30,7 @@ class Context:
         source: Path,
         out: Path,
     ) -> None:
-        from shared.options import parse_options
+        from shared.contract.options import parse_options
 
         self.args = args
         self.client = client

@@ -45,7 +45,7 @@ class State:
         cls, out: Path, args: argparse.Namespace, source: Path, given: dict[str, object]
     ) -> State:
         """The state in OUT (checked against this command), or a new one."""
-        from shared.options import parse_options
+        from shared.contract.options import parse_options
 
         path = out / STATE_NAME
         options = dict(given)

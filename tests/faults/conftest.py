@@ -328,7 +328,7 @@ class FaultStack:
 
     def stored_outputs(self) -> dict[str, int]:
         """Every object under ``outputs/<tenant>/`` in S3: key → size."""
-        from shared.storage import S3Storage
+        from shared.s3.storage import S3Storage
 
         storage = S3Storage(
             self.s3_endpoint,

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import redis
 
+from shared.contract.settings import load_settings
+from shared.contract.tasks import make_celery
 from shared.ids import new_id, now_iso
-from shared.settings import load_settings
-from shared.store import QUEUED_KEY, RedisStore
-from shared.tasks import make_celery
-from shared.workerstore import RedisWorkerStore
+from shared.stores.jobs import QUEUED_KEY, RedisStore
+from shared.stores.workerstore import RedisWorkerStore
 from worker.fair import Dispatcher
 from worker.reconcile import SUSPECTS_KEY, Reconciler, job_of
 

@@ -30,14 +30,14 @@ __all__ = ["ApiProcess", "WorkerProcess", "http", "multipart", "running_api", "w
 
 @pytest.fixture(scope="session")
 def store(redis_url: str):  # type: ignore[no-untyped-def]
-    from shared.store import RedisStore
+    from shared.stores.jobs import RedisStore
 
     return RedisStore.from_url(redis_url, retention=3600)
 
 
 @pytest.fixture(scope="session")
 def storage(s3_endpoint: str, s3_credentials: dict[str, str]):  # type: ignore[no-untyped-def]
-    from shared.storage import S3Storage
+    from shared.s3.storage import S3Storage
 
     return S3Storage(s3_endpoint, "cutout-test")
 

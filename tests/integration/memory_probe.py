@@ -33,9 +33,9 @@ def photo(width: int, height: int) -> bytes:
 
 
 def main() -> None:
-    from shared.limits import JobLimits
-    from shared.options import parse_options
-    from shared.settings import load_settings
+    from shared.contract.limits import JobLimits
+    from shared.contract.options import parse_options
+    from shared.contract.settings import load_settings
     from worker.engine import Engine
 
     case = json.loads(sys.argv[1])

@@ -26,8 +26,8 @@ from PIL import Image
 
 from api.app import create_app
 from api.openapi import HIDDEN_ATTR, openapi_path
-from shared.settings import Settings, load_settings
-from shared.shapes import public_job
+from shared.contract.settings import Settings, load_settings
+from shared.contract.shapes import public_job
 
 KEY_A = "tenant-a-key-0123456789"
 KEY_B = "tenant-b-key-0123456789"
@@ -442,7 +442,7 @@ def test_tenants_are_isolated(tenant_client: FlaskClient, s3: Any) -> None:
 
 
 def test_public_bind_without_keys_refuses_to_start(make_settings: Callable[..., Settings]) -> None:
-    from shared.settings import SettingsError
+    from shared.contract.settings import SettingsError
 
     with pytest.raises(SettingsError, match="CUTOUT_API_KEYS"):
         create_app(make_settings(host="0.0.0.0"))

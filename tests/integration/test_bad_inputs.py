@@ -26,7 +26,7 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from api.app import create_app
-from shared.settings import load_settings
+from shared.contract.settings import load_settings
 from tests.conftest import ROOT
 from tests.corpus.make import BY_NAME, CASES, MAX_PIXELS, MAX_SIDE, Case, normal_image, write
 from tests.integration.conftest import WorkerProcess, wait_for

@@ -556,7 +556,7 @@ def test_many_upload_keys_are_checked_by_listing(
     the same answers (missing, too large, another tenant's) with the item's index."""
     from api.batches.writes import LIST_ABOVE
     from shared.ids import new_id
-    from shared.storage import upload_key
+    from shared.s3.storage import upload_key
 
     api_app = make_app(api_db, s3_endpoint, max_upload_bytes=5000)
     api = api_app.test_client()

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from shared.options import parse_options
-from shared.settings import load_settings
-from shared.tasks import make_celery
+from shared.contract.options import parse_options
+from shared.contract.settings import load_settings
+from shared.contract.tasks import make_celery
 from tests.integration.test_worker import finished, submit
 
 

@@ -1,4 +1,4 @@
-"""kombu's Redis layout is what ``shared/brokerscan.py`` reads.
+"""kombu's Redis layout is what ``shared/stores/brokerscan.py`` reads.
 
 brokerscan (the reconciler's scan, the API's queue depths) reads keys that are kombu's
 private business: a list per priority step named ``<queue><sep><step>``, and the
@@ -21,10 +21,10 @@ import redis
 from kombu import Queue
 from kombu.transport.redis import Channel
 
-from shared.brokerscan import PRIORITY_STEPS, UNACKED, BrokerScan, job_of, queue_lists
+from shared.contract.settings import load_settings
+from shared.contract.tasks import DELIVER_WEBHOOK, PROCESS_JOB, celery_config, make_celery
 from shared.ids import new_id
-from shared.settings import load_settings
-from shared.tasks import DELIVER_WEBHOOK, PROCESS_JOB, celery_config, make_celery
+from shared.stores.brokerscan import PRIORITY_STEPS, UNACKED, BrokerScan, job_of, queue_lists
 
 # a message's priority -> the index in queue_lists() of the list it waits in: no priority
 # and 0 in the queue's own list, any other in the list of the highest step at or below it

@@ -1,6 +1,6 @@
 """A worker claims a job against a real Redis: the plain case (a queued single job on a
 built-in model) is read and moved to processing in one command; every other case comes
-back unchanged, with the record the worker decides from (shared/store.py ``claim``)."""
+back unchanged, with the record the worker decides from (shared/stores/jobs.py ``claim``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import redis
 
+from shared.contract.options import MODELS
 from shared.ids import new_id, now_iso
-from shared.options import MODELS
-from shared.store import PROCESSING_KEY, QUEUED_KEY, RedisStore, job_key
+from shared.stores.jobs import PROCESSING_KEY, QUEUED_KEY, RedisStore, job_key
 
 
 @pytest.fixture

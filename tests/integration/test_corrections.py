@@ -27,8 +27,8 @@ from flask.testing import FlaskClient
 from PIL import Image
 from standardwebhooks.webhooks import Webhook
 
-from shared.correctionstore import CorrectionRecords
-from shared.keys import input_key
+from shared.s3.keys import input_key
+from shared.stores.corrections import CorrectionRecords
 from testkit.batch import AUTH_A, AUTH_B, ImageServer, Receiver, make_app, photo
 from tests.integration.conftest import WorkerProcess, wait_for
 

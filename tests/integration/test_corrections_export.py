@@ -258,7 +258,7 @@ def test_entries_of_expired_jobs_are_skipped_and_pruned(
 ) -> None:
     import redis
 
-    from shared.correctionstore import corrected_key
+    from shared.stores.corrections import corrected_key
 
     r = redis.Redis.from_url(module_db)
     assert 0 < r.ttl(corrected_key("a")) <= 7 * 86400
@@ -276,7 +276,7 @@ def test_a_correction_lands_after_the_newest_entry_whatever_the_clocks(
     clock that ran fast) never puts a later correction behind a reader's cursor."""
     import redis
 
-    from shared.correctionstore import corrected_key
+    from shared.stores.corrections import corrected_key
 
     r = redis.Redis.from_url(module_db)
     cursor = listing(client, AUTH_A)[-1]  # the newest listed before

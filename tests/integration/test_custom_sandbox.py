@@ -55,7 +55,7 @@ def client(module_db: str, s3_endpoint: str, s3_credentials: dict[str, str]) -> 
 
 
 def _register(client: FlaskClient, auth: dict[str, str], name: str, data: bytes) -> None:
-    from shared.modelfile import sha256_of
+    from shared.onnx.modelfile import sha256_of
 
     record = {"name": name, "base": {"name": "u2netp"}, "sha256": sha256_of(data)}
     response = client.post(
@@ -154,7 +154,7 @@ def test_a_custom_model_gives_the_cutout_it_gives_in_process(
     model_home: Path,
     tmp_path: Path,
 ) -> None:
-    from shared.options import parse_options
+    from shared.contract.options import parse_options
     from worker.engine import Engine
     from worker.engine.custom import CustomModels
 
@@ -260,9 +260,9 @@ def test_a_model_that_cannot_load_fails_clearly(
 
 
 def test_the_custom_model_line_admits_a_window_per_tenant(redis_dbs: RedisDatabases) -> None:
-    """The line's state by hand, on a database no worker reads (shared/customline.py)."""
-    from shared.store import QUEUED_KEY, RedisStore
-    from shared.workerstore import RedisWorkerStore
+    """The line's state by hand, on a database no worker reads (shared/stores/customlines.py)."""
+    from shared.stores.jobs import QUEUED_KEY, RedisStore
+    from shared.stores.workerstore import RedisWorkerStore
 
     store = RedisWorkerStore.of(RedisStore.from_url(redis_dbs.take(), 3600))
     ids = [f"job-{i}" for i in range(3)]
@@ -293,8 +293,8 @@ def test_a_tenant_s_single_jobs_are_admitted_before_its_batch_items(
 ) -> None:
     """Someone waits on a single job: a tenant's batch items parked first (a 200-item
     window of them, each up to the time cap) do not hold its single jobs."""
-    from shared.store import RedisStore
-    from shared.workerstore import RedisWorkerStore
+    from shared.stores.jobs import RedisStore
+    from shared.stores.workerstore import RedisWorkerStore
 
     store = RedisWorkerStore.of(RedisStore.from_url(redis_dbs.take(), 3600))
     for job_id, batch in (("item-0", "bat-1"), ("item-1", "bat-1"), ("single", None)):

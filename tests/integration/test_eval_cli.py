@@ -44,7 +44,7 @@ def _cutout(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def small_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not GT.is_file():
         pytest.skip(f"evaluation data absent: {GT}")
-    from shared.settings import load_settings
+    from shared.contract.settings import load_settings
 
     if not (load_settings().model_home / "u2netp.onnx").is_file():
         pytest.skip("u2netp weights absent: run `cutout models fetch u2netp`")

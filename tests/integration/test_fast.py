@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from shared.contract.options import Options, parse_options
 from shared.errors import FastModeUnavailable
-from shared.options import Options, parse_options
 from tests.conftest import ROOT
 
 pytest.importorskip("openvino", reason="the fast extra is not installed")
@@ -170,8 +170,8 @@ def test_exact_and_fast_sessions_live_side_by_side(engine, eval_dir: Path) -> No
 
 @pytest.fixture(scope="module")
 def celery_app(service_env):  # type: ignore[no-untyped-def]
-    from shared.settings import load_settings
-    from shared.tasks import make_celery
+    from shared.contract.settings import load_settings
+    from shared.contract.tasks import make_celery
 
     return make_celery(load_settings(service_env))
 

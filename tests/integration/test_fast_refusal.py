@@ -1,6 +1,6 @@
 """``fast: true`` is refused at submit when no live worker serves fast mode, and accepted
 once one does, or will: real ``cutout worker`` processes advertise it in their heartbeat
-(shared/telemetry.py) as soon as they know they will load it, the API (in-process, real
+(shared/stores/telemetry.py) as soon as they know they will load it, the API (in-process, real
 Redis and SeaweedFS) reads it.
 
 The workers of this module run on a Redis database of their own, so the fast-mode
@@ -21,8 +21,8 @@ import redis
 from flask.testing import FlaskClient
 
 from api.app import create_app
-from shared import telemetry
-from shared.settings import load_settings
+from shared.contract.settings import load_settings
+from shared.stores import telemetry
 from tests.corpus.make import encode, photo
 from tests.integration.conftest import WorkerProcess, wait_for
 

@@ -20,7 +20,7 @@ import redis
 from flask.testing import FlaskClient
 
 from api.app import MULTIPART_ENVELOPE, create_app
-from shared.settings import load_settings
+from shared.contract.settings import load_settings
 from tests.corpus.make import REQUEST_CASES, RawCase, RequestCase, raw_cases
 from tests.integration.conftest import ApiProcess, running_api
 

@@ -1,6 +1,6 @@
 """Finished-job metrics against a real Redis: counted by the transition that finishes the
 job, exactly once, with no command of their own; folded when a process stops, and the
-totals of a process that died without stopping still counted (shared/jobstats.py)."""
+totals of a process that died without stopping still counted (shared/stores/jobstats.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import redis
 
-from shared import jobstats, telemetry
+from shared.contract.shapes.records import JobRecord
 from shared.ids import new_id, now_iso
-from shared.shapes.records import JobRecord
-from shared.workerstore import RedisWorkerStore
+from shared.stores import jobstats, telemetry
+from shared.stores.workerstore import RedisWorkerStore
 from worker.outcome import finish
 
 TIMINGS = {"inference": 0.3, "total": 0.42, "store": 0.004}

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from shared.modelfile import sha256_of
-from shared.store import RedisStore
+from shared.onnx.modelfile import sha256_of
+from shared.stores.jobs import RedisStore
 from testkit import registration_graphs as graphs
 from testkit.batch import ImageServer
 from tests.integration.conftest import ApiProcess, WorkerProcess, http, multipart, running_api

@@ -19,9 +19,9 @@ import pytest
 import redis
 
 from shared.errors import Unavailable
-from shared.modelfile import sha256_of
-from shared.modelstore import ModelRegistry, reservations_key, scope_key, tenant_scope
-from shared.storage import Storage
+from shared.onnx.modelfile import sha256_of
+from shared.s3.storage import Storage
+from shared.stores.models import ModelRegistry, reservations_key, scope_key, tenant_scope
 from testkit import custom_graphs
 from testkit import registration_graphs as graphs
 from tests.integration.conftest import ApiProcess, http, multipart, running_api

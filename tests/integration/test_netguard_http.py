@@ -26,8 +26,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from shared import netaddress, netguard, webhooks, webhooksecrets
 from shared.errors import PayloadTooLarge, UrlFetchFailed, UrlNotAllowed
+from shared.net import address as netaddress
+from shared.net import guard as netguard
+from shared.net import webhooks
+from shared.stores import webhooksecrets
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 ONLY_127_0_0_1 = (ipaddress.ip_network("127.0.0.1/32"),)

@@ -7,10 +7,10 @@ import re
 import time
 from types import SimpleNamespace
 
+from shared.contract.settings import load_settings
 from shared.ids import new_id, now_iso
-from shared.settings import load_settings
-from shared.storage import input_key, output_key
-from shared.workerstore import RedisWorkerStore
+from shared.s3.storage import input_key, output_key
+from shared.stores.workerstore import RedisWorkerStore
 from tests.integration.conftest import http, wait_for
 from tests.integration.test_service import poll, submit
 from tests.integration.test_worker import photo_bytes

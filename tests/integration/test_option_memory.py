@@ -237,8 +237,8 @@ def test_a_1000x1000_photo_is_alpha_matted_through_the_worker(  # type: ignore[n
     """The standard marketplace size, which rembg mats, through the API and a real
     worker: it answered 422 image_too_large while CUTOUT_MAX_MATTING_PIXELS was 0.5 MP.
     The worker's cutout is the engine's alpha matting (not the plain cutout)."""
-    from shared.limits import JobLimits
-    from shared.options import parse_options
+    from shared.contract.limits import JobLimits
+    from shared.contract.options import parse_options
     from worker.engine import Engine
 
     data = photo(1000, 1000)

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from shared.contract.options import Options, parse_options
 from shared.errors import FastModeUnavailable
-from shared.options import Options, parse_options
 
 MODELS = ("u2net", "u2netp")
 MAX_DIFF = 2

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from shared.options import parse_options
+from shared.contract.options import parse_options
 from worker.engine import Engine, quality
 from worker.engine.families import U2NetFamily
 

@@ -26,11 +26,11 @@ import pytest
 import redis
 
 from cutout.stack import WeedPorts, free_port, port_open, s3_ready, weed_server
-from shared.brokerscan import job_of, queue_lists
-from shared.keys import output_key
-from shared.redis_errors import answers, connect
-from shared.settings import load_settings
-from shared.storage import S3Storage
+from shared.contract.settings import load_settings
+from shared.redis.errors import answers, connect
+from shared.s3.keys import output_key
+from shared.s3.storage import S3Storage
+from shared.stores.brokerscan import job_of, queue_lists
 from testkit.procs import ROOT, S3_CREDENTIALS
 from testkit.tls import TlsFiles, find_tls_redis_server, make_tls_files, tls_redis_args
 from tests.integration.conftest import http, multipart, running_api, wait_for

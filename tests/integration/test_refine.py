@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.settings import load_settings
-from shared.tasks import make_celery
+from shared.contract.settings import load_settings
+from shared.contract.tasks import make_celery
 from tests.conftest import ROOT
 from tests.integration.test_worker import finished, photo_bytes, submit
 

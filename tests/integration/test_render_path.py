@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from shared.options import parse_options
+from shared.contract.options import parse_options
 
 CASES: list[dict[str, Any]] = [
     {},

@@ -1,5 +1,5 @@
 """`cutout api` and `cutout worker` without CUTOUT_REDIS_URL exit 2 naming it, in the words
-of any wrong setting, before anything starts (shared/settings.py ``NEEDS_REDIS``; the
+of any wrong setting, before anything starts (shared/contract/settings.py ``NEEDS_REDIS``; the
 in-process half is tests/unit/test_required_settings.py)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from shared.settings import PREFIX
+from shared.contract.settings import PREFIX
 from tests.conftest import ROOT
 
 # no server answers here: nothing may connect before the check

@@ -30,9 +30,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api.app import create_app
+from shared.contract.settings import Settings, load_settings
 from shared.ids import now_iso
-from shared.settings import Settings, load_settings
-from shared.store import tenant_active_key
+from shared.stores.jobs import tenant_active_key
 from tests.conftest import ROOT
 from tests.corpus.make import encode, multipart_body, normal_image, photo
 from tests.integration.conftest import ApiProcess, http, running_api

@@ -18,8 +18,8 @@ import redis
 from flask.testing import FlaskClient
 
 from api.app import create_app
-from shared import telemetry
-from shared.settings import Settings, load_settings
+from shared.contract.settings import Settings, load_settings
+from shared.stores import telemetry
 from tests.corpus.make import encode, photo
 from tests.integration.conftest import http, running_api
 

@@ -52,7 +52,7 @@ def _variant(model_home: Path, tag: str) -> bytes:
 
 
 def _record(name: str, data: bytes) -> dict[str, object]:
-    from shared.modelfile import sha256_of
+    from shared.onnx.modelfile import sha256_of
 
     return {"name": name, "base": {"name": "u2netp"}, "sha256": sha256_of(data)}
 
@@ -147,7 +147,7 @@ def test_a_file_that_does_not_match_its_sha256_is_never_loaded(  # type: ignore[
     status, body = _push(keyed_api, "alice", "tampered", data)
     assert status == 201, body
     # someone swaps the stored bytes (another valid model) behind the registry's back
-    from shared.modelstore import file_key
+    from shared.stores.models import file_key
 
     storage.put(
         file_key("tenant:alice", "tampered", body["sha256"]),

@@ -21,10 +21,10 @@ import redis
 from flask import Flask
 
 from api.app import create_app
+from shared.contract.settings import load_settings
 from shared.errors import NotFound
-from shared.settings import load_settings
-from shared.store import EXPIRY_KEY, upload_member
-from shared.workerstore import RedisWorkerStore
+from shared.stores.jobs import EXPIRY_KEY, upload_member
+from shared.stores.workerstore import RedisWorkerStore
 from tests.corpus.make import encode, photo
 from tests.integration.conftest import wait_for
 from worker.scheduler import Scheduler

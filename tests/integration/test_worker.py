@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from shared.contract.options import parse_options
+from shared.contract.settings import load_settings
+from shared.contract.shapes.records import JobRecord
+from shared.contract.tasks import enqueue_job, make_celery
 from shared.ids import new_id, now_iso
-from shared.options import parse_options
-from shared.settings import load_settings
-from shared.shapes.records import JobRecord
-from shared.storage import input_key
-from shared.tasks import enqueue_job, make_celery
+from shared.s3.storage import input_key
 from tests.integration.conftest import wait_for
 
 

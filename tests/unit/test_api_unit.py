@@ -22,6 +22,9 @@ from api.fields import check_url, parse_metadata
 from api.intake import check_image, read_limited, sniff_format
 from api.openapi import HIDDEN_ATTR, build_document, openapi_path
 from api.rembg_compat import parse_bgc, rembg_options
+from shared.contract.options import OPTION_NAMES
+from shared.contract.settings import Settings, load_settings
+from shared.contract.shapes.records import JobRecord
 from shared.errors import (
     CutoutError,
     ImageTooLarge,
@@ -34,9 +37,6 @@ from shared.errors import (
     UnsupportedFormat,
     UrlNotAllowed,
 )
-from shared.options import OPTION_NAMES
-from shared.settings import Settings, load_settings
-from shared.shapes.records import JobRecord
 
 KEY = "a-key-that-is-long-enough"
 
@@ -445,7 +445,7 @@ def test_error_families_are_problem_documents() -> None:
 def test_sync_wait_is_sliced_below_the_socket_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """/api/remove waits with RedisStore.wait_finished (CUTOUT_SYNC_TIMEOUT, 60 s): one
     BLPOP that long would trip the client's 10 s socket timeout as "Redis unavailable"."""
-    from shared import store as store_module
+    from shared.stores import jobs as store_module
 
     clock = [0.0]
     calls: list[float] = []

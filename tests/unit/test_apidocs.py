@@ -54,10 +54,10 @@ def test_every_route_of_the_app_is_listed() -> None:
 
 
 def test_every_option_error_code_setting_and_event_is_listed() -> None:
+    from shared.contract.options import OPTION_NAMES
+    from shared.contract.settings import _PARSERS, PREFIX
     from shared.errors import CutoutError, _all_subclasses
-    from shared.options import OPTION_NAMES
-    from shared.settings import _PARSERS, PREFIX
-    from shared.webhooks import EVENT_TYPES
+    from shared.net.webhooks import EVENT_TYPES
 
     options = generated("options")
     assert all(f"| `{name}` |" in options for name in OPTION_NAMES)
@@ -138,8 +138,8 @@ def test_a_pointer_outside_the_repository_is_found(line: str) -> None:
         "[api.md](api.md) and [architecture.md](architecture.md)",
         "docs/architecture.md: the path of a job",
         "OPENAPI.md and ../sharedfolder are other names",
-        "from shared.settings import load_settings",
-        "shared/store.py holds the job records; shared/evaluation.py is not the set",
+        "from shared.contract.settings import load_settings",
+        "shared/stores/jobs.py holds the job records; shared/evaluation.py is not the set",
         'CUTOUT_EVAL_DIR=/path/to/eval cutout eval --manifest "$CUTOUT_EVAL_DIR/gt/manifest.csv"',
     ],
 )

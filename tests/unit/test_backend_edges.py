@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from shared.errors import Unavailable
-from shared.redis_errors import redis_errors
+from shared.redis.errors import redis_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 VENDOR_MODULES = {"redis", "boto3", "botocore"}

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from shared.contract.options import parse_options
 from shared.errors import NotFound, UploadNotFound
-from shared.options import parse_options
 from worker.background import read_background
 
 

@@ -14,9 +14,9 @@ from werkzeug.datastructures import FileStorage, MultiDict
 
 from api.batches import pages
 from api.batches.parsing import BatchRequest, parse_json, parse_multipart
+from shared.contract.settings import Settings, load_settings
 from shared.errors import CutoutError
-from shared.settings import Settings, load_settings
-from shared.storage import input_key
+from shared.s3.storage import input_key
 
 GOOD = {"image_url": "https://images.example.com/a.jpg"}
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from shared.contract.options import Options, parse_options
+from shared.contract.optionvalues import Box, Margin
 from shared.errors import InvalidOption
-from shared.options import Options, parse_options
-from shared.optionvalues import Box, Margin
 from tests.unit.engine_helpers import box_mask, scene
 from worker.engine import render as rendering
 from worker.engine.compose import (

@@ -1,4 +1,4 @@
-"""Corrected masks without servers: the size rule and the checks of shared/maskcheck.py,
+"""Corrected masks without servers: the size rule and the checks of shared/contract/maskcheck.py,
 the mask a PNG stands for, and the re-render (worker/engine/rerender.py) on real pixels:
 its alpha is the mask, and with ``refine`` the colours at a soft edge are solved
 against the nearby background."""
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from shared.contract.limits import JobLimits
+from shared.contract.maskcheck import check_mask, fits
+from shared.contract.options import parse_options
 from shared.errors import CutoutError, ImageTooLarge, MaskSizeMismatch
-from shared.limits import JobLimits
-from shared.maskcheck import check_mask, fits
-from shared.options import parse_options
 from worker.engine.rerender import decode_mask, decontaminated, rerender
 
 LIMITS = JobLimits(

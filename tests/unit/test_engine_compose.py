@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.options import Options, parse_options
+from shared.contract.options import Options, parse_options
 from tests.unit.engine_helpers import alpha_bbox, box_mask, scene
 from worker.engine.compose import (
     SUBJECT_ALPHA_THRESHOLD,

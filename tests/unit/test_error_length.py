@@ -12,8 +12,8 @@ import json
 
 import pytest
 
+from shared.contract.options import parse_options
 from shared.errors import InvalidOption, InvalidRequest
-from shared.options import parse_options
 
 
 @pytest.mark.parametrize("option", ["score", "format", "model", "bg_color", "scale"])

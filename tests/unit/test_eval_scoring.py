@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.options import Options
+from shared.contract.options import Options
 from worker.engine.quality import Quality
 from worker.eval import scoring
 from worker.eval.manifest import load_manifest

@@ -110,7 +110,7 @@ def test_model_files_that_differ_from_their_record_are_refused(tmp_path: Path) -
 
 
 def test_nothing_built_is_refused_clearly(tmp_path: Path) -> None:
-    from shared.options import Options
+    from shared.contract.options import Options
     from worker.engine import Engine, fast
 
     assert fast.check_record(tmp_path) == "not built"

@@ -34,7 +34,7 @@ def test_building_the_api_app_loads_no_engine() -> None:
     # what got imported
     code = (
         "import sys\n"
-        "from shared.settings import load_settings\n"
+        "from shared.contract.settings import load_settings\n"
         "from api.app import create_app\n"
         "create_app(load_settings({'CUTOUT_REDIS_URL': 'redis://127.0.0.1:1/0'}))\n"
         "heavy = [m for m in ('onnxruntime', 'onnx', 'worker', 'pymatting', 'cv2', 'scipy')\n"

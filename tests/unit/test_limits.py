@@ -1,14 +1,14 @@
 """What one job may cost: the canvas against CUTOUT_MAX_PIXELS, alpha matting's input
-against CUTOUT_MAX_MATTING_PIXELS (shared/limits.py), pure."""
+against CUTOUT_MAX_MATTING_PIXELS (shared/contract/limits.py), pure."""
 
 from __future__ import annotations
 
 import pytest
 
+from shared.contract.limits import check_input, check_options, job_bytes
+from shared.contract.options import parse_options
+from shared.contract.settings import load_settings
 from shared.errors import ImageTooLarge, InvalidOption
-from shared.limits import check_input, check_options, job_bytes
-from shared.options import parse_options
-from shared.settings import load_settings
 
 LIMITS = load_settings({}, max_pixels=50_000_000, max_matting_pixels=500_000)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from shared.limits import MATTING_BOX_BYTES
+from shared.contract.limits import MATTING_BOX_BYTES
 from worker.engine import matting
 
 

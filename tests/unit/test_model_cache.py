@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared.errors import InvalidModel
-from shared.modelfile import ModelIntegrityError, sha256_of
+from shared.onnx.modelfile import ModelIntegrityError, sha256_of
 from testkit import registration_graphs as graphs
 from worker.engine.custom import ModelCache
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from shared.contract.options import parse_options
 from shared.errors import InvalidOption
-from shared.modelfile import (
+from shared.onnx.modelfile import (
     ModelFileError,
     ModelIntegrityError,
     check_io,
@@ -16,7 +17,6 @@ from shared.modelfile import (
     check_record,
     sha256_of,
 )
-from shared.options import parse_options
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The registration check of custom models is bounded and refuses what cannot load.
 
-``POST /v1/models`` checks a client's file with shared/onnxproto.py. Issue 29: a file of
+``POST /v1/models`` checks a client's file with shared/onnx/proto.py. Issue 29: a file of
 the empty protobuf field ``0a 00`` repeated cost ~130 bytes of the API's memory per input
 byte (1.3 GB for 10 MB); these hold the check's own allocations to a few hundred kB
 whatever the file (tracemalloc, not a timing). And models that no worker can run (an
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import onnxproto
-from shared.modelfile import ModelFileError, check_io, mapped
+from shared.onnx import proto as onnxproto
+from shared.onnx.modelfile import ModelFileError, check_io, mapped
 from testkit import registration_graphs as graphs
 
 #: what the check may allocate (Python objects) on any input, file bytes not included

@@ -2,8 +2,8 @@
 
 Issue 29: a model with an unknown operator of a standard domain, an operator at an opset
 with no kernel, or an opset import ONNX Runtime does not know was registered (201), and
-every job on it then failed. The API checks the committed table shared/ort_ops.py
-(shared/onnxops.py); each case here is also loaded with the real onnxruntime, so that what
+every job on it then failed. The API checks the committed table shared/onnx/ort_ops.py
+(shared/onnx/ops.py); each case here is also loaded with the real onnxruntime, so that what
 the check refuses is what cannot load, and what it takes loads.
 """
 
@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from shared import onnxproto, ort_ops
-from shared.modelfile import ModelFileError, check_io
+from shared.onnx import ort_ops
+from shared.onnx import proto as onnxproto
+from shared.onnx.modelfile import ModelFileError, check_io
 from testkit import custom_graphs
 from testkit import registration_graphs as graphs
 

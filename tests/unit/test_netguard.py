@@ -12,8 +12,9 @@ import socket
 
 import pytest
 
-from shared import netaddress, netguard
 from shared.errors import UrlFetchFailed, UrlNotAllowed
+from shared.net import address as netaddress
+from shared.net import guard as netguard
 
 LOOPBACK_8 = (ipaddress.ip_network("127.0.0.0/8"),)
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from shared.contract.options import OPTION_NAMES, Options, options_schema, parse_options
+from shared.contract.optionvalues import Box, Margin
 from shared.errors import InvalidOption
-from shared.options import OPTION_NAMES, Options, options_schema, parse_options
-from shared.optionvalues import Box, Margin
 
 # (values given, the stored form's fields that they change; position is always shown)
 ACCEPTED: list[tuple[dict[str, Any], dict[str, Any]]] = [

@@ -8,10 +8,10 @@ import typing
 import pytest
 from pydantic import ValidationError
 
+from shared.contract.options import Options, parse_options
+from shared.contract.settings import Settings, SettingsError, load_settings
+from shared.contract.shapes.records import Quality, QualityFlag
 from shared.errors import InvalidOption
-from shared.options import Options, parse_options
-from shared.settings import Settings, SettingsError, load_settings
-from shared.shapes.records import Quality, QualityFlag
 from worker.engine import quality
 from worker.outcome import quality_fields
 

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from shared.netaddress import allow_hint
-from shared.settings import parse_api_keys
+from shared.contract.settings import parse_api_keys
+from shared.net.address import allow_hint
 from tests.conftest import ROOT
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from shared.contract.options import Options, parse_options
 from shared.errors import InvalidOption
-from shared.options import Options, parse_options
 from worker.engine.refine import (
     RefineParams,
     fuse,
@@ -257,11 +257,11 @@ def test_any_mode_is_refined_as_its_rgb_conversion(mode: str) -> None:
 
 def test_refines_work_arrays_do_not_grow_with_the_photo() -> None:
     """The numpy arrays refine allocates (the coarse grid, one strip, the row-narrowed
-    copy) stay within what shared/limits.py counts for refine at 12 MP, far below a
+    copy) stay within what shared/contract/limits.py counts for refine at 12 MP, far below a
     per-pixel cost (the pipeline before peaked at 262 MB of them here; this one ~70 MB)."""
     import tracemalloc
 
-    from shared.limits import REFINE_BYTES, REFINE_BYTES_PER_SIDE
+    from shared.contract.limits import REFINE_BYTES, REFINE_BYTES_PER_SIDE
 
     width, height = 4000, 3000
     image = Image.new("RGB", (width, height), tuple(int(c) for c in BG))

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cutout.cli import build_parser, main
-from shared.options import SCORES, Options
+from shared.contract.options import SCORES, Options
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_an_unknown_score_level_is_a_usage_error(
 
 @pytest.mark.parametrize("command", ["remove", "submit"])
 def test_every_option_is_a_flag(command: str) -> None:
-    """An option added to shared.options without its flag would be out of reach of the
+    """An option added to shared.contract.options without its flag would be out of reach of the
     command line (``--score`` was, at first)."""
     [commands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     sub = commands.choices[command]

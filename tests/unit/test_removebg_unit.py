@@ -14,6 +14,7 @@ from api.app import create_app
 from api.removebg import InvalidBase64, _decode_b64, error_response, removebg_status
 from api.removebg_params import parse_bg_color, removebg_options
 from api.removebg_request import RemoveBgRequest
+from shared.contract.settings import load_settings
 from shared.errors import (
     InvalidImage,
     InvalidOption,
@@ -23,7 +24,6 @@ from shared.errors import (
     Unauthorized,
     Unavailable,
 )
-from shared.settings import load_settings
 
 
 def test_defaults_are_removebgs_preview_png() -> None:

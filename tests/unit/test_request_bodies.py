@@ -1,7 +1,7 @@
 """The refusals of malformed JSON request bodies, pinned word for word: `POST /v1/jobs`
 through the app (built against addresses nothing listens on: each refusal here comes
 before any server is needed) and `POST /v1/batches` through its parser. The bodies are
-validated by the models of shared/shapes/requests.py; their codes, messages and `field`
+validated by the models of shared/contract/shapes/requests.py; their codes, messages and `field`
 are the API's contract."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from flask import Flask
 
 from api.app import create_app
 from api.batches.parsing import parse_json
+from shared.contract.settings import load_settings
 from shared.errors import CutoutError
-from shared.settings import load_settings
 
 URL = "https://images.example.com/a.jpg"
 JOB_MEMBERS = "image_url, metadata, options, upload_key, webhook_url"

@@ -1,4 +1,4 @@
-"""One policy for CUTOUT_REDIS_URL (shared/settings.py ``NEEDS_REDIS``): the API and the
+"""One policy for CUTOUT_REDIS_URL (shared/contract/settings.py ``NEEDS_REDIS``): the API and the
 worker cannot run without it, and a missing one stops them at start the way a wrong value
 does, with the same message, whichever way they start (create_app, create_worker_app;
 the command line: tests/integration/test_required_settings_start.py); no process falls
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.settings import SettingsError, load_settings
+from shared.contract.settings import SettingsError, load_settings
 
 # no server answers here: nothing may connect before the check
 NOWHERE = {"CUTOUT_S3_ENDPOINT_URL": "http://127.0.0.1:1"}

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from api.batches import pages
+from shared.contract.shapes.records import BatchRecord
 from shared.errors import InvalidRequest
 from shared.ids import new_id
-from shared.shapes.records import BatchRecord
 
 
 class _Scored:

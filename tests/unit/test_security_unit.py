@@ -17,8 +17,8 @@ from PIL import GifImagePlugin, TiffImagePlugin
 from api.idempotency import _KEY_RE, redis_key, request_fingerprint
 from api.intake import check_image
 from api.ratelimit import Decision
+from shared.contract.settings import load_settings
 from shared.errors import CutoutError
-from shared.settings import load_settings
 from tests.corpus.make import BY_NAME, CASES, MAX_PIXELS, MAX_SIDE, multipart_body
 from worker.engine.imageio import decode_image
 

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from redis.sentinel import SentinelConnectionPool
 
-from shared import sentinel
-from shared.redis_errors import connect
-from shared.settings import SettingsError, load_settings
-from shared.tasks import celery_config
+from shared.contract.settings import SettingsError, load_settings
+from shared.contract.tasks import celery_config
+from shared.redis import sentinel
+from shared.redis.errors import connect
 
 URL = "sentinel://:p%40ss@10.0.0.1:26379;sentinel://10.0.0.2:26380;sentinel://10.0.0.3/2"
 

@@ -2,7 +2,7 @@
 
 A wrong value names its variable, the value and what is expected (never Python's own
 ``invalid literal for int()``); a variable no part of Cutout reads (a typo) is warned
-about once, naming the closest known setting (shared/envcheck.py).
+about once, naming the closest known setting (cutout/envcheck.py).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import envcheck
-from shared.settings import _PARSERS, PREFIX, SettingsError, load_settings
+from cutout import envcheck
+from shared.contract.settings import _PARSERS, PREFIX, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON_INTERNALS = ("invalid literal", "could not convert", "base 10", "Traceback")

@@ -1,4 +1,4 @@
-"""The shapes of shared/shapes: stored records → public JSON, the strict OpenAPI schemas
+"""The shapes of shared/contract/shapes: stored records → public JSON, the strict OpenAPI schemas
 generated from them, and the conformance check that holds every API response to them."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from flask import Flask, Response
 
 from api.openapi import doc
-from shared.shapes import BatchRecord, JobRecord, decode, encode, public_batch, public_job
-from shared.shapes.openapi import component_schemas
+from shared.contract.shapes import BatchRecord, JobRecord, decode, encode, public_batch, public_job
+from shared.contract.shapes.openapi import component_schemas
 from tests import openapi_conformance
 
 RECORD: dict[str, Any] = {
@@ -149,7 +149,7 @@ def test_conformance_check_catches_a_nonconforming_response() -> None:
 
 
 def test_schemas_markdown_has_a_table_per_shape() -> None:
-    from shared.shapes.markdown import ORDER, shapes_markdown
+    from shared.contract.shapes.markdown import ORDER, shapes_markdown
 
     text = shapes_markdown()
     for name in ORDER:
@@ -189,7 +189,7 @@ def test_webhook_event_bodies_match_the_documented_webhooks() -> None:
     from jsonschema import Draft202012Validator
 
     from api import openapi
-    from shared.webhooks import event_body
+    from shared.net.webhooks import event_body
 
     app = Flask(__name__)
     app.register_blueprint(openapi.bp)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cutout.commands.up import _stage
-from shared.settings import load_settings
+from shared.contract.settings import load_settings
 from worker.engine.fast import fast_paths
 from worker.health import Publisher
 from worker.warmup import fast_prospect, wait_for_warmer

@@ -1,6 +1,6 @@
 """TLS settings: the files reach every Redis URL's query, and the settings check names
 the variable of a file that is missing, unreadable or not what it should be, before
-anything starts (shared/tls.py). The real servers are tests/integration/test_redis_tls.py.
+anything starts (shared/redis/tls.py). The real servers are tests/integration/test_redis_tls.py.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import redis
 
+from shared.contract.settings import SettingsError, load_settings
 from shared.errors import Unavailable
-from shared.redis_errors import redis_errors
-from shared.settings import SettingsError, load_settings
-from shared.tls import redacted, tls_url
+from shared.redis.errors import redis_errors
+from shared.redis.tls import redacted, tls_url
 from testkit.tls import TlsFiles, make_tls_files
 
 URL = "rediss://cutout:s3cret@redis.internal:6380/0"

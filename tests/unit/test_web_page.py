@@ -18,7 +18,7 @@ from flask import Flask
 
 from api import web
 from api.app import create_app
-from shared.settings import load_settings
+from shared.contract.settings import load_settings
 from worker.engine.quality import FLAGS
 
 STATIC = Path(web.__file__).resolve().parent / "static"

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from shared import webhooks, webhooksecrets
 from shared.errors import Unavailable
+from shared.net import webhooks
+from shared.stores import webhooksecrets
 
 
 def test_new_secret_shape() -> None:

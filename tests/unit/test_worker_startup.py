@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.settings import Settings
+from shared.contract.settings import Settings
 from worker.startup import Pool, StartRefused, celery_argv, choose_pool
 
 

@@ -4,10 +4,10 @@ Local store (``cutout tune``, ``cutout models add``): ``<home>/custom/<name>.onn
 its record ``<name>.json``. A file is only loaded when its sha256 equals the record's.
 
 Served models (``POST /v1/models``): the record lives in Redis and the file in the
-service's bucket (:mod:`shared.modelstore`); a worker streams it on first use into
+service's bucket (:mod:`shared.stores.models`); a worker streams it on first use into
 ``<home>/registry/<sha256>.onnx`` (content-addressed, so a re-registered name never
 meets a stale copy), verifies the sha256 before and after caching, and never loads a file
-that does not match (:class:`~shared.modelfile.ModelIntegrityError`). A job serves the
+that does not match (:class:`~shared.onnx.modelfile.ModelIntegrityError`). A job serves the
 sha256 it was submitted with. The cache is bounded (:class:`ModelCache`).
 """
 
@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from shared.atomicfile import atomic_file, atomic_write
 from shared.errors import CutoutError, InvalidModel
-from shared.modelfile import (
+from shared.onnx.modelfile import (
     ModelFileError,
     ModelIntegrityError,
     UnknownModel,
@@ -265,7 +265,7 @@ class RegistryResolver(CustomModels):
         max_bytes: int = CACHE_BYTES,
     ) -> None:
         self.home = Path(home)
-        self.registry = registry  # shared.modelstore.ModelRegistry
+        self.registry = registry  # shared.stores.models.ModelRegistry
         self.cache = ModelCache(self.home, max_files, max_bytes)
         self._pruned_at = 0.0
 

@@ -16,8 +16,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from shared.limits import DEFAULT_LIMITS, Limits, check_options
-from shared.options import Options
+from shared.contract.limits import DEFAULT_LIMITS, Limits, check_options
+from shared.contract.options import Options
 from worker.engine import quality, stages
 from worker.engine.batching import BatchCollector, symbolic_batch
 from worker.engine.custom import LRU, CustomModels, LocalResolver
@@ -328,7 +328,7 @@ class Engine:
         background: bytes | None = None,
     ) -> Result:
         """Decode ``data``, render it with ``options``, encode it, within ``limits`` (the
-        settings, shared/limits.py; their defaults when not given).
+        settings, shared/contract/limits.py; their defaults when not given).
 
         ``background``: the bytes of ``bg_image_url`` / ``bg_upload_key``, decoded under
         the same limits as the input. Raises InvalidImage, UnsupportedFormat,

@@ -4,7 +4,7 @@ Why this toolkit (docs/fast.md, which has the measurements): NNCF's
 post-training int8 quantization of u2net run by OpenVINO is 2.1–2.4× faster than ONNX
 Runtime fp32 for about −0.002 IoU; ONNX Runtime's static QDQ int8 gives about 2× for
 −0.009 IoU, over our 0.005 limit. u2netp does not survive int8 (``fast`` is refused for it
-in :func:`shared.options.parse_options`).
+in :func:`shared.contract.options.parse_options`).
 
 The fast model is never downloaded: :func:`build_fast_model` makes it from the pinned
 ``u2net.onnx`` (sha256-verified by :func:`~worker.engine.models.ensure_model`), calibrated

@@ -3,7 +3,7 @@
 Decoding checks, in order: the format sniffed from the first bytes (JPEG, PNG, WebP, GIF,
 BMP, TIFF; anything else is ``unsupported_format``), then the dimensions in the header
 against the limits (``image_too_large``) before any pixel is decoded (these two are
-shared/imagecheck.py, the API's own checks), then the full decode (a truncated or
+shared/contract/imagecheck.py, the API's own checks), then the full decode (a truncated or
 corrupt file is ``invalid_image``). Pillow is only asked to open
 the sniffed format, its decompression-bomb guard stays on, and no raw Pillow exception
 leaves this module.
@@ -27,9 +27,9 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image, ImageOps
 
-from shared import imagecheck
+from shared.contract import imagecheck
+from shared.contract.imagecheck import check_dimensions
 from shared.errors import ImageTooLarge, InvalidImage
-from shared.imagecheck import check_dimensions
 
 PNG_COMPRESS_LEVEL = 1
 WEBP_QUALITY = 90

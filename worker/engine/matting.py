@@ -7,7 +7,7 @@ pixel (~30 GB on a 12 MP photo). Yet only the trimap's unknown pixels (the band 
 erosion leaves around the mask's edge) are solved for, every known pixel keeps its
 trimap value, and the Laplacian couples a pixel only to pixels within 2 of it (its 3×3
 windows). So we solve the band a box at a time, each box within
-:data:`shared.limits.MATTING_BOX_BYTES` by :func:`box_bytes`:
+:data:`shared.contract.limits.MATTING_BOX_BYTES` by :func:`box_bytes`:
 
 - a picture whose whole solve fits that is solved whole, exactly as rembg does (the same
   arrays, the same output bytes);
@@ -24,7 +24,7 @@ windows). So we solve the band a box at a time, each box within
 - a box without a single known pixel keeps the mask as alpha and the photo's colours.
 
 Memory so follows one box and a few bytes per pixel (the trimap, the coarse alpha and the
-RGBA result), not the picture (shared/limits.py counts it; bench/matting.py measures how
+RGBA result), not the picture (shared/contract/limits.py counts it; bench/matting.py measures how
 close the result is to the whole-picture solve, and the cost).
 """
 
@@ -36,7 +36,7 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image
 
-from shared.limits import MATTING_BOX_BYTES
+from shared.contract.limits import MATTING_BOX_BYTES
 
 log = logging.getLogger("cutout.engine")
 

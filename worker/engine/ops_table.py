@@ -1,4 +1,4 @@
-"""Writes shared/ort_ops.py: the operators the installed ONNX Runtime's CPU build can run.
+"""Writes shared/onnx/ort_ops.py: the operators the installed ONNX Runtime's CPU build can run.
 
 ``POST /v1/models`` must refuse a model no worker can load (an unknown operator, one at an
 opset that has no kernel, an opset ONNX Runtime does not know), but the API image has
@@ -23,14 +23,14 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-#: the domains the API lets a model use (shared/onnxproto.py DOMAINS; "ai.onnx" is "")
+#: the domains the API lets a model use (shared/onnx/proto.py DOMAINS; "ai.onnx" is "")
 DOMAINS = ("", "ai.onnx.ml", "com.microsoft")
 PROVIDER = "CPUExecutionProvider"
 #: operators ONNX Runtime resolves while loading, with no kernel: a Constant node becomes an
 #: initializer (in subgraphs too)
 RESOLVED_AT_LOAD = frozenset({("", "Constant")})
 _OPEN = 2**31 - 1  # a kernel's end version when it has none
-TARGET = Path(__file__).resolve().parents[2] / "shared" / "ort_ops.py"
+TARGET = Path(__file__).resolve().parents[2] / "shared" / "onnx" / "ort_ops.py"
 
 Ranges = tuple[tuple[int, int], ...]
 
@@ -93,7 +93,7 @@ def _merged(versions: list[int]) -> Ranges:
 
 
 def render() -> str:
-    """The text of shared/ort_ops.py for the installed onnxruntime and onnx."""
+    """The text of shared/onnx/ort_ops.py for the installed onnxruntime and onnx."""
     import onnx
     import onnxruntime
 
@@ -103,7 +103,7 @@ def render() -> str:
         f"From onnxruntime {onnxruntime.__version__} and onnx {onnx.__version__}.",
         "",
         "The operators the workers' ONNX Runtime CPU build can load, checked by",
-        "shared/onnxops.py when a model is registered: per domain, operator -> the opset",
+        "shared/onnx/ops.py when a model is registered: per domain, operator -> the opset",
         "versions of the domain (first, last) at which it loads; and per domain the highest",
         'opset import ONNX Runtime accepts. Regenerate after changing onnxruntime."""',
         "",

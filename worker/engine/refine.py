@@ -29,7 +29,7 @@ the full-size photo is read, and the RGBA result written, a strip of :data:`STRI
 pixels at a time (~150 bytes per strip pixel, ~40 MB), so beyond the RGBA result (which
 replaces the plain cutout's) the work adds ~80 MB, and, while the coarse grid is made, a
 copy of the photo narrowed to 640 columns (12 bytes × 640 per row of the shorter side:
-~54 MB at 50 MP). shared/limits.py counts exactly that.
+~54 MB at 50 MP). shared/contract/limits.py counts exactly that.
 """
 
 from __future__ import annotations

@@ -32,10 +32,10 @@ from typing import Any
 
 from PIL import Image, ImageFilter
 
+from shared.contract.options import Options
+from shared.contract.optionvalues import Box as Region
+from shared.contract.optionvalues import Margin
 from shared.errors import CutoutError
-from shared.options import Options
-from shared.optionvalues import Box as Region
-from shared.optionvalues import Margin
 from worker.engine.compose import (
     alpha_of,
     apply_background,

@@ -2,7 +2,7 @@
 /v1/jobs/{id}/mask, docs/api.md "Corrected masks"): :func:`rerender`.
 
 No model runs. The input is decoded and fitted exactly as :meth:`Engine.process` does
-(worker/engine/stages.py), the mask is checked (shared/maskcheck.py), decoded to grey and
+(worker/engine/stages.py), the mask is checked (shared/contract/maskcheck.py), decoded to grey and
 scaled with LANCZOS to the processed image, as the engine scales the model's 320x320 mask
 (worker/engine/families.py), and it takes the model's mask's place in the catalogue's
 whole path: ``post_process``, ``roi``, ``alpha_matting``, ``crop``/``margin``/
@@ -16,9 +16,9 @@ it is, and only refine's colour decontamination is done again, at the mask's new
 nearby foreground colour where α is small, exactly as worker/engine/refine.py does in
 its band. A hard-edged mask (only 0 and 255) keeps the photo's colours.
 
-Memory: the job's own (shared/limits.py), plus the mask's decode (at most RGBA at its
+Memory: the job's own (shared/contract/limits.py), plus the mask's decode (at most RGBA at its
 own size), its grey channel at the processed size and at the input's (the copy that is
-stored): shared/maskcheck.py counts them before anything is decoded.
+stored): shared/contract/maskcheck.py counts them before anything is decoded.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import time
 import numpy as np
 from PIL import Image
 
-from shared import maskcheck
+from shared.contract import maskcheck
+from shared.contract.limits import Limits, check_options
+from shared.contract.options import Options
 from shared.errors import CutoutError
-from shared.limits import Limits, check_options
-from shared.options import Options
 from worker.engine import stages
 from worker.engine.imageio import decode_image, row_strips
 from worker.engine.refine import (
@@ -58,7 +58,7 @@ def grey_of(image: Image.Image) -> Image.Image:
 def decode_mask(
     data: bytes, input_size: tuple[int, int], options: Options, limits: Limits
 ) -> Image.Image:
-    """The corrected mask's bytes, checked (shared/maskcheck.py) against an input of
+    """The corrected mask's bytes, checked (shared/contract/maskcheck.py) against an input of
     ``input_size``, decoded to grey at its own size. Raises InvalidImage,
     UnsupportedFormat, ImageTooLarge, MaskSizeMismatch (each naming the mask)."""
     maskcheck.check_mask(data, input_size, options, limits)

@@ -12,8 +12,8 @@ from typing import Any
 
 from PIL import Image
 
-from shared.limits import Limits, check_input
-from shared.options import Options
+from shared.contract.limits import Limits, check_input
+from shared.contract.options import Options
 from worker.engine import quality, render
 from worker.engine.imageio import decode_image
 

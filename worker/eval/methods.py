@@ -26,8 +26,8 @@ import dataclasses
 import re
 from typing import Any
 
+from shared.contract.options import ModelCheck, Options, parse_options
 from shared.errors import InvalidOption
-from shared.options import ModelCheck, Options, parse_options
 
 BASELINES = ("grabcut",)
 REFINEMENTS = ("guided",)

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from PIL import Image
 
+from shared.contract.options import Options
 from shared.errors import CutoutError
-from shared.options import Options
 from worker.eval.grabcut import grabcut_mask
 from worker.eval.manifest import Item
 from worker.eval.methods import Method

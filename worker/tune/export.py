@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import torch
 
-from shared.modelfile import INPUT, OUTPUTS, check_io
+from shared.onnx.modelfile import INPUT, OUTPUTS, check_io
 from worker.tune.net import U2Net
 
 #: largest absolute difference allowed between ONNX Runtime's and torch's sigmoid outputs

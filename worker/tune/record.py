@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared.modelfile import sha256_of
+from shared.onnx.modelfile import sha256_of
 from worker.engine.models import get_spec
 from worker.tune.gate import Verdict
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.modelfile import check_name
+from shared.onnx.modelfile import check_name
 from worker.engine.custom import LocalModels
 from worker.engine.models import ensure_model
 from worker.eval.manifest import Item, load_manifest

@@ -279,6 +279,8 @@ class Options(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _whole(cls, data: Any, handler: ModelWrapValidatorHandler[Options]) -> Options:
+        if isinstance(data, cls):
+            return data  # validated when made (and frozen): its rules have run once
         known = not isinstance(data, Mapping) or all(key in cls.model_fields for key in data)
         try:
             options = handler(data) if known else None

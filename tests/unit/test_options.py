@@ -535,3 +535,19 @@ def test_stored_forms_validate_against_the_schema() -> None:
             continue
         # what a job object shows (its options) is what the document promises
         assert not list(validator.iter_errors(options.stored())), options.stored()
+
+
+def test_an_options_value_validated_again_is_unchanged() -> None:
+    """A model that holds an ``Options`` validates it again: scale with position
+    ``original`` must not be centred the second time (remove.bg's rule runs once)."""
+    from pydantic import BaseModel
+
+    class Holder(BaseModel):
+        options: Options
+
+    kept = parse_options({"scale": "50%", "position": "original"})
+    assert kept.position is None
+    assert Options.model_validate(kept) == kept
+    assert Holder(options=kept).options == kept
+    centred = parse_options({"scale": "50%"})
+    assert Holder(options=centred).options.position == centred.position

@@ -12,7 +12,7 @@ remove.bg's parameter.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal, get_args
 
 from PIL import ImageColor
 
@@ -32,7 +32,8 @@ SIZES: dict[str, float] = {
     "auto": 25.0,
     "50mp": 50.0,
 }
-TYPES = {
+#: remove.bg's ``type`` values: accepted, answered in ``X-Type``, no effect on the pixels
+RemoveBgType = Literal[
     "auto",
     "person",
     "product",
@@ -44,8 +45,10 @@ TYPES = {
     "graphic",
     "graphics",
     "other",
-}
-TYPE_LEVELS = {"none", "1", "2", "latest"}
+]
+RemoveBgTypeLevel = Literal["none", "1", "2", "latest"]
+TYPES = frozenset(get_args(RemoveBgType))
+TYPE_LEVELS = frozenset(get_args(RemoveBgTypeLevel))
 FORMATS = {"auto": None, "png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp", "zip": "zip"}
 SOURCES = ("image_file", "image_file_b64", "image_url")
 # remove.bg's name → ours, for those that only change name

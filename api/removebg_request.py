@@ -28,7 +28,13 @@ from pydantic import (
 )
 from pydantic.json_schema import GenerateJsonSchema, SkipJsonSchema
 
-from api.removebg_params import SOURCES, is_given, removebg_options
+from api.removebg_params import (
+    SOURCES,
+    RemoveBgType,
+    RemoveBgTypeLevel,
+    is_given,
+    removebg_options,
+)
 from shared.contract.options import Options, options_schema
 from shared.contract.optionvalues import Box, Colour, Margin, Position, parse_bool
 from shared.errors import InvalidRequest
@@ -62,20 +68,8 @@ class RemoveBgRequest(BaseModel):
     size: Literal["preview", "small", "regular", "medium", "hd", "full", "4k", "auto", "50mp"] = (
         Field(default="preview", description="caps the megapixels of the result")
     )
-    type: Literal[
-        "auto",
-        "person",
-        "product",
-        "animal",
-        "car",
-        "car_interior",
-        "car_part",
-        "transportation",
-        "graphic",
-        "graphics",
-        "other",
-    ] = Field(default="auto", description="accepted; answered in X-Type")
-    type_level: Literal["none", "1", "2", "latest"] = "1"
+    type: RemoveBgType = Field(default="auto", description="accepted; answered in X-Type")
+    type_level: RemoveBgTypeLevel = "1"
     format: Literal["auto", "png", "jpg", "jpeg", "webp", "zip"] = Field(
         default="auto", description="auto: JPG where the result is opaque, else PNG"
     )

@@ -42,6 +42,8 @@ SETTINGS: dict[str, list[str]] = {
         "--distill", "0", "--swap", "0.3", "--tolerance-iou", "0.005", "--tolerance-bf1", "0.01",
     ],
     "after": [],
+    # the base's own map as the target within 3 px of the mask's edge, up to 4 epochs
+    "edge": ["--edge-distill", "1", "--epochs", "4"],
 }  # fmt: skip
 MEASURES = ("iou", "boundary_f1")
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from cutout.commands import folder_path, settings_or_exit
-from worker.tune.config import TuneConfig
+from worker.tune.config import LAYERS, TuneConfig
 from worker.tune.gate import Tolerance
 
 #: the pulls toward the base and the augmentation: (flag, metavar, help, what it is)
@@ -78,10 +78,11 @@ def _training_flags(parser: argparse.ArgumentParser) -> None:
     """What is trained and how: layers, epochs, the pulls toward the base, the device."""
     parser.add_argument(
         "--layers",
-        choices=("head", "decoder", "all"),
+        choices=LAYERS,
         default="decoder",
         help="what is trained: head (the side outputs and fusion: the "
-        "'last layer'), decoder (+ the decoder stages), all (default decoder)",
+        "'last layer'), last (+ the last decoder stage), decoder (+ all five decoder "
+        "stages), all (default decoder)",
     )
     parser.add_argument(
         "--epochs",
@@ -97,6 +98,16 @@ def _training_flags(parser: argparse.ArgumentParser) -> None:
             f"--{flag}", type=float, default=default, metavar=metavar,
             help=f"{help_text} ({what + '; ' if what else ''}{default:g})",
         )  # fmt: skip
+    edge = TuneConfig.edge_distill
+    parser.add_argument(
+        "--edge-distill",
+        type=float,
+        default=edge,
+        metavar="W",
+        help="the base's share of the target within 3 px (of the 320 px map) of the mask's "
+        "edge: 1 keeps the base's own edges and learns only the gross errors "
+        f"({'as --distill' if edge is None else f'{edge:g}'})",
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
@@ -142,6 +153,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--l2sp must be ≥ 0, --ema in [0, 1)"
     if not (0 <= args.distill <= 1 and 0 <= args.swap <= 1):
         return "--distill and --swap must be in [0, 1]"
+    if args.edge_distill is not None and not 0 <= args.edge_distill <= 1:
+        return "--edge-distill must be in [0, 1]"
     if args.max_steps is not None and args.max_steps < 1:
         return "--max-steps must be ≥ 1"
     return None
@@ -179,6 +192,7 @@ def handler(args: argparse.Namespace) -> int:
         l2sp=args.l2sp,
         ema=args.ema,
         distill=args.distill,
+        edge_distill=args.edge_distill,
         swap=args.swap,
         device=args.device,
         seed=args.seed,

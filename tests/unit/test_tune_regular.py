@@ -131,3 +131,14 @@ def test_distillation_takes_a_weight_per_pixel() -> None:
     assert torch.allclose(distilled(mask, teacher, share), torch.tensor([1.0, 0.7, 0.0]))
     with pytest.raises(ValueError, match="distillation"):
         distilled(mask, teacher, torch.tensor([0.5, 1.5, 0.0]))
+
+
+def test_cli_takes_edge_distill_and_refuses_it_out_of_range(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from cutout.cli import build_parser, main
+
+    base = ["tune", "--manifest", str(tmp_path / "m.csv"), "--base", "u2netp", "--name", "n"]
+    args = build_parser().parse_args([*base, "--edge-distill", "1", "--layers", "last"])
+    assert (args.edge_distill, args.layers) == (1.0, "last")
+    assert build_parser().parse_args(base).edge_distill is None  # default: as --distill
+    assert main([*base, "--edge-distill", "1.5"]) == 2
+    assert "--edge-distill must be in [0, 1]" in capsys.readouterr().err

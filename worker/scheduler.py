@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.contract.tasks import PROCESS_JOB
 from shared.errors import CutoutError
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cutout.scheduler")
 
 HEARTBEAT_EVERY = 5.0
+#: seconds before retention entries whose objects could not be deleted are tried again
+EXPIRE_RETRY_SECONDS = 60.0
 
 
 def _rss() -> int:
@@ -111,15 +113,27 @@ class Scheduler(threading.Thread):
         job are listed in a sorted set by expiry time (shared/stores/jobs.py).
         """
         removed = 0
-        for entry in self.store.pop_expired():
-            tenant, job_id = entry["tenant"], entry["job"]
-            if job_id:  # None: an upload slot that no job took up in time
-                for prefix in job_prefixes(tenant, job_id):
-                    removed += self.ctx.storage.delete_prefix(prefix)
-            if entry.get("input") and is_upload_of(entry["input"], tenant):
-                removed += self.ctx.storage.delete_prefix(entry["input"])
+        entries = self.store.pop_expired()
+        for done, entry in enumerate(entries):
+            try:
+                removed += self._delete_stored(entry)
+            except Exception:
+                # storage is down: this entry and the rest are due again later, so their
+                # objects are still deleted once it is back (popped, they were forgotten)
+                self.store.sweeps.put_back_expired(entries[done:], EXPIRE_RETRY_SECONDS)
+                raise
         if removed:
             log.info("retention: deleted stored objects", extra={"objects": removed})
+        return removed
+
+    def _delete_stored(self, entry: dict[str, Any]) -> int:
+        """The stored objects of one expired entry: its job's, and its upload's if any."""
+        removed, tenant, job_id = 0, entry["tenant"], entry["job"]
+        if job_id:  # None: an upload slot that no job took up in time
+            for prefix in job_prefixes(tenant, job_id):
+                removed += self.ctx.storage.delete_prefix(prefix)
+        if entry.get("input") and is_upload_of(entry["input"], tenant):
+            removed += self.ctx.storage.delete_prefix(entry["input"])
         return removed
 
     def stop(self) -> None:

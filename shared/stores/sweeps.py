@@ -18,7 +18,7 @@ import json
 import time
 from typing import Any
 
-from shared.stores.jobs import PREFIX, PROCESSING_KEY, QUEUED_KEY
+from shared.stores.jobs import EXPIRY_KEY, PREFIX, PROCESSING_KEY, QUEUED_KEY
 from shared.stores.redisops import RedisOps, translated
 
 DUE_KEY = f"{PREFIX}due"
@@ -53,6 +53,14 @@ class SweepState(RedisOps):
     def put_back_due(self, raw: str, delay: float) -> None:
         """Return a taken entry to the delay set, due in ``delay`` seconds."""
         self.r.zadd(DUE_KEY, {raw: time.time() + delay})
+
+    @translated
+    def put_back_expired(self, entries: list[dict[str, Any]], delay: float) -> None:
+        """Return taken retention entries (``pop_expired``) whose objects were not deleted,
+        due again in ``delay`` seconds: storage being down must not forget them."""
+        if entries:
+            due = time.time() + delay
+            self.r.zadd(EXPIRY_KEY, {json.dumps(e, separators=(",", ":")): due for e in entries})
 
     # -- sweeps -------------------------------------------------------------------------
 

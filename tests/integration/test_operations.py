@@ -7,6 +7,8 @@ import re
 import time
 from types import SimpleNamespace
 
+import pytest
+
 from shared.contract.settings import load_settings
 from shared.ids import new_id, now_iso
 from shared.s3.storage import input_key, output_key
@@ -97,3 +99,58 @@ def test_retention_deletes_records_and_stored_bytes(redis_url, storage, service_
         return False
 
     wait_for(lambda: gone(in_key) and gone(out_key), 30)
+
+
+def test_retention_keeps_what_storage_could_not_delete_and_deletes_it_later(
+    redis_dbs, storage, service_env
+) -> None:
+    """Storage down during a retention pass: the expired entries go back to the expiry
+    set, and the next pass, with storage back, deletes the objects (popped and dropped,
+    they were kept forever)."""
+    from cutout.stack import free_port
+    from shared.errors import CutoutError, NotFound
+    from shared.s3.storage import S3Storage
+    from shared.stores.jobs import EXPIRY_KEY
+
+    settings = load_settings(service_env)
+    store = RedisWorkerStore.from_url(redis_dbs.take(), retention=1)  # no worker reads it
+    store.r.flushdb()
+    keys = []
+    for _ in range(3):
+        job_id = new_id("job")
+        in_key = input_key("t8", job_id)
+        storage.put(in_key, b"input", "image/jpeg")
+        keys.append(in_key)
+        store.create_job(
+            {
+                "id": job_id,
+                "tenant": "t8",
+                "status": "succeeded",
+                "created_at": now_iso(),
+                "input_key": in_key,
+            }
+        )
+    due_now = dict.fromkeys(store.r.zrange(EXPIRY_KEY, 0, -1), 0)
+    assert len(due_now) == 3
+    store.r.zadd(EXPIRY_KEY, due_now)
+    # nothing listens on this port: every delete fails as a stopped S3 server does
+    down = S3Storage(
+        f"http://127.0.0.1:{free_port()}", "cutout-test", connect_timeout=1, max_attempts=1
+    )
+    ctx = SimpleNamespace(settings=settings, store=store, storage=down, app=None, _engine=None)
+    with pytest.raises(CutoutError):  # the pass fails; the scheduler's loop logs it
+        Scheduler(ctx).expire()
+    assert store.r.zcard(EXPIRY_KEY) == 3
+    assert all(storage.head(key)["bytes"] == 5 for key in keys)
+
+    assert set(store.r.zrange(EXPIRY_KEY, 0, -1)) == set(due_now)  # the same entries
+    store.r.zadd(EXPIRY_KEY, due_now)  # due again now rather than in a minute
+    ctx.storage = storage
+    assert Scheduler(ctx).expire() >= 3
+    assert store.r.zcard(EXPIRY_KEY) == 0
+    for key in keys:
+        try:
+            storage.get(key)
+        except NotFound:
+            continue
+        raise AssertionError(f"{key} was kept after its retention")

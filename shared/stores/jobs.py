@@ -31,7 +31,7 @@ from shared.contract.shapes.records import encode as _encode
 from shared.redis.errors import connect
 from shared.redis.errors import redis_errors as _translated  # the one translation
 from shared.s3.keys import is_upload
-from shared.stores.jobscripts import RESERVE, TRANSITION, UPDATE_EXISTING
+from shared.stores.jobscripts import RESERVE, TAKE_DUE, TRANSITION, UPDATE_EXISTING
 from shared.stores.jobscripts import Transition as Transition  # re-exported for its importers
 from shared.stores.jobscripts import script_args as _script_args
 from shared.stores.jobstore import JobStore as JobStore  # the port, re-exported for its importers
@@ -101,6 +101,7 @@ class RedisStore:
         self._transition = client.register_script(TRANSITION)
         self._reserve = client.register_script(RESERVE)
         self._update = client.register_script(UPDATE_EXISTING)
+        self._take_due = client.register_script(TAKE_DUE)
 
     @classmethod
     def from_url(cls, url: str, retention: int) -> RedisStore:
@@ -382,12 +383,8 @@ class RedisStore:
     def pop_expired(self, limit: int = 200) -> list[dict[str, Any]]:
         """Take up to ``limit`` expired jobs' storage entries (each returned to one caller)."""
         with _translated():
-            members = self.r.zrangebyscore(EXPIRY_KEY, "-inf", time.time(), start=0, num=limit)
-            taken = []
-            for member in members:
-                if self.r.zrem(EXPIRY_KEY, member):
-                    taken.append(json.loads(member))
-        return taken
+            members = self._take_due(keys=[EXPIRY_KEY], args=[time.time(), limit])
+        return [json.loads(member) for member in members]
 
     # -- misc ---------------------------------------------------------------------------
 

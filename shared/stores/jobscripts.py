@@ -214,3 +214,12 @@ UPDATE_EXISTING = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], unpack(ARGV)) end
 return 0
 """
+
+# KEYS: the expiry set. ARGV: now, limit. Takes the due entries (up to limit) out of the
+# set and returns them, in one step: each entry goes to one caller, in one round trip
+# (a range then one ZREM per entry was up to limit + 1 trips for every worker's pass).
+TAKE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+return due
+"""

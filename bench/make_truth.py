@@ -2,25 +2,21 @@
 
     python bench/make_truth.py [--out bench/out/truth] [--per-category 15] [--seed 14]
 
-Writes two splits, each a folder with ``manifest.csv`` in ``cutout eval``'s format
-(``image, mask, category, kind, source, license`` plus ``foreground``: the true
-foreground colour as an RGB PNG, meaningful where the mask is above 0):
+Writes two splits, ``tune/`` (the only set ``refine``'s settings were chosen on) and
+``heldout/`` (never tuned on: other seeds and background photographs), each a folder
+with ``manifest.csv`` in ``cutout eval``'s format (``image, mask, category, kind, source,
+license`` plus ``foreground``: the true foreground colour as an RGB PNG, meaningful where
+the mask is above 0).
 
-- ``tune/``: the only set ``refine``'s settings were chosen on;
-- ``heldout/``: never tuned on; other seeds AND other background photographs.
+Foregrounds are rendered here (4× supersampled: antialiased edges, truly partial thin
+strokes), coloured by fills, gradients, shading and textures cut from the backgrounds:
+scikit-image's sample photographs (licences per ``skimage.data``'s docstrings, recorded
+per item) or generated backdrops. ``I = αF + (1 − α)B`` in 8-bit sRGB, saved as JPEG
+quality 95; a product's drop shadow is part of the background.
 
-Every foreground is procedurally rendered here (4× supersampled, so edges are
-antialiased and thin strokes are genuinely partial alpha); colours come from flat fills,
-gradients, shading and textures cut from the background photographs. Backgrounds are
-scikit-image's bundled sample photographs (``pip install scikit-image``; licences per the
-docstrings of ``skimage.data``, recorded per item) or generated studio backdrops and
-textures. The composite is ``I = αF + (1 − α)B`` in 8-bit sRGB, saved as JPEG quality 95
-(as a shop's photo would be); a product's drop shadow is part of the background.
-
-Categories: ``products`` (bottles, boxes, balls, the skimage horse silhouette, shaded,
-with a drop shadow, on studio backdrops or photos), ``logos_graphics`` (flat shapes, rings
-and letters), ``low_contrast`` (the background pulled towards the object's edge colour),
-``hair`` (head-and-shoulders silhouettes with hundreds of sub-pixel strands).
+Categories: ``products`` (bottles, boxes, balls, skimage's horse; shaded, with a drop
+shadow), ``logos_graphics`` (flat shapes, rings, letters), ``low_contrast`` (background
+pulled towards the edge colour), ``hair`` (silhouettes with sub-pixel strands).
 """
 
 from __future__ import annotations

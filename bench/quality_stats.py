@@ -86,6 +86,51 @@ def cross_predictions(
     return out
 
 
+def _best_stump(
+    r: np.ndarray,
+    left: list[np.ndarray],
+    count: list[np.ndarray],
+    leaf: int,
+    monotone: Sequence[int] | None,
+    factor: np.ndarray,
+) -> tuple[int, int]:
+    """The feature and cut of the stump with the largest damped gain on the residuals
+    ``r`` that keeps ``leaf`` items a side and the feature's monotone sign; (-1, -1)
+    when none does."""
+    n = len(r)
+    total = r.sum()
+    best = (0.0, -1, -1)
+    for j in range(len(left)):
+        s_left = r @ left[j]
+        n_left = count[j]
+        ok = (n_left >= leaf) & (n - n_left >= leaf)
+        if monotone is not None and monotone[j]:
+            # the right side's mean minus the left's must have the constraint's sign
+            rise = (total - s_left) / np.maximum(n - n_left, 1) - s_left / np.maximum(n_left, 1)
+            ok &= rise * monotone[j] >= 0
+        gain = np.where(ok, s_left**2 / np.maximum(n_left, 1), 0.0) + np.where(
+            ok, (total - s_left) ** 2 / np.maximum(n - n_left, 1), 0.0
+        )
+        k = int(np.argmax(gain))
+        if ok[k] and gain[k] * factor[j] > best[0]:
+            best = (float(gain[k] * factor[j]), j, k)
+    return best[1], best[2]
+
+
+def _step_tables(
+    steps: list[dict[float, float]], offsets: np.ndarray
+) -> list[tuple[list[float], list[float]]]:
+    """Each feature's (thresholds, values) from its steps (left minus right) and offset."""
+    tables = []
+    for j in range(len(steps)):
+        thresholds = sorted(steps[j])
+        # value for v in (t[i-1], t[i]]: the offset plus every step whose threshold >= v
+        tail = np.cumsum([steps[j][t] for t in thresholds][::-1])[::-1]
+        values = [float(v) + offsets[j] for v in tail] + [float(offsets[j])]
+        tables.append((thresholds, values))
+    return tables
+
+
 def boost(
     x: np.ndarray,
     y: np.ndarray,
@@ -116,23 +161,7 @@ def boost(
     offsets = np.zeros(d)  # what every value of a feature gets (the right side's sum)
     for _ in range(rounds):
         r = y - pred
-        total = r.sum()
-        best = (0.0, -1, -1)
-        for j in range(d):
-            s_left = r @ left[j]
-            n_left = count[j]
-            ok = (n_left >= leaf) & (n - n_left >= leaf)
-            if monotone is not None and monotone[j]:
-                # the right side's mean minus the left's must have the constraint's sign
-                rise = (total - s_left) / np.maximum(n - n_left, 1) - s_left / np.maximum(n_left, 1)
-                ok &= rise * monotone[j] >= 0
-            gain = np.where(ok, s_left**2 / np.maximum(n_left, 1), 0.0) + np.where(
-                ok, (total - s_left) ** 2 / np.maximum(n - n_left, 1), 0.0
-            )
-            k = int(np.argmax(gain))
-            if ok[k] and gain[k] * factor[j] > best[0]:
-                best = (float(gain[k] * factor[j]), j, k)
-        _, j, k = best
+        j, k = _best_stump(r, left, count, leaf, monotone, factor)
         if j < 0:
             break
         goes_left = left[j][:, k]
@@ -142,14 +171,7 @@ def boost(
         t = float(cuts[j][k])
         steps[j][t] = steps[j].get(t, 0.0) + (a - b)
         offsets[j] += b
-    tables = []
-    for j in range(d):
-        thresholds = sorted(steps[j])
-        # value for v in (t[i-1], t[i]]: the offset plus every step whose threshold >= v
-        tail = np.cumsum([steps[j][t] for t in thresholds][::-1])[::-1]
-        values = [float(v) + offsets[j] for v in tail] + [float(offsets[j])]
-        tables.append((thresholds, values))
-    return {"base": base, "steps": tables}
+    return {"base": base, "steps": _step_tables(steps, offsets)}
 
 
 def boosted(model: dict, x: np.ndarray) -> np.ndarray:

@@ -47,6 +47,9 @@ PHOTOS = {
     ],
 }
 SEEDS = {"tune": 1, "heldout": 2}
+HAIR_COLOURS = (  # RGB 0..1, one drawn per ``hair`` item
+    [[0.25, 0.16, 0.1], [0.55, 0.4, 0.2], [0.1, 0.08, 0.07], [0.8, 0.65, 0.4], [0.6, 0.25, 0.12]]
+)
 
 
 def _photo(name: str) -> np.ndarray:
@@ -118,78 +121,80 @@ def _shaded(size: tuple[int, int], base: np.ndarray, rng: np.random.Generator) -
     return np.clip(field, 0, 1).astype(np.float32)
 
 
+Box = tuple[float, float, float, float]  # (w, h, cx, cy) of a product's frame
+
+
+def _bottle(d: ImageDraw.ImageDraw, s: int, box: Box, rng: np.random.Generator) -> None:
+    w, h, cx, cy = box
+    bw, bh = w * rng.uniform(0.18, 0.28), h * rng.uniform(0.5, 0.7)
+    top = cy - bh / 2
+    left, right = (cx - bw / 2) * s, (cx + bw / 2) * s
+    d.rounded_rectangle(
+        [left, (top + bh * 0.3) * s, right, (cy + bh / 2) * s], radius=bw * 0.3 * s, fill=255
+    )
+    nw = bw * 0.35
+    d.rectangle([(cx - nw / 2) * s, top * s, (cx + nw / 2) * s, (top + bh * 0.35) * s], fill=255)
+    d.ellipse([left, (top + bh * 0.15) * s, right, (top + bh * 0.45) * s], fill=255)
+
+
+def _box(d: ImageDraw.ImageDraw, s: int, box: Box, rng: np.random.Generator) -> None:
+    w, h, cx, cy = box
+    bw, bh = w * rng.uniform(0.35, 0.55), h * rng.uniform(0.35, 0.55)
+    tilt = rng.uniform(-0.3, 0.3)
+    cos, sin = math.cos(tilt), math.sin(tilt)
+    pts = []
+    for dx, dy in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+        x, y = dx * bw / 2, dy * bh / 2
+        pts.append(((cx + x * cos - y * sin) * s, (cy + x * sin + y * cos) * s))
+    d.polygon(pts, fill=255)
+
+
+def _ball(d: ImageDraw.ImageDraw, s: int, box: Box, rng: np.random.Generator) -> None:
+    w, h, cx, cy = box
+    r = min(w, h) * rng.uniform(0.2, 0.3)
+    d.ellipse([(cx - r) * s, (cy - r) * s, (cx + r) * s, (cy + r) * s], fill=255)
+
+
+def _mug(d: ImageDraw.ImageDraw, s: int, box: Box, rng: np.random.Generator) -> None:
+    w, h, cx, cy = box
+    bw, bh = w * rng.uniform(0.3, 0.4), h * rng.uniform(0.35, 0.45)
+    d.rounded_rectangle(
+        [(cx - bw / 2) * s, (cy - bh / 2) * s, (cx + bw / 2) * s, (cy + bh / 2) * s],
+        radius=bw * 0.08 * s,
+        fill=255,
+    )
+    hr = bh * 0.3
+    d.ellipse(
+        [(cx + bw / 2 - hr) * s, (cy - hr) * s, (cx + bw / 2 + hr) * s, (cy + hr) * s],
+        outline=255,
+        width=max(1, int(bw * 0.07 * s)),
+    )
+
+
+def _horse(d: ImageDraw.ImageDraw, s: int, box: Box, rng: np.random.Generator) -> None:
+    """skimage's horse silhouette (CC0, Andreas Preuss)."""
+    import skimage.data
+
+    w, h, cx, cy = box
+    horse = ~np.asarray(skimage.data.horse())
+    shape = Image.fromarray((horse * 255).astype(np.uint8))
+    side = min(w, h) * rng.uniform(0.55, 0.75)
+    scale = side * s / max(shape.size)
+    shape = shape.resize(
+        (round(shape.width * scale), round(shape.height * scale)), Image.Resampling.BILINEAR
+    )
+    shape = shape.point(lambda v: 255 if v >= 128 else 0)
+    d.bitmap((round(cx * s - shape.width / 2), round(cy * s - shape.height / 2)), shape, fill=255)
+
+
+PRODUCTS = {"bottle": _bottle, "box": _box, "ball": _ball, "horse": _horse, "mug": _mug}
+
+
 def _product(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     w, h = size
     cx, cy = w / 2 + rng.uniform(-0.08, 0.08) * w, h / 2 + rng.uniform(-0.05, 0.05) * h
-    kind = rng.choice(["bottle", "box", "ball", "horse", "mug"])
-
-    def draw(d: ImageDraw.ImageDraw, s: int) -> None:
-        if kind == "bottle":
-            bw, bh = w * rng.uniform(0.18, 0.28), h * rng.uniform(0.5, 0.7)
-            top = cy - bh / 2
-            d.rounded_rectangle(
-                [(cx - bw / 2) * s, (top + bh * 0.3) * s, (cx + bw / 2) * s, (cy + bh / 2) * s],
-                radius=bw * 0.3 * s,
-                fill=255,
-            )
-            nw = bw * 0.35
-            d.rectangle(
-                [(cx - nw / 2) * s, top * s, (cx + nw / 2) * s, (top + bh * 0.35) * s], fill=255
-            )
-            d.ellipse(
-                [
-                    (cx - bw / 2) * s,
-                    (top + bh * 0.15) * s,
-                    (cx + bw / 2) * s,
-                    (top + bh * 0.45) * s,
-                ],
-                fill=255,
-            )
-        elif kind == "box":
-            bw, bh = w * rng.uniform(0.35, 0.55), h * rng.uniform(0.35, 0.55)
-            tilt = rng.uniform(-0.3, 0.3)
-            pts = []
-            for dx, dy in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
-                x, y = dx * bw / 2, dy * bh / 2
-                pts.append(
-                    (
-                        (cx + x * math.cos(tilt) - y * math.sin(tilt)) * s,
-                        (cy + x * math.sin(tilt) + y * math.cos(tilt)) * s,
-                    )
-                )
-            d.polygon(pts, fill=255)
-        elif kind == "ball":
-            r = min(w, h) * rng.uniform(0.2, 0.3)
-            d.ellipse([(cx - r) * s, (cy - r) * s, (cx + r) * s, (cy + r) * s], fill=255)
-        elif kind == "mug":
-            bw, bh = w * rng.uniform(0.3, 0.4), h * rng.uniform(0.35, 0.45)
-            d.rounded_rectangle(
-                [(cx - bw / 2) * s, (cy - bh / 2) * s, (cx + bw / 2) * s, (cy + bh / 2) * s],
-                radius=bw * 0.08 * s,
-                fill=255,
-            )
-            hr = bh * 0.3
-            d.ellipse(
-                [(cx + bw / 2 - hr) * s, (cy - hr) * s, (cx + bw / 2 + hr) * s, (cy + hr) * s],
-                outline=255,
-                width=max(1, int(bw * 0.07 * s)),
-            )
-        else:  # skimage's horse silhouette (CC0, Andreas Preuss)
-            import skimage.data
-
-            horse = ~np.asarray(skimage.data.horse())
-            shape = Image.fromarray((horse * 255).astype(np.uint8))
-            side = min(w, h) * rng.uniform(0.55, 0.75)
-            scale = side * s / max(shape.size)
-            shape = shape.resize(
-                (round(shape.width * scale), round(shape.height * scale)), Image.Resampling.BILINEAR
-            )
-            shape = shape.point(lambda v: 255 if v >= 128 else 0)
-            d.bitmap(
-                (round(cx * s - shape.width / 2), round(cy * s - shape.height / 2)), shape, fill=255
-            )
-
-    return _supersampled(size, draw)
+    shape = PRODUCTS[str(rng.choice(["bottle", "box", "ball", "horse", "mug"]))]
+    return _supersampled(size, lambda d, s: shape(d, s, (w, h, cx, cy), rng))
 
 
 def _logo(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -274,18 +279,7 @@ def _hair(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 def _colour(rng: np.random.Generator, category: str) -> np.ndarray:
     if category == "hair":
-        return np.array(
-            rng.choice(
-                [
-                    [0.25, 0.16, 0.1],
-                    [0.55, 0.4, 0.2],
-                    [0.1, 0.08, 0.07],
-                    [0.8, 0.65, 0.4],
-                    [0.6, 0.25, 0.12],
-                ]
-            ),
-            dtype=np.float32,
-        )
+        return np.array(rng.choice(HAIR_COLOURS), dtype=np.float32)
     return rng.uniform(0.05, 0.95, 3).astype(np.float32)
 
 

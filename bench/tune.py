@@ -40,7 +40,7 @@ def run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[int, float, flo
     return code.returncode, time.monotonic() - t0, _children_cpu() - cpu0
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/tune")
     parser.add_argument("--n", type=int, default=100)
@@ -56,7 +56,89 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, help="passed to cutout tune --threads")
     parser.add_argument("--model-home", type=Path, help="default: OUT/models (weights linked)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def tune_one(
+    spec: str, args: argparse.Namespace, train: Path, home: Path, env: dict[str, str]
+) -> dict[str, object]:
+    """``cutout tune`` of one BASE:LAYERS:EPOCHS on the train split: its summary entry."""
+    out = args.out
+    base, layers, epochs = spec.split(":")
+    name = f"bench-{base}-{layers}-{epochs}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "cutout",
+        "tune",
+        "--manifest",
+        str(train),
+        "--base",
+        base,
+        "--name",
+        name,
+        "--layers",
+        layers,
+        "--epochs",
+        epochs,
+        "--batch-size",
+        str(args.batch_size),
+        "--model-home",
+        str(home),
+        "--record",
+        str(out / f"{name}.json"),
+    ]
+    code, wall, cpu = run(cmd, env, out / f"{name}.log")
+    entry: dict[str, object] = {
+        "base": base,
+        "layers": layers,
+        "epochs": int(epochs),
+        "name": name,
+        "exit": code,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "command": " ".join(cmd[1:]),
+    }
+    if code == 0:
+        record = json.loads((out / f"{name}.json").read_text())
+        entry["validation"] = record["validation"]["base"], record["validation"]["tuned"]
+    return entry
+
+
+def evaluate_test(
+    names: list[tuple[str, str]], test: Path, out: Path, env: dict[str, str]
+) -> dict[str, object]:
+    """``cutout eval`` of the bases and the tuned models on the test split, and the gains."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "cutout",
+        "eval",
+        "--manifest",
+        str(test),
+        "--json",
+        str(out / "eval.json"),
+    ]
+    for base in sorted({b for b, _ in names}):
+        cmd += ["--model", base]
+    for _, name in names:
+        cmd += ["--model", name]
+    code, _, _ = run(cmd, env, out / "eval.log")
+    report = json.loads((out / "eval.json").read_text()) if code in (0, 1) else {}
+    means = report.get("summary") or {}
+    gains = {
+        name: {
+            metric: round(means[name][metric] - means[base][metric], 4)
+            for metric in ("iou", "boundary_f1")
+        }
+        for base, name in names
+        if name in means and base in means
+    }
+    return {"eval_exit": code, "means": means, "gain_over_base": gains}
+
+
+def main() -> int:
+    args = parse_args()
     out = args.out
     data = out / "data"
     manifests = write(data, args.n, args.seed, args.test_share)
@@ -77,74 +159,13 @@ def main() -> int:
     runs = args.run or ["u2netp:decoder:3"]
     names = []
     for spec in runs:
-        base, layers, epochs = spec.split(":")
-        name = f"bench-{base}-{layers}-{epochs}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "cutout",
-            "tune",
-            "--manifest",
-            str(manifests["train"]),
-            "--base",
-            base,
-            "--name",
-            name,
-            "--layers",
-            layers,
-            "--epochs",
-            epochs,
-            "--batch-size",
-            str(args.batch_size),
-            "--model-home",
-            str(home),
-            "--record",
-            str(out / f"{name}.json"),
-        ]
-        code, wall, cpu = run(cmd, env, out / f"{name}.log")
-        entry: dict[str, object] = {
-            "base": base,
-            "layers": layers,
-            "epochs": int(epochs),
-            "name": name,
-            "exit": code,
-            "wall_s": round(wall, 1),
-            "cpu_s": round(cpu, 1),
-            "command": " ".join(cmd[1:]),
-        }
-        if code == 0:
-            record = json.loads((out / f"{name}.json").read_text())
-            entry["validation"] = record["validation"]["base"], record["validation"]["tuned"]
-            names.append((base, name))
+        entry = tune_one(spec, args, manifests["train"], home, env)
+        if entry["exit"] == 0:
+            names.append((str(entry["base"]), str(entry["name"])))
         summary["runs"].append(entry)  # type: ignore[union-attr]
         print(json.dumps(entry), flush=True)
     if names:
-        cmd = [
-            sys.executable,
-            "-m",
-            "cutout",
-            "eval",
-            "--manifest",
-            str(manifests["test"]),
-            "--json",
-            str(out / "eval.json"),
-        ]
-        for base in sorted({b for b, _ in names}):
-            cmd += ["--model", base]
-        for _, name in names:
-            cmd += ["--model", name]
-        code, wall, _ = run(cmd, env, out / "eval.log")
-        report = json.loads((out / "eval.json").read_text()) if code in (0, 1) else {}
-        means = report.get("summary") or {}
-        gains = {
-            name: {
-                metric: round(means[name][metric] - means[base][metric], 4)
-                for metric in ("iou", "boundary_f1")
-            }
-            for base, name in names
-            if name in means and base in means
-        }
-        summary["test"] = {"eval_exit": code, "means": means, "gain_over_base": gains}
+        summary["test"] = evaluate_test(names, manifests["test"], out, env)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     return 0

@@ -115,72 +115,87 @@ def wait_done(url: str, expected: float, timeout: float) -> int:
     raise SystemExit("jobs did not finish in time")
 
 
-def run(workers: int, jobs: int, size: int) -> dict[str, Any]:
-    import redis
+def idle_costs(r: Any, url: str) -> tuple[dict[str, float], dict[str, int]]:
+    """Redis's counters per second of the idle stack, and what one GET /metrics costs."""
+    idle0 = redis_counters(r)
+    time.sleep(IDLE_S)
+    idle1 = redis_counters(r)
+    idle_rate = {k: (idle1[k] - idle0[k]) / IDLE_S for k in idle0}
+    # what one GET /metrics (our own progress poll) costs Redis, to take it out again
+    http("GET", f"{url}/metrics")
+    poll0 = redis_counters(r)
+    http("GET", f"{url}/metrics")
+    poll1 = redis_counters(r)
+    poll_cost = {k: poll1[k] - poll0[k] for k in poll0}
+    return idle_rate, poll_cost
 
-    load_at_start = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    data = [photo(1000 * workers + i, size) for i in range(jobs)]
-    tmp = Path(tempfile.mkdtemp(prefix="cutout-scale-"))
-    up, url, redis_url = start_up(tmp, workers)
-    print(f"{workers} worker(s): cutout up at {url}", flush=True)
-    try:
-        wait_workers(url, workers)
-        # warm every pool process (first inference is slower); untimed
-        warm = [submit(url, data[0])[0] for _ in range(2 * workers)]
-        wait_finished(url, len(warm), 600)
-        r = redis.Redis.from_url(redis_url)
 
-        idle0 = redis_counters(r)
-        time.sleep(IDLE_S)
-        idle1 = redis_counters(r)
-        idle_rate = {k: (idle1[k] - idle0[k]) / IDLE_S for k in idle0}
-        # what one GET /metrics (our own progress poll) costs Redis, to take it out again
-        http("GET", f"{url}/metrics")
-        poll0 = redis_counters(r)
-        http("GET", f"{url}/metrics")
-        poll1 = redis_counters(r)
-        poll_cost = {k: poll1[k] - poll0[k] for k in poll0}
+def measure(url: str, r: Any, data: list[bytes], warmed: int) -> dict[str, Any]:
+    """Submit ``data`` from 4 threads and wait for all: Redis counters around it, the
+    submit latencies and errors, the progress polls, the seconds and the finished jobs."""
+    before = redis_counters(r)
+    stats_before = r.info("commandstats")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda blob: submit(url, blob), data))
+    ids = [job_id for job_id, _, _ in results if job_id]
+    latencies = [seconds for job_id, seconds, _ in results if job_id]
+    errors = [error for _, _, error in results if error]
+    polls = wait_done(url, warmed + len(ids), 3600)
+    elapsed = time.perf_counter() - started
+    after = redis_counters(r)
+    stats_after = r.info("commandstats")
+    done = read_jobs(url, ids, 4)
+    return {
+        "before": before,
+        "after": after,
+        "stats_before": stats_before,
+        "stats_after": stats_after,
+        "latencies": latencies,
+        "errors": errors,
+        "polls": polls,
+        "elapsed": elapsed,
+        "done": done,
+    }
 
-        before = redis_counters(r)
-        stats_before = r.info("commandstats")
-        started = time.perf_counter()
-        with ThreadPoolExecutor(4) as pool:
-            results = list(pool.map(lambda blob: submit(url, blob), data))
-        ids = [job_id for job_id, _, _ in results if job_id]
-        latencies = [seconds for job_id, seconds, _ in results if job_id]
-        errors = [error for _, _, error in results if error]
-        polls = wait_done(url, len(warm) + len(ids), 3600)
-        elapsed = time.perf_counter() - started
-        after = redis_counters(r)
-        stats_after = r.info("commandstats")
-        done = read_jobs(url, ids, 4)
-    finally:
-        os.killpg(up.pid, signal.SIGTERM)
-        up.wait(120)
+
+def redis_per_job(
+    m: dict[str, Any], idle_rate: dict[str, float], poll_cost: dict[str, int], n: int
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Redis counters per job, raw and net of idle and polls; the ten commands called most."""
+    after, before, elapsed, polls = m["after"], m["before"], m["elapsed"], m["polls"]
+    raw = {k: (after[k] - before[k]) / n for k in after}
+    net = {
+        k: (after[k] - before[k] - idle_rate[k] * elapsed - poll_cost[k] * polls) / n for k in after
+    }
+    calls = {
+        name.removeprefix("cmdstat_"): v["calls"] - m["stats_before"].get(name, {}).get("calls", 0)
+        for name, v in m["stats_after"].items()
+    }
+    top = sorted(calls.items(), key=lambda kv: -kv[1])[:10]
+    return raw, net, {k: round(c / n, 1) for k, c in top}
+
+
+def summarise(
+    setup: dict[str, Any],
+    data: list[bytes],
+    m: dict[str, Any],
+    idle_rate: dict[str, float],
+    poll_cost: dict[str, int],
+) -> dict[str, Any]:
+    """One run's figures, as printed and written: ``setup`` leads them."""
+    done, errors, latencies = m["done"], m["errors"], m["latencies"]
     ok = [j for j in done if j.get("status") == "succeeded"]
     errors += [f"{j['id']}: {j['status']}" for j in done if j.get("status") != "succeeded"]
     span = max(parse_time(j["finished_at"]) for j in ok) - min(
         parse_time(j["created_at"]) for j in ok
     )
     n = max(1, len(ok))
-    raw = {k: (after[k] - before[k]) / n for k in after}
-    net = {
-        k: (after[k] - before[k] - idle_rate[k] * elapsed - poll_cost[k] * polls) / n for k in after
-    }
-    calls = {
-        name.removeprefix("cmdstat_"): v["calls"] - stats_before.get(name, {}).get("calls", 0)
-        for name, v in stats_after.items()
-    }
-    top = sorted(calls.items(), key=lambda kv: -kv[1])[:10]
+    raw, net, top = redis_per_job(m, idle_rate, poll_cost, n)
     in_bytes = statistics.mean(len(b) for b in data)
     out_bytes = statistics.mean(j["result"]["bytes"] for j in ok) if ok else 0
     return {
-        "workers": workers,
-        "ort_threads": 1,
-        "jobs": jobs,
-        "image": f"{size}x{size} PNG, u2netp",
-        "cores": len(os.sched_getaffinity(0)),
-        "load_average_at_start": load_at_start,
+        **setup,
         "succeeded": len(ok),
         "errors": errors[:10],
         "jobs_per_s": round(len(ok) / span, 3),
@@ -192,7 +207,7 @@ def run(workers: int, jobs: int, size: int) -> dict[str, Any]:
         "redis_out_bytes_per_job": round(raw["out"]),
         "redis_in_bytes_per_job_net_of_idle": round(net["in"]),
         "redis_out_bytes_per_job_net_of_idle": round(net["out"]),
-        "redis_top_commands_per_job": {k: round(c / n, 1) for k, c in top},
+        "redis_top_commands_per_job": top,
         "redis_idle_commands_per_s": round(idle_rate["commands"], 1),
         "redis_commands_per_metrics_poll": poll_cost["commands"],
         "s3_requests_per_job": "3 (PUT input, GET input, PUT output) + 1 GET per download",
@@ -201,6 +216,35 @@ def run(workers: int, jobs: int, size: int) -> dict[str, Any]:
         "input_bytes": round(in_bytes),
         "output_bytes": round(out_bytes),
     }
+
+
+def run(workers: int, jobs: int, size: int) -> dict[str, Any]:
+    import redis
+
+    setup = {
+        "workers": workers,
+        "ort_threads": 1,
+        "jobs": jobs,
+        "image": f"{size}x{size} PNG, u2netp",
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average_at_start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+    data = [photo(1000 * workers + i, size) for i in range(jobs)]
+    tmp = Path(tempfile.mkdtemp(prefix="cutout-scale-"))
+    up, url, redis_url = start_up(tmp, workers)
+    print(f"{workers} worker(s): cutout up at {url}", flush=True)
+    try:
+        wait_workers(url, workers)
+        # warm every pool process (first inference is slower); untimed
+        warm = [submit(url, data[0])[0] for _ in range(2 * workers)]
+        wait_finished(url, len(warm), 600)
+        r = redis.Redis.from_url(redis_url)
+        idle_rate, poll_cost = idle_costs(r, url)
+        m = measure(url, r, data, len(warm))
+    finally:
+        os.killpg(up.pid, signal.SIGTERM)
+        up.wait(120)
+    return summarise(setup, data, m, idle_rate, poll_cost)
 
 
 def main() -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
+import json
 import os
 import pstats
 import statistics
@@ -91,11 +92,10 @@ def main() -> int:
             server.stop()
 
 
-def run(args: argparse.Namespace, redis_url: str, endpoint: str, redis: Any) -> int:
+def make_app(args: argparse.Namespace, redis_url: str, endpoint: str) -> tuple[Any, Any]:
+    """The settings and the API app (``create_app`` as in production) for this run."""
     from api.app import create_app
     from shared.contract.settings import load_settings
-    from worker import batches, context
-    from worker.fair import Dispatcher
 
     settings = load_settings(
         {
@@ -107,20 +107,69 @@ def run(args: argparse.Namespace, redis_url: str, endpoint: str, redis: Any) -> 
             "CUTOUT_RATE_LIMIT": "1000",
         }
     )
-    app = create_app(settings)
+    return settings, create_app(settings)
+
+
+def upload_keys(services: Any, items: int) -> list[str]:
+    """Put one small object per item in storage (untimed); their upload keys."""
+    payload = b"\xff\xd8\xff" + b"\x00" * 200
+    keys = [f"uploads/public/upl_bench{i:021d}" for i in range(items)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: services.storage.put(k, payload, "image/jpeg"), keys))
+    return keys
+
+
+def time_round(
+    client: Any, r: Any, ctx: Any, raw: bytes, items: int, profile: cProfile.Profile | None
+) -> tuple[float, float, int, int] | None:
+    """One round from an empty database: seconds to accept the batch, seconds until all its
+    messages are in ``bulk``, dispatch passes, Redis bytes in use after accepting; None
+    (the response printed) when the batch is not accepted."""
+    from worker import batches
+    from worker.fair import Dispatcher
+
+    r.flushdb()
+    if profile:
+        profile.enable()
+    started = time.perf_counter()
+    response = client.post("/v1/batches", data=raw, content_type="application/json")
+    accepted = time.perf_counter() - started
+    if profile:
+        profile.disable()
+    if response.status_code != 202:
+        print(response.get_data(as_text=True), file=sys.stderr)
+        return None
+    batch_id = response.get_json()["id"]
+    memory = r.info("memory")["used_memory"]
+    started = time.perf_counter()
+    runs = 0
+    batches._enqueue(ctx, batch_id)
+    while r.llen("bulk") < items:
+        runs += 1
+        Dispatcher(ctx).dispatch()
+    enqueued = time.perf_counter() - started
+    assert r.llen("bulk") == items, r.llen("bulk")
+    return accepted, enqueued, runs, memory
+
+
+def report(accepts: list[float], enqueues: list[float], profile: cProfile.Profile | None) -> None:
+    print(
+        f"accept: best {min(accepts):.3f} s, median {statistics.median(accepts):.3f} s; "
+        f"enqueue: best {min(enqueues):.3f} s, median {statistics.median(enqueues):.3f} s"
+    )
+    if profile:
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+
+
+def run(args: argparse.Namespace, redis_url: str, endpoint: str, redis: Any) -> int:
+    from worker import context
+
+    settings, app = make_app(args, redis_url, endpoint)
     client = app.test_client()
     services = app.extensions["cutout"]
     r = redis.Redis.from_url(redis_url)
-    keys = None
-    if args.uploads:
-        payload = b"\xff\xd8\xff" + b"\x00" * 200
-        keys = [f"uploads/public/upl_bench{i:021d}" for i in range(args.items)]
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda k: services.storage.put(k, payload, "image/jpeg"), keys))
-    body = body_of(args.items, keys)
-    import json
-
-    raw = json.dumps(body).encode()
+    keys = upload_keys(services, args.items) if args.uploads else None
+    raw = json.dumps(body_of(args.items, keys)).encode()
     print(
         f"{args.items} {'upload_key' if keys else 'image_url'} items, "
         f"request body {len(raw) / 1e6:.2f} MB"
@@ -130,28 +179,11 @@ def run(args: argparse.Namespace, redis_url: str, endpoint: str, redis: Any) -> 
     accepts, enqueues = [], []
     profile = cProfile.Profile() if args.profile else None
     for round_no in range(args.rounds):
-        r.flushdb()
         last = round_no == args.rounds - 1
-        if profile and last:
-            profile.enable()
-        started = time.perf_counter()
-        response = client.post("/v1/batches", data=raw, content_type="application/json")
-        accepted = time.perf_counter() - started
-        if profile and last:
-            profile.disable()
-        if response.status_code != 202:
-            print(response.get_data(as_text=True), file=sys.stderr)
+        timed = time_round(client, r, ctx, raw, args.items, profile if last else None)
+        if timed is None:
             return 1
-        batch_id = response.get_json()["id"]
-        memory = r.info("memory")["used_memory"]
-        started = time.perf_counter()
-        runs = 0
-        batches._enqueue(ctx, batch_id)
-        while r.llen("bulk") < args.items:
-            runs += 1
-            Dispatcher(ctx).dispatch()
-        enqueued = time.perf_counter() - started
-        assert r.llen("bulk") == args.items, r.llen("bulk")
+        accepted, enqueued, runs, memory = timed
         accepts.append(accepted)
         enqueues.append(enqueued)
         print(
@@ -160,12 +192,7 @@ def run(args: argparse.Namespace, redis_url: str, endpoint: str, redis: Any) -> 
             f"{enqueued:.3f} s later ({runs + 1} dispatch passes); "
             f"Redis {memory / args.items:,.0f} bytes/item after accepting"
         )
-    print(
-        f"accept: best {min(accepts):.3f} s, median {statistics.median(accepts):.3f} s; "
-        f"enqueue: best {min(enqueues):.3f} s, median {statistics.median(enqueues):.3f} s"
-    )
-    if profile:
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+    report(accepts, enqueues, profile)
     return 0
 
 

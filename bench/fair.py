@@ -52,9 +52,83 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def run_one(window: int, big: int, small: int, tmp: Path) -> dict[str, Any]:
+def worker_env(env: dict[str, str], url: str, endpoint: str, window: int) -> dict[str, str]:
+    """The environment of the one ``cutout worker``: concurrency 1, u2netp, ``window``."""
     from shared.contract.settings import load_settings
 
+    return dict(
+        env,
+        CUTOUT_REDIS_URL=url,
+        CUTOUT_S3_ENDPOINT_URL=endpoint,
+        CUTOUT_S3_BUCKET=BUCKET,
+        CUTOUT_MODEL_HOME=str(load_settings().model_home),
+        CUTOUT_MODELS="u2netp",
+        CUTOUT_WORKER_CONCURRENCY="1",
+        CUTOUT_ORT_THREADS="1",
+        CUTOUT_FAST="off",
+        CUTOUT_LOG_FORMAT="text",
+        CUTOUT_ALLOWED_PRIVATE_NETWORKS="127.0.0.0/8",
+        CUTOUT_BULK_WINDOW=str(window),
+    )
+
+
+def submit(client: Any, images: ImageServer, auth: dict[str, str], tag: str, n: int) -> str:
+    items = [
+        {"image_url": images.add(f"/{tag}/{i}.jpg", photo((64, 48), i, "JPEG"))} for i in range(n)
+    ]
+    response = client.post(
+        "/v1/batches", json={"items": items, "options": {"model": "u2netp"}}, headers=auth
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return str(response.get_json()["id"])
+
+
+def batch(client: Any, batch_id: str, auth: dict[str, str]) -> dict[str, Any]:
+    return client.get(f"/v1/batches/{batch_id}", headers=auth).get_json()  # type: ignore[no-any-return]
+
+
+def race(
+    client: Any, images: ImageServer, big: int, small: int
+) -> tuple[dict[str, Any], dict[str, Any], int | None]:
+    """``a``'s big batch, then ``b``'s small one once two of ``a``'s are done, until both
+    complete: both batches as last read, and ``a``'s items queued when ``b`` completed."""
+    a = submit(client, images, AUTH_A, "a", big)
+    while batch(client, a, AUTH_A)["counts"]["succeeded"] < 2:
+        time.sleep(0.05)
+    b = submit(client, images, AUTH_B, "b", small)
+    a_waiting_at_b = None
+    while True:
+        got_a, got_b = batch(client, a, AUTH_A), batch(client, b, AUTH_B)
+        if got_b["status"] == "completed" and a_waiting_at_b is None:
+            a_waiting_at_b = got_a["counts"]["queued"]
+        if got_a["status"] == "completed" and got_b["status"] == "completed":
+            break
+        time.sleep(0.2)
+    for done, total in ((got_a, big), (got_b, small)):
+        assert done["counts"]["succeeded"] == total, done["counts"]
+    return got_a, got_b, a_waiting_at_b
+
+
+def figures(
+    window: int,
+    big: int,
+    small: int,
+    got_a: dict[str, Any],
+    got_b: dict[str, Any],
+    waiting: int | None,
+) -> dict[str, Any]:
+    return {
+        "window": window,
+        "big_items": big,
+        "small_items": small,
+        "big_completed_s": round(_epoch(got_a["finished_at"]) - _epoch(got_a["created_at"]), 1),
+        "small_completed_s": round(_epoch(got_b["finished_at"]) - _epoch(got_b["created_at"]), 1),
+        "small_finished_first": _epoch(got_b["finished_at"]) < _epoch(got_a["finished_at"]),
+        "big_items_waiting_when_small_completed": waiting,
+    }
+
+
+def run_one(window: int, big: int, small: int, tmp: Path) -> dict[str, Any]:
     os.environ.update(S3_CREDENTIALS)
     env = dict(os.environ)
     port = free_port()
@@ -68,63 +142,11 @@ def run_one(window: int, big: int, small: int, tmp: Path) -> dict[str, Any]:
     try:
         redis.wait_until(redis_ready(port), 30)
         weed.wait_until(s3_ready(endpoint, BUCKET, env), 90)
-        worker_env = dict(
-            env,
-            CUTOUT_REDIS_URL=url,
-            CUTOUT_S3_ENDPOINT_URL=endpoint,
-            CUTOUT_S3_BUCKET=BUCKET,
-            CUTOUT_MODEL_HOME=str(load_settings().model_home),
-            CUTOUT_MODELS="u2netp",
-            CUTOUT_WORKER_CONCURRENCY="1",
-            CUTOUT_ORT_THREADS="1",
-            CUTOUT_FAST="off",
-            CUTOUT_LOG_FORMAT="text",
-            CUTOUT_ALLOWED_PRIVATE_NETWORKS="127.0.0.0/8",
-            CUTOUT_BULK_WINDOW=str(window),
-        )
-        worker = WorkerProcess(worker_env, tmp / "worker.log", [])
+        worker = WorkerProcess(worker_env(env, url, endpoint, window), tmp / "worker.log", [])
         worker.wait_ready()
         client = make_app(url, endpoint, s3_bucket=BUCKET).test_client()
-
-        def submit(auth: dict[str, str], tag: str, n: int) -> str:
-            items = [
-                {"image_url": images.add(f"/{tag}/{i}.jpg", photo((64, 48), i, "JPEG"))}
-                for i in range(n)
-            ]
-            response = client.post(
-                "/v1/batches", json={"items": items, "options": {"model": "u2netp"}}, headers=auth
-            )
-            assert response.status_code == 202, response.get_data(as_text=True)
-            return str(response.get_json()["id"])
-
-        def batch(batch_id: str, auth: dict[str, str]) -> dict[str, Any]:
-            return client.get(f"/v1/batches/{batch_id}", headers=auth).get_json()  # type: ignore[no-any-return]
-
-        a = submit(AUTH_A, "a", big)
-        while batch(a, AUTH_A)["counts"]["succeeded"] < 2:
-            time.sleep(0.05)
-        b = submit(AUTH_B, "b", small)
-        a_waiting_at_b = None
-        while True:
-            got_a, got_b = batch(a, AUTH_A), batch(b, AUTH_B)
-            if got_b["status"] == "completed" and a_waiting_at_b is None:
-                a_waiting_at_b = got_a["counts"]["queued"]
-            if got_a["status"] == "completed" and got_b["status"] == "completed":
-                break
-            time.sleep(0.2)
-        for done, total in ((got_a, big), (got_b, small)):
-            assert done["counts"]["succeeded"] == total, done["counts"]
-        return {
-            "window": window,
-            "big_items": big,
-            "small_items": small,
-            "big_completed_s": round(_epoch(got_a["finished_at"]) - _epoch(got_a["created_at"]), 1),
-            "small_completed_s": round(
-                _epoch(got_b["finished_at"]) - _epoch(got_b["created_at"]), 1
-            ),
-            "small_finished_first": _epoch(got_b["finished_at"]) < _epoch(got_a["finished_at"]),
-            "big_items_waiting_when_small_completed": a_waiting_at_b,
-        }
+        got_a, got_b, a_waiting_at_b = race(client, images, big, small)
+        return figures(window, big, small, got_a, got_b, a_waiting_at_b)
     finally:
         images.stop()
         if worker is not None:

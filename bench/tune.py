@@ -145,6 +145,7 @@ def main() -> int:
     home = args.model_home or out / "models"
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CUTOUT_MODEL_HOME": str(home)}
+    entries: list[dict[str, object]] = []
     summary: dict[str, object] = {
         "set": {
             "generator": "testkit/vertical.py",
@@ -154,7 +155,7 @@ def main() -> int:
             "license": "generated, MIT",
         },
         "cores": os.cpu_count(),
-        "runs": [],
+        "runs": entries,
     }
     runs = args.run or ["u2netp:decoder:3"]
     names = []
@@ -162,7 +163,7 @@ def main() -> int:
         entry = tune_one(spec, args, manifests["train"], home, env)
         if entry["exit"] == 0:
             names.append((str(entry["base"]), str(entry["name"])))
-        summary["runs"].append(entry)  # type: ignore[union-attr]
+        entries.append(entry)
         print(json.dumps(entry), flush=True)
     if names:
         summary["test"] = evaluate_test(names, manifests["test"], out, env)

@@ -215,7 +215,7 @@ def measure(cmds: list[list[str]], env: dict[str, str] | None = None) -> dict:
     return {"ips": n / span, "results": results}
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, help="default: $CUTOUT_EVAL_DIR/photos")
     parser.add_argument("--models", nargs="+", default=["u2net", "u2netp"])
@@ -236,11 +236,14 @@ def main() -> int:
         "--size", type=int, help="scale every photo to SIZE×SIZE first (refine's 1000×1000)"
     )
     parser.add_argument("--only", nargs="+", metavar="CONFIG", help="run only these configs")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     if args.child:
         run_ours_child(args)
         return 0
-
     args.photos = args.photos or need("photos")
     sys.path.insert(0, str(ROOT))
     from shared.contract.settings import load_settings
@@ -268,76 +271,99 @@ def main() -> int:
     env.pop("OMP_NUM_THREADS", None)
     for model in args.models:
         print(f"\n== {model} ==")
-        configs: dict[str, list[list[str]]] = {}
-        if rembg_python:
-            configs["rembg 2.0.86"] = [
-                [str(rembg_python), "-c", REMBG_CHILD, model, str(args.passes), *paths]
-            ]
-        configs["ours 1x2"] = [_ours_cmd(model, 2, 1, args.passes, paths)]
-        configs["ours 2x1 threads"] = [_ours_cmd(model, 1, 2, args.passes, paths)]
-        configs["ours 2 procs x1"] = [_ours_cmd(model, 1, 1, args.passes, paths)] * 2
-        if model == "u2net":
-            configs["refine 1x2"] = [_ours_cmd(model, 2, 1, args.passes, paths, refine=True)]
-        if wanted:
-            configs = {name: cmds for name, cmds in configs.items() if name in wanted}
-        if (
-            model == "u2net"
-            and not args.no_fast
-            and (not wanted or "fast 1x2" in wanted)
-            and (_fast_ready(home))
-        ):
-            configs["fast 1x2"] = [_ours_cmd(model, 2, 1, args.passes, paths, fast=True)]
-            configs["fast 2 procs x1"] = [_ours_cmd(model, 1, 1, args.passes, paths, fast=True)] * 2
-        # rounds interleave the configurations so that a burst of load elsewhere on the
-        # machine hits all of them; each configuration's best round is reported
-        rounds: dict[str, list[dict]] = {name: [] for name in configs}
-        for _ in range(args.rounds):
-            for name, cmds in configs.items():
-                rounds[name].append(measure(cmds, env if name.startswith("rembg") else None))
-        best = {name: max(runs, key=lambda r: r["ips"]) for name, runs in rounds.items()}
-        base = best["rembg 2.0.86"]["ips"] if rembg_python else None
-        header = (
-            f"{'config':<18}{'img/s':>7}{'ratio':>7}{'s/img':>7}{'CPU s/img':>10}"
-            f"{'RSS MB':>10}{'load s':>7}"
-        )
-        print(header + "  rounds img/s")
-        for name, row in best.items():
-            ratio = f"{row['ips'] / base:.2f}x" if base else "-"
-            rss = "+".join(f"{r['rss_mb']:.0f}" for r in row["results"])
-            load = max(r["load"] for r in row["results"])
-            each = " ".join(f"{r['ips']:.2f}" for r in rounds[name])
-            cpu = sum(r["cpu"] for r in row["results"]) / sum(r["n"] for r in row["results"])
-            print(
-                f"{name:<18}{row['ips']:>7.2f}{ratio:>7}{1 / row['ips']:>7.3f}{cpu:>10.3f}"
-                f"{rss:>10}{load:>7.2f}  {each}"
-            )
-        outside = {}
-        for name in ("rembg 2.0.86", "ours 1x2"):
-            if name in best:
-                result = best[name]["results"][0]
-                per_image = result["elapsed"] / result["n"]
-                inference = result.get("inference", result.get("stages", {}).get("inference"))
-                outside[name] = per_image - inference
-        if len(outside) == 2:
-            # what the engine changes is the work around the model; ONNX Runtime's share is
-            # the same call on the same weights. Projected at the issue's idle-machine
-            # inference times, the ratio no longer depends on load elsewhere.
-            idle = IDLE_INFERENCE.get(model)
-            line = (
-                f"outside inference, s/img: rembg {outside['rembg 2.0.86']:.3f}, "
-                f"ours {outside['ours 1x2']:.3f}"
-            )
-            if idle:
-                projected = (idle + outside["rembg 2.0.86"]) / (idle + outside["ours 1x2"])
-                line += f"; with {idle:.2f} s idle inference: {projected:.2f}x rembg"
-            print(line)
-        for name, row in best.items():
-            if name.startswith(("ours", "fast", "refine")):
-                stages = row["results"][0]["stages"]
-                text = "  ".join(f"{s} {stages[s] * 1000:.0f}" for s in STAGES)
-                print(f"  {name} ms/img: {text}")
+        configs = _configs(model, args, paths, rembg_python, home)
+        rounds, best = _best_rounds(configs, args.rounds, env)
+        report(model, best, rounds, best["rembg 2.0.86"]["ips"] if rembg_python else None)
     png_comparison(args.photos)
     return 0
+
+
+def _configs(
+    model: str, args: argparse.Namespace, paths: list[str], rembg_python: Path | None, home: Path
+) -> dict[str, list[list[str]]]:
+    """The commands of each configuration measured for ``model`` (``--only`` applied)."""
+    wanted = set(args.only or [])
+    configs: dict[str, list[list[str]]] = {}
+    if rembg_python:
+        configs["rembg 2.0.86"] = [
+            [str(rembg_python), "-c", REMBG_CHILD, model, str(args.passes), *paths]
+        ]
+    configs["ours 1x2"] = [_ours_cmd(model, 2, 1, args.passes, paths)]
+    configs["ours 2x1 threads"] = [_ours_cmd(model, 1, 2, args.passes, paths)]
+    configs["ours 2 procs x1"] = [_ours_cmd(model, 1, 1, args.passes, paths)] * 2
+    if model == "u2net":
+        configs["refine 1x2"] = [_ours_cmd(model, 2, 1, args.passes, paths, refine=True)]
+    if wanted:
+        configs = {name: cmds for name, cmds in configs.items() if name in wanted}
+    if (
+        model == "u2net"
+        and not args.no_fast
+        and (not wanted or "fast 1x2" in wanted)
+        and (_fast_ready(home))
+    ):
+        configs["fast 1x2"] = [_ours_cmd(model, 2, 1, args.passes, paths, fast=True)]
+        configs["fast 2 procs x1"] = [_ours_cmd(model, 1, 1, args.passes, paths, fast=True)] * 2
+    return configs
+
+
+def _best_rounds(
+    configs: dict[str, list[list[str]]], count: int, env: dict[str, str]
+) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """Every round of each configuration, and each one's best round."""
+    # rounds interleave the configurations so that a burst of load elsewhere on the
+    # machine hits all of them; each configuration's best round is reported
+    rounds: dict[str, list[dict]] = {name: [] for name in configs}
+    for _ in range(count):
+        for name, cmds in configs.items():
+            rounds[name].append(measure(cmds, env if name.startswith("rembg") else None))
+    best = {name: max(runs, key=lambda r: r["ips"]) for name, runs in rounds.items()}
+    return rounds, best
+
+
+def report(
+    model: str, best: dict[str, dict], rounds: dict[str, list[dict]], base: float | None
+) -> None:
+    """Print one model's table, the time outside inference and our per-stage times."""
+    header = (
+        f"{'config':<18}{'img/s':>7}{'ratio':>7}{'s/img':>7}{'CPU s/img':>10}"
+        f"{'RSS MB':>10}{'load s':>7}"
+    )
+    print(header + "  rounds img/s")
+    for name, row in best.items():
+        ratio = f"{row['ips'] / base:.2f}x" if base else "-"
+        rss = "+".join(f"{r['rss_mb']:.0f}" for r in row["results"])
+        load = max(r["load"] for r in row["results"])
+        each = " ".join(f"{r['ips']:.2f}" for r in rounds[name])
+        cpu = sum(r["cpu"] for r in row["results"]) / sum(r["n"] for r in row["results"])
+        print(
+            f"{name:<18}{row['ips']:>7.2f}{ratio:>7}{1 / row['ips']:>7.3f}{cpu:>10.3f}"
+            f"{rss:>10}{load:>7.2f}  {each}"
+        )
+    outside = {}
+    for name in ("rembg 2.0.86", "ours 1x2"):
+        if name in best:
+            result = best[name]["results"][0]
+            per_image = result["elapsed"] / result["n"]
+            inference = result.get("inference", result.get("stages", {}).get("inference"))
+            outside[name] = per_image - inference
+    if len(outside) == 2:
+        # what the engine changes is the work around the model; ONNX Runtime's share is
+        # the same call on the same weights. Projected at the issue's idle-machine
+        # inference times, the ratio no longer depends on load elsewhere.
+        idle = IDLE_INFERENCE.get(model)
+        line = (
+            f"outside inference, s/img: rembg {outside['rembg 2.0.86']:.3f}, "
+            f"ours {outside['ours 1x2']:.3f}"
+        )
+        if idle:
+            projected = (idle + outside["rembg 2.0.86"]) / (idle + outside["ours 1x2"])
+            line += f"; with {idle:.2f} s idle inference: {projected:.2f}x rembg"
+        print(line)
+    for name, row in best.items():
+        if name.startswith(("ours", "fast", "refine")):
+            stages = row["results"][0]["stages"]
+            text = "  ".join(f"{s} {stages[s] * 1000:.0f}" for s in STAGES)
+            print(f"  {name} ms/img: {text}")
 
 
 def _resized(paths: list[str], size: int) -> list[str]:

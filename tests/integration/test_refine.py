@@ -34,9 +34,9 @@ def test_a_refine_job_equals_cutout_remove_refine(  # type: ignore[no-untyped-de
 ) -> None:
     data = photo_bytes()
     job = finished(store, submit(store, storage, celery_app, data, {"refine": True}), 300)
-    assert job["status"] == "succeeded", job
-    assert job["options"]["refine"] is True
-    ours = _pixels(storage.get(job["result"]["key"]))
+    assert job.status == "succeeded", job
+    assert job.options["refine"] is True
+    ours = _pixels(storage.get(job.result["key"]))
 
     source = tmp_path / "photo.jpg"
     source.write_bytes(data)
@@ -56,8 +56,8 @@ def test_a_refine_job_equals_cutout_remove_refine(  # type: ignore[no-untyped-de
     assert np.array_equal(ours, theirs)
     # and it is not rembg's cutout: the edge is refined, the colours are not premultiplied
     plain = finished(store, submit(store, storage, celery_app, data, {}), 300)
-    assert plain["status"] == "succeeded", plain
-    assert not np.array_equal(ours, _pixels(storage.get(plain["result"]["key"])))
+    assert plain.status == "succeeded", plain
+    assert not np.array_equal(ours, _pixels(storage.get(plain.result["key"])))
 
 
 def test_refine_is_not_below_exact_on_the_shared_truth(eval_dir: Path, model_home: Path) -> None:
@@ -98,8 +98,8 @@ def test_a_50_megapixel_photo_is_refined_within_the_job_bound(  # type: ignore[n
     job = finished(
         store, submit(store, storage, celery_app, buffer.getvalue(), {"refine": True}), 600
     )
-    assert job["status"] == "succeeded", job
-    with Image.open(io.BytesIO(storage.get(job["result"]["key"]))) as picture:
+    assert job.status == "succeeded", job
+    with Image.open(io.BytesIO(storage.get(job.result["key"]))) as picture:
         assert picture.size == (width, height)
         alpha = np.asarray(picture.getchannel("A"))
     assert alpha[height // 2, width // 2] == 255  # the disc

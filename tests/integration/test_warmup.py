@@ -31,12 +31,16 @@ HOGS = 4
 
 
 def pool_children(worker) -> list[psutil.Process]:
-    """The worker's pool processes (not its alpha matting warmer, while that runs)."""
-    return [
-        child
-        for child in psutil.Process(worker.proc.pid).children()
-        if "worker.warmup" not in " ".join(child.cmdline())
-    ]
+    """The worker's pool processes (not its alpha matting warmer, while that runs, nor
+    the warmer in the moment between its exit and its reaping, a zombie)."""
+    found = []
+    for child in psutil.Process(worker.proc.pid).children():
+        try:
+            if "worker.warmup" not in " ".join(child.cmdline()):
+                found.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return found
 
 
 @pytest.fixture

@@ -18,14 +18,18 @@
 //     review list has its own address, /#/batches/<id>/review (review.js). Requests go
 //     through http.js, which this file configures with the key and what a 401 does; the
 //     options form is options.js, the uploads and submissions of steps 1-2 submit.js,
-//     the polling of step 3 poll.js.
+//     the polling of step 3 poll.js, one run's sending and following send.js, the items
+//     items.js, the alert notice.js, the subject's box subject.js.
 import * as quality from "./quality.js";
 import { api, configure as configureHttp } from "./http.js";
 import * as review from "./review.js";
 import * as editor from "./editor.js";
 import { applyModels, loadModels, readOptions, syncOptionControls } from "./options.js";
-import { ensureUploads, imageType, submitBatch, submitJob, uploadDirect } from "./submit.js";
-import { TERMINAL, pollUntilDone } from "./poll.js";
+import { uploadDirect } from "./submit.js";
+import { sendAndFollow } from "./send.js";
+import * as notice from "./notice.js";
+import { drawSubject } from "./subject.js";
+import { describe as describeItem, formatBytes, makeItem, releaseItem } from "./items.js";
 
 (() => {
   const KEY_STORAGE = "cutout.apiKey";
@@ -127,34 +131,6 @@ import { TERMINAL, pollUntilDone } from "./poll.js";
   // ---------------------------------------------------------------------------------
   // items: one per chosen file
 
-  let nextItemId = 1;
-
-  function makeItem(file) {
-    const dot = file.name.lastIndexOf(".");
-    const stem = (dot > 0 ? file.name.slice(0, dot) : file.name) || "image";
-    return {
-      id: nextItemId++,
-      file,
-      name: file.name || "image",
-      stem,
-      originalUrl: URL.createObjectURL(file),
-      uploadKey: null,
-      job: null,
-      status: "waiting", // waiting | uploading | queued | processing | succeeded | failed
-      message: "",
-      resultUrl: null,
-      resultName: "",
-      startedAt: 0,
-      seconds: 0,
-      node: null,
-    };
-  }
-
-  function releaseItem(item) {
-    URL.revokeObjectURL(item.originalUrl);
-    if (item.resultUrl) URL.revokeObjectURL(item.resultUrl);
-  }
-
   function setItem(item, status, message = "") {
     item.status = status;
     item.message = message;
@@ -164,19 +140,7 @@ import { TERMINAL, pollUntilDone } from "./poll.js";
   // ---------------------------------------------------------------------------------
   // waiting and fetching results
 
-  function describe(item) {
-    const model = item.job && item.job.options ? item.job.options.model : el.model.value;
-    switch (item.status) {
-      case "waiting": return "Waiting…";
-      case "uploading": return "Uploading…";
-      case "queued": return "Queued…";
-      case "processing": return `Removing the background (${model})…`;
-      case "fetching": return "Fetching the result…";
-      case "succeeded": return item.seconds ? `Done in ${item.seconds.toFixed(1)} s` : "Done";
-      case "failed": return item.message || "Failed";
-      default: return item.status;
-    }
-  }
+  const describe = (item) => describeItem(item, el.model.value);
 
   // ---------------------------------------------------------------------------------
   // one processing run over the current items
@@ -232,58 +196,11 @@ import { TERMINAL, pollUntilDone } from "./poll.js";
         setItem,
         offline: (message) => setOffline(true, message),
         online: () => { if (state.offline) setOffline(false); },
+        batches: () => state.batches,
+        noBatches: () => { state.batches = false; },
+        batchStarted: (id) => { state.batchId = id; },
       };
-      if (state.direct) await ensureUploads(live, page);
-      if (run !== state.run) return;
-      // files the browser does not know as images are judged by the API one by one
-      const singles = live.filter((item) => !imageType(item.file));
-      let grouped = live.filter((item) => imageType(item.file));
-      if (grouped.length < 2 || !state.batches) {
-        singles.push(...grouped);
-        grouped = [];
-      }
-      let batchId = null;
-      while (grouped.length > 1) {
-        grouped.forEach((item) => setItem(item, "uploading"));
-        try {
-          const batch = await submitBatch(grouped, options);
-          batchId = batch.id;
-          state.batchId = batch.id;
-          // a job already finished is "queued" here: its result comes with the first poll
-          grouped.forEach((item) => setItem(item, item.job && !TERMINAL.has(item.job.status) ? item.job.status : "queued"));
-          break;
-        } catch (error) {
-          if (error.status === 404 || error.status === 405) {
-            state.batches = false; // an older server: single jobs
-            singles.push(...grouped);
-            grouped = [];
-          } else if (error.item !== null && grouped[error.item]) {
-            // one bad item refuses the batch: mark it and send the others
-            const [bad] = grouped.splice(error.item, 1);
-            setItem(bad, "failed", error.message.replace(/^items\[\d+\]: /, ""));
-          } else {
-            throw error;
-          }
-        }
-      }
-      if (grouped.length === 1) singles.push(grouped.pop());
-      for (const item of singles) {
-        if (run !== state.run) return;
-        setItem(item, "uploading");
-        try {
-          const job = await submitJob(item, options, page);
-          item.job = job;
-          setItem(item, job.status);
-        } catch (error) {
-          if (error.transient || error.status === 401) throw error;
-          setItem(item, "failed", error.message);
-        }
-      }
-      if (run !== state.run) return;
-      await Promise.all([
-        batchId ? pollUntilDone(live.filter((item) => item.job && item.job.batch_id === batchId), batchId, page) : null,
-        pollUntilDone(live.filter((item) => item.job && (!batchId || item.job.batch_id !== batchId)), null, page),
-      ]);
+      await sendAndFollow(live, options, page);
     } catch (error) {
       if (run !== state.run) return;
       for (const item of live) {
@@ -303,33 +220,14 @@ import { TERMINAL, pollUntilDone } from "./poll.js";
   // ---------------------------------------------------------------------------------
   // rendering
 
-  function formatBytes(bytes) {
-    if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
-    if (bytes >= 1e3) return `${Math.round(bytes / 1e3)} kB`;
-    return `${bytes} B`;
-  }
-
   function setStatus(text, ok = false, error = false) {
     el.status.textContent = text;
     el.status.classList.toggle("is-ok", ok);
     el.status.classList.toggle("is-error", error);
   }
 
-  function showAlert(title, detail) {
-    el.alert.replaceChildren();
-    const strong = document.createElement("strong");
-    strong.textContent = title;
-    const span = document.createElement("span");
-    span.className = "alert-detail";
-    span.textContent = detail;
-    el.alert.append(strong, span);
-    el.alert.hidden = false;
-  }
-
-  function hideAlert() {
-    el.alert.hidden = true;
-    el.alert.replaceChildren();
-  }
+  const showAlert = (title, detail) => notice.showAlert(el.alert, title, detail);
+  const hideAlert = () => notice.hideAlert(el.alert);
 
   function setOffline(offline, message = "") {
     if (state.offline === offline) return;
@@ -364,27 +262,7 @@ import { TERMINAL, pollUntilDone } from "./poll.js";
 
   let lastAnnounced = "";
 
-  // the detected subject's box (result.subject, in the original's pixels) on the original
-  function drawSubjectBox(result) {
-    const subject = result && result.subject;
-    const img = el.originalImg;
-    if (!subject || !img.naturalWidth || img.hidden) {
-      el.subjectBox.hidden = true;
-      return;
-    }
-    const stage = img.parentElement.getBoundingClientRect();
-    const shown = img.getBoundingClientRect();
-    const sx = shown.width / img.naturalWidth;
-    const sy = shown.height / img.naturalHeight;
-    const box = el.subjectBox;
-    box.style.left = `${shown.left - stage.left + subject.left * sx}px`;
-    box.style.top = `${shown.top - stage.top + subject.top * sy}px`;
-    box.style.width = `${subject.width * sx}px`;
-    box.style.height = `${subject.height * sy}px`;
-    box.dataset.box = [subject.left, subject.top, subject.width, subject.height].join(",");
-    box.title = `Subject: ${subject.width}×${subject.height} px, ${Math.round(subject.share * 100)}% of the image`;
-    box.hidden = false;
-  }
+  const drawSubjectBox = (result) => drawSubject(el.subjectBox, el.originalImg, result);
 
   function render() {
     const items = state.items;

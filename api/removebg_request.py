@@ -20,7 +20,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SkipValidation,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
@@ -101,8 +100,7 @@ class RemoveBgRequest(BaseModel):
     )
     #: which of the three images was given, and our options made of the parameters
     source: SkipJsonSchema[Source] = Field(default="image_file", exclude=True)
-    # as made (validating an Options again would centre a scaled subject placed "original")
-    options: SkipJsonSchema[SkipValidation[Options]] = Field(default_factory=Options, exclude=True)
+    options: SkipJsonSchema[Options] = Field(default_factory=Options, exclude=True)
 
     @model_validator(mode="before")
     @classmethod

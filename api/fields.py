@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from api.jsonbody import loads
 from shared.contract.settings import Settings
-from shared.contract.shapes.jsontext import parse_metadata as parse_metadata  # its one rule
+from shared.contract.shapes.jsontext import loads
 from shared.errors import InvalidRequest, UrlNotAllowed
 from shared.net import address as netaddress
 

@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Request, request
 
-from api.jsonbody import body_bytes, loads
+from api.jsonbody import body_bytes
+from shared.contract.shapes.jsontext import loads
 from shared.errors import CutoutError, IdempotencyMismatch, InvalidRequest
 from shared.stores.idempotency import IdempotencyRecords
 from shared.stores.idempotency import record_key as redis_key

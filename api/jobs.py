@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from api.capabilities import check_fast
 from api.errors import JobRunning, NoResult
-from api.fields import form_option_values, parse_metadata, parse_webhook
+from api.fields import form_option_values, parse_webhook
 from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
 from api.idempotency import idempotent
 from api.intake import job_from_bytes, job_from_upload, job_from_url, read_limited
@@ -23,6 +23,7 @@ from api.versions import OPENAPI_PARAMETER as VERSION_PARAMETER
 from api.versions import newest_version, result_version
 from shared.contract.options import EXTENSIONS, parse_options
 from shared.contract.shapes import public_job
+from shared.contract.shapes.jsontext import parse_metadata
 from shared.contract.shapes.records import JobRecord
 from shared.contract.shapes.requests import JobCreate, read_body
 from shared.contract.tasks import ANNOUNCE, WEBHOOKS

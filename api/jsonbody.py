@@ -17,9 +17,7 @@ from typing import Any
 
 from flask import Request, request
 
-from shared.contract.shapes.jsontext import MAX_DEPTH as MAX_DEPTH
-from shared.contract.shapes.jsontext import depth as depth
-from shared.contract.shapes.jsontext import loads as loads
+from shared.contract.shapes.jsontext import loads
 from shared.errors import PayloadTooLarge
 
 

@@ -29,11 +29,11 @@ from typing import Any
 from flask import Blueprint, Flask, Response, g, has_app_context, request
 from werkzeug.datastructures import FileStorage
 
-from api.jsonbody import loads
 from api.openapi import doc
 from api.services import current
 from shared.contract.options import ModelCheck
 from shared.contract.settings import Settings
+from shared.contract.shapes.jsontext import loads
 from shared.errors import CutoutError, InvalidModel, InvalidRequest, NotFound, PayloadTooLarge
 from shared.onnx.modelfile import (
     MAX_RECORD_BYTES,

@@ -13,12 +13,13 @@ from typing import Any
 
 from werkzeug.datastructures import FileStorage
 
-from api.fields import check_url, form_option_values, parse_metadata, parse_webhook
+from api.fields import check_url, form_option_values, parse_webhook
 from api.intake import check_image, own_upload_key, read_limited
 from api.models import model_check
 from shared.contract.limits import check_input, check_options
 from shared.contract.options import Options, parse_options
 from shared.contract.settings import Settings
+from shared.contract.shapes.jsontext import parse_metadata
 from shared.contract.shapes.requests import (
     BatchCreate,
     BatchItem,

@@ -18,12 +18,13 @@ from PIL import Image
 from api.app import create_app
 from api.auth import BindRefused, check_bind, is_loopback, parse_bearer, tenant_for_request
 from api.errors import problem_response
-from api.fields import check_url, parse_metadata
+from api.fields import check_url
 from api.intake import check_image, read_limited, sniff_format
 from api.openapi import HIDDEN_ATTR, build_document, openapi_path
 from api.rembg_compat import parse_bgc, rembg_options
 from shared.contract.options import OPTION_NAMES
 from shared.contract.settings import Settings, load_settings
+from shared.contract.shapes.jsontext import parse_metadata
 from shared.contract.shapes.records import JobRecord
 from shared.errors import (
     CutoutError,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.jsonbody import loads
+from shared.contract.shapes.jsontext import loads
 from shared.errors import InvalidRequest
 
 

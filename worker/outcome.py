@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from shared.contract.shapes.records import JobRecord
 from shared.errors import ProcessingFailed
 from shared.ids import now_iso
-from shared.stores.jobs import Transition
+from shared.stores.jobscripts import Transition
 from shared.stores.jobstats import TALLY
 from worker import webhooks
 

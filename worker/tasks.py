@@ -15,7 +15,7 @@ from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from shared.contract import tasks as contract
 from shared.contract.options import MODELS, Options
-from shared.contract.shapes.records import JobRecord
+from shared.contract.shapes.records import TERMINAL, JobRecord
 from shared.errors import (
     CutoutError,
     NotFound,
@@ -27,7 +27,6 @@ from shared.errors import (
 from shared.ids import now_iso
 from shared.net.guard import fetch
 from shared.s3.keys import output_key
-from shared.stores.jobs import TERMINAL
 from shared.stores.jobstats import TALLY
 from worker import batches, context, corrections, webhooks
 from worker.background import read_background

@@ -24,17 +24,13 @@ from typing import Any
 
 import redis
 
-from shared.contract.shapes.records import STATUSES as STATUSES
-from shared.contract.shapes.records import TERMINAL as TERMINAL
-from shared.contract.shapes.records import BatchRecord, Counts, JobRecord, Stored
+from shared.contract.shapes.records import TERMINAL, BatchRecord, Counts, JobRecord, Stored
 from shared.contract.shapes.records import encode as _encode
 from shared.redis.errors import connect
 from shared.redis.errors import redis_errors as _translated  # the one translation
 from shared.s3.keys import is_upload
-from shared.stores.jobscripts import RESERVE, TAKE_DUE, TRANSITION, UPDATE_EXISTING
-from shared.stores.jobscripts import Transition as Transition  # re-exported for its importers
+from shared.stores.jobscripts import RESERVE, TAKE_DUE, TRANSITION, UPDATE_EXISTING, Transition
 from shared.stores.jobscripts import script_args as _script_args
-from shared.stores.jobstore import JobStore as JobStore  # the port, re-exported for its importers
 
 PREFIX = "cutout:"
 # job id → deadline of its current run, for every job in `processing`

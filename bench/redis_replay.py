@@ -1,6 +1,6 @@
 """What one job costs Redis when Redis is busy: a job's Redis work replayed back to back.
 
-    python bench/redis_replay.py [--jobs 2000] [--procs 4] [--compare /tmp/rc_base]
+    python bench/redis_replay.py [--jobs 2000] [--procs 4] [--rate 0 …] [--compare /tmp/rc_base]
 
 bench/redis_cost.py measures a real `cutout up` at a few jobs per second, where every
 command finds Redis idle and pays for cold caches and a wake-up. This one measures the
@@ -21,6 +21,12 @@ It reports the Redis server's CPU per job (INFO cpu, user + system) and commands
 (INFO stats, script-inner commands included), and jobs/s (bounded by the clients: the
 figure to read is the CPU per job, and 1000 / it, the jobs/s one Redis core would
 carry if Redis were the only limit).
+
+``--rate R …`` paces the clients at R jobs a second in all (one measurement per rate; 0 is
+back to back), which shows how the cost per job falls as Redis gets busier: at a few jobs
+a second each round trip pays a wake-up (bench/redis_floor.py), at a few hundred several
+clients' requests share one. ``--compare`` takes a checkout from before issue 28's regroup
+of shared/ too.
 """
 
 from __future__ import annotations
@@ -41,14 +47,24 @@ ROOT = Path(__file__).resolve().parents[1]
 MESSAGE = "x" * 1400  # a Celery message's size, as LPUSHed by the API
 
 
-def client(url: str, jobs: int, tag: str) -> None:
-    """One client process: the Redis side of ``jobs`` jobs, one after the other."""
+def client(url: str, jobs: int, tag: str, rate: float = 0.0) -> None:
+    """One client process: the Redis side of ``jobs`` jobs, one after the other, at most
+    ``rate`` jobs a second (0: back to back)."""
     import redis
 
-    from shared.contract.settings import load_settings
+    import shared
     from shared.ids import new_id, now_iso
-    from shared.stores.ratelimits import TokenBuckets
-    from shared.stores.workerstore import RedisWorkerStore
+
+    # by the folder, not by trying: an editable install would import the missing
+    # modules of an older checkout from the installed one
+    if (Path(shared.__file__).parent / "stores").is_dir():
+        from shared.contract.settings import load_settings
+        from shared.stores.ratelimits import TokenBuckets
+        from shared.stores.workerstore import RedisWorkerStore
+    else:  # a checkout from before issue 28 regrouped shared/
+        from shared.ratelimits import TokenBuckets  # type: ignore[no-redef]
+        from shared.settings import load_settings  # type: ignore[no-redef]
+        from shared.workerstore import RedisWorkerStore  # type: ignore[no-redef]
     from worker import tasks
     from worker.outcome import finish
 
@@ -59,7 +75,10 @@ def client(url: str, jobs: int, tag: str) -> None:
     takes_record = "record" in inspect.signature(finish).parameters
     timings = {"fetch": 0.004, "decode": 0.003, "preprocess": 0.002, "inference": 0.21}
     timings.update(postprocess=0.004, encode=0.012, store=0.006, total=0.25)
+    started = time.monotonic()
     for i in range(jobs):
+        if rate:
+            time.sleep(max(0.0, started + i / rate - time.monotonic()))
         job = {
             "id": new_id("job"),
             "tenant": "public",
@@ -98,7 +117,7 @@ def client(url: str, jobs: int, tag: str) -> None:
         pipe.execute()
 
 
-def measure(root: Path, url: str, jobs: int, procs: int) -> dict[str, float]:
+def measure(root: Path, url: str, jobs: int, procs: int, rate: float = 0.0) -> dict[str, float]:
     import redis
 
     r = redis.Redis.from_url(url, decode_responses=True)
@@ -106,11 +125,11 @@ def measure(root: Path, url: str, jobs: int, procs: int) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(root))
     code = (
         "import sys; from redis_replay import client; "
-        "client(sys.argv[1], int(sys.argv[2]), sys.argv[3])"
+        "client(sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))"
     )
     # warm: scripts loaded, connections made
     subprocess.run(
-        [sys.executable, "-c", code, url, "20", "w"],
+        [sys.executable, "-c", code, url, "20", "w", "0"],
         cwd=Path(__file__).parent,
         env=env,
         check=True,
@@ -119,7 +138,7 @@ def measure(root: Path, url: str, jobs: int, procs: int) -> dict[str, float]:
     started = time.perf_counter()
     running = [
         subprocess.Popen(
-            [sys.executable, "-c", code, url, str(jobs // procs), f"p{n}-"],
+            [sys.executable, "-c", code, url, str(jobs // procs), f"p{n}-", str(rate / procs)],
             cwd=Path(__file__).parent,
             env=env,
         )
@@ -146,6 +165,13 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--procs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="jobs/s over all clients, one measurement each (0: back to back)",
+    )
     parser.add_argument("--compare", type=Path, help="a checkout to measure side by side")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -159,11 +185,14 @@ def main() -> int:
         try:
             server.wait_until(redis_ready(port), 30)
             url = f"redis://127.0.0.1:{port}/0"
-            rounds: dict[str, list[dict[str, float]]] = {label: [] for label, _ in roots}
+            rounds: dict[str, list[dict[str, float]]] = {}
             for _ in range(args.rounds):
-                for label, root in roots:
-                    rounds[label].append(measure(root, url, args.jobs, args.procs))
-                    print(label, rounds[label][-1], flush=True)
+                for rate in args.rate:
+                    for label, root in roots:
+                        key = f"{label} @ {rate:g} jobs/s" if rate else label
+                        result = measure(root, url, args.jobs, args.procs, rate)
+                        rounds.setdefault(key, []).append(result)
+                        print(key, result, flush=True)
         finally:
             server.stop()
     summary = {
@@ -171,7 +200,7 @@ def main() -> int:
         for label, rs in rounds.items()
     }
     print(json.dumps(summary, indent=1))
-    if "baseline" in summary:
+    if "baseline" in summary and "current" in summary:
         now, base = summary["current"], summary["baseline"]
         ratio = now["redis_cpu_ms_per_job"] / base["redis_cpu_ms_per_job"]
         print(f"Redis CPU per job, busy Redis: {ratio:.2f}x the baseline's")

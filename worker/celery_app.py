@@ -67,7 +67,7 @@ def create_worker_app(settings: Settings, pool: str = "prefork") -> Celery:
         # the sessions are created after the child reports to its parent
         ctx = context.get()
         warmup.warm_in_background(ctx)
-        Scheduler(ctx).start()
+        Scheduler(ctx, pool_child=True).start()
 
     if pool != "prefork":
 

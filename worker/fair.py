@@ -89,8 +89,11 @@ class Dispatcher:
         return self.store.fair.register(batch_id, tenant)
 
     def dispatch(self) -> int:
-        """One pass over every tenant with work; returns the messages sent (0 if another
-        dispatcher holds the lock)."""
+        """One pass over every tenant with work; returns the messages sent (0 if there is
+        none, or another dispatcher holds the lock). Work that arrives after the check is
+        found by the next pass, as when another dispatcher held the lock."""
+        if not self.store.fair.has_work():
+            return 0
         token = self.store.fair.lock()
         if token is None:
             return 0

@@ -5,8 +5,10 @@ and redelivers it after ``visibility_timeout``: a webhook retry due in 10 h woul
 delivered twice. So delayed tasks live in a Redis sorted set scored by due time, and a
 small thread moves due entries into their queue: one per pool child of a prefork worker
 (started in ``worker_process_init``, since a thread does not survive the fork), one in
-the worker's own process for the solo and threads pools (worker/celery_app.py). The move
-is one atomic Lua step, so several threads never send one entry twice.
+the worker's own process for the solo and threads pools (worker/celery_app.py). Every
+thread heartbeats; of a prefork worker's children only the one holding the worker's
+lock file polls (``Duty``). The move is one atomic Lua step, so several threads (of
+several workers) never send one entry twice.
 
 The same thread sends batch items to ``bulk``, a window per tenant (worker/fair.py), and
 re-queues jobs stuck in ``processing`` after their worker vanished
@@ -18,13 +20,15 @@ delivered again by kombu after ``visibility_timeout``: late, never lost.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from shared.contract.tasks import PROCESS_JOB
 from shared.errors import CutoutError
@@ -34,6 +38,7 @@ from shared.stores.workerstore import WorkerStore
 from worker.fair import Dispatcher
 from worker.outcome import fail_after_worker_loss
 from worker.reconcile import Reconciler
+from worker.warmup import duty_lock_path
 
 if TYPE_CHECKING:
     from worker.context import WorkerContext
@@ -53,11 +58,39 @@ def _rss() -> int:
         return 0
 
 
+class Duty:
+    """Whether this process polls for its worker: the first pool child to take the lock
+    file keeps it until it exits, and the kernel releases it however the child ends, so
+    another takes over on its next pass (0.5 s). Each pass of every child was two round
+    trips to Redis (the delay set and the dispatcher's check) twice a second; with the
+    lock a worker of N children makes them once, whatever N."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: IO[str] | None = None
+
+    def held(self) -> bool:
+        if self._handle is None:
+            handle = open(self.path, "a")  # noqa: SIM115 - kept open while held
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            self._handle = handle
+        return True
+
+
 class Scheduler(threading.Thread):
     """Moves due entries into their queues; sweeps stuck jobs now and then."""
 
     def __init__(
-        self, ctx: WorkerContext, interval: float = 0.5, sweep_every: float | None = None
+        self,
+        ctx: WorkerContext,
+        interval: float = 0.5,
+        sweep_every: float | None = None,
+        *,
+        pool_child: bool = False,
     ) -> None:
         super().__init__(name="cutout-scheduler", daemon=True)
         self.ctx = ctx
@@ -70,6 +103,8 @@ class Scheduler(threading.Thread):
         # queued jobs whose message the broker lost (worker/reconcile.py); a suspect is
         # confirmed by a scan at least half a sweep later
         self.reconciler = Reconciler(ctx, confirm_after=self.sweep_every / 2)
+        # one pool child of a worker polls for all of them (each heartbeats)
+        self.duty = Duty(duty_lock_path(os.getppid() if pool_child else os.getpid()))
 
     def run(self) -> None:
         last_sweep = last_beat = 0.0
@@ -78,6 +113,8 @@ class Scheduler(threading.Thread):
                 if time.monotonic() - last_beat > HEARTBEAT_EVERY:
                     last_beat = time.monotonic()
                     self.heartbeat()
+                if not self.duty.held():
+                    continue
                 self.release_due()
                 self.dispatcher.dispatch()
                 if time.monotonic() - last_sweep > self.sweep_every:

@@ -74,7 +74,8 @@ def matting_lock_path(worker_pid: int) -> Path:
 
 def remove_worker_locks(worker_pid: int) -> None:
     """Remove the lock files of worker ``worker_pid`` (when it exits); a cache's stays."""
-    for path in (warm_lock_path(worker_pid), matting_lock_path(worker_pid)):
+    paths = (warm_lock_path(worker_pid), matting_lock_path(worker_pid), duty_lock_path(worker_pid))
+    for path in paths:
         if path.parent == Path(tempfile.gettempdir()):
             path.unlink(missing_ok=True)
 
@@ -225,6 +226,12 @@ def fast_prospect(settings: Settings) -> str:
     if settings.fast == "build" or fast_paths(settings.model_home)[2].is_file():
         return "loading"
     return "unavailable"
+
+
+def duty_lock_path(worker_pid: int) -> Path:
+    """The lock the scheduler of one of worker ``worker_pid``'s pool children holds while
+    it polls for all of them (worker/scheduler.py ``Duty``)."""
+    return Path(tempfile.gettempdir()) / f"cutout-scheduler-{worker_pid}.lock"
 
 
 def warm_lock_path(worker_pid: int) -> Path:

@@ -41,22 +41,19 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 MESSAGE = "x" * 1400  # a Celery message's size, as LPUSHed by the API
 
 
-def client(url: str, jobs: int, tag: str, rate: float = 0.0) -> None:
-    """One client process: the Redis side of ``jobs`` jobs, one after the other, at most
-    ``rate`` jobs a second (0: back to back)."""
-    import redis
-
+def checkout_parts() -> tuple[Any, Any, Any]:
+    """The checkout's settings loader, token buckets and worker store, wherever it keeps
+    them: decided by the folder, not by trying, since an editable install would import
+    the modules an older checkout lacks from the installed one."""
     import shared
-    from shared.ids import new_id, now_iso
 
-    # by the folder, not by trying: an editable install would import the missing
-    # modules of an older checkout from the installed one
     if (Path(shared.__file__).parent / "stores").is_dir():
         from shared.contract.settings import load_settings
         from shared.stores.ratelimits import TokenBuckets
@@ -65,12 +62,22 @@ def client(url: str, jobs: int, tag: str, rate: float = 0.0) -> None:
         from shared.ratelimits import TokenBuckets  # type: ignore[no-redef]
         from shared.settings import load_settings  # type: ignore[no-redef]
         from shared.workerstore import RedisWorkerStore  # type: ignore[no-redef]
+    return load_settings, TokenBuckets, RedisWorkerStore
+
+
+def client(url: str, jobs: int, tag: str, rate: float = 0.0) -> None:
+    """One client process: the Redis side of ``jobs`` jobs, one after the other, at most
+    ``rate`` jobs a second (0: back to back)."""
+    import redis
+
+    from shared.ids import new_id, now_iso
     from worker import tasks
     from worker.outcome import finish
 
+    load_settings, buckets_class, store_class = checkout_parts()
     r = redis.Redis.from_url(url, decode_responses=True)
-    store = RedisWorkerStore(r, 3600)
-    buckets = TokenBuckets(r)
+    store = store_class(r, 3600)
+    buckets = buckets_class(r)
     ctx = SimpleNamespace(store=store, settings=load_settings(), app=None)
     takes_record = "record" in inspect.signature(finish).parameters
     timings = {"fetch": 0.004, "decode": 0.003, "preprocess": 0.002, "inference": 0.21}

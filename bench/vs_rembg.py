@@ -217,7 +217,7 @@ def idle_per_job(redis_url: str, since: float) -> dict[str, float]:
     }
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--rembg",
@@ -238,12 +238,15 @@ def main() -> int:
         "--together", action="store_true", help="leave the other server running meanwhile"
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     from shared.contract.settings import default_model_home
     from worker.engine.models import ensure_model
 
     weights = ensure_model(args.model, default_model_home())
-
     ensure_rembg_cli(args.rembg)
     blobs = photos(args.photos)
     tmp = Path(tempfile.mkdtemp(prefix="cutout-vs-rembg-"))
@@ -255,20 +258,11 @@ def main() -> int:
         procs.append(cutout)
         wait_workers(cutout_url, 1)
         wait_warmers(cutout.pid)
-        redis_url = redis_of(tmp / "up.log")
         urls = {"rembg": rembg_url, "cutout": cutout_url}
         for url in urls.values():  # warm: every client once, so every session is loaded
             run_round(url, args.model, blobs[: args.clients], args.clients)
-        groups = {"rembg": rembg.pid, "cutout": cutout.pid}
-        walls: dict[str, list[float]] = {"rembg": [], "cutout": []}
-        idle = []
-        for _ in range(args.rounds):
-            for name, url in urls.items():
-                with alone(groups if not args.together else {}, name, cutout_url):
-                    since = time.time()
-                    walls[name].append(run_round(url, args.model, blobs, args.clients))
-                if name == "cutout":
-                    idle.append(idle_per_job(redis_url, since))
+        groups = {} if args.together else {"rembg": rembg.pid, "cutout": cutout.pid}
+        walls, idle = rounds(args, blobs, urls, groups, redis_of(tmp / "up.log"))
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -279,6 +273,26 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
+
+
+def rounds(
+    args: argparse.Namespace,
+    blobs: list[bytes],
+    urls: dict[str, str],
+    groups: dict[str, int],
+    redis_url: str,
+) -> tuple[dict[str, list[float]], list[dict[str, float]]]:
+    """The timed rounds, alternating servers: wall seconds of each, Cutout's idle."""
+    walls: dict[str, list[float]] = {name: [] for name in urls}
+    idle = []
+    for _ in range(args.rounds):
+        for name, url in urls.items():
+            with alone(groups, name, urls["cutout"]):
+                since = time.time()
+                walls[name].append(run_round(url, args.model, blobs, args.clients))
+            if name == "cutout":
+                idle.append(idle_per_job(redis_url, since))
+    return walls, idle
 
 
 def wait_warmers(pid: int, timeout: float = 600) -> None:

@@ -141,19 +141,25 @@ class Sampler(threading.Thread):
         return self.samples
 
 
-def start_up(tmp: Path, port: int) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_up(
+    tmp: Path, port: int, **settings: str | None
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """`cutout up` on data folder ``tmp``: its process, URL and Redis URL. ``settings``
+    override the environment below (None: leave the variable to `cutout up`'s default)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CUTOUT_", "AWS_"))}
-    env.update(
-        CUTOUT_DATA_DIR=str(tmp),
-        CUTOUT_PORT=str(port),
-        CUTOUT_MODELS="u2netp",
-        CUTOUT_WORKER_CONCURRENCY="2",
-        CUTOUT_ORT_THREADS="1",
-        CUTOUT_LOG_LEVEL="warning",
+    chosen: dict[str, str | None] = {
+        "CUTOUT_DATA_DIR": str(tmp),
+        "CUTOUT_PORT": str(port),
+        "CUTOUT_MODELS": "u2netp",
+        "CUTOUT_WORKER_CONCURRENCY": "2",
+        "CUTOUT_ORT_THREADS": "1",
+        "CUTOUT_LOG_LEVEL": "warning",
         # measure the service, not the per-tenant limiter (50/s, burst 200 by default)
-        CUTOUT_RATE_LIMIT="10000",
-        CUTOUT_RATE_BURST="100000",
-    )
+        "CUTOUT_RATE_LIMIT": "10000",
+        "CUTOUT_RATE_BURST": "100000",
+        **settings,
+    }
+    env.update({name: value for name, value in chosen.items() if value is not None})
     log_path = tmp / "up.log"
     log = open(log_path, "wb")  # noqa: SIM115 - the child owns it
     up = subprocess.Popen(

@@ -35,7 +35,6 @@ import contextlib
 import io
 import json
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -53,7 +52,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from evalset import find
-from load import ROOT, http, multipart, parse_time, wait_workers
+from load import ROOT, http, multipart, parse_time, start_up, wait_workers
 
 sys.path.insert(0, str(ROOT))
 
@@ -130,34 +129,13 @@ def start_rembg(
     return proc, url
 
 
-def start_cutout(model: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CUTOUT_", "AWS_"))}
-    env.update(
-        CUTOUT_DATA_DIR=str(tmp / "cutout"),
-        CUTOUT_PORT=str(free_port()),
-        CUTOUT_MODELS=model,
-        CUTOUT_LOG_LEVEL="warning",
-        CUTOUT_RATE_LIMIT="10000",
-        CUTOUT_RATE_BURST="100000",
-    )
-    log = tmp / "up.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cutout", "up"],
-        env=env,
-        cwd=ROOT,
-        stdout=open(log, "wb"),  # noqa: SIM115 - the child owns it
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        found = re.search(r"Cutout is running at (\S+)", log.read_text(errors="replace"))
-        if found:
-            return proc, found.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.3)
-    raise SystemExit("cutout up did not start:\n" + log.read_text(errors="replace")[-3000:])
+def start_cutout(model: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """`cutout up` with its own defaults but the model and a rate limit out of the way:
+    its process, URL and Redis URL."""
+    folder = tmp / "cutout"
+    folder.mkdir()
+    concurrency_and_threads = {"CUTOUT_WORKER_CONCURRENCY": None, "CUTOUT_ORT_THREADS": None}
+    return start_up(folder, free_port(), CUTOUT_MODELS=model, **concurrency_and_threads)
 
 
 def remove(url: str, model: str, blob: bytes) -> float:
@@ -254,7 +232,7 @@ def main() -> int:
     try:
         rembg, rembg_url = start_rembg(args.rembg, weights, tmp, args.rembg_threads)
         procs.append(rembg)
-        cutout, cutout_url = start_cutout(args.model, tmp)
+        cutout, cutout_url, redis_url = start_cutout(args.model, tmp)
         procs.append(cutout)
         wait_workers(cutout_url, 1)
         wait_warmers(cutout.pid)
@@ -262,7 +240,7 @@ def main() -> int:
         for url in urls.values():  # warm: every client once, so every session is loaded
             run_round(url, args.model, blobs[: args.clients], args.clients)
         groups = {} if args.together else {"rembg": rembg.pid, "cutout": cutout.pid}
-        walls, idle = rounds(args, blobs, urls, groups, redis_of(tmp / "up.log"))
+        walls, idle = rounds(args, blobs, urls, groups, redis_url)
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -328,13 +306,6 @@ def alone(groups: dict[str, int], name: str, cutout_url: str) -> Iterator[None]:
     finally:
         for pid in others:
             os.killpg(pid, signal.SIGCONT)
-
-
-def redis_of(log: Path) -> str:
-    found = re.search(r"^redis\s+127\.0\.0\.1:(\d+)", log.read_text(), re.MULTILINE)
-    if not found:
-        raise SystemExit("cutout up did not say where its Redis is")
-    return f"redis://127.0.0.1:{found.group(1)}/0"
 
 
 def summary(walls: dict[str, list[float]], idle: list[dict[str, float]], n: int) -> dict[str, Any]:

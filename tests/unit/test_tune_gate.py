@@ -256,3 +256,18 @@ def test_a_tolerance_out_of_range_is_a_usage_error(
     args += ["--name", "x", "--model-home", str(tmp_path), "--tolerance-bf1", "-0.1"]
     assert main(args) == 2
     assert "--tolerance-bf1" in capsys.readouterr().err
+
+
+def test_the_base_defaults_to_u2net_the_base_that_gained_on_real_photos() -> None:
+    """docs/tune.md section 5: on 20 real photos u2net gained on held-back photos in IoU
+    and boundary F1 in every split, u2netp in one of three; a shop that names no base
+    gets u2net."""
+    from cutout.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["tune", "--manifest", "m.csv", "--name", "shop"])
+    assert args.base == "u2net"
+    assert (
+        parser.parse_args(["tune", "--manifest", "m.csv", "--name", "s", "--base", "u2netp"]).base
+        == "u2netp"
+    )

@@ -23,16 +23,16 @@ the photos/s (the issue's target: at least 0.97). For Cutout also the worker's i
 per job: the run's span times the pool children, less their busy time (each job's
 ``started_at`` → ``finished_at``), divided by the jobs.
 
-Photos: CUTOUT_EVAL_DIR's ``photos`` (bench/evalset.py) when set, else generated
-1024×768 JPEGs. rembg needs its weights in U2NET_HOME: the bench points it at a folder
-holding a link to Cutout's own cached copy (the same file), so nothing is downloaded.
+Photos: the JPEGs of CUTOUT_EVAL_DIR's ``photos`` (bench/evalset.py) when set, else
+generated 1024×768 JPEGs (bench/service.py ``images``). rembg needs its weights in
+U2NET_HOME: the bench points it at a folder holding a link to Cutout's own cached copy
+(the same file), so nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import signal
@@ -46,13 +46,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evalset import find
 from load import ROOT, http, multipart, parse_time, start_up, wait_workers
+from service import images
 
 sys.path.insert(0, str(ROOT))
 
@@ -75,21 +72,6 @@ def ensure_rembg_cli(command: Path) -> None:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, REMBG, "onnxruntime"], check=True)
-
-
-def photos(count: int) -> list[bytes]:
-    folder = find("photos")
-    if folder is not None:
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".png"})
-        return [p.read_bytes() for p in (paths * count)[:count]]
-    rng = np.random.default_rng(0)
-    out = []
-    for _ in range(count):
-        pixels = rng.integers(0, 255, (768, 1024, 3), dtype=np.uint8)
-        buf = io.BytesIO()
-        Image.fromarray(pixels).save(buf, "JPEG", quality=90)
-        out.append(buf.getvalue())
-    return out
 
 
 def wait_port(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -226,7 +208,7 @@ def main() -> int:
 
     weights = ensure_model(args.model, default_model_home())
     ensure_rembg_cli(args.rembg)
-    blobs = photos(args.photos)
+    blobs = images(args.photos)
     tmp = Path(tempfile.mkdtemp(prefix="cutout-vs-rembg-"))
     procs = []
     try:

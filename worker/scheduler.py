@@ -68,16 +68,18 @@ class Duty:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._handle: IO[str] | None = None
+        self._held = False
 
     def held(self) -> bool:
+        if self._held:
+            return True
         if self._handle is None:
-            handle = open(self.path, "a")  # noqa: SIM115 - kept open while held
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                return False
-            self._handle = handle
+            self._handle = open(self.path, "a")  # noqa: SIM115 - open while the process lives
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        self._held = True
         return True
 
 

@@ -25,7 +25,24 @@ class StackError(RuntimeError):
     """A server could not be started; the message says which and why."""
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
+    """A free 127.0.0.1 port for a server this process is about to start.
+
+    Picked below the span ``WeedPorts.pick`` uses, which itself lies below the kernel's
+    ephemeral range: a port the kernel hands out (``bind(0)`` or any outgoing
+    connection) can be taken by someone else's connect() before the server binds it,
+    and a CI run once lost a stack that way (gunicorn met a replica's link to its
+    primary on its port). Ports already handed out by this process are not repeated.
+    """
+    low, high = 2048, quiet_span()[0]
+    for _ in range(1000) if high - low > 100 else ():
+        port = random.randrange(low, high)
+        if port not in _HANDED_OUT and bindable(port):
+            _HANDED_OUT.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

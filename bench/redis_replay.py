@@ -18,9 +18,11 @@ in turn, alternating rounds):
   (worker/outcome.py ``finish``), and Celery's ack (MULTI ZREM HDEL EXEC).
 
 It reports the Redis server's CPU per job (INFO cpu, user + system) and commands per job
-(INFO stats, script-inner commands included), and jobs/s (bounded by the clients: the
-figure to read is the CPU per job, and 1000 / it, the jobs/s one Redis core would
-carry if Redis were the only limit).
+(INFO stats, script-inner commands included), the top-level command time per job (a
+separate pass of ``--slowlog-jobs`` jobs from one client with SLOWLOG recording every
+command: commands a script runs are inside their script call's time), and jobs/s
+(bounded by the clients: the figure to read is the CPU per job, and 1000 / it, the
+jobs/s one Redis core would carry if Redis were the only limit).
 
 ``--rate R …`` paces the clients at R jobs a second in all (one measurement per rate; 0 is
 back to back), which shows how the cost per job falls as Redis gets busier: at a few jobs
@@ -167,6 +169,77 @@ def measure(root: Path, url: str, jobs: int, procs: int, rate: float = 0.0) -> d
     }
 
 
+def text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
+
+
+def command_time(root: Path, url: str, jobs: int, rate: float = 0.0) -> dict[str, float]:
+    """Top-level command time per job: SLOWLOG records every command of ``jobs`` jobs
+    replayed by one client at ``rate`` jobs/s (0: back to back; SLOWLOG adds CPU, so
+    this pass gives no CPU figure).
+    Commands a script runs are logged with no client address and are left out: their
+    time is inside the script call's. EXEC is not logged; its own cost is a few µs."""
+    import redis
+
+    r = redis.Redis.from_url(url, decode_responses=True)
+    r.flushall()
+    env = dict(os.environ, PYTHONPATH=str(root))
+    code = (
+        "import sys; from redis_replay import client; "
+        "client(sys.argv[1], int(sys.argv[2]), 'c', float(sys.argv[3]))"
+    )
+    old = r.config_get("slowlog-*")
+    r.config_set("slowlog-max-len", jobs * 400)
+    r.config_set("slowlog-log-slower-than", 0)
+    r.slowlog_reset()
+    try:
+        subprocess.run(
+            [sys.executable, "-c", code, url, str(jobs), str(rate)],
+            cwd=Path(__file__).parent,
+            env=env,
+            check=True,
+        )
+        entries = r.slowlog_get(jobs * 400)
+    finally:
+        r.config_set("slowlog-log-slower-than", old["slowlog-log-slower-than"])
+        r.config_set("slowlog-max-len", old["slowlog-max-len"])
+    scripts = rest = 0
+    for entry in entries:
+        address = text(entry.get("client_address")) or "?"
+        name = text(entry["command"]).split(" ", 1)[0].lower()
+        if address.startswith("?") or name in {"slowlog", "config", "client", "info"}:
+            continue
+        if name in {"evalsha", "eval"}:
+            scripts += entry["duration"]
+        else:
+            rest += entry["duration"]
+    return {
+        "command_time_us_per_job": round((scripts + rest) / jobs, 1),
+        "scripts_us_per_job": round(scripts / jobs, 1),
+        "other_us_per_job": round(rest / jobs, 1),
+    }
+
+
+def run_rounds(
+    args: Any, roots: list[tuple[str, Path]], url: str
+) -> dict[str, list[dict[str, float]]]:
+    """Each round, each rate, each checkout in turn: the CPU pass, then the command-time
+    pass at the same rate."""
+    rounds: dict[str, list[dict[str, float]]] = {}
+    for _ in range(args.rounds):
+        for rate in args.rate:
+            for label, root in roots:
+                key = f"{label} @ {rate:g} jobs/s" if rate else label
+                result = measure(root, url, args.jobs, args.procs, rate)
+                rounds.setdefault(key, []).append(result)
+                print(key, result, flush=True)
+                if args.slowlog_jobs:
+                    result = command_time(root, url, args.slowlog_jobs, rate)
+                    rounds.setdefault(f"{key}, command time", []).append(result)
+                    print(f"{key}, command time", result, flush=True)
+    return rounds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2000)
@@ -180,6 +253,9 @@ def main() -> int:
         help="jobs/s over all clients, one measurement each (0: back to back)",
     )
     parser.add_argument("--compare", type=Path, help="a checkout to measure side by side")
+    parser.add_argument(
+        "--slowlog-jobs", type=int, default=300, help="jobs of the command-time pass (0: none)"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from cutout.stack import free_port, redis_ready, redis_server
@@ -192,14 +268,7 @@ def main() -> int:
         try:
             server.wait_until(redis_ready(port), 30)
             url = f"redis://127.0.0.1:{port}/0"
-            rounds: dict[str, list[dict[str, float]]] = {}
-            for _ in range(args.rounds):
-                for rate in args.rate:
-                    for label, root in roots:
-                        key = f"{label} @ {rate:g} jobs/s" if rate else label
-                        result = measure(root, url, args.jobs, args.procs, rate)
-                        rounds.setdefault(key, []).append(result)
-                        print(key, result, flush=True)
+            rounds = run_rounds(args, roots, url)
         finally:
             server.stop()
     summary = {
@@ -211,7 +280,21 @@ def main() -> int:
         now, base = summary["current"], summary["baseline"]
         ratio = now["redis_cpu_ms_per_job"] / base["redis_cpu_ms_per_job"]
         print(f"Redis CPU per job, busy Redis: {ratio:.2f}x the baseline's")
+    verdict(summary)
     return 0
+
+
+def verdict(summary: dict[str, dict[str, float]]) -> None:
+    """Issue 30's targets against this checkout's figures (busy Redis)."""
+    cpu = summary.get("current", {}).get("redis_cpu_ms_per_job")
+    took = summary.get("current, command time", {}).get("command_time_us_per_job")
+    for name, value, target, unit in (
+        ("Redis CPU", cpu, 0.33, "ms"),
+        ("command time", took, 150.0, "us"),
+    ):
+        if value is not None:
+            met = "met" if value <= target else "missed"
+            print(f"target {name} <= {target:g} {unit} per job: {value:g} {unit} ({met})")
 
 
 if __name__ == "__main__":

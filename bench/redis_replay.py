@@ -126,36 +126,34 @@ def client(url: str, jobs: int, tag: str, rate: float = 0.0) -> None:
         pipe.execute()
 
 
-def measure(root: Path, url: str, jobs: int, procs: int, rate: float = 0.0) -> dict[str, float]:
-    import redis
-
-    r = redis.Redis.from_url(url, decode_responses=True)
-    r.flushall()
+def run_clients(root: Path, url: str, runs: list[tuple[int, str, float]]) -> None:
+    """Client processes on ``root``'s code at once, one per (jobs, tag, rate); waits."""
     env = dict(os.environ, PYTHONPATH=str(root))
     code = (
         "import sys; from redis_replay import client; "
         "client(sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))"
     )
-    # warm: scripts loaded, connections made
-    subprocess.run(
-        [sys.executable, "-c", code, url, "20", "w", "0"],
-        cwd=Path(__file__).parent,
-        env=env,
-        check=True,
-    )
-    cpu0, stats0 = r.info("cpu"), r.info("stats")
-    started = time.perf_counter()
     running = [
         subprocess.Popen(
-            [sys.executable, "-c", code, url, str(jobs // procs), f"p{n}-", str(rate / procs)],
+            [sys.executable, "-c", code, url, str(jobs), tag, str(rate)],
             cwd=Path(__file__).parent,
             env=env,
         )
-        for n in range(procs)
+        for jobs, tag, rate in runs
     ]
-    for proc in running:
-        if proc.wait() != 0:
-            raise SystemExit(f"a client failed ({root})")
+    if [proc.wait() for proc in running] != [0] * len(running):
+        raise SystemExit(f"a client failed ({root})")
+
+
+def measure(root: Path, url: str, jobs: int, procs: int, rate: float = 0.0) -> dict[str, float]:
+    import redis
+
+    r = redis.Redis.from_url(url, decode_responses=True)
+    r.flushall()
+    run_clients(root, url, [(20, "w", 0.0)])  # warm: scripts loaded, connections made
+    cpu0, stats0 = r.info("cpu"), r.info("stats")
+    started = time.perf_counter()
+    run_clients(root, url, [(jobs // procs, f"p{n}-", rate / procs) for n in range(procs)])
     seconds = time.perf_counter() - started
     cpu1, stats1 = r.info("cpu"), r.info("stats")
     done = (jobs // procs) * procs
@@ -183,22 +181,12 @@ def command_time(root: Path, url: str, jobs: int, rate: float = 0.0) -> dict[str
 
     r = redis.Redis.from_url(url, decode_responses=True)
     r.flushall()
-    env = dict(os.environ, PYTHONPATH=str(root))
-    code = (
-        "import sys; from redis_replay import client; "
-        "client(sys.argv[1], int(sys.argv[2]), 'c', float(sys.argv[3]))"
-    )
     old = r.config_get("slowlog-*")
     r.config_set("slowlog-max-len", jobs * 400)
     r.config_set("slowlog-log-slower-than", 0)
     r.slowlog_reset()
     try:
-        subprocess.run(
-            [sys.executable, "-c", code, url, str(jobs), str(rate)],
-            cwd=Path(__file__).parent,
-            env=env,
-            check=True,
-        )
+        run_clients(root, url, [(jobs, "c", rate)])
         entries = r.slowlog_get(jobs * 400)
     finally:
         r.config_set("slowlog-log-slower-than", old["slowlog-log-slower-than"])

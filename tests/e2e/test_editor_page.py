@@ -376,6 +376,15 @@ def test_snap_to_edges_stops_at_the_photos_edge(
         " && document.getElementById('editor').dataset.state === 'ready'"
     )
     assert page.get_by_role("button", name="‹ Previous").is_enabled()
+    second = page.locator("#editor").get_attribute("data-job-id")
+    # the keys the page's help lists for Previous and Next do the same
+    for key, expected in (("Alt+ArrowLeft", first), ("Alt+ArrowRight", second)):
+        page.keyboard.press(key)
+        page.wait_for_function(
+            f"() => document.getElementById('editor').dataset.jobId === '{expected}'"
+            " && document.getElementById('editor').dataset.state === 'ready'"
+        )
+    assert "Previous or next" in (page.locator("#shortcuts").text_content() or "")
     # a hard erase over the subject's left edge (x about 63 at y 98), then a restore with
     # Snap to edges whose centre line is on the subject: its brush reaches x 50 to 110,
     # across the edge, but only the subject's side comes back

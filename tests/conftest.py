@@ -31,7 +31,10 @@ import pytest
 
 from testkit.procs import ROOT, S3_CREDENTIALS
 
-pytest_plugins = ["tests.openapi_conformance"]  # every API response checked against /openapi.json
+pytest_plugins = [
+    "tests.openapi_conformance",  # every API response checked against /openapi.json
+    "tests.strict_parts",  # on CI (CUTOUT_TESTS_STRICT=1) a skip for a missing part fails
+]
 EVAL_DIR = ROOT.parent / "shared" / "eval"
 ARTIFACTS = ROOT / "test-artifacts"
 # the session's redis-server has this many databases; db 0 is the shared one (the

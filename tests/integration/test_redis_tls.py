@@ -8,6 +8,7 @@ answers HTTPS with a certificate of the same CA. ``cutout up`` with both (so it 
 neither) runs the real API and a real worker, and a job goes through to ``succeeded``.
 With records in a plain Redis and Celery's queues in the TLS one, the API's producer
 sends over TLS.
+A server that asks no client certificate (most managed Redis) takes the CA file alone.
 A client that does not trust the server's CA is refused (the API answers 503, never 500),
 and a TLS file that does not exist is named before anything starts.
 """
@@ -40,6 +41,9 @@ from tests.integration.test_worker import photo_bytes
 
 USER, PASSWORD = "cutout", "p@ss:w/rd"  # characters a URL must percent-encode
 URL_PASSWORD = "p%40ss%3Aw%2Frd"
+# the ACL user the service logs in as, as a managed Redis has them: every key and
+# channel, no dangerous command (FLUSHALL, CONFIG, KEYS, INFO, DEBUG, ...)
+ACL_USER = ["--user", USER, "on", f">{PASSWORD}", "~*", "&*", "+@all", "-@dangerous"]
 BUCKET = "cutout-tls"
 
 
@@ -66,9 +70,7 @@ def tls_redis(tls_files: TlsFiles, tmp_path_factory: pytest.TempPathFactory) -> 
 
     folder, port = tmp_path_factory.mktemp("redis-tls"), free_port()
     args = tls_redis_args(port, tls_files, folder, clients="yes")
-    # the ACL user the service logs in as, as a managed Redis has them: every key and
-    # channel, no dangerous command (FLUSHALL, CONFIG, KEYS, INFO, DEBUG, ...)
-    args += ["--user", USER, "on", f">{PASSWORD}", "~*", "&*", "+@all", "-@dangerous"]
+    args += ACL_USER
     try:
         binary = find_tls_redis_server()
     except RuntimeError as exc:  # as the e2e tier does without Chromium: .ci/run installs it
@@ -235,6 +237,36 @@ def test_the_server_verifies_the_client_certificate_and_the_client_the_server(
     wrong = tls_settings(tls_redis.replace(URL_PASSWORD, "nope"), tls_files)
     with pytest.raises(redis.AuthenticationError):
         connect(str(load_settings(wrong).redis_url)).ping()
+
+
+def test_a_server_that_asks_no_client_certificate_takes_the_ca_file_alone(
+    tls_files: TlsFiles, tmp_path: Path
+) -> None:
+    """The client certificate is optional: most managed Redis ask none (mutual TLS off)."""
+    from cutout.stack import Server
+
+    port = free_port()
+    args = tls_redis_args(port, tls_files, tmp_path, clients="no")
+    args += ACL_USER
+    try:
+        binary = find_tls_redis_server()
+    except RuntimeError as exc:  # as the module's server does
+        pytest.skip(str(exc))
+    server = Server("redis-tls-no-client-cert", [binary, *args], tmp_path / "r.log").start()
+    url = f"rediss://{USER}:{URL_PASSWORD}@127.0.0.1:{port}/0"
+    settings = {"CUTOUT_REDIS_URL": url, "CUTOUT_REDIS_TLS_CA_FILE": str(tls_files.ca)}
+    try:
+        full = str(load_settings(settings).redis_url)
+        server.wait_until(lambda: answers(full), 30)
+        client = connect(full)
+        client.set("cutout:tls-check", "over TLS, no client certificate")
+        stored = client.get("cutout:tls-check")
+        assert stored in ("over TLS, no client certificate", b"over TLS, no client certificate")
+        # the server is still verified: without our CA the handshake fails
+        with pytest.raises(redis.ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+            connect(str(load_settings({"CUTOUT_REDIS_URL": url}).redis_url)).ping()
+    finally:
+        server.stop()
 
 
 def test_s3_over_https_is_verified_with_the_ca_bundle(

@@ -355,6 +355,45 @@ def test_export_writes_the_inputs_newest_masks_and_a_manifest_tune_reads(
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
 
 
+def test_an_exported_set_tunes_a_model_with_cutout_tune(
+    keyed_api: ApiProcess, corrected: dict[str, Any], model_home: Path, tmp_path: Path
+) -> None:
+    """The loop's last step: the export's manifest, as it is, into `cutout tune` (its
+    defaults, cut to one step and two folds for CI's time, and registered whatever its
+    gate says: one step cannot beat the base), which writes a model."""
+    pytest.importorskip("torch")
+    out = tmp_path / "set"
+    assert export(out, keyed_api.url).returncode == 0
+    home = tmp_path / "models"
+    home.mkdir()
+    (home / "u2netp.onnx").symlink_to(model_home / "u2netp.onnx")
+    tiny = ["--base", "u2netp", "--folds", "2", "--max-steps", "1", "--threads", "1"]
+    where = ["--manifest", str(out / "manifest.csv"), "--model-home", str(home)]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cutout",
+            "tune",
+            *where,
+            "--name",
+            "shop-fixes",
+            "--allow-worse",
+            *tiny,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "training on all 4 photos" in done.stderr
+    made = list(home.rglob("shop-fixes*.onnx"))
+    assert made, sorted(str(p) for p in home.rglob("*"))
+    assert made[0].stat().st_size > 1_000_000
+
+
 def test_export_of_a_batch_and_of_the_other_tenant(
     keyed_api: ApiProcess, corrected: dict[str, Any], tmp_path: Path
 ) -> None:

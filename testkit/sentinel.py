@@ -18,10 +18,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import redis
 
-from cutout.stack import Server, find_redis_server, free_port, redis_ready, redis_server
+from cutout.stack import Server, find_redis_server, free_port, redis_server
 
 MASTER_NAME = "cutout"
 REPLICATION_USER = "replication"
@@ -32,22 +33,36 @@ DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 5000
 
 
-def _client(port: int) -> redis.Redis:
+def _client(port: int, password: str | None = None) -> redis.Redis:
     return redis.Redis(
-        "127.0.0.1", port, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
+        "127.0.0.1",
+        port,
+        password=password,
+        decode_responses=True,
+        socket_timeout=2,
+        socket_connect_timeout=2,
     )
 
 
 @dataclass
 class SentinelCluster:
-    """One primary, one replica and three Sentinels (quorum 2), each a process."""
+    """One primary, one replica and three Sentinels (quorum 2), each a process.
+
+    ``password``: the primary's and the replica's (``requirepass``; the Sentinels log in
+    with it, ``sentinel auth-pass``). ``sentinel_password``: the Sentinels' own
+    (``requirepass`` and ``sentinel sentinel-pass``, with which they talk to each other).
+    """
 
     root: Path
     sentinel_ports: list[int] = field(default_factory=lambda: [free_port() for _ in range(3)])
+    password: str | None = None
+    sentinel_password: str | None = None
 
     def __post_init__(self) -> None:
         self.primary_port, self.replica_port = free_port(), free_port()
         self.primary = redis_server(self.root / "primary", self.primary_port)
+        if self.password:
+            self.primary.args += ["--requirepass", self.password]
         # redis-server takes an option's words as separate arguments
         self.primary.args += ["--user", REPLICATION_USER, "on", f">{REPLICATION_PASSWORD}"]
         self.primary.args += ["+psync", "+replconf", "+ping"]
@@ -57,6 +72,8 @@ class SentinelCluster:
             "--masteruser", REPLICATION_USER,
             "--masterauth", REPLICATION_PASSWORD,
         ]  # fmt: skip
+        if self.password:
+            self.replica.args += ["--requirepass", self.password]
         self.sentinels = [self._sentinel(i, port) for i, port in enumerate(self.sentinel_ports)]
 
     def _sentinel(self, index: int, port: int) -> Server:
@@ -70,34 +87,55 @@ class SentinelCluster:
             f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n"
             f"sentinel parallel-syncs {MASTER_NAME} 1\n"
         )
+        with conf.open("a") as text:
+            if self.password:
+                text.write(f"sentinel auth-pass {MASTER_NAME} {self.password}\n")
+            if self.sentinel_password:
+                text.write(f"requirepass {self.sentinel_password}\n")
+                text.write(f"sentinel sentinel-pass {self.sentinel_password}\n")
         args = [find_redis_server(), str(conf), "--sentinel"]
         return Server(f"sentinel-{index}", args, folder / "sentinel.log")
 
     @property
     def url(self) -> str:
-        """The ``sentinel://`` URL of database 0 (CUTOUT_REDIS_MASTER_NAME: MASTER_NAME)."""
-        return ";".join(f"sentinel://127.0.0.1:{p}" for p in self.sentinel_ports) + "/0"
+        """The ``sentinel://`` URL of database 0 (CUTOUT_REDIS_MASTER_NAME: MASTER_NAME),
+        the primary's password in it (the Sentinels' own goes in
+        CUTOUT_REDIS_SENTINEL_PASSWORD)."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return ";".join(f"sentinel://{auth}127.0.0.1:{p}" for p in self.sentinel_ports) + "/0"
+
+    def _data(self, port: int) -> redis.Redis:
+        return _client(port, self.password)
+
+    def _watcher(self, port: int) -> redis.Redis:
+        return _client(port, self.sentinel_password)
 
     def start(self, timeout: float = 60) -> None:
         """Every process, then until the replica is in sync and every Sentinel knows the
         replica and the two other Sentinels."""
         for server in (self.primary, self.replica, *self.sentinels):
             server.start()
-        self.primary.wait_until(redis_ready(self.primary_port), timeout)
+        self.primary.wait_until(functools.partial(self._answers, self.primary_port), timeout)
         self.replica.wait_until(self.link_up, timeout)
         for server, port in zip(self.sentinels, self.sentinel_ports, strict=True):
             server.wait_until(functools.partial(self._sentinel_sees_all, port), timeout)
 
+    def _answers(self, port: int) -> bool:
+        try:
+            return bool(self._data(port).ping())
+        except redis.RedisError:
+            return False
+
     def link_up(self) -> bool:
         try:
-            info = _client(self.replica_port).info("replication")
+            info = self._data(self.replica_port).info("replication")
         except redis.RedisError:
             return False
         return info.get("master_link_status") == "up"
 
     def _sentinel_sees_all(self, port: int) -> bool:
         try:
-            client = _client(port)
+            client = self._watcher(port)
             replicas: Any = client.sentinel_slaves(MASTER_NAME)
             others: Any = client.sentinel_sentinels(MASTER_NAME)
         except redis.RedisError:
@@ -108,7 +146,7 @@ class SentinelCluster:
         """The primary's port as the first Sentinel that answers names it."""
         for port in self.sentinel_ports:
             try:
-                address: Any = _client(port).sentinel_get_master_addr_by_name(MASTER_NAME)
+                address: Any = self._watcher(port).sentinel_get_master_addr_by_name(MASTER_NAME)
             except redis.RedisError:
                 continue
             if address:
@@ -126,27 +164,27 @@ class SentinelCluster:
 
     def _is_primary(self, port: int) -> bool:
         try:
-            return _client(port).info("replication").get("role") == "master"
+            return self._data(port).info("replication").get("role") == "master"
         except redis.RedisError:
             return False
 
     def cut_link(self) -> int:
         """Leave the replica behind: its user is switched off on the primary and its
         connection dropped. Returns the replication offset the replica had reached."""
-        primary = _client(self.primary_port)
+        primary = self._data(self.primary_port)
         primary.execute_command("ACL", "SETUSER", REPLICATION_USER, "off")
         primary.execute_command("CLIENT", "KILL", "USER", REPLICATION_USER)
         deadline = time.monotonic() + 30
         while self.link_up() and time.monotonic() < deadline:
             time.sleep(0.05)
-        return int(_client(self.replica_port).info("replication")["master_repl_offset"])
+        return int(self._data(self.replica_port).info("replication")["master_repl_offset"])
 
     def offset(self, port: int) -> int:
-        return int(_client(port).info("replication")["master_repl_offset"])
+        return int(self._data(port).info("replication")["master_repl_offset"])
 
     def client(self, port: int | None = None) -> Any:
         """A plain client of ``port`` (default: the current primary)."""
-        return _client(port or self.master_port() or self.primary_port)
+        return self._data(port or self.master_port() or self.primary_port)
 
     def servers(self) -> list[Server]:
         return [self.primary, self.replica, *self.sentinels]

@@ -159,9 +159,16 @@ def measure(root: Path, url: str, jobs: int, procs: int, rate: float = 0.0) -> d
     done = (jobs // procs) * procs
     used = sum(cpu1[k] - cpu0[k] for k in ("used_cpu_user", "used_cpu_sys"))
     calls = stats1["total_commands_processed"] - stats0["total_commands_processed"] - 2
+
+    def net(key: str) -> float:
+        return float(stats1[key] - stats0[key])
+
     return {
         "redis_cpu_ms_per_job": round(used / done * 1000, 4),
         "commands_per_job": round(calls / done, 1),
+        # the replay's own INFO calls are a few hundred bytes in all: left in
+        "kb_in_per_job": round(net("total_net_input_bytes") / done / 1000, 2),
+        "kb_out_per_job": round(net("total_net_output_bytes") / done / 1000, 2),
         "jobs_per_s": round(done / seconds, 1),
         "redis_busy": round(used / seconds, 2),
     }

@@ -358,35 +358,17 @@ def test_export_writes_the_inputs_newest_masks_and_a_manifest_tune_reads(
 def test_an_exported_set_tunes_a_model_with_cutout_tune(
     keyed_api: ApiProcess, corrected: dict[str, Any], model_home: Path, tmp_path: Path
 ) -> None:
-    """The loop's last step: the export's manifest, as it is, into `cutout tune` (its
-    defaults, cut to one step and two folds for CI's time, and registered whatever its
-    gate says: one step cannot beat the base), which writes a model."""
+    """The loop's last step: the export's manifest, as it is, into `cutout tune` (tiny,
+    as tests/integration/test_tune.py runs it), which writes a model."""
     pytest.importorskip("torch")
+    from tests.integration.test_tune import tiny_tune
+
     out = tmp_path / "set"
     assert export(out, keyed_api.url).returncode == 0
     home = tmp_path / "models"
     home.mkdir()
     (home / "u2netp.onnx").symlink_to(model_home / "u2netp.onnx")
-    tiny = ["--base", "u2netp", "--folds", "2", "--max-steps", "1", "--threads", "1"]
-    where = ["--manifest", str(out / "manifest.csv"), "--model-home", str(home)]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cutout",
-            "tune",
-            *where,
-            "--name",
-            "shop-fixes",
-            "--allow-worse",
-            *tiny,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = tiny_tune(out / "manifest.csv", home, "shop-fixes")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "training on all 4 photos" in done.stderr
     made = list(home.rglob("shop-fixes*.onnx"))

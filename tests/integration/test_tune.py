@@ -162,6 +162,21 @@ def test_a_file_that_does_not_match_its_sha256_is_never_loaded(  # type: ignore[
     assert "does not match" in job["error"]["message"]
 
 
+def tiny_tune(manifest: Path, home: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """`cutout tune` with its defaults but the base u2netp, 2 folds and 1 step (CI's
+    time), registered whatever its gate says (one step cannot beat the base)."""
+    tiny = ["--base", "u2netp", "--folds", "2", "--max-steps", "1", "--threads", "1"]
+    where = ["--manifest", str(manifest), "--model-home", str(home)]
+    return subprocess.run(
+        [sys.executable, "-m", "cutout", "tune", *where, "--name", name, "--allow-worse", *tiny],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory: pytest.TempPathFactory, model_home: Path) -> tuple[Path, str]:
     """A tiny tune into its own model home: (home, name)."""
@@ -174,34 +189,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, model_home: Path) -> tuple[P
     home.mkdir()
     (home / "u2netp.onnx").symlink_to(model_home / "u2netp.onnx")
     name = f"tiny-{os.getpid()}"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cutout",
-            "tune",
-            "--manifest",
-            str(manifests["all"]),
-            "--base",
-            "u2netp",
-            "--name",
-            name,
-            "--folds",
-            "2",
-            "--max-steps",
-            "1",
-            "--allow-worse",
-            "--threads",
-            "1",
-            "--model-home",
-            str(home),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
+    done = tiny_tune(manifests["all"], home, name)
     assert done.returncode == 0, done.stderr[-3000:]
     # the defaults but 2 folds (CI's time): cross-validation inside the 4 photos, then a
     # run on all of them, with the progress of every run on stderr

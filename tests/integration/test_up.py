@@ -3,6 +3,7 @@ it shows its progress and says "ready" only once a worker takes jobs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -55,7 +56,11 @@ def start_up(
         if proc.poll() is not None:
             raise AssertionError(f"cutout up exited {proc.returncode}:\n{text[-3000:]}")
         time.sleep(0.3)
-    proc.kill()
+    children = descendants(proc)  # SIGKILL of `cutout up` alone would orphan them
+    for process in [*children, psutil.Process(proc.pid)]:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(children, timeout=10)
     raise AssertionError("cutout up did not print its URL:\n" + log.read_text()[-3000:])
 
 

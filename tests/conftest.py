@@ -33,7 +33,7 @@ from testkit.procs import ROOT, S3_CREDENTIALS
 
 pytest_plugins = [
     "tests.openapi_conformance",  # every API response checked against /openapi.json
-    "tests.strict_parts",  # on CI (CUTOUT_TESTS_STRICT=1) a skip for a missing part fails
+    "tests.strict_parts",  # on CI (TESTS_STRICT=1) a skip for a missing part fails
 ]
 EVAL_DIR = ROOT.parent / "shared" / "eval"
 ARTIFACTS = ROOT / "test-artifacts"

@@ -1,4 +1,4 @@
-"""A pytest plugin: with ``CUTOUT_TESTS_STRICT=1`` (``.ci/run`` sets it), a test that
+"""A pytest plugin: with ``TESTS_STRICT=1`` (``.ci/run`` sets it), a test that
 skips for want of a part fails instead.
 
 Locally a test skips when its part is missing (the model weights, Chromium, Node's
@@ -19,7 +19,8 @@ import pytest
 
 from testkit.procs import ROOT
 
-ENV = "CUTOUT_TESTS_STRICT"
+# not a CUTOUT_ name: the commands warn about every CUTOUT_ variable that is no setting
+ENV = "TESTS_STRICT"
 # what a skip may still be for: the evaluation data (its folder named in the reason)
 # and the machine's network
 ALLOWED = ("evaluation data", "IPv6", str(ROOT.parent / "shared" / "eval"))

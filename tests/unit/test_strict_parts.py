@@ -1,4 +1,4 @@
-"""On CI (CUTOUT_TESTS_STRICT=1) a test that skips for want of a part fails the run."""
+"""On CI (TESTS_STRICT=1) a test that skips for want of a part fails the run."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def skipped(reason: str) -> pytest.TestReport:
     "reason", ["u2netp weights missing: run `cutout models fetch`", "chromium is not installed"]
 )
 def test_a_missing_part_fails_when_strict(monkeypatch: pytest.MonkeyPatch, reason: str) -> None:
-    monkeypatch.setenv("CUTOUT_TESTS_STRICT", "1")
+    monkeypatch.setenv("TESTS_STRICT", "1")
     report = skipped(reason)
     enforce(report)
     assert report.failed
@@ -35,14 +35,14 @@ def test_a_missing_part_fails_when_strict(monkeypatch: pytest.MonkeyPatch, reaso
 def test_missing_evaluation_data_or_ipv6_still_skips(
     monkeypatch: pytest.MonkeyPatch, reason: str
 ) -> None:
-    monkeypatch.setenv("CUTOUT_TESTS_STRICT", "1")
+    monkeypatch.setenv("TESTS_STRICT", "1")
     report = skipped(reason)
     enforce(report)
     assert report.skipped
 
 
 def test_without_the_setting_a_skip_stays_a_skip(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CUTOUT_TESTS_STRICT", raising=False)
+    monkeypatch.delenv("TESTS_STRICT", raising=False)
     report = skipped("chromium is not installed")
     enforce(report)
     assert report.skipped

@@ -184,10 +184,15 @@ def redis_server(
     return Server("redis", args, data_dir / "redis.log")
 
 
-def redis_ready(port: int) -> Callable[[], bool]:
+def redis_ready(port: int, password: str | None = None) -> Callable[[], bool]:
+    """Whether the Redis on ``port`` answers a PING (as the default user with
+    ``password``, for a server with ``requirepass``)."""
+    from urllib.parse import quote
+
     from shared.redis.errors import answers
 
-    return lambda: answers(f"redis://127.0.0.1:{port}/0")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return lambda: answers(f"redis://{auth}127.0.0.1:{port}/0")
 
 
 @dataclass

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import redis
 
-from cutout.stack import Server, find_redis_server, free_port, redis_server
+from cutout.stack import Server, find_redis_server, free_port, redis_ready, redis_server
 
 MASTER_NAME = "cutout"
 REPLICATION_USER = "replication"
@@ -115,16 +115,10 @@ class SentinelCluster:
         replica and the two other Sentinels."""
         for server in (self.primary, self.replica, *self.sentinels):
             server.start()
-        self.primary.wait_until(functools.partial(self._answers, self.primary_port), timeout)
+        self.primary.wait_until(redis_ready(self.primary_port, self.password), timeout)
         self.replica.wait_until(self.link_up, timeout)
         for server, port in zip(self.sentinels, self.sentinel_ports, strict=True):
             server.wait_until(functools.partial(self._sentinel_sees_all, port), timeout)
-
-    def _answers(self, port: int) -> bool:
-        try:
-            return bool(self._data(port).ping())
-        except redis.RedisError:
-            return False
 
     def link_up(self) -> bool:
         try:

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from testkit.procs import ROOT
+from tests.conftest import EVAL_DIR
 
 # not a CUTOUT_ name: the commands warn about every CUTOUT_ variable that is no setting
 ENV = "TESTS_STRICT"
 # what a skip may still be for: the evaluation data (its folder named in the reason)
 # and the machine's network
-ALLOWED = ("evaluation data", "IPv6", str(ROOT.parent / "shared" / "eval"))
+ALLOWED = ("evaluation data", "IPv6", str(EVAL_DIR))
 
 
 def strict() -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import redis
 
-from cutout.stack import WeedPorts, free_port, port_open, s3_ready, weed_server
+from cutout.stack import Server, WeedPorts, free_port, port_open, s3_ready, weed_server
 from shared.contract.settings import load_settings
 from shared.redis.errors import answers, connect
 from shared.s3.keys import output_key
@@ -63,20 +63,24 @@ def tls_settings(url: str, files: TlsFiles, ca: Path | None = None) -> dict[str,
     }
 
 
-@pytest.fixture(scope="module")
-def tls_redis(tls_files: TlsFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The module's TLS-only redis-server; its URL (user and password, no TLS files)."""
-    from cutout.stack import Server
-
-    folder, port = tmp_path_factory.mktemp("redis-tls"), free_port()
-    args = tls_redis_args(port, tls_files, folder, clients="yes")
-    args += ACL_USER
+def start_tls_redis(files: TlsFiles, folder: Path, clients: str) -> tuple[Server, str]:
+    """A TLS-only redis-server with the ACL user, client certificates ``clients`` (yes,
+    optional or no); the server and its URL (user and password, no TLS files)."""
+    port = free_port()
+    args = [*tls_redis_args(port, files, folder, clients=clients), *ACL_USER]
     try:
         binary = find_tls_redis_server()
     except RuntimeError as exc:  # as the e2e tier does without Chromium: .ci/run installs it
         pytest.skip(str(exc))
-    server = Server("redis-tls", [binary, *args], folder / "redis.log").start()
-    url = f"rediss://{USER}:{URL_PASSWORD}@127.0.0.1:{port}/0"
+    server = Server(f"redis-tls-{clients}", [binary, *args], folder / "redis.log").start()
+    return server, f"rediss://{USER}:{URL_PASSWORD}@127.0.0.1:{port}/0"
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tls_files: TlsFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The module's TLS-only redis-server, which asks every client for a certificate; its
+    URL (user and password, no TLS files)."""
+    server, url = start_tls_redis(tls_files, tmp_path_factory.mktemp("redis-tls"), "yes")
     full = load_settings(tls_settings(url, tls_files)).redis_url
     try:
         server.wait_until(lambda: answers(str(full)), 30)
@@ -243,17 +247,7 @@ def test_a_server_that_asks_no_client_certificate_takes_the_ca_file_alone(
     tls_files: TlsFiles, tmp_path: Path
 ) -> None:
     """The client certificate is optional: most managed Redis ask none (mutual TLS off)."""
-    from cutout.stack import Server
-
-    port = free_port()
-    args = tls_redis_args(port, tls_files, tmp_path, clients="no")
-    args += ACL_USER
-    try:
-        binary = find_tls_redis_server()
-    except RuntimeError as exc:  # as the module's server does
-        pytest.skip(str(exc))
-    server = Server("redis-tls-no-client-cert", [binary, *args], tmp_path / "r.log").start()
-    url = f"rediss://{USER}:{URL_PASSWORD}@127.0.0.1:{port}/0"
+    server, url = start_tls_redis(tls_files, tmp_path, "no")
     settings = {"CUTOUT_REDIS_URL": url, "CUTOUT_REDIS_TLS_CA_FILE": str(tls_files.ca)}
     try:
         full = str(load_settings(settings).redis_url)

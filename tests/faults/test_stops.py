@@ -27,6 +27,7 @@ import psutil
 from testkit.batch import photo
 from tests.faults.conftest import AUTH, FaultStack, assert_exact_accounting
 from tests.integration.conftest import WorkerProcess, http, wait_for
+from tests.procs import live_children
 
 ITEMS = 18
 STOPS = ("download", "engine", "upload") * 3
@@ -191,12 +192,12 @@ def test_stops_during_every_kind_of_work_never_fail_a_job(stack: FaultStack) -> 
 def pool_child(worker: WorkerProcess) -> psutil.Process:
     """The worker's one pool child (not its alpha matting warmer, worker/warmup.py)."""
     children = [
-        child
-        for child in psutil.Process(worker.proc.pid).children()
-        if "worker.warmup" not in " ".join(child.cmdline())
+        (child, line)
+        for child, line in live_children(worker.proc.pid)
+        if "worker.warmup" not in line
     ]
-    assert len(children) == 1, [child.cmdline() for child in children]
-    return children[0]
+    assert len(children) == 1, [line for _, line in children]
+    return children[0][0]
 
 
 def test_a_child_that_crashes_while_its_worker_stops_counts_no_attempt(

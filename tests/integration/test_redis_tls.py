@@ -38,6 +38,7 @@ from tests.integration.conftest import http, multipart, running_api, wait_for
 from tests.integration.test_service import poll
 from tests.integration.test_up import descendants, start_up, stop
 from tests.integration.test_worker import photo_bytes
+from tests.procs import command_lines
 
 USER, PASSWORD = "cutout", "p@ss:w/rd"  # characters a URL must percent-encode
 URL_PASSWORD = "p%40ss%3Aw%2Frd"
@@ -128,7 +129,7 @@ def test_a_job_runs_through_cutout_up_on_tls_redis_as_an_acl_user_and_https_s3(
     children = descendants(proc)
     try:
         # `cutout up` started neither Redis nor SeaweedFS: the API and the worker use ours
-        names = " ".join(" ".join(p.cmdline()) for p in children)
+        names = command_lines(proc.pid)
         assert "redis-server" not in names
         assert "weed" not in names
         body, ctype = multipart(

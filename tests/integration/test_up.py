@@ -21,6 +21,7 @@ from tests.conftest import ROOT
 from tests.integration.conftest import http, multipart
 from tests.integration.test_service import poll
 from tests.integration.test_worker import photo_bytes
+from tests.procs import command_line, command_lines, live_children
 
 
 def start_up(
@@ -70,7 +71,7 @@ def descendants(proc: subprocess.Popen) -> list[psutil.Process]:
 
 def worker_environ(proc: subprocess.Popen) -> dict[str, str]:
     """The environment of the `cutout worker` that `cutout up` started."""
-    (worker,) = [p for p in psutil.Process(proc.pid).children() if p.cmdline()[-1:] == ["worker"]]
+    (worker,) = [p for p, line in live_children(proc.pid) if line.endswith(" worker")]
     return worker.environ()
 
 
@@ -92,7 +93,7 @@ def stop(proc: subprocess.Popen, children: list[psutil.Process]) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(90) == 0
     _, alive = psutil.wait_procs(children, timeout=10)
-    assert not alive, f"left behind: {[p.cmdline()[:3] for p in alive]}"
+    assert not alive, f"left behind: {[command_line(p) for p in alive]}"
 
 
 def test_up_serves_a_job_stops_cleanly_and_keeps_data(tmp_path, model_home) -> None:
@@ -120,7 +121,7 @@ def test_up_serves_a_job_stops_cleanly_and_keeps_data(tmp_path, model_home) -> N
         # numba's compile cache (alpha matting) is kept in the data folder by default
         assert worker_environ(proc)["NUMBA_CACHE_DIR"] == str(data_dir / "numba")
         children = descendants(proc)
-        names = " ".join(" ".join(p.cmdline()) for p in children)
+        names = command_lines(proc.pid)
         assert "redis-server" in names
         assert "weed" in names
         status, _, raw = http("GET", f"{url}/openapi.json")

@@ -16,6 +16,7 @@ from testkit.sentinel import MASTER_NAME, SentinelCluster
 from tests.integration.conftest import http
 from tests.integration.test_service import poll
 from tests.integration.test_up import descendants, start_up, stop, submit_plain
+from tests.procs import command_lines
 
 
 @pytest.mark.parametrize(
@@ -37,7 +38,7 @@ def test_up_takes_a_sentinel_url_and_starts_no_redis(
         )
         try:
             children = descendants(proc)
-            names = " ".join(" ".join(p.cmdline()) for p in children)
+            names = command_lines(proc.pid)
             assert "redis-server" not in names
             assert "starting Redis" not in (tmp_path / "up.log").read_text()
             job_id = submit_plain(url)

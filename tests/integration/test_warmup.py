@@ -24,6 +24,7 @@ import pytest
 
 from tests.integration.conftest import wait_for
 from tests.integration.test_worker import celery_app, finished, photo_bytes, submit
+from tests.procs import live_children
 
 __all__ = ["celery_app"]  # the fixture, used by name below
 
@@ -33,14 +34,7 @@ HOGS = 4
 def pool_children(worker) -> list[psutil.Process]:
     """The worker's pool processes (not its alpha matting warmer, while that runs, nor
     the warmer in the moment between its exit and its reaping, a zombie)."""
-    found = []
-    for child in psutil.Process(worker.proc.pid).children():
-        try:
-            if "worker.warmup" not in " ".join(child.cmdline()):
-                found.append(child)
-        except (psutil.ZombieProcess, psutil.NoSuchProcess):
-            continue
-    return found
+    return [child for child, line in live_children(worker.proc.pid) if "worker.warmup" not in line]
 
 
 @pytest.fixture

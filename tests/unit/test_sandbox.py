@@ -24,6 +24,7 @@ import pytest
 
 from shared.errors import InvalidModel, ModelFailed, ModelMemoryExceeded, ProcessingTimeout
 from testkit import custom_graphs as graphs
+from tests.procs import has_exited
 from worker.engine import sandbox_wire as wire
 from worker.engine.sandbox import Sandbox, SandboxLimits
 from worker.engine.sandbox_runner import public_message
@@ -120,7 +121,7 @@ def test_a_model_over_the_time_cap_is_killed(tmp_path: Path) -> None:
         pid = _runner_pid(box)
         with pytest.raises(ProcessingTimeout, match="did not finish within 2 s"):
             _run(box, _file(tmp_path, "loop", graphs.slow_loop()))
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+        assert has_exited(pid)
         assert _run(box, tiny).shape == (1, 1, 320, 320)
         assert box.started == 2
     finally:
@@ -219,7 +220,7 @@ box.run("loop", "loop", lambda: path, np.zeros((1, 3, 320, 320), np.float32))
     parent.kill()
     parent.wait(10)
     deadline = time.monotonic() + 10
-    while psutil.pid_exists(runner) and psutil.Process(runner).status() != "zombie":
+    while not has_exited(runner):
         assert time.monotonic() < deadline, "the runner outlived its parent"
         time.sleep(0.05)
 

@@ -48,6 +48,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def reserve_port(port: int) -> None:
+    """Keep ``port`` from ``free_port()`` and ``WeedPorts.pick`` in this process: a port
+    a server is about to bind (``cutout up``'s API, which starts after Redis and
+    SeaweedFS) is still free when they pick theirs."""
+    _HANDED_OUT.add(port)
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
@@ -216,7 +223,7 @@ class WeedPorts:
         while len(ports) < 5:
             port = random.randrange(low, high) if high > low else free_port()
             partners = {port, port + 10000}
-            taken = {p for q in ports for p in (q, q + 10000)}
+            taken = {p for q in ports for p in (q, q + 10000)} | _HANDED_OUT
             if port + 10000 < 65536 and not partners & taken and all(map(bindable, partners)):
                 ports.append(port)
         return cls(s3 or ports[0], ports[1], ports[2], ports[3], ports[4])

@@ -241,7 +241,7 @@ def _supervise(stack: Stack) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from cutout.stack import StackError, port_open
+    from cutout.stack import StackError, port_open, reserve_port
     from shared.errors import ModelUnavailable
     from shared.logs import setup_logging
 
@@ -256,6 +256,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if port_open(port, settings.host if settings.host != "0.0.0.0" else "127.0.0.1"):
         _warn(f"cutout up: port {port} is already in use (set CUTOUT_PORT)")
         return 2
+    reserve_port(port)  # Redis and SeaweedFS start first and must not take it
     stack = Stack(settings, data_dir, _environment(settings, data_dir, port))
 
     def stop(*_: Any) -> None:

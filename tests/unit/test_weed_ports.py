@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from cutout.stack import WeedPorts, free_port, quiet_span
+from cutout.stack import _HANDED_OUT, WeedPorts, bindable, free_port, quiet_span, reserve_port
 
 
 def test_weed_ports_and_their_grpc_partners_avoid_the_ephemeral_range() -> None:
@@ -47,3 +47,17 @@ def test_a_port_in_use_or_whose_partner_is_in_use_is_never_picked(monkeypatch) -
 
 def test_an_explicit_s3_port_is_kept() -> None:
     assert WeedPorts.pick(s3=9333).s3 == 9333
+
+
+def test_a_reserved_port_is_picked_by_neither(monkeypatch) -> None:
+    """`cutout up` reserves its API's port: Redis and SeaweedFS start first, while the
+    port is still free, and must not take it."""
+    low, high = quiet_span()
+    mine, spare = [p for p in range(2048, low) if p not in _HANDED_OUT and bindable(p)][:2]
+    weeds = next(p for p in range(low, high) if bindable(p) and bindable(p + 10000))
+    reserve_port(mine)
+    reserve_port(weeds + 10000)  # a gRPC partner counts too
+    offers = iter([mine, spare, weeds, *range(weeds + 1, high)])
+    monkeypatch.setattr("cutout.stack.random.randrange", lambda a, b: next(offers))
+    assert free_port() == spare
+    assert weeds not in vars(WeedPorts.pick()).values()

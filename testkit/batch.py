@@ -113,11 +113,13 @@ class LocalServer:
 
 class Receiver:
     """A webhook receiver: records every delivery; ``plan[path]`` lists the statuses to
-    answer in turn (then 200)."""
+    answer in turn (then 200); while ``held[path]`` is an unset event, a delivery to that
+    path is recorded at once but answered only when the event is set (at most 30 s)."""
 
     def __init__(self) -> None:
         self.deliveries: list[Delivery] = []
         self.plan: dict[str, list[int]] = {}
+        self.held: dict[str, threading.Event] = {}
         self.lock = threading.Lock()
         self.http = LocalServer(self._handle)
 
@@ -129,6 +131,9 @@ class Receiver:
             status = statuses.pop(0) if statuses else 200
             headers = {k.lower(): v for k, v in req.headers.items()}
             self.deliveries.append(Delivery(req.path, headers, body, status))
+            hold = self.held.get(req.path)
+        if hold is not None:
+            hold.wait(30)
         return status, b"ok", "text/plain"
 
     def url(self, path: str) -> str:

@@ -72,8 +72,10 @@ def test_worker_sigkilled_mid_batch_then_another_started(stack: FaultStack) -> N
     # kill the whole process group (Celery's main process and its pool child) at once
     victim.kill()
     assert victim.proc.poll() == -signal.SIGKILL
-    stack.start_worker()
+    # the lost run holds the batch open (checked before the new worker's start, which
+    # may take long enough on a loaded machine for the rest to finish around it)
     assert stack.batch(batch["id"])["status"] == "running"
+    stack.start_worker()
 
     jobs = assert_exact_accounting(stack, batch["id"])
     interrupted = next(job for job in jobs if job["id"] == job_id)
@@ -203,7 +205,9 @@ def test_api_restarted_while_clients_poll(stack: FaultStack) -> None:
     assert [p for p in answered if p.status >= 500] == []
     assert {p.status for p in answered} == {200}
     assert failures, "the poller never saw the API down"
-    assert all(p.error and ("Connection" in p.error or "URLError" in p.error) for p in failures), {
+    # refused, reset, or dropped by the stopping server before it answered
+    dropped = ("Connection", "URLError", "RemoteDisconnected")
+    assert all(p.error and any(kind in p.error for kind in dropped) for p in failures), {
         p.error for p in failures
     }
     assert [p for p in failures if p.at > back_at] == []

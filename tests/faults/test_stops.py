@@ -140,7 +140,7 @@ def test_stops_during_every_kind_of_work_never_fail_a_job(stack: FaultStack) -> 
             if kind == "download":
                 # a download is in flight: the worker is inside the URL fetch
                 wait_for(lambda: images.in_flight > 0, 120, 0.01)
-                time.sleep(rng.uniform(0.1, TRICKLE_S * 0.6))
+                time.sleep(rng.uniform(0.1, TRICKLE_S * 0.4))  # >= 0.8 s of it left
             elif kind == "engine":
                 # an input has just arrived: decode, the model, then seconds of matting
                 seen = images.finished

@@ -33,6 +33,7 @@ from tests.faults.conftest import (
     assert_exact_accounting,
 )
 from tests.integration.conftest import wait_for
+from tests.procs import has_exited, live_children
 
 
 @dataclass
@@ -107,12 +108,9 @@ def up(tmp_path: Path, model_home: Path) -> Iterator[tuple[subprocess.Popen[byte
 
 def worker_parent(up_pid: int) -> psutil.Process:
     """The ``cutout worker`` main process that ``cutout up`` started."""
-    for child in psutil.Process(up_pid).children():
-        try:
-            if "worker" in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
-                return child
-        except psutil.Error:  # the dead one, not yet reaped by `cutout up`
-            continue
+    for child, line in live_children(up_pid):  # not the dead one, until `cutout up` reaps it
+        if "worker" in line.split():
+            return child
     raise LookupError("no live worker under cutout up")
 
 
@@ -142,7 +140,7 @@ def test_worker_parent_sigkilled_under_cutout_up_is_restarted(
     assert new.is_running()
     # the dead parent's pool children went with it (they were not left to run on)
     for child in old_children:
-        wait_for(lambda child=child: not child.is_running() or child.status() == "zombie", 30)
+        wait_for(lambda child=child: has_exited(child.pid), 30)
 
     assert_exact_accounting(stack, batch["id"])
     assert proc.poll() is None, "cutout up stopped"

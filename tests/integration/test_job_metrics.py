@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,14 +17,23 @@ from shared.contract.shapes.records import JobRecord
 from shared.ids import new_id, now_iso
 from shared.stores import jobstats, telemetry
 from shared.stores.workerstore import RedisWorkerStore
+from tests.conftest import running_redis
 from worker.outcome import finish
 
 TIMINGS = {"inference": 0.3, "total": 0.42, "store": 0.004}
 
 
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of this module's own: the command counts below are server-wide, and
+    the session server's workers poll it twice a second."""
+    with running_redis(tmp_path_factory.mktemp("metrics-redis")) as url:
+        yield url
+
+
 @pytest.fixture
-def r(module_db: str) -> Any:
-    client = redis.Redis.from_url(module_db, decode_responses=True)
+def r(own_redis: str) -> Any:
+    client = redis.Redis.from_url(own_redis, decode_responses=True)
     client.flushdb()
     jobstats.TALLY.folded()  # this test process counts from zero, under a new id
     return client

@@ -86,9 +86,13 @@ def peak_rss(api: ApiProcess) -> int:
     """The largest peak resident set (VmHWM, bytes) among the API's processes."""
     peaks = []
     for proc in [psutil.Process(api.proc.pid), *psutil.Process(api.proc.pid).children(True)]:
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-        peaks.append(int(line.split()[1]) * 1024)
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+        except FileNotFoundError:  # exited since the listing
+            continue
+        # a zombie (exited, not yet reaped) has no memory lines
+        lines = [x for x in status.splitlines() if x.startswith("VmHWM:")]
+        peaks.extend(int(line.split()[1]) * 1024 for line in lines)
     return max(peaks)
 
 

@@ -47,8 +47,12 @@ def test_metrics_and_readiness_report_workers_and_jobs(api_server, worker) -> No
         30,
     )
     assert workers["alive"] >= 1
-    assert workers["details"][0]["providers"] == ["CPUExecutionProvider"]
-    assert workers["details"][0]["rss_bytes"] > 50_000_000
+    # other modules' workers share this database; one still warming up reports no
+    # providers yet, so the check is that a ready one reports its own
+    assert any(
+        d["providers"] == ["CPUExecutionProvider"] and d["rss_bytes"] > 50_000_000
+        for d in workers["details"]
+    ), workers["details"]
 
     status, _, raw = http("GET", f"{api_server.url}/metrics")
     assert status == 200
@@ -65,7 +69,9 @@ def test_metrics_and_readiness_report_workers_and_jobs(api_server, worker) -> No
 
 def test_retention_deletes_records_and_stored_bytes(redis_url, storage, service_env) -> None:
     settings = load_settings(service_env)
-    store = RedisWorkerStore.from_url(redis_url, retention=1)
+    # 5 s: long enough that no sweeper (ours or a running worker's) can reach the job
+    # before the first check below, even on a loaded machine
+    store = RedisWorkerStore.from_url(redis_url, retention=5)
     job_id = new_id("job")
     in_key, out_key = input_key("t9", job_id), output_key("t9", job_id, "png")
     storage.put(in_key, b"input", "image/jpeg")
@@ -84,7 +90,7 @@ def test_retention_deletes_records_and_stored_bytes(redis_url, storage, service_
     # before expiry nothing of this job is removed
     sweeper.expire()
     assert storage.head(in_key)["bytes"] == 5
-    time.sleep(2.1)
+    time.sleep(6.1)
     assert store.get_job(job_id) is None
     # this sweeper or a running worker's (both run the same code) deletes them; the
     # other one may still be in the middle of it when ours finds nothing left to take

@@ -241,10 +241,12 @@ def test_signed_result_urls_expire(client: FlaskClient) -> None:
 
     storage = app.extensions["cutout"].storage
     key = f"outputs/sec-a/{job_id}/result.png"
-    short = storage.presign_get(key, expires=1)
+    # the signature's date is in whole seconds: a URL for 1 s may be stale when it is
+    # signed, so the valid use gets several seconds and the sleep outlasts them
+    short = storage.presign_get(key, expires=4)
     with urllib.request.urlopen(short) as response:
         assert response.status == 200
-    time.sleep(2.5)  # past the expiry (whole seconds in the signature)
+    time.sleep(5.5)  # past the expiry
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(short)
     assert refused.value.code == 403

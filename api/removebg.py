@@ -23,7 +23,7 @@ from typing import Any, cast
 from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from api.errors import from_http_exception
+from api.errors import UNAVAILABLE_RETRY_AFTER, from_http_exception
 from api.intake import check_image, job_from_bytes, job_from_url, read_limited
 from api.jsonbody import request_json
 from api.models import model_check
@@ -85,6 +85,9 @@ def error_response(error: CutoutError) -> Response:
     for name, value in (getattr(error, "headers", None) or {}).items():
         if name.lower() != "www-authenticate":
             response.headers[name] = value
+    if response.status_code == 503 and "Retry-After" not in response.headers:
+        # as every 503 of ours: Redis failing over is back within seconds
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     return response
 
 

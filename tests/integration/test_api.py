@@ -557,6 +557,39 @@ def test_redis_down_is_503_not_500(make_settings: Callable[..., Settings]) -> No
     assert_problem(client.get("/v1/jobs/job_0000000000000000000000000a"), 503, "unavailable")
 
 
+def _photo_form(field: str) -> dict[str, Any]:
+    return {field: (io.BytesIO(png_bytes()), "in.png")}
+
+
+SUBMISSIONS: dict[str, Callable[[FlaskClient], Any]] = {
+    "job": lambda c: c.post("/v1/jobs", data=_photo_form("image")),
+    "batch": lambda c: c.post(
+        "/v1/batches", json={"items": [{"image_url": "https://example.com/a.png"}]}
+    ),
+    "rembg": lambda c: c.post("/api/remove", data=_photo_form("file")),
+    "removebg": lambda c: c.post("/v1.0/removebg", data=_photo_form("image_file")),
+}
+
+
+@pytest.mark.parametrize("route", SUBMISSIONS)
+def test_a_submission_while_redis_is_down_is_503_with_retry_after(
+    make_settings: Callable[..., Settings], route: str
+) -> None:
+    """What a client that submits sees while the job store is unreachable (the window of a
+    failover, before the Sentinels promote a replica): 503 ``unavailable`` with a
+    Retry-After to wait, never a 500, on every route that takes work."""
+    client = create_app(make_settings(redis_url="redis://127.0.0.1:1/0")).test_client()
+    response = SUBMISSIONS[route](client)
+    if route == "removebg":  # the drop-in answers in remove.bg's error shape
+        assert response.status_code == 503
+        (error,) = response.get_json()["errors"]
+        assert error["code"] == "unavailable"
+        assert "Redis" in error["title"]
+    else:
+        assert "Redis" in assert_problem(response, 503, "unavailable")["detail"]
+    assert int(response.headers["Retry-After"]) >= 1
+
+
 # -- /api/remove (the worker's part played by a thread; real workers: the service tests) --
 
 

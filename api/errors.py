@@ -51,14 +51,21 @@ class NoResult(CutoutError):
     title = "The job finished without a result"
 
 
+def error_headers(error: CutoutError, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The headers every answer of ``error`` carries, in any error shape: its own
+    (``error.headers``), ``extra``, and a ``Retry-After`` on a 503 that sets none."""
+    headers = {**(getattr(error, "headers", None) or {}), **(extra or {})}
+    if error.status == 503:
+        headers.setdefault("Retry-After", str(UNAVAILABLE_RETRY_AFTER))
+    return headers
+
+
 def problem_response(error: CutoutError, headers: Mapping[str, str] | None = None) -> Response:
-    """The problem+json response for ``error`` (plus any ``error.headers``)."""
+    """The problem+json response for ``error`` (with :func:`error_headers`)."""
     body = error.to_problem(instance=_instance())
     response = Response(json.dumps(body), status=error.status, mimetype=PROBLEM_MIMETYPE)
-    for name, value in {**(getattr(error, "headers", None) or {}), **(headers or {})}.items():
+    for name, value in error_headers(error, headers).items():
         response.headers[name] = value
-    if error.status == 503 and "Retry-After" not in response.headers:
-        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     return response
 
 

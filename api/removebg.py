@@ -23,7 +23,7 @@ from typing import Any, cast
 from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from api.errors import UNAVAILABLE_RETRY_AFTER, from_http_exception
+from api.errors import error_headers, from_http_exception
 from api.intake import check_image, job_from_bytes, job_from_url, read_limited
 from api.jsonbody import request_json
 from api.models import model_check
@@ -82,12 +82,9 @@ def error_response(error: CutoutError) -> Response:
     response = Response(
         json.dumps(body), status=removebg_status(error), mimetype="application/json"
     )
-    for name, value in (getattr(error, "headers", None) or {}).items():
+    for name, value in error_headers(error).items():
         if name.lower() != "www-authenticate":
             response.headers[name] = value
-    if response.status_code == 503 and "Retry-After" not in response.headers:
-        # as every 503 of ours: Redis failing over is back within seconds
-        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     return response
 
 

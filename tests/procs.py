@@ -3,6 +3,7 @@
 A child that has just exited stays a zombie until its parent reaps it, and psutil
 raises on a zombie's command line: the alpha matting warmer (worker/warmup.py) exits
 while the tests watch. These helpers read the command lines of live processes only.
+(Here, not in testkit/procs.py: psutil is a test dependency, and bench/ imports testkit.)
 """
 
 from __future__ import annotations
